@@ -1,0 +1,40 @@
+//! The `rkube` binary: every rkube component behind one command.
+//!
+//! `main` only parses options and calls the component's library `run`; tests start the
+//! same binary.
+
+mod store_cmd;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "rkube",
+    version,
+    about = "A Kubernetes-style control plane with a built-in Raft store"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run one member of the replicated store, serving the etcd v3 API.
+    Store(store_cmd::StoreArgs),
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,openraft=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let rt = tokio::runtime::Runtime::new()?;
+    match cli.command {
+        Command::Store(args) => rt.block_on(store_cmd::run(args)),
+    }
+}

@@ -1,0 +1,27 @@
+//! raft-store: rkube's replicated key-value store — etcd's role, embedded in every
+//! apiserver process.
+//!
+//! openraft (0.9, storage v2) over RocksDB: the Raft log ([`log_store`]) and the MVCC state
+//! machine ([`state_machine`], [`mvcc`]) are separate types sharing one database through
+//! column families. On top: watches ([`watch`]), leases, compaction, membership changes, an
+//! in-process API ([`Store`]) and the etcd v3 gRPC API ([`etcd`]).
+//!
+//! This crate knows nothing about Kubernetes objects, and depends on no rkube crate but
+//! `rkube-proto`.
+
+mod codec;
+pub mod error;
+pub mod etcd;
+pub mod log_store;
+pub mod mvcc;
+pub mod network;
+pub mod state_machine;
+pub mod store;
+pub mod types;
+pub mod validate;
+pub mod watch;
+
+pub use error::{Error, Result};
+pub use store::{ClusterState, Store, StoreConfig};
+pub use types::{member_id, NodeId};
+pub use watch::{WatchItem, WatchOptions, Watcher};

@@ -1,0 +1,487 @@
+//! [`Store`]: one member of the replicated store, as an in-process API.
+//!
+//! Any member accepts every request: writes that reach a follower are forwarded to the
+//! leader over the peer port, and linearizable reads on a follower first learn a read
+//! index from the leader (ReadIndex) and wait until they have applied it.
+
+mod background;
+mod cluster;
+mod kv;
+mod lease;
+mod peer;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use openraft::error::{ClientWriteError, RaftError};
+use openraft::Config;
+use rkube_proto::raft::raft_peer_server::RaftPeerServer;
+use rkube_proto::raft::{store_request::Op, store_response, StoreRequest, StoreResponse};
+use rocksdb::{ColumnFamilyDescriptor, Options, DB};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tonic::Status;
+
+pub use lease::Lessor;
+
+use crate::error::{Error, Result};
+use crate::log_store::{LogStore, CF_LOGS, CF_RAFT};
+use crate::mvcc::{CF_LEASES, CF_REVS, CF_SM_META};
+use crate::network::Peers;
+use crate::state_machine::{SmShared, StateMachine};
+use crate::types::{member_id, Member, NodeId, Raft, Request};
+use crate::validate::Limits;
+
+/// Whether this member founds a new cluster or joins an existing one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum ClusterState {
+    /// Every member of `--initial-cluster` starts with the same list; the cluster forms
+    /// once a quorum of them is up.
+    #[default]
+    New,
+    /// The member was added with MemberAdd and waits to be replicated to.
+    Existing,
+}
+
+/// Configuration of one store member.
+#[derive(Clone, Debug)]
+pub struct StoreConfig {
+    pub name: String,
+    pub data_dir: PathBuf,
+    /// Address the peer (Raft) listener binds.
+    pub peer_listen: SocketAddr,
+    /// `name -> peer address` of the founding members; identical on every member.
+    pub initial_cluster: BTreeMap<String, String>,
+    pub initial_cluster_state: ClusterState,
+    /// Client URLs this member publishes (MemberList's `clientURLs`).
+    pub client_urls: Vec<String>,
+    pub limits: Limits,
+    pub heartbeat_interval: Duration,
+    pub election_timeout: Duration,
+    /// How long a request waits for a leader or a quorum before it fails.
+    pub request_timeout: Duration,
+    /// Automatic compaction keeps this many revisions of history; 0 turns it off.
+    pub auto_compaction_retention: i64,
+    /// A snapshot is built after this many log entries; the log is purged up to it.
+    pub snapshot_entries: u64,
+    /// Buffered revisions per watcher before a watcher that does not keep up is cancelled.
+    pub watch_buffer: usize,
+    /// How often a watch that asked for progress notifications gets one when idle.
+    pub watch_progress_interval: Duration,
+}
+
+impl StoreConfig {
+    /// A configuration with defaults for everything but the names and addresses.
+    pub fn new(
+        name: &str,
+        data_dir: PathBuf,
+        peer_listen: SocketAddr,
+        initial_cluster: BTreeMap<String, String>,
+    ) -> Self {
+        StoreConfig {
+            name: name.to_string(),
+            data_dir,
+            peer_listen,
+            initial_cluster,
+            initial_cluster_state: ClusterState::New,
+            client_urls: Vec::new(),
+            limits: Limits::default(),
+            heartbeat_interval: Duration::from_millis(50),
+            election_timeout: Duration::from_millis(150),
+            request_timeout: Duration::from_secs(5),
+            auto_compaction_retention: 10_000,
+            snapshot_entries: 10_000,
+            watch_buffer: 4096,
+            watch_progress_interval: Duration::from_secs(600),
+        }
+    }
+
+    /// Parses etcd's `--initial-cluster` form: `n1=127.0.0.1:2380,n2=...` (an `http://`
+    /// scheme is accepted and dropped).
+    pub fn parse_initial_cluster(s: &str) -> Result<BTreeMap<String, String>> {
+        let mut out = BTreeMap::new();
+        for part in s.split(',').filter(|p| !p.is_empty()) {
+            let (name, addr) = part.split_once('=').ok_or_else(|| {
+                Error::invalid("initial-cluster", format!("{part:?} is not name=host:port"))
+            })?;
+            let addr = strip_scheme(addr);
+            if addr.parse::<SocketAddr>().is_err() && !addr.contains(':') {
+                return Err(Error::invalid(
+                    "initial-cluster",
+                    format!("{addr:?} is not host:port"),
+                ));
+            }
+            if out.insert(name.to_string(), addr.to_string()).is_some() {
+                return Err(Error::invalid(
+                    "initial-cluster",
+                    format!("member {name} is listed twice"),
+                ));
+            }
+        }
+        if out.is_empty() {
+            return Err(Error::invalid("initial-cluster", "no members listed"));
+        }
+        Ok(out)
+    }
+}
+
+/// `http://host:port` or `host:port` as `host:port`.
+pub fn strip_scheme(url: &str) -> &str {
+    url.trim_start_matches("http://")
+        .trim_start_matches("https://")
+        .trim_end_matches('/')
+}
+
+pub(crate) struct Inner {
+    pub id: NodeId,
+    pub cluster_id: u64,
+    pub cfg: StoreConfig,
+    pub raft: Raft,
+    pub sm: Arc<SmShared>,
+    pub peers: Peers,
+    pub lessor: Lessor,
+    tasks: parking_lot::Mutex<Vec<JoinHandle<()>>>,
+}
+
+/// One member of the replicated store. Cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    pub(crate) inner: Arc<Inner>,
+}
+
+/// Opens the RocksDB database with every column family of the log store and the state
+/// machine.
+fn open_db(dir: &std::path::Path) -> Result<DB> {
+    let mut opts = Options::default();
+    opts.create_if_missing(true);
+    opts.create_missing_column_families(true);
+    opts.increase_parallelism(2);
+    let cfs = [CF_LOGS, CF_RAFT, CF_REVS, CF_LEASES, CF_SM_META]
+        .into_iter()
+        .map(|n| ColumnFamilyDescriptor::new(n, Options::default()));
+    Ok(DB::open_cf_descriptors(&opts, dir.join("db"), cfs)?)
+}
+
+impl Store {
+    /// Opens (or creates) the member's data, starts its peer listener and Raft, and — for a
+    /// new cluster — proposes the initial membership. Returns before the cluster has formed.
+    pub async fn open(cfg: StoreConfig) -> Result<Store> {
+        let own_addr = cfg
+            .initial_cluster
+            .get(&cfg.name)
+            .cloned()
+            .unwrap_or_else(|| cfg.peer_listen.to_string());
+        if cfg.initial_cluster_state == ClusterState::New
+            && !cfg.initial_cluster.contains_key(&cfg.name)
+        {
+            return Err(Error::invalid(
+                "initial-cluster",
+                format!("does not list this member ({})", cfg.name),
+            ));
+        }
+        let id = member_id(&own_addr);
+        std::fs::create_dir_all(&cfg.data_dir)
+            .map_err(|e| Error::Storage(format!("{}: {e}", cfg.data_dir.display())))?;
+        let db = Arc::new(open_db(&cfg.data_dir)?);
+        let log = LogStore::new(db.clone())?;
+        let sm = StateMachine::new(db.clone(), cfg.data_dir.clone())?;
+        let shared = sm.shared.clone();
+
+        let raft_cfg = Config {
+            cluster_name: "rkube".into(),
+            heartbeat_interval: cfg.heartbeat_interval.as_millis() as u64,
+            election_timeout_min: cfg.election_timeout.as_millis() as u64,
+            election_timeout_max: 2 * cfg.election_timeout.as_millis() as u64,
+            install_snapshot_timeout: 10_000,
+            snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(cfg.snapshot_entries),
+            max_in_snapshot_log_to_keep: cfg.snapshot_entries / 10,
+            max_payload_entries: 1000,
+            ..Default::default()
+        }
+        .validate()
+        .map_err(|e| Error::invalid("raft config", e.to_string()))?;
+        let peers = Peers::default();
+        let raft = Raft::new(id, Arc::new(raft_cfg), peers.clone(), log, sm)
+            .await
+            .map_err(|e| Error::Storage(e.to_string()))?;
+
+        let mut ids: Vec<String> = cfg
+            .initial_cluster
+            .iter()
+            .map(|(n, a)| format!("{n}={a}"))
+            .collect();
+        ids.sort();
+        let cluster_id = member_id(&ids.join(","));
+        let store = Store {
+            inner: Arc::new(Inner {
+                id,
+                cluster_id,
+                cfg: cfg.clone(),
+                raft,
+                sm: shared,
+                peers,
+                lessor: Lessor::default(),
+                tasks: Default::default(),
+            }),
+        };
+
+        let listener = TcpListener::bind(cfg.peer_listen)
+            .await
+            .map_err(|e| Error::invalid("peer-listen", format!("{}: {e}", cfg.peer_listen)))?;
+        let svc = RaftPeerServer::new(peer::PeerService {
+            store: store.clone(),
+        })
+        .max_decoding_message_size(usize::MAX)
+        .max_encoding_message_size(usize::MAX);
+        let server = tokio::spawn(async move {
+            let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+            if let Err(e) = tonic::transport::Server::builder()
+                .tcp_nodelay(true)
+                .add_service(svc)
+                .serve_with_incoming(incoming)
+                .await
+            {
+                tracing::error!(error = %e, "peer listener stopped");
+            }
+        });
+        store.inner.tasks.lock().push(server);
+
+        if cfg.initial_cluster_state == ClusterState::New {
+            let members: BTreeMap<NodeId, Member> = cfg
+                .initial_cluster
+                .iter()
+                .map(|(name, addr)| {
+                    (
+                        member_id(addr),
+                        Member {
+                            name: name.clone(),
+                            peer_addr: addr.clone(),
+                        },
+                    )
+                })
+                .collect();
+            // Every founding member proposes the same membership at log index 0; on a
+            // restart the log is not empty and this is refused, so it never re-initialises.
+            match store.inner.raft.initialize(members).await {
+                Ok(()) => tracing::info!(member = %cfg.name, "initialised the cluster membership"),
+                Err(RaftError::APIError(openraft::error::InitializeError::NotAllowed(_))) => {}
+                Err(e) => return Err(Error::Storage(e.to_string())),
+            }
+        }
+        background::spawn_all(&store);
+        Ok(store)
+    }
+
+    pub fn id(&self) -> NodeId {
+        self.inner.id
+    }
+
+    pub fn name(&self) -> &str {
+        &self.inner.cfg.name
+    }
+
+    pub fn cluster_id(&self) -> u64 {
+        self.inner.cluster_id
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.inner.cfg.limits
+    }
+
+    pub fn config(&self) -> &StoreConfig {
+        &self.inner.cfg
+    }
+
+    /// Raft metrics of this member (leader, term, indexes, membership).
+    pub fn metrics(&self) -> crate::types::RaftMetrics {
+        self.inner.raft.metrics().borrow().clone()
+    }
+
+    /// The leader this member knows of, if any.
+    pub fn leader(&self) -> Option<NodeId> {
+        self.inner.raft.metrics().borrow().current_leader
+    }
+
+    pub fn is_leader(&self) -> bool {
+        self.leader() == Some(self.inner.id)
+    }
+
+    /// The current revision of this member's state (as applied here).
+    pub fn revision(&self) -> i64 {
+        self.inner.sm.mvcc.read().revision
+    }
+
+    pub fn compact_revision(&self) -> i64 {
+        self.inner.sm.mvcc.read().compact_revision
+    }
+
+    /// Waits until a leader is known, up to `timeout`.
+    pub async fn wait_for_leader(&self, timeout: Duration) -> Result<NodeId> {
+        let mut rx = self.inner.raft.metrics();
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if let Some(l) = rx.borrow_and_update().current_leader {
+                return Ok(l);
+            }
+            match tokio::time::timeout_at(deadline, rx.changed()).await {
+                Err(_) => return Err(Error::NoLeader(None)),
+                Ok(Err(_)) => return Err(Error::Stopped),
+                Ok(Ok(())) => {}
+            }
+        }
+    }
+
+    /// Waits until a leader other than `old` is known (the old one could not be reached).
+    pub(crate) async fn wait_for_new_leader(
+        &self,
+        old: NodeId,
+        deadline: tokio::time::Instant,
+    ) -> Result<NodeId> {
+        let mut rx = self.inner.raft.metrics();
+        loop {
+            if let Some(l) = rx.borrow_and_update().current_leader.filter(|l| *l != old) {
+                return Ok(l);
+            }
+            match tokio::time::timeout_at(deadline, rx.changed()).await {
+                Err(_) => return Err(Error::NoLeader(None)),
+                Ok(Err(_)) => return Err(Error::Stopped),
+                Ok(Ok(())) => {}
+            }
+        }
+    }
+
+    /// Sends a request to the leader with `call`, and again to the next leader when the
+    /// leader could not be reached (the request never left this member).
+    pub(crate) async fn call_leader<T, F, Fut>(&self, call: F) -> Result<T>
+    where
+        F: Fn(
+            rkube_proto::raft::raft_peer_client::RaftPeerClient<tonic::transport::Channel>,
+        ) -> Fut,
+        Fut: std::future::Future<Output = Result<tonic::Response<T>, Status>>,
+    {
+        let deadline = tokio::time::Instant::now() + self.inner.cfg.request_timeout;
+        let mut leader = self.wait_for_leader(self.inner.cfg.request_timeout).await?;
+        loop {
+            let node = self.leader_member(leader).ok_or(Error::NoLeader(None))?;
+            let res =
+                tokio::time::timeout_at(deadline, call(self.inner.peers.client(&node.peer_addr)))
+                    .await
+                    .map_err(|_| Error::Timeout)?;
+            match res {
+                Ok(r) => return Ok(r.into_inner()),
+                Err(s) if not_delivered(&s) || s.message() == NOT_LEADER => {
+                    leader = self.wait_for_new_leader(leader, deadline).await?;
+                }
+                Err(s) => return Err(forward_error(s, &node)),
+            }
+        }
+    }
+
+    fn leader_member(&self, leader: NodeId) -> Option<Member> {
+        self.metrics()
+            .membership_config
+            .membership()
+            .get_node(&leader)
+            .cloned()
+    }
+
+    /// Proposes one write and returns its applied result, forwarding to the leader when
+    /// this member is not it. The request must have been validated.
+    pub(crate) async fn write(&self, op: Op) -> Result<StoreResponse> {
+        let req = StoreRequest { op: Some(op) };
+        let deadline = tokio::time::Instant::now() + self.inner.cfg.request_timeout;
+        loop {
+            match self.inner.raft.client_write(Request(req.clone())).await {
+                Ok(resp) => return into_result(resp.data.0),
+                Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
+                    if let (Some(lid), Some(node)) = (f.leader_id, f.leader_node) {
+                        if lid != self.inner.id {
+                            let mut c = self.inner.peers.client(&node.peer_addr);
+                            let res = tokio::time::timeout_at(deadline, c.forward(req.clone()))
+                                .await
+                                .map_err(|_| Error::Timeout)?;
+                            match res {
+                                Ok(resp) => return into_result(resp.into_inner()),
+                                // Never delivered: safe to send again once a new leader is known.
+                                Err(s) if not_delivered(&s) || s.message() == NOT_LEADER => {
+                                    self.wait_for_new_leader(lid, deadline).await?;
+                                    continue;
+                                }
+                                Err(s) => return Err(forward_error(s, &node)),
+                            }
+                        }
+                    }
+                    let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                    if left.is_zero() {
+                        return Err(Error::NoLeader(None));
+                    }
+                    self.wait_for_leader(left).await?;
+                    tokio::task::yield_now().await;
+                }
+                Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(e))) => {
+                    return Err(Error::Membership(e.to_string()))
+                }
+                Err(RaftError::Fatal(_)) => return Err(Error::Stopped),
+            }
+        }
+    }
+
+    /// Like [`Store::write`] but refuses instead of forwarding (for requests that were
+    /// forwarded here already, so they never bounce between members).
+    pub(crate) async fn write_local(&self, req: StoreRequest) -> Result<StoreResponse> {
+        match self.inner.raft.client_write(Request(req)).await {
+            Ok(resp) => Ok(resp.data.0),
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
+                Err(Error::NoLeader(f.leader_node.map(|n| n.to_string())))
+            }
+            Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(e))) => {
+                Err(Error::Membership(e.to_string()))
+            }
+            Err(RaftError::Fatal(_)) => Err(Error::Stopped),
+        }
+    }
+
+    /// Stops Raft and the peer listener.
+    pub async fn shutdown(&self) {
+        let _ = self.inner.raft.shutdown().await;
+        for t in self.inner.tasks.lock().drain(..) {
+            t.abort();
+        }
+    }
+
+    pub(crate) fn spawn(&self, t: JoinHandle<()>) {
+        self.inner.tasks.lock().push(t);
+    }
+}
+
+/// The message of a peer's refusal because it is not (or no longer) the leader.
+pub(crate) const NOT_LEADER: &str = "not the leader";
+
+/// Whether a failed peer call certainly never reached the peer's service.
+fn not_delivered(s: &Status) -> bool {
+    s.code() == tonic::Code::Unavailable && s.message().contains("connect")
+}
+
+/// A forwarded request failed in transport: the leader may have gone; the client retries.
+fn forward_error(s: Status, leader: &Member) -> Error {
+    match s.code() {
+        tonic::Code::Unavailable | tonic::Code::Unknown | tonic::Code::Cancelled => {
+            Error::NoLeader(Some(format!("{leader}: {}", s.message())))
+        }
+        _ => Error::Remote(s),
+    }
+}
+
+/// An applied request's outcome: a deterministic rejection becomes an error.
+fn into_result(resp: StoreResponse) -> Result<StoreResponse> {
+    if let Some(store_response::Result::Error(e)) = &resp.result {
+        return Err(Error::Remote(Status::new(
+            tonic::Code::from_i32(e.code),
+            e.message.clone(),
+        )));
+    }
+    Ok(resp)
+}
