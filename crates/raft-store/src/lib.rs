@@ -13,13 +13,19 @@ mod codec;
 pub mod error;
 pub mod etcd;
 pub mod log_store;
+#[cfg(test)]
+mod log_store_tests;
 pub mod mvcc;
 pub mod network;
 pub mod state_machine;
 pub mod store;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 pub mod types;
 pub mod validate;
 pub mod watch;
+#[cfg(test)]
+mod watch_tests;
 
 pub use error::{Error, Result};
 pub use store::{ClusterState, Store, StoreConfig};

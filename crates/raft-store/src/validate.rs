@@ -174,3 +174,134 @@ pub fn lease_grant(g: &LeaseGrantRequest) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn put_req(k: &str, n: usize) -> PutRequest {
+        PutRequest {
+            key: Bytes::copy_from_slice(k.as_bytes()),
+            value: vec![b'x'; n].into(),
+            ..Default::default()
+        }
+    }
+
+    fn op(p: PutRequest) -> RequestOp {
+        RequestOp {
+            request: Some(Op::RequestPut(p)),
+        }
+    }
+
+    fn field(e: Error) -> &'static str {
+        match e {
+            Error::InvalidArgument { field, .. } => field,
+            other => panic!("expected InvalidArgument, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn rejects_bad_requests_naming_the_field() {
+        let l = Limits {
+            max_request_bytes: 1000,
+            max_txn_ops: 2,
+        };
+        let cases: Vec<(&str, Result<()>, &str)> = vec![
+            ("oversized value", put(&put_req("k", 1001), &l), "value"),
+            ("empty key", put(&put_req("", 1), &l), "key"),
+            (
+                "range end before start",
+                range(&RangeRequest {
+                    key: "b".into(),
+                    range_end: "a".into(),
+                    ..Default::default()
+                }),
+                "range_end",
+            ),
+            (
+                "range end equal to start",
+                delete_range(&DeleteRangeRequest {
+                    key: "b".into(),
+                    range_end: "b".into(),
+                    prev_kv: false,
+                }),
+                "range_end",
+            ),
+            (
+                "too many ops",
+                txn(
+                    &TxnRequest {
+                        success: vec![
+                            op(put_req("a", 1)),
+                            op(put_req("b", 1)),
+                            op(put_req("c", 1)),
+                        ],
+                        ..Default::default()
+                    },
+                    &l,
+                ),
+                "success",
+            ),
+            (
+                "duplicate key",
+                txn(
+                    &TxnRequest {
+                        success: vec![op(put_req("a", 1)), op(put_req("a", 1))],
+                        ..Default::default()
+                    },
+                    &l,
+                ),
+                "success",
+            ),
+            (
+                "txn over the size limit",
+                txn(
+                    &TxnRequest {
+                        success: vec![op(put_req("a", 600)), op(put_req("b", 600))],
+                        ..Default::default()
+                    },
+                    &l,
+                ),
+                "value",
+            ),
+            (
+                "huge lease TTL",
+                lease_grant(&LeaseGrantRequest {
+                    ttl: MAX_LEASE_TTL + 1,
+                    id: 0,
+                }),
+                "TTL",
+            ),
+        ];
+        for (name, res, want) in cases {
+            assert_eq!(field(res.expect_err(name)), want, "{name}");
+        }
+    }
+
+    #[test]
+    fn accepts_valid_requests() {
+        let l = Limits::default();
+        put(&put_req("k", 1024), &l).unwrap();
+        range(&RangeRequest {
+            key: "a".into(),
+            range_end: "\0".into(),
+            ..Default::default()
+        })
+        .unwrap();
+        range(&RangeRequest {
+            key: "a".into(),
+            range_end: "b".into(),
+            ..Default::default()
+        })
+        .unwrap();
+        txn(
+            &TxnRequest {
+                success: vec![op(put_req("a", 1))],
+                failure: vec![op(put_req("a", 1))],
+                ..Default::default()
+            },
+            &l,
+        )
+        .unwrap();
+    }
+}

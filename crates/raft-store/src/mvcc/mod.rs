@@ -251,4 +251,4 @@ fn visible(revs: &[IndexRev], at: i64) -> Option<Rev> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

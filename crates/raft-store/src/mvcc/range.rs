@@ -22,8 +22,12 @@ pub struct RangeResult {
 /// The revision a read at `rev` is served at: `rev <= 0` means the current one. A revision
 /// below the compaction point or above the current one is refused.
 pub fn check_revision(m: &Mvcc, rev: i64) -> Result<i64> {
+    check_revision_at(m, rev, m.revision)
+}
+
+fn check_revision_at(m: &Mvcc, rev: i64, current: i64) -> Result<i64> {
     if rev <= 0 {
-        return Ok(m.revision);
+        return Ok(current);
     }
     if rev > m.revision {
         return Err(Error::FutureRevision);
@@ -45,7 +49,18 @@ impl Mvcc {
         pending: &HashMap<Rev, Record>,
         req: &RangeRequest,
     ) -> Result<RangeResult> {
-        let at = check_revision(self, req.revision)?;
+        self.range_at(db, pending, req, self.revision)
+    }
+
+    /// Like [`Mvcc::range`], with `current` as the revision a request without one reads at.
+    pub fn range_at(
+        &self,
+        db: &DB,
+        pending: &HashMap<Rev, Record>,
+        req: &RangeRequest,
+        current: i64,
+    ) -> Result<RangeResult> {
+        let at = check_revision_at(self, req.revision, current)?;
         let sort_order = SortOrder::try_from(req.sort_order).unwrap_or(SortOrder::None);
         let sort_target = SortTarget::try_from(req.sort_target).unwrap_or(SortTarget::Key);
         let sorted = !(sort_target == SortTarget::Key && sort_order != SortOrder::Descend);

@@ -223,7 +223,8 @@ impl<'a> WriteTxn<'a> {
         for op in ops {
             let r = match &op.request {
                 Some(Op::RequestRange(r)) => {
-                    let res = self.mvcc.range(self.db, &self.pending, r)?;
+                    // "Now" inside a txn includes the txn's own earlier writes.
+                    let res = self.mvcc.range_at(self.db, &self.pending, r, self.main)?;
                     OpResponse::ResponseRange(RangeResponse {
                         header: None,
                         kvs: res.kvs,
@@ -322,7 +323,8 @@ impl<'a> WriteTxn<'a> {
             if below == 0 {
                 continue;
             }
-            let keep_last = !revs[below - 1].tombstone;
+            let shadowed = revs.get(below).is_some_and(|r| r.rev.main == revision);
+            let keep_last = !revs[below - 1].tombstone && !shadowed;
             let drop_to = if keep_last { below - 1 } else { below };
             for r in &revs[..drop_to] {
                 self.batch.delete_cf(cf, r.rev.to_key());

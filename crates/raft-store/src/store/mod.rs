@@ -154,7 +154,7 @@ pub struct Store {
 
 /// Opens the RocksDB database with every column family of the log store and the state
 /// machine.
-fn open_db(dir: &std::path::Path) -> Result<DB> {
+pub(crate) fn open_db(dir: &std::path::Path) -> Result<DB> {
     let mut opts = Options::default();
     opts.create_if_missing(true);
     opts.create_missing_column_families(true);
