@@ -1,1 +1,49 @@
-//! placeholder
+//! Test harness of rkube: starts real `rkube` (and, for comparison, `etcd`) processes on
+//! loopback ports with temporary data directories, and kills every one of them when the
+//! harness is dropped — also when a test fails.
+//!
+//! The `rkube` binary is taken from `RKUBE_BIN`, or from the target directory this test
+//! binary was built into (`cargo build --bin rkube` first).
+
+pub mod cluster;
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+pub use cluster::{Clients, Cluster, Flavor};
+
+/// Path of the `rkube` binary under test.
+pub fn rkube_bin() -> PathBuf {
+    if let Ok(p) = std::env::var("RKUBE_BIN") {
+        return PathBuf::from(p);
+    }
+    let exe = std::env::current_exe().expect("current exe");
+    // target/<profile>/deps/<test> -> target/<profile>/rkube
+    let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
+    let bin = dir.join("rkube");
+    assert!(bin.exists(), "{} is missing: run `cargo build --bin rkube` first, or set RKUBE_BIN", bin.display());
+    bin
+}
+
+/// A loopback address with a port that was free a moment ago.
+pub fn free_addr() -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+    l.local_addr().expect("local addr")
+}
+
+/// Polls `f` until it returns `Some`, failing with `what` after `timeout`.
+pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

@@ -1,0 +1,231 @@
+//! A cluster of store processes: rkube (`rkube store`) or etcd, started the same way.
+
+use std::fs::File;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use rkube_proto::etcd::cluster_client::ClusterClient;
+use rkube_proto::etcd::kv_client::KvClient;
+use rkube_proto::etcd::lease_client::LeaseClient;
+use rkube_proto::etcd::maintenance_client::MaintenanceClient;
+use rkube_proto::etcd::watch_client::WatchClient;
+use rkube_proto::etcd::StatusRequest;
+use tonic::transport::Channel;
+
+use crate::{eventually, free_addr, rkube_bin};
+
+/// Which store a cluster runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flavor {
+    Rkube,
+    Etcd,
+}
+
+/// One member process.
+pub struct Member {
+    pub name: String,
+    pub client: SocketAddr,
+    pub peer: SocketAddr,
+    pub data_dir: PathBuf,
+    child: Option<Child>,
+}
+
+/// etcd v3 API clients of one member.
+#[derive(Clone)]
+pub struct Clients {
+    pub kv: KvClient<Channel>,
+    pub watch: WatchClient<Channel>,
+    pub lease: LeaseClient<Channel>,
+    pub cluster: ClusterClient<Channel>,
+    pub maintenance: MaintenanceClient<Channel>,
+}
+
+impl Clients {
+    pub fn connect_lazy(addr: SocketAddr) -> Clients {
+        let ch = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+            .expect("endpoint")
+            .connect_timeout(Duration::from_millis(500))
+            .timeout(Duration::from_secs(10))
+            .tcp_nodelay(true)
+            .connect_lazy();
+        Clients {
+            kv: KvClient::new(ch.clone()),
+            watch: WatchClient::new(ch.clone()),
+            lease: LeaseClient::new(ch.clone()),
+            cluster: ClusterClient::new(ch.clone()),
+            maintenance: MaintenanceClient::new(ch),
+        }
+    }
+}
+
+/// A store cluster on loopback. Dropping it kills every member.
+pub struct Cluster {
+    pub flavor: Flavor,
+    pub members: Vec<Member>,
+    pub extra_args: Vec<String>,
+    pub dir: tempfile::TempDir,
+    initial_cluster: String,
+}
+
+impl Cluster {
+    /// Starts `n` members and waits until they agree on a leader.
+    pub async fn start(flavor: Flavor, n: usize, extra_args: &[&str]) -> Cluster {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let members: Vec<Member> = (1..=n)
+            .map(|i| Member {
+                name: format!("n{i}"),
+                client: free_addr(),
+                peer: free_addr(),
+                data_dir: dir.path().join(format!("n{i}")),
+                child: None,
+            })
+            .collect();
+        let initial_cluster = members
+            .iter()
+            .map(|m| match flavor {
+                Flavor::Rkube => format!("{}={}", m.name, m.peer),
+                Flavor::Etcd => format!("{}=http://{}", m.name, m.peer),
+            })
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut c = Cluster {
+            flavor,
+            members,
+            extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
+            dir,
+            initial_cluster,
+        };
+        for i in 0..n {
+            c.spawn(i, "new");
+        }
+        c.wait_leader(Duration::from_secs(20)).await;
+        c
+    }
+
+    /// Adds a member entry (not started) with fresh ports, for MemberAdd tests.
+    pub fn add_member_slot(&mut self, name: &str) -> usize {
+        self.members.push(Member {
+            name: name.into(),
+            client: free_addr(),
+            peer: free_addr(),
+            data_dir: self.dir.path().join(name),
+            child: None,
+        });
+        self.members.len() - 1
+    }
+
+    /// Starts member `i` (again); `state` is `new` or `existing`.
+    pub fn spawn(&mut self, i: usize, state: &str) {
+        let m = &self.members[i];
+        let log = File::options()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join(format!("{}.log", m.name)))
+            .expect("log file");
+        let mut cmd = match self.flavor {
+            Flavor::Rkube => {
+                let mut c = Command::new(rkube_bin());
+                c.arg("store")
+                    .args(["--name", &m.name])
+                    .arg("--data-dir")
+                    .arg(&m.data_dir)
+                    .args(["--client-listen", &m.client.to_string()])
+                    .args(["--peer-listen", &m.peer.to_string()])
+                    .args(["--initial-cluster", &self.initial_cluster])
+                    .args(["--initial-cluster-state", state]);
+                c
+            }
+            Flavor::Etcd => {
+                let mut c = Command::new("etcd");
+                c.args(["--name", &m.name])
+                    .arg("--data-dir")
+                    .arg(&m.data_dir)
+                    .args(["--listen-client-urls", &format!("http://{}", m.client)])
+                    .args(["--advertise-client-urls", &format!("http://{}", m.client)])
+                    .args(["--listen-peer-urls", &format!("http://{}", m.peer)])
+                    .args(["--initial-advertise-peer-urls", &format!("http://{}", m.peer)])
+                    .args(["--initial-cluster", &self.initial_cluster])
+                    .args(["--initial-cluster-state", state])
+                    .args(["--logger", "zap", "--log-level", "error"]);
+                c
+            }
+        };
+        cmd.args(&self.extra_args)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log file"))
+            .stderr(log);
+        let child = cmd.spawn().unwrap_or_else(|e| panic!("start {:?}: {e}", self.flavor));
+        self.members[i].child = Some(child);
+    }
+
+    /// Sets the `--initial-cluster` used for members started from now on.
+    pub fn set_initial_cluster(&mut self, s: String) {
+        self.initial_cluster = s;
+    }
+
+    /// SIGKILLs member `i` and reaps it.
+    pub fn kill(&mut self, i: usize) {
+        if let Some(mut c) = self.members[i].child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn is_running(&self, i: usize) -> bool {
+        self.members[i].child.is_some()
+    }
+
+    pub fn clients(&self, i: usize) -> Clients {
+        Clients::connect_lazy(self.members[i].client)
+    }
+
+    pub fn endpoints(&self) -> String {
+        self.members.iter().map(|m| m.client.to_string()).collect::<Vec<_>>().join(",")
+    }
+
+    /// The index of the member every running member names as leader.
+    pub async fn wait_leader(&self, timeout: Duration) -> usize {
+        eventually(timeout, "every running member to name the same leader", || async {
+            let mut leader = None;
+            for (i, m) in self.members.iter().enumerate() {
+                if m.child.is_none() {
+                    continue;
+                }
+                let mut c = self.clients(i).maintenance;
+                let st = tokio::time::timeout(Duration::from_millis(500), c.status(StatusRequest {})).await.ok()?.ok()?.into_inner();
+                if st.leader == 0 || leader.is_some_and(|l| l != st.leader) {
+                    return None;
+                }
+                leader = Some(st.leader);
+            }
+            let leader = leader?;
+            for (i, m) in self.members.iter().enumerate() {
+                if m.child.is_none() {
+                    continue;
+                }
+                let mut c = self.clients(i).maintenance;
+                let st = c.status(StatusRequest {}).await.ok()?.into_inner();
+                if st.header.map(|h| h.member_id) == Some(leader) {
+                    return Some(i);
+                }
+            }
+            None
+        })
+        .await
+    }
+
+    /// The log of member `i` so far (for failure messages).
+    pub fn log(&self, i: usize) -> String {
+        std::fs::read_to_string(self.dir.path().join(format!("{}.log", self.members[i].name))).unwrap_or_default()
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for i in 0..self.members.len() {
+            self.kill(i);
+        }
+    }
+}
