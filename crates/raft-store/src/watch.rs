@@ -237,6 +237,11 @@ impl Watcher {
         self.id
     }
 
+    /// The revision this watch starts after: every later revision is delivered.
+    pub fn start_after(&self) -> i64 {
+        self.last_revision
+    }
+
     /// Asks for a [`WatchItem::Progress`] once everything applied so far is delivered.
     pub fn request_progress(&self) {
         self.sm.hub.progress(self.id);

@@ -145,7 +145,10 @@ impl Cluster {
                     .args(["--listen-client-urls", &format!("http://{}", m.client)])
                     .args(["--advertise-client-urls", &format!("http://{}", m.client)])
                     .args(["--listen-peer-urls", &format!("http://{}", m.peer)])
-                    .args(["--initial-advertise-peer-urls", &format!("http://{}", m.peer)])
+                    .args([
+                        "--initial-advertise-peer-urls",
+                        &format!("http://{}", m.peer),
+                    ])
                     .args(["--initial-cluster", &self.initial_cluster])
                     .args(["--initial-cluster-state", state])
                     .args(["--logger", "zap", "--log-level", "error"]);
@@ -156,7 +159,9 @@ impl Cluster {
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log file"))
             .stderr(log);
-        let child = cmd.spawn().unwrap_or_else(|e| panic!("start {:?}: {e}", self.flavor));
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {:?}: {e}", self.flavor));
         self.members[i].child = Some(child);
     }
 
@@ -182,43 +187,63 @@ impl Cluster {
     }
 
     pub fn endpoints(&self) -> String {
-        self.members.iter().map(|m| m.client.to_string()).collect::<Vec<_>>().join(",")
+        self.members
+            .iter()
+            .map(|m| m.client.to_string())
+            .collect::<Vec<_>>()
+            .join(",")
     }
 
     /// The index of the member every running member names as leader.
     pub async fn wait_leader(&self, timeout: Duration) -> usize {
-        eventually(timeout, "every running member to name the same leader", || async {
-            let mut leader = None;
-            for (i, m) in self.members.iter().enumerate() {
-                if m.child.is_none() {
-                    continue;
+        eventually(
+            timeout,
+            "every running member to name the same leader",
+            || async {
+                let mut leader = None;
+                for (i, m) in self.members.iter().enumerate() {
+                    if m.child.is_none() {
+                        continue;
+                    }
+                    let mut c = self.clients(i).maintenance;
+                    let st = tokio::time::timeout(
+                        Duration::from_millis(500),
+                        c.status(StatusRequest {}),
+                    )
+                    .await
+                    .ok()?
+                    .ok()?
+                    .into_inner();
+                    if st.leader == 0 || leader.is_some_and(|l| l != st.leader) {
+                        return None;
+                    }
+                    leader = Some(st.leader);
                 }
-                let mut c = self.clients(i).maintenance;
-                let st = tokio::time::timeout(Duration::from_millis(500), c.status(StatusRequest {})).await.ok()?.ok()?.into_inner();
-                if st.leader == 0 || leader.is_some_and(|l| l != st.leader) {
-                    return None;
+                let leader = leader?;
+                for (i, m) in self.members.iter().enumerate() {
+                    if m.child.is_none() {
+                        continue;
+                    }
+                    let mut c = self.clients(i).maintenance;
+                    let st = c.status(StatusRequest {}).await.ok()?.into_inner();
+                    if st.header.map(|h| h.member_id) == Some(leader) {
+                        return Some(i);
+                    }
                 }
-                leader = Some(st.leader);
-            }
-            let leader = leader?;
-            for (i, m) in self.members.iter().enumerate() {
-                if m.child.is_none() {
-                    continue;
-                }
-                let mut c = self.clients(i).maintenance;
-                let st = c.status(StatusRequest {}).await.ok()?.into_inner();
-                if st.header.map(|h| h.member_id) == Some(leader) {
-                    return Some(i);
-                }
-            }
-            None
-        })
+                None
+            },
+        )
         .await
     }
 
     /// The log of member `i` so far (for failure messages).
     pub fn log(&self, i: usize) -> String {
-        std::fs::read_to_string(self.dir.path().join(format!("{}.log", self.members[i].name))).unwrap_or_default()
+        std::fs::read_to_string(
+            self.dir
+                .path()
+                .join(format!("{}.log", self.members[i].name)),
+        )
+        .unwrap_or_default()
     }
 }
 

@@ -22,7 +22,11 @@ pub fn rkube_bin() -> PathBuf {
     // target/<profile>/deps/<test> -> target/<profile>/rkube
     let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
     let bin = dir.join("rkube");
-    assert!(bin.exists(), "{} is missing: run `cargo build --bin rkube` first, or set RKUBE_BIN", bin.display());
+    assert!(
+        bin.exists(),
+        "{} is missing: run `cargo build --bin rkube` first, or set RKUBE_BIN",
+        bin.display()
+    );
     bin
 }
 
@@ -43,7 +47,10 @@ where
         if let Some(v) = f().await {
             return v;
         }
-        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }

@@ -40,7 +40,9 @@ impl EtcdService {
 
     /// Adds every etcd service to a tonic router.
     pub fn add_to(self, b: &mut tonic::transport::Server) -> tonic::transport::server::Router {
-        let max = self.store.limits().max_request_bytes + 64 * 1024;
+        // Room above the limit, so an oversized request reaches validation and gets an
+        // error that names the field, instead of a transport-level decoding error.
+        let max = 2 * self.store.limits().max_request_bytes + 512 * 1024;
         b.add_service(KvServer::new(self.clone()).max_decoding_message_size(max))
             .add_service(WatchServer::new(self.clone()))
             .add_service(LeaseServer::new(self.clone()))

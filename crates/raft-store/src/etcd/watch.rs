@@ -82,15 +82,20 @@ impl EtcdService {
                         no_put: c.filters.contains(&(FilterType::Noput as i32)),
                         no_delete: c.filters.contains(&(FilterType::Nodelete as i32)),
                     };
-                    let mut created = self.resp(id, self.store.revision());
-                    created.created = true;
                     match self.store.watch(opts).await {
                         Err(e) => {
+                            let mut created = self.resp(id, self.store.revision());
+                            created.created = true;
                             created.canceled = true;
                             created.cancel_reason = e.to_string();
                             let _ = tx.send(Ok(created)).await;
                         }
                         Ok(w) => {
+                            // The header says which revision the watch starts after, never
+                            // older than what a linearizable read would have returned.
+                            let mut created =
+                                self.resp(id, self.store.revision().max(w.start_after()));
+                            created.created = true;
                             if tx.send(Ok(created)).await.is_err() {
                                 return;
                             }
