@@ -45,10 +45,10 @@ pub struct StoreArgs {
     #[arg(long, default_value_t = 128)]
     pub max_txn_ops: usize,
     /// Raft heartbeat interval in milliseconds.
-    #[arg(long, default_value_t = 50)]
+    #[arg(long, default_value_t = 25)]
     pub heartbeat_interval_ms: u64,
-    /// Raft election timeout in milliseconds (randomised up to twice this).
-    #[arg(long, default_value_t = 150)]
+    /// Raft election timeout in milliseconds (randomised up to 1.5 times this).
+    #[arg(long, default_value_t = 100)]
     pub election_timeout_ms: u64,
     /// Revisions of history kept by automatic compaction; 0 turns it off.
     #[arg(long, default_value_t = 10_000)]

@@ -1,9 +1,11 @@
 //! The Raft log and vote, in RocksDB column families `logs` and `raft`.
 //!
-//! Durability: every append and every vote is written with `sync = true`, so it is fsync'd
-//! before openraft is told it is persisted. openraft hands over all entries that queued up
-//! while the previous write was in flight as one `append`, so many client writes share one
-//! fsync (group commit).
+//! Durability: appended entries are written to RocksDB at once (so they are readable), and
+//! openraft is told they are persisted only after a WAL fsync that began after the write.
+//! One flusher thread runs those fsyncs: every append that arrives while an fsync is in
+//! flight is covered by the next one, so many client writes share one fsync (group commit),
+//! and Raft never waits for the disk in its own task. A vote is fsync'd before
+//! `save_vote` returns.
 
 use std::fmt::Debug;
 use std::ops::RangeBounds;
@@ -23,10 +25,27 @@ const KEY_VOTE: &[u8] = b"vote";
 const KEY_COMMITTED: &[u8] = b"committed";
 const KEY_LAST_PURGED: &[u8] = b"last_purged";
 
-/// The Raft log store. Cheap to clone: clones share the database.
+/// The Raft log store. Cheap to clone: clones share the database and the flusher.
 #[derive(Clone)]
 pub struct LogStore {
     db: Arc<DB>,
+    flusher: std::sync::mpsc::Sender<LogFlushed<TypeConfig>>,
+}
+
+/// Syncs the WAL for every waiting append, as often as the disk allows. Holds the database
+/// weakly, so closing the store closes it at once.
+fn run_flusher(db: std::sync::Weak<DB>, rx: std::sync::mpsc::Receiver<LogFlushed<TypeConfig>>) {
+    while let Ok(first) = rx.recv() {
+        let mut waiting = vec![first];
+        waiting.extend(rx.try_iter());
+        let res = match db.upgrade() {
+            Some(db) => db.flush_wal(true).map_err(|e| e.to_string()),
+            None => Err("the database is closed".to_string()),
+        };
+        for cb in waiting {
+            cb.log_io_completed(res.clone().map_err(std::io::Error::other));
+        }
+    }
 }
 
 fn index_key(index: u64) -> [u8; 8] {
@@ -59,7 +78,13 @@ impl LogStore {
                 )));
             }
         }
-        Ok(LogStore { db })
+        let (flusher, rx) = std::sync::mpsc::channel();
+        let fdb = Arc::downgrade(&db);
+        std::thread::Builder::new()
+            .name("raft-log-fsync".into())
+            .spawn(move || run_flusher(fdb, rx))
+            .map_err(|e| crate::Error::Storage(format!("start the log flusher: {e}")))?;
+        Ok(LogStore { db, flusher })
     }
 
     fn cf(&self, name: &str) -> &rocksdb::ColumnFamily {
@@ -181,19 +206,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         for e in entries {
             batch.put_cf(cf, index_key(e.log_id.index), encode(&e));
         }
-        let mut wo = WriteOptions::default();
-        // Appended entries are fsync'd before openraft is told they are persisted.
-        wo.set_sync(true);
-        match self.db.write_opt(batch, &wo) {
-            Ok(()) => {
-                callback.log_io_completed(Ok(()));
-                Ok(())
-            }
-            Err(e) => {
-                callback.log_io_completed(Err(std::io::Error::other(e.to_string())));
-                Err(write_err(e))
-            }
-        }
+        self.db.write(batch).map_err(write_err)?;
+        // Persisted once the flusher's next WAL fsync completes.
+        self.flusher
+            .send(callback)
+            .map_err(|_| write_err(std::io::Error::other("log flusher stopped")))
     }
 
     async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError> {

@@ -131,6 +131,13 @@ impl RaftNetwork<TypeConfig> for PeerNetwork {
         self.call(Rpc::Snapshot, &rpc, &option).await
     }
 
+    /// Retries an unreachable peer at heartbeat pace rather than openraft's default 500 ms:
+    /// a restarted member must hear from the leader before its election timeout, or it
+    /// would start an election and depose a healthy leader.
+    fn backoff(&self) -> openraft::network::Backoff {
+        openraft::network::Backoff::new(std::iter::repeat(std::time::Duration::from_millis(20)))
+    }
+
     async fn vote(
         &mut self,
         rpc: VoteRequest<NodeId>,

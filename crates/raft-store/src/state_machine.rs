@@ -15,7 +15,8 @@ use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder};
 use parking_lot::RwLock;
 use rkube_proto::etcd::ResponseHeader;
 use rkube_proto::raft::{
-    store_request::Op, store_response::Result as Res, ApplyError, Empty, StoreResponse,
+    store_request::Op, store_response::Result as Res, ApplyError, Empty, StoreBatchResponse,
+    StoreResponse,
 };
 use rocksdb::{IteratorMode, WriteBatch, DB};
 use serde::{Deserialize, Serialize};
@@ -205,31 +206,36 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let mut out = Vec::new();
         for e in entries {
             applied = Some(e.log_id);
-            let result = match &e.payload {
-                EntryPayload::Blank => Res::Empty(Empty {}),
-                EntryPayload::Normal(req) => match apply_request(&mut txn, &req.0.op) {
-                    Ok(r) => r,
-                    Err(crate::Error::Storage(s)) => {
-                        return Err(storage_err(std::io::Error::other(s)))
+            let mut responses = Vec::new();
+            match &e.payload {
+                EntryPayload::Blank => {}
+                EntryPayload::Normal(batch) => {
+                    for req in &batch.0.requests {
+                        let result = match apply_request(&mut txn, &req.op) {
+                            Ok(r) => r,
+                            Err(crate::Error::Storage(s)) => {
+                                return Err(storage_err(std::io::Error::other(s)))
+                            }
+                            Err(err) => Res::Error(ApplyError {
+                                code: err.code() as i32,
+                                message: err.to_string(),
+                            }),
+                        };
+                        responses.push(StoreResponse {
+                            header: Some(ResponseHeader {
+                                revision: txn.mvcc.revision,
+                                raft_term: e.log_id.leader_id.term,
+                                ..Default::default()
+                            }),
+                            result: Some(result),
+                        });
                     }
-                    Err(err) => Res::Error(ApplyError {
-                        code: err.code() as i32,
-                        message: err.to_string(),
-                    }),
-                },
+                }
                 EntryPayload::Membership(m) => {
                     membership = StoredMembership::new(Some(e.log_id), m.clone());
-                    Res::Empty(Empty {})
                 }
-            };
-            out.push(Response(StoreResponse {
-                header: Some(ResponseHeader {
-                    revision: txn.mvcc.revision,
-                    raft_term: e.log_id.leader_id.term,
-                    ..Default::default()
-                }),
-                result: Some(result),
-            }));
+            }
+            out.push(Response(StoreBatchResponse { responses }));
         }
         let meta = self.cf(CF_SM_META);
         let mut batch = std::mem::take(&mut txn.batch);

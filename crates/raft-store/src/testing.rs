@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use openraft::storage::RaftStateMachine;
 use openraft::{CommittedLeaderId, EntryPayload};
-use rkube_proto::raft::{store_request::Op, StoreRequest, StoreResponse};
+use rkube_proto::raft::{store_request::Op, StoreBatch, StoreRequest, StoreResponse};
 
 use crate::log_store::LogStore;
 use crate::state_machine::{SmShared, StateMachine};
@@ -59,11 +59,18 @@ impl TestStores {
     pub async fn apply(&mut self, op: Op) -> StoreResponse {
         let e = Entry {
             log_id: LogId::new(CommittedLeaderId::new(1, 1), self.next_index),
-            payload: EntryPayload::Normal(Request(StoreRequest { op: Some(op) })),
+            payload: EntryPayload::Normal(Request(StoreBatch {
+                requests: vec![StoreRequest { op: Some(op) }],
+            })),
         };
         self.next_index += 1;
         let mut out = self.sm.apply([e]).await.expect("apply");
-        out.pop().expect("one response").0
+        out.pop()
+            .expect("one entry")
+            .0
+            .responses
+            .pop()
+            .expect("one response")
     }
 }
 

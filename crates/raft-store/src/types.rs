@@ -4,7 +4,7 @@ use std::fmt;
 use std::io::Cursor;
 
 use prost::Message;
-use rkube_proto::raft::{StoreRequest, StoreResponse};
+use rkube_proto::raft::{StoreBatch, StoreBatchResponse};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// A member's id: etcd's 64-bit member id, derived from the member's peer address.
@@ -25,14 +25,14 @@ impl fmt::Display for Member {
     }
 }
 
-/// A replicated write: one Raft log entry's payload. Carried in its protobuf encoding so
-/// the log and the wire share one format.
+/// One Raft log entry's payload: a batch of writes. Carried in its protobuf encoding so the
+/// log and the wire share one format.
 #[derive(Clone, Debug, Default, PartialEq)]
-pub struct Request(pub StoreRequest);
+pub struct Request(pub StoreBatch);
 
-/// The result of applying a [`Request`].
+/// The results of applying a [`Request`], one per write.
 #[derive(Clone, Debug, Default, PartialEq)]
-pub struct Response(pub StoreResponse);
+pub struct Response(pub StoreBatchResponse);
 
 macro_rules! serde_as_protobuf {
     ($t:ident, $inner:ty) => {
@@ -56,8 +56,8 @@ macro_rules! serde_as_protobuf {
         }
     };
 }
-serde_as_protobuf!(Request, StoreRequest);
-serde_as_protobuf!(Response, StoreResponse);
+serde_as_protobuf!(Request, StoreBatch);
+serde_as_protobuf!(Response, StoreBatchResponse);
 
 openraft::declare_raft_types!(
     /// rkube's Raft type configuration.

@@ -72,7 +72,13 @@ pub struct Cluster {
 impl Cluster {
     /// Starts `n` members and waits until they agree on a leader.
     pub async fn start(flavor: Flavor, n: usize, extra_args: &[&str]) -> Cluster {
-        let dir = tempfile::tempdir().expect("temp dir");
+        // RKUBE_TEST_KEEP=1 keeps data directories and member logs for inspection.
+        let dir = tempfile::Builder::new()
+            .prefix("rkube-cluster-")
+            .disable_cleanup(std::env::var_os("RKUBE_TEST_KEEP").is_some())
+            .tempdir()
+            .expect("temp dir");
+        eprintln!("cluster data and logs in {}", dir.path().display());
         let members: Vec<Member> = (1..=n)
             .map(|i| Member {
                 name: format!("n{i}"),

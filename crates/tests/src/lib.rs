@@ -19,15 +19,22 @@ pub fn rkube_bin() -> PathBuf {
         return PathBuf::from(p);
     }
     let exe = std::env::current_exe().expect("current exe");
-    // target/<profile>/deps/<test> -> target/<profile>/rkube
-    let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
-    let bin = dir.join("rkube");
-    assert!(
-        bin.exists(),
-        "{} is missing: run `cargo build --bin rkube` first, or set RKUBE_BIN",
-        bin.display()
-    );
-    bin
+    // Tests run from target/<profile>/deps/, binaries from target/<profile>/.
+    let dir = exe.parent().expect("exe dir");
+    let candidates = [
+        dir.join("rkube"),
+        dir.parent().expect("target dir").join("rkube"),
+    ];
+    candidates
+        .iter()
+        .find(|p| p.exists())
+        .cloned()
+        .unwrap_or_else(|| {
+            panic!(
+                "{} is missing: run `cargo build --bin rkube` first, or set RKUBE_BIN",
+                candidates[1].display()
+            )
+        })
 }
 
 /// A loopback address with a port that was free a moment ago.

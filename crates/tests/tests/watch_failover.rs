@@ -6,12 +6,16 @@ use std::time::Duration;
 use bytes::Bytes;
 use rkube_proto::etcd::watch_request::RequestUnion;
 use rkube_proto::etcd::*;
-use rkube_tests::{eventually, Cluster, Clients, Flavor};
+use rkube_tests::{eventually, Clients, Cluster, Flavor};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
 /// Opens a watch on `prefix` from `start`; returns the request sender and the stream.
-async fn watch(c: &mut Clients, prefix: &str, start: i64) -> (mpsc::Sender<WatchRequest>, tonic::Streaming<WatchResponse>) {
+async fn watch(
+    c: &mut Clients,
+    prefix: &str,
+    start: i64,
+) -> (mpsc::Sender<WatchRequest>, tonic::Streaming<WatchResponse>) {
     let mut end = prefix.as_bytes().to_vec();
     *end.last_mut().unwrap() += 1;
     let (tx, rx) = mpsc::channel(4);
@@ -25,20 +29,33 @@ async fn watch(c: &mut Clients, prefix: &str, start: i64) -> (mpsc::Sender<Watch
     })
     .await
     .unwrap();
-    let s = c.watch.watch(ReceiverStream::new(rx)).await.unwrap().into_inner();
+    let s = c
+        .watch
+        .watch(ReceiverStream::new(rx))
+        .await
+        .unwrap()
+        .into_inner();
     (tx, s)
 }
 
 async fn put_anywhere(c: &Cluster, k: &str) -> i64 {
-    eventually(Duration::from_secs(10), "a put to be acknowledged", || async {
-        for i in (0..c.members.len()).filter(|i| c.is_running(*i)) {
-            let req = PutRequest { key: Bytes::copy_from_slice(k.as_bytes()), value: "v".into(), ..Default::default() };
-            if let Ok(r) = c.clients(i).kv.put(req).await {
-                return Some(r.into_inner().header.unwrap().revision);
+    eventually(
+        Duration::from_secs(10),
+        "a put to be acknowledged",
+        || async {
+            for i in (0..c.members.len()).filter(|i| c.is_running(*i)) {
+                let req = PutRequest {
+                    key: Bytes::copy_from_slice(k.as_bytes()),
+                    value: "v".into(),
+                    ..Default::default()
+                };
+                if let Ok(r) = c.clients(i).kv.put(req).await {
+                    return Some(r.into_inner().header.unwrap().revision);
+                }
             }
-        }
-        None
-    })
+            None
+        },
+    )
     .await
 }
 
@@ -74,14 +91,24 @@ async fn watch_sees_every_revision_across_a_leader_kill_and_resumes_forward() {
         }
         let last = *acked.iter().max().unwrap();
         let live = collect(&mut w, last).await;
-        assert!(live.windows(2).all(|p| p[0] < p[1]), "strictly increasing: {live:?}");
+        assert!(
+            live.windows(2).all(|p| p[0] < p[1]),
+            "strictly increasing: {live:?}"
+        );
         for r in &acked {
-            assert!(live.contains(r), "acknowledged revision {r} missing from the watch: {live:?}");
+            assert!(
+                live.contains(r),
+                "acknowledged revision {r} missing from the watch: {live:?}"
+            );
         }
         // The same history, replayed from disk on the other surviving member.
         let other = (leader + 2) % 3;
         let (_keep2, mut replay) = watch(&mut c.clients(other), "w/", 1).await;
-        assert_eq!(collect(&mut replay, last).await, live, "live and replayed histories differ");
+        assert_eq!(
+            collect(&mut replay, last).await,
+            live,
+            "live and replayed histories differ"
+        );
 
         // etcd #15271: a watch started "now" on any member after the failover starts at or
         // after the newest revision this client has seen acknowledged.
@@ -90,7 +117,10 @@ async fn watch_sees_every_revision_across_a_leader_kill_and_resumes_forward() {
             let created = s.message().await.unwrap().unwrap();
             assert!(created.created);
             let start = created.header.unwrap().revision;
-            assert!(start >= last, "member {i} started a watch at {start}, before the seen revision {last}");
+            assert!(
+                start >= last,
+                "member {i} started a watch at {start}, before the seen revision {last}"
+            );
             let next = put_anywhere(&c, "w/next").await;
             assert_eq!(collect(&mut s, next).await, vec![next]);
         }

@@ -53,7 +53,7 @@ impl EtcdService {
 
 /// Serves the etcd v3 API of `store` on `listener` until the task is dropped.
 pub async fn serve(store: Store, listener: TcpListener) -> Result<(), tonic::transport::Error> {
-    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
     let mut b = tonic::transport::Server::builder().tcp_nodelay(true);
     EtcdService::new(store)
         .add_to(&mut b)

@@ -10,9 +10,9 @@ use crate::validate;
 use crate::watch::{WatchOptions, Watcher};
 
 impl Store {
-    /// Waits until this member has applied everything committed before the call (ReadIndex):
-    /// a read after this sees every write acknowledged before it, on any member.
-    pub async fn read_barrier(&self) -> Result<()> {
+    /// One ReadIndex round: confirm leadership with a quorum (or ask the leader for its read
+    /// index) and wait until this member has applied up to it.
+    pub(super) async fn read_round(&self) -> Result<()> {
         let timeout = self.inner.cfg.request_timeout;
         let res = tokio::time::timeout(timeout, self.inner.raft.ensure_linearizable())
             .await

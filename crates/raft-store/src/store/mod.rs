@@ -9,6 +9,8 @@ mod cluster;
 mod kv;
 mod lease;
 mod peer;
+mod propose;
+mod read_index;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -16,10 +18,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use openraft::error::{ClientWriteError, RaftError};
+use openraft::error::RaftError;
 use openraft::Config;
 use rkube_proto::raft::raft_peer_server::RaftPeerServer;
-use rkube_proto::raft::{store_request::Op, store_response, StoreRequest, StoreResponse};
 use rocksdb::{ColumnFamilyDescriptor, Options, DB};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -32,7 +33,7 @@ use crate::log_store::{LogStore, CF_LOGS, CF_RAFT};
 use crate::mvcc::{CF_LEASES, CF_REVS, CF_SM_META};
 use crate::network::Peers;
 use crate::state_machine::{SmShared, StateMachine};
-use crate::types::{member_id, Member, NodeId, Raft, Request};
+use crate::types::{member_id, Member, NodeId, Raft};
 use crate::validate::Limits;
 
 /// Whether this member founds a new cluster or joins an existing one.
@@ -60,6 +61,7 @@ pub struct StoreConfig {
     pub client_urls: Vec<String>,
     pub limits: Limits,
     pub heartbeat_interval: Duration,
+    /// Minimum election timeout; elections start between this and 1.5 times this.
     pub election_timeout: Duration,
     /// How long a request waits for a leader or a quorum before it fails.
     pub request_timeout: Duration,
@@ -89,8 +91,8 @@ impl StoreConfig {
             initial_cluster_state: ClusterState::New,
             client_urls: Vec::new(),
             limits: Limits::default(),
-            heartbeat_interval: Duration::from_millis(50),
-            election_timeout: Duration::from_millis(150),
+            heartbeat_interval: Duration::from_millis(25),
+            election_timeout: Duration::from_millis(100),
             request_timeout: Duration::from_secs(5),
             auto_compaction_retention: 10_000,
             snapshot_entries: 10_000,
@@ -143,6 +145,8 @@ pub(crate) struct Inner {
     pub sm: Arc<SmShared>,
     pub peers: Peers,
     pub lessor: Lessor,
+    proposer: propose::Proposer,
+    reads: read_index::ReadBatcher,
     tasks: parking_lot::Mutex<Vec<JoinHandle<()>>>,
 }
 
@@ -194,7 +198,9 @@ impl Store {
             cluster_name: "rkube".into(),
             heartbeat_interval: cfg.heartbeat_interval.as_millis() as u64,
             election_timeout_min: cfg.election_timeout.as_millis() as u64,
-            election_timeout_max: 2 * cfg.election_timeout.as_millis() as u64,
+            // openraft grants no vote while a leader lease (= the maximum election timeout)
+            // lasts, so a narrow range keeps failover close to one election timeout.
+            election_timeout_max: cfg.election_timeout.as_millis() as u64 * 3 / 2,
             install_snapshot_timeout: 10_000,
             snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(cfg.snapshot_entries),
             max_in_snapshot_log_to_keep: cfg.snapshot_entries / 10,
@@ -224,6 +230,8 @@ impl Store {
                 sm: shared,
                 peers,
                 lessor: Lessor::default(),
+                proposer: Default::default(),
+                reads: Default::default(),
                 tasks: Default::default(),
             }),
         };
@@ -237,7 +245,8 @@ impl Store {
         .max_decoding_message_size(usize::MAX)
         .max_encoding_message_size(usize::MAX);
         let server = tokio::spawn(async move {
-            let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+            let incoming =
+                tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
             if let Err(e) = tonic::transport::Server::builder()
                 .tcp_nodelay(true)
                 .add_service(svc)
@@ -388,62 +397,6 @@ impl Store {
             .cloned()
     }
 
-    /// Proposes one write and returns its applied result, forwarding to the leader when
-    /// this member is not it. The request must have been validated.
-    pub(crate) async fn write(&self, op: Op) -> Result<StoreResponse> {
-        let req = StoreRequest { op: Some(op) };
-        let deadline = tokio::time::Instant::now() + self.inner.cfg.request_timeout;
-        loop {
-            match self.inner.raft.client_write(Request(req.clone())).await {
-                Ok(resp) => return into_result(resp.data.0),
-                Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
-                    if let (Some(lid), Some(node)) = (f.leader_id, f.leader_node) {
-                        if lid != self.inner.id {
-                            let mut c = self.inner.peers.client(&node.peer_addr);
-                            let res = tokio::time::timeout_at(deadline, c.forward(req.clone()))
-                                .await
-                                .map_err(|_| Error::Timeout)?;
-                            match res {
-                                Ok(resp) => return into_result(resp.into_inner()),
-                                // Never delivered: safe to send again once a new leader is known.
-                                Err(s) if not_delivered(&s) || s.message() == NOT_LEADER => {
-                                    self.wait_for_new_leader(lid, deadline).await?;
-                                    continue;
-                                }
-                                Err(s) => return Err(forward_error(s, &node)),
-                            }
-                        }
-                    }
-                    let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-                    if left.is_zero() {
-                        return Err(Error::NoLeader(None));
-                    }
-                    self.wait_for_leader(left).await?;
-                    tokio::task::yield_now().await;
-                }
-                Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(e))) => {
-                    return Err(Error::Membership(e.to_string()))
-                }
-                Err(RaftError::Fatal(_)) => return Err(Error::Stopped),
-            }
-        }
-    }
-
-    /// Like [`Store::write`] but refuses instead of forwarding (for requests that were
-    /// forwarded here already, so they never bounce between members).
-    pub(crate) async fn write_local(&self, req: StoreRequest) -> Result<StoreResponse> {
-        match self.inner.raft.client_write(Request(req)).await {
-            Ok(resp) => Ok(resp.data.0),
-            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
-                Err(Error::NoLeader(f.leader_node.map(|n| n.to_string())))
-            }
-            Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(e))) => {
-                Err(Error::Membership(e.to_string()))
-            }
-            Err(RaftError::Fatal(_)) => Err(Error::Stopped),
-        }
-    }
-
     /// Stops Raft and the peer listener.
     pub async fn shutdown(&self) {
         let _ = self.inner.raft.shutdown().await;
@@ -461,27 +414,16 @@ impl Store {
 pub(crate) const NOT_LEADER: &str = "not the leader";
 
 /// Whether a failed peer call certainly never reached the peer's service.
-fn not_delivered(s: &Status) -> bool {
+pub(crate) fn not_delivered(s: &Status) -> bool {
     s.code() == tonic::Code::Unavailable && s.message().contains("connect")
 }
 
 /// A forwarded request failed in transport: the leader may have gone; the client retries.
-fn forward_error(s: Status, leader: &Member) -> Error {
+pub(crate) fn forward_error(s: Status, leader: &Member) -> Error {
     match s.code() {
         tonic::Code::Unavailable | tonic::Code::Unknown | tonic::Code::Cancelled => {
             Error::NoLeader(Some(format!("{leader}: {}", s.message())))
         }
         _ => Error::Remote(s),
     }
-}
-
-/// An applied request's outcome: a deterministic rejection becomes an error.
-fn into_result(resp: StoreResponse) -> Result<StoreResponse> {
-    if let Some(store_response::Result::Error(e)) = &resp.result {
-        return Err(Error::Remote(Status::new(
-            tonic::Code::from_i32(e.code),
-            e.message.clone(),
-        )));
-    }
-    Ok(resp)
 }

@@ -4,7 +4,7 @@ use openraft::raft::{AppendEntriesRequest, InstallSnapshotRequest, VoteRequest};
 use rkube_proto::etcd::*;
 use rkube_proto::raft::raft_peer_server::RaftPeer;
 use rkube_proto::raft::{
-    Payload, ReadIndexRequest, ReadIndexResponse, StoreRequest, StoreResponse,
+    Payload, ReadIndexRequest, ReadIndexResponse, StoreBatch, StoreBatchResponse,
 };
 use tonic::{Request, Response, Status};
 
@@ -45,8 +45,11 @@ impl RaftPeer for PeerService {
         reply(&self.store.inner.raft.install_snapshot(rpc).await)
     }
 
-    async fn forward(&self, req: Request<StoreRequest>) -> Result<Response<StoreResponse>, Status> {
-        match self.store.write_local(req.into_inner()).await {
+    async fn forward(
+        &self,
+        req: Request<StoreBatch>,
+    ) -> Result<Response<StoreBatchResponse>, Status> {
+        match self.store.propose_local(req.into_inner()).await {
             Ok(r) => Ok(Response::new(r)),
             // Not proposed here: the sender may safely retry with the new leader.
             Err(crate::Error::NoLeader(_)) => Err(Status::unavailable(super::NOT_LEADER)),

@@ -1,0 +1,184 @@
+//! Proposing writes: concurrent writes are batched into one Raft entry, with a few entries
+//! in flight at once.
+//!
+//! A write joins the queue; up to [`MAX_IN_FLIGHT`] proposers each take everything queued
+//! (up to [`MAX_BATCH_BYTES`]) and propose it as one entry — on a follower, forward it to
+//! the leader as one RPC. Writes that arrive while entries are in flight form the next
+//! batch, so one fsync and one replication round serve many clients, while a lone client
+//! still has its write proposed at once.
+
+use openraft::error::{ClientWriteError, RaftError};
+use parking_lot::Mutex;
+use prost::Message;
+use rkube_proto::raft::{
+    store_response, StoreBatch, StoreBatchResponse, StoreRequest, StoreResponse,
+};
+use tokio::sync::oneshot;
+use tonic::Status;
+
+use super::{forward_error, not_delivered, Store, NOT_LEADER};
+use crate::error::{Error, Result};
+use crate::types::Request;
+
+/// Entries proposed and not yet applied, at most.
+const MAX_IN_FLIGHT: usize = 4;
+/// A batch is closed once it holds this many bytes (a single larger write still goes alone).
+const MAX_BATCH_BYTES: usize = 4 << 20;
+
+type Waiter = (StoreRequest, oneshot::Sender<Result<StoreResponse>>);
+
+#[derive(Default)]
+pub(crate) struct Proposer {
+    /// Running proposers and the queued writes.
+    state: Mutex<(usize, Vec<Waiter>)>,
+}
+
+impl Store {
+    /// Proposes one write and returns its applied result, forwarding to the leader when
+    /// this member is not it. The request must have been validated.
+    pub(crate) async fn write(
+        &self,
+        op: rkube_proto::raft::store_request::Op,
+    ) -> Result<StoreResponse> {
+        let (tx, rx) = oneshot::channel();
+        let start = {
+            let mut st = self.inner.proposer.state.lock();
+            st.1.push((StoreRequest { op: Some(op) }, tx));
+            let start = st.0 < MAX_IN_FLIGHT;
+            if start {
+                st.0 += 1;
+            }
+            start
+        };
+        if start {
+            let store = self.clone();
+            tokio::spawn(async move { store.drive_proposals().await });
+        }
+        rx.await.map_err(|_| Error::Stopped)?
+    }
+
+    async fn drive_proposals(&self) {
+        loop {
+            let batch: Vec<Waiter> = {
+                let mut st = self.inner.proposer.state.lock();
+                if st.1.is_empty() {
+                    st.0 -= 1;
+                    return;
+                }
+                let mut bytes = 0;
+                let n =
+                    st.1.iter()
+                        .take_while(|(r, _)| {
+                            bytes += r.encoded_len();
+                            bytes <= MAX_BATCH_BYTES
+                        })
+                        .count()
+                        .max(1);
+                st.1.drain(..n).collect()
+            };
+            let (requests, waiters): (Vec<StoreRequest>, Vec<_>) = batch.into_iter().unzip();
+            match self.propose(StoreBatch { requests }).await {
+                Ok(resp) if resp.responses.len() == waiters.len() => {
+                    for (w, r) in waiters.into_iter().zip(resp.responses) {
+                        let _ = w.send(into_result(r));
+                    }
+                }
+                Ok(resp) => {
+                    let msg = format!(
+                        "{} responses to {} writes",
+                        resp.responses.len(),
+                        waiters.len()
+                    );
+                    for w in waiters {
+                        let _ = w.send(Err(Error::Storage(msg.clone())));
+                    }
+                }
+                Err(e) => {
+                    let status = Status::from(e);
+                    for w in waiters {
+                        let _ = w.send(Err(Error::Remote(status.clone())));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Proposes one entry, forwarding it to the leader when this member is not it.
+    async fn propose(&self, batch: StoreBatch) -> Result<StoreBatchResponse> {
+        let deadline = tokio::time::Instant::now() + self.inner.cfg.request_timeout;
+        loop {
+            match self.inner.raft.client_write(Request(batch.clone())).await {
+                Ok(resp) => return Ok(resp.data.0),
+                Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
+                    if let (Some(lid), Some(node)) = (f.leader_id, f.leader_node) {
+                        if lid != self.inner.id {
+                            let mut c = self.inner.peers.client(&node.peer_addr);
+                            let res = tokio::time::timeout_at(deadline, c.forward(batch.clone()))
+                                .await
+                                .map_err(|_| Error::Timeout)?;
+                            match res {
+                                Ok(resp) => return Ok(resp.into_inner()),
+                                // Never proposed: safe to send again once a new leader is known.
+                                Err(s) if not_delivered(&s) || s.message() == NOT_LEADER => {
+                                    self.wait_for_new_leader(lid, deadline).await?;
+                                    continue;
+                                }
+                                Err(s) => return Err(forward_error(s, &node)),
+                            }
+                        }
+                    }
+                    let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                    if left.is_zero() {
+                        return Err(Error::NoLeader(None));
+                    }
+                    self.wait_for_leader(left).await?;
+                    tokio::task::yield_now().await;
+                }
+                Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(e))) => {
+                    return Err(Error::Membership(e.to_string()))
+                }
+                Err(RaftError::Fatal(_)) => return Err(Error::Stopped),
+            }
+        }
+    }
+
+    /// Proposes an entry on this member and refuses instead of forwarding: for batches that
+    /// were forwarded here already (so they never bounce) and for the leader's own
+    /// housekeeping (lease expiry, compaction).
+    pub(crate) async fn propose_local(&self, batch: StoreBatch) -> Result<StoreBatchResponse> {
+        match self.inner.raft.client_write(Request(batch)).await {
+            Ok(resp) => Ok(resp.data.0),
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
+                Err(Error::NoLeader(f.leader_node.map(|n| n.to_string())))
+            }
+            Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(e))) => {
+                Err(Error::Membership(e.to_string()))
+            }
+            Err(RaftError::Fatal(_)) => Err(Error::Stopped),
+        }
+    }
+
+    /// [`Store::propose_local`] for one write.
+    pub(crate) async fn write_local(&self, req: StoreRequest) -> Result<StoreResponse> {
+        let mut resp = self
+            .propose_local(StoreBatch {
+                requests: vec![req],
+            })
+            .await?;
+        resp.responses
+            .pop()
+            .ok_or_else(|| Error::Storage("no response to a write".into()))
+            .and_then(into_result)
+    }
+}
+
+/// An applied request's outcome: a deterministic rejection becomes an error.
+fn into_result(resp: StoreResponse) -> Result<StoreResponse> {
+    if let Some(store_response::Result::Error(e)) = &resp.result {
+        return Err(Error::Remote(Status::new(
+            tonic::Code::from_i32(e.code),
+            e.message.clone(),
+        )));
+    }
+    Ok(resp)
+}
