@@ -9,6 +9,10 @@
 //! This crate knows nothing about Kubernetes objects, and depends on no rkube crate but
 //! `rkube-proto`.
 
+// openraft's storage traits fix the error type (`StorageError`, 224 bytes); helpers that
+// return it follow suit.
+#![allow(clippy::result_large_err)]
+
 mod codec;
 pub mod error;
 pub mod etcd;

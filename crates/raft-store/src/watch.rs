@@ -342,9 +342,9 @@ impl Watcher {
         .to_key();
         let mut batch: Vec<Event> = Vec::new();
         let mut batch_rev = 0;
-        let mut seen = 0usize;
         let mut next_from = self.replay_to + 1;
-        for r in db.iterator_cf(cf, IteratorMode::From(&from, Direction::Forward)) {
+        let records = db.iterator_cf(cf, IteratorMode::From(&from, Direction::Forward));
+        for (seen, r) in records.enumerate() {
             let (k, v) = r?;
             let rev = Rev::from_key(&k).ok_or_else(|| Error::Storage("bad revision key".into()))?;
             if rev.main > self.replay_to {
@@ -359,7 +359,6 @@ impl Watcher {
                 }
                 batch_rev = rev.main;
             }
-            seen += 1;
             let rec: Record = decode(&v).map_err(|e| Error::Storage(e.to_string()))?;
             if !in_range(&rec.key, &self.opts.key, &self.opts.range_end) {
                 continue;

@@ -95,10 +95,7 @@ impl Store {
     pub async fn member_remove(&self, req: MemberRemoveRequest) -> Result<MemberRemoveResponse> {
         if !self.is_leader() {
             return self
-                .call_leader(|mut c| {
-                    let req = req.clone();
-                    async move { c.member_remove(req).await }
-                })
+                .call_leader(|mut c| async move { c.member_remove(req).await })
                 .await;
         }
         let member = self
@@ -125,10 +122,7 @@ impl Store {
     pub async fn member_promote(&self, req: MemberPromoteRequest) -> Result<MemberPromoteResponse> {
         if !self.is_leader() {
             return self
-                .call_leader(|mut c| {
-                    let req = req.clone();
-                    async move { c.member_promote(req).await }
-                })
+                .call_leader(|mut c| async move { c.member_promote(req).await })
                 .await;
         }
         let member = self

@@ -82,7 +82,7 @@ impl Store {
                 // The member picks the ID, as etcd's lessor does: random and positive.
                 req.id = (rand_u64() >> 1) as i64;
             }
-            let resp = self.write(Op::LeaseGrant(req.clone())).await;
+            let resp = self.write(Op::LeaseGrant(req)).await;
             match resp {
                 Ok(resp) => match resp.result {
                     Some(Res::LeaseGrant(mut g)) => {
@@ -159,10 +159,7 @@ impl Store {
     ) -> Result<LeaseTimeToLiveResponse> {
         if !self.is_leader() {
             return self
-                .call_leader(|mut c| {
-                    let req = req.clone();
-                    async move { c.lease_time_to_live(req).await }
-                })
+                .call_leader(|mut c| async move { c.lease_time_to_live(req).await })
                 .await;
         }
         self.read_barrier().await?;
