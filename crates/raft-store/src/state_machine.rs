@@ -202,7 +202,8 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let db = self.shared.db.clone();
         let mut mvcc = self.shared.mvcc.write();
         let (mut applied, mut membership) = self.shared.applied.read().clone();
-        let mut txn = WriteTxn::new(&mut mvcc, &db);
+        let watched = self.shared.hub.watcher_count() > 0;
+        let mut txn = WriteTxn::new(&mut mvcc, &db, watched);
         let mut out = Vec::new();
         for e in entries {
             applied = Some(e.log_id);

@@ -26,21 +26,25 @@ pub struct WriteTxn<'a> {
     db: &'a DB,
     pub batch: WriteBatch,
     pending: HashMap<Rev, Record>,
-    /// Events of this batch, in revision order.
+    /// Events of this batch, in revision order; collected only when someone watches.
     pub events: Vec<Event>,
+    record_events: bool,
     /// Revision of the request being applied and the next sub-revision in it.
     main: i64,
     sub: i64,
 }
 
 impl<'a> WriteTxn<'a> {
-    pub fn new(mvcc: &'a mut Mvcc, db: &'a DB) -> Self {
+    /// A batch on `mvcc`; `record_events` is false when no watcher exists (none can
+    /// register while the batch holds the state's write lock).
+    pub fn new(mvcc: &'a mut Mvcc, db: &'a DB, record_events: bool) -> Self {
         WriteTxn {
             mvcc,
             db,
             batch: WriteBatch::default(),
             pending: HashMap::new(),
             events: Vec::new(),
+            record_events,
             main: 0,
             sub: 0,
         }
@@ -138,12 +142,16 @@ impl<'a> WriteTxn<'a> {
                 l.keys.insert(req.key.clone());
             }
         }
-        let prev_kv = prev.map(|p| p.to_kv());
-        self.events.push(Event {
-            r#type: EventType::Put as i32,
-            kv: Some(rec.to_kv()),
-            prev_kv: prev_kv.clone(),
-        });
+        let prev_kv = (req.prev_kv || self.record_events)
+            .then(|| prev.map(|p| p.to_kv()))
+            .flatten();
+        if self.record_events {
+            self.events.push(Event {
+                r#type: EventType::Put as i32,
+                kv: Some(rec.to_kv()),
+                prev_kv: prev_kv.clone(),
+            });
+        }
         self.write_record(rev, rec);
         Ok(PutResponse {
             header: None,
@@ -178,15 +186,17 @@ impl<'a> WriteTxn<'a> {
             };
             self.detach(&prev.key, prev.lease);
             let prev_kv = prev.to_kv();
-            self.events.push(Event {
-                r#type: EventType::Delete as i32,
-                kv: Some(KeyValue {
-                    key: prev_kv.key.clone(),
-                    mod_revision: rev.main,
-                    ..KeyValue::default()
-                }),
-                prev_kv: Some(prev_kv.clone()),
-            });
+            if self.record_events {
+                self.events.push(Event {
+                    r#type: EventType::Delete as i32,
+                    kv: Some(KeyValue {
+                        key: prev_kv.key.clone(),
+                        mod_revision: rev.main,
+                        ..KeyValue::default()
+                    }),
+                    prev_kv: Some(prev_kv.clone()),
+                });
+            }
             self.write_record(rev, tomb);
             resp.deleted += 1;
             if req.prev_kv {

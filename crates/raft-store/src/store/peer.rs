@@ -49,7 +49,7 @@ impl RaftPeer for PeerService {
         &self,
         req: Request<StoreBatch>,
     ) -> Result<Response<StoreBatchResponse>, Status> {
-        match self.store.propose_local(req.into_inner()).await {
+        match self.store.propose_forwarded(req.into_inner()).await {
             Ok(r) => Ok(Response::new(r)),
             // Not proposed here: the sender may safely retry with the new leader.
             Err(crate::Error::NoLeader(_)) => Err(Status::unavailable(super::NOT_LEADER)),

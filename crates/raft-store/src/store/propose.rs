@@ -20,17 +20,24 @@ use super::{forward_error, not_delivered, Store, NOT_LEADER};
 use crate::error::{Error, Result};
 use crate::types::Request;
 
-/// Entries proposed and not yet applied, at most.
-const MAX_IN_FLIGHT: usize = 4;
-/// A batch is closed once it holds this many bytes (a single larger write still goes alone).
+/// Entries this member has proposed and not yet seen applied, at most. One keeps batches
+/// large: the members' fsyncs share a disk, and fewer, larger ones serve more writes.
+const MAX_IN_FLIGHT: usize = 1;
+/// A batch is closed once it holds this many bytes (a single larger unit still goes alone).
 const MAX_BATCH_BYTES: usize = 4 << 20;
 
-type Waiter = (StoreRequest, oneshot::Sender<Result<StoreResponse>>);
+/// Writes that must be proposed together, and who waits for their results.
+struct Unit {
+    requests: Vec<StoreRequest>,
+    /// Forwarded here by another member: propose on this member or fail, never forward on.
+    local: bool,
+    tx: oneshot::Sender<Result<Vec<StoreResponse>>>,
+}
 
 #[derive(Default)]
 pub(crate) struct Proposer {
-    /// Running proposers and the queued writes.
-    state: Mutex<(usize, Vec<Waiter>)>,
+    /// Running proposers and the queued units.
+    state: Mutex<(usize, Vec<Unit>)>,
 }
 
 impl Store {
@@ -40,10 +47,34 @@ impl Store {
         &self,
         op: rkube_proto::raft::store_request::Op,
     ) -> Result<StoreResponse> {
+        let mut r = self
+            .enqueue(vec![StoreRequest { op: Some(op) }], false)
+            .await?;
+        r.pop()
+            .ok_or_else(|| Error::Storage("no response to a write".into()))
+            .and_then(into_result)
+    }
+
+    /// Proposes a batch forwarded by another member, together with this member's own
+    /// writes, as one unit: all of it is applied, or none of it and the sender may retry.
+    pub(crate) async fn propose_forwarded(&self, batch: StoreBatch) -> Result<StoreBatchResponse> {
+        let responses = self.enqueue(batch.requests, true).await?;
+        Ok(StoreBatchResponse { responses })
+    }
+
+    async fn enqueue(
+        &self,
+        requests: Vec<StoreRequest>,
+        local: bool,
+    ) -> Result<Vec<StoreResponse>> {
         let (tx, rx) = oneshot::channel();
         let start = {
             let mut st = self.inner.proposer.state.lock();
-            st.1.push((StoreRequest { op: Some(op) }, tx));
+            st.1.push(Unit {
+                requests,
+                local,
+                tx,
+            });
             let start = st.0 < MAX_IN_FLIGHT;
             if start {
                 st.0 += 1;
@@ -59,7 +90,7 @@ impl Store {
 
     async fn drive_proposals(&self) {
         loop {
-            let batch: Vec<Waiter> = {
+            let units: Vec<Unit> = {
                 let mut st = self.inner.proposer.state.lock();
                 if st.1.is_empty() {
                     st.0 -= 1;
@@ -68,37 +99,45 @@ impl Store {
                 let mut bytes = 0;
                 let n =
                     st.1.iter()
-                        .take_while(|(r, _)| {
-                            bytes += r.encoded_len();
+                        .take_while(|u| {
+                            bytes += u.requests.iter().map(|r| r.encoded_len()).sum::<usize>();
                             bytes <= MAX_BATCH_BYTES
                         })
                         .count()
                         .max(1);
                 st.1.drain(..n).collect()
             };
-            let (requests, waiters): (Vec<StoreRequest>, Vec<_>) = batch.into_iter().unzip();
-            match self.propose(StoreBatch { requests }).await {
-                Ok(resp) if resp.responses.len() == waiters.len() => {
-                    for (w, r) in waiters.into_iter().zip(resp.responses) {
-                        let _ = w.send(into_result(r));
+            let batch = StoreBatch {
+                requests: units
+                    .iter()
+                    .flat_map(|u| u.requests.iter().cloned())
+                    .collect(),
+            };
+            match self.propose_local(batch).await {
+                Ok(resp) => deliver(units, resp),
+                Err(Error::NoLeader(_)) => {
+                    // Not the leader: forwarded units go back to their sender, this member's
+                    // own writes go to the leader.
+                    let (local, own): (Vec<Unit>, Vec<Unit>) =
+                        units.into_iter().partition(|u| u.local);
+                    for u in local {
+                        let _ = u.tx.send(Err(Error::NoLeader(None)));
+                    }
+                    if own.is_empty() {
+                        continue;
+                    }
+                    let batch = StoreBatch {
+                        requests: own
+                            .iter()
+                            .flat_map(|u| u.requests.iter().cloned())
+                            .collect(),
+                    };
+                    match self.propose(batch).await {
+                        Ok(resp) => deliver(own, resp),
+                        Err(e) => fail(own, e),
                     }
                 }
-                Ok(resp) => {
-                    let msg = format!(
-                        "{} responses to {} writes",
-                        resp.responses.len(),
-                        waiters.len()
-                    );
-                    for w in waiters {
-                        let _ = w.send(Err(Error::Storage(msg.clone())));
-                    }
-                }
-                Err(e) => {
-                    let status = Status::from(e);
-                    for w in waiters {
-                        let _ = w.send(Err(Error::Remote(status.clone())));
-                    }
-                }
+                Err(e) => fail(units, e),
             }
         }
     }
@@ -142,9 +181,8 @@ impl Store {
         }
     }
 
-    /// Proposes an entry on this member and refuses instead of forwarding: for batches that
-    /// were forwarded here already (so they never bounce) and for the leader's own
-    /// housekeeping (lease expiry, compaction).
+    /// Proposes an entry on this member, or fails with [`Error::NoLeader`] when it is not
+    /// the leader.
     pub(crate) async fn propose_local(&self, batch: StoreBatch) -> Result<StoreBatchResponse> {
         match self.inner.raft.client_write(Request(batch)).await {
             Ok(resp) => Ok(resp.data.0),
@@ -158,7 +196,8 @@ impl Store {
         }
     }
 
-    /// [`Store::propose_local`] for one write.
+    /// One write of the leader's own housekeeping (lease expiry, compaction): proposed here
+    /// or not at all.
     pub(crate) async fn write_local(&self, req: StoreRequest) -> Result<StoreResponse> {
         let mut resp = self
             .propose_local(StoreBatch {
@@ -169,6 +208,27 @@ impl Store {
             .pop()
             .ok_or_else(|| Error::Storage("no response to a write".into()))
             .and_then(into_result)
+    }
+}
+
+/// Hands each unit its share of an entry's responses.
+fn deliver(units: Vec<Unit>, resp: StoreBatchResponse) {
+    let total: usize = units.iter().map(|u| u.requests.len()).sum();
+    if resp.responses.len() != total {
+        let msg = format!("{} responses to {total} writes", resp.responses.len());
+        return fail(units, Error::Storage(msg));
+    }
+    let mut responses = resp.responses.into_iter();
+    for u in units {
+        let mine: Vec<StoreResponse> = responses.by_ref().take(u.requests.len()).collect();
+        let _ = u.tx.send(Ok(mine));
+    }
+}
+
+fn fail(units: Vec<Unit>, e: Error) {
+    let status = Status::from(e);
+    for u in units {
+        let _ = u.tx.send(Err(Error::Remote(status.clone())));
     }
 }
 
