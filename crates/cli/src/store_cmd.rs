@@ -44,8 +44,8 @@ pub struct StoreArgs {
     /// Most operations in one transaction branch.
     #[arg(long, default_value_t = 128)]
     pub max_txn_ops: usize,
-    /// Raft heartbeat interval in milliseconds.
-    #[arg(long, default_value_t = 25)]
+    /// Raft heartbeat interval in milliseconds; also the time a replication RPC may take.
+    #[arg(long, default_value_t = 50)]
     pub heartbeat_interval_ms: u64,
     /// Raft election timeout in milliseconds (randomised up to 1.5 times this).
     #[arg(long, default_value_t = 100)]

@@ -7,7 +7,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use openraft::error::{
-    InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
+    InstallSnapshotError, NetworkError, PayloadTooLarge, RPCError, RaftError, RemoteError,
+    Unreachable,
 };
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
@@ -120,7 +121,18 @@ impl RaftNetwork<TypeConfig> for PeerNetwork {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> RpcResult<AppendEntriesResponse<NodeId>, openraft::error::Infallible> {
-        self.call(Rpc::Append, &rpc, &option).await
+        // openraft gives an AppendEntries one heartbeat interval and then resends the same
+        // entries. A batch too large for that would be resent forever, so a slow batch is
+        // reported as too large before that deadline, and openraft halves the next one.
+        let n = rpc.entries.len() as u64;
+        let budget = option.hard_ttl() * 4 / 5;
+        match tokio::time::timeout(budget, self.call(Rpc::Append, &rpc, &option)).await {
+            Ok(res) => res,
+            Err(_) if n > 1 => Err(RPCError::PayloadTooLarge(
+                PayloadTooLarge::new_entries_hint(n / 2),
+            )),
+            Err(elapsed) => Err(RPCError::Unreachable(Unreachable::new(&elapsed))),
+        }
     }
 
     async fn install_snapshot(

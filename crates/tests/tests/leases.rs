@@ -47,27 +47,32 @@ async fn keep_alive_holds_keys_and_expiry_survives_a_leader_change() {
             .unwrap();
         }
 
-        // Keep `kept` alive from a follower (forwarded to the leader) every 500 ms.
-        let (tx, rx) = mpsc::channel(4);
-        let mut responses = lease
-            .lease_keep_alive(ReceiverStream::new(rx))
-            .await
-            .unwrap()
-            .into_inner();
+        // Keep `kept` alive from a follower (forwarded to the leader) every 500 ms. Like
+        // etcd's client, re-open the stream when a keep-alive fails (the leader died).
+        let mut keeper_lease = lease.clone();
         let keeper = tokio::spawn(async move {
             loop {
-                if tx
-                    .send(LeaseKeepAliveRequest { id: kept.id })
-                    .await
-                    .is_err()
-                {
-                    return;
+                let (tx, rx) = mpsc::channel(4);
+                let Ok(stream) = keeper_lease.lease_keep_alive(ReceiverStream::new(rx)).await
+                else {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                };
+                let mut responses = stream.into_inner();
+                loop {
+                    if tx
+                        .send(LeaseKeepAliveRequest { id: kept.id })
+                        .await
+                        .is_err()
+                    {
+                        break;
+                    }
+                    match responses.message().await {
+                        Ok(Some(r)) => assert_eq!(r.ttl, 2, "keep-alive renews the full TTL"),
+                        _ => break,
+                    }
+                    tokio::time::sleep(Duration::from_millis(500)).await;
                 }
-                match responses.message().await {
-                    Ok(Some(r)) => assert_eq!(r.ttl, 2, "keep-alive renews the full TTL"),
-                    _ => return,
-                }
-                tokio::time::sleep(Duration::from_millis(500)).await;
             }
         });
 

@@ -91,7 +91,7 @@ impl StoreConfig {
             initial_cluster_state: ClusterState::New,
             client_urls: Vec::new(),
             limits: Limits::default(),
-            heartbeat_interval: Duration::from_millis(25),
+            heartbeat_interval: Duration::from_millis(50),
             election_timeout: Duration::from_millis(100),
             request_timeout: Duration::from_secs(5),
             auto_compaction_retention: 10_000,
@@ -204,7 +204,7 @@ impl Store {
             install_snapshot_timeout: 10_000,
             snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(cfg.snapshot_entries),
             max_in_snapshot_log_to_keep: cfg.snapshot_entries / 10,
-            max_payload_entries: 1000,
+            max_payload_entries: 256,
             ..Default::default()
         }
         .validate()
@@ -389,7 +389,7 @@ impl Store {
         }
     }
 
-    fn leader_member(&self, leader: NodeId) -> Option<Member> {
+    pub(crate) fn leader_member(&self, leader: NodeId) -> Option<Member> {
         self.metrics()
             .membership_config
             .membership()

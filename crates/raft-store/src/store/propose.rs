@@ -24,7 +24,7 @@ use crate::types::Request;
 /// large: the members' fsyncs share a disk, and fewer, larger ones serve more writes.
 const MAX_IN_FLIGHT: usize = 1;
 /// A batch is closed once it holds this many bytes (a single larger unit still goes alone).
-const MAX_BATCH_BYTES: usize = 4 << 20;
+const MAX_BATCH_BYTES: usize = 1 << 20;
 
 /// Writes that must be proposed together, and who waits for their results.
 struct Unit {
@@ -113,7 +113,14 @@ impl Store {
                     .flat_map(|u| u.requests.iter().cloned())
                     .collect(),
             };
-            match self.propose_local(batch).await {
+            // A follower with only its own writes sends them straight to the leader.
+            let forward_only = !self.is_leader() && units.iter().all(|u| !u.local);
+            let res = if forward_only {
+                Err(Error::NoLeader(None))
+            } else {
+                self.propose_local(batch).await
+            };
+            match res {
                 Ok(resp) => deliver(units, resp),
                 Err(Error::NoLeader(_)) => {
                     // Not the leader: forwarded units go back to their sender, this member's
@@ -146,7 +153,21 @@ impl Store {
     async fn propose(&self, batch: StoreBatch) -> Result<StoreBatchResponse> {
         let deadline = tokio::time::Instant::now() + self.inner.cfg.request_timeout;
         loop {
-            match self.inner.raft.client_write(Request(batch.clone())).await {
+            // Skip a round trip through Raft when the leader is known to be another member.
+            let known = self
+                .leader()
+                .filter(|l| *l != self.inner.id)
+                .zip(self.leader().and_then(|l| self.leader_member(l)));
+            let res = match known {
+                Some((lid, node)) => Err(RaftError::APIError(ClientWriteError::ForwardToLeader(
+                    openraft::error::ForwardToLeader {
+                        leader_id: Some(lid),
+                        leader_node: Some(node),
+                    },
+                ))),
+                None => self.inner.raft.client_write(Request(batch.clone())).await,
+            };
+            match res {
                 Ok(resp) => return Ok(resp.data.0),
                 Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
                     if let (Some(lid), Some(node)) = (f.leader_id, f.leader_node) {

@@ -156,6 +156,10 @@ async fn failover(c: &mut Cluster, kills: usize) -> Vec<Duration> {
             }
         }
         'acked: loop {
+            assert!(
+                t0.elapsed() < Duration::from_secs(30),
+                "no put acknowledged within 30 s of killing the leader"
+            );
             for kv in &kvs {
                 let attempt =
                     tokio::time::timeout(Duration::from_secs(3), put_once(kv.clone(), k as u64))
