@@ -50,6 +50,13 @@ impl Store {
             .collect()
     }
 
+    fn member(&self, id: NodeId) -> Result<PbMember> {
+        self.members()
+            .into_iter()
+            .find(|m| m.id == id)
+            .ok_or_else(|| Error::Membership(format!("member {id:x} not found")))
+    }
+
     pub async fn member_add(&self, req: MemberAddRequest) -> Result<MemberAddResponse> {
         let url = req
             .peer_ur_ls
@@ -98,11 +105,7 @@ impl Store {
                 .call_leader(|mut c| async move { c.member_remove(req).await })
                 .await;
         }
-        let member = self
-            .members()
-            .into_iter()
-            .find(|m| m.id == req.id)
-            .ok_or_else(|| Error::Membership(format!("member {:x} not found", req.id)))?;
+        let member = self.member(req.id)?;
         let change = if member.is_learner {
             ChangeMembers::RemoveNodes([req.id].into())
         } else {
@@ -125,11 +128,7 @@ impl Store {
                 .call_leader(|mut c| async move { c.member_promote(req).await })
                 .await;
         }
-        let member = self
-            .members()
-            .into_iter()
-            .find(|m| m.id == req.id)
-            .ok_or_else(|| Error::Membership(format!("member {:x} not found", req.id)))?;
+        let member = self.member(req.id)?;
         if !member.is_learner {
             return Err(Error::Membership(
                 "can only promote a learner member".into(),

@@ -75,37 +75,19 @@ impl Store {
     pub async fn put(&self, req: PutRequest) -> Result<PutResponse> {
         validate::put(&req, self.limits())?;
         let resp = self.write(Op::Put(req)).await?;
-        match resp.result {
-            Some(Res::Put(mut p)) => {
-                p.header = resp.header;
-                Ok(p)
-            }
-            other => Err(unexpected(other)),
-        }
+        take_result!(resp, Res::Put)
     }
 
     pub async fn delete_range(&self, req: DeleteRangeRequest) -> Result<DeleteRangeResponse> {
         validate::delete_range(&req)?;
         let resp = self.write(Op::DeleteRange(req)).await?;
-        match resp.result {
-            Some(Res::DeleteRange(mut d)) => {
-                d.header = resp.header;
-                Ok(d)
-            }
-            other => Err(unexpected(other)),
-        }
+        take_result!(resp, Res::DeleteRange)
     }
 
     pub async fn txn(&self, req: TxnRequest) -> Result<TxnResponse> {
         validate::txn(&req, self.limits())?;
         let resp = self.write(Op::Txn(req)).await?;
-        match resp.result {
-            Some(Res::Txn(mut t)) => {
-                t.header = resp.header;
-                Ok(t)
-            }
-            other => Err(unexpected(other)),
-        }
+        take_result!(resp, Res::Txn)
     }
 
     pub async fn compact(&self, revision: i64) -> Result<CompactionResponse> {
@@ -115,13 +97,7 @@ impl Store {
                 physical: true,
             }))
             .await?;
-        match resp.result {
-            Some(Res::Compact(mut c)) => {
-                c.header = resp.header;
-                Ok(c)
-            }
-            other => Err(unexpected(other)),
-        }
+        take_result!(resp, Res::Compact)
     }
 
     /// Starts a watch. Without a start revision the watch begins after the revision a
@@ -146,6 +122,21 @@ impl Store {
         ))
     }
 }
+
+/// The typed response inside an applied write's result, stamped with its header.
+macro_rules! take_result {
+    ($resp:expr, $variant:path) => {{
+        let resp = $resp;
+        match resp.result {
+            Some($variant(mut r)) => {
+                r.header = resp.header;
+                Ok(r)
+            }
+            other => Err($crate::store::kv::unexpected(other)),
+        }
+    }};
+}
+pub(crate) use take_result;
 
 pub(crate) fn unexpected(r: Option<Res>) -> Error {
     Error::Storage(format!("unexpected response to a store request: {r:?}"))

@@ -9,7 +9,7 @@ use parking_lot::Mutex;
 use rkube_proto::etcd::*;
 use rkube_proto::raft::{store_request::Op, store_response::Result as Res, LeaseExpire};
 
-use super::kv::unexpected;
+use super::kv::take_result;
 use super::Store;
 use crate::error::{Error, Result};
 use crate::validate;
@@ -84,13 +84,7 @@ impl Store {
             }
             let resp = self.write(Op::LeaseGrant(req)).await;
             match resp {
-                Ok(resp) => match resp.result {
-                    Some(Res::LeaseGrant(mut g)) => {
-                        g.header = resp.header;
-                        return Ok(g);
-                    }
-                    other => return Err(unexpected(other)),
-                },
+                Ok(resp) => return take_result!(resp, Res::LeaseGrant),
                 Err(Error::Remote(s)) if chosen && s.code() == tonic::Code::InvalidArgument => {
                     continue
                 }
@@ -104,13 +98,7 @@ impl Store {
         let resp = self
             .write(Op::LeaseRevoke(LeaseRevokeRequest { id }))
             .await?;
-        match resp.result {
-            Some(Res::LeaseRevoke(mut r)) => {
-                r.header = resp.header;
-                Ok(r)
-            }
-            other => Err(unexpected(other)),
-        }
+        take_result!(resp, Res::LeaseRevoke)
     }
 
     pub(crate) async fn lease_expire(&self, ids: Vec<i64>) -> Result<()> {
