@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use clap::Parser;
 use rkube_proto::etcd::kv_client::KvClient;
-use rkube_proto::etcd::{PutRequest, RangeRequest};
+use rkube_proto::etcd::{PutRequest, RangeRequest, StatusRequest};
 use rkube_tests::{Cluster, Flavor};
 use tonic::transport::Channel;
 
@@ -175,8 +175,27 @@ async fn failover(c: &mut Cluster, kills: usize) -> Vec<Duration> {
         }
         out.push(t0.elapsed());
         c.spawn(leader, "new");
-        // Let the restarted member catch up before the next kill.
+        // The next kill hits a healthy cluster: every member has applied the same index.
         c.wait_leader(Duration::from_secs(30)).await;
+        rkube_tests::eventually(
+            Duration::from_secs(60),
+            "the restarted member to catch up",
+            || async {
+                let mut applied = Vec::new();
+                for i in 0..3 {
+                    let st = c
+                        .clients(i)
+                        .maintenance
+                        .status(StatusRequest {})
+                        .await
+                        .ok()?
+                        .into_inner();
+                    applied.push(st.raft_applied_index);
+                }
+                (applied.iter().min() == applied.iter().max()).then_some(())
+            },
+        )
+        .await;
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     out
