@@ -176,10 +176,6 @@ impl WatchHub {
         }
     }
 
-    pub fn revision(&self) -> i64 {
-        self.inner.lock().revision
-    }
-
     pub fn watcher_count(&self) -> usize {
         self.inner.lock().watchers.len()
     }

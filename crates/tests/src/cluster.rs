@@ -11,7 +11,7 @@ use rkube_proto::etcd::kv_client::KvClient;
 use rkube_proto::etcd::lease_client::LeaseClient;
 use rkube_proto::etcd::maintenance_client::MaintenanceClient;
 use rkube_proto::etcd::watch_client::WatchClient;
-use rkube_proto::etcd::StatusRequest;
+use rkube_proto::etcd::{RangeRequest, StatusRequest};
 use tonic::transport::Channel;
 
 use crate::{eventually, free_addr, rkube_bin};
@@ -43,6 +43,22 @@ pub struct Clients {
 }
 
 impl Clients {
+    /// The member's current revision, from a range's response header.
+    pub async fn revision(&mut self) -> i64 {
+        let req = RangeRequest {
+            key: "any".into(),
+            ..Default::default()
+        };
+        self.kv
+            .range(req)
+            .await
+            .expect("range")
+            .into_inner()
+            .header
+            .expect("header")
+            .revision
+    }
+
     pub fn connect_lazy(addr: SocketAddr) -> Clients {
         let ch = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
             .expect("endpoint")
@@ -240,16 +256,6 @@ impl Cluster {
             },
         )
         .await
-    }
-
-    /// The log of member `i` so far (for failure messages).
-    pub fn log(&self, i: usize) -> String {
-        std::fs::read_to_string(
-            self.dir
-                .path()
-                .join(format!("{}.log", self.members[i].name)),
-        )
-        .unwrap_or_default()
     }
 }
 

@@ -9,19 +9,6 @@ use rkube_proto::etcd::*;
 use rkube_tests::{Clients, Cluster, Flavor};
 use tonic::Code;
 
-async fn revision(c: &mut Clients) -> i64 {
-    c.kv.range(RangeRequest {
-        key: "any".into(),
-        ..Default::default()
-    })
-    .await
-    .unwrap()
-    .into_inner()
-    .header
-    .unwrap()
-    .revision
-}
-
 /// Asserts `res` failed with `code` and a message containing each of `words`, and that the
 /// store's revision did not move.
 async fn assert_rejected<T: std::fmt::Debug>(
@@ -41,7 +28,7 @@ async fn assert_rejected<T: std::fmt::Debug>(
         );
     }
     assert_eq!(
-        revision(c).await,
+        c.revision().await,
         before,
         "a rejected request wrote something"
     );
@@ -59,7 +46,7 @@ async fn bad_requests_are_rejected_and_write_nothing() {
         })
         .await
         .unwrap();
-        let before = revision(&mut c).await;
+        let before = c.revision().await;
 
         // Over the default 1.5 MiB request limit.
         let big = PutRequest {
@@ -144,7 +131,7 @@ async fn bad_requests_are_rejected_and_write_nothing() {
             .await
             .unwrap();
         }
-        let now = revision(&mut c).await;
+        let now = c.revision().await;
         c.kv.compact(CompactionRequest {
             revision: now,
             physical: true,

@@ -111,19 +111,7 @@ async fn writes_through_every_member_survive_a_leader_kill() {
         c.spawn(leader, "new");
         assert_all_members_hold(&c, "k/", &acked).await;
         // Identical history on every member.
-        let rev = c
-            .clients(new_leader)
-            .kv
-            .range(RangeRequest {
-                key: "k/".into(),
-                ..Default::default()
-            })
-            .await
-            .unwrap()
-            .into_inner()
-            .header
-            .unwrap()
-            .revision;
+        let rev = c.clients(new_leader).revision().await;
         let mut hashes = Vec::new();
         for i in 0..3 {
             let h = eventually(

@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 pub use range::{check_revision, RangeResult};
 pub use write::WriteTxn;
 
-use crate::codec::{decode, encode};
+use crate::codec::decode;
 use crate::error::{Error, Result};
 
 pub const CF_REVS: &str = "revs";
@@ -234,10 +234,6 @@ impl Mvcc {
         }
         let p = revs[pos - 1];
         (!p.tombstone).then_some(p.rev)
-    }
-
-    pub fn encode_meta_i64(v: i64) -> Vec<u8> {
-        encode(&v)
     }
 }
 
