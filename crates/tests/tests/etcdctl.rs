@@ -184,6 +184,13 @@ async fn scenario() {
         String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
     assert_eq!(health.matches("is healthy").count(), 3, "{health}");
 
+    let defrag = run(&all, &["defrag"]).await;
+    assert_eq!(
+        defrag.matches("Finished defragmenting etcd member").count(),
+        3,
+        "{defrag}"
+    );
+
     // Compaction: history below the compaction revision is gone, with etcd's error.
     let rev: i64 = run(&all, &["get", "foo", "-w", "fields"])
         .await

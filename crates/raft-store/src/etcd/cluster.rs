@@ -66,6 +66,16 @@ impl Maintenance for EtcdService {
         Ok(Response::new(r))
     }
 
+    async fn defragment(
+        &self,
+        _: Request<DefragmentRequest>,
+    ) -> Result<Response<DefragmentResponse>, Status> {
+        self.store.defragment().await?;
+        Ok(Response::new(DefragmentResponse {
+            header: self.header(None),
+        }))
+    }
+
     async fn hash_kv(
         &self,
         req: Request<HashKvRequest>,
