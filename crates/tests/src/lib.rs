@@ -37,6 +37,13 @@ pub fn rkube_bin() -> PathBuf {
         })
 }
 
+/// The etcd range end that makes `[prefix, end)` cover every key starting with `prefix`.
+pub fn prefix_end(prefix: &str) -> bytes::Bytes {
+    let mut end = prefix.as_bytes().to_vec();
+    *end.last_mut().expect("a non-empty prefix") += 1;
+    end.into()
+}
+
 /// A loopback address with a port that was free a moment ago.
 pub fn free_addr() -> SocketAddr {
     let l = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");

@@ -8,11 +8,10 @@ use rkube_proto::etcd::*;
 use rkube_tests::{eventually, Cluster, Flavor};
 
 async fn count_local(c: &Cluster, i: usize, prefix: &str) -> Option<i64> {
-    let mut end = prefix.as_bytes().to_vec();
-    *end.last_mut().unwrap() += 1;
+    let end = rkube_tests::prefix_end(prefix);
     let req = RangeRequest {
         key: Bytes::copy_from_slice(prefix.as_bytes()),
-        range_end: end.into(),
+        range_end: end,
         serializable: true,
         count_only: true,
         ..Default::default()

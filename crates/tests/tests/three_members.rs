@@ -21,11 +21,10 @@ fn put(k: &str, v: &str) -> PutRequest {
 /// Every key under `prefix` with its value, read serializably from member `i` (what that
 /// member itself has applied).
 async fn local_state(c: &Cluster, i: usize, prefix: &str) -> Option<BTreeMap<String, String>> {
-    let mut end = prefix.as_bytes().to_vec();
-    *end.last_mut().unwrap() += 1;
+    let end = rkube_tests::prefix_end(prefix);
     let req = RangeRequest {
         key: Bytes::copy_from_slice(prefix.as_bytes()),
-        range_end: end.into(),
+        range_end: end,
         serializable: true,
         ..Default::default()
     };

@@ -16,13 +16,12 @@ async fn watch(
     prefix: &str,
     start: i64,
 ) -> (mpsc::Sender<WatchRequest>, tonic::Streaming<WatchResponse>) {
-    let mut end = prefix.as_bytes().to_vec();
-    *end.last_mut().unwrap() += 1;
+    let end = rkube_tests::prefix_end(prefix);
     let (tx, rx) = mpsc::channel(4);
     tx.send(WatchRequest {
         request_union: Some(RequestUnion::CreateRequest(WatchCreateRequest {
             key: Bytes::copy_from_slice(prefix.as_bytes()),
-            range_end: end.into(),
+            range_end: end,
             start_revision: start,
             ..Default::default()
         })),

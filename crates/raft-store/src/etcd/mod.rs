@@ -33,7 +33,7 @@ impl EtcdService {
         h.cluster_id = self.store.cluster_id();
         h.member_id = self.store.id();
         if h.raft_term == 0 {
-            h.raft_term = self.store.metrics().current_term;
+            h.raft_term = self.store.term();
         }
         Some(h)
     }

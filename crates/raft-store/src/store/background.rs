@@ -59,7 +59,7 @@ async fn expire_leases(store: &Store) {
         .iter()
         .map(|(id, l)| (*id, l.ttl))
         .collect();
-    let term = store.metrics().current_term;
+    let term = store.term();
     let expired = store.inner.lessor.expired(term, &leases);
     if !expired.is_empty() {
         if let Err(e) = store.lease_expire(expired).await {

@@ -183,7 +183,7 @@ impl Store {
             cluster_id: self.inner.cluster_id,
             member_id: self.inner.id,
             revision: self.revision(),
-            raft_term: self.metrics().current_term,
+            raft_term: self.term(),
         }
     }
 }

@@ -309,6 +309,11 @@ impl Store {
         self.inner.raft.metrics().borrow().clone()
     }
 
+    /// The current Raft term, as this member knows it.
+    pub fn term(&self) -> u64 {
+        self.inner.raft.metrics().borrow().current_term
+    }
+
     /// The leader this member knows of, if any.
     pub fn leader(&self) -> Option<NodeId> {
         self.inner.raft.metrics().borrow().current_leader
@@ -390,7 +395,11 @@ impl Store {
     }
 
     pub(crate) fn leader_member(&self, leader: NodeId) -> Option<Member> {
-        self.metrics()
+        // Borrowed, not cloned: this runs for every forwarded batch.
+        self.inner
+            .raft
+            .metrics()
+            .borrow()
             .membership_config
             .membership()
             .get_node(&leader)
