@@ -1,7 +1,12 @@
 //! Compiles the .proto files with protox (pure Rust, so no protoc binary is needed).
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let files = ["proto/mvcc.proto", "proto/etcd.proto", "proto/raft.proto"];
+    let files = [
+        "proto/mvcc.proto",
+        "proto/etcd.proto",
+        "proto/raft.proto",
+        "proto/api.proto",
+    ];
     for f in files {
         println!("cargo:rerun-if-changed={f}");
     }

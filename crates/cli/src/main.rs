@@ -3,6 +3,8 @@
 //! `main` only parses options and calls the component's library `run`; tests start the
 //! same binary.
 
+mod apiserver_cmd;
+mod ctl;
 mod store_cmd;
 
 use clap::{Parser, Subcommand};
@@ -22,6 +24,12 @@ struct Cli {
 enum Command {
     /// Run one member of the replicated store, serving the etcd v3 API.
     Store(store_cmd::StoreArgs),
+    /// Run one control-plane member: the store and the API server.
+    Apiserver(apiserver_cmd::ApiServerArgs),
+    /// Run one control-plane member with every control-plane component (as k3s does).
+    Server(apiserver_cmd::ApiServerArgs),
+    /// Talk to a cluster, as kubectl does.
+    Ctl(ctl::CtlArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -36,5 +44,7 @@ fn main() -> anyhow::Result<()> {
     let rt = tokio::runtime::Runtime::new()?;
     match cli.command {
         Command::Store(args) => rt.block_on(store_cmd::run(args)),
+        Command::Apiserver(args) | Command::Server(args) => rt.block_on(apiserver_cmd::run(args)),
+        Command::Ctl(args) => rt.block_on(ctl::run(args)),
     }
 }

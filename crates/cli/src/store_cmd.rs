@@ -23,19 +23,20 @@ pub struct StoreArgs {
     /// Directory for the member's data; created if missing.
     #[arg(long)]
     pub data_dir: PathBuf,
-    /// Address for etcd v3 API clients.
-    #[arg(long, default_value = "127.0.0.1:2379")]
-    pub client_listen: SocketAddr,
-    /// Address for Raft traffic from the other members.
-    #[arg(long, default_value = "127.0.0.1:2380")]
-    pub peer_listen: SocketAddr,
+    /// Address for etcd v3 API clients (`rkube store`: 127.0.0.1:2379 when unset).
+    #[arg(long)]
+    pub client_listen: Option<SocketAddr>,
+    /// Address for Raft traffic from the other members (default: this member's address in
+    /// --initial-cluster, so every member can run the same command but for --name).
+    #[arg(long)]
+    pub peer_listen: Option<SocketAddr>,
     /// Founding members as name=host:port of their peer listeners; identical on every member.
     #[arg(long)]
     pub initial_cluster: String,
     /// `new` founds the cluster; `existing` joins one after MemberAdd.
     #[arg(long, value_enum, default_value = "new")]
     pub initial_cluster_state: InitialClusterState,
-    /// Client URL to publish in the member list (defaults to http://<client-listen>).
+    /// Client URL to publish in the member list (defaults to the address clients use).
     #[arg(long)]
     pub advertise_client_url: Option<String>,
     /// Largest accepted request in bytes.
@@ -64,16 +65,19 @@ pub struct StoreArgs {
 impl StoreArgs {
     pub fn config(&self) -> anyhow::Result<StoreConfig> {
         let initial = StoreConfig::parse_initial_cluster(&self.initial_cluster)?;
-        let mut cfg =
-            StoreConfig::new(&self.name, self.data_dir.clone(), self.peer_listen, initial);
+        let peer_listen = match (self.peer_listen, initial.get(&self.name)) {
+            (Some(a), _) => a,
+            (None, Some(own)) => own
+                .parse()
+                .with_context(|| format!("--initial-cluster: the address of {}", self.name))?,
+            (None, None) => "127.0.0.1:2380".parse().expect("address"),
+        };
+        let mut cfg = StoreConfig::new(&self.name, self.data_dir.clone(), peer_listen, initial);
         cfg.initial_cluster_state = match self.initial_cluster_state {
             InitialClusterState::New => ClusterState::New,
             InitialClusterState::Existing => ClusterState::Existing,
         };
-        cfg.client_urls = vec![self
-            .advertise_client_url
-            .clone()
-            .unwrap_or_else(|| format!("http://{}", self.client_listen))];
+        cfg.client_urls = self.advertise_client_url.iter().cloned().collect();
         cfg.limits.max_request_bytes = self.max_request_bytes;
         cfg.limits.max_txn_ops = self.max_txn_ops;
         cfg.heartbeat_interval = Duration::from_millis(self.heartbeat_interval_ms);
@@ -86,12 +90,19 @@ impl StoreArgs {
 }
 
 pub async fn run(args: StoreArgs) -> anyhow::Result<()> {
-    let cfg = args.config()?;
-    let listener = tokio::net::TcpListener::bind(args.client_listen)
+    let mut cfg = args.config()?;
+    let client_listen = args
+        .client_listen
+        .unwrap_or_else(|| "127.0.0.1:2379".parse().expect("address"));
+    if cfg.client_urls.is_empty() {
+        cfg.client_urls = vec![format!("http://{client_listen}")];
+    }
+    let listener = tokio::net::TcpListener::bind(client_listen)
         .await
-        .with_context(|| format!("--client-listen {}", args.client_listen))?;
+        .with_context(|| format!("--client-listen {client_listen}"))?;
+    let peer = cfg.peer_listen;
     let store = Store::open(cfg).await?;
-    tracing::info!(name = %args.name, id = %format!("{:x}", store.id()), client = %args.client_listen, peer = %args.peer_listen, "store member started");
+    tracing::info!(name = %args.name, id = %format!("{:x}", store.id()), client = %client_listen, %peer, "store member started");
     tokio::select! {
         r = raft_store::etcd::serve(store.clone(), listener) => r.context("etcd API listener")?,
         _ = tokio::signal::ctrl_c() => tracing::info!("interrupted; stopping"),

@@ -2,6 +2,7 @@
 //!
 //! - [`etcd`] (`etcdserverpb`) and [`mvccpb`]: the etcd v3 API, wire-compatible with etcd, so
 //!   etcdctl and etcd client libraries talk to rkube's store.
+//! - [`api`] (`rkube.api.v1`): the resource API of the apiserver, used by every client.
 //! - [`raft`] (`rkube.raft.v1`): the transport between raft-store members and the request
 //!   type that raft-store replicates.
 //!
@@ -21,6 +22,13 @@ pub mod etcdserverpb {
 
 /// Packages under `rkube.`.
 pub mod rkube {
+    /// `rkube.api.*`
+    pub mod api {
+        /// `rkube.api.v1`: the resource, discovery and cluster API of the apiserver.
+        pub mod v1 {
+            tonic::include_proto!("rkube.api.v1");
+        }
+    }
     /// `rkube.raft.*`
     pub mod raft {
         /// `rkube.raft.v1`: the member-to-member transport of raft-store.
@@ -31,4 +39,5 @@ pub mod rkube {
 }
 
 pub use etcdserverpb as etcd;
+pub use rkube::api::v1 as api;
 pub use rkube::raft::v1 as raft;

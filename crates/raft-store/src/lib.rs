@@ -32,6 +32,7 @@ pub mod watch;
 mod watch_tests;
 
 pub use error::{Error, Result};
+pub use mvcc::prefix_end;
 pub use store::{ClusterState, Store, StoreConfig};
 pub use types::{member_id, NodeId};
 pub use watch::{WatchItem, WatchOptions, Watcher};

@@ -38,6 +38,17 @@ impl EtcdService {
         Some(h)
     }
 
+    /// Adds every etcd service to a set of routes shared with other services.
+    pub fn add_routes(self, routes: tonic::service::Routes) -> tonic::service::Routes {
+        let max = 2 * self.store.limits().max_request_bytes + 512 * 1024;
+        routes
+            .add_service(KvServer::new(self.clone()).max_decoding_message_size(max))
+            .add_service(WatchServer::new(self.clone()))
+            .add_service(LeaseServer::new(self.clone()))
+            .add_service(ClusterServer::new(self.clone()))
+            .add_service(MaintenanceServer::new(self))
+    }
+
     /// Adds every etcd service to a tonic router.
     pub fn add_to(self, b: &mut tonic::transport::Server) -> tonic::transport::server::Router {
         // Room above the limit, so an oversized request reaches validation and gets an

@@ -124,6 +124,20 @@ pub fn range_bounds(key: &[u8], range_end: &[u8]) -> (Bound<Bytes>, Bound<Bytes>
     (start, Bound::Excluded(Bytes::copy_from_slice(range_end)))
 }
 
+/// The etcd range end that makes `[prefix, end)` cover every key starting with `prefix`
+/// (a prefix whose bytes are all 0xff has no end: `"\0"`, every key from it on).
+pub fn prefix_end(prefix: &[u8]) -> Bytes {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.last_mut() {
+        if *last < 0xff {
+            *last += 1;
+            return end.into();
+        }
+        end.pop();
+    }
+    Bytes::from_static(b"\0")
+}
+
 /// Whether `k` lies in the etcd range `[key, range_end)`.
 pub fn in_range(k: &[u8], key: &[u8], range_end: &[u8]) -> bool {
     if range_end.is_empty() {

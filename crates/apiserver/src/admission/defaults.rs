@@ -1,0 +1,250 @@
+//! Defaults for the built-in kinds, as Kubernetes' defaulting functions set them, so that
+//! stored objects read back the way they do from a Kubernetes apiserver.
+
+use async_trait::async_trait;
+use serde_json::{json, Map, Value};
+
+use super::{AdmissionRequest, MutatingAdmission, Operation};
+use crate::error::Result;
+
+pub struct Defaults;
+
+fn obj_at<'a>(v: &'a mut Value, path: &[&str]) -> Option<&'a mut Map<String, Value>> {
+    let mut cur = v;
+    for p in path {
+        cur = cur.get_mut(*p)?;
+    }
+    cur.as_object_mut()
+}
+
+fn default(m: &mut Map<String, Value>, k: &str, v: Value) {
+    if m.get(k).is_none_or(|x| x.is_null()) {
+        m.insert(k.to_string(), v);
+    }
+}
+
+fn image_pull_policy(image: &str) -> &'static str {
+    let last = image.rsplit('/').next().unwrap_or(image);
+    let has_digest = image.contains('@');
+    match last.split_once(':') {
+        _ if has_digest => "IfNotPresent",
+        Some((_, "latest")) | None => "Always",
+        Some(_) => "IfNotPresent",
+    }
+}
+
+/// Pod spec defaults, also applied to the pod templates of workloads.
+pub fn pod_spec(spec: &mut Map<String, Value>) {
+    default(spec, "restartPolicy", json!("Always"));
+    default(spec, "dnsPolicy", json!("ClusterFirst"));
+    default(spec, "schedulerName", json!("default-scheduler"));
+    default(spec, "terminationGracePeriodSeconds", json!(30));
+    default(spec, "securityContext", json!({}));
+    default(spec, "enableServiceLinks", json!(true));
+    for list in ["initContainers", "containers"] {
+        for c in spec
+            .get_mut(list)
+            .and_then(|c| c.as_array_mut())
+            .into_iter()
+            .flatten()
+        {
+            let Some(c) = c.as_object_mut() else { continue };
+            let image = c
+                .get("image")
+                .and_then(|i| i.as_str())
+                .unwrap_or("")
+                .to_string();
+            default(c, "imagePullPolicy", json!(image_pull_policy(&image)));
+            default(c, "terminationMessagePath", json!("/dev/termination-log"));
+            default(c, "terminationMessagePolicy", json!("File"));
+            default(c, "resources", json!({}));
+            for p in c
+                .get_mut("ports")
+                .and_then(|p| p.as_array_mut())
+                .into_iter()
+                .flatten()
+            {
+                if let Some(p) = p.as_object_mut() {
+                    default(p, "protocol", json!("TCP"));
+                }
+            }
+        }
+    }
+}
+
+/// DefaultTolerationSeconds: pods tolerate not-ready and unreachable nodes for 300 s.
+fn default_tolerations(spec: &mut Map<String, Value>) {
+    let tolerations = spec.entry("tolerations").or_insert_with(|| json!([]));
+    let Some(list) = tolerations.as_array_mut() else {
+        return;
+    };
+    for key in [
+        "node.kubernetes.io/not-ready",
+        "node.kubernetes.io/unreachable",
+    ] {
+        let has = list.iter().any(|t| {
+            (t["key"] == json!(key) || t["operator"] == json!("Exists") && t.get("key").is_none())
+                && (t.get("effect").is_none() || t["effect"] == json!("NoExecute"))
+        });
+        if !has {
+            list.push(
+                json!({"key": key, "operator": "Exists", "effect": "NoExecute",
+                             "tolerationSeconds": 300}),
+            );
+        }
+    }
+}
+
+fn template(obj: &mut Value, path: &[&str]) {
+    if let Some(spec) = obj_at(obj, path) {
+        pod_spec(spec);
+    }
+}
+
+fn kind_defaults(kind: &str, obj: &mut Value) {
+    match kind {
+        "Pod" => {
+            if let Some(spec) = obj_at(obj, &["spec"]) {
+                pod_spec(spec);
+                default_tolerations(spec);
+                default(spec, "priority", json!(0));
+            }
+        }
+        "Service" => {
+            if let Some(spec) = obj_at(obj, &["spec"]) {
+                default(spec, "type", json!("ClusterIP"));
+                default(spec, "sessionAffinity", json!("None"));
+                for p in spec
+                    .get_mut("ports")
+                    .and_then(|p| p.as_array_mut())
+                    .into_iter()
+                    .flatten()
+                {
+                    if let Some(p) = p.as_object_mut() {
+                        default(p, "protocol", json!("TCP"));
+                        let port = p.get("port").cloned().unwrap_or(Value::Null);
+                        default(p, "targetPort", port);
+                    }
+                }
+            }
+        }
+        "Deployment" => {
+            if let Some(spec) = obj_at(obj, &["spec"]) {
+                default(spec, "replicas", json!(1));
+                default(spec, "revisionHistoryLimit", json!(10));
+                default(spec, "progressDeadlineSeconds", json!(600));
+                default(
+                    spec,
+                    "strategy",
+                    json!({"type": "RollingUpdate",
+                           "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"}}),
+                );
+            }
+            template(obj, &["spec", "template", "spec"]);
+        }
+        "ReplicaSet" | "ReplicationController" => {
+            if let Some(spec) = obj_at(obj, &["spec"]) {
+                default(spec, "replicas", json!(1));
+            }
+            template(obj, &["spec", "template", "spec"]);
+        }
+        "StatefulSet" => {
+            if let Some(spec) = obj_at(obj, &["spec"]) {
+                default(spec, "replicas", json!(1));
+                default(spec, "podManagementPolicy", json!("OrderedReady"));
+                default(spec, "revisionHistoryLimit", json!(10));
+                default(
+                    spec,
+                    "updateStrategy",
+                    json!({"type": "RollingUpdate",
+                    "rollingUpdate": {"partition": 0}}),
+                );
+            }
+            template(obj, &["spec", "template", "spec"]);
+        }
+        "DaemonSet" => {
+            if let Some(spec) = obj_at(obj, &["spec"]) {
+                default(spec, "revisionHistoryLimit", json!(10));
+                default(
+                    spec,
+                    "updateStrategy",
+                    json!({"type": "RollingUpdate",
+                    "rollingUpdate": {"maxUnavailable": 1, "maxSurge": 0}}),
+                );
+            }
+            template(obj, &["spec", "template", "spec"]);
+        }
+        "Job" => {
+            if let Some(spec) = obj_at(obj, &["spec"]) {
+                default(spec, "parallelism", json!(1));
+                default(spec, "backoffLimit", json!(6));
+                default(spec, "completionMode", json!("NonIndexed"));
+                default(spec, "suspend", json!(false));
+                if spec.get("completions").is_none() {
+                    spec.insert("completions".into(), json!(1));
+                }
+            }
+            template(obj, &["spec", "template", "spec"]);
+        }
+        "CronJob" => {
+            if let Some(spec) = obj_at(obj, &["spec"]) {
+                default(spec, "concurrencyPolicy", json!("Allow"));
+                default(spec, "suspend", json!(false));
+                default(spec, "successfulJobsHistoryLimit", json!(3));
+                default(spec, "failedJobsHistoryLimit", json!(1));
+            }
+            template(obj, &["spec", "jobTemplate", "spec", "template", "spec"]);
+        }
+        "Secret" => {
+            if let Some(m) = obj.as_object_mut() {
+                default(m, "type", json!("Opaque"));
+            }
+        }
+        "Namespace" => {
+            if let Some(m) = obj.as_object_mut() {
+                let st = m.entry("status").or_insert_with(|| json!({}));
+                if let Some(st) = st.as_object_mut() {
+                    default(st, "phase", json!("Active"));
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+#[async_trait]
+impl MutatingAdmission for Defaults {
+    fn name(&self) -> &'static str {
+        "Defaults"
+    }
+
+    async fn admit(&self, req: &AdmissionRequest<'_>, obj: &mut Value) -> Result<()> {
+        if req.op == Operation::Delete || !req.subresource.is_empty() {
+            return Ok(());
+        }
+        if matches!(req.rt.schema, crate::registry::Schema::Builtin(_)) {
+            kind_defaults(&req.rt.kind, obj);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pod_defaults() {
+        let mut pod = json!({"spec": {"containers": [{"name": "a", "image": "nginx",
+            "ports": [{"containerPort": 80}]}, {"name": "b", "image": "busybox:1.36"}]}});
+        kind_defaults("Pod", &mut pod);
+        assert_eq!(pod["spec"]["restartPolicy"], "Always");
+        assert_eq!(pod["spec"]["containers"][0]["imagePullPolicy"], "Always");
+        assert_eq!(
+            pod["spec"]["containers"][1]["imagePullPolicy"],
+            "IfNotPresent"
+        );
+        assert_eq!(pod["spec"]["containers"][0]["ports"][0]["protocol"], "TCP");
+        assert_eq!(pod["spec"]["tolerations"].as_array().unwrap().len(), 2);
+    }
+}

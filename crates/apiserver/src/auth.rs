@@ -1,0 +1,236 @@
+//! Authentication and authorization: the first two stages of the request pipeline, each a
+//! trait with a chain of implementations.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use tonic::metadata::MetadataMap;
+
+use crate::error::{Error, Result};
+
+/// Who makes a request.
+#[derive(Clone, Debug, PartialEq)]
+pub struct UserInfo {
+    pub name: String,
+    pub uid: String,
+    pub groups: Vec<String>,
+}
+
+impl UserInfo {
+    pub fn anonymous() -> Self {
+        UserInfo {
+            name: "system:anonymous".into(),
+            uid: String::new(),
+            groups: vec!["system:unauthenticated".into()],
+        }
+    }
+}
+
+/// What a request carries that can prove who sent it.
+pub struct Credentials<'a> {
+    pub metadata: &'a MetadataMap,
+    /// The DER certificates the client presented over TLS, if any.
+    pub peer_certs: Option<&'a [Vec<u8>]>,
+    /// The subject of the verified client certificate: (common name, organizations).
+    pub cert_subject: Option<(String, Vec<String>)>,
+}
+
+/// One way to authenticate. `Ok(None)`: this authenticator does not apply to the request.
+pub trait Authenticator: Send + Sync {
+    fn authenticate(&self, creds: &Credentials<'_>) -> Result<Option<UserInfo>>;
+}
+
+/// Bearer tokens from a CSV file as kube-apiserver's `--token-auth-file`:
+/// `token,user,uid,"group1,group2"`.
+pub struct StaticTokens {
+    tokens: HashMap<String, UserInfo>,
+}
+
+impl StaticTokens {
+    pub fn load(path: &Path) -> std::result::Result<Self, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        Self::parse(&text).map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    pub fn parse(text: &str) -> std::result::Result<Self, String> {
+        let mut tokens = HashMap::new();
+        for (i, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let (head, groups) = match line.split_once(",\"") {
+                Some((h, g)) => (h, g.trim_end_matches('"')),
+                None => (line, ""),
+            };
+            let f: Vec<&str> = head.split(',').map(str::trim).collect();
+            if f.len() < 3 || f[0].is_empty() || f[1].is_empty() {
+                return Err(format!("line {}: want token,user,uid[,\"groups\"]", i + 1));
+            }
+            let mut groups: Vec<String> = groups
+                .split(',')
+                .map(|g| g.trim().to_string())
+                .filter(|g| !g.is_empty())
+                .collect();
+            if f.len() > 3 && groups.is_empty() {
+                groups = f[3..].iter().map(|g| g.to_string()).collect();
+            }
+            groups.push("system:authenticated".into());
+            tokens.insert(
+                f[0].to_string(),
+                UserInfo {
+                    name: f[1].to_string(),
+                    uid: f[2].to_string(),
+                    groups,
+                },
+            );
+        }
+        Ok(StaticTokens { tokens })
+    }
+}
+
+impl Authenticator for StaticTokens {
+    fn authenticate(&self, creds: &Credentials<'_>) -> Result<Option<UserInfo>> {
+        let Some(h) = creds.metadata.get("authorization") else {
+            return Ok(None);
+        };
+        let h = h.to_str().unwrap_or("");
+        let Some(token) = h.strip_prefix("Bearer ") else {
+            return Ok(None);
+        };
+        match self.tokens.get(token.trim()) {
+            Some(u) => Ok(Some(u.clone())),
+            None => Err(Error::Unauthorized("invalid bearer token".into())),
+        }
+    }
+}
+
+/// TLS client certificates: the common name is the user, organizations are groups.
+pub struct ClientCertificates;
+
+impl Authenticator for ClientCertificates {
+    fn authenticate(&self, creds: &Credentials<'_>) -> Result<Option<UserInfo>> {
+        Ok(creds.cert_subject.as_ref().map(|(cn, orgs)| {
+            let mut groups = orgs.clone();
+            groups.push("system:authenticated".into());
+            UserInfo {
+                name: cn.clone(),
+                uid: String::new(),
+                groups,
+            }
+        }))
+    }
+}
+
+/// Tries each authenticator in turn; anonymous requests pass only when allowed.
+pub struct AuthnChain {
+    pub authenticators: Vec<Box<dyn Authenticator>>,
+    pub allow_anonymous: bool,
+}
+
+impl AuthnChain {
+    pub fn authenticate(&self, creds: &Credentials<'_>) -> Result<UserInfo> {
+        for a in &self.authenticators {
+            if let Some(u) = a.authenticate(creds)? {
+                return Ok(u);
+            }
+        }
+        if self.allow_anonymous {
+            Ok(UserInfo::anonymous())
+        } else {
+            Err(Error::Unauthorized("no credentials were presented".into()))
+        }
+    }
+}
+
+/// What a request wants to do, as Kubernetes' authorization attributes.
+#[derive(Debug)]
+pub struct Attributes<'a> {
+    pub user: &'a UserInfo,
+    pub verb: &'a str,
+    pub group: &'a str,
+    pub resource: &'a str,
+    pub subresource: &'a str,
+    pub namespace: &'a str,
+    pub name: &'a str,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Decision {
+    Allow,
+    Deny,
+    /// This authorizer has no opinion; the next one decides.
+    NoOpinion,
+}
+
+pub trait Authorizer: Send + Sync {
+    fn authorize(&self, attrs: &Attributes<'_>) -> Decision;
+}
+
+/// Kubernetes' `AlwaysAllow` mode.
+pub struct AlwaysAllow;
+
+impl Authorizer for AlwaysAllow {
+    fn authorize(&self, _: &Attributes<'_>) -> Decision {
+        Decision::Allow
+    }
+}
+
+/// The first authorizer with an opinion decides; with none, the request is denied.
+pub struct AuthzChain(pub Vec<Box<dyn Authorizer>>);
+
+impl AuthzChain {
+    pub fn authorize(&self, attrs: &Attributes<'_>) -> Result<()> {
+        for a in &self.0 {
+            match a.authorize(attrs) {
+                Decision::Allow => return Ok(()),
+                Decision::Deny => break,
+                Decision::NoOpinion => {}
+            }
+        }
+        Err(Error::Forbidden(format!(
+            "{} {:?} is forbidden: User {:?} cannot {} resource {:?} in API group {:?}{}",
+            attrs.resource,
+            attrs.name,
+            attrs.user.name,
+            attrs.verb,
+            attrs.resource,
+            attrs.group,
+            if attrs.namespace.is_empty() {
+                " at the cluster scope".to_string()
+            } else {
+                format!(" in the namespace {:?}", attrs.namespace)
+            }
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_file_and_chain() {
+        let t = StaticTokens::parse("abc,alice,1,\"dev,ops\"\n# c\nxyz,bob,2\n").unwrap();
+        let chain = AuthnChain {
+            authenticators: vec![Box::new(t)],
+            allow_anonymous: false,
+        };
+        let mut md = MetadataMap::new();
+        let creds = |md: &MetadataMap| {
+            chain.authenticate(&Credentials {
+                metadata: md,
+                peer_certs: None,
+                cert_subject: None,
+            })
+        };
+        assert!(matches!(creds(&md), Err(Error::Unauthorized(_))));
+        md.insert("authorization", "Bearer abc".parse().unwrap());
+        let u = creds(&md).unwrap();
+        assert_eq!(u.name, "alice");
+        assert_eq!(u.groups, vec!["dev", "ops", "system:authenticated"]);
+        md.insert("authorization", "Bearer nope".parse().unwrap());
+        assert!(matches!(creds(&md), Err(Error::Unauthorized(_))));
+        assert!(StaticTokens::parse("onlytoken\n").is_err());
+    }
+}

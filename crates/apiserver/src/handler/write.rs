@@ -1,0 +1,379 @@
+//! Create, update, status update, patch and bind.
+
+use std::sync::Arc;
+
+use rand_name::generate;
+use rkube_proto::api::{Object, PatchRequest};
+use serde_json::{json, Value};
+
+use super::{admission_request, envelope, Api, MAX_RETRIES};
+use crate::admission::Operation;
+use crate::auth::UserInfo;
+use crate::cache::Cached;
+use crate::error::{Error, Result};
+use crate::object;
+use crate::patch::{self, PatchKind};
+use crate::registry::ResourceType;
+use crate::storage::{self, Swap};
+
+/// What an update is made of, given the current object.
+pub enum Change<'a> {
+    /// The whole object (Update); its resourceVersion, when set, is a precondition.
+    Replace(Value),
+    /// Only the status (UpdateStatus).
+    Status(Value),
+    Patch(PatchKind, &'a [u8], bool),
+    Bind(String, String),
+}
+
+mod rand_name {
+    /// `generateName` suffixes: five characters from Kubernetes' alphabet without vowels.
+    pub fn generate(prefix: &str) -> String {
+        const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+        let id = uuid::Uuid::new_v4();
+        let suffix: String = id.as_bytes()[..5]
+            .iter()
+            .map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char)
+            .collect();
+        format!("{prefix}{suffix}")
+    }
+}
+
+impl Api {
+    pub async fn create(&self, user: &UserInfo, env: &Object) -> Result<Object> {
+        let rt = self.resolve(env.r#type.as_ref()).await?;
+        let mut obj = self.parse_object(&rt, env)?;
+        let ns = Self::namespace_of(&rt, object::namespace(&obj))?;
+        if object::name(&obj).is_empty() {
+            let prefix = object::str_of(&obj, "generateName").to_string();
+            if !prefix.is_empty() {
+                object::set(&mut obj, "name", generate(&prefix));
+            }
+        }
+        let name = object::name(&obj).to_string();
+        self.authorize(user, "create", &rt, "", &ns, &name)?;
+
+        let now = object::now();
+        {
+            let m = object::meta_mut(&mut obj);
+            m.insert("uid".into(), object::new_uid().into());
+            m.insert("creationTimestamp".into(), now.into());
+            m.insert("generation".into(), 1.into());
+            for k in [
+                "resourceVersion",
+                "deletionTimestamp",
+                "deletionGracePeriodSeconds",
+                "selfLink",
+                "managedFields",
+            ] {
+                m.remove(k);
+            }
+        }
+        if rt.has_status && rt.kind != "Node" {
+            if let Some(m) = obj.as_object_mut() {
+                m.remove("status");
+                if rt.kind == "Pod" && rt.group.is_empty() {
+                    m.insert("status".into(), json!({"phase": "Pending"}));
+                }
+            }
+        }
+        let req = admission_request(Operation::Create, &rt, user, &ns, &name, None, "");
+        let mut obj = self.admit(&req, obj).await?;
+        if rt.kind == "CustomResourceDefinition" {
+            let st = crate::registry::crd::accepted_status(&obj);
+            obj["status"] = st;
+        }
+        let key = rt.key(&ns, &name);
+        match storage::create(&self.store, &key, storage::encode(&obj)?).await? {
+            Swap::Done(rev) => {
+                object::set(&mut obj, "resourceVersion", rev.to_string());
+                envelope(&rt, &obj)
+            }
+            Swap::Lost => Err(Error::AlreadyExists {
+                resource: rt.qualified(),
+                name,
+            }),
+        }
+    }
+
+    /// Update (or UpdateStatus when `status`) with a whole object.
+    pub async fn update(&self, user: &UserInfo, env: &Object, status: bool) -> Result<Object> {
+        let rt = self.resolve(env.r#type.as_ref()).await?;
+        let obj = self.parse_object(&rt, env)?;
+        let ns = Self::namespace_of(&rt, object::namespace(&obj))?;
+        let name = object::name(&obj).to_string();
+        if name.is_empty() {
+            return Err(Error::invalid(
+                &rt.kind,
+                "",
+                vec![crate::error::FieldError::required("metadata.name")],
+            ));
+        }
+        let change = if status {
+            Change::Status(obj)
+        } else {
+            Change::Replace(obj)
+        };
+        self.change(user, &rt, &ns, &name, change).await
+    }
+
+    pub async fn patch(
+        &self,
+        user: &UserInfo,
+        r: &PatchRequest,
+        kind: PatchKind,
+    ) -> Result<Object> {
+        let rt = self.resolve(r.r#type.as_ref()).await?;
+        let ns = Self::namespace_of(&rt, &r.namespace)?;
+        if r.patch.len() > self.max_object_bytes {
+            return Err(Error::TooLarge(format!(
+                "the patch is {} bytes; the limit is {} bytes",
+                r.patch.len(),
+                self.max_object_bytes
+            )));
+        }
+        let change = Change::Patch(kind, &r.patch, r.status);
+        self.change(user, &rt, &ns, &r.name, change).await
+    }
+
+    pub async fn bind(
+        &self,
+        user: &UserInfo,
+        ns: &str,
+        name: &str,
+        node: &str,
+        uid: &str,
+    ) -> Result<Object> {
+        let rt = self.registry.get("v1", "Pod")?;
+        let ns = Self::namespace_of(&rt, ns)?;
+        if node.is_empty() {
+            return Err(Error::invalid(
+                "Binding",
+                name,
+                vec![crate::error::FieldError::required("target.name")],
+            ));
+        }
+        self.change(
+            user,
+            &rt,
+            &ns,
+            name,
+            Change::Bind(node.to_string(), uid.to_string()),
+        )
+        .await
+    }
+
+    /// The desired object for `change` on top of `cur`, and the precondition it carries.
+    fn desired(
+        &self,
+        rt: &ResourceType,
+        cur: &Value,
+        change: &Change<'_>,
+    ) -> Result<(Value, Option<String>)> {
+        let mut precondition = None;
+        let mut new = match change {
+            Change::Replace(obj) => {
+                let rv = object::resource_version(obj);
+                if !rv.is_empty() {
+                    precondition = Some(rv.to_string());
+                }
+                let mut new = obj.clone();
+                if rt.has_status {
+                    new["status"] = cur["status"].clone();
+                    if cur.get("status").is_none() {
+                        new.as_object_mut().map(|m| m.remove("status"));
+                    }
+                }
+                new
+            }
+            Change::Status(obj) => {
+                let rv = object::resource_version(obj);
+                if !rv.is_empty() {
+                    precondition = Some(rv.to_string());
+                }
+                let mut new = cur.clone();
+                new["status"] = obj["status"].clone();
+                new
+            }
+            Change::Patch(kind, body, status) => {
+                let patched = patch::apply(*kind, cur, body)?;
+                let rv = object::resource_version(&patched);
+                if !rv.is_empty() && rv != object::resource_version(cur) {
+                    precondition = Some(rv.to_string());
+                }
+                if *status {
+                    let mut new = cur.clone();
+                    new["status"] = patched["status"].clone();
+                    new
+                } else if rt.has_status {
+                    let mut new = patched;
+                    new["status"] = cur["status"].clone();
+                    new
+                } else {
+                    patched
+                }
+            }
+            Change::Bind(node, uid) => {
+                if !uid.is_empty() && object::str_of(cur, "uid") != uid {
+                    return Err(Error::Precondition(format!(
+                        "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
+                        object::str_of(cur, "uid")
+                    )));
+                }
+                let assigned = cur["spec"]["nodeName"].as_str().unwrap_or("");
+                if !assigned.is_empty() {
+                    return Err(Error::Conflict {
+                        resource: "pods/binding".into(),
+                        name: object::name(cur).to_string(),
+                        reason: format!(
+                            "pod {} is already assigned to node {assigned:?}",
+                            object::name(cur)
+                        ),
+                    });
+                }
+                if object::is_deleting(cur) {
+                    return Err(Error::Conflict {
+                        resource: "pods/binding".into(),
+                        name: object::name(cur).to_string(),
+                        reason: "pod is being deleted, cannot be assigned to a host".into(),
+                    });
+                }
+                let mut new = cur.clone();
+                new["spec"]["nodeName"] = node.clone().into();
+                let cond = json!({"type": "PodScheduled", "status": "True",
+                                  "lastProbeTime": null, "lastTransitionTime": object::now()});
+                let conds = new["status"]["conditions"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default();
+                let mut conds: Vec<Value> = conds
+                    .into_iter()
+                    .filter(|c| c["type"] != "PodScheduled")
+                    .collect();
+                conds.push(cond);
+                new["status"]["conditions"] = Value::Array(conds);
+                new
+            }
+        };
+        // What the server owns comes from the stored object.
+        let cm = cur["metadata"].clone();
+        let m = object::meta_mut(&mut new);
+        for k in [
+            "uid",
+            "creationTimestamp",
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
+            "generation",
+            "namespace",
+            "name",
+        ] {
+            match cm.get(k) {
+                Some(v) => m.insert(k.into(), v.clone()),
+                None => m.remove(k),
+            };
+        }
+        m.insert("resourceVersion".into(), cm["resourceVersion"].clone());
+        if object::spec_differs(cur, &new) {
+            let g = cur["metadata"]["generation"].as_i64().unwrap_or(1) + 1;
+            object::set(&mut new, "generation", g);
+        }
+        Ok((new, precondition))
+    }
+
+    /// Applies `change` with compare-and-swap, retrying lost races unless the caller named
+    /// the version it changed.
+    pub(super) async fn change(
+        &self,
+        user: &UserInfo,
+        rt: &Arc<ResourceType>,
+        ns: &str,
+        name: &str,
+        change: Change<'_>,
+    ) -> Result<Object> {
+        let (verb, sub) = match &change {
+            Change::Replace(_) => ("update", ""),
+            Change::Status(_) => ("update", "status"),
+            Change::Patch(_, _, true) => ("patch", "status"),
+            Change::Patch(..) => ("patch", ""),
+            Change::Bind(..) => ("create", "binding"),
+        };
+        self.authorize(user, verb, rt, sub, ns, name)?;
+        if !sub.is_empty() && sub != "binding" && !rt.has_status {
+            return Err(Error::NotFound {
+                resource: format!("{}/status", rt.qualified()),
+                name: name.to_string(),
+            });
+        }
+        let key = rt.key(ns, name);
+        let mut cached: Option<Arc<Cached>> = self.cache.get(&key);
+        for attempt in 0..MAX_RETRIES {
+            let cur = match (&cached, attempt) {
+                (Some(c), 0) => Some(c.clone()),
+                _ => self.fresh(&key).await?,
+            };
+            let Some(cur) = cur else {
+                if attempt == 0 {
+                    cached = None;
+                    continue;
+                }
+                return Err(Self::not_found(rt, name));
+            };
+            let cur_v = cur.value()?;
+            let (desired, precondition) = self.desired(rt, &cur_v, &change)?;
+            if let Some(p) = &precondition {
+                if *p != cur.rv.to_string() {
+                    if attempt == 0 {
+                        // This member's cache may be behind the version the client saw.
+                        cached = None;
+                        continue;
+                    }
+                    return Err(Error::conflict(&rt.qualified(), name));
+                }
+            }
+            let req = admission_request(Operation::Update, rt, user, ns, name, Some(&cur_v), sub);
+            let mut new = if sub == "binding" {
+                desired
+            } else {
+                let admitted = self.admit(&req, desired).await?;
+                if sub.is_empty() && !object::is_deleting(&cur_v) && object::is_deleting(&admitted)
+                {
+                    return Err(Error::invalid(
+                        &rt.kind,
+                        name,
+                        vec![crate::error::FieldError::forbidden(
+                            "metadata.deletionTimestamp",
+                            "may only be set by deleting the object",
+                        )],
+                    ));
+                }
+                admitted
+            };
+            if new == cur_v {
+                return envelope(rt, &new);
+            }
+            // An object being deleted goes when its last finalizer is removed.
+            let finished = object::is_deleting(&new)
+                && object::finalizers(&new).is_empty()
+                && new["metadata"]["deletionGracePeriodSeconds"]
+                    .as_i64()
+                    .unwrap_or(0)
+                    == 0;
+            let swap = if finished {
+                storage::delete(&self.store, &key, cur.rv).await?
+            } else {
+                storage::update(&self.store, &key, cur.rv, storage::encode(&new)?).await?
+            };
+            match swap {
+                Swap::Done(rev) => {
+                    object::set(&mut new, "resourceVersion", rev.to_string());
+                    return envelope(rt, &new);
+                }
+                Swap::Lost if precondition.is_some() => {
+                    return Err(Error::conflict(&rt.qualified(), name));
+                }
+                Swap::Lost => {}
+            }
+        }
+        Err(Error::conflict(&rt.qualified(), name))
+    }
+}

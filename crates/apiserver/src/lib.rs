@@ -1,0 +1,30 @@
+//! apiserver: kube-apiserver's role in rkube — the single entry point for resource
+//! operations, running in every control-plane member on top of the in-process raft-store.
+//!
+//! - [`registry`]: the kinds served (built-in `k8s-openapi` kinds and CRDs) and discovery;
+//! - [`handler`]: the request pipeline — authenticate, authorize, mutating admission,
+//!   validate, validating admission, store — with Kubernetes' object semantics;
+//! - [`cache`]: the watch cache every list and watch is served from;
+//! - [`grpc`]: the `rkube.api.v1` services; [`server`]: starting it all.
+//!
+//! It depends on `raft-store` and `rkube-proto`; nothing but the `rkube` binary depends on
+//! it — every other component reaches it over gRPC through the `client` crate.
+
+pub mod admission;
+pub mod auth;
+pub mod cache;
+pub mod error;
+pub mod grpc;
+pub mod handler;
+pub mod metrics;
+pub mod object;
+pub mod patch;
+pub mod registry;
+pub mod selector;
+pub mod server;
+pub mod storage;
+pub mod tls;
+pub mod validation;
+
+pub use error::{Error, Result};
+pub use server::{ApiServer, ApiServerConfig};

@@ -1,0 +1,221 @@
+//! The built-in kinds and their resource names, scopes and selectable fields.
+
+use k8s_openapi::api::{
+    apps, autoscaling, batch, coordination, core, discovery, policy, rbac, scheduling,
+};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1 as apiextensions;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::Value;
+
+use super::{ResourceType, Schema};
+use crate::error::{FieldError, FieldErrorKind};
+
+/// Decodes into the `k8s-openapi` type and encodes again.
+fn typed<K: DeserializeOwned + Serialize>(v: Value) -> Result<Value, FieldError> {
+    let k: K = serde_path_to_error::deserialize(v).map_err(|e| {
+        let path = e.path().to_string();
+        FieldError {
+            path: if path == "." { String::new() } else { path },
+            kind: FieldErrorKind::Type(e.inner().to_string()),
+        }
+    })?;
+    serde_json::to_value(&k).map_err(|e| FieldError {
+        path: String::new(),
+        kind: FieldErrorKind::Type(e.to_string()),
+    })
+}
+
+struct Spec {
+    singular: &'static str,
+    namespaced: bool,
+    short: &'static [&'static str],
+    status: bool,
+    fields: &'static [&'static str],
+    categories: &'static [&'static str],
+}
+
+const NS: Spec = Spec {
+    singular: "",
+    namespaced: true,
+    short: &[],
+    status: false,
+    fields: &[],
+    categories: &[],
+};
+
+fn t<K>(spec: Spec) -> ResourceType
+where
+    K: k8s_openapi::Resource + DeserializeOwned + Serialize,
+{
+    let singular = if spec.singular.is_empty() {
+        K::KIND.to_lowercase()
+    } else {
+        spec.singular.to_string()
+    };
+    ResourceType {
+        group: K::GROUP.to_string(),
+        version: K::VERSION.to_string(),
+        kind: K::KIND.to_string(),
+        plural: K::URL_PATH_SEGMENT.to_string(),
+        singular,
+        namespaced: spec.namespaced,
+        short_names: spec.short.iter().map(|s| s.to_string()).collect(),
+        categories: spec.categories.iter().map(|s| s.to_string()).collect(),
+        has_status: spec.status,
+        fields: spec.fields,
+        schema: Schema::Builtin(typed::<K>),
+    }
+}
+
+const ALL: &[&str] = &["all"];
+
+/// Field selector keys of pods, as the Kubernetes pod strategy supports them.
+pub const POD_FIELDS: &[&str] = &[
+    "spec.nodeName",
+    "spec.restartPolicy",
+    "spec.schedulerName",
+    "spec.serviceAccountName",
+    "spec.hostNetwork",
+    "status.phase",
+    "status.podIP",
+    "status.nominatedNodeName",
+];
+
+const EVENT_FIELDS: &[&str] = &[
+    "involvedObject.kind",
+    "involvedObject.namespace",
+    "involvedObject.name",
+    "involvedObject.uid",
+    "involvedObject.apiVersion",
+    "involvedObject.resourceVersion",
+    "involvedObject.fieldPath",
+    "reason",
+    "reportingComponent",
+    "source",
+    "type",
+];
+
+pub fn builtin_types() -> Vec<ResourceType> {
+    let cluster = |short: &'static [&'static str], status: bool| Spec {
+        namespaced: false,
+        short,
+        status,
+        ..NS
+    };
+    vec![
+        t::<core::v1::Namespace>(Spec {
+            fields: &["status.phase"],
+            ..cluster(&["ns"], true)
+        }),
+        t::<core::v1::Node>(Spec {
+            fields: &["spec.unschedulable"],
+            ..cluster(&["no"], true)
+        }),
+        t::<core::v1::Pod>(Spec {
+            short: &["po"],
+            status: true,
+            fields: POD_FIELDS,
+            categories: ALL,
+            ..NS
+        }),
+        t::<core::v1::Service>(Spec {
+            short: &["svc"],
+            status: true,
+            categories: ALL,
+            ..NS
+        }),
+        t::<core::v1::Endpoints>(Spec {
+            singular: "endpoints",
+            short: &["ep"],
+            ..NS
+        }),
+        t::<core::v1::ConfigMap>(Spec {
+            short: &["cm"],
+            ..NS
+        }),
+        t::<core::v1::Secret>(Spec {
+            fields: &["type"],
+            ..NS
+        }),
+        t::<core::v1::ServiceAccount>(Spec {
+            short: &["sa"],
+            ..NS
+        }),
+        t::<core::v1::Event>(Spec {
+            short: &["ev"],
+            fields: EVENT_FIELDS,
+            ..NS
+        }),
+        t::<core::v1::ReplicationController>(Spec {
+            short: &["rc"],
+            status: true,
+            fields: &["status.replicas"],
+            categories: ALL,
+            ..NS
+        }),
+        t::<core::v1::PersistentVolume>(cluster(&["pv"], true)),
+        t::<core::v1::PersistentVolumeClaim>(Spec {
+            short: &["pvc"],
+            status: true,
+            ..NS
+        }),
+        t::<apps::v1::ReplicaSet>(Spec {
+            short: &["rs"],
+            status: true,
+            fields: &["status.replicas"],
+            categories: ALL,
+            ..NS
+        }),
+        t::<apps::v1::Deployment>(Spec {
+            short: &["deploy"],
+            status: true,
+            categories: ALL,
+            ..NS
+        }),
+        t::<apps::v1::DaemonSet>(Spec {
+            short: &["ds"],
+            status: true,
+            categories: ALL,
+            ..NS
+        }),
+        t::<apps::v1::StatefulSet>(Spec {
+            short: &["sts"],
+            status: true,
+            categories: ALL,
+            ..NS
+        }),
+        t::<apps::v1::ControllerRevision>(NS),
+        t::<batch::v1::Job>(Spec {
+            status: true,
+            fields: &["status.successful"],
+            categories: ALL,
+            ..NS
+        }),
+        t::<batch::v1::CronJob>(Spec {
+            short: &["cj"],
+            status: true,
+            categories: ALL,
+            ..NS
+        }),
+        t::<coordination::v1::Lease>(NS),
+        t::<discovery::v1::EndpointSlice>(NS),
+        t::<autoscaling::v2::HorizontalPodAutoscaler>(Spec {
+            short: &["hpa"],
+            status: true,
+            categories: ALL,
+            ..NS
+        }),
+        t::<policy::v1::PodDisruptionBudget>(Spec {
+            short: &["pdb"],
+            status: true,
+            ..NS
+        }),
+        t::<rbac::v1::Role>(NS),
+        t::<rbac::v1::RoleBinding>(NS),
+        t::<rbac::v1::ClusterRole>(cluster(&[], false)),
+        t::<rbac::v1::ClusterRoleBinding>(cluster(&[], false)),
+        t::<scheduling::v1::PriorityClass>(cluster(&["pc"], false)),
+        t::<apiextensions::CustomResourceDefinition>(cluster(&["crd", "crds"], true)),
+    ]
+}

@@ -1,0 +1,253 @@
+//! Starting an apiserver: the embedded store member, the watch cache, the gRPC API (and
+//! the etcd v3 API) on one port, `/healthz`, `/readyz` and `/metrics` on the same port,
+//! and the bootstrap namespaces.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::routing::get;
+use raft_store::etcd::EtcdService;
+use raft_store::{Store, StoreConfig};
+use rkube_proto::api::{cluster_server::ClusterServer, discovery_server::DiscoveryServer};
+use rkube_proto::api::{resources_server::ResourcesServer, Object, TypeRef};
+use serde_json::json;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+use crate::admission::{Admission, Defaults, NamespaceLifecycle, ServiceAccount};
+use crate::auth::{
+    AlwaysAllow, Authenticator, AuthnChain, AuthzChain, ClientCertificates, StaticTokens, UserInfo,
+};
+use crate::cache::WatchCache;
+use crate::error::Error;
+use crate::grpc::{ClusterService, DiscoveryService, ResourcesService};
+use crate::handler::Api;
+use crate::metrics::Metrics;
+use crate::registry::Registry;
+use crate::tls::TlsFiles;
+
+/// Namespaces every cluster has from the start.
+pub const BOOTSTRAP_NAMESPACES: &[&str] =
+    &["default", "kube-system", "kube-public", "kube-node-lease"];
+
+#[derive(Clone, Debug)]
+pub struct ApiServerConfig {
+    pub store: StoreConfig,
+    /// The API port: rkube API, etcd v3 API, and the HTTP health and metrics endpoints.
+    pub listen: SocketAddr,
+    /// `--token-auth-file`: static bearer tokens.
+    pub token_file: Option<PathBuf>,
+    pub tls: Option<TlsFiles>,
+    /// Requests without credentials are served as `system:anonymous` (Kubernetes'
+    /// `--anonymous-auth`).
+    pub anonymous_auth: bool,
+    pub max_object_bytes: usize,
+    /// Recent events kept in the watch cache for watches that resume.
+    pub watch_cache_events: usize,
+    pub bookmark_interval: Duration,
+}
+
+impl ApiServerConfig {
+    pub fn new(store: StoreConfig, listen: SocketAddr) -> Self {
+        ApiServerConfig {
+            store,
+            listen,
+            token_file: None,
+            tls: None,
+            anonymous_auth: true,
+            max_object_bytes: 1024 * 1024,
+            watch_cache_events: 100_000,
+            bookmark_interval: Duration::from_secs(5),
+        }
+    }
+}
+
+/// A running apiserver.
+pub struct ApiServer {
+    pub api: Arc<Api>,
+    pub local_addr: SocketAddr,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+pub type StartError = Box<dyn std::error::Error + Send + Sync>;
+
+impl ApiServer {
+    pub async fn start(mut cfg: ApiServerConfig) -> Result<ApiServer, StartError> {
+        let listener = TcpListener::bind(cfg.listen)
+            .await
+            .map_err(|e| format!("--listen {}: {e}", cfg.listen))?;
+        let local_addr = listener.local_addr()?;
+        let scheme = if cfg.tls.is_some() { "https" } else { "http" };
+        if cfg.store.client_urls.is_empty() {
+            cfg.store.client_urls = vec![format!("{scheme}://{local_addr}")];
+        }
+        let mut authenticators: Vec<Box<dyn Authenticator>> = Vec::new();
+        if let Some(f) = &cfg.token_file {
+            authenticators.push(Box::new(StaticTokens::load(f)?));
+        }
+        let client_ca = cfg.tls.as_ref().is_some_and(|t| t.client_ca.is_some());
+        if client_ca {
+            authenticators.push(Box::new(ClientCertificates));
+        }
+        let tls = cfg.tls.as_ref().map(|t| t.server_config()).transpose()?;
+
+        let store = Store::open(cfg.store.clone()).await?;
+        let registry = Arc::new(Registry::with_builtins());
+        let cache = WatchCache::new(registry.clone(), cfg.watch_cache_events);
+        let mut tasks = vec![tokio::spawn(cache.clone().run(store.clone()))];
+        let api = Arc::new(Api {
+            store: store.clone(),
+            registry,
+            cache: cache.clone(),
+            authn: AuthnChain {
+                authenticators,
+                allow_anonymous: cfg.anonymous_auth,
+            },
+            authz: AuthzChain(vec![Box::new(AlwaysAllow)]),
+            admission: Admission {
+                mutating: vec![Box::new(Defaults), Box::new(ServiceAccount)],
+                validating: vec![Box::new(NamespaceLifecycle {
+                    cache: cache.clone(),
+                    store: store.clone(),
+                })],
+            },
+            max_object_bytes: cfg.max_object_bytes,
+            metrics: Metrics::default(),
+        });
+
+        // Room above the object limit, so an oversized object reaches validation and gets
+        // an error that names the limit, instead of a transport error.
+        let max_msg = 4 * cfg.max_object_bytes + (1 << 20);
+        let resources = ResourcesServer::new(ResourcesService {
+            api: api.clone(),
+            bookmark_interval: cfg.bookmark_interval,
+        })
+        .max_decoding_message_size(max_msg)
+        .max_encoding_message_size(usize::MAX);
+        let routes = tonic::service::Routes::new(resources)
+            .add_service(DiscoveryServer::new(DiscoveryService { api: api.clone() }))
+            .add_service(ClusterServer::new(ClusterService { api: api.clone() }));
+        let routes = EtcdService::new(store.clone()).add_routes(routes);
+        let http = health_routes(api.clone());
+        let router = routes.into_axum_router().merge(http);
+
+        let mut builder = tonic::transport::Server::builder()
+            .accept_http1(true)
+            .tcp_nodelay(true);
+        if let Some(tls) = tls {
+            builder = builder.tls_config(tls)?;
+        }
+        let incoming =
+            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+        let server = builder.add_routes(router.into());
+        tasks.push(tokio::spawn(async move {
+            if let Err(e) = server.serve_with_incoming(incoming).await {
+                tracing::error!(error = %e, "API listener stopped");
+            }
+        }));
+        tasks.push(tokio::spawn(bootstrap(api.clone())));
+        tracing::info!(member = %store.name(), %local_addr, "apiserver listening");
+        Ok(ApiServer {
+            api,
+            local_addr,
+            tasks,
+        })
+    }
+
+    pub async fn shutdown(self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+        self.api.store.shutdown().await;
+    }
+}
+
+fn health_routes(api: Arc<Api>) -> axum::Router {
+    let ready_api = api.clone();
+    axum::Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/livez", get(|| async { "ok" }))
+        .route(
+            "/readyz",
+            get(move || {
+                let api = ready_api.clone();
+                async move { readyz(&api).await }
+            }),
+        )
+        .route(
+            "/metrics",
+            get(move || {
+                let api = api.clone();
+                async move {
+                    let m = &api.metrics;
+                    m.cached_objects.set(api.cache.len() as i64);
+                    m.revision.set(api.cache.revision());
+                    m.is_leader.set(api.store.is_leader() as i64);
+                    m.raft_term.set(api.store.term() as i64);
+                    (
+                        [("content-type", "text/plain; version=0.0.4; charset=utf-8")],
+                        m.encode(),
+                    )
+                }
+            }),
+        )
+}
+
+/// Ready when a consistent read succeeds: a leader is known, a quorum confirms it, and
+/// this member's watch cache has caught up.
+async fn readyz(api: &Api) -> (axum::http::StatusCode, String) {
+    let r = tokio::time::timeout(Duration::from_secs(2), api.cache.wait_fresh(&api.store)).await;
+    match r {
+        Ok(Ok(rev)) => (axum::http::StatusCode::OK, format!("ok (revision {rev})\n")),
+        Ok(Err(e)) => (
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: {e}\n"),
+        ),
+        Err(_) => (
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: timed out\n".into(),
+        ),
+    }
+}
+
+/// Creates the bootstrap namespaces once the cluster has a leader. Every member does this;
+/// the first create wins and the others see AlreadyExists, so restarts are idempotent.
+async fn bootstrap(api: Arc<Api>) {
+    let user = UserInfo {
+        name: "system:apiserver".into(),
+        uid: String::new(),
+        groups: vec!["system:masters".into()],
+    };
+    for ns in BOOTSTRAP_NAMESPACES {
+        loop {
+            let env = Object {
+                r#type: Some(TypeRef {
+                    api_version: "v1".into(),
+                    kind: "Namespace".into(),
+                }),
+                name: ns.to_string(),
+                json: serde_json::to_vec(&json!({"metadata": {"name": ns}}))
+                    .unwrap_or_default()
+                    .into(),
+                ..Default::default()
+            };
+            if api
+                .cache
+                .get(&format!("/registry/core/namespaces/{ns}"))
+                .is_some()
+            {
+                break;
+            }
+            match api.create(&user, &env).await {
+                Ok(_) | Err(Error::AlreadyExists { .. }) => break,
+                Err(e) => {
+                    tracing::debug!(namespace = ns, error = %e, "bootstrap namespace not created yet");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+        }
+    }
+    tracing::info!("bootstrap namespaces present");
+}

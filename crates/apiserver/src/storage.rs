@@ -1,0 +1,173 @@
+//! Objects in the store: every write is one compare-and-swap transaction on the key's mod
+//! revision, which is the object's `resourceVersion`. Stored JSON carries no
+//! `resourceVersion`; it is set from the mod revision when the object is read.
+
+use bytes::Bytes;
+use raft_store::Store;
+use rkube_proto::etcd::{
+    compare::{CompareResult, CompareTarget, TargetUnion},
+    request_op::Request,
+    response_op::Response,
+    Compare, DeleteRangeRequest, PutRequest, RangeRequest, RequestOp, TxnRequest,
+};
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+use crate::object;
+
+/// The outcome of a compare-and-swap.
+pub enum Swap {
+    /// Written at this revision.
+    Done(i64),
+    /// The key was not at the expected revision.
+    Lost,
+}
+
+/// The JSON to store: the object without `resourceVersion`.
+pub fn encode(obj: &Value) -> Result<Bytes> {
+    let mut v = obj.clone();
+    object::remove(&mut v, "resourceVersion");
+    serde_json::to_vec(&v)
+        .map(Bytes::from)
+        .map_err(|e| Error::Internal(e.to_string()))
+}
+
+/// A stored object with its `resourceVersion` set.
+pub fn decode(value: &[u8], rv: i64) -> Result<Value> {
+    let mut v: Value = serde_json::from_slice(value)
+        .map_err(|e| Error::Internal(format!("stored object: {e}")))?;
+    object::set(&mut v, "resourceVersion", rv.to_string());
+    Ok(v)
+}
+
+fn compare(key: &str, target: CompareTarget, tu: TargetUnion) -> Compare {
+    Compare {
+        result: CompareResult::Equal as i32,
+        target: target as i32,
+        key: Bytes::copy_from_slice(key.as_bytes()),
+        target_union: Some(tu),
+        ..Default::default()
+    }
+}
+
+fn revision_of(resp: &rkube_proto::etcd::TxnResponse) -> i64 {
+    resp.header.as_ref().map_or(0, |h| h.revision)
+}
+
+/// Writes `value` at `key` if the key does not exist.
+pub async fn create(store: &Store, key: &str, value: Bytes) -> Result<Swap> {
+    let resp = store
+        .txn(TxnRequest {
+            compare: vec![compare(
+                key,
+                CompareTarget::Create,
+                TargetUnion::CreateRevision(0),
+            )],
+            success: vec![RequestOp {
+                request: Some(Request::RequestPut(PutRequest {
+                    key: Bytes::copy_from_slice(key.as_bytes()),
+                    value,
+                    ..Default::default()
+                })),
+            }],
+            failure: vec![],
+        })
+        .await?;
+    Ok(if resp.succeeded {
+        Swap::Done(revision_of(&resp))
+    } else {
+        Swap::Lost
+    })
+}
+
+/// Replaces `key` with `value` if it is still at `rv`.
+pub async fn update(store: &Store, key: &str, rv: i64, value: Bytes) -> Result<Swap> {
+    let resp = store
+        .txn(TxnRequest {
+            compare: vec![compare(
+                key,
+                CompareTarget::Mod,
+                TargetUnion::ModRevision(rv),
+            )],
+            success: vec![RequestOp {
+                request: Some(Request::RequestPut(PutRequest {
+                    key: Bytes::copy_from_slice(key.as_bytes()),
+                    value,
+                    ..Default::default()
+                })),
+            }],
+            failure: vec![],
+        })
+        .await?;
+    Ok(if resp.succeeded {
+        Swap::Done(revision_of(&resp))
+    } else {
+        Swap::Lost
+    })
+}
+
+/// Deletes `key` if it is still at `rv`.
+pub async fn delete(store: &Store, key: &str, rv: i64) -> Result<Swap> {
+    let resp = store
+        .txn(TxnRequest {
+            compare: vec![compare(
+                key,
+                CompareTarget::Mod,
+                TargetUnion::ModRevision(rv),
+            )],
+            success: vec![RequestOp {
+                request: Some(Request::RequestDeleteRange(DeleteRangeRequest {
+                    key: Bytes::copy_from_slice(key.as_bytes()),
+                    ..Default::default()
+                })),
+            }],
+            failure: vec![],
+        })
+        .await?;
+    if !resp.succeeded {
+        return Ok(Swap::Lost);
+    }
+    let deleted = resp
+        .responses
+        .iter()
+        .any(|r| matches!(&r.response, Some(Response::ResponseDeleteRange(d)) if d.deleted > 0));
+    Ok(if deleted {
+        Swap::Done(revision_of(&resp))
+    } else {
+        Swap::Lost
+    })
+}
+
+/// Objects under `prefix` from `start` (inclusive) as they were at `revision`, up to
+/// `limit` keys (0: all). Fails with Expired when `revision` was compacted.
+pub async fn range_at(
+    store: &Store,
+    start: &str,
+    prefix: &str,
+    revision: i64,
+    limit: i64,
+) -> Result<(Vec<(String, Value)>, bool)> {
+    let resp = store
+        .range(&RangeRequest {
+            key: Bytes::copy_from_slice(start.as_bytes()),
+            range_end: raft_store::prefix_end(prefix.as_bytes()),
+            revision,
+            limit,
+            serializable: true,
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| match e {
+            raft_store::Error::Compacted { compact_revision } => Error::Expired {
+                requested: revision,
+                oldest: compact_revision,
+            },
+            e => e.into(),
+        })?;
+    let mut out = Vec::with_capacity(resp.kvs.len());
+    for kv in &resp.kvs {
+        let key = String::from_utf8_lossy(&kv.key).into_owned();
+        out.push((key, decode(&kv.value, kv.mod_revision)?));
+    }
+    Ok((out, resp.more))
+}

@@ -1,0 +1,115 @@
+//! `rkube apiserver` and `rkube server`: a control-plane member — the store and the API.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use apiserver::tls::TlsFiles;
+use apiserver::{ApiServer, ApiServerConfig};
+use clap::{ArgAction, Args};
+
+use crate::store_cmd::StoreArgs;
+
+#[derive(Args, Clone)]
+pub struct ApiServerArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// The API port: the rkube API, the etcd v3 API, /healthz, /readyz and /metrics.
+    #[arg(long, default_value = "127.0.0.1:6443")]
+    pub listen: SocketAddr,
+    /// Static bearer tokens, one `token,user,uid,"group1,group2"` per line.
+    #[arg(long)]
+    pub token_auth_file: Option<PathBuf>,
+    /// Serving certificate (PEM); with --tls-private-key-file turns TLS on.
+    #[arg(long, requires = "tls_private_key_file")]
+    pub tls_cert_file: Option<PathBuf>,
+    #[arg(long, requires = "tls_cert_file")]
+    pub tls_private_key_file: Option<PathBuf>,
+    /// CA (PEM) whose client certificates authenticate users (CN = user, O = groups).
+    #[arg(long, requires = "tls_cert_file")]
+    pub client_ca_file: Option<PathBuf>,
+    /// Serve requests without credentials as system:anonymous.
+    #[arg(long, action = ArgAction::Set, default_value_t = true)]
+    pub anonymous_auth: bool,
+    /// Largest object accepted, in bytes of JSON.
+    #[arg(long, default_value_t = 1024 * 1024)]
+    pub max_object_bytes: usize,
+    /// Interval of BOOKMARK events on watches that ask for them, in milliseconds.
+    #[arg(long, default_value_t = 5000)]
+    pub bookmark_interval_ms: u64,
+    /// Also write the client configuration (endpoints) here; it is always written to
+    /// <data-dir>/client.yaml.
+    #[arg(long)]
+    pub write_client_config: Option<PathBuf>,
+}
+
+impl ApiServerArgs {
+    pub fn config(&self) -> anyhow::Result<ApiServerConfig> {
+        let mut cfg = ApiServerConfig::new(self.store.config()?, self.listen);
+        cfg.token_file = self.token_auth_file.clone();
+        cfg.tls = match (&self.tls_cert_file, &self.tls_private_key_file) {
+            (Some(cert), Some(key)) => Some(TlsFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+                client_ca: self.client_ca_file.clone(),
+            }),
+            _ => None,
+        };
+        cfg.anonymous_auth = self.anonymous_auth;
+        cfg.max_object_bytes = self.max_object_bytes;
+        cfg.bookmark_interval = Duration::from_millis(self.bookmark_interval_ms.max(100));
+        Ok(cfg)
+    }
+}
+
+fn client_config_text(server: &ApiServer, tls: bool) -> String {
+    let scheme = if tls { "https" } else { "http" };
+    let mut servers = vec![format!("{scheme}://{}", server.local_addr)];
+    for m in server.api.store.members() {
+        for u in m.client_ur_ls {
+            if !servers.contains(&u) {
+                servers.push(u);
+            }
+        }
+    }
+    let list: Vec<String> = servers.iter().map(|s| format!("  - {s}")).collect();
+    format!(
+        "# rkube client configuration, written by `rkube server`.\nservers:\n{}\n",
+        list.join("\n")
+    )
+}
+
+pub async fn run(args: ApiServerArgs) -> anyhow::Result<()> {
+    let cfg = args.config()?;
+    let tls = cfg.tls.is_some();
+    let server = ApiServer::start(cfg)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))
+        .context("starting the apiserver")?;
+    let text = client_config_text(&server, tls);
+    let mut paths = vec![args.store.data_dir.join("client.yaml")];
+    paths.extend(args.write_client_config.iter().cloned());
+    for p in paths {
+        std::fs::write(&p, &text).with_context(|| format!("writing {}", p.display()))?;
+    }
+    let etcd = match args.store.client_listen {
+        Some(addr) => {
+            let l = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("--client-listen {addr}"))?;
+            Some(tokio::spawn(raft_store::etcd::serve(
+                server.api.store.clone(),
+                l,
+            )))
+        }
+        None => None,
+    };
+    tokio::signal::ctrl_c().await.ok();
+    tracing::info!("interrupted; stopping");
+    if let Some(e) = etcd {
+        e.abort();
+    }
+    server.shutdown().await;
+    Ok(())
+}

@@ -1,0 +1,277 @@
+//! [`Client`]: calls to the rkube API with failover across every apiserver endpoint.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::{Mutex, RwLock};
+use rkube_proto::api::cluster_client::ClusterClient;
+use rkube_proto::api::discovery_client::DiscoveryClient;
+use rkube_proto::api::resources_client::ResourcesClient;
+use rkube_proto::api::*;
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Code, Request, Status, Streaming};
+
+use crate::config::ClientConfig;
+use crate::error::{Error, Result};
+
+/// A handle on the cluster. Cheap to clone.
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    endpoints: RwLock<Vec<String>>,
+    channels: Mutex<HashMap<String, Channel>>,
+    current: AtomicUsize,
+    token: Option<String>,
+    /// How long one call keeps trying other endpoints.
+    failover_budget: Duration,
+}
+
+/// Errors that mean "this member could not serve it; another may".
+fn retryable(s: &Status) -> bool {
+    matches!(
+        s.code(),
+        Code::Unavailable | Code::Cancelled | Code::Unknown
+    )
+}
+
+const MAX_MESSAGE: usize = 1 << 30;
+
+impl Client {
+    pub fn new(cfg: ClientConfig) -> Result<Self> {
+        if cfg.servers.is_empty() {
+            return Err(Error::Config("no apiserver endpoints".into()));
+        }
+        for s in &cfg.servers {
+            Endpoint::from_shared(s.clone()).map_err(|e| Error::Config(format!("{s}: {e}")))?;
+        }
+        Ok(Client {
+            inner: Arc::new(Inner {
+                endpoints: RwLock::new(cfg.servers),
+                channels: Mutex::new(HashMap::new()),
+                current: AtomicUsize::new(0),
+                token: cfg.token,
+                failover_budget: Duration::from_secs(30),
+            }),
+        })
+    }
+
+    /// A client for a comma-separated list of endpoints.
+    pub fn from_servers(list: &str) -> Result<Self> {
+        Self::new(ClientConfig::from_servers(list))
+    }
+
+    pub fn endpoints(&self) -> Vec<String> {
+        self.inner.endpoints.read().clone()
+    }
+
+    fn channel(&self, url: &str) -> Result<Channel> {
+        let mut chans = self.inner.channels.lock();
+        if let Some(c) = chans.get(url) {
+            return Ok(c.clone());
+        }
+        let ch = Endpoint::from_shared(url.to_string())
+            .map_err(|e| Error::Config(format!("{url}: {e}")))?
+            .connect_timeout(Duration::from_secs(1))
+            .tcp_nodelay(true)
+            .http2_keep_alive_interval(Duration::from_secs(5))
+            .keep_alive_timeout(Duration::from_secs(5))
+            .keep_alive_while_idle(true)
+            .connect_lazy();
+        chans.insert(url.to_string(), ch.clone());
+        Ok(ch)
+    }
+
+    /// A request with this client's credentials.
+    pub fn request<T>(&self, msg: T) -> Request<T> {
+        let mut r = Request::new(msg);
+        if let Some(t) = &self.inner.token {
+            if let Ok(v) = format!("Bearer {t}").parse() {
+                r.metadata_mut().insert("authorization", v);
+            }
+        }
+        r
+    }
+
+    /// Runs `f` against the current endpoint, moving on to the next one when a member
+    /// cannot serve, until the failover budget is spent.
+    pub async fn call<T, F, Fut>(&self, mut f: F) -> Result<T>
+    where
+        F: FnMut(Channel) -> Fut,
+        Fut: Future<Output = Result<T, Status>>,
+    {
+        let start = Instant::now();
+        let mut backoff = Duration::from_millis(20);
+        loop {
+            let endpoints = self.endpoints();
+            let idx = self.inner.current.load(Ordering::Relaxed) % endpoints.len();
+            let url = &endpoints[idx];
+            match f(self.channel(url)?).await {
+                Ok(v) => return Ok(v),
+                Err(s) if retryable(&s) => {
+                    if start.elapsed() > self.inner.failover_budget {
+                        return Err(Error::Unreachable(format!("{url}: {}", s.message())));
+                    }
+                    tracing::debug!(endpoint = %url, error = %s.message(), "apiserver unavailable; trying the next one");
+                    let _ = self.inner.current.compare_exchange(
+                        idx,
+                        (idx + 1) % endpoints.len(),
+                        Ordering::Relaxed,
+                        Ordering::Relaxed,
+                    );
+                    if (idx + 1).is_multiple_of(endpoints.len()) {
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(Duration::from_millis(500));
+                    }
+                }
+                Err(s) => return Err(Error::from_status(&s)),
+            }
+        }
+    }
+
+    fn resources(ch: Channel) -> ResourcesClient<Channel> {
+        ResourcesClient::new(ch)
+            .max_decoding_message_size(MAX_MESSAGE)
+            .max_encoding_message_size(MAX_MESSAGE)
+    }
+
+    pub async fn get(&self, req: GetRequest) -> Result<Object> {
+        self.call(|ch| {
+            let r = self.request(req.clone());
+            async move { Ok(Self::resources(ch).get(r).await?.into_inner()) }
+        })
+        .await
+    }
+
+    pub async fn list(&self, req: ListRequest) -> Result<ListResponse> {
+        self.call(|ch| {
+            let r = self.request(req.clone());
+            async move { Ok(Self::resources(ch).list(r).await?.into_inner()) }
+        })
+        .await
+    }
+
+    pub async fn create(&self, req: CreateRequest) -> Result<Object> {
+        self.call(|ch| {
+            let r = self.request(req.clone());
+            async move { Ok(Self::resources(ch).create(r).await?.into_inner()) }
+        })
+        .await
+    }
+
+    pub async fn update(&self, req: UpdateRequest, status: bool) -> Result<Object> {
+        self.call(|ch| {
+            let r = self.request(req.clone());
+            async move {
+                let mut c = Self::resources(ch);
+                Ok(if status {
+                    c.update_status(r).await
+                } else {
+                    c.update(r).await
+                }?
+                .into_inner())
+            }
+        })
+        .await
+    }
+
+    pub async fn patch(&self, req: PatchRequest) -> Result<Object> {
+        self.call(|ch| {
+            let r = self.request(req.clone());
+            async move { Ok(Self::resources(ch).patch(r).await?.into_inner()) }
+        })
+        .await
+    }
+
+    pub async fn delete(&self, req: DeleteRequest) -> Result<DeleteResponse> {
+        self.call(|ch| {
+            let r = self.request(req.clone());
+            async move { Ok(Self::resources(ch).delete(r).await?.into_inner()) }
+        })
+        .await
+    }
+
+    pub async fn bind(&self, req: BindRequest) -> Result<Object> {
+        self.call(|ch| {
+            let r = self.request(req.clone());
+            async move { Ok(Self::resources(ch).bind(r).await?.into_inner()) }
+        })
+        .await
+    }
+
+    /// Opens a watch stream on a member that can serve it.
+    pub async fn watch(&self, req: WatchRequest) -> Result<Streaming<WatchEvent>> {
+        self.call(|ch| {
+            let r = self.request(req.clone());
+            async move { Ok(Self::resources(ch).watch(r).await?.into_inner()) }
+        })
+        .await
+    }
+
+    pub async fn discovery(&self) -> Result<Vec<ApiResource>> {
+        self.call(|ch| {
+            let r = self.request(ListResourcesRequest {});
+            async move {
+                Ok(DiscoveryClient::new(ch)
+                    .list_resources(r)
+                    .await?
+                    .into_inner()
+                    .resources)
+            }
+        })
+        .await
+    }
+
+    pub async fn members(&self) -> Result<MembersResponse> {
+        self.call(|ch| {
+            let r = self.request(MembersRequest {});
+            async move { Ok(ClusterClient::new(ch).members(r).await?.into_inner()) }
+        })
+        .await
+    }
+
+    /// The status of the member at `endpoint` (not failing over: the member is the point).
+    pub async fn member_status(&self, endpoint: &str) -> Result<StatusResponse> {
+        let ch = self.channel(endpoint)?;
+        ClusterClient::new(ch)
+            .status(self.request(StatusRequest {}))
+            .await
+            .map(|r| r.into_inner())
+            .map_err(|s| Error::from_status(&s))
+    }
+
+    pub async fn add_member(&self, req: AddMemberRequest) -> Result<MembersResponse> {
+        self.call(|ch| {
+            let r = self.request(req.clone());
+            async move { Ok(ClusterClient::new(ch).add_member(r).await?.into_inner()) }
+        })
+        .await
+    }
+
+    pub async fn remove_member(&self, req: RemoveMemberRequest) -> Result<MembersResponse> {
+        self.call(|ch| {
+            let r = self.request(req.clone());
+            async move { Ok(ClusterClient::new(ch).remove_member(r).await?.into_inner()) }
+        })
+        .await
+    }
+
+    /// Learns every member's endpoint from the cluster, keeping the ones already known.
+    pub async fn refresh_endpoints(&self) -> Result<()> {
+        let members = self.members().await?;
+        let mut eps = self.inner.endpoints.write();
+        for m in members.members {
+            for u in m.client_urls {
+                if !eps.contains(&u) {
+                    eps.push(u);
+                }
+            }
+        }
+        Ok(())
+    }
+}

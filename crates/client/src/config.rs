@@ -1,0 +1,107 @@
+//! Where a client finds the cluster: explicit endpoints, `RKUBE_SERVER`, or the file that
+//! `rkube server` writes (a kubeconfig for rkube).
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// The client configuration file.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+pub struct ClientConfig {
+    /// Every apiserver endpoint known, e.g. `http://127.0.0.1:6443`.
+    pub servers: Vec<String>,
+    /// A bearer token, if the apiserver wants one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+}
+
+impl ClientConfig {
+    /// Endpoints from a comma-separated list; `host:port` means `http://host:port`.
+    pub fn from_servers(list: &str) -> Self {
+        ClientConfig {
+            servers: list
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|s| {
+                    if s.contains("://") {
+                        s.to_string()
+                    } else {
+                        format!("http://{s}")
+                    }
+                })
+                .collect(),
+            token: None,
+        }
+    }
+
+    /// Parses the YAML or JSON text of a configuration file.
+    pub fn parse(text: &str) -> Result<Self> {
+        let c: ClientConfig = serde_json::from_str(text)
+            .or_else(|_| parse_yaml_servers(text))
+            .map_err(|e| Error::Config(e.to_string()))?;
+        if c.servers.is_empty() {
+            return Err(Error::Config("servers: Required value".into()));
+        }
+        Ok(c)
+    }
+
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
+        Self::parse(&text).map_err(|e| Error::Config(format!("{}: {e}", path.display())))
+    }
+
+    /// `~/.rkube/config`.
+    pub fn default_path() -> Option<PathBuf> {
+        std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".rkube").join("config"))
+    }
+}
+
+/// The file format is a tiny YAML subset (a `servers:` list and a `token:`), read here
+/// without a YAML dependency so every client can load it.
+fn parse_yaml_servers(text: &str) -> std::result::Result<ClientConfig, String> {
+    let mut c = ClientConfig::default();
+    let mut in_servers = false;
+    for line in text.lines() {
+        let l = line.trim_end();
+        let t = l.trim_start();
+        if t.is_empty() || t.starts_with('#') {
+            continue;
+        }
+        if let Some(rest) = t.strip_prefix("- ") {
+            if in_servers {
+                c.servers.push(rest.trim().trim_matches('"').to_string());
+                continue;
+            }
+            return Err(format!("unexpected list item: {t}"));
+        }
+        in_servers = false;
+        match t.split_once(':') {
+            Some(("servers", v)) if v.trim().is_empty() => in_servers = true,
+            Some(("token", v)) => c.token = Some(v.trim().trim_matches('"').to_string()),
+            _ => return Err(format!("unexpected line: {t}")),
+        }
+    }
+    Ok(c)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_server_written_file() {
+        let c = ClientConfig::parse("# x\nservers:\n  - http://a:1\n  - http://b:2\ntoken: t\n")
+            .unwrap();
+        assert_eq!(c.servers, vec!["http://a:1", "http://b:2"]);
+        assert_eq!(c.token.as_deref(), Some("t"));
+        assert!(ClientConfig::parse("servers:\n").is_err());
+        assert_eq!(
+            ClientConfig::from_servers("a:1, http://b:2").servers,
+            vec!["http://a:1", "http://b:2"]
+        );
+    }
+}

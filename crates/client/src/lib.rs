@@ -1,0 +1,24 @@
+//! client: everything a gRPC client of the rkube apiserver needs, modelled on kube-rs.
+//!
+//! - [`Client`]: knows every apiserver endpoint and fails over by itself;
+//! - [`Api`]: typed access to `k8s-openapi` kinds;
+//! - [`watcher`]: event streams that resume from the last resourceVersion and re-list when
+//!   it expired; [`reflector`]: a cache fed by a watcher;
+//! - [`runtime`]: a controller runtime (`reconcile → Action`, error policy, rate-limited
+//!   work queue); [`leader`]: Lease-based leader election.
+//!
+//! It holds no server code and depends on no rkube crate but `rkube-proto`.
+
+pub mod api;
+pub mod client;
+pub mod config;
+pub mod error;
+pub mod leader;
+pub mod reflector;
+pub mod runtime;
+pub mod watcher;
+
+pub use api::{Api, ListParams, ObjectList, PatchParams};
+pub use client::Client;
+pub use config::ClientConfig;
+pub use error::{Error, Result};
