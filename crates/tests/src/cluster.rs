@@ -19,7 +19,10 @@ use crate::{eventually, free_addr, rkube_bin};
 /// Which store a cluster runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Flavor {
+    /// `rkube store` members.
     Rkube,
+    /// `rkube server` members: the store and the API on one port.
+    Server,
     Etcd,
 }
 
@@ -107,7 +110,7 @@ impl Cluster {
         let initial_cluster = members
             .iter()
             .map(|m| match flavor {
-                Flavor::Rkube => format!("{}={}", m.name, m.peer),
+                Flavor::Rkube | Flavor::Server => format!("{}={}", m.name, m.peer),
                 Flavor::Etcd => format!("{}=http://{}", m.name, m.peer),
             })
             .collect::<Vec<_>>()
@@ -157,6 +160,18 @@ impl Cluster {
                     .args(["--peer-listen", &m.peer.to_string()])
                     .args(["--initial-cluster", &self.initial_cluster])
                     .args(["--initial-cluster-state", state]);
+                c
+            }
+            Flavor::Server => {
+                let mut c = Command::new(rkube_bin());
+                c.arg("server")
+                    .args(["--name", &m.name])
+                    .arg("--data-dir")
+                    .arg(&m.data_dir)
+                    .args(["--listen", &m.client.to_string()])
+                    .args(["--initial-cluster", &self.initial_cluster])
+                    .args(["--initial-cluster-state", state])
+                    .args(["--bookmark-interval-ms", "500"]);
                 c
             }
             Flavor::Etcd => {
@@ -214,6 +229,16 @@ impl Cluster {
             .map(|m| m.client.to_string())
             .collect::<Vec<_>>()
             .join(",")
+    }
+
+    /// An rkube API client of every member (`Flavor::Server`), failing over among them.
+    pub fn api_client(&self) -> client::Client {
+        client::Client::from_servers(&self.endpoints()).expect("client")
+    }
+
+    /// An rkube API client of member `i` alone.
+    pub fn api_client_of(&self, i: usize) -> client::Client {
+        client::Client::from_servers(&self.members[i].client.to_string()).expect("client")
     }
 
     /// The index of the member every running member names as leader.
