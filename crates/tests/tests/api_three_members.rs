@@ -45,19 +45,31 @@ async fn crud_list_and_watch_through_every_member() {
         for i in 0..3 {
             let api: Api<ConfigMap> = Api::namespaced(cluster.api_client_of(i), "default");
             let name = format!("cm-{i}");
-            let created = api.create(&cm(&name, &[("member", &i.to_string())])).await.unwrap();
+            let created = api
+                .create(&cm(&name, &[("member", &i.to_string())]))
+                .await
+                .unwrap();
             let meta = &created.metadata;
-            assert!(meta.uid.as_ref().is_some_and(|u| !u.is_empty()), "server-set uid");
-            assert!(meta.creation_timestamp.is_some(), "server-set creationTimestamp");
+            assert!(
+                meta.uid.as_ref().is_some_and(|u| !u.is_empty()),
+                "server-set uid"
+            );
+            assert!(
+                meta.creation_timestamp.is_some(),
+                "server-set creationTimestamp"
+            );
             assert_eq!(meta.generation, Some(1));
             let rv: i64 = meta.resource_version.as_ref().unwrap().parse().unwrap();
             assert!(rv > 0);
             // Read back through another member: reads are consistent.
-            let other: Api<ConfigMap> = Api::namespaced(cluster.api_client_of((i + 1) % 3), "default");
+            let other: Api<ConfigMap> =
+                Api::namespaced(cluster.api_client_of((i + 1) % 3), "default");
             let got = other.get(&name).await.unwrap();
             assert_eq!(got.metadata.resource_version, meta.resource_version);
             match events.next().await {
-                Some(Event::Apply(c)) => assert_eq!(c.metadata.name.as_deref(), Some(name.as_str())),
+                Some(Event::Apply(c)) => {
+                    assert_eq!(c.metadata.name.as_deref(), Some(name.as_str()))
+                }
                 other => panic!("expected the create of {name}, got {other:?}"),
             }
         }
@@ -65,12 +77,21 @@ async fn crud_list_and_watch_through_every_member() {
         let api: Api<ConfigMap> = Api::namespaced(cluster.api_client(), "default");
         let all = api.list(&ListParams::default()).await.unwrap();
         assert_eq!(all.items.len(), 3);
-        let one = api.list(&ListParams::default().labels("member=1")).await.unwrap();
+        let one = api
+            .list(&ListParams::default().labels("member=1"))
+            .await
+            .unwrap();
         assert_eq!(one.items.len(), 1);
         assert_eq!(one.items[0].metadata.name.as_deref(), Some("cm-1"));
-        let not = api.list(&ListParams::default().labels("member notin (0,1)")).await.unwrap();
+        let not = api
+            .list(&ListParams::default().labels("member notin (0,1)"))
+            .await
+            .unwrap();
         assert_eq!(not.items.len(), 1);
-        let by_name = api.list(&ListParams::default().fields("metadata.name=cm-2")).await.unwrap();
+        let by_name = api
+            .list(&ListParams::default().fields("metadata.name=cm-2"))
+            .await
+            .unwrap();
         assert_eq!(by_name.items.len(), 1);
 
         // Pagination: pages of 2, consistent at the first page's version.
@@ -81,7 +102,11 @@ async fn crud_list_and_watch_through_every_member() {
         let mut lp = ListParams::default().limit(2);
         lp.continue_token = Some(token);
         let second = api.list(&lp).await.unwrap();
-        assert_eq!(second.items.len(), 1, "the snapshot of the first page holds 3 objects");
+        assert_eq!(
+            second.items.len(),
+            1,
+            "the snapshot of the first page holds 3 objects"
+        );
         assert!(second.continue_token.is_none());
         assert_eq!(second.resource_version, first.resource_version);
 
@@ -90,14 +115,29 @@ async fn crud_list_and_watch_through_every_member() {
         let mut upd = cur.clone();
         upd.data = Some([("k".to_string(), "v2".to_string())].into());
         let updated = api.replace(&upd).await.unwrap();
-        assert_ne!(updated.metadata.resource_version, cur.metadata.resource_version);
+        assert_ne!(
+            updated.metadata.resource_version,
+            cur.metadata.resource_version
+        );
         let err = api.replace(&upd).await.unwrap_err();
         assert!(err.is_conflict(), "stale update: {err}");
-        let err = Api::<ConfigMap>::namespaced(cluster.api_client_of(2), "default").replace(&upd).await.unwrap_err();
-        assert!(err.is_conflict(), "stale update through another member: {err}");
+        let err = Api::<ConfigMap>::namespaced(cluster.api_client_of(2), "default")
+            .replace(&upd)
+            .await
+            .unwrap_err();
+        assert!(
+            err.is_conflict(),
+            "stale update through another member: {err}"
+        );
 
         // Patch, then delete; the watch sees both.
-        api.patch("cm-0", PatchParams::Merge, &json!({"metadata": {"labels": {"patched": "yes"}}})).await.unwrap();
+        api.patch(
+            "cm-0",
+            PatchParams::Merge,
+            &json!({"metadata": {"labels": {"patched": "yes"}}}),
+        )
+        .await
+        .unwrap();
         let (_, gone) = api.delete("cm-0", None).await.unwrap();
         assert!(gone);
         assert!(api.get("cm-0").await.unwrap_err().is_not_found());
@@ -127,28 +167,57 @@ async fn object_semantics_status_finalizers_graceful_pods_and_bind() {
         let made = pods.create(&p).await.unwrap();
         let name = made.metadata.name.clone().unwrap();
         assert!(name.starts_with("gen-") && name.len() == 9, "{name}");
-        assert_eq!(made.spec.as_ref().unwrap().service_account_name.as_deref(), Some("default"));
-        assert_eq!(made.status.as_ref().unwrap().phase.as_deref(), Some("Pending"));
+        assert_eq!(
+            made.spec.as_ref().unwrap().service_account_name.as_deref(),
+            Some("default")
+        );
+        assert_eq!(
+            made.status.as_ref().unwrap().phase.as_deref(),
+            Some("Pending")
+        );
 
         // Status subresource: Update keeps status, UpdateStatus keeps spec.
         let mut s = made.clone();
         s.status.as_mut().unwrap().phase = Some("Running".into());
         let after = pods.replace(&s).await.unwrap();
-        assert_eq!(after.status.as_ref().unwrap().phase.as_deref(), Some("Pending"));
+        assert_eq!(
+            after.status.as_ref().unwrap().phase.as_deref(),
+            Some("Pending")
+        );
         let mut s = after.clone();
         s.status.as_mut().unwrap().phase = Some("Running".into());
         let after = pods.replace_status(&s).await.unwrap();
-        assert_eq!(after.status.as_ref().unwrap().phase.as_deref(), Some("Running"));
-        assert_eq!(after.metadata.generation, Some(1), "status changes keep generation");
+        assert_eq!(
+            after.status.as_ref().unwrap().phase.as_deref(),
+            Some("Running")
+        );
+        assert_eq!(
+            after.metadata.generation,
+            Some(1),
+            "status changes keep generation"
+        );
 
         // Bind: sets nodeName once; a second bind conflicts.
-        c.bind(rkube_proto::api::BindRequest { namespace: "default".into(), name: name.clone(), node_name: "w1".into(), uid: String::new() })
-            .await
-            .unwrap();
+        c.bind(rkube_proto::api::BindRequest {
+            namespace: "default".into(),
+            name: name.clone(),
+            node_name: "w1".into(),
+            uid: String::new(),
+        })
+        .await
+        .unwrap();
         let bound = pods.get(&name).await.unwrap();
-        assert_eq!(bound.spec.as_ref().unwrap().node_name.as_deref(), Some("w1"));
+        assert_eq!(
+            bound.spec.as_ref().unwrap().node_name.as_deref(),
+            Some("w1")
+        );
         let again = c
-            .bind(rkube_proto::api::BindRequest { namespace: "default".into(), name: name.clone(), node_name: "w2".into(), uid: String::new() })
+            .bind(rkube_proto::api::BindRequest {
+                namespace: "default".into(),
+                name: name.clone(),
+                node_name: "w2".into(),
+                uid: String::new(),
+            })
             .await
             .unwrap_err();
         assert!(again.is_conflict(), "{again}");
@@ -176,15 +245,22 @@ async fn object_semantics_status_finalizers_graceful_pods_and_bind() {
         // Generation follows spec changes only; ownerReferences are kept.
         let mut o = cm("owned", &[]);
         o.metadata.owner_references = Some(vec![serde_json::from_value(json!({
-            "apiVersion": "v1", "kind": "Pod", "name": "x", "uid": "u-1"})).unwrap()]);
+            "apiVersion": "v1", "kind": "Pod", "name": "x", "uid": "u-1"}))
+        .unwrap()]);
         let o = cms.create(&o).await.unwrap();
-        assert_eq!(o.metadata.owner_references.as_ref().map(|r| r.len()), Some(1));
+        assert_eq!(
+            o.metadata.owner_references.as_ref().map(|r| r.len()),
+            Some(1)
+        );
         let mut o2 = o.clone();
         o2.data = Some([("k".to_string(), "changed".to_string())].into());
         assert_eq!(cms.replace(&o2).await.unwrap().metadata.generation, Some(2));
 
         // Nothing is created in a namespace that does not exist.
-        let err = Api::<ConfigMap>::namespaced(c.clone(), "nope").create(&cm("x", &[])).await.unwrap_err();
+        let err = Api::<ConfigMap>::namespaced(c.clone(), "nope")
+            .create(&cm("x", &[]))
+            .await
+            .unwrap_err();
         assert!(err.is_not_found(), "{err}");
     })
     .await;
