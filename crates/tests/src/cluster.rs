@@ -215,6 +215,21 @@ impl Cluster {
         }
     }
 
+    /// Resident memory of member `i` in bytes (Linux), if it runs.
+    pub fn rss_bytes(&self, i: usize) -> Option<u64> {
+        let pid = self.members[i].child.as_ref()?.id();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        let kb: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))?
+            .trim()
+            .trim_end_matches("kB")
+            .trim()
+            .parse()
+            .ok()?;
+        Some(kb * 1024)
+    }
+
     pub fn is_running(&self, i: usize) -> bool {
         self.members[i].child.is_some()
     }

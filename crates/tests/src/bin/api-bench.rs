@@ -1,0 +1,311 @@
+//! Benchmark of the resource API against a 3-member `rkube server` cluster: pod creates/s
+//! and latency, a fixed-rate run at the SLO's rate, LIST latency and apiserver RSS at 10k
+//! and 100k pods, and watch fan-out to 1,000 watchers. Prints measured numbers.
+//!
+//! `cargo build --release --bin rkube && cargo run --release -p rkube-tests --bin api-bench`
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use client::Client;
+use futures::StreamExt;
+use parking_lot::Mutex;
+use rkube_proto::api::{CreateRequest, ListRequest, Object, TypeRef, WatchRequest};
+use rkube_tests::{Cluster, Flavor};
+use serde_json::json;
+
+#[derive(Parser)]
+struct Args {
+    /// Seconds of load per create row.
+    #[arg(long, default_value_t = 5)]
+    duration_secs: u64,
+    #[arg(long, value_delimiter = ',', default_value = "1,16,64")]
+    clients: Vec<usize>,
+    /// Creates/s of the fixed-rate row.
+    #[arg(long, default_value_t = 1000)]
+    rate: u64,
+    #[arg(long, value_delimiter = ',', default_value = "10000,100000")]
+    list_sizes: Vec<usize>,
+    #[arg(long, default_value_t = 1000)]
+    watchers: usize,
+    /// Pods created while the watchers listen.
+    #[arg(long, default_value_t = 200)]
+    fanout_events: usize,
+}
+
+fn pod(ns: &str, name: &str) -> Object {
+    let v = json!({"apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "namespace": ns, "labels": {"app": "bench"}},
+        "spec": {"containers": [{"name": "c", "image": "busybox:1.36", "command": ["sleep", "3600"]}]}});
+    Object {
+        r#type: Some(TypeRef {
+            api_version: "v1".into(),
+            kind: "Pod".into(),
+        }),
+        namespace: ns.into(),
+        name: name.into(),
+        json: serde_json::to_vec(&v).unwrap().into(),
+        ..Default::default()
+    }
+}
+
+fn namespace(name: &str) -> Object {
+    Object {
+        r#type: Some(TypeRef {
+            api_version: "v1".into(),
+            kind: "Namespace".into(),
+        }),
+        name: name.into(),
+        json: serde_json::to_vec(&json!({"metadata": {"name": name}}))
+            .unwrap()
+            .into(),
+        ..Default::default()
+    }
+}
+
+fn pct(lat: &mut [Duration], q: f64) -> f64 {
+    lat.sort();
+    lat.get(((lat.len() as f64 * q) as usize).min(lat.len().saturating_sub(1)))
+        .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+}
+
+/// One client per member, so load spreads over every apiserver.
+fn clients(cluster: &Cluster) -> Vec<Client> {
+    (0..cluster.members.len())
+        .map(|i| cluster.api_client_of(i))
+        .collect()
+}
+
+/// `n` workers creating pods for `dur`, or until `total` pods are made; each worker
+/// paces itself to `rate_each` creates/s when set.
+async fn create_load(
+    cs: &[Client],
+    ns: &str,
+    prefix: &str,
+    n: usize,
+    dur: Duration,
+    total: Option<usize>,
+    rate_each: Option<f64>,
+) -> (usize, Duration, Vec<Duration>) {
+    let start = Instant::now();
+    let counter = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for w in 0..n {
+        let c = cs[w % cs.len()].clone();
+        let (ns, prefix, counter) = (ns.to_string(), prefix.to_string(), counter.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            let mut k = 0u64;
+            loop {
+                let i = counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if total.is_some_and(|t| i >= t) || (total.is_none() && start.elapsed() >= dur) {
+                    break;
+                }
+                if let Some(r) = rate_each {
+                    let due = start + Duration::from_secs_f64(k as f64 / r);
+                    tokio::time::sleep_until(due.into()).await;
+                    k += 1;
+                }
+                let t = Instant::now();
+                c.create(CreateRequest {
+                    object: Some(pod(&ns, &format!("{prefix}-{w}-{i}"))),
+                    dry_run: false,
+                })
+                .await
+                .expect("create");
+                lat.push(t.elapsed());
+            }
+            lat
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    (all.len(), start.elapsed(), all)
+}
+
+async fn list_latency(c: &Client, ns: &str) -> (usize, f64) {
+    let mut lat = Vec::new();
+    let mut n = 0;
+    for _ in 0..5 {
+        let t = Instant::now();
+        let l = c
+            .list(ListRequest {
+                r#type: Some(TypeRef {
+                    api_version: "v1".into(),
+                    kind: "Pod".into(),
+                }),
+                namespace: ns.into(),
+                ..Default::default()
+            })
+            .await
+            .expect("list");
+        lat.push(t.elapsed());
+        n = l.items.len();
+    }
+    (n, pct(&mut lat, 0.5))
+}
+
+fn rss_mb(cluster: &Cluster) -> String {
+    (0..cluster.members.len())
+        .map(|i| {
+            format!(
+                "{:.0}",
+                cluster.rss_bytes(i).unwrap_or(0) as f64 / 1048576.0
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" / ")
+}
+
+#[tokio::main]
+async fn main() {
+    let args = Args::parse();
+    let cluster = Cluster::start(Flavor::Server, 3, &[]).await;
+    let cs = clients(&cluster);
+    cs[0]
+        .create(CreateRequest {
+            object: Some(namespace("bench")),
+            dry_run: false,
+        })
+        .await
+        .ok();
+    cs[0]
+        .create(CreateRequest {
+            object: Some(namespace("fanout")),
+            dry_run: false,
+        })
+        .await
+        .ok();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    println!("idle RSS per member (MB): {}", rss_mb(&cluster));
+
+    let dur = Duration::from_secs(args.duration_secs);
+    println!("\n| clients | creates/s | p50 ms | p99 ms |\n|---|---|---|---|");
+    for &n in &args.clients {
+        let (count, el, mut lat) =
+            create_load(&cs, "bench", &format!("c{n}"), n, dur, None, None).await;
+        println!(
+            "| {n} | {:.0} | {:.2} | {:.2} |",
+            count as f64 / el.as_secs_f64(),
+            pct(&mut lat, 0.5),
+            pct(&mut lat, 0.99)
+        );
+    }
+    let workers = 64;
+    let (count, el, mut lat) = create_load(
+        &cs,
+        "bench",
+        "rate",
+        workers,
+        dur,
+        None,
+        Some(args.rate as f64 / workers as f64),
+    )
+    .await;
+    println!(
+        "\nfixed rate {} creates/s ({workers} workers): achieved {:.0}/s, p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        args.rate,
+        count as f64 / el.as_secs_f64(),
+        pct(&mut lat, 0.5),
+        pct(&mut lat, 0.99),
+        pct(&mut lat, 1.0)
+    );
+
+    println!(
+        "\n| pods | LIST p50 ms (all pods, one namespace) | RSS per member MB |\n|---|---|---|"
+    );
+    for &size in &args.list_sizes {
+        let (have, _) = list_latency(&cs[0], "bench").await;
+        if have < size {
+            let t = Instant::now();
+            let (made, _, _) = create_load(
+                &cs,
+                "bench",
+                &format!("fill{size}"),
+                64,
+                dur,
+                Some(size - have),
+                None,
+            )
+            .await;
+            eprintln!("filled {made} pods in {:.1}s", t.elapsed().as_secs_f64());
+        }
+        let (n, p50) = list_latency(&cs[1], "bench").await;
+        println!("| {n} | {p50:.0} | {} |", rss_mb(&cluster));
+    }
+
+    // Watch fan-out: watchers spread over members and connections.
+    let watch_clients: Vec<Client> = (0..30).map(|i| cluster.api_client_of(i % 3)).collect();
+    let sent: Arc<Mutex<HashMap<String, Instant>>> = Default::default();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Duration>();
+    let mut ready = Vec::new();
+    for w in 0..args.watchers {
+        let c = watch_clients[w % watch_clients.len()].clone();
+        let (sent, tx) = (sent.clone(), tx.clone());
+        let (rtx, rrx) = tokio::sync::oneshot::channel();
+        ready.push(rrx);
+        tokio::spawn(async move {
+            let mut s = c
+                .watch(WatchRequest {
+                    r#type: Some(TypeRef {
+                        api_version: "v1".into(),
+                        kind: "Pod".into(),
+                    }),
+                    namespace: "fanout".into(),
+                    resource_version: "0".into(),
+                    ..Default::default()
+                })
+                .await
+                .expect("watch");
+            let _ = rtx.send(());
+            while let Some(Ok(ev)) = s.next().await {
+                let Some(o) = ev.object else { continue };
+                let t0 = sent.lock().get(&o.name).copied();
+                if let Some(t0) = t0 {
+                    let _ = tx.send(t0.elapsed());
+                }
+            }
+        });
+    }
+    for r in ready {
+        let _ = r.await;
+    }
+    drop(tx);
+    let t = Instant::now();
+    for i in 0..args.fanout_events {
+        let name = format!("f-{i}");
+        sent.lock().insert(name.clone(), Instant::now());
+        cs[i % 3]
+            .create(CreateRequest {
+                object: Some(pod("fanout", &name)),
+                dry_run: false,
+            })
+            .await
+            .expect("create");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let want = args.watchers * args.fanout_events;
+    let mut lat = Vec::with_capacity(want);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while lat.len() < want && Instant::now() < deadline {
+        match tokio::time::timeout(Duration::from_secs(5), rx.recv()).await {
+            Ok(Some(d)) => lat.push(d),
+            _ => break,
+        }
+    }
+    println!(
+        "\nwatch fan-out: {} watchers x {} creates in {:.1}s: {} of {want} events delivered, p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        args.watchers,
+        args.fanout_events,
+        t.elapsed().as_secs_f64(),
+        lat.len(),
+        pct(&mut lat, 0.5),
+        pct(&mut lat, 0.99),
+        pct(&mut lat, 1.0)
+    );
+    println!("RSS per member after fan-out (MB): {}", rss_mb(&cluster));
+}
