@@ -11,7 +11,7 @@ use rkube_proto::api::cluster_client::ClusterClient;
 use rkube_proto::api::discovery_client::DiscoveryClient;
 use rkube_proto::api::resources_client::ResourcesClient;
 use rkube_proto::api::*;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 use tonic::{Code, Request, Status, Streaming};
 
 use crate::config::ClientConfig;
@@ -28,6 +28,7 @@ struct Inner {
     channels: Mutex<HashMap<String, Channel>>,
     current: AtomicUsize,
     token: Option<String>,
+    tls: Option<ClientTlsConfig>,
     /// How long one call keeps trying other endpoints.
     failover_budget: Duration,
 }
@@ -50,8 +51,25 @@ impl Client {
         for s in &cfg.servers {
             Endpoint::from_shared(s.clone()).map_err(|e| Error::Config(format!("{s}: {e}")))?;
         }
+        let read = |p: &std::path::Path| {
+            std::fs::read(p).map_err(|e| Error::Config(format!("{}: {e}", p.display())))
+        };
+        let mut tls = None;
+        if cfg.ca.is_some() || cfg.cert.is_some() {
+            let mut t = ClientTlsConfig::new();
+            if let Some(ca) = &cfg.ca {
+                t = t.ca_certificate(Certificate::from_pem(read(ca)?));
+            }
+            match (&cfg.cert, &cfg.key) {
+                (Some(c), Some(k)) => t = t.identity(Identity::from_pem(read(c)?, read(k)?)),
+                (None, None) => {}
+                _ => return Err(Error::Config("cert and key go together".into())),
+            }
+            tls = Some(t);
+        }
         Ok(Client {
             inner: Arc::new(Inner {
+                tls,
                 endpoints: RwLock::new(cfg.servers),
                 channels: Mutex::new(HashMap::new()),
                 current: AtomicUsize::new(0),
@@ -75,8 +93,19 @@ impl Client {
         if let Some(c) = chans.get(url) {
             return Ok(c.clone());
         }
-        let ch = Endpoint::from_shared(url.to_string())
-            .map_err(|e| Error::Config(format!("{url}: {e}")))?
+        let mut ep = Endpoint::from_shared(url.to_string())
+            .map_err(|e| Error::Config(format!("{url}: {e}")))?;
+        if let Some(tls) = self
+            .inner
+            .tls
+            .clone()
+            .filter(|_| url.starts_with("https://"))
+        {
+            ep = ep
+                .tls_config(tls)
+                .map_err(|e| Error::Config(format!("{url}: {e}")))?;
+        }
+        let ch = ep
             .connect_timeout(Duration::from_secs(1))
             .tcp_nodelay(true)
             .http2_keep_alive_interval(Duration::from_secs(5))

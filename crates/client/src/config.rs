@@ -15,6 +15,14 @@ pub struct ClientConfig {
     /// A bearer token, if the apiserver wants one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token: Option<String>,
+    /// For `https://` endpoints: the CA (PEM file) that signed the apiserver's certificate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca: Option<PathBuf>,
+    /// A client certificate and key (PEM files) to authenticate with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cert: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<PathBuf>,
 }
 
 impl ClientConfig {
@@ -33,7 +41,7 @@ impl ClientConfig {
                     }
                 })
                 .collect(),
-            token: None,
+            ..Default::default()
         }
     }
 
@@ -82,6 +90,9 @@ fn parse_yaml_servers(text: &str) -> std::result::Result<ClientConfig, String> {
         match t.split_once(':') {
             Some(("servers", v)) if v.trim().is_empty() => in_servers = true,
             Some(("token", v)) => c.token = Some(v.trim().trim_matches('"').to_string()),
+            Some(("ca", v)) => c.ca = Some(v.trim().trim_matches('"').into()),
+            Some(("cert", v)) => c.cert = Some(v.trim().trim_matches('"').into()),
+            Some(("key", v)) => c.key = Some(v.trim().trim_matches('"').into()),
             _ => return Err(format!("unexpected line: {t}")),
         }
     }

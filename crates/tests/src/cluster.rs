@@ -91,6 +91,13 @@ pub struct Cluster {
 impl Cluster {
     /// Starts `n` members and waits until they agree on a leader.
     pub async fn start(flavor: Flavor, n: usize, extra_args: &[&str]) -> Cluster {
+        let c = Self::start_unchecked(flavor, n, extra_args);
+        c.wait_leader(Duration::from_secs(20)).await;
+        c
+    }
+
+    /// Starts `n` members without waiting for them (for members whose port speaks TLS).
+    pub fn start_unchecked(flavor: Flavor, n: usize, extra_args: &[&str]) -> Cluster {
         // RKUBE_TEST_KEEP=1 keeps data directories and member logs for inspection.
         let dir = tempfile::Builder::new()
             .prefix("rkube-cluster-")
@@ -125,7 +132,6 @@ impl Cluster {
         for i in 0..n {
             c.spawn(i, "new");
         }
-        c.wait_leader(Duration::from_secs(20)).await;
         c
     }
 
