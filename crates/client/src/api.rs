@@ -184,7 +184,6 @@ where
             .client
             .create(CreateRequest {
                 object: Some(self.envelope(obj)?),
-                dry_run: false,
             })
             .await?;
         decode(&o)
@@ -194,7 +193,6 @@ where
     pub async fn replace(&self, obj: &K) -> Result<K> {
         let req = UpdateRequest {
             object: Some(self.envelope(obj)?),
-            dry_run: false,
         };
         decode(&self.client.update(req, false).await?)
     }
@@ -203,7 +201,6 @@ where
     pub async fn replace_status(&self, obj: &K) -> Result<K> {
         let req = UpdateRequest {
             object: Some(self.envelope(obj)?),
-            dry_run: false,
         };
         decode(&self.client.update(req, true).await?)
     }

@@ -92,10 +92,7 @@ async fn bad_input_is_rejected_with_the_field_and_nothing_is_written() {
     ];
     for (what, o, code, msg) in cases {
         let err = c
-            .create(CreateRequest {
-                object: Some(o),
-                dry_run: false,
-            })
+            .create(CreateRequest { object: Some(o) })
             .await
             .expect_err(what);
         assert_eq!(err.code(), code, "{what}: {err}");
@@ -129,7 +126,6 @@ async fn bad_input_is_rejected_with_the_field_and_nothing_is_written() {
     let made = c
         .create(CreateRequest {
             object: Some(obj("apps/v1", "Deployment", "default", dep.clone())),
-            dry_run: false,
         })
         .await
         .unwrap();
@@ -139,7 +135,6 @@ async fn bad_input_is_rejected_with_the_field_and_nothing_is_written() {
         .update(
             UpdateRequest {
                 object: Some(obj("apps/v1", "Deployment", "default", stale)),
-                dry_run: false,
             },
             false,
         )
@@ -158,7 +153,6 @@ async fn bad_input_is_rejected_with_the_field_and_nothing_is_written() {
         .update(
             UpdateRequest {
                 object: Some(obj("apps/v1", "Deployment", "default", changed)),
-                dry_run: false,
             },
             false,
         )

@@ -42,7 +42,6 @@ async fn a_crd_serves_its_kind_at_once_on_every_member() {
                 "",
                 crd,
             )),
-            dry_run: false,
         })
         .await
         .expect("create the CRD");
@@ -66,7 +65,6 @@ async fn a_crd_serves_its_kind_at_once_on_every_member() {
     let w = c1
         .create(CreateRequest {
             object: Some(widget("w1", json!(3))),
-            dry_run: false,
         })
         .await
         .expect("create a Widget");
@@ -114,7 +112,6 @@ async fn a_crd_serves_its_kind_at_once_on_every_member() {
     );
     c0.create(CreateRequest {
         object: Some(widget("w2", json!(5))),
-        dry_run: false,
     })
     .await
     .unwrap();
@@ -141,7 +138,6 @@ async fn a_crd_serves_its_kind_at_once_on_every_member() {
     let err = c1
         .create(CreateRequest {
             object: Some(widget("bad", json!("big"))),
-            dry_run: false,
         })
         .await
         .unwrap_err();
@@ -155,7 +151,6 @@ async fn a_crd_serves_its_kind_at_once_on_every_member() {
                 "default",
                 json!({"metadata": {"name": "bad2"}, "spec": {}}),
             )),
-            dry_run: false,
         })
         .await
         .unwrap_err();

@@ -171,10 +171,7 @@ pub async fn apply(ctx: &mut Ctx, args: &FileArgs, update: bool) -> anyhow::Resu
             None => {
                 let created = ctx
                     .client
-                    .create(CreateRequest {
-                        object: Some(env),
-                        dry_run: false,
-                    })
+                    .create(CreateRequest { object: Some(env) })
                     .await?;
                 let label = if name.is_empty() {
                     format!("{}{}", label, created.name)

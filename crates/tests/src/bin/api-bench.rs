@@ -111,7 +111,6 @@ async fn create_load(
                 let t = Instant::now();
                 c.create(CreateRequest {
                     object: Some(pod(&ns, &format!("{prefix}-{w}-{i}"))),
-                    dry_run: false,
                 })
                 .await
                 .expect("create");
@@ -169,14 +168,12 @@ async fn main() {
     cs[0]
         .create(CreateRequest {
             object: Some(namespace("bench")),
-            dry_run: false,
         })
         .await
         .ok();
     cs[0]
         .create(CreateRequest {
             object: Some(namespace("fanout")),
-            dry_run: false,
         })
         .await
         .ok();
@@ -282,7 +279,6 @@ async fn main() {
         cs[i % 3]
             .create(CreateRequest {
                 object: Some(pod("fanout", &name)),
-                dry_run: false,
             })
             .await
             .expect("create");
