@@ -104,7 +104,9 @@ async fn create_load(
                     break;
                 }
                 if let Some(r) = rate_each {
-                    let due = start + Duration::from_secs_f64(k as f64 / r);
+                    // Workers are spread evenly over each period, so the load arrives at a
+                    // steady rate rather than in bursts of `n`.
+                    let due = start + Duration::from_secs_f64((k as f64 + w as f64 / n as f64) / r);
                     tokio::time::sleep_until(due.into()).await;
                     k += 1;
                 }
@@ -165,18 +167,14 @@ async fn main() {
     let args = Args::parse();
     let cluster = Cluster::start(Flavor::Server, 3, &[]).await;
     let cs = clients(&cluster);
-    cs[0]
-        .create(CreateRequest {
-            object: Some(namespace("bench")),
-        })
-        .await
-        .ok();
-    cs[0]
-        .create(CreateRequest {
-            object: Some(namespace("fanout")),
-        })
-        .await
-        .ok();
+    for ns in ["bench", "fanout", "list"] {
+        cs[0]
+            .create(CreateRequest {
+                object: Some(namespace(ns)),
+            })
+            .await
+            .expect("create the namespace");
+    }
     tokio::time::sleep(Duration::from_secs(2)).await;
     println!("idle RSS per member (MB): {}", rss_mb(&cluster));
 
@@ -216,12 +214,12 @@ async fn main() {
         "\n| pods | LIST p50 ms (all pods, one namespace) | RSS per member MB |\n|---|---|---|"
     );
     for &size in &args.list_sizes {
-        let (have, _) = list_latency(&cs[0], "bench").await;
+        let (have, _) = list_latency(&cs[0], "list").await;
         if have < size {
             let t = Instant::now();
             let (made, _, _) = create_load(
                 &cs,
-                "bench",
+                "list",
                 &format!("fill{size}"),
                 64,
                 dur,
@@ -231,7 +229,7 @@ async fn main() {
             .await;
             eprintln!("filled {made} pods in {:.1}s", t.elapsed().as_secs_f64());
         }
-        let (n, p50) = list_latency(&cs[1], "bench").await;
+        let (n, p50) = list_latency(&cs[1], "list").await;
         println!("| {n} | {p50:.0} | {} |", rss_mb(&cluster));
     }
 
