@@ -426,3 +426,59 @@ impl WatchCache {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+    use rkube_proto::mvccpb::{Event, KeyValue};
+
+    use super::*;
+
+    fn put(key: &str, rev: i64) -> Event {
+        Event {
+            r#type: EventType::Put as i32,
+            kv: Some(KeyValue {
+                key: Bytes::copy_from_slice(key.as_bytes()),
+                value: Bytes::from_static(br#"{"metadata":{"name":"x","namespace":"default"}}"#),
+                create_revision: rev,
+                mod_revision: rev,
+                version: 1,
+                lease: 0,
+            }),
+            prev_kv: None,
+        }
+    }
+
+    #[test]
+    fn resuming_below_the_event_window_is_expired() {
+        let cache = WatchCache::new(Arc::new(Registry::with_builtins()), 2);
+        for rev in 1..=4 {
+            cache.apply(
+                rev,
+                vec![put(
+                    &format!("/registry/core/configmaps/default/c{rev}"),
+                    rev,
+                )],
+            );
+        }
+        assert_eq!(cache.revision(), 4);
+        assert!(matches!(
+            cache.subscribe(1),
+            Err(Error::Expired {
+                requested: 1,
+                oldest: 2
+            })
+        ));
+        let sub = cache.subscribe(2).expect("within the window");
+        assert_eq!(
+            sub.replay.iter().map(|e| e.rv).collect::<Vec<_>>(),
+            vec![3, 4]
+        );
+        let (_, objs) = cache.list("/registry/core/configmaps/default/", None);
+        assert_eq!(objs.len(), 4);
+        assert_eq!(
+            objs[0].json,
+            Bytes::from(r#"{"metadata":{"name":"x","namespace":"default","resourceVersion":"1"}}"#)
+        );
+    }
+}
