@@ -6,6 +6,7 @@
 //! binary was built into (`cargo build --bin rkube` first).
 
 pub mod cluster;
+pub mod linearizability;
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
