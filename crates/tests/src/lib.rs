@@ -7,6 +7,7 @@
 
 pub mod cluster;
 pub mod linearizability;
+pub mod netns;
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
