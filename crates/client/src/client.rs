@@ -79,6 +79,25 @@ impl Client {
         })
     }
 
+    /// How long one call keeps trying other endpoints (default 30 s). Zero: one attempt,
+    /// so the caller sees every failure (a history recorder must know which attempt ran).
+    pub fn with_failover_budget(self, budget: Duration) -> Self {
+        let inner = Arc::try_unwrap(self.inner).unwrap_or_else(|a| Inner {
+            endpoints: RwLock::new(a.endpoints.read().clone()),
+            channels: Mutex::new(a.channels.lock().clone()),
+            current: AtomicUsize::new(a.current.load(Ordering::Relaxed)),
+            token: a.token.clone(),
+            tls: a.tls.clone(),
+            failover_budget: a.failover_budget,
+        });
+        Client {
+            inner: Arc::new(Inner {
+                failover_budget: budget,
+                ..inner
+            }),
+        }
+    }
+
     /// A client for a comma-separated list of endpoints.
     pub fn from_servers(list: &str) -> Result<Self> {
         Self::new(ClientConfig::from_servers(list))
@@ -143,7 +162,7 @@ impl Client {
             match f(self.channel(url)?).await {
                 Ok(v) => return Ok(v),
                 Err(s) if retryable(&s) => {
-                    if start.elapsed() > self.inner.failover_budget {
+                    if start.elapsed() >= self.inner.failover_budget {
                         return Err(Error::Unreachable(format!("{url}: {}", s.message())));
                     }
                     tracing::debug!(endpoint = %url, error = %s.message(), "apiserver unavailable; trying the next one");

@@ -5,6 +5,7 @@
 //! The `rkube` binary is taken from `RKUBE_BIN`, or from the target directory this test
 //! binary was built into (`cargo build --bin rkube` first).
 
+pub mod chaos;
 pub mod cluster;
 pub mod linearizability;
 pub mod netns;

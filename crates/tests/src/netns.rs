@@ -231,6 +231,11 @@ impl NetCluster {
         self.members[i].child.is_some()
     }
 
+    /// Keeps the data directories and logs when the cluster is dropped.
+    pub fn keep(&mut self) {
+        self.dir.disable_cleanup(true);
+    }
+
     /// Removes member `i`'s data, for a member that rejoins as a new one.
     pub fn wipe(&mut self, i: usize) {
         self.kill(i);

@@ -1,0 +1,171 @@
+//! The checks run on a finished run: linearizability, no acknowledged write lost, gap-free
+//! watches, and identical state on every member.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use bytes::Bytes;
+use rkube_proto::etcd::maintenance_client::MaintenanceClient;
+use rkube_proto::etcd::HashKvRequest;
+
+use super::watch::Seen;
+use super::workload::{etcd_key, API_KEY_BASE};
+use crate::linearizability::{self, Op, Verdict};
+
+/// Linearizability of the whole history; on a violation, the shortest failing history.
+pub fn linearizable(history: &[Op]) -> Result<(), String> {
+    match linearizability::check(history) {
+        Verdict::Linearizable => Ok(()),
+        Verdict::Violation { key, ops } => {
+            let mut s = format!(
+                "history of key {key} is not linearizable; shortest failing history ({} ops):\n",
+                ops.len()
+            );
+            for o in &ops {
+                let done = o.complete.map_or("unknown".to_string(), |c| {
+                    format!("{:.3} ms", c as f64 / 1e6)
+                });
+                s.push_str(&format!(
+                    "  client {:>4}  [{:.3} ms .. {done}]  {:?}\n",
+                    o.client,
+                    o.invoke as f64 / 1e6,
+                    o.kind
+                ));
+            }
+            Err(s)
+        }
+    }
+}
+
+/// The key an op's key id is stored under.
+fn stored_key(k: u32) -> Bytes {
+    if k >= API_KEY_BASE {
+        Bytes::from(format!(
+            "/registry/core/configmaps/default/chaos-k{}",
+            k - API_KEY_BASE
+        ))
+    } else {
+        etcd_key(k)
+    }
+}
+
+/// The value an event carries for a key id (the rkube API stores JSON with `data.v`).
+fn value_of(k: u32, v: &[u8]) -> Option<u64> {
+    if k >= API_KEY_BASE {
+        let j: serde_json::Value = serde_json::from_slice(v).ok()?;
+        j["data"]["v"].as_str()?.parse().ok()
+    } else {
+        std::str::from_utf8(v).ok()?.parse().ok()
+    }
+}
+
+/// Every acknowledged write is in the committed history.
+pub fn nothing_lost(acked: &[(u32, u64)], history: &[Seen]) -> Result<(), String> {
+    let mut present = HashSet::new();
+    for (_, key, value) in history {
+        present.insert((key.clone(), value.to_vec()));
+    }
+    let committed: HashSet<(Bytes, u64)> = history
+        .iter()
+        .filter_map(|(_, key, value)| {
+            let k = if key.starts_with(b"/chaos/k") {
+                std::str::from_utf8(&key[8..]).ok()?.parse::<u32>().ok()?
+            } else if key.starts_with(b"/registry/core/configmaps/default/chaos-k") {
+                API_KEY_BASE + std::str::from_utf8(&key[41..]).ok()?.parse::<u32>().ok()?
+            } else {
+                return None;
+            };
+            Some((key.clone(), value_of(k, value)?))
+        })
+        .collect();
+    let lost: Vec<&(u32, u64)> = acked
+        .iter()
+        .filter(|(k, v)| !committed.contains(&(stored_key(*k), *v)))
+        .collect();
+    if lost.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{} acknowledged writes are not in the committed history, e.g. {:?}",
+            lost.len(),
+            &lost[..lost.len().min(5)]
+        ))
+    }
+}
+
+/// A watcher's events: strictly increasing revisions (one event per revision here), and
+/// exactly the committed history from its start revision on.
+pub fn watch_complete(name: &str, seen: &[Seen], history: &[Seen]) -> Result<(), String> {
+    for w in seen.windows(2) {
+        if w[1].0 <= w[0].0 {
+            return Err(format!(
+                "{name}: revision {} came after {} (duplicate or out of order)",
+                w[1].0, w[0].0
+            ));
+        }
+    }
+    let Some(first) = seen.first().map(|s| s.0) else {
+        return Err(format!("{name}: received nothing"));
+    };
+    let last = seen.last().map_or(0, |s| s.0);
+    let expected: Vec<&Seen> = history
+        .iter()
+        .filter(|h| h.0 >= first && h.0 <= last)
+        .collect();
+    if expected.len() != seen.len() {
+        let have: HashSet<i64> = seen.iter().map(|s| s.0).collect();
+        let missing: Vec<i64> = expected
+            .iter()
+            .map(|h| h.0)
+            .filter(|r| !have.contains(r))
+            .take(5)
+            .collect();
+        return Err(format!("{name}: {} events between revisions {first} and {last}, the committed history has {}; missing e.g. {missing:?}", seen.len(), expected.len()));
+    }
+    for (a, b) in seen.iter().zip(expected) {
+        if a != b {
+            return Err(format!(
+                "{name}: event at revision {} differs from the committed history",
+                a.0
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Every member holds the same history up to one revision (etcd's HashKV).
+pub async fn identical_state(members: &[String], revision: i64) -> Result<(), String> {
+    let mut hashes = Vec::new();
+    for m in members {
+        let ch = tonic::transport::Endpoint::from_shared(format!("http://{m}"))
+            .map_err(|e| e.to_string())?
+            .connect_timeout(Duration::from_secs(1))
+            .connect_lazy();
+        let mut last_err = String::new();
+        let mut got = None;
+        for _ in 0..50 {
+            match MaintenanceClient::new(ch.clone())
+                .hash_kv(HashKvRequest { revision })
+                .await
+            {
+                Ok(r) => {
+                    got = Some(r.into_inner().hash);
+                    break;
+                }
+                Err(e) => {
+                    last_err = e.message().to_string();
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+        hashes.push((
+            m.clone(),
+            got.ok_or_else(|| format!("{m}: HashKV failed: {last_err}"))?,
+        ));
+    }
+    if hashes.windows(2).all(|w| w[0].1 == w[1].1) {
+        Ok(())
+    } else {
+        Err(format!("members differ at revision {revision}: {hashes:?}"))
+    }
+}
