@@ -10,7 +10,7 @@ use rkube_proto::etcd::HashKvRequest;
 
 use super::watch::Seen;
 use super::workload::{etcd_key, API_KEY_BASE};
-use crate::linearizability::{self, Op, Verdict};
+use crate::linearizability::{self, Op, OpKind, Verdict};
 
 /// Linearizability of the whole history; on a violation, the shortest failing history.
 pub fn linearizable(history: &[Op]) -> Result<(), String> {
@@ -59,13 +59,9 @@ fn value_of(k: u32, v: &[u8]) -> Option<u64> {
     }
 }
 
-/// Every acknowledged write is in the committed history.
-pub fn nothing_lost(acked: &[(u32, u64)], history: &[Seen]) -> Result<(), String> {
-    let mut present = HashSet::new();
-    for (_, key, value) in history {
-        present.insert((key.clone(), value.to_vec()));
-    }
-    let committed: HashSet<(Bytes, u64)> = history
+/// Every (key, value) the committed history holds.
+fn committed_values(history: &[Seen]) -> HashSet<(Bytes, u64)> {
+    history
         .iter()
         .filter_map(|(_, key, value)| {
             let k = if key.starts_with(b"/chaos/k") {
@@ -77,7 +73,40 @@ pub fn nothing_lost(acked: &[(u32, u64)], history: &[Seen]) -> Result<(), String
             };
             Some((key.clone(), value_of(k, value)?))
         })
-        .collect();
+        .collect()
+}
+
+/// Settles writes whose outcome the client never learned, from the committed history (as
+/// etcd's robustness tests do from the WAL): every written value is unique, so a write
+/// whose value is not in the history never took effect and is dropped; one whose value is
+/// there took effect and stays pending. This keeps the search from exploring outcomes that
+/// the store rules out.
+pub fn resolve_unknown_writes(ops: Vec<Op>, history: &[Seen]) -> Vec<Op> {
+    let committed = committed_values(history);
+    ops.into_iter()
+        .filter_map(|mut o| {
+            if o.complete.is_some() {
+                return Some(o);
+            }
+            match &mut o.kind {
+                OpKind::Put(v) => committed.contains(&(stored_key(o.key), *v)).then_some(o),
+                OpKind::Cas { new, ok, .. } => {
+                    if committed.contains(&(stored_key(o.key), *new)) {
+                        *ok = Some(true);
+                        Some(o)
+                    } else {
+                        None
+                    }
+                }
+                OpKind::Get(_) => None,
+            }
+        })
+        .collect()
+}
+
+/// Every acknowledged write is in the committed history.
+pub fn nothing_lost(acked: &[(u32, u64)], history: &[Seen]) -> Result<(), String> {
+    let committed = committed_values(history);
     let lost: Vec<&(u32, u64)> = acked
         .iter()
         .filter(|(k, v)| !committed.contains(&(stored_key(*k), *v)))

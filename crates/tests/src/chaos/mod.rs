@@ -157,9 +157,11 @@ async fn run_on(
     let kill_times = scenarios::inject(scenario, cluster, &rec, cfg, &mut report).await?;
     tokio::time::sleep(Duration::from_secs(1)).await;
     rec.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    eprintln!("{scenario:?}: faults done; stopping the workload");
     for c in clients {
         let _ = c.await;
     }
+    eprintln!("{scenario:?}: workload stopped; healing");
 
     // Everyone back, every fault healed, then the final revision.
     cluster.heal();
@@ -172,6 +174,7 @@ async fn run_on(
     cluster.wait_leader(Duration::from_secs(30)).await;
     let end = final_revision(&members).await?;
     *until.lock() = end;
+    eprintln!("{scenario:?}: final revision {end}; draining watchers");
     let mut seen_all = Vec::new();
     for (seen, task) in watchers {
         tokio::time::timeout(Duration::from_secs(60), task)
@@ -201,6 +204,7 @@ async fn run_on(
     .await
     .map_err(|_| "replaying the committed history took over 60 s".to_string())?;
     let history = history.lock().clone();
+    eprintln!("{scenario:?}: checking {} operations", rec.ops.lock().len());
 
     let ops = rec.ops.lock().clone();
     let acked = rec.acked.lock().clone();
@@ -215,7 +219,7 @@ async fn run_on(
         }
     }
 
-    check::linearizable(&ops)?;
+    check::linearizable(&check::resolve_unknown_writes(ops, &history))?;
     check::nothing_lost(&acked, &history)?;
     for (i, seen) in seen_all.iter().enumerate() {
         check::watch_complete(&format!("watcher {i}"), seen, &history)?;
