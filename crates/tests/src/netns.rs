@@ -55,6 +55,15 @@ fn run(cmd: &str, args: &[&str]) {
     );
 }
 
+/// Runs a command whose failure does not matter.
+fn quiet(cmd: &str, args: &[&str]) {
+    let _ = Command::new(cmd)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+}
+
 pub fn is_root() -> bool {
     std::fs::read_to_string("/proc/self/status")
         .ok()
@@ -84,6 +93,8 @@ impl NetCluster {
             .expect("temp dir");
         eprintln!("chaos cluster data and logs in {}", dir.path().display());
         let bridge = format!("rkb{tag}");
+        // Leftovers of a run that was killed before it could clean up.
+        quiet("ip", &["link", "del", &bridge]);
         run("ip", &["link", "add", &bridge, "type", "bridge"]);
         let mut c = NetCluster {
             members: Vec::new(),
@@ -117,6 +128,8 @@ impl NetCluster {
         let netns = format!("rk{tag}n{i}");
         let host = format!("rkv{tag}{i}");
         let ip = Ipv4Addr::new(10, self.subnet.0, self.subnet.1, i as u8);
+        quiet("ip", &["netns", "del", &netns]);
+        quiet("ip", &["link", "del", &host]);
         run("ip", &["netns", "add", &netns]);
         run(
             "ip",
