@@ -23,6 +23,9 @@ struct Args {
     keys: u32,
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Per-operation client timeout in ms; a timed-out operation's outcome is unknown.
+    #[arg(long, default_value_t = 3000)]
+    op_timeout_ms: u64,
 }
 
 #[tokio::main]
@@ -42,6 +45,7 @@ async fn main() {
         keys: args.keys,
         kills: args.kills,
         seed: args.seed,
+        op_timeout: std::time::Duration::from_millis(args.op_timeout_ms),
         ..Config::default()
     };
     let mut failed = false;
@@ -65,6 +69,18 @@ async fn main() {
                     );
                 }
                 println!();
+                if r.failover_ms.len() >= 10 {
+                    let mut v = r.failover_ms.clone();
+                    v.sort_by(|a, b| a.total_cmp(b));
+                    let p90 = v[v.len() * 9 / 10];
+                    let top: Vec<String> =
+                        v.iter().rev().take(5).map(|x| format!("{x:.0}")).collect();
+                    println!(
+                        "{:<15}      kill→next ack p90 {p90:.0} ms; slowest: {} ms",
+                        "",
+                        top.join(", ")
+                    );
+                }
             }
             Err(e) => {
                 failed = true;

@@ -29,6 +29,8 @@ pub struct Config {
     /// Leader kills of scenario (a).
     pub kills: usize,
     pub seed: u64,
+    /// How long a client waits for one operation before recording its outcome as unknown.
+    pub op_timeout: Duration,
 }
 
 impl Default for Config {
@@ -40,6 +42,7 @@ impl Default for Config {
             watchers: 2,
             kills: 10,
             seed: 1,
+            op_timeout: Duration::from_secs(3),
         }
     }
 }
@@ -123,6 +126,7 @@ async fn run_on(
             id + cfg.seed as usize * 1000,
             members.clone(),
             cfg.keys,
+            cfg.op_timeout,
         )));
     }
     for id in 0..cfg.api_clients {
@@ -131,6 +135,7 @@ async fn run_on(
             id + cfg.seed as usize * 1000,
             members.clone(),
             cfg.keys,
+            cfg.op_timeout,
         )));
     }
     let until = Arc::new(Mutex::new(0i64));
@@ -222,7 +227,10 @@ async fn run_on(
     check::linearizable(&check::resolve_unknown_writes(ops, &history))?;
     check::nothing_lost(&acked, &history)?;
     for (i, seen) in seen_all.iter().enumerate() {
-        check::watch_complete(&format!("watcher {i}"), seen, &history)?;
+        if let Err(e) = check::watch_complete(&format!("watcher {i}"), seen, &history) {
+            let same = check::identical_state(&members, end).await;
+            return Err(format!("{e}\nmembers identical at the end: {same:?}"));
+        }
     }
     check::identical_state(&members, end).await?;
     if acked.is_empty() {

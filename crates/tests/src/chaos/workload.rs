@@ -89,10 +89,14 @@ fn decode(v: &[u8]) -> Option<u64> {
     std::str::from_utf8(v).ok()?.parse().ok()
 }
 
-const OP_TIMEOUT: Duration = Duration::from_secs(3);
-
 /// One etcd-API client: runs until the recorder is stopped.
-pub async fn etcd_client(rec: Arc<Recorder>, id: usize, members: Vec<String>, keys: u32) {
+pub async fn etcd_client(
+    rec: Arc<Recorder>,
+    id: usize,
+    members: Vec<String>,
+    keys: u32,
+    op_timeout: Duration,
+) {
     let chans: Vec<KvClient<Channel>> = members
         .iter()
         .map(|m| {
@@ -115,7 +119,7 @@ pub async fn etcd_client(rec: Arc<Recorder>, id: usize, members: Vec<String>, ke
                 seq += 1;
                 let v = ((id as u64 + 1) << 32) | seq;
                 let r = tokio::time::timeout(
-                    OP_TIMEOUT,
+                    op_timeout,
                     kv.put(PutRequest {
                         key: etcd_key(key),
                         value: Bytes::from(v.to_string()),
@@ -134,7 +138,7 @@ pub async fn etcd_client(rec: Arc<Recorder>, id: usize, members: Vec<String>, ke
             }
             4..=7 => {
                 let r = tokio::time::timeout(
-                    OP_TIMEOUT,
+                    op_timeout,
                     kv.range(RangeRequest {
                         key: etcd_key(key),
                         ..Default::default()
@@ -188,7 +192,7 @@ pub async fn etcd_client(rec: Arc<Recorder>, id: usize, members: Vec<String>, ke
                     }],
                     failure: vec![],
                 };
-                let r = tokio::time::timeout(OP_TIMEOUT, kv.txn(txn)).await;
+                let r = tokio::time::timeout(op_timeout, kv.txn(txn)).await;
                 let (ok, complete) = match r {
                     Ok(Ok(resp)) => (Some(resp.into_inner().succeeded), Some(rec.now())),
                     _ => (None, None),
@@ -210,7 +214,13 @@ pub async fn etcd_client(rec: Arc<Recorder>, id: usize, members: Vec<String>, ke
 
 /// One rkube-API client: reads a ConfigMap and updates it with its resourceVersion (a
 /// compare-and-swap), or creates it when missing.
-pub async fn api_client(rec: Arc<Recorder>, id: usize, members: Vec<String>, keys: u32) {
+pub async fn api_client(
+    rec: Arc<Recorder>,
+    id: usize,
+    members: Vec<String>,
+    keys: u32,
+    op_timeout: Duration,
+) {
     let apis: Vec<Api<ConfigMap>> = members
         .iter()
         .map(|m| {
@@ -230,7 +240,7 @@ pub async fn api_client(rec: Arc<Recorder>, id: usize, members: Vec<String>, key
         let key = API_KEY_BASE + k;
         let name = format!("chaos-k{k}");
         let invoke = rec.now();
-        let got = match tokio::time::timeout(OP_TIMEOUT, api.get_opt(&name)).await {
+        let got = match tokio::time::timeout(op_timeout, api.get_opt(&name)).await {
             Ok(Ok(g)) => g,
             _ => {
                 tokio::time::sleep(Duration::from_millis(20)).await;
@@ -254,14 +264,14 @@ pub async fn api_client(rec: Arc<Recorder>, id: usize, members: Vec<String>, key
             Some(cur) => {
                 let mut next = cur.clone();
                 next.data = Some([("v".to_string(), new.to_string())].into());
-                tokio::time::timeout(OP_TIMEOUT, api.replace(&next)).await
+                tokio::time::timeout(op_timeout, api.replace(&next)).await
             }
             None => {
                 let cm: ConfigMap = serde_json::from_value(
                     json!({"metadata": {"name": name}, "data": {"v": new.to_string()}}),
                 )
                 .expect("configmap");
-                tokio::time::timeout(OP_TIMEOUT, api.create(&cm)).await
+                tokio::time::timeout(op_timeout, api.create(&cm)).await
             }
         };
         let (ok, complete) = match r {
