@@ -55,6 +55,11 @@ fn step(s: Option<u64>, op: &OpKind) -> Option<Option<u64>> {
 #[derive(Debug, PartialEq)]
 pub enum Verdict {
     Linearizable,
+    /// The search for a key exceeded its budget of explored states without an answer.
+    Inconclusive {
+        key: u32,
+        ops: usize,
+    },
     /// A key whose history has no linearization, with its operations in call order.
     Violation {
         key: u32,
@@ -70,11 +75,20 @@ pub fn check(history: &[Op]) -> Verdict {
     }
     for (key, mut ops) in by_key {
         ops.sort_by_key(|o| o.invoke);
-        if !check_key(&ops) {
-            return Verdict::Violation {
-                key,
-                ops: shortest_violation(ops),
-            };
+        match search(&ops, SEARCH_BUDGET) {
+            Some(true) => {}
+            Some(false) => {
+                return Verdict::Violation {
+                    key,
+                    ops: shortest_violation(ops),
+                }
+            }
+            None => {
+                return Verdict::Inconclusive {
+                    key,
+                    ops: ops.len(),
+                }
+            }
         }
     }
     Verdict::Linearizable
@@ -103,8 +117,16 @@ struct Entry {
     partner: usize,
 }
 
+/// States (linearized set, value) the search may remember per key before it gives up.
+const SEARCH_BUDGET: usize = 2_000_000;
+
 /// Checks one key's operations, starting from an absent key.
 pub fn check_key(ops: &[Op]) -> bool {
+    search(ops, usize::MAX).unwrap_or(false)
+}
+
+/// The search; `None` when more than `budget` states were explored.
+fn search(ops: &[Op], budget: usize) -> Option<bool> {
     // Entries: a call and a return per operation, sorted by time; calls sort before returns
     // at the same instant, so touching operations count as concurrent.
     let mut events: Vec<(u64, bool, usize)> = Vec::with_capacity(ops.len() * 2);
@@ -173,6 +195,9 @@ pub fn check_key(ops: &[Op]) -> bool {
             if let Some(next_state) = step(state, &ops[op].kind) {
                 let mut lin = linearized.clone();
                 lin[op / 64] |= 1 << (op % 64);
+                if cache.len() > budget {
+                    return None;
+                }
                 if cache.insert((lin.clone(), next_state)) {
                     stack.push((cur, state));
                     state = next_state;
@@ -188,7 +213,7 @@ pub fn check_key(ops: &[Op]) -> bool {
         } else {
             // A return reached before its call was linearized, or the end: backtrack.
             let Some((call, prev_state)) = stack.pop() else {
-                return false;
+                return Some(false);
             };
             state = prev_state;
             let op = e[call].op;
@@ -199,7 +224,7 @@ pub fn check_key(ops: &[Op]) -> bool {
             cur = e[call].next;
         }
     }
-    true
+    Some(true)
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! The checks run on a finished run: linearizability, no acknowledged write lost, gap-free
 //! watches, and identical state on every member.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -16,6 +16,9 @@ use crate::linearizability::{self, Op, OpKind, Verdict};
 pub fn linearizable(history: &[Op]) -> Result<(), String> {
     match linearizability::check(history) {
         Verdict::Linearizable => Ok(()),
+        Verdict::Inconclusive { key, ops } => Err(format!(
+            "the linearizability search for key {key} ({ops} operations) exceeded its budget: no verdict"
+        )),
         Verdict::Violation { key, ops } => {
             let mut s = format!(
                 "history of key {key} is not linearizable; shortest failing history ({} ops):\n",
@@ -59,11 +62,11 @@ fn value_of(k: u32, v: &[u8]) -> Option<u64> {
     }
 }
 
-/// Every (key, value) the committed history holds.
-fn committed_values(history: &[Seen]) -> HashSet<(Bytes, u64)> {
+/// The revision at which each (key, value) was committed.
+fn committed_values(history: &[Seen]) -> HashMap<(Bytes, u64), i64> {
     history
         .iter()
-        .filter_map(|(_, key, value)| {
+        .filter_map(|(rev, key, value)| {
             let k = if key.starts_with(b"/chaos/k") {
                 std::str::from_utf8(&key[8..]).ok()?.parse::<u32>().ok()?
             } else if key.starts_with(b"/registry/core/configmaps/default/chaos-k") {
@@ -71,35 +74,59 @@ fn committed_values(history: &[Seen]) -> HashSet<(Bytes, u64)> {
             } else {
                 return None;
             };
-            Some((key.clone(), value_of(k, value)?))
+            Some(((key.clone(), value_of(k, value)?), *rev))
         })
         .collect()
 }
 
+fn written(o: &Op) -> Option<u64> {
+    match o.kind {
+        OpKind::Put(v) | OpKind::Cas { new: v, .. } => Some(v),
+        OpKind::Get(_) => None,
+    }
+}
+
 /// Settles writes whose outcome the client never learned, from the committed history (as
-/// etcd's robustness tests do from the WAL): every written value is unique, so a write
-/// whose value is not in the history never took effect and is dropped; one whose value is
-/// there took effect and stays pending. This keeps the search from exploring outcomes that
-/// the store rules out.
+/// etcd's robustness tests do from the WAL). Every written value is unique, so:
+/// - a write whose value is not in the history never took effect and is dropped;
+/// - one whose value is there took effect at its revision R, so it happened before any
+///   acknowledged write of a later revision returned: that bounds its return time.
+///
+/// Without this, every such write would stay pending forever and the search would explore
+/// outcomes the store has already ruled out.
 pub fn resolve_unknown_writes(ops: Vec<Op>, history: &[Seen]) -> Vec<Op> {
     let committed = committed_values(history);
+    let revision_of = |o: &Op| committed.get(&(stored_key(o.key), written(o)?)).copied();
+    // Return times of acknowledged writes by revision; the earliest return at or after each.
+    let mut acked: Vec<(i64, u64)> = ops
+        .iter()
+        .filter(|o| {
+            o.complete.is_some()
+                && matches!(o.kind, OpKind::Put(_) | OpKind::Cas { ok: Some(true), .. })
+        })
+        .filter_map(|o| Some((revision_of(o)?, o.complete?)))
+        .collect();
+    acked.sort();
+    let mut earliest_after = vec![u64::MAX; acked.len() + 1];
+    for i in (0..acked.len()).rev() {
+        earliest_after[i] = earliest_after[i + 1].min(acked[i].1);
+    }
     ops.into_iter()
         .filter_map(|mut o| {
             if o.complete.is_some() {
                 return Some(o);
             }
-            match &mut o.kind {
-                OpKind::Put(v) => committed.contains(&(stored_key(o.key), *v)).then_some(o),
-                OpKind::Cas { new, ok, .. } => {
-                    if committed.contains(&(stored_key(o.key), *new)) {
-                        *ok = Some(true);
-                        Some(o)
-                    } else {
-                        None
-                    }
-                }
-                OpKind::Get(_) => None,
+            let rev = revision_of(&o)?;
+            if let OpKind::Cas { ok, .. } = &mut o.kind {
+                *ok = Some(true);
             }
+            if matches!(o.kind, OpKind::Get(_)) {
+                return None;
+            }
+            let i = acked.partition_point(|(r, _)| *r <= rev);
+            let bound = earliest_after[i];
+            o.complete = (bound != u64::MAX).then_some(bound);
+            Some(o)
         })
         .collect()
 }
@@ -109,7 +136,7 @@ pub fn nothing_lost(acked: &[(u32, u64)], history: &[Seen]) -> Result<(), String
     let committed = committed_values(history);
     let lost: Vec<&(u32, u64)> = acked
         .iter()
-        .filter(|(k, v)| !committed.contains(&(stored_key(*k), *v)))
+        .filter(|(k, v)| !committed.contains_key(&(stored_key(*k), *v)))
         .collect();
     if lost.is_empty() {
         Ok(())
