@@ -176,7 +176,17 @@ pub fn watch_complete(name: &str, seen: &[Seen], history: &[Seen]) -> Result<(),
             .filter(|r| !have.contains(r))
             .take(5)
             .collect();
-        return Err(format!("{name}: {} events between revisions {first} and {last}, the committed history has {}; missing e.g. {missing:?}", seen.len(), expected.len()));
+        let committed: HashSet<i64> = expected.iter().map(|h| h.0).collect();
+        let extra: Vec<&Seen> = seen
+            .iter()
+            .filter(|s| !committed.contains(&s.0))
+            .take(5)
+            .collect();
+        return Err(format!(
+            "{name}: {} events between revisions {first} and {last}, the committed history has {}; missing e.g. {missing:?}; not in the history e.g. {extra:?}",
+            seen.len(),
+            expected.len()
+        ));
     }
     for (a, b) in seen.iter().zip(expected) {
         if a != b {

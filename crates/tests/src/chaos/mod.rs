@@ -229,7 +229,22 @@ async fn run_on(
     for (i, seen) in seen_all.iter().enumerate() {
         if let Err(e) = check::watch_complete(&format!("watcher {i}"), seen, &history) {
             let same = check::identical_state(&members, end).await;
-            return Err(format!("{e}\nmembers identical at the end: {same:?}"));
+            // Replay again from each member, to tell a store gap from a watch gap.
+            let mut again = String::new();
+            for member in &members {
+                let h = Arc::new(Mutex::new(Vec::new()));
+                let r = Recorder::new();
+                r.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+                let u = Arc::new(Mutex::new(end));
+                let _ = tokio::time::timeout(
+                    Duration::from_secs(60),
+                    watch::watcher(r, vec![member.clone()], start, u, h.clone(), 0),
+                )
+                .await;
+                let n = h.lock().iter().filter(|x| x.0 <= end).count();
+                again.push_str(&format!(" {member}: {n} events;"));
+            }
+            return Err(format!("{e}\nmembers identical at the end: {same:?}\nthe first replay had {} events; replayed again:{again}", history.len()));
         }
     }
     check::identical_state(&members, end).await?;
