@@ -188,6 +188,12 @@ async fn run_on(
             .map_err(|e| e.to_string())?;
         seen_all.push(seen.lock().clone());
     }
+    // A write whose client gave up may still commit after the end marker (a follower
+    // forwarding it to a new leader): the reference history reaches as far as any watcher.
+    let end = seen_all
+        .iter()
+        .filter_map(|s| s.last().map(|e| e.0))
+        .fold(end, i64::max);
     // The committed history, replayed from one member's store.
     let history = Arc::new(Mutex::new(Vec::new()));
     let replay_rec = Recorder::new();
