@@ -43,6 +43,11 @@ async fn c_isolate_the_leader_from_the_majority() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn c2_drop_the_leaders_packets_one_way() {
+    scenario(Scenario::OneWayDrop).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn d_pause_the_leader_past_the_election_timeout() {
     scenario(Scenario::PauseLeader).await;
 }

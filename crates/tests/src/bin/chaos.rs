@@ -8,8 +8,8 @@ use rkube_tests::chaos::{self, Config, Scenario};
 
 #[derive(Parser)]
 struct Args {
-    /// a..f (kill-leader, kill-all, isolate-leader, pause-leader, rolling-restart,
-    /// replace-member) or `all`.
+    /// a..f (kill-leader, kill-all, isolate-leader, c2 = one-way-drop, pause-leader,
+    /// rolling-restart, replace-member), comma-separated, or `all`.
     #[arg(long, default_value = "all")]
     scenario: String,
     /// Leader kills of scenario (a).

@@ -24,6 +24,8 @@ pub enum Scenario {
     KillAll,
     /// (c) cut the leader off from the majority.
     IsolateLeader,
+    /// (c') drop every packet from the leader to the others, one way only.
+    OneWayDrop,
     /// (d) SIGSTOP the leader past the election timeout, then SIGCONT.
     PauseLeader,
     /// (e) restart every member in turn.
@@ -33,10 +35,11 @@ pub enum Scenario {
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 6] = [
+    pub const ALL: [Scenario; 7] = [
         Scenario::KillLeader,
         Scenario::KillAll,
         Scenario::IsolateLeader,
+        Scenario::OneWayDrop,
         Scenario::PauseLeader,
         Scenario::RollingRestart,
         Scenario::ReplaceMember,
@@ -47,6 +50,7 @@ impl Scenario {
             "a" | "kill-leader" => Scenario::KillLeader,
             "b" | "kill-all" => Scenario::KillAll,
             "c" | "isolate-leader" => Scenario::IsolateLeader,
+            "c2" | "one-way-drop" => Scenario::OneWayDrop,
             "d" | "pause-leader" => Scenario::PauseLeader,
             "e" | "rolling-restart" => Scenario::RollingRestart,
             "f" | "replace-member" => Scenario::ReplaceMember,
@@ -148,6 +152,32 @@ pub async fn inject(
             eventually(
                 Duration::from_secs(20),
                 "the majority to elect a new leader",
+                || async {
+                    let (l, _) = c.leader_seen_by(others[0]).await?;
+                    let (me0, me1) = (
+                        c.leader_seen_by(others[0]).await?.1,
+                        c.leader_seen_by(others[1]).await?.1,
+                    );
+                    (l != 0 && (l == me0 || l == me1)).then_some(())
+                },
+            )
+            .await;
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            c.heal();
+        }
+        Scenario::OneWayDrop => {
+            // The leader still hears the others but they no longer hear it: they elect a
+            // new leader while the old one keeps trying to lead.
+            let leader = c.wait_leader(Duration::from_secs(20)).await;
+            for j in (0..3).filter(|j| *j != leader) {
+                c.drop_one_way(leader, j);
+            }
+            kills.push(rec.now());
+            report.faults += 1;
+            let others: Vec<usize> = (0..3).filter(|i| *i != leader).collect();
+            eventually(
+                Duration::from_secs(20),
+                "the others to elect a new leader",
                 || async {
                     let (l, _) = c.leader_seen_by(others[0]).await?;
                     let (me0, me1) = (
