@@ -57,6 +57,10 @@ pub struct StoreArgs {
     /// Log entries between snapshots.
     #[arg(long, default_value_t = 10_000)]
     pub snapshot_count: u64,
+    /// Dial members at other addresses than they advertise, as ADVERTISED=DIAL pairs
+    /// (host:port each, comma-separated): for proxies or NAT between members.
+    #[arg(long, value_delimiter = ',')]
+    pub peer_dial_override: Vec<String>,
     /// Idle interval between progress notifications of watches that asked for them, in ms.
     #[arg(long, default_value_t = 600_000)]
     pub watch_progress_notify_interval_ms: u64,
@@ -85,6 +89,13 @@ impl StoreArgs {
         cfg.auto_compaction_retention = self.auto_compaction_retention;
         cfg.snapshot_entries = self.snapshot_count;
         cfg.watch_progress_interval = Duration::from_millis(self.watch_progress_notify_interval_ms);
+        for pair in &self.peer_dial_override {
+            let (from, to) = pair
+                .split_once('=')
+                .with_context(|| format!("--peer-dial-override {pair:?}: want ADVERTISED=DIAL"))?;
+            cfg.peer_dial_overrides
+                .insert(from.to_string(), to.to_string());
+        }
         Ok(cfg)
     }
 }

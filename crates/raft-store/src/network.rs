@@ -29,9 +29,19 @@ use crate::types::{Member, NodeId, TypeConfig};
 #[derive(Clone, Default)]
 pub struct Peers {
     channels: Arc<Mutex<HashMap<String, Channel>>>,
+    /// Where to dial a member instead of its advertised address (a proxy or NAT between).
+    dial: Arc<HashMap<String, String>>,
 }
 
 impl Peers {
+    /// Peers dialled through `dial` (advertised address → address to connect to).
+    pub fn with_dial_overrides(dial: HashMap<String, String>) -> Self {
+        Peers {
+            channels: Default::default(),
+            dial: Arc::new(dial),
+        }
+    }
+
     /// A client of the peer service at `addr` (`host:port`); connects lazily and reconnects
     /// by itself.
     pub fn client(&self, addr: &str) -> RaftPeerClient<Channel> {
@@ -39,6 +49,7 @@ impl Peers {
         let ch = map
             .entry(addr.to_string())
             .or_insert_with(|| {
+                let addr = self.dial.get(addr).map_or(addr, |a| a.as_str());
                 Endpoint::from_shared(format!("http://{addr}"))
                     .expect("peer address is host:port")
                     .connect_timeout(std::time::Duration::from_millis(500))

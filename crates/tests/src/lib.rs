@@ -7,6 +7,7 @@
 
 pub mod chaos;
 pub mod cluster;
+pub mod fault_proxy;
 pub mod linearizability;
 pub mod netns;
 

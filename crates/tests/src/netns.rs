@@ -13,10 +13,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use rkube_proto::etcd::maintenance_client::MaintenanceClient;
-use rkube_proto::etcd::StatusRequest;
-
-use crate::{eventually, rkube_bin};
+use crate::chaos::faults::Faults;
+use crate::rkube_bin;
 
 pub const API_PORT: u16 = 6443;
 pub const PEER_PORT: u16 = 2380;
@@ -301,49 +299,50 @@ impl NetCluster {
             self.nft(i, &["flush", "chain", "inet", "chaos", "output"]);
         }
     }
+}
 
-    /// The leader as member `i` sees it (its Raft member id), if `i` answers.
-    pub async fn leader_seen_by(&self, i: usize) -> Option<(u64, u64)> {
-        let ch = tonic::transport::Endpoint::from_shared(format!("http://{}", self.api_addr(i)))
-            .ok()?
-            .connect_timeout(Duration::from_millis(300))
-            .connect_lazy();
-        let st = tokio::time::timeout(
-            Duration::from_millis(500),
-            MaintenanceClient::new(ch).status(StatusRequest {}),
-        )
-        .await
-        .ok()?
-        .ok()?
-        .into_inner();
-        Some((st.leader, st.header.map_or(0, |h| h.member_id)))
+impl Faults for NetCluster {
+    fn size(&self) -> usize {
+        self.members.len()
     }
-
-    /// The index of the member every running member names as leader.
-    pub async fn wait_leader(&self, timeout: Duration) -> usize {
-        eventually(
-            timeout,
-            "every running member to name the same leader",
-            || async {
-                let mut leader = None;
-                let mut ids = Vec::new();
-                for i in 0..self.members.len() {
-                    if !self.is_running(i) {
-                        ids.push(None);
-                        continue;
-                    }
-                    let (l, me) = self.leader_seen_by(i).await?;
-                    if l == 0 || leader.is_some_and(|x| x != l) {
-                        return None;
-                    }
-                    leader = Some(l);
-                    ids.push(Some(me));
-                }
-                let leader = leader?;
-                ids.iter().position(|id| *id == Some(leader))
-            },
-        )
-        .await
+    fn api_addr(&self, i: usize) -> SocketAddr {
+        NetCluster::api_addr(self, i)
+    }
+    fn peer_addr(&self, i: usize) -> String {
+        format!("{}:{PEER_PORT}", self.members[i].ip)
+    }
+    fn spawn(&mut self, i: usize, state: &str) {
+        NetCluster::spawn(self, i, state)
+    }
+    fn kill(&mut self, i: usize) {
+        NetCluster::kill(self, i)
+    }
+    fn pause(&self, i: usize) {
+        NetCluster::pause(self, i)
+    }
+    fn resume(&self, i: usize) {
+        NetCluster::resume(self, i)
+    }
+    fn is_running(&self, i: usize) -> bool {
+        NetCluster::is_running(self, i)
+    }
+    fn wipe(&mut self, i: usize) {
+        NetCluster::wipe(self, i)
+    }
+    fn isolate(&self, i: usize) {
+        NetCluster::isolate(self, i)
+    }
+    fn drop_one_way(&self, from: usize, to: usize) {
+        NetCluster::drop_one_way(self, from, to)
+    }
+    fn heal(&self) {
+        NetCluster::heal(self)
+    }
+    fn keep(&mut self) {
+        NetCluster::keep(self)
+    }
+    fn dir(&self) -> &std::path::Path {
+        self.dir.path()
     }
 }
 

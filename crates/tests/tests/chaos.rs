@@ -1,5 +1,5 @@
 //! The chaos suite, short versions: every scenario on a 3-member `rkube server` cluster in
-//! network namespaces (needs root, as CI has), under load over the etcd API and the rkube
+//! network namespaces (as root, as CI runs; without root, behind TCP fault proxies), under load over the etcd API and the rkube
 //! API, then linearizability, no lost writes, gap-free watches and identical members.
 //! Long runs: the `chaos` binary.
 
@@ -60,4 +60,25 @@ async fn e_rolling_restart() {
 #[tokio::test(flavor = "multi_thread")]
 async fn f_remove_wipe_and_re_add_a_member() {
     scenario(Scenario::ReplaceMember).await;
+}
+
+/// The harness for machines without root: the same faults through TCP fault proxies.
+#[tokio::test(flavor = "multi_thread")]
+async fn faults_through_tcp_proxies_without_namespaces() {
+    let _g = ONE_AT_A_TIME.lock().await;
+    let cfg = Config {
+        kills: 3,
+        ..Config::default()
+    };
+    for s in [
+        Scenario::IsolateLeader,
+        Scenario::OneWayDrop,
+        Scenario::KillLeader,
+    ] {
+        let r = chaos::run_with_proxies(s, &cfg)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        eprintln!("{r:?}");
+        assert!(r.operations > 0 && r.acknowledged_writes > 0);
+    }
 }

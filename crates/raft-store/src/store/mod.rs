@@ -73,6 +73,8 @@ pub struct StoreConfig {
     pub watch_buffer: usize,
     /// How often a watch that asked for progress notifications gets one when idle.
     pub watch_progress_interval: Duration,
+    /// Dial these members' advertised peer addresses at other addresses (proxies, NAT).
+    pub peer_dial_overrides: std::collections::HashMap<String, String>,
 }
 
 impl StoreConfig {
@@ -98,6 +100,7 @@ impl StoreConfig {
             snapshot_entries: 10_000,
             watch_buffer: 4096,
             watch_progress_interval: Duration::from_secs(600),
+            peer_dial_overrides: Default::default(),
         }
     }
 
@@ -209,7 +212,7 @@ impl Store {
         }
         .validate()
         .map_err(|e| Error::invalid("raft config", e.to_string()))?;
-        let peers = Peers::default();
+        let peers = Peers::with_dial_overrides(cfg.peer_dial_overrides.clone());
         let raft = Raft::new(id, Arc::new(raft_cfg), peers.clone(), log, sm)
             .await
             .map_err(|e| Error::Storage(e.to_string()))?;

@@ -3,6 +3,7 @@
 //! lost — linearizability, acknowledged writes, gap-free watches, identical members.
 
 pub mod check;
+pub mod faults;
 mod scenarios;
 pub mod watch;
 pub mod workload;
@@ -17,7 +18,9 @@ use rkube_proto::etcd::PutRequest;
 
 pub use scenarios::Scenario;
 
-use crate::netns::NetCluster;
+use crate::fault_proxy::ProxyCluster;
+use crate::netns::{is_root, NetCluster};
+use faults::Faults;
 use workload::Recorder;
 
 #[derive(Clone, Debug)]
@@ -95,10 +98,28 @@ async fn final_revision(members: &[String]) -> Result<i64, String> {
     Err("no member accepted the final write".into())
 }
 
-/// Runs one scenario on a fresh 3-member cluster and checks the outcome. On a violation
-/// the cluster's data directories and logs are kept and named in the error.
+/// Runs one scenario on a fresh 3-member cluster and checks the outcome: members in
+/// network namespaces when root, else on loopback behind TCP fault proxies (or when
+/// `RKUBE_CHAOS_NET=proxy`). On a violation the data directories and logs are kept and
+/// named in the error.
 pub async fn run(scenario: Scenario, cfg: &Config) -> Result<Report, String> {
-    let mut cluster = NetCluster::start(3, &[]).await;
+    if is_root() && std::env::var("RKUBE_CHAOS_NET").as_deref() != Ok("proxy") {
+        run_in(NetCluster::start(3, &[]).await, scenario, cfg).await
+    } else {
+        run_with_proxies(scenario, cfg).await
+    }
+}
+
+/// [`run`] on loopback behind TCP fault proxies, whoever runs it.
+pub async fn run_with_proxies(scenario: Scenario, cfg: &Config) -> Result<Report, String> {
+    run_in(ProxyCluster::start(3).await, scenario, cfg).await
+}
+
+async fn run_in<C: Faults + Sync>(
+    mut cluster: C,
+    scenario: Scenario,
+    cfg: &Config,
+) -> Result<Report, String> {
     let result = run_on(&mut cluster, scenario, cfg).await;
     if result.is_err() {
         cluster.keep();
@@ -106,13 +127,13 @@ pub async fn run(scenario: Scenario, cfg: &Config) -> Result<Report, String> {
     result.map_err(|e| {
         format!(
             "scenario {scenario:?}: {e}\ndata and logs kept in {}",
-            cluster.dir.path().display()
+            cluster.dir().display()
         )
     })
 }
 
-async fn run_on(
-    cluster: &mut NetCluster,
+async fn run_on<C: Faults + Sync>(
+    cluster: &mut C,
     scenario: Scenario,
     cfg: &Config,
 ) -> Result<Report, String> {

@@ -10,11 +10,11 @@ use rkube_proto::etcd::{
     MemberAddRequest, MemberListRequest, MemberRemoveRequest, PutRequest, RangeRequest,
 };
 
+use super::faults::Faults;
 use super::workload::{etcd_key, Recorder, Rng};
 use super::{Config, Report};
 use crate::eventually;
 use crate::linearizability::{Op, OpKind};
-use crate::netns::NetCluster;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Scenario {
@@ -68,9 +68,9 @@ fn kv(addr: &str) -> KvClient<tonic::transport::Channel> {
 }
 
 /// Injects the scenario's faults; returns the times (recorder clock) of leader kills.
-pub async fn inject(
+pub async fn inject<C: Faults + Sync>(
     s: Scenario,
-    c: &mut NetCluster,
+    c: &mut C,
     rec: &Arc<Recorder>,
     cfg: &Config,
     report: &mut Report,
@@ -266,7 +266,7 @@ pub async fn inject(
                 .await
                 .map_err(|e| e.to_string())?
                 .into_inner();
-            let peer = format!("{}:{}", c.members[victim].ip, crate::netns::PEER_PORT);
+            let peer = c.peer_addr(victim);
             let id = list
                 .members
                 .iter()
