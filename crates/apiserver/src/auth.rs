@@ -29,8 +29,6 @@ impl UserInfo {
 /// What a request carries that can prove who sent it.
 pub struct Credentials<'a> {
     pub metadata: &'a MetadataMap,
-    /// The DER certificates the client presented over TLS, if any.
-    pub peer_certs: Option<&'a [Vec<u8>]>,
     /// The subject of the verified client certificate: (common name, organizations).
     pub cert_subject: Option<(String, Vec<String>)>,
 }
@@ -220,7 +218,6 @@ mod tests {
         let creds = |md: &MetadataMap| {
             chain.authenticate(&Credentials {
                 metadata: md,
-                peer_certs: None,
                 cert_subject: None,
             })
         };

@@ -54,15 +54,11 @@ fn revision_of(resp: &rkube_proto::etcd::TxnResponse) -> i64 {
     resp.header.as_ref().map_or(0, |h| h.revision)
 }
 
-/// Writes `value` at `key` if the key does not exist.
-pub async fn create(store: &Store, key: &str, value: Bytes) -> Result<Swap> {
+/// Puts `value` at `key` if `cond` holds for the key.
+async fn put_if(store: &Store, key: &str, cond: Compare, value: Bytes) -> Result<Swap> {
     let resp = store
         .txn(TxnRequest {
-            compare: vec![compare(
-                key,
-                CompareTarget::Create,
-                TargetUnion::CreateRevision(0),
-            )],
+            compare: vec![cond],
             success: vec![RequestOp {
                 request: Some(Request::RequestPut(PutRequest {
                     key: Bytes::copy_from_slice(key.as_bytes()),
@@ -80,30 +76,16 @@ pub async fn create(store: &Store, key: &str, value: Bytes) -> Result<Swap> {
     })
 }
 
+/// Writes `value` at `key` if the key does not exist.
+pub async fn create(store: &Store, key: &str, value: Bytes) -> Result<Swap> {
+    let cond = compare(key, CompareTarget::Create, TargetUnion::CreateRevision(0));
+    put_if(store, key, cond, value).await
+}
+
 /// Replaces `key` with `value` if it is still at `rv`.
 pub async fn update(store: &Store, key: &str, rv: i64, value: Bytes) -> Result<Swap> {
-    let resp = store
-        .txn(TxnRequest {
-            compare: vec![compare(
-                key,
-                CompareTarget::Mod,
-                TargetUnion::ModRevision(rv),
-            )],
-            success: vec![RequestOp {
-                request: Some(Request::RequestPut(PutRequest {
-                    key: Bytes::copy_from_slice(key.as_bytes()),
-                    value,
-                    ..Default::default()
-                })),
-            }],
-            failure: vec![],
-        })
-        .await?;
-    Ok(if resp.succeeded {
-        Swap::Done(revision_of(&resp))
-    } else {
-        Swap::Lost
-    })
+    let cond = compare(key, CompareTarget::Mod, TargetUnion::ModRevision(rv));
+    put_if(store, key, cond, value).await
 }
 
 /// Deletes `key` if it is still at `rv`.

@@ -53,6 +53,25 @@ pub struct ObjectList<K> {
     pub continue_token: Option<String>,
 }
 
+/// What the typed API, watchers and controllers work with: a `k8s-openapi` kind with
+/// standard metadata.
+pub trait ApiObject:
+    Resource + Metadata<Ty = ObjectMeta> + Serialize + DeserializeOwned + Clone + Send + Sync + 'static
+{
+}
+
+impl<K> ApiObject for K where
+    K: Resource
+        + Metadata<Ty = ObjectMeta>
+        + Serialize
+        + DeserializeOwned
+        + Clone
+        + Send
+        + Sync
+        + 'static
+{
+}
+
 /// A typed handle on one kind.
 pub struct Api<K> {
     client: Client,
@@ -77,10 +96,7 @@ pub fn decode<K: DeserializeOwned + Resource>(o: &Object) -> Result<K> {
     })
 }
 
-impl<K> Api<K>
-where
-    K: Resource + Metadata<Ty = ObjectMeta> + Serialize + DeserializeOwned + Clone,
-{
+impl<K: ApiObject> Api<K> {
     /// Objects of one namespace.
     pub fn namespaced(client: Client, ns: &str) -> Self {
         Api {

@@ -21,6 +21,8 @@ use crate::error::{Error, Result};
 #[derive(Clone)]
 pub struct Client {
     inner: Arc<Inner>,
+    /// How long one call keeps trying other endpoints.
+    failover_budget: Duration,
 }
 
 struct Inner {
@@ -29,8 +31,6 @@ struct Inner {
     current: AtomicUsize,
     token: Option<String>,
     tls: Option<ClientTlsConfig>,
-    /// How long one call keeps trying other endpoints.
-    failover_budget: Duration,
 }
 
 /// Errors that mean "this member could not serve it; another may".
@@ -74,27 +74,17 @@ impl Client {
                 channels: Mutex::new(HashMap::new()),
                 current: AtomicUsize::new(0),
                 token: cfg.token,
-                failover_budget: Duration::from_secs(30),
             }),
+            failover_budget: Duration::from_secs(30),
         })
     }
 
     /// How long one call keeps trying other endpoints (default 30 s). Zero: one attempt,
     /// so the caller sees every failure (a history recorder must know which attempt ran).
     pub fn with_failover_budget(self, budget: Duration) -> Self {
-        let inner = Arc::try_unwrap(self.inner).unwrap_or_else(|a| Inner {
-            endpoints: RwLock::new(a.endpoints.read().clone()),
-            channels: Mutex::new(a.channels.lock().clone()),
-            current: AtomicUsize::new(a.current.load(Ordering::Relaxed)),
-            token: a.token.clone(),
-            tls: a.tls.clone(),
-            failover_budget: a.failover_budget,
-        });
         Client {
-            inner: Arc::new(Inner {
-                failover_budget: budget,
-                ..inner
-            }),
+            failover_budget: budget,
+            ..self
         }
     }
 
@@ -162,7 +152,7 @@ impl Client {
             match f(self.channel(url)?).await {
                 Ok(v) => return Ok(v),
                 Err(s) if retryable(&s) => {
-                    if start.elapsed() >= self.inner.failover_budget {
+                    if start.elapsed() >= self.failover_budget {
                         return Err(Error::Unreachable(format!("{url}: {}", s.message())));
                     }
                     tracing::debug!(endpoint = %url, error = %s.message(), "apiserver unavailable; trying the next one");

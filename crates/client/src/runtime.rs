@@ -8,14 +8,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use k8s_openapi::{Metadata, Resource};
 use parking_lot::Mutex;
-use serde::de::DeserializeOwned;
-use serde::Serialize;
 use tokio::sync::Notify;
 
-use crate::api::Api;
+use crate::api::{Api, ApiObject};
 use crate::reflector::{reflector, ObjectKey, Store, Writer};
 use crate::watcher::{self, watcher, Event};
 
@@ -157,14 +153,7 @@ pub struct Controller<K> {
 
 impl<K> Controller<K>
 where
-    K: Resource
-        + Metadata<Ty = ObjectMeta>
-        + Serialize
-        + DeserializeOwned
-        + Clone
-        + Send
-        + Sync
-        + 'static,
+    K: ApiObject,
 {
     pub fn new(api: Api<K>, config: watcher::Config) -> Self {
         Controller {

@@ -6,14 +6,10 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 use futures::{Stream, StreamExt};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use k8s_openapi::{Metadata, Resource};
 use rkube_proto::api::WatchEvent;
-use serde::de::DeserializeOwned;
-use serde::Serialize;
 use tonic::Streaming;
 
-use crate::api::{decode, Api, ListParams};
+use crate::api::{decode, Api, ApiObject, ListParams};
 use crate::error::{Error, Result};
 
 /// What a watcher yields.
@@ -71,7 +67,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(2);
 
 impl<K> State<K>
 where
-    K: Resource + Metadata<Ty = ObjectMeta> + Serialize + DeserializeOwned + Clone + Send + 'static,
+    K: ApiObject,
 {
     async fn relist(&mut self) -> Result<()> {
         let mut lp = self.config.selectors.clone();
@@ -161,14 +157,7 @@ where
 /// Watches `api` with `config`, forever.
 pub fn watcher<K>(api: Api<K>, config: Config) -> impl Stream<Item = Event<K>> + Send
 where
-    K: Resource
-        + Metadata<Ty = ObjectMeta>
-        + Serialize
-        + DeserializeOwned
-        + Clone
-        + Send
-        + Sync
-        + 'static,
+    K: ApiObject,
 {
     let state = State {
         api,

@@ -1,6 +1,5 @@
 //! A cluster of store processes: rkube (`rkube store`) or etcd, started the same way.
 
-use std::fs::File;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -150,11 +149,7 @@ impl Cluster {
     /// Starts member `i` (again); `state` is `new` or `existing`.
     pub fn spawn(&mut self, i: usize, state: &str) {
         let m = &self.members[i];
-        let log = File::options()
-            .create(true)
-            .append(true)
-            .open(self.dir.path().join(format!("{}.log", m.name)))
-            .expect("log file");
+        let log = crate::process::open_log(self.dir.path(), &m.name);
         let mut cmd = match self.flavor {
             Flavor::Rkube => {
                 let mut c = Command::new(rkube_bin());

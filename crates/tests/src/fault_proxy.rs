@@ -3,10 +3,9 @@
 //! namespaces (root) are not available. A blocked proxy stops forwarding bytes, so the
 //! peer sees a silent network, not a refused connection — as a dropped link.
 
-use std::fs::File;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,6 +15,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
 use crate::chaos::faults::Faults;
+use crate::process::{open_log, MemberProcess};
 use crate::{free_addr, rkube_bin};
 
 /// A one-direction link: connections accepted here are forwarded to `target` while open.
@@ -93,7 +93,7 @@ struct ProxyMember {
     api: SocketAddr,
     peer: SocketAddr,
     data_dir: std::path::PathBuf,
-    child: Option<Child>,
+    child: MemberProcess,
 }
 
 /// `n` `rkube server` members on loopback, linked through fault proxies.
@@ -121,7 +121,7 @@ impl ProxyCluster {
                 api: free_addr(),
                 peer: free_addr(),
                 data_dir: dir.path().join(format!("n{i}")),
-                child: None,
+                child: MemberProcess::default(),
             })
             .collect();
         let mut links = Vec::new();
@@ -159,14 +159,6 @@ impl ProxyCluster {
             l.blocked.store(blocked, Ordering::Relaxed);
         }
     }
-
-    fn signal(&self, i: usize, sig: &str) {
-        if let Some(c) = &self.members[i].child {
-            let _ = Command::new("kill")
-                .args([sig, &c.id().to_string()])
-                .status();
-        }
-    }
 }
 
 impl Faults for ProxyCluster {
@@ -182,6 +174,18 @@ impl Faults for ProxyCluster {
         self.members[i].peer.to_string()
     }
 
+    fn process(&self, i: usize) -> &MemberProcess {
+        &self.members[i].child
+    }
+
+    fn process_mut(&mut self, i: usize) -> &mut MemberProcess {
+        &mut self.members[i].child
+    }
+
+    fn data_dir(&self, i: usize) -> &Path {
+        &self.members[i].data_dir
+    }
+
     fn spawn(&mut self, i: usize, state: &str) {
         let m = &self.members[i];
         let overrides: Vec<String> = (0..self.members.len())
@@ -194,11 +198,7 @@ impl Faults for ProxyCluster {
                 ))
             })
             .collect();
-        let log = File::options()
-            .create(true)
-            .append(true)
-            .open(self.dir.path().join(format!("{}.log", m.name)))
-            .expect("log");
+        let log = open_log(self.dir.path(), &m.name);
         let child = Command::new(rkube_bin())
             .arg("server")
             .args(["--name", &m.name])
@@ -215,32 +215,7 @@ impl Faults for ProxyCluster {
             .stderr(log)
             .spawn()
             .expect("start rkube server");
-        self.members[i].child = Some(child);
-    }
-
-    fn kill(&mut self, i: usize) {
-        self.signal(i, "-CONT");
-        if let Some(mut c) = self.members[i].child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-
-    fn pause(&self, i: usize) {
-        self.signal(i, "-STOP");
-    }
-
-    fn resume(&self, i: usize) {
-        self.signal(i, "-CONT");
-    }
-
-    fn is_running(&self, i: usize) -> bool {
-        self.members[i].child.is_some()
-    }
-
-    fn wipe(&mut self, i: usize) {
-        self.kill(i);
-        let _ = std::fs::remove_dir_all(&self.members[i].data_dir);
+        self.members[i].child.started(child);
     }
 
     fn isolate(&self, i: usize) {

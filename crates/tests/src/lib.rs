@@ -10,6 +10,7 @@ pub mod cluster;
 pub mod fault_proxy;
 pub mod linearizability;
 pub mod netns;
+pub mod process;
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
@@ -46,6 +47,24 @@ pub fn prefix_end(prefix: &str) -> bytes::Bytes {
     let mut end = prefix.as_bytes().to_vec();
     *end.last_mut().expect("a non-empty prefix") += 1;
     end.into()
+}
+
+/// An object envelope for the rkube API: the type, the namespace, and the object's JSON.
+pub fn api_object(
+    api_version: &str,
+    kind: &str,
+    ns: &str,
+    v: serde_json::Value,
+) -> rkube_proto::api::Object {
+    rkube_proto::api::Object {
+        r#type: Some(rkube_proto::api::TypeRef {
+            api_version: api_version.into(),
+            kind: kind.into(),
+        }),
+        namespace: ns.into(),
+        json: serde_json::to_vec(&v).expect("JSON").into(),
+        ..Default::default()
+    }
 }
 
 /// A loopback address with a port that was free a moment ago.

@@ -6,14 +6,14 @@
 //! Each member gets an address of its own, so every member runs the identical command but
 //! for `--name`, with the same ports, as on separate machines.
 
-use std::fs::File;
 use std::net::{Ipv4Addr, SocketAddr};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use crate::chaos::faults::Faults;
+use crate::process::{open_log, MemberProcess};
 use crate::rkube_bin;
 
 pub const API_PORT: u16 = 6443;
@@ -26,7 +26,7 @@ pub struct NetMember {
     pub netns: String,
     pub ip: Ipv4Addr,
     pub data_dir: PathBuf,
-    child: Option<Child>,
+    child: MemberProcess,
 }
 
 pub struct NetCluster {
@@ -146,36 +146,18 @@ impl NetCluster {
         exec(&["ip", "link", "set", "eth0", "up"]);
         exec(&["ip", "link", "set", "lo", "up"]);
         exec(&["nft", "add", "table", "inet", "chaos"]);
-        exec(&[
-            "nft",
-            "add",
-            "chain",
-            "inet",
-            "chaos",
-            "input",
-            "{ type filter hook input priority 0; }",
-        ]);
-        exec(&[
-            "nft",
-            "add",
-            "chain",
-            "inet",
-            "chaos",
-            "output",
-            "{ type filter hook output priority 0; }",
-        ]);
+        for hook in ["input", "output"] {
+            let spec = format!("{{ type filter hook {hook} priority 0; }}");
+            exec(&["nft", "add", "chain", "inet", "chaos", hook, &spec]);
+        }
         self.host_veths.push(host);
         self.members.push(NetMember {
             name: format!("n{i}"),
             netns,
             ip,
             data_dir: self.dir.path().join(format!("n{i}")),
-            child: None,
+            child: MemberProcess::default(),
         });
-    }
-
-    pub fn api_addr(&self, i: usize) -> SocketAddr {
-        SocketAddr::from((self.members[i].ip, API_PORT))
     }
 
     pub fn endpoints(&self) -> String {
@@ -185,13 +167,45 @@ impl NetCluster {
             .join(",")
     }
 
-    pub fn spawn(&mut self, i: usize, state: &str) {
+    fn nft(&self, i: usize, args: &[&str]) {
+        let mut a = vec!["netns", "exec", &self.members[i].netns, "nft"];
+        a.extend_from_slice(args);
+        run("ip", &a);
+    }
+}
+
+impl Faults for NetCluster {
+    fn size(&self) -> usize {
+        self.members.len()
+    }
+
+    fn peer_addr(&self, i: usize) -> String {
+        format!("{}:{PEER_PORT}", self.members[i].ip)
+    }
+
+    fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn api_addr(&self, i: usize) -> SocketAddr {
+        SocketAddr::from((self.members[i].ip, API_PORT))
+    }
+
+    fn process(&self, i: usize) -> &MemberProcess {
+        &self.members[i].child
+    }
+
+    fn process_mut(&mut self, i: usize) -> &mut MemberProcess {
+        &mut self.members[i].child
+    }
+
+    fn data_dir(&self, i: usize) -> &Path {
+        &self.members[i].data_dir
+    }
+
+    fn spawn(&mut self, i: usize, state: &str) {
         let m = &self.members[i];
-        let log = File::options()
-            .create(true)
-            .append(true)
-            .open(self.dir.path().join(format!("{}.log", m.name)))
-            .expect("log file");
+        let log = open_log(self.dir.path(), &m.name);
         let child = Command::new("ip")
             .args(["netns", "exec", &m.netns])
             .arg(rkube_bin())
@@ -209,58 +223,15 @@ impl NetCluster {
             .stderr(log)
             .spawn()
             .expect("start rkube server in its namespace");
-        self.members[i].child = Some(child);
-    }
-
-    fn signal(&self, i: usize, sig: &str) {
-        if let Some(c) = &self.members[i].child {
-            let _ = Command::new("kill")
-                .args([sig, &c.id().to_string()])
-                .status();
-        }
-    }
-
-    /// kill -9.
-    pub fn kill(&mut self, i: usize) {
-        self.signal(i, "-CONT");
-        if let Some(mut c) = self.members[i].child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-
-    /// SIGSTOP: the process freezes as in a long pause.
-    pub fn pause(&self, i: usize) {
-        self.signal(i, "-STOP");
-    }
-
-    pub fn resume(&self, i: usize) {
-        self.signal(i, "-CONT");
-    }
-
-    pub fn is_running(&self, i: usize) -> bool {
-        self.members[i].child.is_some()
+        self.members[i].child.started(child);
     }
 
     /// Keeps the data directories and logs when the cluster is dropped.
-    pub fn keep(&mut self) {
+    fn keep(&mut self) {
         self.dir.disable_cleanup(true);
     }
 
-    /// Removes member `i`'s data, for a member that rejoins as a new one.
-    pub fn wipe(&mut self, i: usize) {
-        self.kill(i);
-        let _ = std::fs::remove_dir_all(&self.members[i].data_dir);
-    }
-
-    fn nft(&self, i: usize, args: &[&str]) {
-        let mut a = vec!["netns", "exec", &self.members[i].netns, "nft"];
-        a.extend_from_slice(args);
-        run("ip", &a);
-    }
-
-    /// Drops every packet from `from` to `to` (one direction only).
-    pub fn drop_one_way(&self, from: usize, to: usize) {
+    fn drop_one_way(&self, from: usize, to: usize) {
         let src = self.members[from].ip.to_string();
         self.nft(
             to,
@@ -272,7 +243,7 @@ impl NetCluster {
 
     /// Cuts member `i` off from every other member, both ways; clients on the bridge still
     /// reach it.
-    pub fn isolate(&self, i: usize) {
+    fn isolate(&self, i: usize) {
         for j in 0..self.members.len() {
             if j != i {
                 let other = self.members[j].ip.to_string();
@@ -293,56 +264,11 @@ impl NetCluster {
     }
 
     /// Removes every fault rule.
-    pub fn heal(&self) {
+    fn heal(&self) {
         for i in 0..self.members.len() {
             self.nft(i, &["flush", "chain", "inet", "chaos", "input"]);
             self.nft(i, &["flush", "chain", "inet", "chaos", "output"]);
         }
-    }
-}
-
-impl Faults for NetCluster {
-    fn size(&self) -> usize {
-        self.members.len()
-    }
-    fn api_addr(&self, i: usize) -> SocketAddr {
-        NetCluster::api_addr(self, i)
-    }
-    fn peer_addr(&self, i: usize) -> String {
-        format!("{}:{PEER_PORT}", self.members[i].ip)
-    }
-    fn spawn(&mut self, i: usize, state: &str) {
-        NetCluster::spawn(self, i, state)
-    }
-    fn kill(&mut self, i: usize) {
-        NetCluster::kill(self, i)
-    }
-    fn pause(&self, i: usize) {
-        NetCluster::pause(self, i)
-    }
-    fn resume(&self, i: usize) {
-        NetCluster::resume(self, i)
-    }
-    fn is_running(&self, i: usize) -> bool {
-        NetCluster::is_running(self, i)
-    }
-    fn wipe(&mut self, i: usize) {
-        NetCluster::wipe(self, i)
-    }
-    fn isolate(&self, i: usize) {
-        NetCluster::isolate(self, i)
-    }
-    fn drop_one_way(&self, from: usize, to: usize) {
-        NetCluster::drop_one_way(self, from, to)
-    }
-    fn heal(&self) {
-        NetCluster::heal(self)
-    }
-    fn keep(&mut self) {
-        NetCluster::keep(self)
-    }
-    fn dir(&self) -> &std::path::Path {
-        self.dir.path()
     }
 }
 

@@ -1,21 +1,9 @@
 //! Bad input gets the right gRPC code and a message naming the field, and writes nothing.
 
 use rkube_proto::api::{CreateRequest, ListRequest, Object, TypeRef, UpdateRequest};
-use rkube_tests::{Cluster, Flavor};
+use rkube_tests::{api_object as obj, Cluster, Flavor};
 use serde_json::{json, Value};
 use tonic::Code;
-
-fn obj(api_version: &str, kind: &str, ns: &str, v: Value) -> Object {
-    Object {
-        r#type: Some(TypeRef {
-            api_version: api_version.into(),
-            kind: kind.into(),
-        }),
-        namespace: ns.into(),
-        json: serde_json::to_vec(&v).unwrap().into(),
-        ..Default::default()
-    }
-}
 
 fn pod(name: &str, extra: Value) -> Value {
     let mut p = json!({"metadata": {"name": name}, "spec": {"containers": [{"name": "c", "image": "busybox"}]}});

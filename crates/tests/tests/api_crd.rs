@@ -4,22 +4,10 @@
 use std::time::Duration;
 
 use futures::StreamExt;
-use rkube_proto::api::{CreateRequest, ListRequest, Object, TypeRef, WatchRequest};
-use rkube_tests::{Cluster, Flavor};
+use rkube_proto::api::{CreateRequest, ListRequest, TypeRef, WatchRequest};
+use rkube_tests::{api_object as obj, Cluster, Flavor};
 use serde_json::{json, Value};
 use tonic::Code;
-
-fn obj(api_version: &str, kind: &str, ns: &str, v: Value) -> Object {
-    Object {
-        r#type: Some(TypeRef {
-            api_version: api_version.into(),
-            kind: kind.into(),
-        }),
-        namespace: ns.into(),
-        json: serde_json::to_vec(&v).unwrap().into(),
-        ..Default::default()
-    }
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_crd_serves_its_kind_at_once_on_every_member() {

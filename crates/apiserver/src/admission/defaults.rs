@@ -23,6 +23,18 @@ fn default(m: &mut Map<String, Value>, k: &str, v: Value) {
     }
 }
 
+/// The objects in the list at `m[key]`, if it is a list.
+fn items<'a>(
+    m: &'a mut Map<String, Value>,
+    key: &str,
+) -> impl Iterator<Item = &'a mut Map<String, Value>> {
+    m.get_mut(key)
+        .and_then(|l| l.as_array_mut())
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v.as_object_mut())
+}
+
 fn image_pull_policy(image: &str) -> &'static str {
     let last = image.rsplit('/').next().unwrap_or(image);
     let has_digest = image.contains('@');
@@ -42,13 +54,7 @@ pub fn pod_spec(spec: &mut Map<String, Value>) {
     default(spec, "securityContext", json!({}));
     default(spec, "enableServiceLinks", json!(true));
     for list in ["initContainers", "containers"] {
-        for c in spec
-            .get_mut(list)
-            .and_then(|c| c.as_array_mut())
-            .into_iter()
-            .flatten()
-        {
-            let Some(c) = c.as_object_mut() else { continue };
+        for c in items(spec, list) {
             let image = c
                 .get("image")
                 .and_then(|i| i.as_str())
@@ -58,15 +64,8 @@ pub fn pod_spec(spec: &mut Map<String, Value>) {
             default(c, "terminationMessagePath", json!("/dev/termination-log"));
             default(c, "terminationMessagePolicy", json!("File"));
             default(c, "resources", json!({}));
-            for p in c
-                .get_mut("ports")
-                .and_then(|p| p.as_array_mut())
-                .into_iter()
-                .flatten()
-            {
-                if let Some(p) = p.as_object_mut() {
-                    default(p, "protocol", json!("TCP"));
-                }
+            for p in items(c, "ports") {
+                default(p, "protocol", json!("TCP"));
             }
         }
     }
@@ -114,17 +113,10 @@ fn kind_defaults(kind: &str, obj: &mut Value) {
             if let Some(spec) = obj_at(obj, &["spec"]) {
                 default(spec, "type", json!("ClusterIP"));
                 default(spec, "sessionAffinity", json!("None"));
-                for p in spec
-                    .get_mut("ports")
-                    .and_then(|p| p.as_array_mut())
-                    .into_iter()
-                    .flatten()
-                {
-                    if let Some(p) = p.as_object_mut() {
-                        default(p, "protocol", json!("TCP"));
-                        let port = p.get("port").cloned().unwrap_or(Value::Null);
-                        default(p, "targetPort", port);
-                    }
+                for p in items(spec, "ports") {
+                    default(p, "protocol", json!("TCP"));
+                    let port = p.get("port").cloned().unwrap_or(Value::Null);
+                    default(p, "targetPort", port);
                 }
             }
         }

@@ -21,13 +21,9 @@ pub struct ResourcesService {
 impl ResourcesService {
     fn user<T>(&self, req: &Request<T>) -> Result<UserInfo, Error> {
         let certs = req.peer_certs();
-        let subject = crate::tls::subject_of(certs.as_deref().map(|c| c.as_slice()));
-        let certs_der: Option<Vec<Vec<u8>>> =
-            certs.map(|c| c.iter().map(|c| c.as_ref().to_vec()).collect());
         self.api.authn.authenticate(&Credentials {
             metadata: req.metadata(),
-            peer_certs: certs_der.as_deref(),
-            cert_subject: subject,
+            cert_subject: crate::tls::subject_of(certs.as_deref().map(|c| c.as_slice())),
         })
     }
 

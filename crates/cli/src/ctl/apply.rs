@@ -4,7 +4,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 use clap::Args;
-use rkube_proto::api::{CreateRequest, DeleteRequest, GetRequest, Object, PatchRequest, PatchType};
+use rkube_proto::api::{
+    ApiResource, CreateRequest, DeleteRequest, GetRequest, Object, PatchRequest, PatchType,
+};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
@@ -56,6 +58,15 @@ fn collect(path: &Path, out: &mut Vec<(String, String)>) -> anyhow::Result<()> {
         out.push((path.display().to_string(), text));
     }
     Ok(())
+}
+
+/// How kubectl names an object in its output: `deployment.apps/web`.
+fn label(r: &ApiResource, name: &str) -> String {
+    if r.group.is_empty() {
+        format!("{}/{name}", r.kind.to_lowercase())
+    } else {
+        format!("{}.{}/{name}", r.kind.to_lowercase(), r.group)
+    }
 }
 
 /// Every object in the manifests, in order; `List` kinds are unpacked.
@@ -129,16 +140,7 @@ pub async fn apply(ctx: &mut Ctx, args: &FileArgs, update: bool) -> anyhow::Resu
             String::new()
         };
         let name = doc["metadata"]["name"].as_str().unwrap_or("").to_string();
-        let label = format!(
-            "{}{}/{}",
-            r.kind.to_lowercase(),
-            if r.group.is_empty() {
-                String::new()
-            } else {
-                format!(".{}", r.group)
-            },
-            name
-        );
+        let label = label(&r, &name);
         let manifest = serde_json::to_string(&doc)?;
         if update {
             doc["metadata"]["annotations"][LAST_APPLIED] = manifest.clone().into();
@@ -258,16 +260,7 @@ pub async fn delete(ctx: &mut Ctx, args: &DeleteArgs) -> anyhow::Result<()> {
                 ..Default::default()
             })
             .await?;
-        let label = format!(
-            "{}{}/{}",
-            r.kind.to_lowercase(),
-            if r.group.is_empty() {
-                String::new()
-            } else {
-                format!(".{}", r.group)
-            },
-            name
-        );
+        let label = label(&r, &name);
         println!(
             "{label} deleted{}",
             if resp.deleted {

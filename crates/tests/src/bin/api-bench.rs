@@ -13,7 +13,7 @@ use client::Client;
 use futures::StreamExt;
 use parking_lot::Mutex;
 use rkube_proto::api::{CreateRequest, ListRequest, Object, TypeRef, WatchRequest};
-use rkube_tests::{Cluster, Flavor};
+use rkube_tests::{api_object, Cluster, Flavor};
 use serde_json::json;
 
 #[derive(Parser)]
@@ -36,33 +36,13 @@ struct Args {
 }
 
 fn pod(ns: &str, name: &str) -> Object {
-    let v = json!({"apiVersion": "v1", "kind": "Pod",
-        "metadata": {"name": name, "namespace": ns, "labels": {"app": "bench"}},
+    let v = json!({"metadata": {"name": name, "namespace": ns, "labels": {"app": "bench"}},
         "spec": {"containers": [{"name": "c", "image": "busybox:1.36", "command": ["sleep", "3600"]}]}});
-    Object {
-        r#type: Some(TypeRef {
-            api_version: "v1".into(),
-            kind: "Pod".into(),
-        }),
-        namespace: ns.into(),
-        name: name.into(),
-        json: serde_json::to_vec(&v).unwrap().into(),
-        ..Default::default()
-    }
+    api_object("v1", "Pod", ns, v)
 }
 
 fn namespace(name: &str) -> Object {
-    Object {
-        r#type: Some(TypeRef {
-            api_version: "v1".into(),
-            kind: "Namespace".into(),
-        }),
-        name: name.into(),
-        json: serde_json::to_vec(&json!({"metadata": {"name": name}}))
-            .unwrap()
-            .into(),
-        ..Default::default()
-    }
+    api_object("v1", "Namespace", "", json!({"metadata": {"name": name}}))
 }
 
 fn pct(lat: &mut [Duration], q: f64) -> f64 {

@@ -203,10 +203,7 @@ pub fn watch_complete(name: &str, seen: &[Seen], history: &[Seen]) -> Result<(),
 pub async fn identical_state(members: &[String], revision: i64) -> Result<(), String> {
     let mut hashes = Vec::new();
     for m in members {
-        let ch = tonic::transport::Endpoint::from_shared(format!("http://{m}"))
-            .map_err(|e| e.to_string())?
-            .connect_timeout(Duration::from_secs(1))
-            .connect_lazy();
+        let ch = super::channel(m);
         let mut last_err = String::new();
         let mut got = None;
         for _ in 0..50 {

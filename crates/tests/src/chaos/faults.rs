@@ -10,6 +10,7 @@ use rkube_proto::etcd::maintenance_client::MaintenanceClient;
 use rkube_proto::etcd::StatusRequest;
 
 use crate::eventually;
+use crate::process::MemberProcess;
 
 pub trait Faults: Send {
     fn size(&self) -> usize;
@@ -17,11 +18,27 @@ pub trait Faults: Send {
     /// Member `i`'s advertised Raft address, `host:port`.
     fn peer_addr(&self, i: usize) -> String;
     fn spawn(&mut self, i: usize, state: &str);
-    fn kill(&mut self, i: usize);
-    fn pause(&self, i: usize);
-    fn resume(&self, i: usize);
-    fn is_running(&self, i: usize) -> bool;
-    fn wipe(&mut self, i: usize);
+    fn process(&self, i: usize) -> &MemberProcess;
+    fn process_mut(&mut self, i: usize) -> &mut MemberProcess;
+    fn data_dir(&self, i: usize) -> &Path;
+
+    fn kill(&mut self, i: usize) {
+        self.process_mut(i).kill();
+    }
+    fn pause(&self, i: usize) {
+        self.process(i).pause();
+    }
+    fn resume(&self, i: usize) {
+        self.process(i).resume();
+    }
+    fn is_running(&self, i: usize) -> bool {
+        self.process(i).is_running()
+    }
+    /// kill -9 and remove the data, for a member that rejoins as a new one.
+    fn wipe(&mut self, i: usize) {
+        self.kill(i);
+        let _ = std::fs::remove_dir_all(self.data_dir(i));
+    }
     /// Cuts member `i` off from every other member, both ways.
     fn isolate(&self, i: usize);
     /// Stops traffic from `from` to `to` only.
@@ -34,10 +51,7 @@ pub trait Faults: Send {
     fn leader_seen_by(&self, i: usize) -> impl Future<Output = Option<(u64, u64)>> + Send {
         let addr = self.api_addr(i);
         async move {
-            let ch = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
-                .ok()?
-                .connect_timeout(Duration::from_millis(300))
-                .connect_lazy();
+            let ch = super::channel(addr);
             let st = tokio::time::timeout(
                 Duration::from_millis(500),
                 MaintenanceClient::new(ch).status(StatusRequest {}),

@@ -74,14 +74,20 @@ impl Report {
     }
 }
 
+/// A lazily connecting channel to a member's API port (`host:port`).
+pub fn channel(addr: impl std::fmt::Display) -> tonic::transport::Channel {
+    tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        .expect("a member address is host:port")
+        .connect_timeout(Duration::from_millis(500))
+        .tcp_nodelay(true)
+        .connect_lazy()
+}
+
 /// A put of a sentinel key through any member: the final revision of the run.
 async fn final_revision(members: &[String]) -> Result<i64, String> {
     for _ in 0..100 {
         for m in members {
-            let ch = tonic::transport::Endpoint::from_shared(format!("http://{m}"))
-                .map_err(|e| e.to_string())?
-                .connect_timeout(Duration::from_millis(500))
-                .connect_lazy();
+            let ch = channel(m);
             let put = PutRequest {
                 key: Bytes::from_static(b"/chaos/end"),
                 value: Bytes::from_static(b"end"),

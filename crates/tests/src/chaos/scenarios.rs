@@ -60,11 +60,25 @@ impl Scenario {
 }
 
 fn kv(addr: &str) -> KvClient<tonic::transport::Channel> {
-    let ch = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
-        .expect("endpoint")
-        .connect_timeout(Duration::from_millis(300))
-        .connect_lazy();
-    KvClient::new(ch)
+    KvClient::new(super::channel(addr))
+}
+
+/// Waits until the members other than `old` agree on a leader among themselves.
+async fn wait_new_leader<C: Faults + Sync>(c: &C, old: usize) {
+    let others: Vec<usize> = (0..c.size()).filter(|i| *i != old).collect();
+    eventually(
+        Duration::from_secs(20),
+        "the other members to elect a new leader",
+        || async {
+            let (l, _) = c.leader_seen_by(others[0]).await?;
+            let mut ids = Vec::new();
+            for &o in &others {
+                ids.push(c.leader_seen_by(o).await?.1);
+            }
+            (l != 0 && ids.contains(&l)).then_some(())
+        },
+    )
+    .await;
 }
 
 /// Injects the scenario's faults; returns the times (recorder clock) of leader kills.
@@ -148,20 +162,7 @@ pub async fn inject<C: Faults + Sync>(
                 }
             }
             // The majority elects a leader of its own and goes on.
-            let others: Vec<usize> = (0..3).filter(|i| *i != leader).collect();
-            eventually(
-                Duration::from_secs(20),
-                "the majority to elect a new leader",
-                || async {
-                    let (l, _) = c.leader_seen_by(others[0]).await?;
-                    let (me0, me1) = (
-                        c.leader_seen_by(others[0]).await?.1,
-                        c.leader_seen_by(others[1]).await?.1,
-                    );
-                    (l != 0 && (l == me0 || l == me1)).then_some(())
-                },
-            )
-            .await;
+            wait_new_leader(c, leader).await;
             tokio::time::sleep(Duration::from_secs(1)).await;
             c.heal();
         }
@@ -174,20 +175,7 @@ pub async fn inject<C: Faults + Sync>(
             }
             kills.push(rec.now());
             report.faults += 1;
-            let others: Vec<usize> = (0..3).filter(|i| *i != leader).collect();
-            eventually(
-                Duration::from_secs(20),
-                "the others to elect a new leader",
-                || async {
-                    let (l, _) = c.leader_seen_by(others[0]).await?;
-                    let (me0, me1) = (
-                        c.leader_seen_by(others[0]).await?.1,
-                        c.leader_seen_by(others[1]).await?.1,
-                    );
-                    (l != 0 && (l == me0 || l == me1)).then_some(())
-                },
-            )
-            .await;
+            wait_new_leader(c, leader).await;
             tokio::time::sleep(Duration::from_secs(1)).await;
             c.heal();
         }
@@ -196,20 +184,7 @@ pub async fn inject<C: Faults + Sync>(
             c.pause(leader);
             kills.push(rec.now());
             report.faults += 1;
-            let others: Vec<usize> = (0..3).filter(|i| *i != leader).collect();
-            eventually(
-                Duration::from_secs(20),
-                "the others to elect a new leader",
-                || async {
-                    let (l, _) = c.leader_seen_by(others[0]).await?;
-                    let (me0, me1) = (
-                        c.leader_seen_by(others[0]).await?.1,
-                        c.leader_seen_by(others[1]).await?.1,
-                    );
-                    (l != 0 && (l == me0 || l == me1)).then_some(())
-                },
-            )
-            .await;
+            wait_new_leader(c, leader).await;
             tokio::time::sleep(Duration::from_millis(500)).await;
             c.resume(leader);
             // Reads from the old leader right after it wakes: recorded, so a stale answer
@@ -256,11 +231,7 @@ pub async fn inject<C: Faults + Sync>(
         Scenario::ReplaceMember => {
             let leader = c.wait_leader(Duration::from_secs(20)).await;
             let victim = (leader + 1) % 3;
-            let ch =
-                tonic::transport::Endpoint::from_shared(format!("http://{}", c.api_addr(leader)))
-                    .map_err(|e| e.to_string())?
-                    .connect_lazy();
-            let mut cl = ClusterClient::new(ch);
+            let mut cl = ClusterClient::new(super::channel(c.api_addr(leader)));
             let list = cl
                 .member_list(MemberListRequest { linearizable: true })
                 .await

@@ -39,13 +39,7 @@ pub async fn watcher(
         if rec.stop.load(Ordering::Relaxed) && target > 0 && next > target {
             return;
         }
-        let ch = tonic::transport::Endpoint::from_shared(format!(
-            "http://{}",
-            members[m % members.len()]
-        ))
-        .expect("endpoint")
-        .connect_timeout(Duration::from_millis(500))
-        .connect_lazy();
+        let ch = super::channel(&members[m % members.len()]);
         m += 1;
         let (tx, rx) = tokio::sync::mpsc::channel(1);
         let req = WatchRequest {

@@ -99,13 +99,7 @@ pub async fn etcd_client(
 ) {
     let chans: Vec<KvClient<Channel>> = members
         .iter()
-        .map(|m| {
-            let ch = tonic::transport::Endpoint::from_shared(format!("http://{m}"))
-                .expect("endpoint")
-                .connect_timeout(Duration::from_millis(500))
-                .connect_lazy();
-            KvClient::new(ch)
-        })
+        .map(|m| KvClient::new(super::channel(m)))
         .collect();
     let mut rng = Rng::new(id as u64 + 1);
     let mut seq = 0u64;
