@@ -110,7 +110,6 @@ fn shortest_violation(mut ops: Vec<Op>) -> Vec<Op> {
 struct Entry {
     op: usize,
     is_call: bool,
-    time: u64,
     prev: usize,
     next: usize,
     /// For a call: the index of its return entry.
@@ -141,18 +140,16 @@ fn search(ops: &[Op], budget: usize) -> Option<bool> {
     e.push(Entry {
         op: usize::MAX,
         is_call: false,
-        time: 0,
         prev: 0,
         next: 1,
         partner: 0,
     });
     let mut return_of = vec![0; ops.len()];
-    for (k, (t, call, i)) in events.iter().enumerate() {
+    for (k, (_, call, i)) in events.iter().enumerate() {
         let idx = k + 1;
         e.push(Entry {
             op: *i,
             is_call: *call,
-            time: *t,
             prev: idx - 1,
             next: if idx == n { 0 } else { idx + 1 },
             partner: 0,
@@ -166,7 +163,6 @@ fn search(ops: &[Op], budget: usize) -> Option<bool> {
             e[idx].partner = return_of[e[idx].op];
         }
     }
-    let _ = e[0].time;
     let words = ops.len().div_ceil(64);
     let mut linearized = vec![0u64; words];
     let mut cache: HashSet<(Vec<u64>, Option<u64>)> = HashSet::new();

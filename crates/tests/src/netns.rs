@@ -160,13 +160,6 @@ impl NetCluster {
         });
     }
 
-    pub fn endpoints(&self) -> String {
-        (0..self.members.len())
-            .map(|i| self.api_addr(i).to_string())
-            .collect::<Vec<_>>()
-            .join(",")
-    }
-
     fn nft(&self, i: usize, args: &[&str]) {
         let mut a = vec!["netns", "exec", &self.members[i].netns, "nft"];
         a.extend_from_slice(args);

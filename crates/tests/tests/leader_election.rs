@@ -1,8 +1,6 @@
 //! Lease-based leader election: three candidates, never two leaders at once, and a new
 //! leader within the lease duration after the leader is gone.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use client::leader::{LeaderElection, LeaderElectionConfig};
@@ -27,7 +25,7 @@ async fn never_two_leaders_and_a_takeover_within_the_lease() {
             ))
         })
         .collect();
-    let max_leaders = Arc::new(AtomicUsize::new(0));
+    let mut max_leaders = 0;
 
     // Sample every 20 ms: never more than one leader.
     let sample = |cands: &Vec<Option<LeaderElection>>| {
@@ -38,7 +36,7 @@ async fn never_two_leaders_and_a_takeover_within_the_lease() {
     let mut elected_at = None;
     while Instant::now() < deadline {
         let n = sample(&candidates);
-        max_leaders.fetch_max(n, Ordering::Relaxed);
+        max_leaders = max_leaders.max(n);
         if n == 1 && leader.is_none() {
             leader = candidates
                 .iter()
@@ -52,11 +50,7 @@ async fn never_two_leaders_and_a_takeover_within_the_lease() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let leader = leader.expect("a leader was elected");
-    assert_eq!(
-        max_leaders.load(Ordering::Relaxed),
-        1,
-        "two leaders at once"
-    );
+    assert_eq!(max_leaders, 1, "two leaders at once");
 
     // The leader goes away without releasing the Lease (as if killed).
     let killed_at = Instant::now();

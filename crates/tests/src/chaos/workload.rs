@@ -2,7 +2,7 @@
 //! on a few keys through random members, over the etcd API and over the rkube resource
 //! API, each operation with its call and return time and its result.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -31,7 +31,6 @@ pub struct Recorder {
     /// Times (ns) at which writes were acknowledged, for failover timing.
     pub ack_times: Mutex<Vec<u64>>,
     pub stop: AtomicBool,
-    pub count: AtomicU64,
 }
 
 impl Recorder {
@@ -42,7 +41,6 @@ impl Recorder {
             acked: Mutex::new(Vec::new()),
             ack_times: Mutex::new(Vec::new()),
             stop: AtomicBool::new(false),
-            count: AtomicU64::new(0),
         })
     }
 
@@ -61,7 +59,6 @@ impl Recorder {
             self.acked.lock().push((op.key, v));
             self.ack_times.lock().push(op.complete.unwrap_or(0));
         }
-        self.count.fetch_add(1, Ordering::Relaxed);
         self.ops.lock().push(op);
     }
 }
