@@ -80,7 +80,52 @@ fn client_config_text(server: &ApiServer, tls: bool) -> String {
     )
 }
 
-pub async fn run(args: ApiServerArgs) -> anyhow::Result<()> {
+/// `rkube server`: an apiserver member plus the control-plane components, which reach the
+/// API through the client crate as any other client would.
+#[derive(Args, Clone)]
+pub struct ServerArgs {
+    #[command(flatten)]
+    pub apiserver: ApiServerArgs,
+    /// Do not run the scheduler in this process.
+    #[arg(long)]
+    pub disable_scheduler: bool,
+    /// Client configuration the in-process components use (default: this member's own
+    /// address, with the serving certificate as the CA when TLS is on).
+    #[arg(long)]
+    pub components_config: Option<PathBuf>,
+    #[command(flatten)]
+    pub scheduler: crate::scheduler_cmd::SchedulerOptions,
+}
+
+pub async fn run_server(args: ServerArgs) -> anyhow::Result<()> {
+    let components = (!args.disable_scheduler)
+        .then(|| (args.components_config.clone(), args.scheduler.config()));
+    run(args.apiserver, components).await
+}
+
+fn components_client(
+    server: &ApiServer,
+    args: &ApiServerArgs,
+    config: Option<&std::path::Path>,
+) -> anyhow::Result<client::Client> {
+    let cfg = match config {
+        Some(p) => client::ClientConfig::load(p)?,
+        None => {
+            let tls = args.tls_cert_file.is_some();
+            let scheme = if tls { "https" } else { "http" };
+            let mut cfg =
+                client::ClientConfig::from_servers(&format!("{scheme}://{}", server.local_addr));
+            cfg.ca = args.tls_cert_file.clone();
+            cfg
+        }
+    };
+    Ok(client::Client::new(cfg)?)
+}
+
+pub async fn run(
+    args: ApiServerArgs,
+    components: Option<(Option<PathBuf>, controllers::scheduler::SchedulerConfig)>,
+) -> anyhow::Result<()> {
     let cfg = args.config()?;
     let tls = cfg.tls.is_some();
     let server = ApiServer::start(cfg)
@@ -105,8 +150,18 @@ pub async fn run(args: ApiServerArgs) -> anyhow::Result<()> {
         }
         None => None,
     };
+    let scheduler = match components {
+        Some((config, sched)) => {
+            let client = components_client(&server, &args, config.as_deref())?;
+            Some(tokio::spawn(crate::scheduler_cmd::run_with(client, sched)))
+        }
+        None => None,
+    };
     tokio::signal::ctrl_c().await.ok();
     tracing::info!("interrupted; stopping");
+    if let Some(s) = scheduler {
+        s.abort();
+    }
     if let Some(e) = etcd {
         e.abort();
     }

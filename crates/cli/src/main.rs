@@ -5,6 +5,7 @@
 
 mod apiserver_cmd;
 mod ctl;
+mod scheduler_cmd;
 mod store_cmd;
 
 use clap::{Parser, Subcommand};
@@ -27,7 +28,9 @@ enum Command {
     /// Run one control-plane member: the store and the API server.
     Apiserver(apiserver_cmd::ApiServerArgs),
     /// Run one control-plane member with every control-plane component (as k3s does).
-    Server(apiserver_cmd::ApiServerArgs),
+    Server(apiserver_cmd::ServerArgs),
+    /// Run the scheduler: place pending pods on nodes.
+    Scheduler(scheduler_cmd::SchedulerArgs),
     /// Talk to a cluster, as kubectl does.
     Ctl(ctl::CtlArgs),
 }
@@ -44,7 +47,9 @@ fn main() -> anyhow::Result<()> {
     let rt = tokio::runtime::Runtime::new()?;
     match cli.command {
         Command::Store(args) => rt.block_on(store_cmd::run(args)),
-        Command::Apiserver(args) | Command::Server(args) => rt.block_on(apiserver_cmd::run(args)),
+        Command::Apiserver(args) => rt.block_on(apiserver_cmd::run(args, None)),
+        Command::Server(args) => rt.block_on(apiserver_cmd::run_server(args)),
+        Command::Scheduler(args) => rt.block_on(scheduler_cmd::run(args)),
         Command::Ctl(args) => rt.block_on(ctl::run(args)),
     }
 }

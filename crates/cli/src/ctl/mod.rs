@@ -109,12 +109,25 @@ pub fn type_ref(r: &ApiResource) -> TypeRef {
 }
 
 fn client_config(args: &CtlArgs) -> anyhow::Result<ClientConfig> {
-    let mut cfg = if let Some(s) = &args.server {
+    resolve_client_config(
+        args.server.as_deref(),
+        args.config.as_deref(),
+        args.token.as_deref(),
+    )
+}
+
+/// The client configuration from `--server`, else `--config`, else ~/.rkube/config; a
+/// `--token` overrides the file's.
+pub fn resolve_client_config(
+    server: Option<&str>,
+    config: Option<&std::path::Path>,
+    token: Option<&str>,
+) -> anyhow::Result<ClientConfig> {
+    let mut cfg = if let Some(s) = server {
         ClientConfig::from_servers(s)
     } else {
-        let path = args
-            .config
-            .clone()
+        let path = config
+            .map(|p| p.to_path_buf())
             .or_else(ClientConfig::default_path)
             .context("no --server, RKUBE_SERVER or config file")?;
         if !path.exists() {
@@ -125,8 +138,8 @@ fn client_config(args: &CtlArgs) -> anyhow::Result<ClientConfig> {
         }
         ClientConfig::load(&path)?
     };
-    if args.token.is_some() {
-        cfg.token = args.token.clone();
+    if let Some(t) = token {
+        cfg.token = Some(t.to_string());
     }
     Ok(cfg)
 }

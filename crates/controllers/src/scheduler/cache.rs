@@ -1,0 +1,338 @@
+//! The scheduler's cache: every node with the pods placed on it, including pods it has
+//! assumed — chosen a node for and sent to bind — before the watch echoes the binding, so
+//! the next pod is scheduled against the cluster as it will be.
+//!
+//! It also keeps the indexes the inter-pod plugins need so that a scheduling cycle costs
+//! what matches, not what exists: assigned pods by label, and the (anti-)affinity terms of
+//! assigned pods, counted per node.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use client::reflector::ObjectKey;
+use k8s_openapi::api::core::v1::{Node, PersistentVolume, PersistentVolumeClaim};
+
+use super::node_info::NodeInfo;
+use super::pod_info::{AffinityTerm, PodInfo};
+use super::selectors::Labels;
+
+/// How an assigned pod's term acts on pods scheduled after it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum TermKind {
+    /// Required anti-affinity: matching pods may not share its topology domain.
+    RequiredAnti,
+    /// A preference (positive: affinity, negative: anti-affinity), or required affinity
+    /// counted with the hard-affinity weight.
+    Weighted(i32),
+}
+
+/// One distinct term of assigned pods, with how many such pods sit on each node.
+#[derive(Clone, Debug)]
+pub struct TermCount {
+    pub kind: TermKind,
+    pub term: AffinityTerm,
+    pub per_node: HashMap<String, i64>,
+}
+
+/// The weight existing pods' required affinity terms carry in scoring, as Kubernetes'
+/// `hardPodAffinityWeight` default.
+pub const HARD_POD_AFFINITY_WEIGHT: i32 = 1;
+
+#[derive(Default)]
+pub struct Cache {
+    nodes: Vec<NodeInfo>,
+    index: HashMap<String, usize>,
+    /// Assigned and assumed pods, and whether each is only assumed.
+    pods: HashMap<ObjectKey, (Arc<PodInfo>, bool)>,
+    by_label: HashMap<(String, String), HashSet<ObjectKey>>,
+    terms: HashMap<(String, TermKind), TermCount>,
+    /// How many nodes report each image.
+    image_nodes: HashMap<String, usize>,
+    /// Pods that preempted others, by the node they wait for.
+    nominated: HashMap<String, Vec<Arc<PodInfo>>>,
+    pub namespaces: HashMap<String, Labels>,
+    pub pvcs: HashMap<ObjectKey, Arc<PersistentVolumeClaim>>,
+    pub pvs: HashMap<String, Arc<PersistentVolume>>,
+}
+
+impl Cache {
+    pub fn nodes(&self) -> &[NodeInfo] {
+        &self.nodes
+    }
+
+    pub fn node(&self, name: &str) -> Option<&NodeInfo> {
+        self.index.get(name).map(|i| &self.nodes[*i])
+    }
+
+    /// Nodes with an object (not placeholders).
+    pub fn node_count(&self) -> usize {
+        self.nodes.iter().filter(|n| n.node.is_some()).count()
+    }
+
+    pub fn image_node_count(&self, image: &str) -> usize {
+        self.image_nodes.get(image).copied().unwrap_or(0)
+    }
+
+    fn node_mut(&mut self, name: &str) -> &mut NodeInfo {
+        let i = match self.index.get(name) {
+            Some(i) => *i,
+            None => {
+                self.nodes.push(NodeInfo::new(name));
+                self.index.insert(name.to_string(), self.nodes.len() - 1);
+                self.nodes.len() - 1
+            }
+        };
+        &mut self.nodes[i]
+    }
+
+    fn drop_node_if_empty(&mut self, name: &str) {
+        let Some(&i) = self.index.get(name) else {
+            return;
+        };
+        if self.nodes[i].node.is_some() || !self.nodes[i].pods.is_empty() {
+            return;
+        }
+        self.index.remove(name);
+        self.nodes.swap_remove(i);
+        if i < self.nodes.len() {
+            self.index.insert(self.nodes[i].name.clone(), i);
+        }
+    }
+
+    fn count_images(&mut self, n: &NodeInfo, delta: isize) {
+        for img in n.images.keys() {
+            let c = self.image_nodes.entry(img.clone()).or_default();
+            *c = c.saturating_add_signed(delta);
+        }
+    }
+
+    pub fn set_node(&mut self, node: Arc<Node>) {
+        let name = node.metadata.name.clone().unwrap_or_default();
+        let old = std::mem::take(self.node_mut(&name));
+        self.count_images(&old, -1);
+        let mut n = old;
+        n.name = name.clone();
+        n.set_node(node);
+        self.count_images(&n, 1);
+        *self.node_mut(&name) = n;
+    }
+
+    pub fn remove_node(&mut self, name: &str) {
+        let Some(&i) = self.index.get(name) else {
+            return;
+        };
+        let old = self.nodes[i].clone();
+        self.count_images(&old, -1);
+        self.nodes[i].node = None;
+        self.drop_node_if_empty(name);
+    }
+
+    pub fn pod(&self, key: &ObjectKey) -> Option<&Arc<PodInfo>> {
+        self.pods.get(key).map(|(p, _)| p)
+    }
+
+    pub fn is_assumed(&self, key: &ObjectKey) -> bool {
+        self.pods.get(key).is_some_and(|(_, a)| *a)
+    }
+
+    pub fn pod_count(&self) -> usize {
+        self.pods.len()
+    }
+
+    /// Places a pod on its node (`p.node_name`); replaces an earlier version.
+    pub fn add_pod(&mut self, p: Arc<PodInfo>, assumed: bool) {
+        self.remove_pod(&p.key);
+        self.node_mut(&p.node_name.clone()).add_pod(p.clone());
+        for (k, v) in &p.labels {
+            self.by_label
+                .entry((k.clone(), v.clone()))
+                .or_default()
+                .insert(p.key.clone());
+        }
+        self.count_terms(&p, 1);
+        self.pods.insert(p.key.clone(), (p, assumed));
+    }
+
+    /// Removes a pod (assumed or assigned); returns it.
+    pub fn remove_pod(&mut self, key: &ObjectKey) -> Option<Arc<PodInfo>> {
+        let (p, _) = self.pods.remove(key)?;
+        if let Some(&i) = self.index.get(&p.node_name) {
+            self.nodes[i].remove_pod(&p);
+        }
+        self.drop_node_if_empty(&p.node_name.clone());
+        for (k, v) in &p.labels {
+            let pair = (k.clone(), v.clone());
+            if let Some(set) = self.by_label.get_mut(&pair) {
+                set.remove(key);
+                if set.is_empty() {
+                    self.by_label.remove(&pair);
+                }
+            }
+        }
+        self.count_terms(&p, -1);
+        Some(p)
+    }
+
+    fn count_terms(&mut self, p: &PodInfo, delta: i64) {
+        let mut entries: Vec<(TermKind, &AffinityTerm)> = Vec::new();
+        entries.extend(
+            p.required_anti_affinity
+                .iter()
+                .map(|t| (TermKind::RequiredAnti, t)),
+        );
+        entries.extend(
+            p.required_affinity
+                .iter()
+                .map(|t| (TermKind::Weighted(HARD_POD_AFFINITY_WEIGHT), t)),
+        );
+        entries.extend(
+            p.preferred_affinity
+                .iter()
+                .map(|w| (TermKind::Weighted(w.weight), &w.term)),
+        );
+        entries.extend(
+            p.preferred_anti_affinity
+                .iter()
+                .map(|w| (TermKind::Weighted(-w.weight), &w.term)),
+        );
+        for (kind, term) in entries {
+            let id = (term.identity(), kind);
+            let tc = self.terms.entry(id.clone()).or_insert_with(|| TermCount {
+                kind,
+                term: term.clone(),
+                per_node: HashMap::new(),
+            });
+            let c = tc.per_node.entry(p.node_name.clone()).or_default();
+            *c += delta;
+            if *c <= 0 {
+                tc.per_node.remove(&p.node_name);
+            }
+            if tc.per_node.is_empty() {
+                self.terms.remove(&id);
+            }
+        }
+    }
+
+    /// The distinct terms of assigned pods.
+    pub fn terms(&self) -> impl Iterator<Item = &TermCount> {
+        self.terms.values()
+    }
+
+    /// Assigned pods a term selects. Uses the label index when the selector names a label
+    /// value, and looks at every pod otherwise.
+    pub fn matching_pods<'a>(
+        &'a self,
+        term: &'a AffinityTerm,
+    ) -> Box<dyn Iterator<Item = &'a Arc<PodInfo>> + 'a> {
+        let Some(sel) = &term.selector else {
+            return Box::new(std::iter::empty());
+        };
+        let smallest = sel
+            .match_labels
+            .iter()
+            .flatten()
+            .map(|(k, v)| self.by_label.get(&(k.clone(), v.clone())))
+            .min_by_key(|s| s.map_or(0, |s| s.len()));
+        let keep = move |p: &&Arc<PodInfo>| term.matches(p, &self.namespaces);
+        match smallest {
+            Some(None) => Box::new(std::iter::empty()),
+            Some(Some(set)) => Box::new(
+                set.iter()
+                    .filter_map(|k| self.pods.get(k).map(|(p, _)| p))
+                    .filter(keep),
+            ),
+            None => Box::new(self.pods.values().map(|(p, _)| p).filter(keep)),
+        }
+    }
+
+    pub fn nominate(&mut self, p: Arc<PodInfo>, node: &str) {
+        self.unnominate(&p.key);
+        self.nominated.entry(node.to_string()).or_default().push(p);
+    }
+
+    pub fn unnominate(&mut self, key: &ObjectKey) {
+        self.nominated.retain(|_, ps| {
+            ps.retain(|p| p.key != *key);
+            !ps.is_empty()
+        });
+    }
+
+    /// Pods nominated to `node` that a pod of `priority` must leave room for.
+    pub fn nominated_for(
+        &self,
+        node: &str,
+        priority: i32,
+        except: &ObjectKey,
+    ) -> Vec<Arc<PodInfo>> {
+        self.nominated
+            .get(node)
+            .into_iter()
+            .flatten()
+            .filter(|p| p.priority >= priority && p.key != *except)
+            .cloned()
+            .collect()
+    }
+
+    pub fn has_nominations(&self) -> bool {
+        !self.nominated.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::scheduler::testing::{node, pod};
+
+    #[test]
+    fn assumed_pods_count_and_leave_no_trace() {
+        let mut c = Cache::default();
+        c.set_node(Arc::new(node("n1", "4", "8Gi", json!({}))));
+        let p = Arc::new(PodInfo {
+            node_name: "n1".into(),
+            ..pod(
+                "p",
+                json!({"labels": {"app": "a"}}),
+                json!({
+                    "containers": [{"name": "c", "image": "i",
+                                    "resources": {"requests": {"cpu": "1"}}}],
+                    "affinity": {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
+                        {"labelSelector": {"matchLabels": {"app": "a"}},
+                         "topologyKey": "kubernetes.io/hostname"}]}},
+                }),
+            )
+        });
+        c.add_pod(p.clone(), true);
+        assert!(c.is_assumed(&p.key));
+        assert_eq!(c.node("n1").unwrap().requested.milli_cpu, 1000);
+        assert_eq!(c.terms().count(), 1);
+        assert_eq!(c.matching_pods(&p.required_anti_affinity[0]).count(), 1);
+        c.remove_pod(&p.key);
+        assert_eq!(c.node("n1").unwrap().requested.milli_cpu, 0);
+        assert_eq!(c.terms().count(), 0);
+        assert_eq!(c.matching_pods(&p.required_anti_affinity[0]).count(), 0);
+    }
+
+    #[test]
+    fn pods_on_an_unknown_node_wait_in_a_placeholder() {
+        let mut c = Cache::default();
+        let p = Arc::new(PodInfo {
+            node_name: "later".into(),
+            ..pod(
+                "p",
+                json!({}),
+                json!({"containers": [{"name": "c", "image": "i"}]}),
+            )
+        });
+        c.add_pod(p.clone(), false);
+        assert_eq!(c.node_count(), 0);
+        c.set_node(Arc::new(node("later", "1", "1Gi", json!({}))));
+        assert_eq!(c.node_count(), 1);
+        assert_eq!(c.node("later").unwrap().pods.len(), 1);
+        c.remove_node("later");
+        assert!(c.node("later").is_some(), "still holds the pod");
+        c.remove_pod(&p.key);
+        assert!(c.node("later").is_none());
+    }
+}

@@ -1,0 +1,182 @@
+//! `controllers::scheduler`: kube-scheduler's design in rkube.
+//!
+//! Watches → [`informer`] → [`cache::Cache`] (nodes with their pods, assumed pods
+//! included) and [`queue::SchedulingQueue`] (pending pods by priority, back-off,
+//! unschedulable) → [`scheduler::run_loop`]: the plugins of [`plugins::default_profile`]
+//! filter and score nodes ([`algorithm`]); a pod that fits nowhere may preempt
+//! ([`preemption`]); the choice is assumed in the cache and bound through the apiserver's
+//! Bind (a compare-and-swap on the pod), many binds in flight at once.
+//!
+//! Only the instance holding the `kube-system/kube-scheduler` Lease acts.
+
+pub mod algorithm;
+pub mod cache;
+pub mod framework;
+pub mod informer;
+pub mod node_info;
+pub mod plugins;
+pub mod pod_info;
+pub mod preemption;
+pub mod queue;
+pub mod recorder;
+pub mod resources;
+#[allow(clippy::module_inception)]
+pub mod scheduler;
+pub mod selectors;
+#[cfg(test)]
+pub mod testing;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use client::leader::{LeaderElection, LeaderElectionConfig};
+use client::Client;
+use k8s_openapi::api::core::v1::{Namespace, PersistentVolume, PersistentVolumeClaim};
+use k8s_openapi::api::scheduling::v1::PriorityClass;
+use parking_lot::Mutex;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
+
+use self::algorithm::Algorithm;
+use self::informer::Shared;
+pub use self::scheduler::Stats;
+
+#[derive(Clone, Debug)]
+pub struct SchedulerConfig {
+    /// Pods with this `spec.schedulerName` are ours.
+    pub scheduler_name: String,
+    /// `None`: act at once, without a Lease.
+    pub leader_election: Option<LeaderElectionConfig>,
+    /// See [`Algorithm::percentage_of_nodes_to_score`].
+    pub percentage_of_nodes_to_score: Option<u32>,
+    /// Binds in flight at once.
+    pub bind_concurrency: usize,
+    /// Record a Scheduled event per bound pod.
+    pub scheduled_events: bool,
+}
+
+impl SchedulerConfig {
+    pub fn new(identity: &str) -> Self {
+        SchedulerConfig {
+            scheduler_name: recorder::COMPONENT.into(),
+            leader_election: Some(LeaderElectionConfig::new(
+                "kube-system",
+                "kube-scheduler",
+                identity,
+            )),
+            percentage_of_nodes_to_score: None,
+            bind_concurrency: 256,
+            scheduled_events: true,
+        }
+    }
+}
+
+/// Schedules until the future is dropped: while leading, or all the time without leader
+/// election. Losing the Lease stops every scheduling task; winning it again starts afresh
+/// from a new list.
+pub async fn run(client: Client, cfg: SchedulerConfig, stats: Arc<Stats>) {
+    let Some(le_cfg) = cfg.leader_election.clone() else {
+        run_leading(client, cfg, stats).await;
+        return;
+    };
+    let election = LeaderElection::start(client.clone(), le_cfg.clone());
+    let mut leading = election.is_leader.clone();
+    loop {
+        if leading.wait_for(|l| *l).await.is_err() {
+            return;
+        }
+        tracing::info!(identity = %le_cfg.identity, "became the leader; scheduling");
+        let mut work = Box::pin(run_leading(client.clone(), cfg.clone(), stats.clone()));
+        tokio::select! {
+            _ = &mut work => return,
+            _ = leading.wait_for(|l| !*l) => {
+                tracing::warn!(identity = %le_cfg.identity, "lost the Lease; stopped scheduling");
+            }
+        }
+    }
+}
+
+/// Everything a leading scheduler runs; all of it stops when this future is dropped.
+async fn run_leading(client: Client, cfg: SchedulerConfig, stats: Arc<Stats>) {
+    let shared = Arc::new(Shared {
+        cache: Mutex::new(Default::default()),
+        queue: Default::default(),
+        priorities: Mutex::new(Default::default()),
+        scheduler_name: cfg.scheduler_name.clone(),
+    });
+    let mut tasks = JoinSet::new();
+    let mut ready = Vec::new();
+    let mut ready_flag = || {
+        let (tx, rx) = watch::channel(false);
+        ready.push(rx.clone());
+        (tx, rx)
+    };
+    let (pc_tx, mut pc_rx) = ready_flag();
+    tasks.spawn(shared.clone().run_mirror::<PriorityClass>(
+        client.clone(),
+        pc_tx,
+        informer::apply_priority_class,
+    ));
+    let (tx, _) = ready_flag();
+    tasks.spawn(shared.clone().run_mirror::<Namespace>(
+        client.clone(),
+        tx,
+        informer::apply_namespace,
+    ));
+    let (tx, _) = ready_flag();
+    tasks.spawn(shared.clone().run_mirror::<PersistentVolumeClaim>(
+        client.clone(),
+        tx,
+        informer::apply_pvc,
+    ));
+    let (tx, _) = ready_flag();
+    tasks.spawn(shared.clone().run_mirror::<PersistentVolume>(
+        client.clone(),
+        tx,
+        informer::apply_pv,
+    ));
+    let (tx, _) = ready_flag();
+    tasks.spawn(shared.clone().run_nodes(client.clone(), tx));
+    let (pods_tx, _) = ready_flag();
+    {
+        let (shared, client) = (shared.clone(), client.clone());
+        tasks.spawn(async move {
+            // Priorities must be known before the first pod is queued.
+            let _ = pc_rx.wait_for(|r| *r).await;
+            shared.run_pods(client, pods_tx).await;
+        });
+    }
+    for mut r in ready {
+        let _ = r.wait_for(|r| *r).await;
+    }
+    {
+        let c = shared.cache.lock();
+        tracing::info!(
+            nodes = c.node_count(),
+            pods = c.pod_count(),
+            pending = shared.queue.len(),
+            "scheduler caches synced"
+        );
+    }
+    let recorder = recorder::Recorder::new(client.clone(), &cfg.scheduler_name);
+    let (writes_tx, writes_rx) = mpsc::channel(1024);
+    let (binds_tx, binds_rx) = mpsc::unbounded_channel();
+    tasks.spawn(scheduler::run_writes(writes_rx, recorder));
+    tasks.spawn(scheduler::run_binder(
+        shared.clone(),
+        client.clone(),
+        binds_rx,
+        cfg.bind_concurrency.max(1),
+        writes_tx.clone(),
+        stats.clone(),
+        cfg.scheduled_events,
+    ));
+    tasks.spawn(scheduler::run_flusher(shared.clone()));
+    let alg = Algorithm::new(plugins::default_profile(), cfg.percentage_of_nodes_to_score);
+    tasks.spawn(scheduler::run_loop(shared, alg, binds_tx, writes_tx, stats));
+    // No task ends by itself; if one does, stop them all.
+    tasks.join_next().await;
+    tracing::error!("a scheduler task ended; stopping");
+    tasks.shutdown().await;
+    tokio::time::sleep(Duration::from_millis(0)).await;
+}

@@ -1,0 +1,132 @@
+//! What the scheduler writes besides bindings: the PodScheduled=False condition, Events
+//! (FailedScheduling, Preempted), `status.nominatedNodeName`, and the Failed status of pods
+//! whose deadline passed while pending.
+
+use client::{Api, Client, PatchParams};
+use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference, Pod};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+use k8s_openapi::jiff::Timestamp;
+use serde_json::json;
+
+use super::pod_info::PodInfo;
+
+pub const COMPONENT: &str = "default-scheduler";
+
+/// Now; the clock is read through std (jiff's clock feature is off in k8s-openapi).
+pub fn now() -> Timestamp {
+    let us = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as i64);
+    Timestamp::from_microsecond(us).unwrap_or(Timestamp::UNIX_EPOCH)
+}
+
+fn now_rfc3339() -> String {
+    now().to_string()
+}
+
+/// Records, logging failures: none of these writes may stop scheduling.
+#[derive(Clone)]
+pub struct Recorder {
+    client: Client,
+    component: String,
+}
+
+impl Recorder {
+    pub fn new(client: Client, scheduler_name: &str) -> Self {
+        Recorder {
+            client,
+            component: scheduler_name.to_string(),
+        }
+    }
+
+    pub async fn event(&self, pod: &PodInfo, type_: &str, reason: &str, message: &str) {
+        let now = Time(now());
+        let ev = Event {
+            metadata: ObjectMeta {
+                generate_name: Some(format!("{}.", pod.key.name)),
+                namespace: Some(pod.namespace.clone()),
+                ..Default::default()
+            },
+            involved_object: ObjectReference {
+                api_version: Some("v1".into()),
+                kind: Some("Pod".into()),
+                namespace: Some(pod.namespace.clone()),
+                name: Some(pod.key.name.clone()),
+                uid: Some(pod.uid.clone()),
+                ..Default::default()
+            },
+            reason: Some(reason.into()),
+            message: Some(message.into()),
+            type_: Some(type_.into()),
+            source: Some(EventSource {
+                component: Some(self.component.clone()),
+                host: None,
+            }),
+            reporting_component: Some(self.component.clone()),
+            first_timestamp: Some(now.clone()),
+            last_timestamp: Some(now),
+            count: Some(1),
+            ..Default::default()
+        };
+        let api = Api::<Event>::namespaced(self.client.clone(), &pod.namespace);
+        if let Err(e) = api.create(&ev).await {
+            tracing::debug!(pod = %pod.key, error = %e, "recording an event failed");
+        }
+    }
+
+    /// PodScheduled=False with the reason, and a FailedScheduling event; also
+    /// `status.nominatedNodeName` when preemption chose a node.
+    pub async fn unschedulable(&self, pod: &PodInfo, message: &str, nominated: Option<&str>) {
+        let api = Api::<Pod>::namespaced(self.client.clone(), &pod.namespace);
+        let mut status = json!({"conditions": [{
+            "type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+            "message": message, "lastProbeTime": null, "lastTransitionTime": now_rfc3339(),
+        }]});
+        if let Some(n) = nominated {
+            status["nominatedNodeName"] = n.into();
+        }
+        let patch = json!({"metadata": {"uid": pod.uid}, "status": status});
+        if let Err(e) = api
+            .patch_status(&pod.key.name, PatchParams::Strategic, &patch)
+            .await
+        {
+            tracing::debug!(pod = %pod.key, error = %e, "setting PodScheduled=False failed");
+        }
+        self.event(pod, "Warning", "FailedScheduling", message)
+            .await;
+    }
+
+    /// Evicts a preemption victim: a graceful delete, and a Preempted event.
+    pub async fn preempt(&self, victim: &PodInfo, by: &PodInfo, node: &str) {
+        let api = Api::<Pod>::namespaced(self.client.clone(), &victim.namespace);
+        match api.delete(&victim.key.name, None).await {
+            Ok(_) => {
+                let msg = format!("Preempted by pod {} on node {node}", by.uid);
+                self.event(victim, "Normal", "Preempted", &msg).await;
+            }
+            Err(e) if e.is_not_found() => {}
+            Err(e) => tracing::warn!(pod = %victim.key, error = %e, "evicting a victim failed"),
+        }
+    }
+
+    /// A pending pod whose activeDeadlineSeconds passed: Failed / DeadlineExceeded.
+    pub async fn deadline_exceeded(&self, pod: &PodInfo) {
+        let api = Api::<Pod>::namespaced(self.client.clone(), &pod.namespace);
+        let message = format!(
+            "Pod was pending longer than its activeDeadlineSeconds ({}s)",
+            pod.spec().active_deadline_seconds.unwrap_or(0)
+        );
+        let patch = json!({"metadata": {"uid": pod.uid}, "status": {
+            "phase": "Failed", "reason": "DeadlineExceeded", "message": message}});
+        match api
+            .patch_status(&pod.key.name, PatchParams::Merge, &patch)
+            .await
+        {
+            Ok(_) => {
+                self.event(pod, "Warning", "DeadlineExceeded", &message)
+                    .await
+            }
+            Err(e) => tracing::warn!(pod = %pod.key, error = %e, "failing a pod failed"),
+        }
+    }
+}
