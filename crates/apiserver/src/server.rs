@@ -16,7 +16,7 @@ use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
-use crate::admission::{Admission, Defaults, NamespaceLifecycle, ServiceAccount};
+use crate::admission::{Admission, Defaults, NamespaceLifecycle, Priority, ServiceAccount};
 use crate::auth::{
     AlwaysAllow, Authenticator, AuthnChain, AuthzChain, ClientCertificates, StaticTokens, UserInfo,
 };
@@ -107,7 +107,14 @@ impl ApiServer {
             },
             authz: AuthzChain(vec![Box::new(AlwaysAllow)]),
             admission: Admission {
-                mutating: vec![Box::new(Defaults), Box::new(ServiceAccount)],
+                mutating: vec![
+                    Box::new(Defaults),
+                    Box::new(ServiceAccount),
+                    Box::new(Priority {
+                        cache: cache.clone(),
+                        store: store.clone(),
+                    }),
+                ],
                 validating: vec![Box::new(NamespaceLifecycle {
                     cache: cache.clone(),
                     store: store.clone(),

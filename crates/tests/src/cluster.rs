@@ -20,7 +20,9 @@ use crate::{eventually, free_addr, rkube_bin};
 pub enum Flavor {
     /// `rkube store` members.
     Rkube,
-    /// `rkube server` members: the store and the API on one port.
+    /// `rkube apiserver` members: the store and the API on one port.
+    Apiserver,
+    /// `rkube server` members: the apiserver plus the scheduler.
     Server,
     Etcd,
 }
@@ -116,7 +118,9 @@ impl Cluster {
         let initial_cluster = members
             .iter()
             .map(|m| match flavor {
-                Flavor::Rkube | Flavor::Server => format!("{}={}", m.name, m.peer),
+                Flavor::Rkube | Flavor::Apiserver | Flavor::Server => {
+                    format!("{}={}", m.name, m.peer)
+                }
                 Flavor::Etcd => format!("{}=http://{}", m.name, m.peer),
             })
             .collect::<Vec<_>>()
@@ -163,16 +167,20 @@ impl Cluster {
                     .args(["--initial-cluster-state", state]);
                 c
             }
-            Flavor::Server => {
+            Flavor::Apiserver | Flavor::Server => {
                 let mut c = Command::new(rkube_bin());
-                c.arg("server")
-                    .args(["--name", &m.name])
-                    .arg("--data-dir")
-                    .arg(&m.data_dir)
-                    .args(["--listen", &m.client.to_string()])
-                    .args(["--initial-cluster", &self.initial_cluster])
-                    .args(["--initial-cluster-state", state])
-                    .args(["--bookmark-interval-ms", "500"]);
+                c.arg(if self.flavor == Flavor::Server {
+                    "server"
+                } else {
+                    "apiserver"
+                })
+                .args(["--name", &m.name])
+                .arg("--data-dir")
+                .arg(&m.data_dir)
+                .args(["--listen", &m.client.to_string()])
+                .args(["--initial-cluster", &self.initial_cluster])
+                .args(["--initial-cluster-state", state])
+                .args(["--bookmark-interval-ms", "500"]);
                 c
             }
             Flavor::Etcd => {
@@ -247,7 +255,7 @@ impl Cluster {
             .join(",")
     }
 
-    /// An rkube API client of every member (`Flavor::Server`), failing over among them.
+    /// An rkube API client of every member (`Flavor::Apiserver` or `Server`), failing over among them.
     pub fn api_client(&self) -> client::Client {
         client::Client::from_servers(&self.endpoints()).expect("client")
     }

@@ -7,9 +7,11 @@
 
 pub mod chaos;
 pub mod cluster;
+pub mod component;
 pub mod fault_proxy;
 pub mod linearizability;
 pub mod netns;
+pub mod objects;
 pub mod process;
 
 use std::net::{SocketAddr, TcpListener};

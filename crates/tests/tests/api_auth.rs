@@ -69,7 +69,7 @@ async fn tokens_and_client_certificates() {
         "--anonymous-auth=false".to_string(),
     ];
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let cluster = Cluster::start_unchecked(Flavor::Server, 1, &args);
+    let cluster = Cluster::start_unchecked(Flavor::Apiserver, 1, &args);
     let url = format!("https://{}", cluster.members[0].client);
     let cfg = |token: Option<&str>, cert: bool| ClientConfig {
         servers: vec![url.clone()],

@@ -13,7 +13,7 @@ fn pod(name: &str, extra: Value) -> Value {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn bad_input_is_rejected_with_the_field_and_nothing_is_written() {
-    let cluster = Cluster::start(Flavor::Server, 3, &[]).await;
+    let cluster = Cluster::start(Flavor::Apiserver, 3, &[]).await;
     let c = cluster.api_client();
     let big = "x".repeat(2 * 1024 * 1024);
     let cases: Vec<(&str, Object, Code, &str)> = vec![

@@ -11,7 +11,7 @@ use tonic::Code;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_crd_serves_its_kind_at_once_on_every_member() {
-    let cluster = Cluster::start(Flavor::Server, 3, &[]).await;
+    let cluster = Cluster::start(Flavor::Apiserver, 3, &[]).await;
     let crd = json!({
         "metadata": {"name": "widgets.example.com"},
         "spec": {"group": "example.com", "scope": "Namespaced",

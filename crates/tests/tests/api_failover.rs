@@ -12,7 +12,7 @@ use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn leader_killed_during_creates_loses_nothing_and_watch_has_no_gap() {
-    let mut cluster = Cluster::start(Flavor::Server, 3, &[]).await;
+    let mut cluster = Cluster::start(Flavor::Apiserver, 3, &[]).await;
     let leader = cluster.wait_leader(Duration::from_secs(20)).await;
     // The watcher and the writer use the members that survive; the client fails over.
     let survivor = (leader + 1) % 3;

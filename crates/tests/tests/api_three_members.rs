@@ -44,7 +44,7 @@ async fn within<T>(what: &str, f: impl std::future::Future<Output = T>) -> T {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn crud_list_and_watch_through_every_member() {
-    let cluster = Cluster::start(Flavor::Server, 3, &[]).await;
+    let cluster = Cluster::start(Flavor::Apiserver, 3, &[]).await;
     within("crud", async {
         // A watch through member 0 sees writes made through every member.
         let watch_api: Api<ConfigMap> = Api::namespaced(cluster.api_client_of(0), "default");
@@ -166,7 +166,7 @@ async fn crud_list_and_watch_through_every_member() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn object_semantics_status_finalizers_graceful_pods_and_bind() {
-    let cluster = Cluster::start(Flavor::Server, 3, &[]).await;
+    let cluster = Cluster::start(Flavor::Apiserver, 3, &[]).await;
     let c: Client = cluster.api_client();
     within("semantics", async {
         let pods: Api<Pod> = Api::namespaced(c.clone(), "default");

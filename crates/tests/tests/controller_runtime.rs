@@ -50,7 +50,7 @@ async fn reconcile(cm: Arc<ConfigMap>, ctx: Arc<Ctx>) -> Result<Action, String> 
 
 #[tokio::test(flavor = "multi_thread")]
 async fn every_object_is_reconciled_and_failures_are_retried() {
-    let cluster = Cluster::start(Flavor::Server, 3, &[]).await;
+    let cluster = Cluster::start(Flavor::Apiserver, 3, &[]).await;
     let api: Api<ConfigMap> = Api::namespaced(cluster.api_client(), "default");
     let ctx = Arc::new(Ctx {
         api: api.clone(),

@@ -58,7 +58,7 @@ fn ctl(server: &str, args: &[&str]) -> (bool, String, String) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn apply_round_trips_through_get_yaml() {
-    let cluster = Cluster::start(Flavor::Server, 3, &[]).await;
+    let cluster = Cluster::start(Flavor::Apiserver, 3, &[]).await;
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("app.yaml");
     std::fs::write(&file, MANIFEST).unwrap();

@@ -16,7 +16,7 @@ fn config(identity: &str) -> LeaderElectionConfig {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn never_two_leaders_and_a_takeover_within_the_lease() {
-    let cluster = Cluster::start(Flavor::Server, 3, &[]).await;
+    let cluster = Cluster::start(Flavor::Apiserver, 3, &[]).await;
     let mut candidates: Vec<Option<LeaderElection>> = (0..3)
         .map(|i| {
             Some(LeaderElection::start(

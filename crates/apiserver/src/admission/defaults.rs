@@ -106,7 +106,6 @@ fn kind_defaults(kind: &str, obj: &mut Value) {
             if let Some(spec) = obj_at(obj, &["spec"]) {
                 pod_spec(spec);
                 default_tolerations(spec);
-                default(spec, "priority", json!(0));
             }
         }
         "Service" => {

@@ -3,6 +3,7 @@
 
 mod defaults;
 mod namespace_lifecycle;
+mod priority;
 mod service_account;
 
 use async_trait::async_trait;
@@ -10,6 +11,7 @@ use serde_json::Value;
 
 pub use defaults::Defaults;
 pub use namespace_lifecycle::NamespaceLifecycle;
+pub use priority::Priority;
 pub use service_account::ServiceAccount;
 
 use crate::auth::UserInfo;

@@ -145,7 +145,7 @@ fn rss_mb(cluster: &Cluster) -> String {
 #[tokio::main]
 async fn main() {
     let args = Args::parse();
-    let cluster = Cluster::start(Flavor::Server, 3, &[]).await;
+    let cluster = Cluster::start(Flavor::Apiserver, 3, &[]).await;
     let cs = clients(&cluster);
     for ns in ["bench", "fanout", "list"] {
         cs[0]

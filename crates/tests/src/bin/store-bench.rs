@@ -229,7 +229,7 @@ async fn run_flavor(flavor: Flavor, args: &Args, rows: &mut Vec<Row>) {
             }
         };
         match flavor {
-            Flavor::Rkube | Flavor::Server => row.rkube = Some(s),
+            Flavor::Rkube | Flavor::Apiserver | Flavor::Server => row.rkube = Some(s),
             Flavor::Etcd => row.etcd = Some(s),
         }
     };

@@ -1,0 +1,44 @@
+//! Control-plane components (`rkube scheduler`, …) as separate processes, killed when
+//! dropped.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+use crate::rkube_bin;
+
+pub struct Component {
+    child: Option<Child>,
+    pub name: String,
+}
+
+impl Component {
+    /// Starts `rkube <args…>`, logging to `<log_dir>/<name>.log`.
+    pub fn start(log_dir: &Path, name: &str, args: &[&str]) -> Component {
+        let log = crate::process::open_log(log_dir, name);
+        let child = Command::new(rkube_bin())
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log file"))
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("start rkube {args:?}: {e}"));
+        Component {
+            child: Some(child),
+            name: name.to_string(),
+        }
+    }
+
+    /// kill -9, and reap.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Component {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
