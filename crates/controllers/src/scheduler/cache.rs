@@ -6,11 +6,11 @@
 //! what matches, not what exists: assigned pods by label, and the (anti-)affinity terms of
 //! assigned pods, counted per node.
 
-use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use client::reflector::ObjectKey;
 use k8s_openapi::api::core::v1::{Node, PersistentVolume, PersistentVolumeClaim};
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 use super::node_info::NodeInfo;
 use super::pod_info::{AffinityTerm, PodInfo};
@@ -34,6 +34,8 @@ pub struct TermCount {
     pub per_node: HashMap<String, i64>,
 }
 
+type TermId = (Arc<str>, TermKind);
+
 /// The weight existing pods' required affinity terms carry in scoring, as Kubernetes'
 /// `hardPodAffinityWeight` default.
 pub const HARD_POD_AFFINITY_WEIGHT: i32 = 1;
@@ -45,7 +47,10 @@ pub struct Cache {
     /// Assigned and assumed pods, and whether each is only assumed.
     pods: HashMap<ObjectKey, (Arc<PodInfo>, bool)>,
     by_label: HashMap<(String, String), HashSet<ObjectKey>>,
-    terms: HashMap<(String, TermKind), TermCount>,
+    terms: HashMap<TermId, TermCount>,
+    /// Terms by a label pair every pod they select carries; the rest in `unindexed`.
+    terms_by_label: HashMap<(String, String), HashSet<TermId>>,
+    unindexed_terms: HashSet<TermId>,
     /// How many nodes report each image.
     image_nodes: HashMap<String, usize>,
     /// Pods that preempted others, by the node they wait for.
@@ -196,21 +201,60 @@ impl Cache {
                 .map(|w| (TermKind::Weighted(-w.weight), &w.term)),
         );
         for (kind, term) in entries {
-            let id = (term.identity(), kind);
+            if term.selector.is_none() {
+                // Selects no pod: it can never act on one.
+                continue;
+            }
+            let id: TermId = (term.identity.clone(), kind);
             let tc = self.terms.entry(id.clone()).or_insert_with(|| TermCount {
                 kind,
                 term: term.clone(),
-                per_node: HashMap::new(),
+                per_node: HashMap::default(),
             });
+            let fresh = tc.per_node.is_empty();
             let c = tc.per_node.entry(p.node_name.clone()).or_default();
             *c += delta;
             if *c <= 0 {
                 tc.per_node.remove(&p.node_name);
             }
-            if tc.per_node.is_empty() {
+            let gone = tc.per_node.is_empty();
+            let label = term.required_label().map(|(k, v)| (k.clone(), v.clone()));
+            if gone {
                 self.terms.remove(&id);
+                match label {
+                    Some(l) => {
+                        if let Some(set) = self.terms_by_label.get_mut(&l) {
+                            set.remove(&id);
+                            if set.is_empty() {
+                                self.terms_by_label.remove(&l);
+                            }
+                        }
+                    }
+                    None => {
+                        self.unindexed_terms.remove(&id);
+                    }
+                }
+            } else if fresh {
+                match label {
+                    Some(l) => {
+                        self.terms_by_label.entry(l).or_default().insert(id);
+                    }
+                    None => {
+                        self.unindexed_terms.insert(id);
+                    }
+                }
             }
         }
+    }
+
+    /// Terms of assigned pods that may select `pod` (each still to be matched).
+    pub fn terms_for<'a>(&'a self, pod: &'a PodInfo) -> impl Iterator<Item = &'a TermCount> + 'a {
+        pod.labels
+            .iter()
+            .filter_map(|(k, v)| self.terms_by_label.get(&(k.clone(), v.clone())))
+            .flatten()
+            .chain(self.unindexed_terms.iter())
+            .filter_map(|id| self.terms.get(id))
     }
 
     /// The distinct terms of assigned pods.

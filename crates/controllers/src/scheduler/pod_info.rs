@@ -1,11 +1,12 @@
 //! A pod as the scheduler sees it: parsed once when it enters the cache or the queue.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use client::reflector::ObjectKey;
 use k8s_openapi::api::core::v1::{Pod, PodAffinityTerm, WeightedPodAffinityTerm};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use rustc_hash::FxHashMap as HashMap;
 
 use super::resources::{pod_requests, Resources};
 use super::selectors::{selector_matches, Labels};
@@ -36,6 +37,8 @@ pub struct AffinityTerm {
     pub namespaces: BTreeSet<String>,
     pub namespace_selector: Option<LabelSelector>,
     pub topology_key: String,
+    /// Equal for equal terms, so the cache can count them once.
+    pub identity: Arc<str>,
 }
 
 impl AffinityTerm {
@@ -44,11 +47,29 @@ impl AffinityTerm {
         if namespaces.is_empty() && t.namespace_selector.is_none() {
             namespaces.insert(own_namespace.to_string());
         }
-        AffinityTerm {
-            selector: t.label_selector.clone(),
+        AffinityTerm::from_parts(
+            t.label_selector.clone(),
             namespaces,
-            namespace_selector: t.namespace_selector.clone(),
-            topology_key: t.topology_key.clone(),
+            t.namespace_selector.clone(),
+            t.topology_key.clone(),
+        )
+    }
+
+    pub fn from_parts(
+        selector: Option<LabelSelector>,
+        namespaces: BTreeSet<String>,
+        namespace_selector: Option<LabelSelector>,
+        topology_key: String,
+    ) -> Self {
+        let identity =
+            serde_json::to_string(&(&selector, &namespaces, &namespace_selector, &topology_key))
+                .unwrap_or_default();
+        AffinityTerm {
+            selector,
+            namespaces,
+            namespace_selector,
+            topology_key,
+            identity: identity.into(),
         }
     }
 
@@ -66,15 +87,9 @@ impl AffinityTerm {
         ns_ok && selector_matches(sel, &pod.labels)
     }
 
-    /// A key that is equal for equal terms, so the cache can count them once.
-    pub fn identity(&self) -> String {
-        serde_json::to_string(&(
-            &self.selector,
-            &self.namespaces,
-            &self.namespace_selector,
-            &self.topology_key,
-        ))
-        .unwrap_or_default()
+    /// A label pair every pod this term selects carries, if its selector names one.
+    pub fn required_label(&self) -> Option<(&String, &String)> {
+        self.selector.as_ref()?.match_labels.as_ref()?.iter().next()
     }
 }
 

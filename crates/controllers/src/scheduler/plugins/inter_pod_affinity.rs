@@ -2,7 +2,7 @@
 //! domain (`topologyKey`); preferred terms, on the incoming pod and on the pods already
 //! placed, score them.
 
-use std::collections::HashMap;
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 use crate::scheduler::cache::{Cache, TermKind};
 use crate::scheduler::framework::{
@@ -45,7 +45,7 @@ fn term_counts(terms: &[AffinityTerm], cache: &Cache) -> Vec<TopologyCounts> {
     terms
         .iter()
         .map(|t| {
-            let mut c = TopologyCounts::new();
+            let mut c = TopologyCounts::default();
             for p in cache.matching_pods(t) {
                 add(&mut c, &t.topology_key, cache.node(&p.node_name), 1);
             }
@@ -54,11 +54,37 @@ fn term_counts(terms: &[AffinityTerm], cache: &Cache) -> Vec<TopologyCounts> {
         .collect()
 }
 
+/// Topology domains as `(key, values)`: a node is in one when its label `key` has one
+/// of the values.
+type Domains = Vec<(String, HashSet<String>)>;
+
+fn occupied(counts: &TopologyCounts) -> Domains {
+    counts
+        .iter()
+        .map(|(k, vals)| {
+            let set = vals
+                .iter()
+                .filter(|(_, n)| **n > 0)
+                .map(|(v, _)| v.clone())
+                .collect();
+            (k.clone(), set)
+        })
+        .collect()
+}
+
+fn in_any(domains: &Domains, node: &NodeInfo) -> bool {
+    domains
+        .iter()
+        .any(|(k, vals)| !vals.is_empty() && node.labels.get(k).is_some_and(|v| vals.contains(v)))
+}
+
 struct PreFilterState {
     /// Domains where a placed pod's required anti-affinity selects the incoming pod.
-    existing_anti: TopologyCounts,
-    affinity: Vec<TopologyCounts>,
-    anti: Vec<TopologyCounts>,
+    existing_anti: Domains,
+    /// Per required affinity term: its topology key and the domains holding a match.
+    affinity: Vec<(String, HashSet<String>)>,
+    /// Domains holding a pod the incoming pod's required anti-affinity selects.
+    anti: Domains,
     /// No pod matches the affinity terms anywhere, but the pod matches them itself: the
     /// first pod of a group that wants to be together may go anywhere.
     first_of_group: bool,
@@ -72,8 +98,8 @@ impl Plugin for InterPodAffinity {
 
 impl PreFilterPlugin for InterPodAffinity {
     fn pre_filter(&self, state: &mut CycleState, pod: &PodInfo, cache: &Cache) -> Status {
-        let mut existing_anti = TopologyCounts::new();
-        for tc in cache.terms() {
+        let mut existing_anti = TopologyCounts::default();
+        for tc in cache.terms_for(pod) {
             if tc.kind != TermKind::RequiredAnti || !tc.term.matches(pod, &cache.namespaces) {
                 continue;
             }
@@ -99,12 +125,29 @@ impl PreFilterPlugin for InterPodAffinity {
                 .required_affinity
                 .iter()
                 .all(|t| t.matches(pod, &cache.namespaces));
+        let affinity = pod
+            .required_affinity
+            .iter()
+            .zip(&affinity)
+            .map(|(t, c)| {
+                let vals = occupied(c)
+                    .into_iter()
+                    .find(|(k, _)| *k == t.topology_key)
+                    .map(|(_, v)| v)
+                    .unwrap_or_default();
+                (t.topology_key.clone(), vals)
+            })
+            .collect();
+        let anti = term_counts(&pod.required_anti_affinity, cache)
+            .iter()
+            .flat_map(occupied)
+            .collect();
         state.write(
             NAME,
             PreFilterState {
-                existing_anti,
+                existing_anti: occupied(&existing_anti),
                 affinity,
-                anti: term_counts(&pod.required_anti_affinity, cache),
+                anti,
                 first_of_group,
             },
         );
@@ -113,31 +156,21 @@ impl PreFilterPlugin for InterPodAffinity {
 }
 
 impl FilterPlugin for InterPodAffinity {
-    fn filter(&self, state: &CycleState, pod: &PodInfo, node: &NodeInfo) -> Status {
+    fn filter(&self, state: &CycleState, _: &PodInfo, node: &NodeInfo) -> Status {
         let Some(s) = state.read::<PreFilterState>(NAME) else {
             return Status::success();
         };
-        if count_at(&s.existing_anti, node) > 0 {
+        if in_any(&s.existing_anti, node) {
             return Status::unschedulable(EXISTING_ANTI_AFFINITY_REASON);
         }
-        if !s.first_of_group {
-            for (t, c) in pod.required_affinity.iter().zip(&s.affinity) {
-                let here = node
-                    .labels
-                    .get(&t.topology_key)
-                    .and_then(|v| c.get(&t.topology_key)?.get(v));
-                if here.is_none_or(|n| *n <= 0) {
-                    return Status::new(Code::UnschedulableAndUnresolvable, AFFINITY_REASON);
-                }
+        for (key, vals) in &s.affinity {
+            let here = node.labels.get(key);
+            let ok = here.is_some() && (s.first_of_group || here.is_some_and(|v| vals.contains(v)));
+            if !ok {
+                return Status::new(Code::UnschedulableAndUnresolvable, AFFINITY_REASON);
             }
-        } else if pod
-            .required_affinity
-            .iter()
-            .any(|t| !node.labels.contains_key(&t.topology_key))
-        {
-            return Status::unresolvable(AFFINITY_REASON);
         }
-        if s.anti.iter().any(|c| count_at(c, node) > 0) {
+        if in_any(&s.anti, node) {
             return Status::unschedulable(ANTI_AFFINITY_REASON);
         }
         Status::success()
@@ -154,7 +187,7 @@ impl PreScorePlugin for InterPodAffinity {
         _: &[&NodeInfo],
         cache: &Cache,
     ) -> Status {
-        let mut scores = TopologyCounts::new();
+        let mut scores = TopologyCounts::default();
         let own = pod
             .preferred_affinity
             .iter()
@@ -174,7 +207,7 @@ impl PreScorePlugin for InterPodAffinity {
                 );
             }
         }
-        for tc in cache.terms() {
+        for tc in cache.terms_for(pod) {
             let TermKind::Weighted(w) = tc.kind else {
                 continue;
             };

@@ -74,12 +74,12 @@ fn count(
         counts.entry(n.labels[&c.topology_key].clone()).or_default();
     }
     let sel = selector(c, pod);
-    let term = AffinityTerm {
-        selector: sel.clone(),
-        namespaces: [pod.namespace.clone()].into(),
-        namespace_selector: None,
-        topology_key: c.topology_key.clone(),
-    };
+    let term = AffinityTerm::from_parts(
+        sel.clone(),
+        [pod.namespace.clone()].into(),
+        None,
+        c.topology_key.clone(),
+    );
     for p in cache.matching_pods(&term) {
         if p.terminating {
             continue;
