@@ -1,8 +1,8 @@
 //! The scheduling framework: one small trait per extension point, and the status every
 //! plugin answers with.
 
+use rustc_hash::FxHashMap as HashMap;
 use std::any::Any;
-use std::collections::HashMap;
 
 use super::cache::Cache;
 use super::node_info::NodeInfo;

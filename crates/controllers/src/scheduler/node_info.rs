@@ -1,6 +1,6 @@
 //! A node with what is placed on it: the unit every Filter and Score plugin looks at.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{Node, Taint};

@@ -121,11 +121,12 @@ async fn run(s: &Scenario, args: &Args) -> anyhow::Result<()> {
                             let _ = r.send(());
                         }
                     }
-                    Event::Apply(p) | Event::InitApply(p) if node_name(&p).is_some() => {
-                        if seen.insert(p.metadata.name.clone().unwrap_or_default()) {
-                            times.lock().push(Instant::now());
-                            bound.fetch_add(1, Ordering::Relaxed);
-                        }
+                    Event::Apply(p) | Event::InitApply(p)
+                        if node_name(&p).is_some()
+                            && seen.insert(p.metadata.name.clone().unwrap_or_default()) =>
+                    {
+                        times.lock().push(Instant::now());
+                        bound.fetch_add(1, Ordering::Relaxed);
                     }
                     _ => {}
                 }
@@ -178,6 +179,11 @@ async fn run(s: &Scenario, args: &Args) -> anyhow::Result<()> {
     };
     let mut sorted = full.clone();
     sorted.sort_unstable();
+    // Fewer than two whole seconds give no meaningful samples.
+    let sample = |v: Option<&usize>| match v {
+        Some(v) if per_sec.len() > 2 => v.to_string(),
+        _ => "n/a".to_string(),
+    };
     println!(
         "| {} | {} | {} | {:.0} | {:.0} | {} | {} | {:.2} |",
         s.nodes,
@@ -185,8 +191,8 @@ async fn run(s: &Scenario, args: &Args) -> anyhow::Result<()> {
         if s.anti { "anti-affinity" } else { "basic" },
         steady,
         whole,
-        sorted.get(sorted.len() / 2).copied().unwrap_or(0),
-        sorted.first().copied().unwrap_or(0),
+        sample(sorted.get(sorted.len() / 2)),
+        sample(sorted.first()),
         (last - start).as_secs_f64(),
     );
     Ok(())
