@@ -111,15 +111,24 @@ impl Cache {
         }
     }
 
-    pub fn set_node(&mut self, node: Arc<Node>) {
+    /// Adds or updates a node; true when something a plugin looks at changed (so pods
+    /// that did not fit may fit now), false for e.g. a heartbeat.
+    pub fn set_node(&mut self, node: Arc<Node>) -> bool {
         let name = node.metadata.name.clone().unwrap_or_default();
         let old = std::mem::take(self.node_mut(&name));
         self.count_images(&old, -1);
-        let mut n = old;
+        let mut n = old.clone();
         n.name = name.clone();
         n.set_node(node);
         self.count_images(&n, 1);
+        let changed = old.node.is_none()
+            || old.labels != n.labels
+            || old.taints != n.taints
+            || old.unschedulable != n.unschedulable
+            || old.allocatable != n.allocatable
+            || old.images != n.images;
         *self.node_mut(&name) = n;
+        changed
     }
 
     pub fn remove_node(&mut self, name: &str) {
@@ -356,6 +365,34 @@ mod tests {
         assert_eq!(c.node("n1").unwrap().requested.milli_cpu, 0);
         assert_eq!(c.terms().count(), 0);
         assert_eq!(c.matching_pods(&p.required_anti_affinity[0]).count(), 0);
+    }
+
+    #[test]
+    fn only_changes_plugins_see_count_as_node_updates() {
+        let mut c = Cache::default();
+        assert!(
+            c.set_node(Arc::new(node("n1", "4", "8Gi", json!({})))),
+            "a new node"
+        );
+        let heartbeat = node(
+            "n1",
+            "4",
+            "8Gi",
+            json!({"status": {"conditions": [
+            {"type": "Ready", "status": "True", "lastHeartbeatTime": "2026-01-01T00:00:10Z"}]}}),
+        );
+        assert!(!c.set_node(Arc::new(heartbeat)), "a heartbeat");
+        let labelled = node(
+            "n1",
+            "4",
+            "8Gi",
+            json!({"metadata": {"labels": {"disk": "ssd"}}}),
+        );
+        assert!(c.set_node(Arc::new(labelled)), "a new label");
+        assert!(
+            c.set_node(Arc::new(node("n1", "8", "8Gi", json!({})))),
+            "more cpu"
+        );
     }
 
     #[test]

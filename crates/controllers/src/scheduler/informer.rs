@@ -170,8 +170,9 @@ impl Shared {
                     if let Some(s) = seen.as_mut() {
                         s.insert(n.metadata.name.clone().unwrap_or_default());
                     }
-                    self.cache.lock().set_node(Arc::new(n));
-                    self.queue.move_all_to_active_or_backoff();
+                    if self.cache.lock().set_node(Arc::new(n)) {
+                        self.queue.move_all_to_active_or_backoff();
+                    }
                 }
                 Event::InitDone => {
                     let seen = seen.take().unwrap_or_default();
