@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use client::reflector::ObjectKey;
 use k8s_openapi::api::core::v1::{Node, PersistentVolume, PersistentVolumeClaim};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 use super::node_info::NodeInfo;
@@ -58,6 +59,7 @@ pub struct Cache {
     pub namespaces: HashMap<String, Labels>,
     pub pvcs: HashMap<ObjectKey, Arc<PersistentVolumeClaim>>,
     pub pvs: HashMap<String, Arc<PersistentVolume>>,
+    pub pdbs: HashMap<ObjectKey, Arc<PodDisruptionBudget>>,
 }
 
 impl Cache {

@@ -10,6 +10,7 @@ use client::watcher::{self, Event};
 use client::{Api, ApiObject, Client};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Namespace, Node, PersistentVolume, PersistentVolumeClaim, Pod};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::scheduling::v1::PriorityClass;
 use parking_lot::Mutex;
 use tokio::sync::watch;
@@ -247,6 +248,16 @@ pub fn apply_pv(s: &Shared, pv: PersistentVolume, deleted: bool) {
         c.pvs.remove(&name);
     } else {
         c.pvs.insert(name, Arc::new(pv));
+    }
+}
+
+pub fn apply_pdb(s: &Shared, pdb: PodDisruptionBudget, deleted: bool) {
+    let key = ObjectKey::of(&pdb);
+    let mut c = s.cache.lock();
+    if deleted {
+        c.pdbs.remove(&key);
+    } else {
+        c.pdbs.insert(key, Arc::new(pdb));
     }
 }
 

@@ -32,6 +32,7 @@ use std::time::Duration;
 use client::leader::{LeaderElection, LeaderElectionConfig};
 use client::Client;
 use k8s_openapi::api::core::v1::{Namespace, PersistentVolume, PersistentVolumeClaim};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::scheduling::v1::PriorityClass;
 use parking_lot::Mutex;
 use tokio::sync::{mpsc, watch};
@@ -134,6 +135,12 @@ async fn run_leading(client: Client, cfg: SchedulerConfig, stats: Arc<Stats>) {
         client.clone(),
         tx,
         informer::apply_pv,
+    ));
+    let (tx, _) = ready_flag();
+    tasks.spawn(shared.clone().run_mirror::<PodDisruptionBudget>(
+        client.clone(),
+        tx,
+        informer::apply_pdb,
     ));
     let (tx, _) = ready_flag();
     tasks.spawn(shared.clone().run_nodes(client.clone(), tx));

@@ -2,25 +2,31 @@
 //! where evicting the fewest and least important lower-priority pods makes it fit.
 //!
 //! Per candidate node: remove every lower-priority pod, check the pod fits, then give back
-//! ("reprieve") as many of them as still leave room, most important first. Among the
-//! candidates, pick the one whose most important victim matters least, then the smallest
-//! sum of victim priorities, then the fewest victims.
+//! ("reprieve") as many of them as still leave room — first those a PodDisruptionBudget
+//! protects, then the rest, most important first. Among the candidates, pick the one that
+//! breaks the fewest budgets, then whose most important victim matters least, then the
+//! smallest sum of victim priorities, then the fewest victims.
 
 use std::sync::Arc;
+
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 
 use super::algorithm::{Algorithm, FitError};
 use super::cache::Cache;
 use super::framework::CycleState;
 use super::pod_info::PodInfo;
+use super::selectors::selector_matches;
 
 #[derive(Clone, Debug)]
 pub struct Candidate {
     pub node: String,
     pub victims: Vec<Arc<PodInfo>>,
+    /// Victims whose eviction a PodDisruptionBudget does not allow.
+    pub pdb_violations: usize,
 }
 
 impl Candidate {
-    fn rank(&self) -> (i32, i64, usize, String) {
+    fn rank(&self) -> (usize, i32, i64, usize, String) {
         let max = self
             .victims
             .iter()
@@ -28,8 +34,51 @@ impl Candidate {
             .max()
             .unwrap_or(i32::MIN);
         let sum = self.victims.iter().map(|v| i64::from(v.priority)).sum();
-        (max, sum, self.victims.len(), self.node.clone())
+        let n = self.victims.len();
+        (self.pdb_violations, max, sum, n, self.node.clone())
     }
+}
+
+/// Splits pods into those whose eviction some PodDisruptionBudget forbids (its
+/// `disruptionsAllowed` used up, counting the pods before them) and the rest.
+fn split_by_budget(
+    cache: &Cache,
+    pods: Vec<Arc<PodInfo>>,
+) -> (Vec<Arc<PodInfo>>, Vec<Arc<PodInfo>>) {
+    let mut allowed: Vec<(&PodDisruptionBudget, i32)> = cache
+        .pdbs
+        .values()
+        .map(|p| {
+            let left = p
+                .status
+                .as_ref()
+                .and_then(|s| s.disruptions_allowed)
+                .unwrap_or(0);
+            (p.as_ref(), left)
+        })
+        .collect();
+    let (mut violating, mut fine) = (Vec::new(), Vec::new());
+    for pod in pods {
+        let mut breaks = false;
+        for (pdb, left) in allowed.iter_mut() {
+            let same_ns = pdb.metadata.namespace.as_deref() == Some(pod.namespace.as_str());
+            let selects = pdb
+                .spec
+                .as_ref()
+                .and_then(|s| s.selector.as_ref())
+                .is_some_and(|sel| selector_matches(sel, &pod.labels));
+            if same_ns && selects {
+                *left -= 1;
+                breaks |= *left < 0;
+            }
+        }
+        if breaks {
+            violating.push(pod);
+        } else {
+            fine.push(pod);
+        }
+    }
+    (violating, fine)
 }
 
 /// Whether the pod may preempt at all: not with `preemptionPolicy: Never`, and not while
@@ -90,17 +139,23 @@ pub fn find(alg: &Algorithm, cache: &Cache, pod: &PodInfo, err: &FitError) -> Op
         }
         // Most important first: they get the first chance to stay.
         lower.sort_by(|a, b| b.priority.cmp(&a.priority).then(a.created.cmp(&b.created)));
+        let (violating, fine) = split_by_budget(cache, lower);
         let mut victims = Vec::new();
-        for p in lower {
-            sim.add_pod(p.clone());
-            if !alg.filter_node(&state, pod, &sim, cache).is_success() {
-                sim.remove_pod(&p);
-                victims.push(p);
+        let mut pdb_violations = 0;
+        for (protected, group) in [(true, violating), (false, fine)] {
+            for p in group {
+                sim.add_pod(p.clone());
+                if !alg.filter_node(&state, pod, &sim, cache).is_success() {
+                    sim.remove_pod(&p);
+                    victims.push(p);
+                    pdb_violations += usize::from(protected);
+                }
             }
         }
         let c = Candidate {
             node: name.to_string(),
             victims,
+            pdb_violations,
         };
         if best.as_ref().is_none_or(|b| c.rank() < b.rank()) {
             best = Some(c);
@@ -112,6 +167,8 @@ pub fn find(alg: &Algorithm, cache: &Cache, pod: &PodInfo, err: &FitError) -> Op
 #[cfg(test)]
 mod tests {
     use serde_json::json;
+
+    use client::reflector::ObjectKey;
 
     use super::*;
     use crate::scheduler::algorithm::Decision;
@@ -191,6 +248,47 @@ mod tests {
         p.spec.as_mut().unwrap().preemption_policy = Some("Never".into());
         never.pod = Arc::new(p);
         assert_eq!(victims_of(&c, &never), None);
+    }
+
+    #[test]
+    fn disruption_budgets_steer_the_choice() {
+        let labelled = |name: &str, app: &str| {
+            pod(
+                name,
+                json!({"labels": {"app": app}}),
+                json!({"priority": 10, "containers": [
+                {"name": "c", "image": "i", "resources": {"requests": {"cpu": "2", "memory": "1Mi"}}}]}),
+            )
+        };
+        let mut c = cache(
+            vec![
+                node("n1", "2", "8Gi", json!({})),
+                node("n2", "2", "8Gi", json!({})),
+            ],
+            vec![
+                on(labelled("guarded", "db"), "n1"),
+                on(labelled("free", "web"), "n2"),
+            ],
+        );
+        c.pdbs.insert(
+            ObjectKey {
+                namespace: "default".into(),
+                name: "db".into(),
+            },
+            Arc::new(
+                serde_json::from_value(json!({
+                "metadata": {"name": "db", "namespace": "default"},
+                "spec": {"selector": {"matchLabels": {"app": "db"}}, "minAvailable": 1},
+                "status": {"disruptionsAllowed": 0, "currentHealthy": 1, "desiredHealthy": 1,
+                           "expectedPods": 1}}))
+                .unwrap(),
+            ),
+        );
+        // Both nodes need one eviction of priority 10; the budget makes n2 the choice.
+        assert_eq!(
+            victims_of(&c, &prio("p", 100, "2")),
+            Some(("n2".into(), vec!["free".into()]))
+        );
     }
 
     #[test]
