@@ -236,7 +236,10 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                     membership = StoredMembership::new(Some(e.log_id), m.clone());
                 }
             }
-            out.push(Response(StoreBatchResponse { responses }));
+            out.push(Response(StoreBatchResponse {
+                responses,
+                log_index: e.log_id.index,
+            }));
         }
         let meta = self.cf(CF_SM_META);
         let mut batch = std::mem::take(&mut txn.batch);

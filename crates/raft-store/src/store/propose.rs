@@ -31,7 +31,7 @@ struct Unit {
     requests: Vec<StoreRequest>,
     /// Forwarded here by another member: propose on this member or fail, never forward on.
     local: bool,
-    tx: oneshot::Sender<Result<Vec<StoreResponse>>>,
+    tx: oneshot::Sender<Result<StoreBatchResponse>>,
 }
 
 #[derive(Default)]
@@ -50,7 +50,8 @@ impl Store {
         let mut r = self
             .enqueue(vec![StoreRequest { op: Some(op) }], false)
             .await?;
-        r.pop()
+        r.responses
+            .pop()
             .ok_or_else(|| Error::Storage("no response to a write".into()))
             .and_then(into_result)
     }
@@ -58,15 +59,14 @@ impl Store {
     /// Proposes a batch forwarded by another member, together with this member's own
     /// writes, as one unit: all of it is applied, or none of it and the sender may retry.
     pub(crate) async fn propose_forwarded(&self, batch: StoreBatch) -> Result<StoreBatchResponse> {
-        let responses = self.enqueue(batch.requests, true).await?;
-        Ok(StoreBatchResponse { responses })
+        self.enqueue(batch.requests, true).await
     }
 
     async fn enqueue(
         &self,
         requests: Vec<StoreRequest>,
         local: bool,
-    ) -> Result<Vec<StoreResponse>> {
+    ) -> Result<StoreBatchResponse> {
         let (tx, rx) = oneshot::channel();
         let start = {
             let mut st = self.inner.proposer.state.lock();
@@ -177,7 +177,20 @@ impl Store {
                                 .await
                                 .map_err(|_| Error::Timeout)?;
                             match res {
-                                Ok(resp) => return Ok(resp.into_inner()),
+                                Ok(resp) => {
+                                    let resp = resp.into_inner();
+                                    // Applied here too before answering: read-your-writes.
+                                    self.inner
+                                        .raft
+                                        .wait(Some(self.inner.cfg.request_timeout))
+                                        .applied_index_at_least(
+                                            Some(resp.log_index),
+                                            "forwarded write",
+                                        )
+                                        .await
+                                        .map_err(|_| Error::Timeout)?;
+                                    return Ok(resp);
+                                }
                                 // Never proposed: safe to send again once a new leader is known.
                                 Err(s) if not_delivered(&s) || s.message() == NOT_LEADER => {
                                     self.wait_for_new_leader(lid, deadline).await?;
@@ -242,7 +255,10 @@ fn deliver(units: Vec<Unit>, resp: StoreBatchResponse) {
     let mut responses = resp.responses.into_iter();
     for u in units {
         let mine: Vec<StoreResponse> = responses.by_ref().take(u.requests.len()).collect();
-        let _ = u.tx.send(Ok(mine));
+        let _ = u.tx.send(Ok(StoreBatchResponse {
+            responses: mine,
+            log_index: resp.log_index,
+        }));
     }
 }
 
