@@ -3,7 +3,8 @@
 //! - [`Client`]: knows every apiserver endpoint and fails over by itself;
 //! - [`Api`]: typed access to `k8s-openapi` kinds;
 //! - [`watcher`]: event streams that resume from the last resourceVersion and re-list when
-//!   it expired; [`reflector`]: a cache fed by a watcher;
+//!   it expired; [`reflector`]: a cache fed by a watcher; [`informer`]: one watch shared by
+//!   many controllers, with a broadcast of changes;
 //! - [`runtime`]: a controller runtime (`reconcile → Action`, error policy, rate-limited
 //!   work queue); [`leader`]: Lease-based leader election.
 //!
@@ -13,6 +14,7 @@ pub mod api;
 pub mod client;
 pub mod config;
 pub mod error;
+pub mod informer;
 pub mod leader;
 pub mod reflector;
 pub mod runtime;
