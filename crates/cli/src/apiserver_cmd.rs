@@ -89,18 +89,34 @@ pub struct ServerArgs {
     /// Do not run the scheduler in this process.
     #[arg(long)]
     pub disable_scheduler: bool,
+    /// Do not run the controller-manager in this process.
+    #[arg(long)]
+    pub disable_controller_manager: bool,
     /// Client configuration the in-process components use (default: this member's own
     /// address, with the serving certificate as the CA when TLS is on).
     #[arg(long)]
     pub components_config: Option<PathBuf>,
     #[command(flatten)]
     pub scheduler: crate::scheduler_cmd::SchedulerOptions,
+    #[command(flatten)]
+    pub controller_manager: crate::controller_manager_cmd::ControllerManagerOptions,
+}
+
+/// The control-plane components `rkube server` runs beside its apiserver.
+pub struct Components {
+    pub config: Option<PathBuf>,
+    pub scheduler: Option<controllers::scheduler::SchedulerConfig>,
+    pub controller_manager: Option<controllers::manager::ManagerConfig>,
 }
 
 pub async fn run_server(args: ServerArgs) -> anyhow::Result<()> {
-    let components = (!args.disable_scheduler)
-        .then(|| (args.components_config.clone(), args.scheduler.config()));
-    run(args.apiserver, components).await
+    let components = Components {
+        config: args.components_config.clone(),
+        scheduler: (!args.disable_scheduler).then(|| args.scheduler.config()),
+        controller_manager: (!args.disable_controller_manager)
+            .then(|| args.controller_manager.config()),
+    };
+    run(args.apiserver, Some(components)).await
 }
 
 fn components_client(
@@ -122,10 +138,7 @@ fn components_client(
     Ok(client::Client::new(cfg)?)
 }
 
-pub async fn run(
-    args: ApiServerArgs,
-    components: Option<(Option<PathBuf>, controllers::scheduler::SchedulerConfig)>,
-) -> anyhow::Result<()> {
+pub async fn run(args: ApiServerArgs, components: Option<Components>) -> anyhow::Result<()> {
     let cfg = args.config()?;
     let tls = cfg.tls.is_some();
     let server = ApiServer::start(cfg)
@@ -150,17 +163,23 @@ pub async fn run(
         }
         None => None,
     };
-    let scheduler = match components {
-        Some((config, sched)) => {
-            let client = components_client(&server, &args, config.as_deref())?;
-            Some(tokio::spawn(crate::scheduler_cmd::run_with(client, sched)))
+    let mut running = Vec::new();
+    if let Some(c) = components {
+        let client = components_client(&server, &args, c.config.as_deref())?;
+        if let Some(sched) = c.scheduler {
+            running.push(tokio::spawn(crate::scheduler_cmd::run_with(
+                client.clone(),
+                sched,
+            )));
         }
-        None => None,
-    };
+        if let Some(cm) = c.controller_manager {
+            running.push(tokio::spawn(controllers::manager::run(client, cm)));
+        }
+    }
     tokio::signal::ctrl_c().await.ok();
     tracing::info!("interrupted; stopping");
-    if let Some(s) = scheduler {
-        s.abort();
+    for t in running {
+        t.abort();
     }
     if let Some(e) = etcd {
         e.abort();

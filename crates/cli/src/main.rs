@@ -4,6 +4,8 @@
 //! same binary.
 
 mod apiserver_cmd;
+mod connect;
+mod controller_manager_cmd;
 mod ctl;
 mod scheduler_cmd;
 mod store_cmd;
@@ -31,6 +33,8 @@ enum Command {
     Server(apiserver_cmd::ServerArgs),
     /// Run the scheduler: place pending pods on nodes.
     Scheduler(scheduler_cmd::SchedulerArgs),
+    /// Run every controller (ReplicaSet, Deployment, Endpoints, ServiceAccount, …).
+    ControllerManager(controller_manager_cmd::ControllerManagerArgs),
     /// Talk to a cluster, as kubectl does.
     Ctl(ctl::CtlArgs),
 }
@@ -50,6 +54,7 @@ fn main() -> anyhow::Result<()> {
         Command::Apiserver(args) => rt.block_on(apiserver_cmd::run(args, None)),
         Command::Server(args) => rt.block_on(apiserver_cmd::run_server(args)),
         Command::Scheduler(args) => rt.block_on(scheduler_cmd::run(args)),
+        Command::ControllerManager(args) => rt.block_on(controller_manager_cmd::run(args)),
         Command::Ctl(args) => rt.block_on(ctl::run(args)),
     }
 }

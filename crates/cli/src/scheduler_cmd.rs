@@ -1,6 +1,5 @@
 //! `rkube scheduler`: the scheduler as its own process, a gRPC client of the apiserver.
 
-use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,15 +10,8 @@ use controllers::scheduler::{self, SchedulerConfig, Stats};
 
 #[derive(Args, Clone)]
 pub struct SchedulerArgs {
-    /// Apiserver endpoints, comma-separated (or RKUBE_SERVER).
-    #[arg(long, env = "RKUBE_SERVER")]
-    pub server: Option<String>,
-    /// Client configuration file (or RKUBE_CONFIG; default ~/.rkube/config).
-    #[arg(long, env = "RKUBE_CONFIG")]
-    pub config: Option<PathBuf>,
-    /// Bearer token (or RKUBE_TOKEN).
-    #[arg(long, env = "RKUBE_TOKEN")]
-    pub token: Option<String>,
+    #[command(flatten)]
+    pub client: crate::connect::ClientArgs,
     #[command(flatten)]
     pub options: SchedulerOptions,
 }
@@ -52,12 +44,10 @@ pub struct SchedulerOptions {
 
 impl SchedulerOptions {
     pub fn config(&self) -> SchedulerConfig {
-        let identity = self.leader_elect_identity.clone().unwrap_or_else(|| {
-            let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-                .map(|h| h.trim().to_string())
-                .unwrap_or_else(|_| "localhost".into());
-            format!("{host}_{}", std::process::id())
-        });
+        let identity = self
+            .leader_elect_identity
+            .clone()
+            .unwrap_or_else(default_identity);
         let mut cfg = SchedulerConfig::new(&identity);
         match &mut cfg.leader_election {
             Some(le) if self.leader_elect => {
@@ -72,6 +62,14 @@ impl SchedulerOptions {
         cfg.scheduled_events = self.scheduled_events;
         cfg
     }
+}
+
+/// A Lease candidate's default name: host name and process id.
+pub fn default_identity() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "localhost".into());
+    format!("{host}_{}", std::process::id())
 }
 
 /// Runs the scheduler on `client` and logs its counters every 10 s while they change.
@@ -104,12 +102,7 @@ pub async fn run_with(client: Client, cfg: SchedulerConfig) {
 }
 
 pub async fn run(args: SchedulerArgs) -> anyhow::Result<()> {
-    let cfg = crate::ctl::resolve_client_config(
-        args.server.as_deref(),
-        args.config.as_deref(),
-        args.token.as_deref(),
-    )?;
-    let client = Client::new(cfg)?;
+    let client = args.client.client()?;
     tokio::select! {
         _ = run_with(client, args.options.config()) => {}
         _ = tokio::signal::ctrl_c() => tracing::info!("interrupted; stopping"),

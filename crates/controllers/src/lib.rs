@@ -1,7 +1,17 @@
-//! The control-plane controllers of rkube: the scheduler (and, in time, the controllers of
-//! the controller-manager).
+//! The control-plane controllers of rkube: the scheduler, and the controller-manager's
+//! controllers (ReplicaSet, Deployment, Endpoints and EndpointSlice, ServiceAccount).
 //!
 //! Everything here is a client of the apiserver and reaches it only through the `client`
 //! crate, over gRPC — this crate must never depend on `apiserver` or `raft-store`.
 
+pub mod context;
+pub mod deployment;
+pub mod endpoints;
+pub mod events;
+pub mod leading;
+pub mod manager;
+pub mod pods;
+pub mod replicaset;
 pub mod scheduler;
+pub mod serviceaccount;
+pub mod worker;

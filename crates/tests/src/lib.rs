@@ -8,6 +8,7 @@
 pub mod chaos;
 pub mod cluster;
 pub mod component;
+pub mod fake_kubelet;
 pub mod fault_proxy;
 pub mod linearizability;
 pub mod netns;
@@ -19,6 +20,26 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 pub use cluster::{Clients, Cluster, Flavor};
+
+/// Scheduler leader election for tests: a 3 s Lease, so a takeover takes seconds.
+pub const FAST_SCHEDULER_LEASE: &[&str] = &[
+    "--leader-elect-lease-duration-ms",
+    "3000",
+    "--leader-elect-renew-deadline-ms",
+    "2000",
+    "--leader-elect-retry-period-ms",
+    "200",
+];
+
+/// Controller-manager leader election for tests, as [`FAST_SCHEDULER_LEASE`].
+pub const FAST_CM_LEASE: &[&str] = &[
+    "--cm-leader-elect-lease-duration-ms",
+    "3000",
+    "--cm-leader-elect-renew-deadline-ms",
+    "2000",
+    "--cm-leader-elect-retry-period-ms",
+    "200",
+];
 
 /// Path of the `rkube` binary under test.
 pub fn rkube_bin() -> PathBuf {

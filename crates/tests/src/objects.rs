@@ -1,6 +1,10 @@
 //! Objects tests and benchmarks create: fake nodes (Node objects with no agent behind them)
 //! and pods.
 
+use std::time::Duration;
+
+use client::{Api, Client, ListParams};
+use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use serde_json::{json, Value};
 
@@ -49,4 +53,35 @@ pub fn node_name(p: &Pod) -> Option<&str> {
         .as_ref()
         .and_then(|s| s.node_name.as_deref())
         .filter(|n| !n.is_empty())
+}
+
+/// Waits until Deployment `default/<name>` reports `replicas` updated and available
+/// replicas, and exactly that many pods labelled `app=<name>` run `image`.
+pub async fn wait_rolled_out(client: &Client, name: &str, image: &str, replicas: i32) {
+    let deploys = Api::<Deployment>::namespaced(client.clone(), "default");
+    let pods = Api::<Pod>::namespaced(client.clone(), "default");
+    let what = format!("{replicas} replicas of {name} on {image}");
+    crate::eventually(Duration::from_secs(90), &what, || async {
+        let d = deploys.get(name).await.ok()?;
+        let st = d.status?;
+        let done = st.observed_generation == d.metadata.generation
+            && st.updated_replicas == Some(replicas)
+            && st.replicas == Some(replicas)
+            && st.available_replicas == Some(replicas);
+        let list = pods
+            .list(&ListParams::default().labels(&format!("app={name}")))
+            .await
+            .ok()?
+            .items;
+        let on_image = list.len() == replicas as usize
+            && list.iter().all(|p| {
+                p.metadata.deletion_timestamp.is_none()
+                    && p.spec
+                        .as_ref()
+                        .and_then(|s| s.containers.first()?.image.as_deref())
+                        == Some(image)
+            });
+        (done && on_image).then_some(())
+    })
+    .await
 }

@@ -8,17 +8,8 @@ use std::time::Duration;
 use client::{Api, ListParams};
 use k8s_openapi::api::core::v1::{Event, Node, PersistentVolume, PersistentVolumeClaim, Pod};
 use rkube_tests::objects::{fake_node, node_name, pod};
-use rkube_tests::{eventually, Cluster, Flavor};
+use rkube_tests::{eventually, Cluster, Flavor, FAST_SCHEDULER_LEASE};
 use serde_json::json;
-
-const LEASE_ARGS: &[&str] = &[
-    "--leader-elect-lease-duration-ms",
-    "3000",
-    "--leader-elect-renew-deadline-ms",
-    "2000",
-    "--leader-elect-retry-period-ms",
-    "200",
-];
 
 async fn bound_to(pods: &Api<Pod>, name: &str) -> String {
     eventually(
@@ -54,7 +45,7 @@ async fn unschedulable_message(pods: &Api<Pod>, name: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn pods_land_where_kubernetes_would_put_them() {
-    let cluster = Cluster::start(Flavor::Server, 3, LEASE_ARGS).await;
+    let cluster = Cluster::start(Flavor::Server, 3, FAST_SCHEDULER_LEASE).await;
     let client = cluster.api_client();
     let nodes = Api::<Node>::all(client.clone());
     let pods = Api::<Pod>::namespaced(client.clone(), "default");
@@ -276,7 +267,7 @@ async fn pods_land_where_kubernetes_would_put_them() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn preemption_evicts_the_least_important_victims() {
-    let cluster = Cluster::start(Flavor::Server, 1, LEASE_ARGS).await;
+    let cluster = Cluster::start(Flavor::Server, 1, FAST_SCHEDULER_LEASE).await;
     let client = cluster.api_client();
     let nodes = Api::<Node>::all(client.clone());
     let pods = Api::<Pod>::namespaced(client.clone(), "default");

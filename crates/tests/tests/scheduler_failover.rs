@@ -13,7 +13,7 @@ use k8s_openapi::api::core::v1::{Node, Pod};
 use parking_lot::Mutex;
 use rkube_tests::component::Component;
 use rkube_tests::objects::{fake_node, node_name, pod};
-use rkube_tests::{eventually, Cluster, Flavor};
+use rkube_tests::{eventually, Cluster, Flavor, FAST_SCHEDULER_LEASE};
 use serde_json::json;
 
 /// Every node a pod has been seen on, in order (a correct scheduler gives each pod one).
@@ -92,18 +92,16 @@ async fn killing_the_active_scheduler_hands_over_without_double_binding() {
                 cluster.dir.path(),
                 id,
                 &[
-                    "scheduler",
-                    "--server",
-                    &endpoints,
-                    "--leader-elect-identity",
-                    id,
-                    "--leader-elect-lease-duration-ms",
-                    "3000",
-                    "--leader-elect-renew-deadline-ms",
-                    "2000",
-                    "--leader-elect-retry-period-ms",
-                    "200",
-                ],
+                    &[
+                        "scheduler",
+                        "--server",
+                        &endpoints,
+                        "--leader-elect-identity",
+                        id,
+                    ][..],
+                    FAST_SCHEDULER_LEASE,
+                ]
+                .concat(),
             )
         })
         .collect();

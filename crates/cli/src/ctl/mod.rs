@@ -3,6 +3,7 @@
 mod apply;
 mod cluster;
 mod get;
+mod rollout;
 
 use std::path::PathBuf;
 
@@ -45,6 +46,10 @@ enum CtlCommand {
     Cluster(cluster::ClusterArgs),
     /// The kinds the server serves.
     ApiResources,
+    /// Manage the rollout of a Deployment.
+    Rollout(rollout::RolloutArgs),
+    /// Set the replica count of a Deployment or ReplicaSet.
+    Scale(rollout::ScaleArgs),
 }
 
 pub struct Ctx {
@@ -178,6 +183,8 @@ pub async fn run(args: CtlArgs) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        CtlCommand::Rollout(r) => rollout::rollout(&ctx, r).await,
+        CtlCommand::Scale(s) => rollout::scale(&ctx, s).await,
         CtlCommand::Cluster(_) => unreachable!("handled above"),
     }
 }

@@ -29,7 +29,7 @@ pub mod testing;
 use std::sync::Arc;
 use std::time::Duration;
 
-use client::leader::{LeaderElection, LeaderElectionConfig};
+use client::leader::LeaderElectionConfig;
 use client::Client;
 use k8s_openapi::api::core::v1::{Namespace, PersistentVolume, PersistentVolumeClaim};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
@@ -76,25 +76,11 @@ impl SchedulerConfig {
 /// election. Losing the Lease stops every scheduling task; winning it again starts afresh
 /// from a new list.
 pub async fn run(client: Client, cfg: SchedulerConfig, stats: Arc<Stats>) {
-    let Some(le_cfg) = cfg.leader_election.clone() else {
-        run_leading(client, cfg, stats).await;
-        return;
-    };
-    let election = LeaderElection::start(client.clone(), le_cfg.clone());
-    let mut leading = election.is_leader.clone();
-    loop {
-        if leading.wait_for(|l| *l).await.is_err() {
-            return;
-        }
-        tracing::info!(identity = %le_cfg.identity, "became the leader; scheduling");
-        let mut work = Box::pin(run_leading(client.clone(), cfg.clone(), stats.clone()));
-        tokio::select! {
-            _ = &mut work => return,
-            _ = leading.wait_for(|l| !*l) => {
-                tracing::warn!(identity = %le_cfg.identity, "lost the Lease; stopped scheduling");
-            }
-        }
-    }
+    let lease = cfg.leader_election.clone();
+    crate::leading::run_while_leading(client.clone(), lease, || {
+        run_leading(client.clone(), cfg.clone(), stats.clone())
+    })
+    .await;
 }
 
 /// Everything a leading scheduler runs; all of it stops when this future is dropped.

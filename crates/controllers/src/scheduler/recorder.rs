@@ -3,8 +3,7 @@
 //! whose deadline passed while pending.
 
 use client::{Api, Client, PatchParams};
-use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference, Pod};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+use k8s_openapi::api::core::v1::{Event, Pod};
 use k8s_openapi::jiff::Timestamp;
 use serde_json::json;
 
@@ -40,34 +39,13 @@ impl Recorder {
     }
 
     pub async fn event(&self, pod: &PodInfo, type_: &str, reason: &str, message: &str) {
-        let now = Time(now());
-        let ev = Event {
-            metadata: ObjectMeta {
-                generate_name: Some(format!("{}.", pod.key.name)),
-                namespace: Some(pod.namespace.clone()),
-                ..Default::default()
-            },
-            involved_object: ObjectReference {
-                api_version: Some("v1".into()),
-                kind: Some("Pod".into()),
-                namespace: Some(pod.namespace.clone()),
-                name: Some(pod.key.name.clone()),
-                uid: Some(pod.uid.clone()),
-                ..Default::default()
-            },
-            reason: Some(reason.into()),
-            message: Some(message.into()),
-            type_: Some(type_.into()),
-            source: Some(EventSource {
-                component: Some(self.component.clone()),
-                host: None,
-            }),
-            reporting_component: Some(self.component.clone()),
-            first_timestamp: Some(now.clone()),
-            last_timestamp: Some(now),
-            count: Some(1),
-            ..Default::default()
-        };
+        let ev = crate::events::event_for(
+            pod.pod.as_ref(),
+            &self.component,
+            type_,
+            reason,
+            message.to_string(),
+        );
         let api = Api::<Event>::namespaced(self.client.clone(), &pod.namespace);
         if let Err(e) = api.create(&ev).await {
             tracing::debug!(pod = %pod.key, error = %e, "recording an event failed");

@@ -1,0 +1,61 @@
+//! What every controller of the controller-manager reads and writes through: the client,
+//! one shared informer per kind, and the event recorder.
+
+use std::sync::Arc;
+
+use client::informer::Informer;
+use client::{Api, ApiObject, Client};
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{Namespace, Node, Pod, Service, ServiceAccount};
+
+use crate::events::Recorder;
+
+pub struct Ctx {
+    pub client: Client,
+    pub events: Recorder,
+    pub pods: Arc<Informer<Pod>>,
+    pub replicasets: Arc<Informer<ReplicaSet>>,
+    pub deployments: Arc<Informer<Deployment>>,
+    pub services: Arc<Informer<Service>>,
+    pub namespaces: Arc<Informer<Namespace>>,
+    pub service_accounts: Arc<Informer<ServiceAccount>>,
+    pub nodes: Arc<Informer<Node>>,
+    pub node_leases: Arc<Informer<Lease>>,
+}
+
+fn all<K: ApiObject>(client: &Client) -> Arc<Informer<K>> {
+    Informer::start(Api::<K>::all(client.clone()), Default::default())
+}
+
+impl Ctx {
+    /// Starts every informer; they stop when the context is dropped.
+    pub fn start(client: Client, component: &str) -> Arc<Ctx> {
+        Arc::new(Ctx {
+            events: Recorder::new(client.clone(), component),
+            pods: all(&client),
+            replicasets: all(&client),
+            deployments: all(&client),
+            services: all(&client),
+            namespaces: all(&client),
+            service_accounts: all(&client),
+            nodes: all(&client),
+            node_leases: Informer::start(
+                Api::<Lease>::namespaced(client.clone(), "kube-node-lease"),
+                Default::default(),
+            ),
+            client,
+        })
+    }
+
+    pub async fn wait_ready(&self) {
+        self.pods.wait_ready().await;
+        self.replicasets.wait_ready().await;
+        self.deployments.wait_ready().await;
+        self.services.wait_ready().await;
+        self.namespaces.wait_ready().await;
+        self.service_accounts.wait_ready().await;
+        self.nodes.wait_ready().await;
+        self.node_leases.wait_ready().await;
+    }
+}

@@ -1,0 +1,53 @@
+//! The controller-manager: every controller in one process, acting only while it holds the
+//! `kube-system/kube-controller-manager` Lease. Losing the Lease stops every controller;
+//! winning it again starts them afresh from new lists.
+
+use std::sync::Arc;
+
+use client::leader::LeaderElectionConfig;
+use client::Client;
+
+use crate::context::Ctx;
+
+#[derive(Clone, Debug)]
+pub struct ManagerConfig {
+    /// `None`: act at once, without a Lease.
+    pub leader_election: Option<LeaderElectionConfig>,
+    /// Concurrent reconciles per controller.
+    pub workers: usize,
+}
+
+impl ManagerConfig {
+    pub fn new(identity: &str) -> Self {
+        ManagerConfig {
+            leader_election: Some(LeaderElectionConfig::new(
+                "kube-system",
+                "kube-controller-manager",
+                identity,
+            )),
+            workers: 4,
+        }
+    }
+}
+
+/// Runs until dropped.
+pub async fn run(client: Client, cfg: ManagerConfig) {
+    let lease = cfg.leader_election.clone();
+    crate::leading::run_while_leading(client.clone(), lease, || {
+        run_leading(client.clone(), cfg.clone())
+    })
+    .await;
+}
+
+async fn run_leading(client: Client, cfg: ManagerConfig) {
+    let ctx: Arc<Ctx> = Ctx::start(client, "controller-manager");
+    ctx.wait_ready().await;
+    tracing::info!("controller-manager caches synced");
+    let w = cfg.workers.max(1);
+    tokio::join!(
+        crate::replicaset::run(ctx.clone(), w),
+        crate::deployment::run(ctx.clone(), w),
+        crate::serviceaccount::run(ctx.clone()),
+        crate::endpoints::run(ctx.clone(), w),
+    );
+}

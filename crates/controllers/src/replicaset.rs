@@ -1,0 +1,395 @@
+//! ReplicaSet controller: keeps `spec.replicas` pods of the template running.
+//!
+//! It adopts orphans its selector matches and releases pods that stop matching; on scale
+//! down it gives up unscheduled and not-ready pods before ready ones; and it remembers the
+//! pods it created or deleted until the watch shows them ("expectations"), so a slow
+//! watch never makes it create or delete twice.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use client::informer::Change;
+use client::reflector::ObjectKey;
+use client::{Api, PatchParams};
+use k8s_openapi::api::apps::v1::ReplicaSet;
+use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
+use parking_lot::Mutex;
+use serde_json::json;
+
+use crate::context::Ctx;
+use crate::pods::{self, controller_ref};
+use crate::scheduler::recorder::now;
+use crate::scheduler::selectors::selector_matches;
+use crate::worker::{self, Requeue};
+
+/// Creates in flight at most, per ReplicaSet and pass (Kubernetes' burst).
+const BURST: usize = 500;
+/// Expectations not met after this long are given up (a lost watch event).
+const EXPECTATIONS_TTL: Duration = Duration::from_secs(300);
+
+#[derive(Default)]
+struct Expectations {
+    creates: HashSet<String>,
+    deletes: HashSet<String>,
+    since: Option<Instant>,
+}
+
+#[derive(Default)]
+pub struct ReplicaSetController {
+    expectations: Mutex<HashMap<ObjectKey, Expectations>>,
+}
+
+/// The ReplicaSet keys a pod change concerns: its controller, or for an orphan every
+/// ReplicaSet of its namespace that selects it.
+fn owners(ctx: &Ctx, c: &Change<Pod>) -> Vec<ObjectKey> {
+    let p = c.object();
+    let ns = p.metadata.namespace.clone().unwrap_or_default();
+    match controller_ref(&p.metadata) {
+        Some(r) if r.kind == "ReplicaSet" => vec![ObjectKey {
+            namespace: ns,
+            name: r.name.clone(),
+        }],
+        Some(_) => vec![],
+        None => {
+            let labels = p.metadata.labels.clone().unwrap_or_default();
+            ctx.replicasets
+                .list_namespace(&ns)
+                .iter()
+                .filter(|rs| selector_matches(&rs.spec.selector, &labels))
+                .map(|rs| ObjectKey::of(rs.as_ref()))
+                .collect()
+        }
+    }
+}
+
+pub async fn run(ctx: Arc<Ctx>, workers: usize) {
+    let q = worker::queue();
+    let this = Arc::new(ReplicaSetController::default());
+    let rs_feed = {
+        let ctx2 = ctx.clone();
+        worker::feed(
+            ctx.replicasets.clone(),
+            q.clone(),
+            worker::own_key,
+            move || ctx2.replicasets.keys(),
+        )
+    };
+    let pod_feed = {
+        let (c1, c2) = (ctx.clone(), ctx.clone());
+        worker::feed(
+            ctx.pods.clone(),
+            q.clone(),
+            move |c| owners(&c1, c),
+            move || c2.replicasets.keys(),
+        )
+    };
+    let work = worker::run("replicaset", q, workers, move |key| {
+        let (ctx, this) = (ctx.clone(), this.clone());
+        async move { this.reconcile(&ctx, key).await }
+    });
+    tokio::join!(rs_feed, pod_feed, work);
+}
+
+/// The controller reference a ReplicaSet puts on its pods.
+pub fn owner_ref(api_version: &str, kind: &str, meta: &ObjectMeta) -> OwnerReference {
+    OwnerReference {
+        api_version: api_version.into(),
+        kind: kind.into(),
+        name: meta.name.clone().unwrap_or_default(),
+        uid: meta.uid.clone().unwrap_or_default(),
+        controller: Some(true),
+        block_owner_deletion: Some(true),
+    }
+}
+
+/// A pod from a template, owned by `owner`.
+pub fn pod_from_template(template: &PodTemplateSpec, owner: &OwnerReference, ns: &str) -> Pod {
+    let tm = template.metadata.clone().unwrap_or_default();
+    Pod {
+        metadata: ObjectMeta {
+            generate_name: Some(format!("{}-", owner.name)),
+            namespace: Some(ns.to_string()),
+            labels: tm.labels,
+            annotations: tm.annotations,
+            owner_references: Some(vec![owner.clone()]),
+            finalizers: tm.finalizers,
+            ..Default::default()
+        },
+        spec: template.spec.clone(),
+        status: None,
+    }
+}
+
+/// Adds (`Some`) or removes (`None`) a controller reference on a pod, guarded by the pod's
+/// resourceVersion.
+pub async fn set_controller(
+    pods: &Api<Pod>,
+    p: &Pod,
+    owner: Option<&OwnerReference>,
+    uid: &str,
+) -> client::Result<()> {
+    let mut refs: Vec<OwnerReference> = p
+        .metadata
+        .owner_references
+        .iter()
+        .flatten()
+        .filter(|r| r.uid != uid)
+        .cloned()
+        .collect();
+    if let Some(o) = owner {
+        refs.push(o.clone());
+    }
+    let patch = json!({"metadata": {
+        "ownerReferences": refs,
+        "resourceVersion": p.metadata.resource_version,
+    }});
+    pods.patch(
+        p.metadata.name.as_deref().unwrap_or_default(),
+        PatchParams::Merge,
+        &patch,
+    )
+    .await
+    .map(|_| ())
+}
+
+impl ReplicaSetController {
+    fn satisfied(&self, key: &ObjectKey, ctx: &Ctx) -> bool {
+        let mut all = self.expectations.lock();
+        let Some(e) = all.get_mut(key) else {
+            return true;
+        };
+        let present = |name: &String| {
+            ctx.pods.get(&ObjectKey {
+                namespace: key.namespace.clone(),
+                name: name.clone(),
+            })
+        };
+        e.creates.retain(|n| present(n).is_none());
+        e.deletes
+            .retain(|n| present(n).is_some_and(|p| !pods::is_deleting(&p)));
+        let expired = e.since.is_some_and(|t| t.elapsed() > EXPECTATIONS_TTL);
+        if (e.creates.is_empty() && e.deletes.is_empty()) || expired {
+            all.remove(key);
+            return true;
+        }
+        false
+    }
+
+    async fn reconcile(&self, ctx: &Ctx, key: ObjectKey) -> Result<Requeue, client::Error> {
+        let Some(rs) = ctx.replicasets.get(&key) else {
+            self.expectations.lock().remove(&key);
+            return Ok(None);
+        };
+        let spec = rs.spec.clone();
+        let owner = owner_ref("apps/v1", "ReplicaSet", &rs.metadata);
+        let desired = spec.replicas.unwrap_or(1).max(0) as usize;
+        let sync = Sync {
+            ctx,
+            key: &key,
+            selector: &spec.selector,
+            owner: &owner,
+            deleting: rs.metadata.deletion_timestamp.is_some(),
+        };
+        let active = sync.claim_pods().await?;
+        if !sync.deleting && self.satisfied(&key, ctx) {
+            if active.len() < desired {
+                let template = spec.template.clone().unwrap_or_default();
+                self.create(&sync, &template, desired - active.len(), rs.as_ref())
+                    .await?;
+            } else if active.len() > desired {
+                self.delete(&sync, &active, active.len() - desired, rs.as_ref())
+                    .await?;
+            }
+        }
+        let now_s = now().as_second();
+        let min_ready = spec.min_ready_seconds.unwrap_or(0);
+        let ready = active.iter().filter(|p| pods::is_ready(p)).count() as i32;
+        let available = active
+            .iter()
+            .filter(|p| pods::is_available(p, min_ready, now_s))
+            .count() as i32;
+        let template_labels = spec
+            .template
+            .as_ref()
+            .and_then(|t| t.metadata.as_ref())
+            .and_then(|m| m.labels.clone())
+            .unwrap_or_default();
+        let fully_labeled = active
+            .iter()
+            .filter(|p| {
+                let l = p.metadata.labels.clone().unwrap_or_default();
+                template_labels.iter().all(|(k, v)| l.get(k) == Some(v))
+            })
+            .count() as i32;
+        let status = json!({
+            "replicas": active.len(),
+            "fullyLabeledReplicas": fully_labeled,
+            "readyReplicas": ready,
+            "availableReplicas": available,
+            "observedGeneration": rs.metadata.generation,
+        });
+        let cur = rs.status.clone().unwrap_or_default();
+        let same = cur.replicas == active.len() as i32
+            && cur.fully_labeled_replicas.unwrap_or(0) == fully_labeled
+            && cur.ready_replicas.unwrap_or(0) == ready
+            && cur.available_replicas.unwrap_or(0) == available
+            && cur.observed_generation == rs.metadata.generation;
+        if !same {
+            Api::<ReplicaSet>::namespaced(ctx.client.clone(), &key.namespace)
+                .patch_status(&key.name, PatchParams::Merge, &json!({ "status": status }))
+                .await?;
+        }
+        // Ready pods become available minReadySeconds later: look again then.
+        if min_ready > 0 && ready > available {
+            return Ok(Some(Duration::from_secs(min_ready as u64)));
+        }
+        Ok(None)
+    }
+
+    async fn create(
+        &self,
+        sync: &Sync<'_>,
+        template: &PodTemplateSpec,
+        n: usize,
+        rs: &ReplicaSet,
+    ) -> Result<(), client::Error> {
+        let api = Api::<Pod>::namespaced(sync.ctx.client.clone(), &sync.key.namespace);
+        let n = n.min(BURST);
+        let pod = pod_from_template(template, sync.owner, &sync.key.namespace);
+        // Slow start: batches of 1, 2, 4, … so a failing create fails once, not n times.
+        let mut batch = 1;
+        let mut done = 0;
+        while done < n {
+            let size = batch.min(n - done);
+            let results = futures::future::join_all((0..size).map(|_| api.create(&pod))).await;
+            let mut first_err = None;
+            {
+                let mut all = self.expectations.lock();
+                let e = all.entry(sync.key.clone()).or_default();
+                e.since.get_or_insert_with(Instant::now);
+                for r in results {
+                    match r {
+                        Ok(p) => {
+                            e.creates
+                                .insert(p.metadata.name.clone().unwrap_or_default());
+                        }
+                        Err(err) => {
+                            first_err.get_or_insert(err);
+                        }
+                    }
+                }
+            }
+            if let Some(err) = first_err {
+                sync.ctx.events.record(
+                    rs,
+                    "Warning",
+                    "FailedCreate",
+                    format!("Error creating: {err}"),
+                );
+                return Err(err);
+            }
+            done += size;
+            batch *= 2;
+        }
+        sync.ctx.events.record(
+            rs,
+            "Normal",
+            "SuccessfulCreate",
+            format!("Created {n} pod(s)"),
+        );
+        Ok(())
+    }
+
+    async fn delete(
+        &self,
+        sync: &Sync<'_>,
+        active: &[Arc<Pod>],
+        n: usize,
+        rs: &ReplicaSet,
+    ) -> Result<(), client::Error> {
+        let api = Api::<Pod>::namespaced(sync.ctx.client.clone(), &sync.key.namespace);
+        let mut ranked: Vec<&Arc<Pod>> = active.iter().collect();
+        ranked.sort_by_key(|p| pods::deletion_rank(p));
+        let victims: Vec<String> = ranked
+            .iter()
+            .take(n)
+            .map(|p| p.metadata.name.clone().unwrap_or_default())
+            .collect();
+        {
+            let mut all = self.expectations.lock();
+            let e = all.entry(sync.key.clone()).or_default();
+            e.since.get_or_insert_with(Instant::now);
+            e.deletes.extend(victims.iter().cloned());
+        }
+        let results = futures::future::join_all(victims.iter().map(|v| api.delete(v, None))).await;
+        for (v, r) in victims.iter().zip(results) {
+            match r {
+                Ok(_) => {}
+                Err(e) if e.is_not_found() => {}
+                Err(e) => {
+                    if let Some(x) = self.expectations.lock().get_mut(sync.key) {
+                        x.deletes.remove(v);
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        sync.ctx.events.record(
+            rs,
+            "Normal",
+            "SuccessfulDelete",
+            format!("Deleted {n} pod(s)"),
+        );
+        Ok(())
+    }
+}
+
+/// One pass over one ReplicaSet's pods.
+pub struct Sync<'a> {
+    pub ctx: &'a Ctx,
+    pub key: &'a ObjectKey,
+    pub selector: &'a LabelSelector,
+    pub owner: &'a OwnerReference,
+    /// The owner is being deleted: adopt nothing.
+    pub deleting: bool,
+}
+
+impl Sync<'_> {
+    /// The active pods the owner controls, after adopting matching orphans and releasing
+    /// owned pods that no longer match.
+    pub async fn claim_pods(&self) -> Result<Vec<Arc<Pod>>, client::Error> {
+        let api = Api::<Pod>::namespaced(self.ctx.client.clone(), &self.key.namespace);
+        let mut owned = Vec::new();
+        for p in self.ctx.pods.list_namespace(&self.key.namespace) {
+            if !pods::is_active(&p) {
+                continue;
+            }
+            let labels = p.metadata.labels.clone().unwrap_or_default();
+            let matches = selector_matches(self.selector, &labels);
+            match controller_ref(&p.metadata) {
+                Some(r) if r.uid == self.owner.uid => {
+                    if matches {
+                        owned.push(p);
+                    } else if let Err(e) = set_controller(&api, &p, None, &self.owner.uid).await {
+                        if !e.is_not_found() {
+                            return Err(e);
+                        }
+                    }
+                }
+                Some(_) => {}
+                None if matches && !self.deleting && !pods::is_deleting(&p) => {
+                    match set_controller(&api, &p, Some(self.owner), &self.owner.uid).await {
+                        Ok(()) => owned.push(p),
+                        Err(e) if e.is_not_found() || e.is_conflict() => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+                None => {}
+            }
+        }
+        owned.retain(|p| !pods::is_deleting(p));
+        Ok(owned)
+    }
+}

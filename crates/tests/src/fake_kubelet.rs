@@ -1,0 +1,106 @@
+//! A stand-in kubelet for controller tests: pods bound to its nodes become Running with a
+//! pod IP and (after `ready_after`) Ready; pods being deleted are finished at once. No
+//! containers run. A pod annotated `test.rkube.io/never-ready: "true"` runs but never
+//! becomes Ready.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use client::watcher::{watcher, Event};
+use client::{Api, Client, PatchParams};
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Pod;
+use serde_json::json;
+use tokio::task::JoinHandle;
+
+pub const NEVER_READY: &str = "test.rkube.io/never-ready";
+
+pub struct FakeKubelet {
+    task: JoinHandle<()>,
+}
+
+impl Drop for FakeKubelet {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+fn now() -> String {
+    let s = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    k8s_openapi::jiff::Timestamp::from_second(s)
+        .map(|t| t.to_string())
+        .unwrap_or_default()
+}
+
+impl FakeKubelet {
+    pub fn start(client: Client, nodes: &[&str], ready_after: Duration) -> FakeKubelet {
+        let nodes: HashSet<String> = nodes.iter().map(|n| n.to_string()).collect();
+        let next_ip = Arc::new(AtomicU32::new(1));
+        let task = tokio::spawn(async move {
+            let all = Api::<Pod>::all(client.clone());
+            let mut s = watcher(all, Default::default()).boxed();
+            let mut readying: HashSet<String> = HashSet::new();
+            while let Some(ev) = s.next().await {
+                let (Event::Apply(p) | Event::InitApply(p)) = ev else {
+                    continue;
+                };
+                let node = p
+                    .spec
+                    .as_ref()
+                    .and_then(|s| s.node_name.clone())
+                    .unwrap_or_default();
+                if !nodes.contains(&node) {
+                    continue;
+                }
+                let ns = p.metadata.namespace.clone().unwrap_or_default();
+                let name = p.metadata.name.clone().unwrap_or_default();
+                let api = Api::<Pod>::namespaced(client.clone(), &ns);
+                if p.metadata.deletion_timestamp.is_some() {
+                    let _ = api.delete(&name, Some(0)).await;
+                    continue;
+                }
+                let st = p.status.clone().unwrap_or_default();
+                let never_ready = p
+                    .metadata
+                    .annotations
+                    .as_ref()
+                    .and_then(|a| a.get(NEVER_READY))
+                    .is_some_and(|v| v == "true");
+                let ready = st
+                    .conditions
+                    .iter()
+                    .flatten()
+                    .any(|c| c.type_ == "Ready" && c.status == "True");
+                if st.phase.as_deref() != Some("Running") {
+                    let n = next_ip.fetch_add(1, Ordering::Relaxed);
+                    let ip = format!("10.244.{}.{}", n / 250, n % 250 + 2);
+                    let patch = json!({"status": {"phase": "Running", "podIP": ip,
+                        "podIPs": [{"ip": ip}], "hostIP": "192.0.2.1", "startTime": now()}});
+                    let _ = api.patch_status(&name, PatchParams::Merge, &patch).await;
+                    continue;
+                }
+                let uid = p.metadata.uid.clone().unwrap_or_default();
+                if !ready && !never_ready && readying.insert(uid) {
+                    let (api, name) = (api.clone(), name.clone());
+                    tokio::spawn(async move {
+                        tokio::time::sleep(ready_after).await;
+                        let t = now();
+                        let patch = json!({"status": {"conditions": [
+                            {"type": "PodScheduled", "status": "True", "lastTransitionTime": t},
+                            {"type": "Initialized", "status": "True", "lastTransitionTime": t},
+                            {"type": "ContainersReady", "status": "True", "lastTransitionTime": t},
+                            {"type": "Ready", "status": "True", "lastTransitionTime": t}]}});
+                        let _ = api
+                            .patch_status(&name, PatchParams::Strategic, &patch)
+                            .await;
+                    });
+                }
+            }
+        });
+        FakeKubelet { task }
+    }
+}
