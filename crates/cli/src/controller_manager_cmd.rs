@@ -32,10 +32,27 @@ pub struct ControllerManagerOptions {
     /// Concurrent reconciles per controller.
     #[arg(long, default_value_t = 4)]
     pub concurrent_syncs: usize,
+    /// A node without a heartbeat for this long is unreachable.
+    #[arg(long, default_value_t = 40_000)]
+    pub node_monitor_grace_period_ms: u64,
+    /// How often every node is checked.
+    #[arg(long, default_value_t = 5_000)]
+    pub node_monitor_period_ms: u64,
+    /// Pod CIDRs for nodes come from this range ("" turns node IPAM off).
+    #[arg(long, default_value = "10.244.0.0/16")]
+    pub cluster_cidr: String,
+    /// Prefix length of each node's pod CIDR.
+    #[arg(long, default_value_t = 24)]
+    pub node_cidr_mask_size: u8,
 }
 
 impl ControllerManagerOptions {
     pub fn config(&self) -> ManagerConfig {
+        if !self.cluster_cidr.is_empty()
+            && controllers::node_lifecycle::parse_cidr(&self.cluster_cidr).is_none()
+        {
+            tracing::warn!(cidr = %self.cluster_cidr, "--cluster-cidr is not an IPv4 CIDR; node IPAM is off");
+        }
         let identity = self
             .cm_leader_elect_identity
             .clone()
@@ -50,6 +67,12 @@ impl ControllerManagerOptions {
             _ => cfg.leader_election = None,
         }
         cfg.workers = self.concurrent_syncs;
+        cfg.node_lifecycle.grace_period = Duration::from_millis(self.node_monitor_grace_period_ms);
+        cfg.node_lifecycle.monitor_period =
+            Duration::from_millis(self.node_monitor_period_ms.max(100));
+        cfg.node_lifecycle.cluster_cidr =
+            controllers::node_lifecycle::parse_cidr(&self.cluster_cidr);
+        cfg.node_lifecycle.node_mask = self.node_cidr_mask_size;
         cfg
     }
 }

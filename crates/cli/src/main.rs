@@ -30,7 +30,7 @@ enum Command {
     /// Run one control-plane member: the store and the API server.
     Apiserver(apiserver_cmd::ApiServerArgs),
     /// Run one control-plane member with every control-plane component (as k3s does).
-    Server(apiserver_cmd::ServerArgs),
+    Server(Box<apiserver_cmd::ServerArgs>),
     /// Run the scheduler: place pending pods on nodes.
     Scheduler(scheduler_cmd::SchedulerArgs),
     /// Run every controller (ReplicaSet, Deployment, Endpoints, ServiceAccount, …).
@@ -52,7 +52,7 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Store(args) => rt.block_on(store_cmd::run(args)),
         Command::Apiserver(args) => rt.block_on(apiserver_cmd::run(args, None)),
-        Command::Server(args) => rt.block_on(apiserver_cmd::run_server(args)),
+        Command::Server(args) => rt.block_on(apiserver_cmd::run_server(*args)),
         Command::Scheduler(args) => rt.block_on(scheduler_cmd::run(args)),
         Command::ControllerManager(args) => rt.block_on(controller_manager_cmd::run(args)),
         Command::Ctl(args) => rt.block_on(ctl::run(args)),

@@ -1,5 +1,6 @@
 //! The control-plane controllers of rkube: the scheduler, and the controller-manager's
-//! controllers (ReplicaSet, Deployment, Endpoints and EndpointSlice, ServiceAccount).
+//! controllers (ReplicaSet, Deployment, Endpoints and EndpointSlice, ServiceAccount,
+//! node lifecycle).
 //!
 //! Everything here is a client of the apiserver and reaches it only through the `client`
 //! crate, over gRPC — this crate must never depend on `apiserver` or `raft-store`.
@@ -10,6 +11,7 @@ pub mod endpoints;
 pub mod events;
 pub mod leading;
 pub mod manager;
+pub mod node_lifecycle;
 pub mod pods;
 pub mod replicaset;
 pub mod scheduler;

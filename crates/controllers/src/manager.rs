@@ -15,6 +15,7 @@ pub struct ManagerConfig {
     pub leader_election: Option<LeaderElectionConfig>,
     /// Concurrent reconciles per controller.
     pub workers: usize,
+    pub node_lifecycle: crate::node_lifecycle::NodeLifecycleConfig,
 }
 
 impl ManagerConfig {
@@ -26,6 +27,7 @@ impl ManagerConfig {
                 identity,
             )),
             workers: 4,
+            node_lifecycle: Default::default(),
         }
     }
 }
@@ -49,5 +51,6 @@ async fn run_leading(client: Client, cfg: ManagerConfig) {
         crate::deployment::run(ctx.clone(), w),
         crate::serviceaccount::run(ctx.clone()),
         crate::endpoints::run(ctx.clone(), w),
+        crate::node_lifecycle::run(ctx.clone(), cfg.node_lifecycle.clone()),
     );
 }

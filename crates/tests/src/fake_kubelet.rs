@@ -1,6 +1,6 @@
-//! A stand-in kubelet for controller tests: pods bound to its nodes become Running with a
-//! pod IP and (after `ready_after`) Ready; pods being deleted are finished at once. No
-//! containers run. A pod annotated `test.rkube.io/never-ready: "true"` runs but never
+//! A stand-in kubelet for controller tests: it renews its nodes' Leases and Ready
+//! condition every second; pods bound to its nodes become Running with a pod IP and
+//! (after `ready_after`) Ready; pods being deleted are finished at once. No containers run. A pod annotated `test.rkube.io/never-ready: "true"` runs but never
 //! becomes Ready.
 
 use std::collections::HashSet;
@@ -11,7 +11,8 @@ use std::time::Duration;
 use client::watcher::{watcher, Event};
 use client::{Api, Client, PatchParams};
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{Node, Pod};
 use serde_json::json;
 use tokio::task::JoinHandle;
 
@@ -19,12 +20,48 @@ pub const NEVER_READY: &str = "test.rkube.io/never-ready";
 
 pub struct FakeKubelet {
     task: JoinHandle<()>,
+    heartbeat: JoinHandle<()>,
 }
 
 impl Drop for FakeKubelet {
     fn drop(&mut self) {
         self.task.abort();
+        self.heartbeat.abort();
     }
+}
+
+/// Renews `kube-node-lease/<node>` and the node's Ready condition, as a kubelet does.
+async fn heartbeat(client: Client, nodes: Vec<String>) {
+    let leases = Api::<Lease>::namespaced(client.clone(), "kube-node-lease");
+    let node_api = Api::<Node>::all(client);
+    loop {
+        for n in &nodes {
+            let t = now_micro();
+            let lease = json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+                "metadata": {"name": n, "namespace": "kube-node-lease"},
+                "spec": {"holderIdentity": n, "leaseDurationSeconds": 40, "renewTime": t}});
+            if leases.patch(n, PatchParams::Merge, &lease).await.is_err() {
+                if let Ok(l) = serde_json::from_value::<Lease>(lease) {
+                    let _ = leases.create(&l).await;
+                }
+            }
+            let patch = json!({"status": {"conditions": [{"type": "Ready", "status": "True",
+                "reason": "KubeletReady", "lastHeartbeatTime": now(), "lastTransitionTime": now()}]}});
+            let _ = node_api
+                .patch_status(n, PatchParams::Strategic, &patch)
+                .await;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+fn now_micro() -> String {
+    let us = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as i64);
+    k8s_openapi::jiff::Timestamp::from_microsecond(us)
+        .map(|t| t.to_string())
+        .unwrap_or_default()
 }
 
 fn now() -> String {
@@ -38,6 +75,10 @@ fn now() -> String {
 
 impl FakeKubelet {
     pub fn start(client: Client, nodes: &[&str], ready_after: Duration) -> FakeKubelet {
+        let heartbeat = tokio::spawn(heartbeat(
+            client.clone(),
+            nodes.iter().map(|n| n.to_string()).collect(),
+        ));
         let nodes: HashSet<String> = nodes.iter().map(|n| n.to_string()).collect();
         let next_ip = Arc::new(AtomicU32::new(1));
         let task = tokio::spawn(async move {
@@ -101,6 +142,6 @@ impl FakeKubelet {
                 }
             }
         });
-        FakeKubelet { task }
+        FakeKubelet { task, heartbeat }
     }
 }

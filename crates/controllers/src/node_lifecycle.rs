@@ -1,0 +1,367 @@
+//! Node lifecycle controller: failure detection, taint-based eviction and pod CIDRs.
+//!
+//! - A node whose kubelet has not renewed its Lease in `kube-node-lease` (nor posted a
+//!   Ready heartbeat) for the grace period gets Ready=Unknown and the
+//!   `node.kubernetes.io/unreachable` taints (NoSchedule and NoExecute); a node reporting
+//!   Ready=False gets the `not-ready` ones. A node that recovers loses them.
+//! - Pods on a node with a NoExecute taint they do not tolerate are evicted at once; those
+//!   that tolerate it for `tolerationSeconds` are evicted when that time has run out.
+//! - Every node gets a `podCIDR` from the cluster CIDR.
+
+use std::collections::{BTreeSet, HashMap};
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use client::informer::Change;
+use client::reflector::ObjectKey;
+use client::{Api, PatchParams};
+use k8s_openapi::api::core::v1::{Node, Pod, Taint};
+use parking_lot::Mutex;
+use serde_json::json;
+
+use crate::context::Ctx;
+use crate::pods;
+use crate::scheduler::recorder::now;
+use crate::scheduler::selectors::tolerates;
+use crate::worker::{self, Requeue};
+
+pub const UNREACHABLE: &str = "node.kubernetes.io/unreachable";
+pub const NOT_READY: &str = "node.kubernetes.io/not-ready";
+
+#[derive(Clone, Debug)]
+pub struct NodeLifecycleConfig {
+    /// No heartbeat for this long: the node is unreachable (Kubernetes' 40 s default).
+    pub grace_period: Duration,
+    /// How often every node is looked at.
+    pub monitor_period: Duration,
+    /// Pod CIDRs are carved from this range, one `/node_mask` per node.
+    pub cluster_cidr: Option<(Ipv4Addr, u8)>,
+    pub node_mask: u8,
+}
+
+impl Default for NodeLifecycleConfig {
+    fn default() -> Self {
+        NodeLifecycleConfig {
+            grace_period: Duration::from_secs(40),
+            monitor_period: Duration::from_secs(5),
+            cluster_cidr: Some((Ipv4Addr::new(10, 244, 0, 0), 16)),
+            node_mask: 24,
+        }
+    }
+}
+
+/// Parses `10.244.0.0/16`.
+pub fn parse_cidr(s: &str) -> Option<(Ipv4Addr, u8)> {
+    let (ip, bits) = s.split_once('/')?;
+    let bits: u8 = bits.parse().ok()?;
+    (bits <= 32).then_some((ip.parse().ok()?, bits))
+}
+
+struct Controller {
+    cfg: NodeLifecycleConfig,
+    /// When this controller first saw each node: the heartbeat baseline of a node that
+    /// never sent one.
+    first_seen: Mutex<HashMap<String, Instant>>,
+    /// CIDRs given out by this controller, which the node watch may not show yet.
+    allocated: Mutex<HashMap<String, String>>,
+}
+
+fn node_of_pod(c: &Change<Pod>) -> Vec<ObjectKey> {
+    let p = c.object();
+    match p.spec.as_ref().and_then(|s| s.node_name.clone()) {
+        Some(n) if !n.is_empty() => vec![ObjectKey {
+            namespace: String::new(),
+            name: n,
+        }],
+        _ => vec![],
+    }
+}
+
+fn node_of_lease(c: &Change<k8s_openapi::api::coordination::v1::Lease>) -> Vec<ObjectKey> {
+    vec![ObjectKey {
+        namespace: String::new(),
+        name: c.object().metadata.name.clone().unwrap_or_default(),
+    }]
+}
+
+pub async fn run(ctx: Arc<Ctx>, cfg: NodeLifecycleConfig) {
+    let q = worker::queue();
+    let this = Arc::new(Controller {
+        cfg,
+        first_seen: Mutex::new(HashMap::new()),
+        allocated: Mutex::new(HashMap::new()),
+    });
+    let c1 = ctx.clone();
+    let nodes = worker::feed(ctx.nodes.clone(), q.clone(), worker::own_key, move || {
+        c1.nodes.keys()
+    });
+    let c2 = ctx.clone();
+    let leases = worker::feed(
+        ctx.node_leases.clone(),
+        q.clone(),
+        node_of_lease,
+        move || c2.nodes.keys(),
+    );
+    let c3 = ctx.clone();
+    let pods = worker::feed(ctx.pods.clone(), q.clone(), node_of_pod, move || {
+        c3.nodes.keys()
+    });
+    // One worker: pod CIDRs are handed out one node at a time.
+    let work = worker::run("node-lifecycle", q, 1, move |key| {
+        let (ctx, this) = (ctx.clone(), this.clone());
+        async move { this.reconcile(&ctx, key).await }
+    });
+    tokio::join!(nodes, leases, pods, work);
+}
+
+fn ready_condition(n: &Node) -> Option<&k8s_openapi::api::core::v1::NodeCondition> {
+    n.status
+        .as_ref()?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_ == "Ready")
+}
+
+impl Controller {
+    /// Seconds since the epoch of the node's last sign of life, if any.
+    fn last_heartbeat(&self, ctx: &Ctx, n: &Node, name: &str) -> Option<i64> {
+        let lease = ctx
+            .node_leases
+            .get(&ObjectKey {
+                namespace: "kube-node-lease".into(),
+                name: name.to_string(),
+            })
+            .and_then(|l| l.spec.clone()?.renew_time)
+            .map(|t| t.0.as_second());
+        let posted = ready_condition(n)
+            .and_then(|c| c.last_heartbeat_time.as_ref())
+            .map(|t| t.0.as_second());
+        lease.max(posted)
+    }
+
+    async fn reconcile(&self, ctx: &Ctx, key: ObjectKey) -> Result<Requeue, client::Error> {
+        let Some(node) = ctx.nodes.get(&key) else {
+            self.first_seen.lock().remove(&key.name);
+            return Ok(None);
+        };
+        let api = Api::<Node>::all(ctx.client.clone());
+        self.assign_cidr(ctx, &api, &node).await?;
+        let now_s = now().as_second();
+        let seen = *self
+            .first_seen
+            .lock()
+            .entry(key.name.clone())
+            .or_insert_with(Instant::now);
+        let grace = self.cfg.grace_period.as_secs() as i64;
+        let stale = match self.last_heartbeat(ctx, &node, &key.name) {
+            Some(t) => now_s - t > grace && seen.elapsed() > self.cfg.grace_period,
+            None => seen.elapsed() > self.cfg.grace_period,
+        };
+        let ready = ready_condition(&node).map(|c| c.status.as_str());
+        // The taint key for the node's state, if it needs one.
+        let want = if stale {
+            Some(UNREACHABLE)
+        } else if ready == Some("False") {
+            Some(NOT_READY)
+        } else if ready == Some("True") {
+            None
+        } else {
+            Some(UNREACHABLE)
+        };
+        if stale && ready != Some("Unknown") {
+            let patch = json!({"status": {"conditions": [{"type": "Ready", "status": "Unknown",
+                "reason": "NodeStatusUnknown", "message": "Kubelet stopped posting node status.",
+                "lastTransitionTime": now().to_string()}]}});
+            api.patch_status(&key.name, PatchParams::Strategic, &patch)
+                .await?;
+            ctx.events.record(
+                node.as_ref(),
+                "Normal",
+                "NodeNotReady",
+                format!("Node {} status is now: NodeNotReady", key.name),
+            );
+        }
+        let taints = node
+            .spec
+            .as_ref()
+            .and_then(|s| s.taints.clone())
+            .unwrap_or_default();
+        let mut next: Vec<Taint> = taints
+            .iter()
+            .filter(|t| {
+                (t.key != UNREACHABLE && t.key != NOT_READY) || Some(t.key.as_str()) == want
+            })
+            .cloned()
+            .collect();
+        if let Some(k) = want {
+            for effect in ["NoSchedule", "NoExecute"] {
+                if !next.iter().any(|t| t.key == k && t.effect == effect) {
+                    next.push(Taint {
+                        key: k.into(),
+                        effect: effect.into(),
+                        time_added: Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                            now(),
+                        )),
+                        value: None,
+                    });
+                }
+            }
+        }
+        if next != taints {
+            let patch = json!({"spec": {"taints": next},
+                "metadata": {"resourceVersion": node.metadata.resource_version}});
+            api.patch(&key.name, PatchParams::Merge, &patch).await?;
+            // The new taints come back through the watch; evict then.
+            return Ok(Some(self.cfg.monitor_period));
+        }
+        let wait = self.evict(ctx, &key.name, &next).await?;
+        Ok(Some(wait.map_or(self.cfg.monitor_period, |w| {
+            w.min(self.cfg.monitor_period)
+        })))
+    }
+
+    /// Evicts pods that do not tolerate the node's NoExecute taints (now, or once their
+    /// tolerationSeconds ran out); returns how long until the next eviction is due.
+    async fn evict(
+        &self,
+        ctx: &Ctx,
+        node: &str,
+        taints: &[Taint],
+    ) -> Result<Option<Duration>, client::Error> {
+        let no_exec: Vec<&Taint> = taints.iter().filter(|t| t.effect == "NoExecute").collect();
+        if no_exec.is_empty() {
+            return Ok(None);
+        }
+        let now_s = now().as_second();
+        let mut next: Option<i64> = None;
+        let on_node = ctx.pods.list().into_iter().filter(|p| {
+            p.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(node)
+                && pods::is_active(p)
+                && !pods::is_deleting(p)
+        });
+        for p in on_node {
+            let tols = p
+                .spec
+                .as_ref()
+                .and_then(|s| s.tolerations.clone())
+                .unwrap_or_default();
+            // The earliest time any NoExecute taint evicts this pod (None: never).
+            let mut due: Option<i64> = None;
+            for t in &no_exec {
+                let added = t.time_added.as_ref().map_or(now_s, |x| x.0.as_second());
+                let matching: Vec<_> = tols.iter().filter(|tol| tolerates(tol, t)).collect();
+                let at = if matching.is_empty() {
+                    Some(added)
+                } else if matching.iter().any(|tol| tol.toleration_seconds.is_none()) {
+                    None
+                } else {
+                    let secs = matching
+                        .iter()
+                        .filter_map(|tol| tol.toleration_seconds)
+                        .min()
+                        .unwrap_or(0);
+                    Some(added + secs.max(0))
+                };
+                due = match (due, at) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
+            }
+            let Some(due) = due else {
+                continue;
+            };
+            if due <= now_s {
+                let ns = p.metadata.namespace.clone().unwrap_or_default();
+                let name = p.metadata.name.clone().unwrap_or_default();
+                match Api::<Pod>::namespaced(ctx.client.clone(), &ns)
+                    .delete(&name, None)
+                    .await
+                {
+                    Ok(_) => ctx.events.record(
+                        p.as_ref(),
+                        "Normal",
+                        "TaintManagerEviction",
+                        format!("Marking for deletion Pod {ns}/{name}"),
+                    ),
+                    Err(e) if e.is_not_found() => {}
+                    Err(e) => return Err(e),
+                }
+            } else {
+                next = Some(next.map_or(due, |n: i64| n.min(due)));
+            }
+        }
+        Ok(next.map(|t| Duration::from_secs((t - now_s).max(1) as u64)))
+    }
+
+    /// Gives a node without one the lowest free pod CIDR.
+    async fn assign_cidr(
+        &self,
+        ctx: &Ctx,
+        api: &Api<Node>,
+        node: &Node,
+    ) -> Result<(), client::Error> {
+        let Some((base, bits)) = self.cfg.cluster_cidr else {
+            return Ok(());
+        };
+        let has = node
+            .spec
+            .as_ref()
+            .and_then(|s| s.pod_cidr.as_deref())
+            .is_some_and(|c| !c.is_empty());
+        if has || self.cfg.node_mask < bits || self.cfg.node_mask > 32 {
+            return Ok(());
+        }
+        let name = node.metadata.name.clone().unwrap_or_default();
+        let mut used: BTreeSet<String> = ctx
+            .nodes
+            .list()
+            .iter()
+            .filter_map(|n| n.spec.as_ref()?.pod_cidr.clone())
+            .collect();
+        {
+            let mut mine = self.allocated.lock();
+            mine.retain(|n, _| {
+                ctx.nodes
+                    .get(&ObjectKey {
+                        namespace: String::new(),
+                        name: n.clone(),
+                    })
+                    .is_some()
+            });
+            if mine.contains_key(&name) {
+                // Given already; the watch has not caught up.
+                return Ok(());
+            }
+            used.extend(mine.values().cloned());
+        }
+        let count = 1u64 << (self.cfg.node_mask - bits);
+        let step = 1u64 << (32 - self.cfg.node_mask);
+        let base = u64::from(u32::from(base)) & !((1u64 << (32 - bits)) - 1);
+        let free = (0..count)
+            .map(|i| {
+                format!(
+                    "{}/{}",
+                    Ipv4Addr::from((base + i * step) as u32),
+                    self.cfg.node_mask
+                )
+            })
+            .find(|c| !used.contains(c));
+        let Some(cidr) = free else {
+            tracing::warn!(node = ?node.metadata.name, "no pod CIDR left in the cluster CIDR");
+            return Ok(());
+        };
+        let patch = json!({"spec": {"podCIDR": cidr, "podCIDRs": [cidr]},
+            "metadata": {"resourceVersion": node.metadata.resource_version}});
+        match api.patch(&name, PatchParams::Merge, &patch).await {
+            Ok(_) => {
+                self.allocated.lock().insert(name, cidr);
+                Ok(())
+            }
+            // Another change won the race; the next pass sees it.
+            Err(e) if e.is_conflict() => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+}
