@@ -40,7 +40,7 @@ impl<K> Change<K> {
 
 /// Changes a subscriber may fall behind by before it is told to resynchronise
 /// (`RecvError::Lagged`).
-const BROADCAST_CAPACITY: usize = 65_536;
+const BROADCAST_CAPACITY: usize = 8_192;
 
 pub struct Informer<K> {
     objects: RwLock<HashMap<ObjectKey, Arc<K>>>,

@@ -28,6 +28,15 @@ impl Component {
         }
     }
 
+    /// Resident set size in bytes, from /proc.
+    pub fn rss_bytes(&self) -> Option<u64> {
+        let pid = self.child.as_ref()?.id();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+        let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+        Some(kb * 1024)
+    }
+
     /// kill -9, and reap.
     pub fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
