@@ -36,6 +36,16 @@ impl ListParams {
     }
 }
 
+/// How a delete is done.
+#[derive(Clone, Debug, Default)]
+pub struct DeleteParams {
+    pub grace_period_seconds: Option<i64>,
+    /// "Background", "Foreground" or "Orphan".
+    pub propagation_policy: Option<String>,
+    /// Delete only the object with this uid.
+    pub precondition_uid: Option<String>,
+}
+
 /// How a patch is read.
 #[derive(Clone, Copy, Debug)]
 pub enum PatchParams {
@@ -263,13 +273,27 @@ impl<K: ApiObject> Api<K> {
     /// Deletes; returns the object and whether it is gone (false: it waits on finalizers or
     /// a grace period).
     pub async fn delete(&self, name: &str, grace_period_seconds: Option<i64>) -> Result<(K, bool)> {
+        self.delete_with(
+            name,
+            &DeleteParams {
+                grace_period_seconds,
+                ..Default::default()
+            },
+        )
+        .await
+    }
+
+    /// Deletes with a grace period, a propagation policy and preconditions.
+    pub async fn delete_with(&self, name: &str, dp: &DeleteParams) -> Result<(K, bool)> {
         let resp = self
             .client
             .delete(DeleteRequest {
                 r#type: Some(Self::type_ref()),
                 namespace: self.ns(),
                 name: name.to_string(),
-                grace_period_seconds,
+                grace_period_seconds: dp.grace_period_seconds,
+                propagation_policy: dp.propagation_policy.clone().unwrap_or_default(),
+                precondition_uid: dp.precondition_uid.clone().unwrap_or_default(),
                 ..Default::default()
             })
             .await?;

@@ -20,7 +20,7 @@ pub mod reflector;
 pub mod runtime;
 pub mod watcher;
 
-pub use api::{Api, ApiObject, ListParams, ObjectList, PatchParams};
+pub use api::{Api, ApiObject, DeleteParams, ListParams, ObjectList, PatchParams};
 pub use client::Client;
 pub use config::ClientConfig;
 pub use error::{Error, Result};

@@ -8,6 +8,7 @@ use client::{Api, ApiObject, Client};
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Namespace, Node, Pod, Service, ServiceAccount};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
 
 use crate::events::Recorder;
 
@@ -21,6 +22,7 @@ pub struct Ctx {
     pub namespaces: Arc<Informer<Namespace>>,
     pub service_accounts: Arc<Informer<ServiceAccount>>,
     pub nodes: Arc<Informer<Node>>,
+    pub endpoint_slices: Arc<Informer<EndpointSlice>>,
     pub node_leases: Arc<Informer<Lease>>,
 }
 
@@ -40,6 +42,7 @@ impl Ctx {
             namespaces: all(&client),
             service_accounts: all(&client),
             nodes: all(&client),
+            endpoint_slices: all(&client),
             node_leases: Informer::start(
                 Api::<Lease>::namespaced(client.clone(), "kube-node-lease"),
                 Default::default(),
@@ -56,6 +59,7 @@ impl Ctx {
         self.namespaces.wait_ready().await;
         self.service_accounts.wait_ready().await;
         self.nodes.wait_ready().await;
+        self.endpoint_slices.wait_ready().await;
         self.node_leases.wait_ready().await;
     }
 }

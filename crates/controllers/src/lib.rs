@@ -1,6 +1,6 @@
 //! The control-plane controllers of rkube: the scheduler, and the controller-manager's
 //! controllers (ReplicaSet, Deployment, Endpoints and EndpointSlice, ServiceAccount,
-//! node lifecycle).
+//! node lifecycle, garbage collector).
 //!
 //! Everything here is a client of the apiserver and reaches it only through the `client`
 //! crate, over gRPC — this crate must never depend on `apiserver` or `raft-store`.
@@ -9,6 +9,7 @@ pub mod context;
 pub mod deployment;
 pub mod endpoints;
 pub mod events;
+pub mod garbage_collector;
 pub mod leading;
 pub mod manager;
 pub mod node_lifecycle;

@@ -52,5 +52,6 @@ async fn run_leading(client: Client, cfg: ManagerConfig) {
         crate::serviceaccount::run(ctx.clone()),
         crate::endpoints::run(ctx.clone(), w),
         crate::node_lifecycle::run(ctx.clone(), cfg.node_lifecycle.clone()),
+        crate::garbage_collector::run(ctx.clone()),
     );
 }

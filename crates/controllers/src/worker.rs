@@ -11,19 +11,24 @@ use client::runtime::WorkQueue;
 use client::ApiObject;
 use tokio::sync::broadcast::error::RecvError;
 
-pub type Queue = Arc<WorkQueue<ObjectKey>>;
+pub type Queue<T = ObjectKey> = Arc<WorkQueue<T>>;
 
-pub fn queue() -> Queue {
+/// What a work queue holds: a key that names what to reconcile.
+pub trait Key: std::hash::Hash + Eq + Clone + Send + Sync + std::fmt::Display + 'static {}
+impl<T: std::hash::Hash + Eq + Clone + Send + Sync + std::fmt::Display + 'static> Key for T {}
+
+pub fn queue<T: Key>() -> Queue<T> {
     WorkQueue::new(Duration::from_millis(5), Duration::from_secs(300))
 }
 
 /// Feeds `queue` with the keys `map` derives from every change of `informer`; on falling
 /// behind the broadcast, with the keys of everything `resync` lists.
-pub async fn feed<K, M, R>(informer: Arc<Informer<K>>, queue: Queue, map: M, resync: R)
+pub async fn feed<K, T, M, R>(informer: Arc<Informer<K>>, queue: Queue<T>, map: M, resync: R)
 where
     K: ApiObject,
-    M: Fn(&Change<K>) -> Vec<ObjectKey>,
-    R: Fn() -> Vec<ObjectKey>,
+    T: Key,
+    M: Fn(&Change<K>) -> Vec<T>,
+    R: Fn() -> Vec<T>,
 {
     let mut rx = informer.subscribe();
     informer.wait_ready().await;
@@ -57,9 +62,10 @@ pub type Requeue = Option<Duration>;
 
 /// Runs `workers` reconcilers over `queue` until dropped. A failed key is retried with
 /// per-key exponential back-off; `Some(d)` reconciles the key again after `d`.
-pub async fn run<F, Fut, E>(name: &'static str, queue: Queue, workers: usize, reconcile: F)
+pub async fn run<T, F, Fut, E>(name: &'static str, queue: Queue<T>, workers: usize, reconcile: F)
 where
-    F: Fn(ObjectKey) -> Fut + Send + Sync + 'static,
+    T: Key,
+    F: Fn(T) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<Requeue, E>> + Send + 'static,
     E: std::fmt::Display + Send + 'static,
 {

@@ -48,6 +48,16 @@ impl Api {
                 ));
             }
         }
+        let extra_finalizer = match req.propagation_policy.as_str() {
+            "" | "Background" => None,
+            "Foreground" => Some("foregroundDeletion"),
+            "Orphan" => Some("orphan"),
+            other => {
+                return Err(Error::BadRequest(format!(
+                    "propagationPolicy: Unsupported value: {other:?}: supported values: \"Background\", \"Foreground\", \"Orphan\""
+                )))
+            }
+        };
         let key = rt.key(&ns, name);
         for _ in 0..MAX_RETRIES {
             let Some(cur) = self.fresh(&key).await? else {
@@ -77,7 +87,12 @@ impl Api {
             } else {
                 0
             };
-            let finalizers = object::finalizers(&cur_v);
+            let mut finalizers = object::finalizers(&cur_v);
+            let adds_finalizer =
+                extra_finalizer.is_some_and(|f| !finalizers.iter().any(|x| x == f));
+            if let (true, Some(f)) = (adds_finalizer, extra_finalizer) {
+                finalizers.push(f.to_string());
+            }
             let existing_grace = cur_v["metadata"]["deletionGracePeriodSeconds"].as_i64();
             let remove_now = finalizers.is_empty() && (grace == 0 || existing_grace == Some(0));
             let swap = if remove_now {
@@ -86,14 +101,19 @@ impl Api {
                 let mut new = cur_v.clone();
                 let deleting = object::is_deleting(&cur_v);
                 let shorter = existing_grace.is_none_or(|g| grace < g);
-                if deleting && !shorter {
+                if adds_finalizer {
+                    new["metadata"]["finalizers"] = finalizers.clone().into();
+                }
+                if deleting && !shorter && !adds_finalizer {
                     return Ok(DeleteResponse {
                         object: Some(envelope(&rt, &cur_v)?),
                         deleted: false,
                     });
                 }
-                object::set(&mut new, "deletionTimestamp", object::now_plus(grace));
-                object::set(&mut new, "deletionGracePeriodSeconds", grace);
+                if !deleting || shorter {
+                    object::set(&mut new, "deletionTimestamp", object::now_plus(grace));
+                    object::set(&mut new, "deletionGracePeriodSeconds", grace);
+                }
                 let swap =
                     storage::update(&self.store, &key, cur.rv, storage::encode(&new)?).await?;
                 if let Swap::Done(rev) = swap {

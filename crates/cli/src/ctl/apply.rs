@@ -31,6 +31,10 @@ pub struct DeleteArgs {
     /// Seconds a pod gets to stop; 0 deletes at once.
     #[arg(long)]
     grace_period: Option<i64>,
+    /// What happens to dependents: background (deleted after), foreground (deleted
+    /// before), orphan (kept, no longer owned).
+    #[arg(long, default_value = "background", value_parser = ["background", "foreground", "orphan"])]
+    cascade: String,
 }
 
 fn collect(path: &Path, out: &mut Vec<(String, String)>) -> anyhow::Result<()> {
@@ -257,6 +261,11 @@ pub async fn delete(ctx: &mut Ctx, args: &DeleteArgs) -> anyhow::Result<()> {
                 namespace: if r.namespaced { ns } else { String::new() },
                 name: name.clone(),
                 grace_period_seconds: args.grace_period,
+                propagation_policy: match args.cascade.as_str() {
+                    "foreground" => "Foreground".into(),
+                    "orphan" => "Orphan".into(),
+                    _ => "Background".into(),
+                },
                 ..Default::default()
             })
             .await?;

@@ -1,0 +1,333 @@
+//! Garbage collector: cascading deletion along `ownerReferences`.
+//!
+//! - Background (the default): a dependent whose owners are all gone is deleted; a
+//!   reference to a gone owner is dropped from a dependent that still has others.
+//! - Foreground: an owner deleted with the `foregroundDeletion` finalizer has its
+//!   dependents deleted (foreground too, so the whole tree goes bottom-up), and loses the
+//!   finalizer — and so goes — once no dependent with `blockOwnerDeletion` is left.
+//! - Orphan: an owner deleted with the `orphan` finalizer has its reference removed from
+//!   every dependent, then loses the finalizer.
+//!
+//! Dependents and owners are the kinds the shared informers hold (pods, ReplicaSets,
+//! Deployments, Services, EndpointSlices). An owner missing from the informers is looked
+//! up live before anything is deleted, so a lagging watch never deletes a dependent of an
+//! owner that exists.
+
+use std::fmt;
+use std::sync::Arc;
+
+use client::informer::{Change, Informer};
+use client::reflector::ObjectKey;
+use client::{Api, ApiObject, DeleteParams, PatchParams};
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::core::v1::{Pod, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use rkube_proto::api::{GetRequest, TypeRef};
+use serde_json::json;
+
+use crate::context::Ctx;
+use crate::worker::{self, Requeue};
+
+pub const FOREGROUND: &str = "foregroundDeletion";
+pub const ORPHAN: &str = "orphan";
+
+/// An object of one of the kinds the collector knows.
+#[derive(Clone, Debug, Hash, PartialEq, Eq)]
+pub struct GcKey {
+    kind: &'static str,
+    key: ObjectKey,
+}
+
+impl fmt::Display for GcKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.kind, self.key)
+    }
+}
+
+const KINDS: &[&str] = &[
+    "Pod",
+    "ReplicaSet",
+    "Deployment",
+    "Service",
+    "EndpointSlice",
+];
+
+fn kind_of(name: &str) -> Option<&'static str> {
+    KINDS.iter().find(|k| **k == name).copied()
+}
+
+fn meta_of(ctx: &Ctx, k: &GcKey) -> Option<ObjectMeta> {
+    fn get<K: ApiObject>(i: &Informer<K>, key: &ObjectKey) -> Option<ObjectMeta> {
+        i.get(key).map(|o| o.metadata().clone())
+    }
+    match k.kind {
+        "Pod" => get(&ctx.pods, &k.key),
+        "ReplicaSet" => get(&ctx.replicasets, &k.key),
+        "Deployment" => get(&ctx.deployments, &k.key),
+        "Service" => get(&ctx.services, &k.key),
+        "EndpointSlice" => get(&ctx.endpoint_slices, &k.key),
+        _ => None,
+    }
+}
+
+/// Every known object whose ownerReferences name `uid`.
+fn dependents_of(ctx: &Ctx, uid: &str) -> Vec<(GcKey, ObjectMeta)> {
+    fn scan<K: ApiObject>(
+        i: &Informer<K>,
+        kind: &'static str,
+        uid: &str,
+        out: &mut Vec<(GcKey, ObjectMeta)>,
+    ) {
+        for o in i.list() {
+            let m = o.metadata();
+            if m.owner_references.iter().flatten().any(|r| r.uid == uid) {
+                out.push((
+                    GcKey {
+                        kind,
+                        key: ObjectKey::of(o.as_ref()),
+                    },
+                    m.clone(),
+                ));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    scan(&ctx.pods, "Pod", uid, &mut out);
+    scan(&ctx.replicasets, "ReplicaSet", uid, &mut out);
+    scan(&ctx.deployments, "Deployment", uid, &mut out);
+    scan(&ctx.endpoint_slices, "EndpointSlice", uid, &mut out);
+    out
+}
+
+/// Keys to look at when an object changes: itself, its owners (a waiting owner rechecks
+/// when a dependent goes), and on deletion its dependents.
+fn keys<K: ApiObject>(ctx: &Ctx, kind: &'static str, c: &Change<K>) -> Vec<GcKey> {
+    let o = c.object();
+    let m = o.metadata();
+    let ns = m.namespace.clone().unwrap_or_default();
+    let mut out = vec![GcKey {
+        kind,
+        key: ObjectKey::of(o.as_ref()),
+    }];
+    for r in m.owner_references.iter().flatten() {
+        if let Some(k) = kind_of(&r.kind) {
+            out.push(GcKey {
+                kind: k,
+                key: ObjectKey {
+                    namespace: ns.clone(),
+                    name: r.name.clone(),
+                },
+            });
+        }
+    }
+    if let Change::Deleted(_) = c {
+        let uid = m.uid.clone().unwrap_or_default();
+        out.extend(dependents_of(ctx, &uid).into_iter().map(|(k, _)| k));
+    }
+    out
+}
+
+pub async fn run(ctx: Arc<Ctx>) {
+    let q = worker::queue::<GcKey>();
+    macro_rules! feed {
+        ($inf:ident, $kind:literal) => {{
+            let (c1, c2) = (ctx.clone(), ctx.clone());
+            worker::feed(
+                ctx.$inf.clone(),
+                q.clone(),
+                move |c| keys(&c1, $kind, c),
+                move || {
+                    c2.$inf
+                        .keys()
+                        .into_iter()
+                        .map(|key| GcKey { kind: $kind, key })
+                        .collect()
+                },
+            )
+        }};
+    }
+    let work = {
+        let ctx = ctx.clone();
+        worker::run("garbage-collector", q.clone(), 2, move |key| {
+            let ctx = ctx.clone();
+            async move { reconcile(&ctx, key).await }
+        })
+    };
+    tokio::join!(
+        feed!(pods, "Pod"),
+        feed!(replicasets, "ReplicaSet"),
+        feed!(deployments, "Deployment"),
+        feed!(services, "Service"),
+        feed!(endpoint_slices, "EndpointSlice"),
+        work,
+    );
+}
+
+/// Whether the owner a reference names exists (with that uid).
+async fn owner_exists(ctx: &Ctx, r: &OwnerReference, ns: &str) -> Result<bool, client::Error> {
+    if let Some(kind) = kind_of(&r.kind) {
+        let k = GcKey {
+            kind,
+            key: ObjectKey {
+                namespace: ns.to_string(),
+                name: r.name.clone(),
+            },
+        };
+        if meta_of(ctx, &k).is_some_and(|m| m.uid.as_deref() == Some(r.uid.as_str())) {
+            return Ok(true);
+        }
+    }
+    // Not in the caches (or of another kind): ask the apiserver before deciding.
+    let ty = TypeRef {
+        api_version: r.api_version.clone(),
+        kind: r.kind.clone(),
+    };
+    for namespace in [ns, ""] {
+        let req = GetRequest {
+            r#type: Some(ty.clone()),
+            namespace: namespace.to_string(),
+            name: r.name.clone(),
+        };
+        match ctx.client.get(req).await {
+            Ok(o) => {
+                let v: serde_json::Value = serde_json::from_slice(&o.json).unwrap_or_default();
+                return Ok(v["metadata"]["uid"].as_str() == Some(r.uid.as_str()));
+            }
+            Err(e) if e.is_not_found() => {
+                // A kind this server does not serve is not a reason to delete anything.
+                if e.to_string().contains("no kind") {
+                    return Ok(true);
+                }
+                return Ok(false);
+            }
+            Err(e) if e.code() == tonic::Code::InvalidArgument => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(true)
+}
+
+/// Runs `$call` on the typed Api of `$k`'s kind, as a `Result<(), _>`.
+macro_rules! with_api {
+    ($ctx:expr, $k:expr, |$api:ident| $call:expr) => {{
+        let (c, ns) = ($ctx.client.clone(), &$k.key.namespace);
+        match $k.kind {
+            "Pod" => {
+                let $api = Api::<Pod>::namespaced(c, ns);
+                $call.await.map(|_| ())
+            }
+            "ReplicaSet" => {
+                let $api = Api::<ReplicaSet>::namespaced(c, ns);
+                $call.await.map(|_| ())
+            }
+            "Deployment" => {
+                let $api = Api::<Deployment>::namespaced(c, ns);
+                $call.await.map(|_| ())
+            }
+            "Service" => {
+                let $api = Api::<Service>::namespaced(c, ns);
+                $call.await.map(|_| ())
+            }
+            "EndpointSlice" => {
+                let $api = Api::<EndpointSlice>::namespaced(c, ns);
+                $call.await.map(|_| ())
+            }
+            _ => Ok(()),
+        }
+    }};
+}
+
+async fn delete(ctx: &Ctx, k: &GcKey, uid: &str, policy: &str) -> Result<(), client::Error> {
+    let dp = DeleteParams {
+        propagation_policy: Some(policy.into()),
+        precondition_uid: Some(uid.into()),
+        ..Default::default()
+    };
+    match with_api!(ctx, k, |api| api.delete_with(&k.key.name, &dp)) {
+        Err(e) if e.is_not_found() || e.code() == tonic::Code::FailedPrecondition => Ok(()),
+        other => other,
+    }
+}
+
+/// A merge patch on metadata, guarded by the object's resourceVersion.
+async fn patch_meta(
+    ctx: &Ctx,
+    k: &GcKey,
+    m: &ObjectMeta,
+    meta: serde_json::Value,
+) -> Result<(), client::Error> {
+    let mut meta = meta;
+    meta["resourceVersion"] = json!(m.resource_version);
+    let patch = json!({ "metadata": meta });
+    match with_api!(ctx, k, |api| api.patch(
+        &k.key.name,
+        PatchParams::Merge,
+        &patch
+    )) {
+        Err(e) if e.is_not_found() => Ok(()),
+        other => other,
+    }
+}
+
+async fn reconcile(ctx: &Ctx, k: GcKey) -> Result<Requeue, client::Error> {
+    let Some(m) = meta_of(ctx, &k) else {
+        return Ok(None);
+    };
+    let uid = m.uid.clone().unwrap_or_default();
+    let finalizers = m.finalizers.clone().unwrap_or_default();
+    if m.deletion_timestamp.is_some() {
+        if finalizers.iter().any(|f| f == ORPHAN) {
+            for (dk, dm) in dependents_of(ctx, &uid) {
+                let refs: Vec<&OwnerReference> = dm
+                    .owner_references
+                    .iter()
+                    .flatten()
+                    .filter(|r| r.uid != uid)
+                    .collect();
+                patch_meta(ctx, &dk, &dm, json!({"ownerReferences": refs})).await?;
+            }
+            let rest: Vec<&String> = finalizers.iter().filter(|f| *f != ORPHAN).collect();
+            patch_meta(ctx, &k, &m, json!({"finalizers": rest})).await?;
+            return Ok(None);
+        }
+        if finalizers.iter().any(|f| f == FOREGROUND) {
+            let deps = dependents_of(ctx, &uid);
+            for (dk, dm) in &deps {
+                if dm.deletion_timestamp.is_none() {
+                    delete(ctx, dk, dm.uid.as_deref().unwrap_or_default(), "Foreground").await?;
+                }
+            }
+            let blocking = deps.iter().any(|(_, dm)| {
+                dm.owner_references
+                    .iter()
+                    .flatten()
+                    .any(|r| r.uid == uid && r.block_owner_deletion == Some(true))
+            });
+            if !blocking {
+                let rest: Vec<&String> = finalizers.iter().filter(|f| *f != FOREGROUND).collect();
+                patch_meta(ctx, &k, &m, json!({"finalizers": rest})).await?;
+            }
+            return Ok(None);
+        }
+    }
+    let refs = m.owner_references.clone().unwrap_or_default();
+    if refs.is_empty() {
+        return Ok(None);
+    }
+    let ns = k.key.namespace.clone();
+    let mut alive = Vec::new();
+    for r in &refs {
+        if owner_exists(ctx, r, &ns).await? {
+            alive.push(r.clone());
+        }
+    }
+    if alive.is_empty() {
+        if m.deletion_timestamp.is_none() {
+            delete(ctx, &k, &uid, "Background").await?;
+        }
+    } else if alive.len() < refs.len() {
+        patch_meta(ctx, &k, &m, json!({"ownerReferences": alive})).await?;
+    }
+    Ok(None)
+}
