@@ -6,6 +6,7 @@ use std::sync::Arc;
 use client::informer::Informer;
 use client::{Api, ApiObject, Client};
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Namespace, Node, Pod, Service, ServiceAccount};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
@@ -23,6 +24,8 @@ pub struct Ctx {
     pub service_accounts: Arc<Informer<ServiceAccount>>,
     pub nodes: Arc<Informer<Node>>,
     pub endpoint_slices: Arc<Informer<EndpointSlice>>,
+    pub jobs: Arc<Informer<Job>>,
+    pub cronjobs: Arc<Informer<CronJob>>,
     pub node_leases: Arc<Informer<Lease>>,
 }
 
@@ -43,6 +46,8 @@ impl Ctx {
             service_accounts: all(&client),
             nodes: all(&client),
             endpoint_slices: all(&client),
+            jobs: all(&client),
+            cronjobs: all(&client),
             node_leases: Informer::start(
                 Api::<Lease>::namespaced(client.clone(), "kube-node-lease"),
                 Default::default(),
@@ -60,6 +65,8 @@ impl Ctx {
         self.service_accounts.wait_ready().await;
         self.nodes.wait_ready().await;
         self.endpoint_slices.wait_ready().await;
+        self.jobs.wait_ready().await;
+        self.cronjobs.wait_ready().await;
         self.node_leases.wait_ready().await;
     }
 }

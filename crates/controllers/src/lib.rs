@@ -1,15 +1,18 @@
 //! The control-plane controllers of rkube: the scheduler, and the controller-manager's
 //! controllers (ReplicaSet, Deployment, Endpoints and EndpointSlice, ServiceAccount,
-//! node lifecycle, garbage collector).
+//! node lifecycle, garbage collector, Job, CronJob).
 //!
 //! Everything here is a client of the apiserver and reaches it only through the `client`
 //! crate, over gRPC — this crate must never depend on `apiserver` or `raft-store`.
 
 pub mod context;
+pub mod cronjob;
 pub mod deployment;
 pub mod endpoints;
 pub mod events;
+pub mod expectations;
 pub mod garbage_collector;
+pub mod job;
 pub mod leading;
 pub mod manager;
 pub mod node_lifecycle;

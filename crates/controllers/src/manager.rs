@@ -53,5 +53,7 @@ async fn run_leading(client: Client, cfg: ManagerConfig) {
         crate::endpoints::run(ctx.clone(), w),
         crate::node_lifecycle::run(ctx.clone(), cfg.node_lifecycle.clone()),
         crate::garbage_collector::run(ctx.clone()),
+        crate::job::run(ctx.clone(), w),
+        crate::cronjob::run(ctx.clone()),
     );
 }

@@ -5,9 +5,8 @@
 //! pods it created or deleted until the watch shows them ("expectations"), so a slow
 //! watch never makes it create or delete twice.
 
-use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use client::informer::Change;
 use client::reflector::ObjectKey;
@@ -15,10 +14,10 @@ use client::{Api, PatchParams};
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
-use parking_lot::Mutex;
 use serde_json::json;
 
 use crate::context::Ctx;
+use crate::expectations::Expectations;
 use crate::pods::{self, controller_ref};
 use crate::scheduler::recorder::now;
 use crate::scheduler::selectors::selector_matches;
@@ -26,19 +25,9 @@ use crate::worker::{self, Requeue};
 
 /// Creates in flight at most, per ReplicaSet and pass (Kubernetes' burst).
 const BURST: usize = 500;
-/// Expectations not met after this long are given up (a lost watch event).
-const EXPECTATIONS_TTL: Duration = Duration::from_secs(300);
-
-#[derive(Default)]
-struct Expectations {
-    creates: HashSet<String>,
-    deletes: HashSet<String>,
-    since: Option<Instant>,
-}
-
 #[derive(Default)]
 pub struct ReplicaSetController {
-    expectations: Mutex<HashMap<ObjectKey, Expectations>>,
+    expectations: Expectations,
 }
 
 /// The ReplicaSet keys a pod change concerns: its controller, or for an orphan every
@@ -155,31 +144,9 @@ pub async fn set_controller(
 }
 
 impl ReplicaSetController {
-    fn satisfied(&self, key: &ObjectKey, ctx: &Ctx) -> bool {
-        let mut all = self.expectations.lock();
-        let Some(e) = all.get_mut(key) else {
-            return true;
-        };
-        let present = |name: &String| {
-            ctx.pods.get(&ObjectKey {
-                namespace: key.namespace.clone(),
-                name: name.clone(),
-            })
-        };
-        e.creates.retain(|n| present(n).is_none());
-        e.deletes
-            .retain(|n| present(n).is_some_and(|p| !pods::is_deleting(&p)));
-        let expired = e.since.is_some_and(|t| t.elapsed() > EXPECTATIONS_TTL);
-        if (e.creates.is_empty() && e.deletes.is_empty()) || expired {
-            all.remove(key);
-            return true;
-        }
-        false
-    }
-
     async fn reconcile(&self, ctx: &Ctx, key: ObjectKey) -> Result<Requeue, client::Error> {
         let Some(rs) = ctx.replicasets.get(&key) else {
-            self.expectations.lock().remove(&key);
+            self.expectations.forget(&key);
             return Ok(None);
         };
         let spec = rs.spec.clone();
@@ -193,7 +160,7 @@ impl ReplicaSetController {
             deleting: rs.metadata.deletion_timestamp.is_some(),
         };
         let active = sync.claim_pods().await?;
-        if !sync.deleting && self.satisfied(&key, ctx) {
+        if !sync.deleting && self.expectations.satisfied(&key, &ctx.pods) {
             if active.len() < desired {
                 let template = spec.template.clone().unwrap_or_default();
                 self.create(&sync, &template, desired - active.len(), rs.as_ref())
@@ -265,19 +232,13 @@ impl ReplicaSetController {
             let size = batch.min(n - done);
             let results = futures::future::join_all((0..size).map(|_| api.create(&pod))).await;
             let mut first_err = None;
-            {
-                let mut all = self.expectations.lock();
-                let e = all.entry(sync.key.clone()).or_default();
-                e.since.get_or_insert_with(Instant::now);
-                for r in results {
-                    match r {
-                        Ok(p) => {
-                            e.creates
-                                .insert(p.metadata.name.clone().unwrap_or_default());
-                        }
-                        Err(err) => {
-                            first_err.get_or_insert(err);
-                        }
+            for r in results {
+                match r {
+                    Ok(p) => self
+                        .expectations
+                        .created(sync.key, p.metadata.name.unwrap_or_default()),
+                    Err(err) => {
+                        first_err.get_or_insert(err);
                     }
                 }
             }
@@ -317,21 +278,15 @@ impl ReplicaSetController {
             .take(n)
             .map(|p| p.metadata.name.clone().unwrap_or_default())
             .collect();
-        {
-            let mut all = self.expectations.lock();
-            let e = all.entry(sync.key.clone()).or_default();
-            e.since.get_or_insert_with(Instant::now);
-            e.deletes.extend(victims.iter().cloned());
-        }
+        self.expectations
+            .deleting(sync.key, victims.iter().cloned());
         let results = futures::future::join_all(victims.iter().map(|v| api.delete(v, None))).await;
         for (v, r) in victims.iter().zip(results) {
             match r {
                 Ok(_) => {}
                 Err(e) if e.is_not_found() => {}
                 Err(e) => {
-                    if let Some(x) = self.expectations.lock().get_mut(sync.key) {
-                        x.deletes.remove(v);
-                    }
+                    self.expectations.not_deleting(sync.key, v);
                     return Err(e);
                 }
             }

@@ -57,6 +57,19 @@ pub fn own_key<K: ApiObject>(c: &Change<K>) -> Vec<ObjectKey> {
     vec![ObjectKey::of(c.object().as_ref())]
 }
 
+/// The key of the object's controller when it is of `kind` (the owner to reconcile when
+/// the object changes).
+pub fn controller_key<K: ApiObject>(c: &Change<K>, kind: &str) -> Vec<ObjectKey> {
+    let m = c.object().metadata();
+    match crate::pods::controller_ref(m) {
+        Some(r) if r.kind == kind => vec![ObjectKey {
+            namespace: m.namespace.clone().unwrap_or_default(),
+            name: r.name.clone(),
+        }],
+        _ => vec![],
+    }
+}
+
 /// What a reconcile asks for next.
 pub type Requeue = Option<Duration>;
 

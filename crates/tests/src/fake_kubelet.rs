@@ -17,6 +17,9 @@ use serde_json::json;
 use tokio::task::JoinHandle;
 
 pub const NEVER_READY: &str = "test.rkube.io/never-ready";
+/// A pod annotated with an exit code finishes once running: Succeeded for "0", Failed
+/// otherwise.
+pub const EXIT: &str = "test.rkube.io/exit";
 
 pub struct FakeKubelet {
     task: JoinHandle<()>,
@@ -105,6 +108,9 @@ impl FakeKubelet {
                     continue;
                 }
                 let st = p.status.clone().unwrap_or_default();
+                if matches!(st.phase.as_deref(), Some("Succeeded" | "Failed")) {
+                    continue;
+                }
                 let never_ready = p
                     .metadata
                     .annotations
@@ -121,6 +127,18 @@ impl FakeKubelet {
                     let ip = format!("10.244.{}.{}", n / 250, n % 250 + 2);
                     let patch = json!({"status": {"phase": "Running", "podIP": ip,
                         "podIPs": [{"ip": ip}], "hostIP": "192.0.2.1", "startTime": now()}});
+                    let _ = api.patch_status(&name, PatchParams::Merge, &patch).await;
+                    continue;
+                }
+                let exit = p
+                    .metadata
+                    .annotations
+                    .as_ref()
+                    .and_then(|a| a.get(EXIT))
+                    .cloned();
+                if let Some(code) = exit {
+                    let phase = if code == "0" { "Succeeded" } else { "Failed" };
+                    let patch = json!({"status": {"phase": phase}});
                     let _ = api.patch_status(&name, PatchParams::Merge, &patch).await;
                     continue;
                 }
@@ -144,4 +162,23 @@ impl FakeKubelet {
         });
         FakeKubelet { task, heartbeat }
     }
+}
+
+/// A `rkube server` cluster of `members` (scheduler and controller-manager inside, fast
+/// leases) with fake nodes `nodes` and a fake kubelet for them.
+pub async fn cluster_with_nodes(
+    members: usize,
+    nodes: &[&str],
+) -> (crate::Cluster, Client, FakeKubelet) {
+    let args = [crate::FAST_SCHEDULER_LEASE, crate::FAST_CM_LEASE].concat();
+    let cluster = crate::Cluster::start(crate::Flavor::Server, members, &args).await;
+    let client = cluster.api_client();
+    let api = Api::<Node>::all(client.clone());
+    for n in nodes {
+        api.create(&crate::objects::fake_node(n, "16", "64Gi", json!({})))
+            .await
+            .expect("create a fake node");
+    }
+    let kubelet = FakeKubelet::start(client.clone(), nodes, Duration::from_millis(300));
+    (cluster, client, kubelet)
 }

@@ -10,30 +10,16 @@ use client::watcher::{watcher, Event};
 use client::{Api, Client, ListParams, PatchParams};
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
-use k8s_openapi::api::core::v1::{Endpoints, Namespace, Node, Pod, Service, ServiceAccount};
+use k8s_openapi::api::core::v1::{Endpoints, Namespace, Pod, Service, ServiceAccount};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use parking_lot::Mutex;
-use rkube_tests::fake_kubelet::{FakeKubelet, NEVER_READY};
-use rkube_tests::objects::{fake_node, wait_rolled_out};
+use rkube_tests::fake_kubelet::{cluster_with_nodes, NEVER_READY};
+use rkube_tests::objects::wait_rolled_out;
 use rkube_tests::{eventually, rkube_bin, Cluster, Flavor, FAST_CM_LEASE, FAST_SCHEDULER_LEASE};
 use serde_json::json;
 
 fn fast() -> Vec<&'static str> {
     [FAST_SCHEDULER_LEASE, FAST_CM_LEASE].concat()
-}
-
-async fn cluster_with_nodes() -> (Cluster, Client, FakeKubelet) {
-    let cluster = Cluster::start(Flavor::Server, 3, &fast()).await;
-    let client = cluster.api_client();
-    let nodes = Api::<Node>::all(client.clone());
-    for n in ["w1", "w2"] {
-        nodes
-            .create(&fake_node(n, "16", "64Gi", json!({})))
-            .await
-            .unwrap();
-    }
-    let kubelet = FakeKubelet::start(client.clone(), &["w1", "w2"], Duration::from_millis(300));
-    (cluster, client, kubelet)
 }
 
 /// Pods of `ns` with `app=<app>` that are not being deleted.
@@ -64,7 +50,7 @@ fn web_template(image: &str) -> serde_json::Value {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn replicasets_scale_adopt_and_report_status() {
-    let (_cluster, client, _kubelet) = cluster_with_nodes().await;
+    let (_cluster, client, _kubelet) = cluster_with_nodes(3, &["w1", "w2"]).await;
     let rss = Api::<ReplicaSet>::namespaced(client.clone(), "default");
     let rs: ReplicaSet = serde_json::from_value(json!({
         "apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": {"name": "rs"},
@@ -147,7 +133,7 @@ async fn replicasets_scale_adopt_and_report_status() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_rolling_update_keeps_every_replica_ready_and_rolls_back() {
-    let (cluster, client, _kubelet) = cluster_with_nodes().await;
+    let (cluster, client, _kubelet) = cluster_with_nodes(3, &["w1", "w2"]).await;
     let deploys = Api::<Deployment>::namespaced(client.clone(), "default");
     let d: Deployment = serde_json::from_value(json!({
         "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
@@ -259,7 +245,7 @@ async fn a_rolling_update_keeps_every_replica_ready_and_rolls_back() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn endpoints_list_ready_and_not_ready_pods_with_named_ports() {
-    let (_cluster, client, _kubelet) = cluster_with_nodes().await;
+    let (_cluster, client, _kubelet) = cluster_with_nodes(3, &["w1", "w2"]).await;
     let pods = Api::<Pod>::namespaced(client.clone(), "default");
     for (name, never_ready) in [("a", false), ("b", false), ("c", true)] {
         let mut t = web_template("web:1");

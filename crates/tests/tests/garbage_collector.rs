@@ -5,10 +5,10 @@ use std::time::Duration;
 
 use client::{Api, Client, DeleteParams, ListParams};
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
-use k8s_openapi::api::core::v1::{Node, Pod};
-use rkube_tests::fake_kubelet::FakeKubelet;
-use rkube_tests::objects::{fake_node, wait_rolled_out};
-use rkube_tests::{eventually, Cluster, Flavor, FAST_CM_LEASE, FAST_SCHEDULER_LEASE};
+use k8s_openapi::api::core::v1::Pod;
+use rkube_tests::eventually;
+use rkube_tests::fake_kubelet::cluster_with_nodes;
+use rkube_tests::objects::wait_rolled_out;
 use serde_json::json;
 
 fn deployment(name: &str) -> Deployment {
@@ -50,18 +50,7 @@ async fn delete(client: &Client, name: &str, policy: &str) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn background_foreground_and_orphan_cascades() {
-    let cluster = Cluster::start(
-        Flavor::Server,
-        1,
-        &[FAST_SCHEDULER_LEASE, FAST_CM_LEASE].concat(),
-    )
-    .await;
-    let client = cluster.api_client();
-    Api::<Node>::all(client.clone())
-        .create(&fake_node("w1", "16", "64Gi", json!({})))
-        .await
-        .unwrap();
-    let _kubelet = FakeKubelet::start(client.clone(), &["w1"], Duration::from_millis(100));
+    let (_cluster, client, _kubelet) = cluster_with_nodes(1, &["w1"]).await;
     let deploys = Api::<Deployment>::namespaced(client.clone(), "default");
     for name in ["bg", "fg", "orphan"] {
         deploys.create(&deployment(name)).await.unwrap();

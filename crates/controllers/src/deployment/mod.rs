@@ -11,7 +11,6 @@ pub mod rollout;
 use std::sync::Arc;
 use std::time::Duration;
 
-use client::informer::Change;
 use client::reflector::ObjectKey;
 use client::{Api, PatchParams};
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet, ReplicaSetSpec};
@@ -27,17 +26,6 @@ use crate::scheduler::recorder::now;
 use crate::scheduler::selectors::selector_matches;
 use crate::worker::{self, Requeue};
 
-fn owner_of(c: &Change<ReplicaSet>) -> Vec<ObjectKey> {
-    let rs = c.object();
-    match controller_ref(&rs.metadata) {
-        Some(r) if r.kind == "Deployment" => vec![ObjectKey {
-            namespace: rs.metadata.namespace.clone().unwrap_or_default(),
-            name: r.name.clone(),
-        }],
-        _ => vec![],
-    }
-}
-
 pub async fn run(ctx: Arc<Ctx>, workers: usize) {
     let q = worker::queue();
     let d_feed = {
@@ -51,9 +39,12 @@ pub async fn run(ctx: Arc<Ctx>, workers: usize) {
     };
     let rs_feed = {
         let c = ctx.clone();
-        worker::feed(ctx.replicasets.clone(), q.clone(), owner_of, move || {
-            c.deployments.keys()
-        })
+        worker::feed(
+            ctx.replicasets.clone(),
+            q.clone(),
+            |c| worker::controller_key(c, "Deployment"),
+            move || c.deployments.keys(),
+        )
     };
     let work = worker::run("deployment", q, workers, move |key| {
         let ctx = ctx.clone();
