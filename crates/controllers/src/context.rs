@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use client::informer::Informer;
 use client::{Api, ApiObject, Client};
-use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet};
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Namespace, Node, Pod, Service, ServiceAccount};
@@ -26,6 +26,7 @@ pub struct Ctx {
     pub endpoint_slices: Arc<Informer<EndpointSlice>>,
     pub jobs: Arc<Informer<Job>>,
     pub cronjobs: Arc<Informer<CronJob>>,
+    pub daemonsets: Arc<Informer<DaemonSet>>,
     pub node_leases: Arc<Informer<Lease>>,
 }
 
@@ -48,6 +49,7 @@ impl Ctx {
             endpoint_slices: all(&client),
             jobs: all(&client),
             cronjobs: all(&client),
+            daemonsets: all(&client),
             node_leases: Informer::start(
                 Api::<Lease>::namespaced(client.clone(), "kube-node-lease"),
                 Default::default(),
@@ -67,6 +69,7 @@ impl Ctx {
         self.endpoint_slices.wait_ready().await;
         self.jobs.wait_ready().await;
         self.cronjobs.wait_ready().await;
+        self.daemonsets.wait_ready().await;
         self.node_leases.wait_ready().await;
     }
 }

@@ -55,5 +55,6 @@ async fn run_leading(client: Client, cfg: ManagerConfig) {
         crate::garbage_collector::run(ctx.clone()),
         crate::job::run(ctx.clone(), w),
         crate::cronjob::run(ctx.clone()),
+        crate::daemonset::run(ctx.clone(), w),
     );
 }
