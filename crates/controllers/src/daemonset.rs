@@ -20,8 +20,9 @@ use crate::context::Ctx;
 use crate::deployment::history::template_hash;
 use crate::pods::{self, controller_ref};
 use crate::replicaset::{owner_ref, pod_from_template};
+use crate::scheduler::plugins::node_affinity::spec_admits;
 use crate::scheduler::recorder::now;
-use crate::scheduler::selectors::{term_matches, tolerated};
+use crate::scheduler::selectors::tolerated;
 use crate::worker::{self, Requeue};
 
 pub const HASH_LABEL: &str = "controller-revision-hash";
@@ -49,24 +50,7 @@ fn eligible(template: &PodTemplateSpec, node: &Node) -> bool {
     let name = node.metadata.name.clone().unwrap_or_default();
     let labels = node.metadata.labels.clone().unwrap_or_default();
     let spec = template.spec.clone().unwrap_or_default();
-    let selector_ok = spec
-        .node_selector
-        .iter()
-        .flatten()
-        .all(|(k, v)| labels.get(k) == Some(v));
-    let affinity_ok = spec
-        .affinity
-        .as_ref()
-        .and_then(|a| a.node_affinity.as_ref())
-        .and_then(|na| {
-            na.required_during_scheduling_ignored_during_execution
-                .as_ref()
-        })
-        .is_none_or(|r| {
-            r.node_selector_terms
-                .iter()
-                .any(|t| term_matches(t, &name, &labels))
-        });
+    let admitted = spec_admits(&spec, &name, &labels);
     let mut tolerations = spec.tolerations.clone().unwrap_or_default();
     tolerations.extend(daemon_tolerations());
     let taints_ok = node
@@ -77,7 +61,7 @@ fn eligible(template: &PodTemplateSpec, node: &Node) -> bool {
         .flatten()
         .filter(|t| t.effect == "NoSchedule" || t.effect == "NoExecute")
         .all(|t| tolerated(&tolerations, t));
-    selector_ok && affinity_ok && taints_ok
+    admitted && taints_ok
 }
 
 /// The node a daemon pod is for: where it runs, or the node its affinity names.

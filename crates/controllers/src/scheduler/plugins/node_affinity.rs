@@ -1,12 +1,14 @@
 //! NodeAffinity: `spec.nodeSelector` and required node affinity filter nodes; preferred
 //! node affinity scores them by the summed weight of the terms they match.
 
+use k8s_openapi::api::core::v1::PodSpec;
+
 use crate::scheduler::framework::{
     normalize_by_max, CycleState, FilterPlugin, Plugin, ScorePlugin, Status,
 };
 use crate::scheduler::node_info::NodeInfo;
 use crate::scheduler::pod_info::PodInfo;
-use crate::scheduler::selectors::term_matches;
+use crate::scheduler::selectors::{term_matches, Labels};
 
 pub const NAME: &str = "NodeAffinity";
 pub const REASON: &str = "node(s) didn't match Pod's node affinity/selector";
@@ -21,12 +23,17 @@ impl Plugin for NodeAffinity {
 
 /// Whether the pod's nodeSelector and required node affinity admit the node.
 pub fn required_matches(pod: &PodInfo, node: &NodeInfo) -> bool {
-    let spec = pod.spec();
+    spec_admits(pod.spec(), &node.name, &node.labels)
+}
+
+/// Whether a pod spec's nodeSelector and required node affinity admit a node with this
+/// name and these labels.
+pub fn spec_admits(spec: &PodSpec, node_name: &str, labels: &Labels) -> bool {
     let selector_ok = spec
         .node_selector
         .iter()
         .flatten()
-        .all(|(k, v)| node.labels.get(k) == Some(v));
+        .all(|(k, v)| labels.get(k) == Some(v));
     let required = spec
         .affinity
         .as_ref()
@@ -39,7 +46,7 @@ pub fn required_matches(pod: &PodInfo, node: &NodeInfo) -> bool {
         && required.is_none_or(|r| {
             r.node_selector_terms
                 .iter()
-                .any(|t| term_matches(t, &node.name, &node.labels))
+                .any(|t| term_matches(t, node_name, labels))
         })
 }
 

@@ -2,6 +2,7 @@
 //! and a bound PersistentVolume with node affinity (a local volume) pins the pod to the
 //! nodes that volume is reachable from.
 
+use client::reflector::ObjectKey;
 use k8s_openapi::api::core::v1::NodeSelector;
 
 use crate::scheduler::cache::Cache;
@@ -9,7 +10,6 @@ use crate::scheduler::framework::{CycleState, FilterPlugin, Plugin, PreFilterPlu
 use crate::scheduler::node_info::NodeInfo;
 use crate::scheduler::pod_info::PodInfo;
 use crate::scheduler::selectors::term_matches;
-use client::reflector::ObjectKey;
 
 pub const NAME: &str = "VolumeBinding";
 pub const CONFLICT_REASON: &str = "node(s) had volume node affinity conflict";
