@@ -65,6 +65,22 @@ pub fn remove(obj: &mut Value, field: &str) {
     meta_mut(obj).remove(field);
 }
 
+/// Everything that holds a deleted object back: `metadata.finalizers`, and for a
+/// Namespace also `spec.finalizers`.
+pub fn all_finalizers(obj: &Value, kind: &str) -> Vec<String> {
+    let mut f = finalizers(obj);
+    if kind == "Namespace" {
+        f.extend(
+            obj["spec"]["finalizers"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|s| s.as_str().map(String::from)),
+        );
+    }
+    f
+}
+
 pub fn finalizers(obj: &Value) -> Vec<String> {
     obj["metadata"]["finalizers"]
         .as_array()

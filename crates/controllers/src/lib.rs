@@ -1,6 +1,6 @@
 //! The control-plane controllers of rkube: the scheduler, and the controller-manager's
 //! controllers (ReplicaSet, Deployment, Endpoints and EndpointSlice, ServiceAccount,
-//! node lifecycle, garbage collector, Job, CronJob, DaemonSet).
+//! node lifecycle, garbage collector, Job, CronJob, DaemonSet, namespace deletion).
 //!
 //! Everything here is a client of the apiserver and reaches it only through the `client`
 //! crate, over gRPC — this crate must never depend on `apiserver` or `raft-store`.
@@ -16,6 +16,7 @@ pub mod garbage_collector;
 pub mod job;
 pub mod leading;
 pub mod manager;
+pub mod namespace;
 pub mod node_lifecycle;
 pub mod pods;
 pub mod replicaset;

@@ -56,5 +56,6 @@ async fn run_leading(client: Client, cfg: ManagerConfig) {
         crate::job::run(ctx.clone(), w),
         crate::cronjob::run(ctx.clone()),
         crate::daemonset::run(ctx.clone(), w),
+        crate::namespace::run(ctx.clone()),
     );
 }

@@ -215,6 +215,15 @@ impl MutatingAdmission for Defaults {
         }
         if matches!(req.rt.schema, crate::registry::Schema::Builtin(_)) {
             kind_defaults(&req.rt.kind, obj);
+            if req.op == Operation::Create && req.rt.kind == "Namespace" {
+                // The namespace controller removes it once the namespace is empty.
+                if obj.get("spec").is_none_or(Value::is_null) {
+                    obj["spec"] = json!({});
+                }
+                if let Some(spec) = obj_at(obj, &["spec"]) {
+                    default(spec, "finalizers", json!(["kubernetes"]));
+                }
+            }
         }
         Ok(())
     }

@@ -87,7 +87,7 @@ impl Api {
             } else {
                 0
             };
-            let mut finalizers = object::finalizers(&cur_v);
+            let mut finalizers = object::all_finalizers(&cur_v, &rt.kind);
             let adds_finalizer =
                 extra_finalizer.is_some_and(|f| !finalizers.iter().any(|x| x == f));
             if let (true, Some(f)) = (adds_finalizer, extra_finalizer) {
@@ -101,8 +101,13 @@ impl Api {
                 let mut new = cur_v.clone();
                 let deleting = object::is_deleting(&cur_v);
                 let shorter = existing_grace.is_none_or(|g| grace < g);
-                if adds_finalizer {
-                    new["metadata"]["finalizers"] = finalizers.clone().into();
+                if let (true, Some(f)) = (adds_finalizer, extra_finalizer) {
+                    let mut own = object::finalizers(&cur_v);
+                    own.push(f.to_string());
+                    new["metadata"]["finalizers"] = own.into();
+                }
+                if rt.kind == "Namespace" && rt.group.is_empty() {
+                    new["status"]["phase"] = "Terminating".into();
                 }
                 if deleting && !shorter && !adds_finalizer {
                     return Ok(DeleteResponse {

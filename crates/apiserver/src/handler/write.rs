@@ -353,7 +353,7 @@ impl Api {
             }
             // An object being deleted goes when its last finalizer is removed.
             let finished = object::is_deleting(&new)
-                && object::finalizers(&new).is_empty()
+                && object::all_finalizers(&new, &rt.kind).is_empty()
                 && new["metadata"]["deletionGracePeriodSeconds"]
                     .as_i64()
                     .unwrap_or(0)
