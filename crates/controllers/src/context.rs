@@ -8,7 +8,9 @@ use client::{Api, ApiObject, Client};
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet};
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{Namespace, Node, Pod, Service, ServiceAccount};
+use k8s_openapi::api::core::v1::{
+    Namespace, Node, Pod, ReplicationController, Service, ServiceAccount,
+};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 
 use crate::events::Recorder;
@@ -18,6 +20,7 @@ pub struct Ctx {
     pub events: Recorder,
     pub pods: Arc<Informer<Pod>>,
     pub replicasets: Arc<Informer<ReplicaSet>>,
+    pub replication_controllers: Arc<Informer<ReplicationController>>,
     pub deployments: Arc<Informer<Deployment>>,
     pub services: Arc<Informer<Service>>,
     pub namespaces: Arc<Informer<Namespace>>,
@@ -41,6 +44,7 @@ impl Ctx {
             events: Recorder::new(client.clone(), component),
             pods: all(&client),
             replicasets: all(&client),
+            replication_controllers: all(&client),
             deployments: all(&client),
             services: all(&client),
             namespaces: all(&client),
@@ -61,6 +65,7 @@ impl Ctx {
     pub async fn wait_ready(&self) {
         self.pods.wait_ready().await;
         self.replicasets.wait_ready().await;
+        self.replication_controllers.wait_ready().await;
         self.deployments.wait_ready().await;
         self.services.wait_ready().await;
         self.namespaces.wait_ready().await;

@@ -47,7 +47,8 @@ async fn run_leading(client: Client, cfg: ManagerConfig) {
     tracing::info!("controller-manager caches synced");
     let w = cfg.workers.max(1);
     tokio::join!(
-        crate::replicaset::run(ctx.clone(), w),
+        crate::replicaset::run::<k8s_openapi::api::apps::v1::ReplicaSet>(ctx.clone(), w),
+        crate::replicaset::run::<k8s_openapi::api::core::v1::ReplicationController>(ctx.clone(), w),
         crate::deployment::run(ctx.clone(), w),
         crate::serviceaccount::run(ctx.clone()),
         crate::endpoints::run(ctx.clone(), w),

@@ -1,4 +1,5 @@
-//! ReplicaSet controller: keeps `spec.replicas` pods of the template running.
+//! ReplicaSet and ReplicationController controller: keeps `spec.replicas` pods of the
+//! template running.
 //!
 //! It adopts orphans its selector matches and releases pods that stop matching; on scale
 //! down it gives up unscheduled and not-ready pods before ready ones; and it remembers the
@@ -8,10 +9,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use client::informer::Change;
+use client::informer::{Change, Informer};
 use client::reflector::ObjectKey;
-use client::{Api, PatchParams};
+use client::{Api, ApiObject, PatchParams};
 use k8s_openapi::api::apps::v1::ReplicaSet;
+use k8s_openapi::api::core::v1::ReplicationController;
 use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
 use serde_json::json;
@@ -25,44 +27,125 @@ use crate::worker::{self, Requeue};
 
 /// Creates in flight at most, per ReplicaSet and pass (Kubernetes' burst).
 const BURST: usize = 500;
-#[derive(Default)]
-pub struct ReplicaSetController {
+
+/// What this controller reads of a kind that keeps N pods: ReplicaSet and
+/// ReplicationController.
+pub struct View {
+    pub selector: LabelSelector,
+    pub replicas: i32,
+    pub template: Option<PodTemplateSpec>,
+    pub min_ready_seconds: i32,
+    /// replicas, fullyLabeledReplicas, readyReplicas, availableReplicas, observedGeneration
+    pub status: (i32, i32, i32, i32, Option<i64>),
+}
+
+pub trait Replicated: ApiObject {
+    fn informer(ctx: &Ctx) -> &Arc<Informer<Self>>;
+    fn view(&self) -> View;
+}
+
+impl Replicated for ReplicaSet {
+    fn informer(ctx: &Ctx) -> &Arc<Informer<Self>> {
+        &ctx.replicasets
+    }
+    fn view(&self) -> View {
+        let st = self.status.clone().unwrap_or_default();
+        View {
+            selector: self.spec.selector.clone(),
+            replicas: self.spec.replicas.unwrap_or(1),
+            template: self.spec.template.clone(),
+            min_ready_seconds: self.spec.min_ready_seconds.unwrap_or(0),
+            status: (
+                st.replicas,
+                st.fully_labeled_replicas.unwrap_or(0),
+                st.ready_replicas.unwrap_or(0),
+                st.available_replicas.unwrap_or(0),
+                st.observed_generation,
+            ),
+        }
+    }
+}
+
+impl Replicated for ReplicationController {
+    fn informer(ctx: &Ctx) -> &Arc<Informer<Self>> {
+        &ctx.replication_controllers
+    }
+    fn view(&self) -> View {
+        let spec = self.spec.clone().unwrap_or_default();
+        let st = self.status.clone().unwrap_or_default();
+        // An RC without a selector selects its template's labels.
+        let labels = spec
+            .selector
+            .clone()
+            .filter(|s| !s.is_empty())
+            .or_else(|| spec.template.as_ref()?.metadata.as_ref()?.labels.clone());
+        View {
+            selector: LabelSelector {
+                match_labels: labels,
+                match_expressions: None,
+            },
+            replicas: spec.replicas.unwrap_or(1),
+            template: spec.template.clone(),
+            min_ready_seconds: spec.min_ready_seconds.unwrap_or(0),
+            status: (
+                st.replicas,
+                st.fully_labeled_replicas.unwrap_or(0),
+                st.ready_replicas.unwrap_or(0),
+                st.available_replicas.unwrap_or(0),
+                st.observed_generation,
+            ),
+        }
+    }
+}
+
+pub struct ReplicaSetController<K> {
     expectations: Expectations,
+    _k: std::marker::PhantomData<fn() -> K>,
+}
+
+impl<K> Default for ReplicaSetController<K> {
+    fn default() -> Self {
+        ReplicaSetController {
+            expectations: Expectations::default(),
+            _k: std::marker::PhantomData,
+        }
+    }
 }
 
 /// The ReplicaSet keys a pod change concerns: its controller, or for an orphan every
 /// ReplicaSet of its namespace that selects it.
-fn owners(ctx: &Ctx, c: &Change<Pod>) -> Vec<ObjectKey> {
+fn owners<K: Replicated>(ctx: &Ctx, c: &Change<Pod>) -> Vec<ObjectKey> {
     let p = c.object();
     let ns = p.metadata.namespace.clone().unwrap_or_default();
     match controller_ref(&p.metadata) {
-        Some(r) if r.kind == "ReplicaSet" => vec![ObjectKey {
+        Some(r) if r.kind == K::KIND => vec![ObjectKey {
             namespace: ns,
             name: r.name.clone(),
         }],
         Some(_) => vec![],
         None => {
             let labels = p.metadata.labels.clone().unwrap_or_default();
-            ctx.replicasets
+            K::informer(ctx)
                 .list_namespace(&ns)
                 .iter()
-                .filter(|rs| selector_matches(&rs.spec.selector, &labels))
+                .filter(|rs| selector_matches(&rs.view().selector, &labels))
                 .map(|rs| ObjectKey::of(rs.as_ref()))
                 .collect()
         }
     }
 }
 
-pub async fn run(ctx: Arc<Ctx>, workers: usize) {
+/// Runs the controller for ReplicaSets (`K = ReplicaSet`) or ReplicationControllers.
+pub async fn run<K: Replicated>(ctx: Arc<Ctx>, workers: usize) {
     let q = worker::queue();
-    let this = Arc::new(ReplicaSetController::default());
+    let this = Arc::new(ReplicaSetController::<K>::default());
     let rs_feed = {
         let ctx2 = ctx.clone();
         worker::feed(
-            ctx.replicasets.clone(),
+            K::informer(&ctx).clone(),
             q.clone(),
             worker::own_key,
-            move || ctx2.replicasets.keys(),
+            move || K::informer(&ctx2).keys(),
         )
     };
     let pod_feed = {
@@ -70,11 +153,11 @@ pub async fn run(ctx: Arc<Ctx>, workers: usize) {
         worker::feed(
             ctx.pods.clone(),
             q.clone(),
-            move |c| owners(&c1, c),
-            move || c2.replicasets.keys(),
+            move |c| owners::<K>(&c1, c),
+            move || K::informer(&c2).keys(),
         )
     };
-    let work = worker::run("replicaset", q, workers, move |key| {
+    let work = worker::run(K::KIND, q, workers, move |key| {
         let (ctx, this) = (ctx.clone(), this.clone());
         async move { this.reconcile(&ctx, key).await }
     });
@@ -143,21 +226,22 @@ pub async fn set_controller(
     .map(|_| ())
 }
 
-impl ReplicaSetController {
+impl<K: Replicated> ReplicaSetController<K> {
     async fn reconcile(&self, ctx: &Ctx, key: ObjectKey) -> Result<Requeue, client::Error> {
-        let Some(rs) = ctx.replicasets.get(&key) else {
+        let Some(rs) = K::informer(ctx).get(&key) else {
             self.expectations.forget(&key);
             return Ok(None);
         };
-        let spec = rs.spec.clone();
-        let owner = owner_ref("apps/v1", "ReplicaSet", &rs.metadata);
-        let desired = spec.replicas.unwrap_or(1).max(0) as usize;
+        let spec = rs.view();
+        let meta = rs.metadata();
+        let owner = owner_ref(K::API_VERSION, K::KIND, meta);
+        let desired = spec.replicas.max(0) as usize;
         let sync = Sync {
             ctx,
             key: &key,
             selector: &spec.selector,
             owner: &owner,
-            deleting: rs.metadata.deletion_timestamp.is_some(),
+            deleting: meta.deletion_timestamp.is_some(),
         };
         let active = sync.claim_pods().await?;
         if !sync.deleting && self.expectations.satisfied(&key, &ctx.pods) {
@@ -171,7 +255,7 @@ impl ReplicaSetController {
             }
         }
         let now_s = now().as_second();
-        let min_ready = spec.min_ready_seconds.unwrap_or(0);
+        let min_ready = spec.min_ready_seconds;
         let ready = active.iter().filter(|p| pods::is_ready(p)).count() as i32;
         let available = active
             .iter()
@@ -195,16 +279,18 @@ impl ReplicaSetController {
             "fullyLabeledReplicas": fully_labeled,
             "readyReplicas": ready,
             "availableReplicas": available,
-            "observedGeneration": rs.metadata.generation,
+            "observedGeneration": meta.generation,
         });
-        let cur = rs.status.clone().unwrap_or_default();
-        let same = cur.replicas == active.len() as i32
-            && cur.fully_labeled_replicas.unwrap_or(0) == fully_labeled
-            && cur.ready_replicas.unwrap_or(0) == ready
-            && cur.available_replicas.unwrap_or(0) == available
-            && cur.observed_generation == rs.metadata.generation;
+        let same = spec.status
+            == (
+                active.len() as i32,
+                fully_labeled,
+                ready,
+                available,
+                meta.generation,
+            );
         if !same {
-            Api::<ReplicaSet>::namespaced(ctx.client.clone(), &key.namespace)
+            Api::<K>::namespaced(ctx.client.clone(), &key.namespace)
                 .patch_status(&key.name, PatchParams::Merge, &json!({ "status": status }))
                 .await?;
         }
@@ -220,7 +306,7 @@ impl ReplicaSetController {
         sync: &Sync<'_>,
         template: &PodTemplateSpec,
         n: usize,
-        rs: &ReplicaSet,
+        rs: &K,
     ) -> Result<(), client::Error> {
         let api = Api::<Pod>::namespaced(sync.ctx.client.clone(), &sync.key.namespace);
         let n = n.min(BURST);
@@ -268,7 +354,7 @@ impl ReplicaSetController {
         sync: &Sync<'_>,
         active: &[Arc<Pod>],
         n: usize,
-        rs: &ReplicaSet,
+        rs: &K,
     ) -> Result<(), client::Error> {
         let api = Api::<Pod>::namespaced(sync.ctx.client.clone(), &sync.key.namespace);
         let mut ranked: Vec<&Arc<Pod>> = active.iter().collect();

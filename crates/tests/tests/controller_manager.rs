@@ -10,7 +10,9 @@ use client::watcher::{watcher, Event};
 use client::{Api, Client, ListParams, PatchParams};
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
-use k8s_openapi::api::core::v1::{Endpoints, Namespace, Pod, Service, ServiceAccount};
+use k8s_openapi::api::core::v1::{
+    Endpoints, Namespace, Pod, ReplicationController, Service, ServiceAccount,
+};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use parking_lot::Mutex;
 use rkube_tests::fake_kubelet::{cluster_with_nodes, NEVER_READY};
@@ -360,6 +362,36 @@ async fn every_namespace_gets_a_default_service_account() {
             Duration::from_secs(20),
             &format!("{ns}/default"),
             || async { api.get_opt("default").await.ok()? },
+        )
+        .await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn replication_controllers_keep_their_count() {
+    let (_cluster, client, _kubelet) = cluster_with_nodes(1, &["w1"]).await;
+    let rcs = Api::<ReplicationController>::namespaced(client.clone(), "default");
+    // No selector: it selects its template's labels.
+    let rc: ReplicationController = serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "ReplicationController", "metadata": {"name": "rc"},
+        "spec": {"replicas": 2, "template": {"metadata": {"labels": {"app": "rc"}},
+            "spec": {"containers": [{"name": "c", "image": "app:1"}]}}}}))
+    .unwrap();
+    rcs.create(&rc).await.unwrap();
+    for n in [2, 3] {
+        if n == 3 {
+            rcs.patch("rc", PatchParams::Merge, &json!({"spec": {"replicas": 3}}))
+                .await
+                .unwrap();
+        }
+        eventually(
+            Duration::from_secs(30),
+            &format!("{n} ready replicas of rc"),
+            || async {
+                let st = rcs.get("rc").await.ok()?.status?;
+                let pods = live_pods(&client, "rc").await;
+                (st.ready_replicas == Some(n) && pods.len() == n as usize).then_some(())
+            },
         )
         .await;
     }
