@@ -224,12 +224,11 @@ async fn reconcile(ctx: &Ctx, key: ObjectKey) -> Result<Requeue, client::Error> 
         }
         Some(_) => {}
     }
-    sync_slices(ctx, &slices_api, &svc, &ms).await?;
+    sync_slices(&slices_api, &svc, &ms).await?;
     Ok(None)
 }
 
 async fn sync_slices(
-    ctx: &Ctx,
     api: &Api<EndpointSlice>,
     svc: &Service,
     ms: &[Member],
@@ -322,6 +321,5 @@ async fn sync_slices(
             Err(e) => return Err(e),
         }
     }
-    let _ = ctx;
     Ok(())
 }

@@ -13,6 +13,7 @@
 //! up live before anything is deleted, so a lagging watch never deletes a dependent of an
 //! owner that exists.
 
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::sync::Arc;
 
@@ -23,6 +24,7 @@ use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::{Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use parking_lot::Mutex;
 use rkube_proto::api::{GetRequest, TypeRef};
 use serde_json::json;
 
@@ -71,45 +73,70 @@ fn meta_of(ctx: &Ctx, k: &GcKey) -> Option<ObjectMeta> {
     }
 }
 
-/// Every known object whose ownerReferences name `uid`.
-fn dependents_of(ctx: &Ctx, uid: &str) -> Vec<(GcKey, ObjectMeta)> {
-    fn scan<K: ApiObject>(
-        i: &Informer<K>,
-        kind: &'static str,
-        uid: &str,
-        out: &mut Vec<(GcKey, ObjectMeta)>,
-    ) {
-        for o in i.list() {
-            let m = o.metadata();
-            if m.owner_references.iter().flatten().any(|r| r.uid == uid) {
-                out.push((
-                    GcKey {
-                        kind,
-                        key: ObjectKey::of(o.as_ref()),
-                    },
-                    m.clone(),
-                ));
+/// Known objects by the uids their ownerReferences name, so finding an owner's
+/// dependents costs what it has, not a scan of every cache. Entries may be stale;
+/// `dependents_of` checks each against the cache.
+#[derive(Default)]
+struct Graph {
+    by_owner: Mutex<HashMap<String, HashSet<GcKey>>>,
+}
+
+impl Graph {
+    fn record(&self, k: &GcKey, m: &ObjectMeta) {
+        let mut g = self.by_owner.lock();
+        for r in m.owner_references.iter().flatten() {
+            g.entry(r.uid.clone()).or_default().insert(k.clone());
+        }
+    }
+
+    fn forget(&self, k: &GcKey, m: &ObjectMeta) {
+        let mut g = self.by_owner.lock();
+        for r in m.owner_references.iter().flatten() {
+            if let Some(set) = g.get_mut(&r.uid) {
+                set.remove(k);
+                if set.is_empty() {
+                    g.remove(&r.uid);
+                }
             }
         }
     }
-    let mut out = Vec::new();
-    scan(&ctx.pods, "Pod", uid, &mut out);
-    scan(&ctx.replicasets, "ReplicaSet", uid, &mut out);
-    scan(&ctx.deployments, "Deployment", uid, &mut out);
-    scan(&ctx.endpoint_slices, "EndpointSlice", uid, &mut out);
-    out
+
+    /// Every known object whose ownerReferences name `uid`.
+    fn dependents_of(&self, ctx: &Ctx, uid: &str) -> Vec<(GcKey, ObjectMeta)> {
+        let mut g = self.by_owner.lock();
+        let Some(set) = g.get_mut(uid) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        set.retain(|k| match meta_of(ctx, k) {
+            Some(m) if m.owner_references.iter().flatten().any(|r| r.uid == uid) => {
+                out.push((k.clone(), m));
+                true
+            }
+            _ => false,
+        });
+        if set.is_empty() {
+            g.remove(uid);
+        }
+        out
+    }
 }
 
 /// Keys to look at when an object changes: itself, its owners (a waiting owner rechecks
 /// when a dependent goes), and on deletion its dependents.
-fn keys<K: ApiObject>(ctx: &Ctx, kind: &'static str, c: &Change<K>) -> Vec<GcKey> {
+fn keys<K: ApiObject>(ctx: &Ctx, graph: &Graph, kind: &'static str, c: &Change<K>) -> Vec<GcKey> {
     let o = c.object();
     let m = o.metadata();
     let ns = m.namespace.clone().unwrap_or_default();
-    let mut out = vec![GcKey {
+    let me = GcKey {
         kind,
         key: ObjectKey::of(o.as_ref()),
-    }];
+    };
+    match c {
+        Change::Applied(_) => graph.record(&me, m),
+        Change::Deleted(_) => graph.forget(&me, m),
+    }
+    let mut out = vec![me];
     for r in m.owner_references.iter().flatten() {
         if let Some(k) = kind_of(&r.kind) {
             out.push(GcKey {
@@ -123,20 +150,21 @@ fn keys<K: ApiObject>(ctx: &Ctx, kind: &'static str, c: &Change<K>) -> Vec<GcKey
     }
     if let Change::Deleted(_) = c {
         let uid = m.uid.clone().unwrap_or_default();
-        out.extend(dependents_of(ctx, &uid).into_iter().map(|(k, _)| k));
+        out.extend(graph.dependents_of(ctx, &uid).into_iter().map(|(k, _)| k));
     }
     out
 }
 
 pub async fn run(ctx: Arc<Ctx>) {
     let q = worker::queue::<GcKey>();
+    let graph = Arc::new(Graph::default());
     macro_rules! feed {
         ($inf:ident, $kind:literal) => {{
-            let (c1, c2) = (ctx.clone(), ctx.clone());
+            let (c1, c2, g) = (ctx.clone(), ctx.clone(), graph.clone());
             worker::feed(
                 ctx.$inf.clone(),
                 q.clone(),
-                move |c| keys(&c1, $kind, c),
+                move |c| keys(&c1, &g, $kind, c),
                 move || {
                     c2.$inf
                         .keys()
@@ -148,10 +176,10 @@ pub async fn run(ctx: Arc<Ctx>) {
         }};
     }
     let work = {
-        let ctx = ctx.clone();
+        let (ctx, graph) = (ctx.clone(), graph.clone());
         worker::run("garbage-collector", q.clone(), 2, move |key| {
-            let ctx = ctx.clone();
-            async move { reconcile(&ctx, key).await }
+            let (ctx, graph) = (ctx.clone(), graph.clone());
+            async move { reconcile(&ctx, &graph, key).await }
         })
     };
     tokio::join!(
@@ -270,15 +298,18 @@ async fn patch_meta(
     }
 }
 
-async fn reconcile(ctx: &Ctx, k: GcKey) -> Result<Requeue, client::Error> {
+async fn reconcile(ctx: &Ctx, graph: &Graph, k: GcKey) -> Result<Requeue, client::Error> {
     let Some(m) = meta_of(ctx, &k) else {
         return Ok(None);
     };
+    // Objects listed before the feeds subscribed reach the graph here (every key is
+    // reconciled once at start).
+    graph.record(&k, &m);
     let uid = m.uid.clone().unwrap_or_default();
     let finalizers = m.finalizers.clone().unwrap_or_default();
     if m.deletion_timestamp.is_some() {
         if finalizers.iter().any(|f| f == ORPHAN) {
-            for (dk, dm) in dependents_of(ctx, &uid) {
+            for (dk, dm) in graph.dependents_of(ctx, &uid) {
                 let refs: Vec<&OwnerReference> = dm
                     .owner_references
                     .iter()
@@ -292,7 +323,7 @@ async fn reconcile(ctx: &Ctx, k: GcKey) -> Result<Requeue, client::Error> {
             return Ok(None);
         }
         if finalizers.iter().any(|f| f == FOREGROUND) {
-            let deps = dependents_of(ctx, &uid);
+            let deps = graph.dependents_of(ctx, &uid);
             for (dk, dm) in &deps {
                 if dm.deletion_timestamp.is_none() {
                     delete(ctx, dk, dm.uid.as_deref().unwrap_or_default(), "Foreground").await?;

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use client::reflector::ObjectKey;
 use client::{Api, PatchParams};
-use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet, ReplicaSetSpec};
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentCondition, ReplicaSet, ReplicaSetSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde_json::json;
 
@@ -368,19 +368,22 @@ async fn sync_status(
             )
         }
     };
-    let keep =
-        |c: Option<k8s_openapi::api::apps::v1::DeploymentCondition>, status: &str, field: &str| {
-            c.filter(|c| c.status.as_deref() == Some(status))
-                .and_then(|c| {
-                    let v = serde_json::to_value(&c).ok()?;
-                    v.get(field).cloned()
-                })
-                .unwrap_or_else(|| json!(now_t.to_string()))
-        };
+    // A condition's time stays while its status does; a new status starts now.
+    let keep = |c: Option<DeploymentCondition>, status: &str, update: bool| {
+        c.filter(|c| c.status.as_deref() == Some(status))
+            .and_then(|c| {
+                if update {
+                    c.last_update_time
+                } else {
+                    c.last_transition_time
+                }
+            })
+            .map_or_else(|| json!(now_t.to_string()), |t| json!(t))
+    };
     let p_update = if touch {
         json!(now_t.to_string())
     } else {
-        keep(prog.clone(), p_status, "lastUpdateTime")
+        keep(prog.clone(), p_status, true)
     };
     let available_ok = avail >= desired - max_unavailable;
     let (a_status, a_reason) = if available_ok {
@@ -399,11 +402,11 @@ async fn sync_status(
         "conditions": [
             {"type": "Available", "status": a_status, "reason": a_reason,
              "message": if available_ok { "Deployment has minimum availability." } else { "Deployment does not have minimum availability." },
-             "lastUpdateTime": keep(a.clone(), a_status, "lastUpdateTime"),
-             "lastTransitionTime": keep(a, a_status, "lastTransitionTime")},
+             "lastUpdateTime": keep(a.clone(), a_status, true),
+             "lastTransitionTime": keep(a, a_status, false)},
             {"type": "Progressing", "status": p_status, "reason": p_reason, "message": p_msg,
              "lastUpdateTime": p_update,
-             "lastTransitionTime": keep(prog.clone(), p_status, "lastTransitionTime")},
+             "lastTransitionTime": keep(prog.clone(), p_status, false)},
         ],
     });
     let conds_now: Vec<(String, String, String)> = status["conditions"]

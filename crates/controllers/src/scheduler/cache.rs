@@ -117,18 +117,27 @@ impl Cache {
     /// that did not fit may fit now), false for e.g. a heartbeat.
     pub fn set_node(&mut self, node: Arc<Node>) -> bool {
         let name = node.metadata.name.clone().unwrap_or_default();
-        let old = std::mem::take(self.node_mut(&name));
-        self.count_images(&old, -1);
-        let mut n = old.clone();
+        let mut n = std::mem::take(self.node_mut(&name));
+        self.count_images(&n, -1);
+        // What plugins look at, before; the node's pods are not copied.
+        let before = (
+            n.node.is_some(),
+            n.labels.clone(),
+            n.taints.clone(),
+            n.unschedulable,
+            n.allocatable.clone(),
+            std::mem::take(&mut n.images),
+        );
         n.name = name.clone();
         n.set_node(node);
         self.count_images(&n, 1);
-        let changed = old.node.is_none()
-            || old.labels != n.labels
-            || old.taints != n.taints
-            || old.unschedulable != n.unschedulable
-            || old.allocatable != n.allocatable
-            || old.images != n.images;
+        let (had_node, labels, taints, unschedulable, allocatable, images) = before;
+        let changed = !had_node
+            || labels != n.labels
+            || taints != n.taints
+            || unschedulable != n.unschedulable
+            || allocatable != n.allocatable
+            || images != n.images;
         *self.node_mut(&name) = n;
         changed
     }

@@ -27,7 +27,6 @@ pub mod selectors;
 pub mod testing;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use client::leader::LeaderElectionConfig;
 use client::Client;
@@ -171,5 +170,4 @@ async fn run_leading(client: Client, cfg: SchedulerConfig, stats: Arc<Stats>) {
     tasks.join_next().await;
     tracing::error!("a scheduler task ended; stopping");
     tasks.shutdown().await;
-    tokio::time::sleep(Duration::from_millis(0)).await;
 }
