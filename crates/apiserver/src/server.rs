@@ -202,12 +202,33 @@ fn health_routes(api: Arc<Api>) -> axum::Router {
         )
 }
 
-/// Ready when a consistent read succeeds: a leader is known, a quorum confirms it, and
-/// this member's watch cache has caught up.
+/// Ready when a consistent read succeeds (a leader is known, a quorum confirms it, and
+/// this member's watch cache has caught up) and the bootstrap namespaces exist.
 async fn readyz(api: &Api) -> (axum::http::StatusCode, String) {
     let r = tokio::time::timeout(Duration::from_secs(2), api.cache.wait_fresh(&api.store)).await;
     match r {
-        Ok(Ok(rev)) => (axum::http::StatusCode::OK, format!("ok (revision {rev})\n")),
+        Ok(Ok(rev)) => {
+            let missing: Vec<&str> = BOOTSTRAP_NAMESPACES
+                .iter()
+                .copied()
+                .filter(|ns| {
+                    api.cache
+                        .get(&format!("/registry/core/namespaces/{ns}"))
+                        .is_none()
+                })
+                .collect();
+            if missing.is_empty() {
+                (axum::http::StatusCode::OK, format!("ok (revision {rev})\n"))
+            } else {
+                (
+                    axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                    format!(
+                        "not ready: bootstrap namespaces missing: {}\n",
+                        missing.join(", ")
+                    ),
+                )
+            }
+        }
         Ok(Err(e)) => (
             axum::http::StatusCode::SERVICE_UNAVAILABLE,
             format!("not ready: {e}\n"),

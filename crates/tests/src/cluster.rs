@@ -94,6 +94,20 @@ impl Cluster {
     pub async fn start(flavor: Flavor, n: usize, extra_args: &[&str]) -> Cluster {
         let c = Self::start_unchecked(flavor, n, extra_args);
         c.wait_leader(Duration::from_secs(20)).await;
+        if matches!(flavor, Flavor::Apiserver | Flavor::Server) {
+            for m in &c.members {
+                let addr = m.client;
+                eventually(
+                    Duration::from_secs(20),
+                    "every apiserver ready",
+                    || async move {
+                        let r = crate::http_get(addr, "/readyz").await.ok()?;
+                        r.starts_with("HTTP/1.1 200").then_some(())
+                    },
+                )
+                .await;
+            }
+        }
         c
     }
 

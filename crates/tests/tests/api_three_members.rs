@@ -26,16 +26,6 @@ fn pod(name: &str) -> Pod {
     .unwrap()
 }
 
-async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-    s.write_all(req.as_bytes()).await.unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).await.unwrap();
-    out
-}
-
 async fn within<T>(what: &str, f: impl std::future::Future<Output = T>) -> T {
     tokio::time::timeout(Duration::from_secs(30), f)
         .await
@@ -273,7 +263,7 @@ async fn object_semantics_status_finalizers_graceful_pods_and_bind() {
             ("/readyz", "ok"),
             ("/metrics", "rkube_apiserver_requests_total"),
         ] {
-            let body = http_get(addr, path).await;
+            let body = rkube_tests::http_get(addr, path).await.expect("HTTP GET");
             assert!(body.starts_with("HTTP/1.1 200"), "{path}: {body}");
             assert!(body.contains(want), "{path}: {body}");
         }
