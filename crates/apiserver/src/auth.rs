@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
+use async_trait::async_trait;
 use tonic::metadata::MetadataMap;
 
 use crate::error::{Error, Result};
@@ -34,8 +35,15 @@ pub struct Credentials<'a> {
 }
 
 /// One way to authenticate. `Ok(None)`: this authenticator does not apply to the request.
+#[async_trait]
 pub trait Authenticator: Send + Sync {
-    fn authenticate(&self, creds: &Credentials<'_>) -> Result<Option<UserInfo>>;
+    async fn authenticate(&self, creds: &Credentials<'_>) -> Result<Option<UserInfo>>;
+}
+
+/// The token of an `authorization: Bearer …` header.
+pub fn bearer_token(md: &MetadataMap) -> Option<&str> {
+    let h = md.get("authorization")?.to_str().ok()?;
+    h.strip_prefix("Bearer ").map(str::trim)
 }
 
 /// Bearer tokens from a CSV file as kube-apiserver's `--token-auth-file`:
@@ -87,27 +95,19 @@ impl StaticTokens {
     }
 }
 
+#[async_trait]
 impl Authenticator for StaticTokens {
-    fn authenticate(&self, creds: &Credentials<'_>) -> Result<Option<UserInfo>> {
-        let Some(h) = creds.metadata.get("authorization") else {
-            return Ok(None);
-        };
-        let h = h.to_str().unwrap_or("");
-        let Some(token) = h.strip_prefix("Bearer ") else {
-            return Ok(None);
-        };
-        match self.tokens.get(token.trim()) {
-            Some(u) => Ok(Some(u.clone())),
-            None => Err(Error::Unauthorized("invalid bearer token".into())),
-        }
+    async fn authenticate(&self, creds: &Credentials<'_>) -> Result<Option<UserInfo>> {
+        Ok(bearer_token(creds.metadata).and_then(|t| self.tokens.get(t).cloned()))
     }
 }
 
 /// TLS client certificates: the common name is the user, organizations are groups.
 pub struct ClientCertificates;
 
+#[async_trait]
 impl Authenticator for ClientCertificates {
-    fn authenticate(&self, creds: &Credentials<'_>) -> Result<Option<UserInfo>> {
+    async fn authenticate(&self, creds: &Credentials<'_>) -> Result<Option<UserInfo>> {
         Ok(creds.cert_subject.as_ref().map(|(cn, orgs)| {
             let mut groups = orgs.clone();
             groups.push("system:authenticated".into());
@@ -120,18 +120,22 @@ impl Authenticator for ClientCertificates {
     }
 }
 
-/// Tries each authenticator in turn; anonymous requests pass only when allowed.
+/// Tries each authenticator in turn. A bearer token nobody accepts is refused; requests
+/// without credentials pass as anonymous only when allowed.
 pub struct AuthnChain {
     pub authenticators: Vec<Box<dyn Authenticator>>,
     pub allow_anonymous: bool,
 }
 
 impl AuthnChain {
-    pub fn authenticate(&self, creds: &Credentials<'_>) -> Result<UserInfo> {
+    pub async fn authenticate(&self, creds: &Credentials<'_>) -> Result<UserInfo> {
         for a in &self.authenticators {
-            if let Some(u) = a.authenticate(creds)? {
+            if let Some(u) = a.authenticate(creds).await? {
                 return Ok(u);
             }
+        }
+        if bearer_token(creds.metadata).is_some() {
+            return Err(Error::Unauthorized("invalid bearer token".into()));
         }
         if self.allow_anonymous {
             Ok(UserInfo::anonymous())
@@ -207,27 +211,35 @@ impl AuthzChain {
 mod tests {
     use super::*;
 
-    #[test]
-    fn token_file_and_chain() {
+    #[tokio::test]
+    async fn token_file_and_chain() {
         let t = StaticTokens::parse("abc,alice,1,\"dev,ops\"\n# c\nxyz,bob,2\n").unwrap();
         let chain = AuthnChain {
             authenticators: vec![Box::new(t)],
             allow_anonymous: false,
         };
         let mut md = MetadataMap::new();
-        let creds = |md: &MetadataMap| {
-            chain.authenticate(&Credentials {
-                metadata: md,
-                cert_subject: None,
-            })
+        let creds = |md: MetadataMap| {
+            let chain = &chain;
+            async move {
+                chain
+                    .authenticate(&Credentials {
+                        metadata: &md,
+                        cert_subject: None,
+                    })
+                    .await
+            }
         };
-        assert!(matches!(creds(&md), Err(Error::Unauthorized(_))));
+        assert!(matches!(
+            creds(md.clone()).await,
+            Err(Error::Unauthorized(_))
+        ));
         md.insert("authorization", "Bearer abc".parse().unwrap());
-        let u = creds(&md).unwrap();
+        let u = creds(md.clone()).await.unwrap();
         assert_eq!(u.name, "alice");
         assert_eq!(u.groups, vec!["dev", "ops", "system:authenticated"]);
         md.insert("authorization", "Bearer nope".parse().unwrap());
-        assert!(matches!(creds(&md), Err(Error::Unauthorized(_))));
+        assert!(matches!(creds(md).await, Err(Error::Unauthorized(_))));
         assert!(StaticTokens::parse("onlytoken\n").is_err());
     }
 }

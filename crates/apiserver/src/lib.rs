@@ -5,6 +5,8 @@
 //! - [`handler`]: the request pipeline — authenticate, authorize, mutating admission,
 //!   validate, validating admission, store — with Kubernetes' object semantics;
 //! - [`cache`]: the watch cache every list and watch is served from;
+//! - [`tokens`]: service-account tokens, signed with a key every member shares through
+//!   the store;
 //! - [`grpc`]: the `rkube.api.v1` services; [`server`]: starting it all.
 //!
 //! It depends on `raft-store` and `rkube-proto`; nothing but the `rkube` binary depends on
@@ -24,6 +26,7 @@ pub mod selector;
 pub mod server;
 pub mod storage;
 pub mod tls;
+pub mod tokens;
 pub mod validation;
 
 pub use error::{Error, Result};

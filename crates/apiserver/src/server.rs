@@ -10,7 +10,8 @@ use std::time::Duration;
 use axum::routing::get;
 use raft_store::etcd::EtcdService;
 use raft_store::{Store, StoreConfig};
-use rkube_proto::api::{cluster_server::ClusterServer, discovery_server::DiscoveryServer};
+use rkube_proto::api::discovery_server::DiscoveryServer;
+use rkube_proto::api::{auth_server::AuthServer, cluster_server::ClusterServer};
 use rkube_proto::api::{resources_server::ResourcesServer, Object, TypeRef};
 use serde_json::json;
 use tokio::net::TcpListener;
@@ -22,11 +23,12 @@ use crate::auth::{
 };
 use crate::cache::WatchCache;
 use crate::error::Error;
-use crate::grpc::{ClusterService, DiscoveryService, ResourcesService};
+use crate::grpc::{AuthService, ClusterService, DiscoveryService, ResourcesService};
 use crate::handler::Api;
 use crate::metrics::Metrics;
 use crate::registry::Registry;
 use crate::tls::TlsFiles;
+use crate::tokens::{verify::ServiceAccountTokens, Tokens};
 
 /// Namespaces every cluster has from the start.
 pub const BOOTSTRAP_NAMESPACES: &[&str] =
@@ -97,6 +99,8 @@ impl ApiServer {
         let registry = Arc::new(Registry::with_builtins());
         let cache = WatchCache::new(registry.clone(), cfg.watch_cache_events);
         let mut tasks = vec![tokio::spawn(cache.clone().run(store.clone()))];
+        let tokens = Tokens::new(cache.clone(), store.clone());
+        authenticators.push(Box::new(ServiceAccountTokens(tokens.clone())));
         let api = Arc::new(Api {
             store: store.clone(),
             registry,
@@ -135,9 +139,13 @@ impl ApiServer {
         .max_encoding_message_size(usize::MAX);
         let routes = tonic::service::Routes::new(resources)
             .add_service(DiscoveryServer::new(DiscoveryService { api: api.clone() }))
-            .add_service(ClusterServer::new(ClusterService { api: api.clone() }));
+            .add_service(ClusterServer::new(ClusterService { api: api.clone() }))
+            .add_service(AuthServer::new(AuthService {
+                api: api.clone(),
+                tokens: tokens.clone(),
+            }));
         let routes = EtcdService::new(store.clone()).add_routes(routes);
-        let http = health_routes(api.clone());
+        let http = health_routes(api.clone(), tokens.clone());
         let router = routes.into_axum_router().merge(http);
 
         let mut builder = tonic::transport::Server::builder()
@@ -155,6 +163,8 @@ impl ApiServer {
             }
         }));
         tasks.push(tokio::spawn(bootstrap(api.clone())));
+        let t = tokens.clone();
+        tasks.push(tokio::spawn(async move { t.load_key().await }));
         tracing::info!(member = %store.name(), %local_addr, "apiserver listening");
         Ok(ApiServer {
             api,
@@ -171,7 +181,7 @@ impl ApiServer {
     }
 }
 
-fn health_routes(api: Arc<Api>) -> axum::Router {
+fn health_routes(api: Arc<Api>, tokens: Arc<Tokens>) -> axum::Router {
     let ready_api = api.clone();
     axum::Router::new()
         .route("/healthz", get(|| async { "ok" }))
@@ -180,7 +190,8 @@ fn health_routes(api: Arc<Api>) -> axum::Router {
             "/readyz",
             get(move || {
                 let api = ready_api.clone();
-                async move { readyz(&api).await }
+                let tokens = tokens.clone();
+                async move { readyz(&api, &tokens).await }
             }),
         )
         .route(
@@ -203,8 +214,9 @@ fn health_routes(api: Arc<Api>) -> axum::Router {
 }
 
 /// Ready when a consistent read succeeds (a leader is known, a quorum confirms it, and
-/// this member's watch cache has caught up) and the bootstrap namespaces exist.
-async fn readyz(api: &Api) -> (axum::http::StatusCode, String) {
+/// this member's watch cache has caught up), the bootstrap namespaces exist and the
+/// service-account signing key is loaded.
+async fn readyz(api: &Api, tokens: &Tokens) -> (axum::http::StatusCode, String) {
     let r = tokio::time::timeout(Duration::from_secs(2), api.cache.wait_fresh(&api.store)).await;
     match r {
         Ok(Ok(rev)) => {
@@ -217,7 +229,12 @@ async fn readyz(api: &Api) -> (axum::http::StatusCode, String) {
                         .is_none()
                 })
                 .collect();
-            if missing.is_empty() {
+            if !tokens.is_ready() {
+                (
+                    axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                    "not ready: the service-account signing key is not loaded\n".into(),
+                )
+            } else if missing.is_empty() {
                 (axum::http::StatusCode::OK, format!("ok (revision {rev})\n"))
             } else {
                 (

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::{Mutex, RwLock};
+use rkube_proto::api::auth_client::AuthClient;
 use rkube_proto::api::cluster_client::ClusterClient;
 use rkube_proto::api::discovery_client::DiscoveryClient;
 use rkube_proto::api::resources_client::ResourcesClient;
@@ -261,6 +262,24 @@ impl Client {
                     .into_inner()
                     .resources)
             }
+        })
+        .await
+    }
+
+    /// A TokenRequest for ServiceAccount `req.namespace/req.name`.
+    pub async fn create_token(&self, req: CreateTokenRequest) -> Result<Object> {
+        self.call(|ch| {
+            let r = self.request(req.clone());
+            async move { Ok(AuthClient::new(ch).create_token(r).await?.into_inner()) }
+        })
+        .await
+    }
+
+    /// A SelfSubjectReview: who this client is authenticated as.
+    pub async fn who_am_i(&self) -> Result<Object> {
+        self.call(|ch| {
+            let r = self.request(WhoAmIRequest {});
+            async move { Ok(AuthClient::new(ch).who_am_i(r).await?.into_inner()) }
         })
         .await
     }

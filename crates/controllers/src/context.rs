@@ -9,7 +9,7 @@ use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet};
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{
-    Namespace, Node, Pod, ReplicationController, Service, ServiceAccount,
+    Namespace, Node, Pod, ReplicationController, Secret, Service, ServiceAccount,
 };
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 
@@ -25,6 +25,7 @@ pub struct Ctx {
     pub services: Arc<Informer<Service>>,
     pub namespaces: Arc<Informer<Namespace>>,
     pub service_accounts: Arc<Informer<ServiceAccount>>,
+    pub secrets: Arc<Informer<Secret>>,
     pub nodes: Arc<Informer<Node>>,
     pub endpoint_slices: Arc<Informer<EndpointSlice>>,
     pub jobs: Arc<Informer<Job>>,
@@ -49,6 +50,7 @@ impl Ctx {
             services: all(&client),
             namespaces: all(&client),
             service_accounts: all(&client),
+            secrets: all(&client),
             nodes: all(&client),
             endpoint_slices: all(&client),
             jobs: all(&client),
@@ -70,6 +72,7 @@ impl Ctx {
         self.services.wait_ready().await;
         self.namespaces.wait_ready().await;
         self.service_accounts.wait_ready().await;
+        self.secrets.wait_ready().await;
         self.nodes.wait_ready().await;
         self.endpoint_slices.wait_ready().await;
         self.jobs.wait_ready().await;

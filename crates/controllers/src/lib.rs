@@ -1,6 +1,6 @@
 //! The control-plane controllers of rkube: the scheduler, and the controller-manager's
-//! controllers (ReplicaSet, Deployment, Endpoints and EndpointSlice, ServiceAccount,
-//! node lifecycle, garbage collector, Job, CronJob, DaemonSet, namespace deletion).
+//! controllers (ReplicaSet, Deployment, Endpoints and EndpointSlice, ServiceAccount and
+//! token, node lifecycle, garbage collector, Job, CronJob, DaemonSet, namespace deletion).
 //!
 //! Everything here is a client of the apiserver and reaches it only through the `client`
 //! crate, over gRPC — this crate must never depend on `apiserver` or `raft-store`.
@@ -22,4 +22,5 @@ pub mod pods;
 pub mod replicaset;
 pub mod scheduler;
 pub mod serviceaccount;
+pub mod token;
 pub mod worker;

@@ -51,6 +51,7 @@ async fn run_leading(client: Client, cfg: ManagerConfig) {
         crate::replicaset::run::<k8s_openapi::api::core::v1::ReplicationController>(ctx.clone(), w),
         crate::deployment::run(ctx.clone(), w),
         crate::serviceaccount::run(ctx.clone()),
+        crate::token::run(ctx.clone()),
         crate::endpoints::run(ctx.clone(), w),
         crate::node_lifecycle::run(ctx.clone(), cfg.node_lifecycle.clone()),
         crate::garbage_collector::run(ctx.clone()),

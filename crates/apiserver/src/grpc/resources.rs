@@ -7,7 +7,7 @@ use rkube_proto::api::resources_server::Resources;
 use rkube_proto::api::*;
 use tonic::{Request, Response, Status};
 
-use crate::auth::{Credentials, UserInfo};
+use crate::auth::UserInfo;
 use crate::error::Error;
 use crate::handler::{Api, WatchStream};
 use crate::patch::PatchKind;
@@ -19,14 +19,6 @@ pub struct ResourcesService {
 }
 
 impl ResourcesService {
-    fn user<T>(&self, req: &Request<T>) -> Result<UserInfo, Error> {
-        let certs = req.peer_certs();
-        self.api.authn.authenticate(&Credentials {
-            metadata: req.metadata(),
-            cert_subject: crate::tls::subject_of(certs.as_deref().map(|c| c.as_slice())),
-        })
-    }
-
     async fn run<T, R, F, Fut>(
         &self,
         verb: &str,
@@ -38,7 +30,7 @@ impl ResourcesService {
         Fut: std::future::Future<Output = Result<R, Error>>,
     {
         let start = Instant::now();
-        let res = match self.user(&req) {
+        let res = match self.api.user(&req).await {
             Ok(user) => f(self.api.clone(), user, req.into_inner()).await,
             Err(e) => Err(e),
         };

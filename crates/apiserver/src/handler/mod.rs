@@ -18,7 +18,7 @@ use serde_json::Value;
 pub use read::{ListOptions, WatchStream};
 
 use crate::admission::{Admission, AdmissionRequest, Operation};
-use crate::auth::{Attributes, AuthnChain, AuthzChain, UserInfo};
+use crate::auth::{Attributes, AuthnChain, AuthzChain, Credentials, UserInfo};
 use crate::cache::{Cached, WatchCache};
 use crate::error::{Error, FieldError, Result};
 use crate::metrics::Metrics;
@@ -61,6 +61,17 @@ impl Api {
                 self.registry.get(&t.api_version, &t.kind).map_err(|_| e)
             }
         }
+    }
+
+    /// Who sent `req`: its bearer token or client certificate, or anonymous.
+    pub async fn user<T>(&self, req: &tonic::Request<T>) -> Result<UserInfo> {
+        let certs = req.peer_certs();
+        self.authn
+            .authenticate(&Credentials {
+                metadata: req.metadata(),
+                cert_subject: crate::tls::subject_of(certs.as_deref().map(|c| c.as_slice())),
+            })
+            .await
     }
 
     pub fn authorize(

@@ -21,6 +21,12 @@ pub struct FileArgs {
     files: Vec<PathBuf>,
 }
 
+impl FileArgs {
+    pub fn new(files: Vec<PathBuf>) -> Self {
+        FileArgs { files }
+    }
+}
+
 #[derive(Args)]
 pub struct DeleteArgs {
     /// `pods web-1`, or `pods/web-1`.

@@ -1,6 +1,7 @@
 //! `rkube ctl`: kubectl's everyday commands over the rkube API.
 
 mod apply;
+mod auth;
 mod cluster;
 mod get;
 mod rollout;
@@ -38,8 +39,8 @@ enum CtlCommand {
     Describe(get::DescribeArgs),
     /// Create or update objects from manifests (files or directories, multi-document YAML).
     Apply(apply::FileArgs),
-    /// Create objects from manifests; existing ones are an error.
-    Create(apply::FileArgs),
+    /// Create objects from manifests (existing ones are an error), or `create token SA`.
+    Create(auth::CreateArgs),
     /// Delete objects by name, or those in manifests.
     Delete(apply::DeleteArgs),
     /// The control-plane members.
@@ -50,6 +51,8 @@ enum CtlCommand {
     Rollout(rollout::RolloutArgs),
     /// Set the replica count of a Deployment or ReplicaSet.
     Scale(rollout::ScaleArgs),
+    /// Inspect authentication: `auth whoami`.
+    Auth(auth::AuthArgs),
 }
 
 pub struct Ctx {
@@ -164,7 +167,14 @@ pub async fn run(args: CtlArgs) -> anyhow::Result<()> {
         CtlCommand::Get(g) => get::get(&ctx, g).await,
         CtlCommand::Describe(d) => get::describe(&ctx, d).await,
         CtlCommand::Apply(f) => apply::apply(&mut ctx, f, true).await,
-        CtlCommand::Create(f) => apply::apply(&mut ctx, f, false).await,
+        CtlCommand::Create(c) => match &c.what {
+            Some(auth::CreateWhat::Token(t)) => auth::create_token(&ctx, t).await,
+            None if c.files.is_empty() => {
+                bail!("create: give manifests with -f, or a subcommand (token)")
+            }
+            None => apply::apply(&mut ctx, &apply::FileArgs::new(c.files.clone()), false).await,
+        },
+        CtlCommand::Auth(a) => auth::auth(&ctx, a).await,
         CtlCommand::Delete(d) => apply::delete(&mut ctx, d).await,
         CtlCommand::ApiResources => {
             println!(

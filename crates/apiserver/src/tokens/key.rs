@@ -1,0 +1,119 @@
+//! The cluster's service-account signing key: an ECDSA P-256 key, created once by whichever
+//! member gets there first and kept in the store, so every member signs and verifies with
+//! the same key and a restart keeps it.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use jsonwebtoken::{DecodingKey, EncodingKey};
+use raft_store::Store;
+use rkube_proto::etcd::RangeRequest;
+
+use crate::storage::{self, Swap};
+
+/// Where the key lives in the store: outside `/registry/`, so no resource API serves it.
+pub const KEY_PATH: &str = "/rkube/internal/service-account-signing-key";
+
+pub struct SigningKey {
+    pub encoding: EncodingKey,
+    pub decoding: DecodingKey,
+}
+
+impl SigningKey {
+    /// A fresh key and its PKCS#8 PEM.
+    pub fn generate() -> Result<(SigningKey, String), String> {
+        let kp = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
+            .map_err(|e| format!("generating the signing key: {e}"))?;
+        let pem = kp.serialize_pem();
+        Ok((Self::from_pem(&pem)?, pem))
+    }
+
+    pub fn from_pem(pem: &str) -> Result<SigningKey, String> {
+        let kp = rcgen::KeyPair::from_pem(pem).map_err(|e| format!("signing key: {e}"))?;
+        let encoding =
+            EncodingKey::from_ec_pem(pem.as_bytes()).map_err(|e| format!("signing key: {e}"))?;
+        let decoding = DecodingKey::from_ec_pem(kp.public_key_pem().as_bytes())
+            .map_err(|e| format!("signing key: {e}"))?;
+        Ok(SigningKey { encoding, decoding })
+    }
+}
+
+async fn read(store: &Store) -> Result<Option<String>, String> {
+    let resp = store
+        .range(&RangeRequest {
+            key: Bytes::from_static(KEY_PATH.as_bytes()),
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+    match resp.kvs.first() {
+        Some(kv) => String::from_utf8(kv.value.to_vec())
+            .map(Some)
+            .map_err(|e| format!("stored signing key: {e}")),
+        None => Ok(None),
+    }
+}
+
+/// Reads the key, creating it when the cluster has none. Retries until the store answers.
+pub async fn load_or_create(store: &Store) -> SigningKey {
+    loop {
+        let attempt = async {
+            if let Some(pem) = read(store).await? {
+                return SigningKey::from_pem(&pem);
+            }
+            let (key, pem) = SigningKey::generate()?;
+            match storage::create(store, KEY_PATH, Bytes::from(pem))
+                .await
+                .map_err(|e| e.to_string())?
+            {
+                Swap::Done(_) => Ok(key),
+                // Another member created it first: use theirs.
+                Swap::Lost => Err("created concurrently".to_string()),
+            }
+        };
+        match attempt.await {
+            Ok(key) => return key,
+            Err(e) => {
+                tracing::debug!(error = %e, "service-account signing key not loaded yet");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use jsonwebtoken::{Algorithm, Header, Validation};
+
+    use super::SigningKey;
+    use crate::tokens::Claims;
+
+    #[test]
+    fn a_stored_key_verifies_what_it_signed_and_another_key_does_not() {
+        let (key, pem) = SigningKey::generate().unwrap();
+        let again = SigningKey::from_pem(&pem).unwrap();
+        let (other, _) = SigningKey::generate().unwrap();
+        let claims = Claims {
+            iss: "kubernetes/serviceaccount".into(),
+            sub: "system:serviceaccount:a:b".into(),
+            ..Default::default()
+        };
+        let token =
+            jsonwebtoken::encode(&Header::new(Algorithm::ES256), &claims, &key.encoding).unwrap();
+        let mut v = Validation::new(Algorithm::ES256);
+        v.required_spec_claims.clear();
+        v.validate_aud = false;
+        let got = jsonwebtoken::decode::<Claims>(&token, &again.decoding, &v).unwrap();
+        assert_eq!(got.claims, claims);
+        assert!(jsonwebtoken::decode::<Claims>(&token, &other.decoding, &v).is_err());
+        // An expired token is refused.
+        let expired = Claims {
+            exp: Some(1_000),
+            ..claims
+        };
+        let token =
+            jsonwebtoken::encode(&Header::new(Algorithm::ES256), &expired, &key.encoding).unwrap();
+        assert!(jsonwebtoken::decode::<Claims>(&token, &key.decoding, &v).is_err());
+        assert!(SigningKey::from_pem("not a key").is_err());
+    }
+}
