@@ -44,6 +44,15 @@ pub struct ControllerManagerOptions {
     /// Prefix length of each node's pod CIDR.
     #[arg(long, default_value_t = 24)]
     pub node_cidr_mask_size: u8,
+    /// How often every HorizontalPodAutoscaler is synced.
+    #[arg(long, default_value_t = 15_000)]
+    pub horizontal_pod_autoscaler_sync_period_ms: u64,
+    /// The HPA leaves the replicas alone while usage is this close to the target (0.1 = 10%).
+    #[arg(long, default_value_t = 0.1)]
+    pub horizontal_pod_autoscaler_tolerance: f64,
+    /// The default scale-down stabilization window of HPAs.
+    #[arg(long, default_value_t = 300_000)]
+    pub horizontal_pod_autoscaler_downscale_stabilization_ms: u64,
 }
 
 impl ControllerManagerOptions {
@@ -73,6 +82,11 @@ impl ControllerManagerOptions {
         cfg.node_lifecycle.cluster_cidr =
             controllers::node_lifecycle::parse_cidr(&self.cluster_cidr);
         cfg.node_lifecycle.node_mask = self.node_cidr_mask_size;
+        cfg.hpa.sync_period =
+            Duration::from_millis(self.horizontal_pod_autoscaler_sync_period_ms.max(100));
+        cfg.hpa.tolerance = self.horizontal_pod_autoscaler_tolerance;
+        cfg.hpa.downscale_stabilization =
+            Duration::from_millis(self.horizontal_pod_autoscaler_downscale_stabilization_ms);
         cfg
     }
 }

@@ -16,6 +16,7 @@ pub mod config;
 pub mod error;
 pub mod informer;
 pub mod leader;
+pub mod metrics;
 pub mod reflector;
 pub mod runtime;
 pub mod watcher;

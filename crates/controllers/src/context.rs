@@ -4,8 +4,10 @@
 use std::sync::Arc;
 
 use client::informer::Informer;
+use client::metrics::PodMetrics;
 use client::{Api, ApiObject, Client};
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet};
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{
@@ -32,6 +34,8 @@ pub struct Ctx {
     pub cronjobs: Arc<Informer<CronJob>>,
     pub daemonsets: Arc<Informer<DaemonSet>>,
     pub node_leases: Arc<Informer<Lease>>,
+    pub hpas: Arc<Informer<HorizontalPodAutoscaler>>,
+    pub pod_metrics: Arc<Informer<PodMetrics>>,
 }
 
 fn all<K: ApiObject>(client: &Client) -> Arc<Informer<K>> {
@@ -56,6 +60,8 @@ impl Ctx {
             jobs: all(&client),
             cronjobs: all(&client),
             daemonsets: all(&client),
+            hpas: all(&client),
+            pod_metrics: all(&client),
             node_leases: Informer::start(
                 Api::<Lease>::namespaced(client.clone(), "kube-node-lease"),
                 Default::default(),
@@ -79,5 +85,7 @@ impl Ctx {
         self.cronjobs.wait_ready().await;
         self.daemonsets.wait_ready().await;
         self.node_leases.wait_ready().await;
+        self.hpas.wait_ready().await;
+        self.pod_metrics.wait_ready().await;
     }
 }

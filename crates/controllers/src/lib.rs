@@ -1,6 +1,6 @@
 //! The control-plane controllers of rkube: the scheduler, and the controller-manager's
 //! controllers (ReplicaSet, Deployment, Endpoints and EndpointSlice, ServiceAccount and
-//! token, node lifecycle, garbage collector, Job, CronJob, DaemonSet, namespace deletion).
+//! token, HorizontalPodAutoscaler, node lifecycle, garbage collector, Job, CronJob, DaemonSet, namespace deletion).
 //!
 //! Everything here is a client of the apiserver and reaches it only through the `client`
 //! crate, over gRPC — this crate must never depend on `apiserver` or `raft-store`.
@@ -13,6 +13,7 @@ pub mod endpoints;
 pub mod events;
 pub mod expectations;
 pub mod garbage_collector;
+pub mod hpa;
 pub mod job;
 pub mod leading;
 pub mod manager;

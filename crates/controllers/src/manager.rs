@@ -16,6 +16,7 @@ pub struct ManagerConfig {
     /// Concurrent reconciles per controller.
     pub workers: usize,
     pub node_lifecycle: crate::node_lifecycle::NodeLifecycleConfig,
+    pub hpa: crate::hpa::HpaConfig,
 }
 
 impl ManagerConfig {
@@ -28,6 +29,7 @@ impl ManagerConfig {
             )),
             workers: 4,
             node_lifecycle: Default::default(),
+            hpa: Default::default(),
         }
     }
 }
@@ -59,5 +61,6 @@ async fn run_leading(client: Client, cfg: ManagerConfig) {
         crate::cronjob::run(ctx.clone()),
         crate::daemonset::run(ctx.clone(), w),
         crate::namespace::run(ctx.clone()),
+        crate::hpa::run(ctx.clone(), cfg.hpa.clone()),
     );
 }

@@ -1,18 +1,22 @@
 //! A stand-in kubelet for controller tests: it renews its nodes' Leases and Ready
 //! condition every second; pods bound to its nodes become Running with a pod IP and
-//! (after `ready_after`) Ready; pods being deleted are finished at once. No containers run. A pod annotated `test.rkube.io/never-ready: "true"` runs but never
-//! becomes Ready.
+//! (after `ready_after`) Ready; pods being deleted are finished at once. No containers
+//! run. A pod annotated `test.rkube.io/never-ready: "true"` runs but never becomes Ready.
+//! After [`FakeKubelet::set_usage`], it publishes PodMetrics for its running pods, as a
+//! kubelet reports usage.
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use client::metrics::PodMetrics;
 use client::watcher::{watcher, Event};
 use client::{Api, Client, PatchParams};
 use futures::StreamExt;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Node, Pod};
+use parking_lot::Mutex;
 use serde_json::json;
 use tokio::task::JoinHandle;
 
@@ -21,15 +25,63 @@ pub const NEVER_READY: &str = "test.rkube.io/never-ready";
 /// otherwise.
 pub const EXIT: &str = "test.rkube.io/exit";
 
+/// Per-container usage to report: (cpu, memory) quantities.
+type Usage = Arc<Mutex<Option<(String, String)>>>;
+
 pub struct FakeKubelet {
     task: JoinHandle<()>,
     heartbeat: JoinHandle<()>,
+    metrics: JoinHandle<()>,
+    usage: Usage,
 }
 
 impl Drop for FakeKubelet {
     fn drop(&mut self) {
         self.task.abort();
         self.heartbeat.abort();
+        self.metrics.abort();
+    }
+}
+
+/// Every 300 ms, writes a PodMetrics for each running pod on `nodes`, every container at
+/// the usage set last.
+async fn publish_metrics(client: Client, nodes: HashSet<String>, usage: Usage) {
+    let pods = Api::<Pod>::all(client.clone());
+    loop {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let Some((cpu, memory)) = usage.lock().clone() else {
+            continue;
+        };
+        let Ok(list) = pods.list(&Default::default()).await else {
+            continue;
+        };
+        for p in list.items {
+            let on_node = p
+                .spec
+                .as_ref()
+                .and_then(|s| s.node_name.as_ref())
+                .is_some_and(|n| nodes.contains(n));
+            let running = p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running");
+            if !on_node || !running || p.metadata.deletion_timestamp.is_some() {
+                continue;
+            }
+            let ns = p.metadata.namespace.clone().unwrap_or_default();
+            let name = p.metadata.name.clone().unwrap_or_default();
+            let containers: Vec<_> = p
+                .spec
+                .iter()
+                .flat_map(|s| &s.containers)
+                .map(|c| json!({"name": c.name, "usage": {"cpu": cpu, "memory": memory}}))
+                .collect();
+            let m = json!({"metadata": {"name": name, "namespace": ns},
+                "timestamp": now(), "window": "1s", "containers": containers});
+            let api = Api::<PodMetrics>::namespaced(client.clone(), &ns);
+            if api.patch(&name, PatchParams::Merge, &m).await.is_err() {
+                if let Ok(pm) = serde_json::from_value::<PodMetrics>(m) {
+                    let _ = api.create(&pm).await;
+                }
+            }
+        }
     }
 }
 
@@ -77,7 +129,19 @@ fn now() -> String {
 }
 
 impl FakeKubelet {
+    /// From now on, report every container of every running pod as using `cpu` and
+    /// `memory`.
+    pub fn set_usage(&self, cpu: &str, memory: &str) {
+        *self.usage.lock() = Some((cpu.to_string(), memory.to_string()));
+    }
+
     pub fn start(client: Client, nodes: &[&str], ready_after: Duration) -> FakeKubelet {
+        let usage: Usage = Arc::default();
+        let metrics = tokio::spawn(publish_metrics(
+            client.clone(),
+            nodes.iter().map(|n| n.to_string()).collect(),
+            usage.clone(),
+        ));
         let heartbeat = tokio::spawn(heartbeat(
             client.clone(),
             nodes.iter().map(|n| n.to_string()).collect(),
@@ -160,7 +224,12 @@ impl FakeKubelet {
                 }
             }
         });
-        FakeKubelet { task, heartbeat }
+        FakeKubelet {
+            task,
+            heartbeat,
+            metrics,
+            usage,
+        }
     }
 }
 
@@ -170,7 +239,16 @@ pub async fn cluster_with_nodes(
     members: usize,
     nodes: &[&str],
 ) -> (crate::Cluster, Client, FakeKubelet) {
-    let args = [crate::FAST_SCHEDULER_LEASE, crate::FAST_CM_LEASE].concat();
+    cluster_with_nodes_and(members, nodes, &[]).await
+}
+
+/// [`cluster_with_nodes`] with more `rkube server` flags.
+pub async fn cluster_with_nodes_and(
+    members: usize,
+    nodes: &[&str],
+    extra: &[&str],
+) -> (crate::Cluster, Client, FakeKubelet) {
+    let args = [crate::FAST_SCHEDULER_LEASE, crate::FAST_CM_LEASE, extra].concat();
     let cluster = crate::Cluster::start(crate::Flavor::Server, members, &args).await;
     let client = cluster.api_client();
     let api = Api::<Node>::all(client.clone());

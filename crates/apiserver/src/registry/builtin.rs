@@ -6,7 +6,7 @@ use k8s_openapi::api::{
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1 as apiextensions;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use super::{ResourceType, Schema};
 use crate::error::{FieldError, FieldErrorKind};
@@ -217,5 +217,37 @@ pub fn builtin_types() -> Vec<ResourceType> {
         t::<rbac::v1::ClusterRoleBinding>(cluster(&[], false)),
         t::<scheduling::v1::PriorityClass>(cluster(&["pc"], false)),
         t::<apiextensions::CustomResourceDefinition>(cluster(&["crd", "crds"], true)),
+        pod_metrics(),
     ]
+}
+
+/// `metrics.k8s.io/v1beta1` PodMetrics: the usage kubelets publish, one object per pod.
+/// `k8s-openapi` has no type for it, so its shape is checked by a schema.
+fn pod_metrics() -> ResourceType {
+    let quantities = json!({"type": "object",
+        "additionalProperties": {"x-kubernetes-int-or-string": true}});
+    ResourceType {
+        group: "metrics.k8s.io".into(),
+        version: "v1beta1".into(),
+        kind: "PodMetrics".into(),
+        plural: "pods".into(),
+        singular: "podmetrics".into(),
+        namespaced: true,
+        short_names: vec![],
+        categories: vec![],
+        has_status: false,
+        fields: &[],
+        schema: Schema::Custom(Some(json!({
+            "type": "object",
+            "properties": {
+                "timestamp": {"type": "string"},
+                "window": {"type": "string"},
+                "containers": {"type": "array", "items": {
+                    "type": "object",
+                    "required": ["name"],
+                    "properties": {"name": {"type": "string"}, "usage": quantities},
+                }},
+            },
+        }))),
+    }
 }
