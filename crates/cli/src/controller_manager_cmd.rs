@@ -53,6 +53,10 @@ pub struct ControllerManagerOptions {
     /// The default scale-down stabilization window of HPAs.
     #[arg(long, default_value_t = 300_000)]
     pub horizontal_pod_autoscaler_downscale_stabilization_ms: u64,
+    /// A Job waits this long before replacing its first failed pod, twice as long after
+    /// the second, and so on (at most ten minutes).
+    #[arg(long, default_value_t = 10_000)]
+    pub job_pod_failure_backoff_ms: u64,
 }
 
 impl ControllerManagerOptions {
@@ -87,6 +91,7 @@ impl ControllerManagerOptions {
         cfg.hpa.tolerance = self.horizontal_pod_autoscaler_tolerance;
         cfg.hpa.downscale_stabilization =
             Duration::from_millis(self.horizontal_pod_autoscaler_downscale_stabilization_ms);
+        cfg.job.pod_failure_backoff = Duration::from_millis(self.job_pod_failure_backoff_ms);
         cfg
     }
 }

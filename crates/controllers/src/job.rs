@@ -1,9 +1,13 @@
 //! Job controller: runs pods to completion — `completions` successful pods, at most
 //! `parallelism` at a time; more than `backoffLimit` failed pods, or running past
-//! `activeDeadlineSeconds`, fails the Job and stops its pods.
+//! `activeDeadlineSeconds`, fails the Job and stops its pods. After a pod fails, the next
+//! one waits out an exponential back-off, as Kubernetes' does.
 
+use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
 
 use client::reflector::ObjectKey;
 use client::{Api, PatchParams};
@@ -21,9 +25,60 @@ use crate::worker::{self, Requeue};
 pub const JOB_NAME_LABEL: &str = "batch.kubernetes.io/job-name";
 pub const CONTROLLER_UID_LABEL: &str = "batch.kubernetes.io/controller-uid";
 
-pub async fn run(ctx: Arc<Ctx>, workers: usize) {
+/// The back-off between failed pods and their replacements.
+#[derive(Clone, Debug)]
+pub struct JobConfig {
+    /// The first delay; it doubles with each further failure.
+    pub pod_failure_backoff: Duration,
+    pub max_backoff: Duration,
+}
+
+impl Default for JobConfig {
+    fn default() -> Self {
+        JobConfig {
+            pod_failure_backoff: Duration::from_secs(10),
+            max_backoff: Duration::from_secs(600),
+        }
+    }
+}
+
+/// The delay before a Job with `failures` failed pods may create another:
+/// `base · 2^(failures-1)`, at most `max`.
+pub fn backoff_delay(failures: i32, base: Duration, max: Duration) -> Duration {
+    if failures <= 0 {
+        return Duration::ZERO;
+    }
+    base.saturating_mul(1u32 << (failures - 1).min(30)).min(max)
+}
+
+/// When each Job's failure count last went up, as this controller saw it.
+#[derive(Default)]
+struct Backoff(Mutex<HashMap<ObjectKey, (i32, Instant)>>);
+
+impl Backoff {
+    /// How long the Job must still wait before creating a pod.
+    fn remaining(&self, key: &ObjectKey, failed: i32, cfg: &JobConfig) -> Duration {
+        if failed == 0 {
+            return Duration::ZERO;
+        }
+        let mut m = self.0.lock();
+        let e = m.entry(key.clone()).or_insert((failed, Instant::now()));
+        if failed > e.0 {
+            *e = (failed, Instant::now());
+        }
+        backoff_delay(failed, cfg.pod_failure_backoff, cfg.max_backoff)
+            .saturating_sub(e.1.elapsed())
+    }
+
+    fn forget(&self, key: &ObjectKey) {
+        self.0.lock().remove(key);
+    }
+}
+
+pub async fn run(ctx: Arc<Ctx>, workers: usize, cfg: JobConfig) {
     let q = worker::queue();
     let expectations = Arc::new(Expectations::default());
+    let backoff = Arc::new((Backoff::default(), cfg));
     let c1 = ctx.clone();
     let jobs = worker::feed(ctx.jobs.clone(), q.clone(), worker::own_key, move || {
         c1.jobs.keys()
@@ -36,8 +91,8 @@ pub async fn run(ctx: Arc<Ctx>, workers: usize) {
         move || c2.jobs.keys(),
     );
     let work = worker::run("job", q, workers, move |key| {
-        let (ctx, exp) = (ctx.clone(), expectations.clone());
-        async move { reconcile(&ctx, &exp, key).await }
+        let (ctx, exp, b) = (ctx.clone(), expectations.clone(), backoff.clone());
+        async move { reconcile(&ctx, &exp, &b, key).await }
     });
     tokio::join!(jobs, pods, work);
 }
@@ -56,10 +111,12 @@ pub fn finished(job: &Job) -> Option<&str> {
 async fn reconcile(
     ctx: &Ctx,
     exp: &Expectations,
+    (backoff, cfg): &(Backoff, JobConfig),
     key: ObjectKey,
 ) -> Result<Requeue, client::Error> {
     let Some(job) = ctx.jobs.get(&key) else {
         exp.forget(&key);
+        backoff.forget(&key);
         return Ok(None);
     };
     if job.metadata.deletion_timestamp.is_some() {
@@ -92,6 +149,7 @@ async fn reconcile(
         .unwrap_or(now_t.as_second());
     let pods_api = Api::<Pod>::namespaced(ctx.client.clone(), &key.namespace);
     let mut end: Option<(&str, &str, String)> = None;
+    let mut wait: Option<Duration> = None;
     if finished(&job).is_none() {
         let backoff_limit = spec.backoff_limit.unwrap_or(6);
         let deadline = spec.active_deadline_seconds;
@@ -126,7 +184,10 @@ async fn reconcile(
                     None => parallelism,
                 }
                 .max(0) as usize;
-                if active.len() < wanted {
+                let remaining = backoff.remaining(&key, failed, cfg);
+                if active.len() < wanted && !remaining.is_zero() {
+                    wait = Some(remaining);
+                } else if active.len() < wanted {
                     let owner = owner_ref("batch/v1", "Job", &job.metadata);
                     let mut template = spec.template.clone();
                     let labels = template
@@ -222,9 +283,28 @@ async fn reconcile(
             .patch_status(&key.name, PatchParams::Merge, &json!({ "status": status }))
             .await?;
     }
-    // Look again at the deadline, if one is running.
-    Ok(spec
+    // Look again at the deadline, if one is running, and when the back-off ends.
+    let deadline = spec
         .active_deadline_seconds
         .filter(|_| finished(&job).is_none())
-        .map(|d| Duration::from_secs((start + d - now_t.as_second()).clamp(1, 60) as u64)))
+        .map(|d| Duration::from_secs((start + d - now_t.as_second()).clamp(1, 60) as u64));
+    Ok(match (deadline, wait) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_per_failure_up_to_the_cap() {
+        let (base, max) = (Duration::from_secs(10), Duration::from_secs(600));
+        let d = |n| backoff_delay(n, base, max).as_secs();
+        assert_eq!(
+            [d(0), d(1), d(2), d(3), d(6), d(7), d(40)],
+            [0, 10, 20, 40, 320, 600, 600]
+        );
+    }
 }

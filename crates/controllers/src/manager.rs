@@ -17,6 +17,7 @@ pub struct ManagerConfig {
     pub workers: usize,
     pub node_lifecycle: crate::node_lifecycle::NodeLifecycleConfig,
     pub hpa: crate::hpa::HpaConfig,
+    pub job: crate::job::JobConfig,
 }
 
 impl ManagerConfig {
@@ -30,6 +31,7 @@ impl ManagerConfig {
             workers: 4,
             node_lifecycle: Default::default(),
             hpa: Default::default(),
+            job: Default::default(),
         }
     }
 }
@@ -57,7 +59,7 @@ async fn run_leading(client: Client, cfg: ManagerConfig) {
         crate::endpoints::run(ctx.clone(), w),
         crate::node_lifecycle::run(ctx.clone(), cfg.node_lifecycle.clone()),
         crate::garbage_collector::run(ctx.clone()),
-        crate::job::run(ctx.clone(), w),
+        crate::job::run(ctx.clone(), w, cfg.job.clone()),
         crate::cronjob::run(ctx.clone()),
         crate::daemonset::run(ctx.clone(), w),
         crate::namespace::run(ctx.clone()),

@@ -7,7 +7,7 @@ use client::{Api, ListParams};
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::Pod;
 use rkube_tests::eventually;
-use rkube_tests::fake_kubelet::{cluster_with_nodes, EXIT};
+use rkube_tests::fake_kubelet::{cluster_with_nodes_and, EXIT};
 use serde_json::json;
 
 fn job_spec(exit: &str, completions: i32, parallelism: i32) -> serde_json::Value {
@@ -29,7 +29,9 @@ fn condition(j: &Job) -> Option<(String, String)> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn jobs_complete_or_fail_and_cronjobs_fire() {
-    let (_cluster, client, _kubelet) = cluster_with_nodes(1, &["w1"]).await;
+    // Back-off 1 s, 2 s, …: short for the test, long enough to see.
+    let (_cluster, client, _kubelet) =
+        cluster_with_nodes_and(1, &["w1"], &["--job-pod-failure-backoff-ms", "1000"]).await;
     let jobs = Api::<Job>::namespaced(client.clone(), "default");
 
     let ok: Job = serde_json::from_value(json!({"apiVersion": "batch/v1", "kind": "Job",
@@ -67,6 +69,28 @@ async fn jobs_complete_or_fail_and_cronjobs_fire() {
         Some(3),
         "backoffLimit 2: the third failure ends it"
     );
+    // Each replacement waited out the back-off: at least 1 s after the first failure, 2 s
+    // after the second (creation times are whole seconds, which can only shorten a gap by
+    // less than a second, so the whole-second gaps are at least 1 and 2).
+    let mut created: Vec<i64> = Api::<Pod>::namespaced(client.clone(), "default")
+        .list(&ListParams::default().labels("batch.kubernetes.io/job-name=bad"))
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .map(|p| {
+            p.metadata
+                .creation_timestamp
+                .as_ref()
+                .unwrap()
+                .0
+                .as_second()
+        })
+        .collect();
+    created.sort();
+    assert_eq!(created.len(), 3);
+    assert!(created[1] - created[0] >= 1, "{created:?}");
+    assert!(created[2] - created[1] >= 2, "{created:?}");
 
     // A CronJob every minute: within ~60 s a Job it owns appears, and completes.
     let cj: CronJob = serde_json::from_value(json!({"apiVersion": "batch/v1", "kind": "CronJob",
