@@ -7,6 +7,7 @@ mod apiserver_cmd;
 mod connect;
 mod controller_manager_cmd;
 mod ctl;
+mod node_cmd;
 mod scheduler_cmd;
 mod store_cmd;
 
@@ -37,6 +38,11 @@ enum Command {
     ControllerManager(controller_manager_cmd::ControllerManagerArgs),
     /// Talk to a cluster, as kubectl does.
     Ctl(ctl::CtlArgs),
+    /// Run a node agent: the kubelet with a container runtime.
+    Node(node_cmd::NodeArgs),
+    /// The per-container shim of the process runtime (started by `rkube node`).
+    #[command(hide = true)]
+    NodeShim(node_cmd::ShimArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -48,6 +54,9 @@ fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
+    if let Command::NodeShim(args) = cli.command {
+        return node_cmd::shim(args);
+    }
     let rt = tokio::runtime::Runtime::new()?;
     match cli.command {
         Command::Store(args) => rt.block_on(store_cmd::run(args)),
@@ -56,5 +65,7 @@ fn main() -> anyhow::Result<()> {
         Command::Scheduler(args) => rt.block_on(scheduler_cmd::run(args)),
         Command::ControllerManager(args) => rt.block_on(controller_manager_cmd::run(args)),
         Command::Ctl(args) => rt.block_on(ctl::run(args)),
+        Command::Node(args) => rt.block_on(node_cmd::run(args)),
+        Command::NodeShim(_) => unreachable!("handled above"),
     }
 }

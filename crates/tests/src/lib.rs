@@ -12,6 +12,7 @@ pub mod fake_kubelet;
 pub mod fault_proxy;
 pub mod linearizability;
 pub mod netns;
+pub mod node_agent;
 pub mod objects;
 pub mod process;
 

@@ -85,3 +85,14 @@ pub async fn wait_rolled_out(client: &Client, name: &str, image: &str, replicas:
     })
     .await
 }
+
+/// The status of a node's Ready condition ("True", "False", "Unknown").
+pub fn node_ready(n: &k8s_openapi::api::core::v1::Node) -> Option<String> {
+    n.status
+        .as_ref()?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_ == "Ready")
+        .map(|c| c.status.clone())
+}

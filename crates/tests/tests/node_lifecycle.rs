@@ -103,15 +103,7 @@ async fn an_unreachable_node_loses_its_pods_and_gets_them_back_elsewhere() {
         "w1 Ready=Unknown and tainted unreachable",
         || async {
             let n = nodes.get("w1").await.ok()?;
-            let ready = n
-                .status
-                .as_ref()?
-                .conditions
-                .as_ref()?
-                .iter()
-                .find(|c| c.type_ == "Ready")?
-                .status
-                .clone();
+            let ready = rkube_tests::objects::node_ready(&n)?;
             (ready == "Unknown" && unreachable_taints(&n) == 2).then_some(())
         },
     )

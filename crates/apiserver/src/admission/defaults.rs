@@ -45,6 +45,29 @@ fn image_pull_policy(image: &str) -> &'static str {
     }
 }
 
+/// A Secret's `stringData` is write-only: merged into `data` (base64), winning over the
+/// same key there, and not stored.
+fn string_data(obj: &mut Value) {
+    use base64::Engine;
+    let Some(Value::Object(sd)) = obj.as_object_mut().and_then(|m| m.remove("stringData")) else {
+        return;
+    };
+    if !obj["data"].is_object() {
+        obj["data"] = json!({});
+    }
+    if let Some(data) = obj["data"].as_object_mut() {
+        for (k, v) in sd {
+            let text = v.as_str().unwrap_or_default().to_string();
+            data.insert(
+                k,
+                base64::engine::general_purpose::STANDARD
+                    .encode(text)
+                    .into(),
+            );
+        }
+    }
+}
+
 /// Pod spec defaults, also applied to the pod templates of workloads.
 pub fn pod_spec(spec: &mut Map<String, Value>) {
     default(spec, "restartPolicy", json!("Always"));
@@ -187,6 +210,7 @@ fn kind_defaults(kind: &str, obj: &mut Value) {
             template(obj, &["spec", "jobTemplate", "spec", "template", "spec"]);
         }
         "Secret" => {
+            string_data(obj);
             if let Some(m) = obj.as_object_mut() {
                 default(m, "type", json!("Opaque"));
             }
@@ -246,5 +270,16 @@ mod tests {
         );
         assert_eq!(pod["spec"]["containers"][0]["ports"][0]["protocol"], "TCP");
         assert_eq!(pod["spec"]["tolerations"].as_array().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn secret_string_data_goes_into_data() {
+        let mut s =
+            json!({"data": {"a": "eA==", "b": "eA=="}, "stringData": {"b": "yes", "c": "z"}});
+        kind_defaults("Secret", &mut s);
+        assert_eq!(
+            s,
+            json!({"type": "Opaque", "data": {"a": "eA==", "b": "eWVz", "c": "eg=="}})
+        );
     }
 }

@@ -4,7 +4,6 @@
 
 use client::{Api, Client, PatchParams};
 use k8s_openapi::api::core::v1::{Event, Pod};
-use k8s_openapi::jiff::Timestamp;
 use serde_json::json;
 
 use super::pod_info::PodInfo;
@@ -12,12 +11,7 @@ use super::pod_info::PodInfo;
 pub const COMPONENT: &str = "default-scheduler";
 
 /// Now; the clock is read through std (jiff's clock feature is off in k8s-openapi).
-pub fn now() -> Timestamp {
-    let us = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as i64);
-    Timestamp::from_microsecond(us).unwrap_or(Timestamp::UNIX_EPOCH)
-}
+pub use client::events::now;
 
 fn now_rfc3339() -> String {
     now().to_string()

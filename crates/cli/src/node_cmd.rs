@@ -1,0 +1,108 @@
+//! `rkube node`: the node agent — the kubelet on a container runtime — as a gRPC client of
+//! the apiserver; and `rkube node-shim`, the per-container shim of the process runtime.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use clap::{Args, ValueEnum};
+use node::kubelet::{self, KubeletConfig};
+use node::runtime::process::ProcessRuntime;
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum RuntimeKind {
+    /// Containers as host processes (built in).
+    Process,
+    /// A CRI v1 runtime (containerd) over a unix socket.
+    Cri,
+}
+
+#[derive(Args)]
+pub struct NodeArgs {
+    #[command(flatten)]
+    pub client: crate::connect::ClientArgs,
+    /// The node's name.
+    #[arg(long)]
+    pub name: String,
+    /// Pod state, volumes and logs.
+    #[arg(long)]
+    pub data_dir: PathBuf,
+    #[arg(long, value_enum, default_value = "process")]
+    pub runtime: RuntimeKind,
+    /// The CRI socket (with `--runtime cri`).
+    #[arg(long, default_value = "/run/containerd/containerd.sock")]
+    pub cri_socket: PathBuf,
+    /// The node's IP: its InternalIP and the host IP of its pods.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub node_ip: String,
+    /// Labels for the Node, `key=value,…`.
+    #[arg(long, default_value = "")]
+    pub node_labels: String,
+    #[arg(long, default_value_t = 110)]
+    pub max_pods: i64,
+    #[arg(long, default_value_t = 10_000)]
+    pub node_lease_renew_interval_ms: u64,
+    #[arg(long, default_value_t = 10_000)]
+    pub node_status_update_frequency_ms: u64,
+    /// How often each pod is looked at.
+    #[arg(long, default_value_t = 1_000)]
+    pub sync_interval_ms: u64,
+    /// The first crash-loop back-off (it doubles up to five minutes).
+    #[arg(long, default_value_t = 10_000)]
+    pub crash_loop_backoff_ms: u64,
+}
+
+fn labels(s: &str) -> anyhow::Result<std::collections::BTreeMap<String, String>> {
+    s.split(',')
+        .filter(|kv| !kv.trim().is_empty())
+        .map(|kv| {
+            kv.split_once('=')
+                .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+                .with_context(|| format!("--node-labels: {kv:?} is not key=value"))
+        })
+        .collect()
+}
+
+pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
+    let client = args.client.client()?;
+    let mut cfg = KubeletConfig::new(&args.name, args.data_dir.clone(), &args.node_ip);
+    cfg.labels = labels(&args.node_labels)?;
+    cfg.max_pods = args.max_pods;
+    cfg.lease_renew_interval = Duration::from_millis(args.node_lease_renew_interval_ms.max(100));
+    cfg.status_update_interval =
+        Duration::from_millis(args.node_status_update_frequency_ms.max(100));
+    cfg.sync_interval_ms = args.sync_interval_ms.max(50);
+    cfg.crash_backoff_base = Duration::from_millis(args.crash_loop_backoff_ms);
+    let runtime: Arc<dyn node::runtime::Runtime> = match args.runtime {
+        RuntimeKind::Process => {
+            let exe = std::env::current_exe().context("locating the rkube binary for the shim")?;
+            Arc::new(ProcessRuntime::new(
+                args.data_dir.join("runtime"),
+                exe,
+                args.node_ip.clone(),
+            )?)
+        }
+        RuntimeKind::Cri => bail!(
+            "--runtime cri: the CRI client is not built yet; use --runtime process (socket {})",
+            args.cri_socket.display()
+        ),
+    };
+    tokio::select! {
+        r = kubelet::run(client, cfg, runtime) => r.map_err(anyhow::Error::msg),
+        _ = tokio::signal::ctrl_c() => {
+            tracing::info!("interrupted; stopping (pods keep running)");
+            Ok(())
+        }
+    }
+}
+
+#[derive(Args)]
+pub struct ShimArgs {
+    /// The container's directory (spec.json inside).
+    pub dir: PathBuf,
+}
+
+pub fn shim(args: ShimArgs) -> anyhow::Result<()> {
+    node::runtime::shim::run(&args.dir).with_context(|| format!("shim for {}", args.dir.display()))
+}

@@ -1,0 +1,101 @@
+//! The kubelet: registers its Node and keeps it alive ([`register`], [`heartbeat`]), takes
+//! the pods bound to it from a watch ([`source`]) and runs each through a pod worker
+//! ([`worker`]) on a [`crate::runtime::Runtime`].
+
+pub mod env;
+pub mod heartbeat;
+pub mod probe;
+pub mod register;
+pub mod source;
+pub mod status;
+pub mod volumes;
+pub mod worker;
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use client::events::Recorder;
+use client::Client;
+use parking_lot::Mutex;
+
+use crate::runtime::Runtime;
+
+#[derive(Clone, Debug)]
+pub struct KubeletConfig {
+    pub node_name: String,
+    pub data_dir: PathBuf,
+    /// The node's address, reported as InternalIP and used as the host IP.
+    pub node_ip: String,
+    pub labels: BTreeMap<String, String>,
+    pub max_pods: i64,
+    /// How often the node's Lease is renewed.
+    pub lease_renew_interval: Duration,
+    pub lease_duration_seconds: i32,
+    /// How often the node's status (conditions, capacity) is written.
+    pub status_update_interval: Duration,
+    /// How often each pod worker looks at its pod.
+    pub sync_interval_ms: u64,
+    /// The first crash-loop back-off; it doubles up to five minutes.
+    pub crash_backoff_base: Duration,
+}
+
+impl KubeletConfig {
+    pub fn new(node_name: &str, data_dir: PathBuf, node_ip: &str) -> Self {
+        KubeletConfig {
+            node_name: node_name.into(),
+            data_dir,
+            node_ip: node_ip.into(),
+            labels: BTreeMap::new(),
+            max_pods: 110,
+            lease_renew_interval: Duration::from_secs(10),
+            lease_duration_seconds: 40,
+            status_update_interval: Duration::from_secs(10),
+            sync_interval_ms: 1000,
+            crash_backoff_base: Duration::from_secs(10),
+        }
+    }
+}
+
+/// What every part of the kubelet shares.
+pub struct Shared {
+    pub client: Client,
+    pub runtime: Arc<dyn Runtime>,
+    pub cfg: KubeletConfig,
+    pub events: Recorder,
+    /// Whether the kubelet runs as root (tmpfs volumes, mounts, cgroups).
+    pub root: bool,
+    /// Pods already removed from the API whose workers are still cleaning up.
+    pub gone: Mutex<HashSet<String>>,
+}
+
+pub fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// Runs the kubelet until the future is dropped.
+pub async fn run(
+    client: Client,
+    cfg: KubeletConfig,
+    runtime: Arc<dyn Runtime>,
+) -> Result<(), String> {
+    std::fs::create_dir_all(&cfg.data_dir)
+        .map_err(|e| format!("--data-dir {}: {e}", cfg.data_dir.display()))?;
+    let shared = Arc::new(Shared {
+        events: Recorder::new(client.clone(), "kubelet"),
+        client,
+        runtime,
+        root: rustix::process::geteuid().is_root(),
+        gone: Mutex::new(HashSet::new()),
+        cfg,
+    });
+    register::register(&shared).await?;
+    tracing::info!(node = %shared.cfg.node_name, runtime = shared.runtime.name(), "node registered");
+    let hb = tokio::spawn(heartbeat::run(shared.clone()));
+    let r = source::run(shared).await;
+    hb.abort();
+    r
+}

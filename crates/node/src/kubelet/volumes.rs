@@ -1,0 +1,348 @@
+//! Pod volumes on the node: emptyDir (tmpfs for `medium: Memory` when root), hostPath,
+//! configMap, secret, downwardAPI and projected (with ServiceAccount tokens from a
+//! TokenRequest bound to the pod). Each lives under the pod's directory and is mounted into
+//! containers by the runtime.
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use client::{Api, Client};
+use k8s_openapi::api::core::v1::{
+    ConfigMap, DownwardAPIVolumeFile, KeyToPath, Pod, Secret, Volume, VolumeProjection,
+};
+use rkube_proto::api::CreateTokenRequest;
+use serde_json::json;
+
+use super::env::field_ref;
+use crate::runtime::Mount;
+
+/// The files of one volume: relative path → (content, mode).
+type Files = BTreeMap<String, (Vec<u8>, u32)>;
+
+pub struct VolumeCtx<'a> {
+    pub client: &'a Client,
+    pub pod: &'a Pod,
+    pub pod_dir: &'a Path,
+    pub root: bool,
+}
+
+fn items(
+    data: BTreeMap<String, Vec<u8>>,
+    items: Option<&Vec<KeyToPath>>,
+    default_mode: u32,
+    what: &str,
+) -> Result<Files, String> {
+    let mut out = Files::new();
+    match items {
+        Some(list) if !list.is_empty() => {
+            for it in list {
+                let v = data
+                    .get(&it.key)
+                    .ok_or_else(|| format!("{what}: key {:?} not found", it.key))?;
+                out.insert(
+                    it.path.clone(),
+                    (v.clone(), it.mode.map_or(default_mode, |m| m as u32)),
+                );
+            }
+        }
+        _ => {
+            for (k, v) in data {
+                out.insert(k, (v, default_mode));
+            }
+        }
+    }
+    Ok(out)
+}
+
+impl VolumeCtx<'_> {
+    fn ns(&self) -> &str {
+        self.pod.metadata.namespace.as_deref().unwrap_or("default")
+    }
+
+    async fn config_map(
+        &self,
+        name: &str,
+        optional: bool,
+    ) -> Result<BTreeMap<String, Vec<u8>>, String> {
+        match Api::<ConfigMap>::namespaced(self.client.clone(), self.ns())
+            .get_opt(name)
+            .await
+            .map_err(|e| format!("configmap {name:?}: {e}"))?
+        {
+            Some(cm) => {
+                let mut d: BTreeMap<String, Vec<u8>> = cm
+                    .data
+                    .into_iter()
+                    .flatten()
+                    .map(|(k, v)| (k, v.into_bytes()))
+                    .collect();
+                d.extend(cm.binary_data.into_iter().flatten().map(|(k, v)| (k, v.0)));
+                Ok(d)
+            }
+            None if optional => Ok(BTreeMap::new()),
+            None => Err(format!("configmap {name:?} not found")),
+        }
+    }
+
+    async fn secret(
+        &self,
+        name: &str,
+        optional: bool,
+    ) -> Result<BTreeMap<String, Vec<u8>>, String> {
+        match Api::<Secret>::namespaced(self.client.clone(), self.ns())
+            .get_opt(name)
+            .await
+            .map_err(|e| format!("secret {name:?}: {e}"))?
+        {
+            Some(s) => Ok(s
+                .data
+                .into_iter()
+                .flatten()
+                .map(|(k, v)| (k, v.0))
+                .collect()),
+            None if optional => Ok(BTreeMap::new()),
+            None => Err(format!("secret {name:?} not found")),
+        }
+    }
+
+    fn downward(&self, files: &[DownwardAPIVolumeFile], mode: u32) -> Result<Files, String> {
+        let mut out = Files::new();
+        for f in files {
+            let text = if let Some(r) = &f.field_ref {
+                match r.field_path.as_str() {
+                    "metadata.labels" | "metadata.annotations" => {
+                        let m = if r.field_path == "metadata.labels" {
+                            &self.pod.metadata.labels
+                        } else {
+                            &self.pod.metadata.annotations
+                        };
+                        m.iter()
+                            .flatten()
+                            .map(|(k, v)| format!("{k}={v:?}\n"))
+                            .collect()
+                    }
+                    p => field_ref(self.pod, p, "", "")?,
+                }
+            } else {
+                String::new()
+            };
+            out.insert(
+                f.path.clone(),
+                (text.into_bytes(), f.mode.map_or(mode, |m| m as u32)),
+            );
+        }
+        Ok(out)
+    }
+
+    async fn token(
+        &self,
+        audience: Option<&str>,
+        expiration: Option<i64>,
+    ) -> Result<Vec<u8>, String> {
+        let pod = &self.pod.metadata;
+        let sa = self
+            .pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.service_account_name.clone())
+            .unwrap_or_else(|| "default".into());
+        let spec = json!({"spec": {
+            "audiences": audience.map(|a| vec![a]).unwrap_or_default(),
+            "expirationSeconds": expiration.unwrap_or(3600),
+            "boundObjectRef": {"kind": "Pod", "apiVersion": "v1",
+                "name": pod.name, "uid": pod.uid}}});
+        let resp = self
+            .client
+            .create_token(CreateTokenRequest {
+                namespace: self.ns().to_string(),
+                name: sa.clone(),
+                json: serde_json::to_vec(&spec).unwrap_or_default().into(),
+                secret_name: String::new(),
+            })
+            .await
+            .map_err(|e| format!("token for serviceaccount {sa:?}: {e}"))?;
+        let v: serde_json::Value = serde_json::from_slice(&resp.json).map_err(|e| e.to_string())?;
+        Ok(v["status"]["token"]
+            .as_str()
+            .unwrap_or_default()
+            .as_bytes()
+            .to_vec())
+    }
+
+    async fn projected(&self, sources: &[VolumeProjection], mode: u32) -> Result<Files, String> {
+        let mut out = Files::new();
+        for s in sources {
+            if let Some(cm) = &s.config_map {
+                let d = self.config_map(&cm.name, cm.optional == Some(true)).await?;
+                out.extend(items(d, cm.items.as_ref(), mode, "configmap")?);
+            }
+            if let Some(sec) = &s.secret {
+                let d = self.secret(&sec.name, sec.optional == Some(true)).await?;
+                out.extend(items(d, sec.items.as_ref(), mode, "secret")?);
+            }
+            if let Some(d) = &s.downward_api {
+                out.extend(self.downward(d.items.as_deref().unwrap_or_default(), mode)?);
+            }
+            if let Some(t) = &s.service_account_token {
+                let token = self
+                    .token(t.audience.as_deref(), t.expiration_seconds)
+                    .await?;
+                out.insert(t.path.clone(), (token, mode));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Makes volume `v` ready on the node; returns where it is.
+    pub async fn prepare(&self, v: &Volume) -> Result<PathBuf, String> {
+        let dir = self.pod_dir.join("volumes").join(&v.name);
+        if let Some(hp) = &v.host_path {
+            let p = PathBuf::from(&hp.path);
+            match hp.type_.as_deref() {
+                Some("DirectoryOrCreate") => std::fs::create_dir_all(&p)
+                    .map_err(|e| format!("hostPath {:?}: {e}", hp.path))?,
+                Some("Directory") if !p.is_dir() => {
+                    return Err(format!("hostPath {:?} is not a directory", hp.path))
+                }
+                Some("File") if !p.is_file() => {
+                    return Err(format!("hostPath {:?} is not a file", hp.path))
+                }
+                _ => {}
+            }
+            return Ok(p);
+        }
+        std::fs::create_dir_all(&dir).map_err(|e| format!("volume {:?}: {e}", v.name))?;
+        let files = if let Some(ed) = &v.empty_dir {
+            if ed.medium.as_deref() == Some("Memory") && self.root && !is_mountpoint(&dir) {
+                let mut c = std::process::Command::new("mount");
+                c.args(["-t", "tmpfs", "tmpfs"]).arg(&dir);
+                if let Some(limit) = &ed.size_limit {
+                    c.arg("-o").arg(format!(
+                        "size={}",
+                        client::quantity::parse(&limit.0).unwrap_or(0)
+                    ));
+                }
+                let st = c.status().map_err(|e| format!("mounting tmpfs: {e}"))?;
+                if !st.success() {
+                    return Err(format!("mounting tmpfs for volume {:?} failed", v.name));
+                }
+            }
+            return Ok(dir);
+        } else if let Some(cm) = &v.config_map {
+            let d = self.config_map(&cm.name, cm.optional == Some(true)).await?;
+            items(
+                d,
+                cm.items.as_ref(),
+                cm.default_mode.unwrap_or(0o644) as u32,
+                "configmap",
+            )?
+        } else if let Some(s) = &v.secret {
+            let name = s.secret_name.clone().unwrap_or_default();
+            let d = self.secret(&name, s.optional == Some(true)).await?;
+            items(
+                d,
+                s.items.as_ref(),
+                s.default_mode.unwrap_or(0o644) as u32,
+                "secret",
+            )?
+        } else if let Some(d) = &v.downward_api {
+            self.downward(
+                d.items.as_deref().unwrap_or_default(),
+                d.default_mode.unwrap_or(0o644) as u32,
+            )?
+        } else if let Some(p) = &v.projected {
+            self.projected(
+                p.sources.as_deref().unwrap_or_default(),
+                p.default_mode.unwrap_or(0o644) as u32,
+            )
+            .await?
+        } else {
+            return Err(format!(
+                "volume {:?}: only emptyDir, hostPath, configMap, secret, downwardAPI and projected volumes are supported",
+                v.name
+            ));
+        };
+        write_files(&dir, &files).map_err(|e| format!("volume {:?}: {e}", v.name))?;
+        Ok(dir)
+    }
+
+    /// Releases what [`prepare`](Self::prepare) set up (the tmpfs of memory emptyDirs).
+    pub fn cleanup(pod_dir: &Path) {
+        let vols = pod_dir.join("volumes");
+        for e in std::fs::read_dir(&vols).into_iter().flatten().flatten() {
+            if is_mountpoint(&e.path()) {
+                let _ = std::process::Command::new("umount").arg(e.path()).status();
+            }
+        }
+        let _ = std::fs::remove_dir_all(pod_dir);
+    }
+}
+
+/// Writes the files of a volume, replacing what was there, so an update shows whole.
+fn write_files(dir: &Path, files: &Files) -> std::io::Result<()> {
+    for e in std::fs::read_dir(dir)?.flatten() {
+        let keep = files
+            .keys()
+            .any(|k| k.split('/').next() == Some(&*e.file_name().to_string_lossy()));
+        if !keep {
+            let p = e.path();
+            let _ = if p.is_dir() {
+                std::fs::remove_dir_all(p)
+            } else {
+                std::fs::remove_file(p)
+            };
+        }
+    }
+    for (rel, (content, mode)) in files {
+        let p = dir.join(rel);
+        if let Some(parent) = p.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        let tmp = p.with_extension("rkube-tmp");
+        std::fs::write(&tmp, content)?;
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(*mode))?;
+        std::fs::rename(tmp, p)?;
+    }
+    Ok(())
+}
+
+fn is_mountpoint(p: &Path) -> bool {
+    let Ok(text) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return false;
+    };
+    let want = p.to_string_lossy();
+    text.lines().any(|l| l.split(' ').nth(4) == Some(&want))
+}
+
+/// The mounts of a container: each volumeMount resolved to its volume's place (and
+/// `subPath` below it).
+pub fn mounts_for(
+    c: &k8s_openapi::api::core::v1::Container,
+    prepared: &BTreeMap<String, PathBuf>,
+) -> Result<Vec<Mount>, String> {
+    c.volume_mounts
+        .iter()
+        .flatten()
+        .map(|vm| {
+            let base = prepared
+                .get(&vm.name)
+                .ok_or_else(|| format!("volumeMount {:?}: no such volume", vm.name))?;
+            let host_path = match vm.sub_path.as_deref().filter(|s| !s.is_empty()) {
+                Some(sp) if sp.split('/').any(|s| s == "..") => {
+                    return Err(format!(
+                        "volumeMount {:?}: subPath {sp:?} leaves the volume",
+                        vm.name
+                    ))
+                }
+                Some(sp) => base.join(sp),
+                None => base.clone(),
+            };
+            Ok(Mount {
+                host_path,
+                container_path: vm.mount_path.clone(),
+                read_only: vm.read_only == Some(true),
+            })
+        })
+        .collect()
+}

@@ -1,0 +1,293 @@
+//! Pod workers: one task and one state machine per pod, one file per state —
+//! [`setup`] (sandbox and volumes) → [`init`] (init containers in order) → [`running`]
+//! (containers, restarts with back-off, probes) → [`terminating`] (preStop, SIGTERM, grace,
+//! SIGKILL) → [`terminated`] (final status, clean-up). Every step is followed by a status
+//! sync, written only when it changed.
+
+mod init;
+mod running;
+mod setup;
+mod terminated;
+mod terminating;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::{Container, Pod};
+use tokio::sync::mpsc;
+
+use super::probe::Prober;
+use super::Shared;
+use crate::runtime::{ContainerConfig, ContainerStatus, Sandbox, State};
+
+/// Where a pod is in its life on this node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    Setup,
+    Init,
+    Running,
+    Terminating,
+    Terminated,
+    /// Cleaned up; the worker ends.
+    Done,
+}
+
+/// One container of the pod, across its restarts.
+#[derive(Default)]
+pub struct Run {
+    pub id: Option<String>,
+    pub restarts: i32,
+    /// The status of the current container, as last read.
+    pub current: Option<ContainerStatus>,
+    /// The previous container's end (`lastState`).
+    pub last: Option<ContainerStatus>,
+    /// Why it is not running: (reason, message).
+    pub waiting: Option<(String, String)>,
+    /// Not restarted before this.
+    pub backoff_until: Option<Instant>,
+    pub liveness: Option<Prober>,
+    pub readiness: Option<Prober>,
+    pub startup: Option<Prober>,
+}
+
+impl Run {
+    pub fn running(&self) -> bool {
+        self.current
+            .as_ref()
+            .is_some_and(|c| c.state == State::Running)
+    }
+
+    pub fn exited(&self) -> Option<&ContainerStatus> {
+        self.current.as_ref().filter(|c| c.state == State::Exited)
+    }
+
+    pub fn ready(&self) -> bool {
+        self.running()
+            && self.startup.as_ref().is_none_or(|p| p.ok)
+            && self.readiness.as_ref().is_none_or(|p| p.ok)
+    }
+}
+
+pub struct PodWorker {
+    pub shared: Arc<Shared>,
+    pub pod: Pod,
+    pub uid: String,
+    pub phase: Phase,
+    pub sandbox: Option<Sandbox>,
+    pub volumes: BTreeMap<String, PathBuf>,
+    pub runs: BTreeMap<String, Run>,
+    /// The pod's end, when it failed as a whole: (reason, message).
+    pub failure: Option<(String, String)>,
+    /// Unix seconds when the kubelet started the pod.
+    pub started: Option<i64>,
+    /// The phase the pod reached: Pending, Running, Succeeded, Failed.
+    pub pod_phase: &'static str,
+    pub grace_deadline: Option<Instant>,
+    pub last_status: Option<serde_json::Value>,
+}
+
+pub fn namespace(pod: &Pod) -> &str {
+    pod.metadata.namespace.as_deref().unwrap_or("default")
+}
+
+pub fn name(pod: &Pod) -> &str {
+    pod.metadata.name.as_deref().unwrap_or_default()
+}
+
+impl PodWorker {
+    pub fn spec(&self) -> k8s_openapi::api::core::v1::PodSpec {
+        self.pod.spec.clone().unwrap_or_default()
+    }
+
+    pub fn pod_dir(&self) -> PathBuf {
+        self.shared.cfg.data_dir.join("pods").join(&self.uid)
+    }
+
+    pub fn pod_ip(&self) -> String {
+        self.sandbox
+            .as_ref()
+            .map(|s| s.ip.clone())
+            .unwrap_or_default()
+    }
+
+    pub fn restart_policy(&self) -> String {
+        self.spec()
+            .restart_policy
+            .unwrap_or_else(|| "Always".into())
+    }
+
+    pub fn event(&self, type_: &str, reason: &str, message: String) {
+        self.shared.events.record(&self.pod, type_, reason, message);
+    }
+
+    /// Refreshes every container's status from the runtime.
+    pub async fn observe(&mut self) {
+        let rt = self.shared.runtime.clone();
+        for run in self.runs.values_mut() {
+            if let Some(id) = &run.id {
+                if let Ok(st) = rt.container_status(id).await {
+                    run.current = Some(st);
+                }
+            }
+        }
+    }
+
+    /// Creates and starts container `c` (attempt = its restarts so far).
+    pub async fn start(&mut self, c: &Container) -> Result<(), String> {
+        let Some(sb) = self.sandbox.clone() else {
+            return Err("no sandbox".into());
+        };
+        let mounts = super::volumes::mounts_for(c, &self.volumes)?;
+        let src = super::env::Sources {
+            client: &self.shared.client,
+            namespace: namespace(&self.pod),
+        };
+        let env = super::env::resolve(
+            &src,
+            &self.pod,
+            c,
+            &BTreeMap::new(),
+            &sb.ip,
+            &self.shared.cfg.node_ip,
+        )
+        .await?;
+        let vars: BTreeMap<String, String> = env.iter().cloned().collect();
+        let expand = |v: &Option<Vec<String>>| -> Vec<String> {
+            v.iter()
+                .flatten()
+                .map(|s| super::env::expand(s, &vars))
+                .collect()
+        };
+        let limits = c.resources.as_ref().and_then(|r| r.limits.as_ref());
+        let run = self.runs.entry(c.name.clone()).or_default();
+        let attempt = run.restarts as u32;
+        let cfg = ContainerConfig {
+            name: c.name.clone(),
+            attempt,
+            image: c.image.clone().unwrap_or_default(),
+            command: expand(&c.command),
+            args: expand(&c.args),
+            working_dir: c.working_dir.clone(),
+            env,
+            mounts,
+            log_path: sb
+                .config
+                .log_dir
+                .join(&c.name)
+                .join(format!("{attempt}.log")),
+            cpu_limit_millis: limits
+                .and_then(|l| l.get("cpu"))
+                .and_then(|q| client::quantity::parse_milli(&q.0)),
+            memory_limit_bytes: limits
+                .and_then(|l| l.get("memory"))
+                .and_then(|q| client::quantity::parse(&q.0)),
+        };
+        let rt = self.shared.runtime.clone();
+        rt.pull_image(&cfg.image).await.map_err(|e| e.to_string())?;
+        let id = rt
+            .create_container(&sb.id, &cfg)
+            .await
+            .map_err(|e| e.to_string())?;
+        let started = rt.start_container(&id).await;
+        let st = rt.container_status(&id).await.ok();
+        let run = self.runs.entry(c.name.clone()).or_default();
+        if let Some(prev) = run.current.take().filter(|p| p.state == State::Exited) {
+            // Keep the previous container (for its status and logs), not older ones.
+            if let Some(older) = run.last.replace(prev) {
+                let _ = rt.remove_container(&older.id).await;
+            }
+        }
+        run.id = Some(id);
+        run.current = st;
+        run.waiting = None;
+        run.liveness = c.liveness_probe.clone().map(|p| Prober::new(p, true));
+        run.readiness = c.readiness_probe.clone().map(|p| Prober::new(p, false));
+        run.startup = c.startup_probe.clone().map(|p| Prober::new(p, false));
+        started.map_err(|e| e.to_string())?;
+        self.event("Normal", "Started", format!("Started container {}", c.name));
+        Ok(())
+    }
+
+    /// Records a container that could not be started: it waits with `reason`.
+    pub fn start_failed(&mut self, c: &Container, reason: &str, msg: String) {
+        self.event("Warning", "Failed", format!("Error: {msg}"));
+        let run = self.runs.entry(c.name.clone()).or_default();
+        run.waiting = Some((reason.into(), msg));
+    }
+
+    /// Whether a pod that must stop has been asked to: deleted, or past its deadline.
+    fn must_stop(&mut self) -> bool {
+        if self.pod.metadata.deletion_timestamp.is_some() {
+            return true;
+        }
+        if let (Some(d), Some(start)) = (self.spec().active_deadline_seconds, self.started) {
+            if super::now_secs() >= start + d
+                && self.failure.is_none()
+                && matches!(self.phase, Phase::Init | Phase::Running)
+            {
+                self.failure = Some((
+                    "DeadlineExceeded".into(),
+                    format!(
+                        "Pod was active on the node longer than the specified deadline ({d} s)"
+                    ),
+                ));
+                self.event(
+                    "Normal",
+                    "DeadlineExceeded",
+                    "Pod was active on the node longer than the specified deadline".into(),
+                );
+                return true;
+            }
+        }
+        false
+    }
+
+    /// One step of the state machine.
+    async fn step(&mut self) {
+        if self.must_stop() && matches!(self.phase, Phase::Setup | Phase::Init | Phase::Running) {
+            self.phase = Phase::Terminating;
+        }
+        self.phase = match self.phase {
+            Phase::Setup => setup::step(self).await,
+            Phase::Init => init::step(self).await,
+            Phase::Running => running::step(self).await,
+            Phase::Terminating => terminating::step(self).await,
+            Phase::Terminated => terminated::step(self).await,
+            Phase::Done => Phase::Done,
+        };
+    }
+}
+
+/// Runs a pod worker until its pod is gone. `updates` brings newer versions of the pod;
+/// its end (the pod deleted from the API) stops the pod at once.
+pub async fn run(mut w: PodWorker, mut updates: mpsc::Receiver<Option<Pod>>) {
+    let tick = Duration::from_millis(w.shared.cfg.sync_interval_ms);
+    loop {
+        w.step().await;
+        if w.phase != Phase::Done {
+            super::status::sync(&mut w).await;
+        }
+        if w.phase == Phase::Done {
+            return;
+        }
+        match tokio::time::timeout(tick, updates.recv()).await {
+            Ok(Some(Some(p))) => w.pod = p,
+            Ok(Some(None)) | Ok(None) => {
+                // Removed from the API: stop everything now.
+                w.grace_deadline = Some(Instant::now());
+                if !matches!(w.phase, Phase::Terminated | Phase::Done) {
+                    w.phase = Phase::Terminating;
+                }
+                w.pod.metadata.deletion_timestamp = w.pod.metadata.deletion_timestamp.clone().or(
+                    Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                        k8s_openapi::jiff::Timestamp::UNIX_EPOCH,
+                    )),
+                );
+                w.shared.gone.lock().insert(w.uid.clone());
+            }
+            Err(_) => {}
+        }
+    }
+}

@@ -1,0 +1,68 @@
+//! Setup: the pod's sandbox (adopted when the runtime already has one for this pod, as
+//! after a kubelet restart) and its volumes. A failure is retried on the next sync.
+
+use super::{name, namespace, Phase, PodWorker};
+use crate::kubelet::volumes::VolumeCtx;
+use crate::runtime::SandboxConfig;
+
+pub async fn step(w: &mut PodWorker) -> Phase {
+    if w.started.is_none() {
+        w.started = Some(crate::kubelet::now_secs());
+    }
+    let rt = w.shared.runtime.clone();
+    if w.sandbox.is_none() {
+        let ns = namespace(&w.pod).to_string();
+        let n = name(&w.pod).to_string();
+        let cfg = SandboxConfig {
+            uid: w.uid.clone(),
+            namespace: ns.clone(),
+            name: n.clone(),
+            host_network: w.spec().host_network.unwrap_or(false),
+            log_dir: w
+                .shared
+                .cfg
+                .data_dir
+                .join("logs")
+                .join(format!("{ns}_{n}_{}", w.uid)),
+            labels: w.pod.metadata.labels.clone().unwrap_or_default(),
+        };
+        match rt.run_pod_sandbox(&cfg).await {
+            Ok(sb) => w.sandbox = Some(sb),
+            Err(e) => {
+                w.event(
+                    "Warning",
+                    "FailedCreatePodSandBox",
+                    format!("Failed to create pod sandbox: {e}"),
+                );
+                return Phase::Setup;
+            }
+        }
+    }
+    let spec = w.spec();
+    let pod_dir = w.pod_dir();
+    for v in spec.volumes.iter().flatten() {
+        if w.volumes.contains_key(&v.name) {
+            continue;
+        }
+        let vctx = VolumeCtx {
+            client: &w.shared.client,
+            pod: &w.pod,
+            pod_dir: &pod_dir,
+            root: w.shared.root,
+        };
+        match vctx.prepare(v).await {
+            Ok(p) => {
+                w.volumes.insert(v.name.clone(), p);
+            }
+            Err(e) => {
+                w.event(
+                    "Warning",
+                    "FailedMount",
+                    format!("MountVolume.SetUp failed for volume {:?}: {e}", v.name),
+                );
+                return Phase::Setup;
+            }
+        }
+    }
+    Phase::Init
+}

@@ -1,0 +1,8 @@
+//! node: what runs on every worker — the kubelet ([`kubelet`]) and the container runtime
+//! it drives ([`runtime`]).
+//!
+//! A node agent is a gRPC client of the control plane: it reaches the apiserver only
+//! through the `client` crate and never depends on `apiserver` or `raft-store`.
+
+pub mod kubelet;
+pub mod runtime;

@@ -1,0 +1,144 @@
+//! The container runtime interface, in CRI's shape: pod sandboxes, containers, images,
+//! exec and logs. The kubelet drives pods only through [`Runtime`]; [`process`] runs
+//! containers as host processes.
+
+pub mod process;
+pub mod shim;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{0} not found")]
+    NotFound(String),
+    /// The container's spec cannot run on this runtime; the message says why.
+    #[error("{0}")]
+    Unsupported(String),
+    #[error("{0}")]
+    Io(String),
+}
+
+impl From<std::io::Error> for Error {
+    fn from(e: std::io::Error) -> Self {
+        Error::Io(e.to_string())
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What a pod sandbox is made from.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct SandboxConfig {
+    pub uid: String,
+    pub namespace: String,
+    pub name: String,
+    pub host_network: bool,
+    /// Where the pod's container logs go: `<log_dir>/<container>/<attempt>.log`.
+    pub log_dir: PathBuf,
+    pub labels: BTreeMap<String, String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Sandbox {
+    pub id: String,
+    pub config: SandboxConfig,
+    /// The pod's IP (the node's, with host networking).
+    pub ip: String,
+    pub ready: bool,
+}
+
+/// A volume mounted into a container.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct Mount {
+    pub host_path: PathBuf,
+    pub container_path: String,
+    pub read_only: bool,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct ContainerConfig {
+    pub name: String,
+    /// How many times this container was created before in this pod.
+    pub attempt: u32,
+    pub image: String,
+    pub command: Vec<String>,
+    pub args: Vec<String>,
+    pub working_dir: Option<String>,
+    pub env: Vec<(String, String)>,
+    pub mounts: Vec<Mount>,
+    pub log_path: PathBuf,
+    /// cpu limit in millicores and memory limit in bytes, where the runtime applies them.
+    pub cpu_limit_millis: Option<i64>,
+    pub memory_limit_bytes: Option<i64>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum State {
+    Created,
+    Running,
+    Exited,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ContainerStatus {
+    pub id: String,
+    pub sandbox_id: String,
+    pub name: String,
+    pub attempt: u32,
+    pub state: State,
+    /// Unix seconds.
+    pub created_at: i64,
+    pub started_at: Option<i64>,
+    pub finished_at: Option<i64>,
+    pub exit_code: Option<i32>,
+    /// Why it exited ("Completed", "Error", "OOMKilled"…) or could not start.
+    pub reason: String,
+    pub message: String,
+    pub log_path: PathBuf,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct ExecResult {
+    pub exit_code: i32,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+}
+
+/// Usage of one container.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Usage {
+    /// Cumulative cpu time in nanoseconds.
+    pub cpu_nanos: u64,
+    pub memory_bytes: u64,
+}
+
+#[async_trait]
+pub trait Runtime: Send + Sync {
+    /// "process" or "cri".
+    fn name(&self) -> &'static str;
+    fn version(&self) -> String;
+
+    async fn run_pod_sandbox(&self, cfg: &SandboxConfig) -> Result<Sandbox>;
+    /// Stops every container of the sandbox (SIGKILL) and its network.
+    async fn stop_pod_sandbox(&self, id: &str) -> Result<()>;
+    async fn remove_pod_sandbox(&self, id: &str) -> Result<()>;
+    async fn list_pod_sandboxes(&self) -> Result<Vec<Sandbox>>;
+
+    async fn pull_image(&self, image: &str) -> Result<()>;
+    async fn list_images(&self) -> Result<Vec<String>>;
+
+    async fn create_container(&self, sandbox_id: &str, cfg: &ContainerConfig) -> Result<String>;
+    async fn start_container(&self, id: &str) -> Result<()>;
+    /// SIGTERM, then SIGKILL after `grace`.
+    async fn stop_container(&self, id: &str, grace: Duration) -> Result<()>;
+    async fn remove_container(&self, id: &str) -> Result<()>;
+    async fn container_status(&self, id: &str) -> Result<ContainerStatus>;
+    async fn list_containers(&self, sandbox_id: &str) -> Result<Vec<ContainerStatus>>;
+    async fn exec_sync(&self, id: &str, cmd: &[String], timeout: Duration) -> Result<ExecResult>;
+    async fn usage(&self, id: &str) -> Result<Usage>;
+}

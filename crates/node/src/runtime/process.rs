@@ -1,0 +1,499 @@
+//! The process runtime: every container is a host process group, started and watched by
+//! its own shim ([`super::shim`]), with state under one directory so a restarted kubelet
+//! finds its pods again. Containers run the spec's `command` + `args` (there is no image
+//! to take an entrypoint from), with host networking; volumes are bind-mounted in a
+//! private mount namespace and cpu/memory limits applied through cgroup v1 when root.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use rustix::process::{kill_process, kill_process_group, Pid, Signal};
+use serde::{Deserialize, Serialize};
+
+use super::shim::{unix_now, ExitInfo, ProcessId, ShimSpec};
+use super::*;
+
+/// One container as recorded on disk.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct Record {
+    id: String,
+    sandbox_id: String,
+    config: ContainerConfig,
+    created_at: i64,
+    started_at: Option<i64>,
+}
+
+pub struct ProcessRuntime {
+    root: PathBuf,
+    /// The binary that runs `node-shim`.
+    shim_exe: PathBuf,
+    node_ip: String,
+    /// cgroup v1 hierarchies (cpu, memory) when they can be written.
+    cgroups: Option<(PathBuf, PathBuf)>,
+    root_user: bool,
+}
+
+fn read_json<T: serde::de::DeserializeOwned>(p: &Path) -> Option<T> {
+    serde_json::from_slice(&std::fs::read(p).ok()?).ok()
+}
+
+fn write_json<T: Serialize>(p: &Path, v: &T) -> Result<()> {
+    let tmp = p.with_extension("tmp");
+    std::fs::write(
+        &tmp,
+        serde_json::to_vec(v).map_err(|e| Error::Io(e.to_string()))?,
+    )?;
+    std::fs::rename(tmp, p)?;
+    Ok(())
+}
+
+fn new_id() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}
+
+impl ProcessRuntime {
+    pub fn new(root: PathBuf, shim_exe: PathBuf, node_ip: String) -> Result<Self> {
+        std::fs::create_dir_all(root.join("sandboxes"))?;
+        std::fs::create_dir_all(root.join("containers"))?;
+        let root_user = rustix::process::geteuid().is_root();
+        let cg = Path::new("/sys/fs/cgroup");
+        let cgroups = (root_user
+            && cg.join("cpu/cgroup.procs").exists()
+            && cg.join("memory/cgroup.procs").exists())
+        .then(|| (cg.join("cpu/rkube"), cg.join("memory/rkube")));
+        Ok(ProcessRuntime {
+            root,
+            shim_exe,
+            node_ip,
+            cgroups,
+            root_user,
+        })
+    }
+
+    fn sandbox_dir(&self, id: &str) -> PathBuf {
+        self.root.join("sandboxes").join(id)
+    }
+
+    fn container_dir(&self, id: &str) -> PathBuf {
+        self.root.join("containers").join(id)
+    }
+
+    fn record(&self, id: &str) -> Result<Record> {
+        read_json(&self.container_dir(id).join("record.json"))
+            .ok_or_else(|| Error::NotFound(format!("container {id}")))
+    }
+
+    fn process(&self, id: &str) -> Option<ProcessId> {
+        read_json(&self.container_dir(id).join("pid"))
+    }
+
+    fn exit_info(&self, id: &str) -> Option<ExitInfo> {
+        read_json(&self.container_dir(id).join("exit.json"))
+    }
+
+    fn cgroup_dirs(&self, id: &str) -> Vec<PathBuf> {
+        self.cgroups
+            .iter()
+            .flat_map(|(cpu, mem)| [cpu.join(id), mem.join(id)])
+            .collect()
+    }
+
+    /// Creates the container's cgroups with its limits; returns the directories to join.
+    fn setup_cgroups(&self, id: &str, cfg: &ContainerConfig) -> Vec<PathBuf> {
+        let Some((cpu, mem)) = &self.cgroups else {
+            return vec![];
+        };
+        let (cpu, mem) = (cpu.join(id), mem.join(id));
+        let ok = std::fs::create_dir_all(&cpu).is_ok() && std::fs::create_dir_all(&mem).is_ok();
+        if !ok {
+            return vec![];
+        }
+        if let Some(m) = cfg.cpu_limit_millis.filter(|m| *m > 0) {
+            // 100 ms periods: a millicore is 100 µs of each.
+            let _ = std::fs::write(cpu.join("cpu.cfs_period_us"), "100000");
+            let _ = std::fs::write(cpu.join("cpu.cfs_quota_us"), (m * 100).to_string());
+        }
+        if let Some(b) = cfg.memory_limit_bytes.filter(|b| *b > 0) {
+            let _ = std::fs::write(mem.join("memory.limit_in_bytes"), b.to_string());
+        }
+        vec![cpu, mem]
+    }
+
+    fn oom_killed(&self, id: &str) -> bool {
+        let Some((_, mem)) = &self.cgroups else {
+            return false;
+        };
+        std::fs::read_to_string(mem.join(id).join("memory.oom_control"))
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("oom_kill ").map(|n| n.trim().to_string()))
+            })
+            .is_some_and(|n| n != "0")
+    }
+
+    async fn wait_until(&self, deadline: Duration, mut done: impl FnMut() -> bool) -> bool {
+        let start = Instant::now();
+        loop {
+            if done() {
+                return true;
+            }
+            if start.elapsed() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+#[async_trait]
+impl Runtime for ProcessRuntime {
+    fn name(&self) -> &'static str {
+        "process"
+    }
+
+    fn version(&self) -> String {
+        format!("process://{}", env!("CARGO_PKG_VERSION"))
+    }
+
+    async fn run_pod_sandbox(&self, cfg: &SandboxConfig) -> Result<Sandbox> {
+        let id = new_id();
+        std::fs::create_dir_all(self.sandbox_dir(&id))?;
+        std::fs::create_dir_all(&cfg.log_dir)?;
+        let sb = Sandbox {
+            id: id.clone(),
+            config: cfg.clone(),
+            ip: self.node_ip.clone(),
+            ready: true,
+        };
+        write_json(&self.sandbox_dir(&id).join("sandbox.json"), &sb)?;
+        Ok(sb)
+    }
+
+    async fn stop_pod_sandbox(&self, id: &str) -> Result<()> {
+        for c in self.list_containers(id).await? {
+            if c.state == State::Running {
+                self.stop_container(&c.id, Duration::ZERO).await?;
+            }
+        }
+        let path = self.sandbox_dir(id).join("sandbox.json");
+        if let Some(mut sb) = read_json::<Sandbox>(&path) {
+            sb.ready = false;
+            write_json(&path, &sb)?;
+        }
+        Ok(())
+    }
+
+    async fn remove_pod_sandbox(&self, id: &str) -> Result<()> {
+        self.stop_pod_sandbox(id).await?;
+        for c in self.list_containers(id).await? {
+            self.remove_container(&c.id).await?;
+        }
+        let _ = std::fs::remove_dir_all(self.sandbox_dir(id));
+        Ok(())
+    }
+
+    async fn list_pod_sandboxes(&self) -> Result<Vec<Sandbox>> {
+        let mut out = Vec::new();
+        for e in std::fs::read_dir(self.root.join("sandboxes"))?.flatten() {
+            if let Some(sb) = read_json::<Sandbox>(&e.path().join("sandbox.json")) {
+                out.push(sb);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn pull_image(&self, _image: &str) -> Result<()> {
+        Ok(())
+    }
+
+    async fn list_images(&self) -> Result<Vec<String>> {
+        Ok(vec![])
+    }
+
+    async fn create_container(&self, sandbox_id: &str, cfg: &ContainerConfig) -> Result<String> {
+        if !self.sandbox_dir(sandbox_id).exists() {
+            return Err(Error::NotFound(format!("sandbox {sandbox_id}")));
+        }
+        if cfg.command.is_empty() {
+            return Err(Error::Unsupported(format!(
+                "container {:?} has no command: the process runtime runs the spec's command and args, and cannot run an image's entrypoint",
+                cfg.name
+            )));
+        }
+        let id = new_id();
+        let dir = self.container_dir(&id);
+        std::fs::create_dir_all(&dir)?;
+        let rec = Record {
+            id: id.clone(),
+            sandbox_id: sandbox_id.to_string(),
+            config: cfg.clone(),
+            created_at: unix_now(),
+            started_at: None,
+        };
+        write_json(&dir.join("record.json"), &rec)?;
+        Ok(id)
+    }
+
+    async fn start_container(&self, id: &str) -> Result<()> {
+        let mut rec = self.record(id)?;
+        let dir = self.container_dir(id);
+        let cfg = &rec.config;
+        if !cfg.mounts.is_empty() && !self.root_user {
+            tracing::warn!(container = %cfg.name, "volumes are not mounted: the process runtime mounts them only when running as root");
+        }
+        let spec = ShimSpec {
+            argv: cfg.command.iter().chain(&cfg.args).cloned().collect(),
+            env: cfg.env.clone(),
+            working_dir: cfg.working_dir.clone(),
+            mounts: if self.root_user {
+                cfg.mounts.clone()
+            } else {
+                vec![]
+            },
+            log_path: cfg.log_path.clone(),
+            cgroups: self.setup_cgroups(id, cfg),
+        };
+        write_json(&dir.join("spec.json"), &spec)?;
+        let mut child = tokio::process::Command::new(&self.shim_exe)
+            .arg("node-shim")
+            .arg(&dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .map_err(|e| {
+                Error::Io(format!(
+                    "starting the shim {}: {e}",
+                    self.shim_exe.display()
+                ))
+            })?;
+        // Reap the shim when it ends (after a kubelet restart, init does).
+        tokio::spawn(async move {
+            let _ = child.wait().await;
+        });
+        rec.started_at = Some(unix_now());
+        write_json(&dir.join("record.json"), &rec)?;
+        let started = self
+            .wait_until(Duration::from_secs(10), || {
+                dir.join("pid").exists() || dir.join("exit.json").exists()
+            })
+            .await;
+        if let Some(ExitInfo { error: Some(e), .. }) = self.exit_info(id) {
+            return Err(Error::Unsupported(e));
+        }
+        if !started {
+            return Err(Error::Io(format!(
+                "container {id} did not start within 10 s"
+            )));
+        }
+        Ok(())
+    }
+
+    async fn stop_container(&self, id: &str, grace: Duration) -> Result<()> {
+        let dir = self.container_dir(id);
+        let Some(p) = self.process(id).filter(|p| p.alive()) else {
+            return Ok(());
+        };
+        let pid = Pid::from_raw(p.pid).ok_or_else(|| Error::Io(format!("bad pid {}", p.pid)))?;
+        if !grace.is_zero() {
+            let _ = kill_process(pid, Signal::TERM);
+            self.wait_until(grace, || !p.alive()).await;
+        }
+        // Whatever else runs in the container goes with it, now that its main process
+        // has stopped or the grace period is over.
+        let _ = kill_process_group(pid, Signal::KILL);
+        let exited = self
+            .wait_until(Duration::from_secs(5), || dir.join("exit.json").exists())
+            .await;
+        if !exited && !p.alive() {
+            // The shim died with it: record the kill.
+            write_json(
+                &dir.join("exit.json"),
+                &ExitInfo {
+                    exit_code: 137,
+                    finished_at: unix_now(),
+                    signal: Some(9),
+                    error: None,
+                },
+            )?;
+        }
+        Ok(())
+    }
+
+    async fn remove_container(&self, id: &str) -> Result<()> {
+        self.stop_container(id, Duration::ZERO).await?;
+        for cg in self.cgroup_dirs(id) {
+            // Busy until the killed processes are gone.
+            self.wait_until(Duration::from_secs(2), || {
+                !cg.exists() || std::fs::remove_dir(&cg).is_ok()
+            })
+            .await;
+        }
+        let _ = std::fs::remove_dir_all(self.container_dir(id));
+        Ok(())
+    }
+
+    async fn container_status(&self, id: &str) -> Result<ContainerStatus> {
+        let rec = self.record(id)?;
+        let exit = self.exit_info(id);
+        let proc_ = self.process(id);
+        let state = match (&exit, &proc_, rec.started_at) {
+            (Some(_), _, _) => State::Exited,
+            (None, Some(p), _) if !p.alive() => State::Exited,
+            (None, _, Some(_)) => State::Running,
+            (None, _, None) => State::Created,
+        };
+        let (exit_code, finished_at, reason, message) = match (&exit, state) {
+            (Some(e), _) => {
+                let reason = if e.error.is_some() {
+                    "StartError"
+                } else if self.oom_killed(id) {
+                    "OOMKilled"
+                } else if e.exit_code == 0 {
+                    "Completed"
+                } else {
+                    "Error"
+                };
+                (
+                    Some(e.exit_code),
+                    Some(e.finished_at),
+                    reason,
+                    e.error.clone().unwrap_or_default(),
+                )
+            }
+            (None, State::Exited) => (
+                Some(137),
+                Some(unix_now()),
+                "Error",
+                "the container's shim is gone".into(),
+            ),
+            _ => (None, None, "", String::new()),
+        };
+        Ok(ContainerStatus {
+            id: rec.id,
+            sandbox_id: rec.sandbox_id,
+            name: rec.config.name.clone(),
+            attempt: rec.config.attempt,
+            state,
+            created_at: rec.created_at,
+            started_at: rec.started_at,
+            finished_at,
+            exit_code,
+            reason: reason.into(),
+            message,
+            log_path: rec.config.log_path,
+        })
+    }
+
+    async fn list_containers(&self, sandbox_id: &str) -> Result<Vec<ContainerStatus>> {
+        let mut out = Vec::new();
+        for e in std::fs::read_dir(self.root.join("containers"))?.flatten() {
+            let id = e.file_name().to_string_lossy().to_string();
+            match self.record(&id) {
+                Ok(r) if r.sandbox_id == sandbox_id => out.push(self.container_status(&id).await?),
+                _ => {}
+            }
+        }
+        Ok(out)
+    }
+
+    async fn exec_sync(&self, id: &str, cmd: &[String], timeout: Duration) -> Result<ExecResult> {
+        let rec = self.record(id)?;
+        if cmd.is_empty() {
+            return Err(Error::Unsupported("exec: no command".into()));
+        }
+        let p = self.process(id).filter(|p| p.alive());
+        // In the container's mount namespace when it has one.
+        let mut c = match p {
+            Some(p) if self.root_user && !rec.config.mounts.is_empty() => {
+                let mut c = tokio::process::Command::new("nsenter");
+                c.arg("-t")
+                    .arg(p.pid.to_string())
+                    .args(["-m", "--"])
+                    .args(cmd);
+                c
+            }
+            _ => {
+                let mut c = tokio::process::Command::new(&cmd[0]);
+                c.args(&cmd[1..]);
+                c
+            }
+        };
+        c.env_clear()
+            .envs(rec.config.env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .kill_on_drop(true);
+        if !rec.config.env.iter().any(|(k, _)| k == "PATH") {
+            c.env(
+                "PATH",
+                "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            );
+        }
+        if let Some(wd) = &rec.config.working_dir {
+            c.current_dir(wd);
+        }
+        match tokio::time::timeout(timeout, c.output()).await {
+            Ok(Ok(o)) => Ok(ExecResult {
+                exit_code: o.status.code().unwrap_or(128 + 9),
+                stdout: o.stdout,
+                stderr: o.stderr,
+            }),
+            Ok(Err(e)) => Err(Error::Io(format!("exec {:?}: {e}", cmd[0]))),
+            Err(_) => Err(Error::Io(format!(
+                "exec {:?}: timed out after {timeout:?}",
+                cmd[0]
+            ))),
+        }
+    }
+
+    async fn usage(&self, id: &str) -> Result<Usage> {
+        if let Some((cpu, mem)) = &self.cgroups {
+            let cpuacct = cpu
+                .parent()
+                .and_then(|p| p.parent())
+                .map(|p| p.join("cpuacct/rkube").join(id).join("cpuacct.usage"));
+            let cpu_nanos = cpuacct
+                .and_then(|p| std::fs::read_to_string(p).ok())
+                .or_else(|| std::fs::read_to_string(cpu.join(id).join("cpuacct.usage")).ok())
+                .and_then(|s| s.trim().parse().ok());
+            let mem_bytes = std::fs::read_to_string(mem.join(id).join("memory.usage_in_bytes"))
+                .ok()
+                .and_then(|s| s.trim().parse().ok());
+            if let (Some(cpu_nanos), Some(memory_bytes)) = (cpu_nanos, mem_bytes) {
+                return Ok(Usage {
+                    cpu_nanos,
+                    memory_bytes,
+                });
+            }
+        }
+        let p = self
+            .process(id)
+            .filter(|p| p.alive())
+            .ok_or_else(|| Error::NotFound(format!("running container {id}")))?;
+        Ok(proc_usage(p.pid).unwrap_or_default())
+    }
+}
+
+/// cpu time and resident memory of one process, from /proc.
+fn proc_usage(pid: i32) -> Option<Usage> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split(' ').collect();
+    let ticks: u64 = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+    let hz = rustix::param::clock_ticks_per_second().max(1);
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let rss_kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    Some(Usage {
+        cpu_nanos: ticks * 1_000_000_000 / hz,
+        memory_bytes: rss_kb * 1024,
+    })
+}

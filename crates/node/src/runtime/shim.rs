@@ -1,0 +1,269 @@
+//! The container shim of the process runtime (`rkube node-shim DIR`), as conmon is to
+//! CRI-O: it starts one container's process, writes its output to the log file in CRI
+//! format, and records the exit status. It runs in its own process group, so a kubelet
+//! restart leaves the container and its shim running.
+//!
+//! `DIR/spec.json` says what to run; the shim writes `DIR/pid` (the process and its start
+//! time, so nobody signals a recycled pid) and, when the process ends, `DIR/exit.json`.
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+
+use serde::{Deserialize, Serialize};
+
+use super::Mount;
+
+/// What the shim runs.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct ShimSpec {
+    pub argv: Vec<String>,
+    pub env: Vec<(String, String)>,
+    pub working_dir: Option<String>,
+    pub mounts: Vec<Mount>,
+    pub log_path: PathBuf,
+    /// cgroup directories the process joins (cgroup v1: one per controller).
+    pub cgroups: Vec<PathBuf>,
+}
+
+/// How the process ended.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ExitInfo {
+    pub exit_code: i32,
+    /// Unix seconds.
+    pub finished_at: i64,
+    pub signal: Option<i32>,
+    /// Set when the process could not be started.
+    pub error: Option<String>,
+}
+
+/// The container's process: its pid and its start time in clock ticks since boot
+/// (`/proc/PID/stat` field 22), which together name one process for good.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq)]
+pub struct ProcessId {
+    pub pid: i32,
+    pub start_ticks: u64,
+}
+
+pub fn start_ticks(pid: i32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces; the fields after it are plain.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    rest.split(' ').nth(19)?.parse().ok()
+}
+
+impl ProcessId {
+    /// Whether this very process is still alive (not a later one with the same pid).
+    pub fn alive(&self) -> bool {
+        start_ticks(self.pid) == Some(self.start_ticks)
+    }
+}
+
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+fn rfc3339_nano() -> String {
+    let ns = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i128);
+    k8s_openapi::jiff::Timestamp::from_nanosecond(ns)
+        .map(|t| format!("{t:.9}"))
+        .unwrap_or_default()
+}
+
+/// Copies `from` into the log, one CRI log line per line of output:
+/// `<time> <stream> <F|P> <text>` (P: a partial line, cut at 16 KiB or at the end).
+fn pump(from: impl Read, stream: &'static str, log: Arc<Mutex<File>>) {
+    let mut r = BufReader::with_capacity(16 * 1024, from);
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        match r.by_ref().take(16 * 1024).read_until(b'\n', &mut buf) {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+        let (tag, text) = match buf.strip_suffix(b"\n") {
+            Some(t) => ("F", t),
+            None => ("P", &buf[..]),
+        };
+        let mut line = format!("{} {stream} {tag} ", rfc3339_nano()).into_bytes();
+        line.extend_from_slice(text);
+        line.push(b'\n');
+        if let Ok(mut f) = log.lock() {
+            let _ = f.write_all(&line);
+        }
+    }
+}
+
+fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(tmp, path)
+}
+
+/// With mounts, the process runs in its own mount namespace with each volume bind-mounted
+/// at its path (root only): `unshare` and a shell set them up, then exec the container.
+/// Mount points missing on the host are created there (empty directories or files).
+const MOUNT_SCRIPT: &str = r#"set -e
+while [ "$1" != "--" ]; do
+  s="$1"; d="$2"; ro="$3"; shift 3
+  if [ -d "$s" ]; then mkdir -p "$d"; else mkdir -p "$(dirname "$d")"; [ -e "$d" ] || : > "$d"; fi
+  mount --bind "$s" "$d"
+  if [ "$ro" = ro ]; then mount -o remount,bind,ro "$d"; fi
+done
+shift
+exec "$@"
+"#;
+
+fn command_for(spec: &ShimSpec) -> Command {
+    if spec.mounts.is_empty() {
+        let mut c = Command::new(&spec.argv[0]);
+        c.args(&spec.argv[1..]);
+        return c;
+    }
+    let mut c = Command::new("unshare");
+    c.args([
+        "--mount",
+        "--propagation",
+        "private",
+        "--",
+        "/bin/sh",
+        "-c",
+        MOUNT_SCRIPT,
+        "sh",
+    ]);
+    for m in &spec.mounts {
+        c.arg(&m.host_path)
+            .arg(&m.container_path)
+            .arg(if m.read_only { "ro" } else { "rw" });
+    }
+    c.arg("--").args(&spec.argv);
+    c
+}
+
+/// Runs the container described in `dir`; returns when it has exited.
+pub fn run(dir: &Path) -> std::io::Result<()> {
+    let spec: ShimSpec = serde_json::from_slice(&std::fs::read(dir.join("spec.json"))?)
+        .map_err(std::io::Error::other)?;
+    let exit = |info: ExitInfo| {
+        write_atomic(
+            &dir.join("exit.json"),
+            &serde_json::to_vec(&info).unwrap_or_default(),
+        )
+    };
+    // Join the container's cgroups so the process starts in them; the shim leaves again
+    // once it has started, so the cgroups hold the container alone.
+    let home: Vec<PathBuf> = spec
+        .cgroups
+        .iter()
+        .filter_map(|cg| own_cgroup(cg))
+        .collect();
+    for cg in &spec.cgroups {
+        if let Err(e) = std::fs::write(cg.join("cgroup.procs"), std::process::id().to_string()) {
+            tracing::warn!(cgroup = %cg.display(), error = %e, "joining the cgroup failed");
+        }
+    }
+    if let Some(parent) = spec.log_path.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    let log = Arc::new(Mutex::new(
+        OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&spec.log_path)?,
+    ));
+    let mut cmd = command_for(&spec);
+    cmd.env_clear()
+        .envs(spec.env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    if !spec.mounts.is_empty() {
+        cmd.env("PATH", path_of(&spec.env));
+    }
+    if let Some(wd) = &spec.working_dir {
+        cmd.current_dir(wd);
+    }
+    let mut child = match cmd.spawn() {
+        Ok(c) => c,
+        Err(e) => {
+            return exit(ExitInfo {
+                exit_code: 128,
+                finished_at: unix_now(),
+                signal: None,
+                error: Some(format!("starting {:?}: {e}", spec.argv[0])),
+            })
+        }
+    };
+    let pid = child.id() as i32;
+    for cg in &home {
+        let _ = std::fs::write(cg.join("cgroup.procs"), std::process::id().to_string());
+    }
+    let id = ProcessId {
+        pid,
+        start_ticks: start_ticks(pid).unwrap_or(0),
+    };
+    write_atomic(
+        &dir.join("pid"),
+        &serde_json::to_vec(&id).unwrap_or_default(),
+    )?;
+    let out = child.stdout.take().map(|o| {
+        let log = log.clone();
+        std::thread::spawn(move || pump(o, "stdout", log))
+    });
+    let err = child.stderr.take().map(|e| {
+        let log = log.clone();
+        std::thread::spawn(move || pump(e, "stderr", log))
+    });
+    let status = child.wait()?;
+    // The container ends with its main process: what it left behind in its process group
+    // goes too (and lets go of the log pipes).
+    if let Some(pg) = rustix::process::Pid::from_raw(pid) {
+        let _ = rustix::process::kill_process_group(pg, rustix::process::Signal::KILL);
+    }
+    for t in [out, err].into_iter().flatten() {
+        let _ = t.join();
+    }
+    let (code, signal) = match (status.code(), status.signal()) {
+        (Some(c), _) => (c, None),
+        (None, Some(s)) => (128 + s, Some(s)),
+        _ => (255, None),
+    };
+    exit(ExitInfo {
+        exit_code: code,
+        finished_at: unix_now(),
+        signal,
+        error: None,
+    })
+}
+
+/// The cgroup this process is in, in the hierarchy of the container cgroup `cg`
+/// (`/sys/fs/cgroup/<hierarchy>/rkube/<id>`).
+fn own_cgroup(cg: &Path) -> Option<PathBuf> {
+    let root = cg.parent()?.parent()?;
+    let hier = root.file_name()?.to_str()?;
+    let text = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+    text.lines().find_map(|l| {
+        let mut f = l.splitn(3, ':');
+        let (_, ctrls, path) = (f.next()?, f.next()?, f.next()?);
+        ctrls
+            .split(',')
+            .any(|c| c == hier)
+            .then(|| root.join(path.trim_start_matches('/')))
+    })
+}
+
+/// The PATH the container asked for, or a standard one.
+fn path_of(env: &[(String, String)]) -> String {
+    env.iter()
+        .find(|(k, _)| k == "PATH")
+        .map(|(_, v)| v.clone())
+        .unwrap_or_else(|| "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into())
+}

@@ -1,0 +1,178 @@
+//! `rkube node` processes for tests, with their data directories. Dropping one kills the
+//! agent and every container process its runtime started (which, by design, outlive the
+//! agent), so a test leaves nothing running.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use client::Client;
+use k8s_openapi::api::core::v1::Node;
+
+use crate::component::Component;
+
+pub struct NodeAgent {
+    pub name: String,
+    dir: tempfile::TempDir,
+    args: Vec<String>,
+    agent: Option<Component>,
+}
+
+/// Test-speed intervals: heartbeats and pod syncs in fractions of a second, a 1 s
+/// crash-loop back-off.
+pub const FAST_NODE: &[&str] = &[
+    "--node-lease-renew-interval-ms",
+    "500",
+    "--node-status-update-frequency-ms",
+    "500",
+    "--sync-interval-ms",
+    "200",
+    "--crash-loop-backoff-ms",
+    "1000",
+];
+
+impl NodeAgent {
+    /// Starts `rkube node --name NAME` against `servers`, with `extra` flags.
+    pub fn start(servers: &str, name: &str, extra: &[&str]) -> NodeAgent {
+        let dir = tempfile::Builder::new()
+            .prefix("rkube-node-")
+            .disable_cleanup(std::env::var_os("RKUBE_TEST_KEEP").is_some())
+            .tempdir()
+            .expect("temp dir");
+        eprintln!("node {name} data and logs in {}", dir.path().display());
+        let data = dir.path().join("data");
+        let mut args: Vec<String> = vec![
+            "node".into(),
+            "--name".into(),
+            name.into(),
+            "--server".into(),
+            servers.into(),
+            "--data-dir".into(),
+            data.to_string_lossy().into(),
+        ];
+        args.extend(FAST_NODE.iter().map(|s| s.to_string()));
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let mut n = NodeAgent {
+            name: name.into(),
+            dir,
+            args,
+            agent: None,
+        };
+        n.spawn();
+        n
+    }
+
+    fn spawn(&mut self) {
+        let args: Vec<&str> = self.args.iter().map(String::as_str).collect();
+        self.agent = Some(Component::start(self.dir.path(), &self.name, &args));
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// kill -9 of the agent alone; its containers keep running.
+    pub fn kill(&mut self) {
+        if let Some(mut a) = self.agent.take() {
+            a.kill();
+        }
+    }
+
+    pub fn restart(&mut self) {
+        self.kill();
+        self.spawn();
+    }
+
+    /// Waits until the node reports Ready.
+    pub async fn wait_ready(&self, client: &Client) -> Node {
+        let api = client::Api::<Node>::all(client.clone());
+        crate::eventually(
+            Duration::from_secs(30),
+            &format!("node {} Ready", self.name),
+            || async {
+                let n = api.get(&self.name).await.ok()?;
+                (crate::objects::node_ready(&n)? == "True").then_some(n)
+            },
+        )
+        .await
+    }
+
+    /// The lines a container wrote, from its CRI log file (all attempts, in order).
+    pub fn logs(&self, namespace: &str, pod: &str, uid: &str, container: &str) -> Vec<String> {
+        let dir = self
+            .data_dir()
+            .join("logs")
+            .join(format!("{namespace}_{pod}_{uid}"))
+            .join(container);
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .map(|d| d.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default();
+        files.sort_by_key(|p| {
+            p.file_stem()
+                .and_then(|s| s.to_str()?.parse::<u32>().ok())
+                .unwrap_or(0)
+        });
+        files
+            .iter()
+            .filter_map(|f| std::fs::read_to_string(f).ok())
+            .flat_map(|t| {
+                t.lines()
+                    .filter_map(|l| l.splitn(4, ' ').nth(3).map(str::to_string))
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
+    /// What the agent logged so far (all its runs).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join(format!("{}.log", self.name)))
+            .unwrap_or_default()
+    }
+
+    /// Pids of the container processes the runtime records as started.
+    pub fn container_pids(&self) -> Vec<(i32, u64)> {
+        container_pids(&self.data_dir().join("runtime").join("containers"))
+    }
+}
+
+fn start_ticks(pid: i32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &stat[stat.rfind(')')? + 2..];
+    rest.split(' ').nth(19)?.parse().ok()
+}
+
+fn container_pids(dir: &Path) -> Vec<(i32, u64)> {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let v: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(e.path().join("pid")).ok()?).ok()?;
+            Some((v["pid"].as_i64()? as i32, v["start_ticks"].as_u64()?))
+        })
+        .collect()
+}
+
+/// Whether process `pid` with start time `ticks` is alive.
+pub fn alive(pid: i32, ticks: u64) -> bool {
+    start_ticks(pid) == Some(ticks)
+}
+
+impl Drop for NodeAgent {
+    fn drop(&mut self) {
+        self.kill();
+        for (pid, ticks) in self.container_pids() {
+            if alive(pid, ticks) {
+                let _ = std::process::Command::new("kill")
+                    .args(["-KILL", "--", &format!("-{pid}")])
+                    .status();
+            }
+        }
+        for hier in ["cpu", "memory"] {
+            let root = Path::new("/sys/fs/cgroup").join(hier).join("rkube");
+            for e in std::fs::read_dir(&root).into_iter().flatten().flatten() {
+                let _ = std::fs::remove_dir(e.path());
+            }
+        }
+    }
+}
