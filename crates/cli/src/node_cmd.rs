@@ -51,6 +51,9 @@ pub struct NodeArgs {
     /// The first crash-loop back-off (it doubles up to five minutes).
     #[arg(long, default_value_t = 10_000)]
     pub crash_loop_backoff_ms: u64,
+    /// How often container usage is published (PodMetrics).
+    #[arg(long, default_value_t = 15_000)]
+    pub metrics_interval_ms: u64,
 }
 
 fn labels(s: &str) -> anyhow::Result<std::collections::BTreeMap<String, String>> {
@@ -74,6 +77,7 @@ pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
         Duration::from_millis(args.node_status_update_frequency_ms.max(100));
     cfg.sync_interval_ms = args.sync_interval_ms.max(50);
     cfg.crash_backoff_base = Duration::from_millis(args.crash_loop_backoff_ms);
+    cfg.metrics_interval = Duration::from_millis(args.metrics_interval_ms.max(100));
     let runtime: Arc<dyn node::runtime::Runtime> = match args.runtime {
         RuntimeKind::Process => {
             let exe = std::env::current_exe().context("locating the rkube binary for the shim")?;

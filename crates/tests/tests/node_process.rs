@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use client::metrics::PodMetrics;
 use client::{Api, Client};
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
 use rkube_tests::eventually;
@@ -132,6 +133,57 @@ async fn pods_run_for_real_on_the_process_runtime() {
     assert_eq!(st["podIP"], "127.0.0.1");
     assert_eq!(st["hostIP"], "127.0.0.1");
     assert!(st["startTime"].is_string());
+
+    // cgroup limits hold, and usage is published: a busy loop limited to 200m uses at
+    // most that (a 500 ms sample spans at most six 100 ms quota periods: 240m).
+    create(
+        &client,
+        json!({"metadata": {"name": "busy"},
+        "spec": {"nodeName": "w1", "containers": [{"name": "spin", "image": "busybox",
+            "command": ["/bin/sh", "-c", "while :; do :; done"],
+            "resources": {"limits": {"cpu": "200m", "memory": "64Mi"}}}]}}),
+    )
+    .await;
+    let metrics = Api::<PodMetrics>::namespaced(client.clone(), "default");
+    let samples = std::sync::Arc::new(std::sync::Mutex::new(Vec::<(String, i64, i64)>::new()));
+    eventually(
+        Duration::from_secs(30),
+        "three usage samples of busy",
+        || {
+            let metrics = &metrics;
+            let samples = samples.clone();
+            async move {
+                let m = metrics.get("busy").await.ok()?;
+                let c = m.containers.iter().find(|c| c.name == "spin")?;
+                let cpu = client::quantity::parse_milli(&c.usage.get("cpu")?.0)?;
+                let mem = client::quantity::parse(&c.usage.get("memory")?.0)?;
+                let ts = m.timestamp.clone()?;
+                let mut seen = samples.lock().unwrap();
+                if seen.last().map(|s| &s.0) != Some(&ts) {
+                    seen.push((ts, cpu, mem));
+                }
+                (seen.len() >= 3).then_some(())
+            }
+        },
+    )
+    .await;
+    let seen = samples.lock().unwrap().clone();
+    eprintln!("usage of busy (limit 200m): {seen:?}");
+    for (_, cpu, mem) in &seen {
+        assert!(*cpu <= 300, "cpu {cpu}m over a 200m limit: {seen:?}");
+        assert!(*mem > 0, "{seen:?}");
+    }
+    assert!(seen.iter().any(|(_, cpu, _)| *cpu > 0), "{seen:?}");
+    let top = std::process::Command::new(rkube_tests::rkube_bin())
+        .args(["ctl", "--server", &cluster.endpoints(), "top", "pods"])
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&top.stdout);
+    assert!(top.status.success() && out.contains("busy"), "{out}");
+    Api::<Pod>::namespaced(client.clone(), "default")
+        .delete("busy", Some(0))
+        .await
+        .unwrap();
 
     // A container that keeps failing is restarted with back-off (CrashLoopBackOff).
     create(

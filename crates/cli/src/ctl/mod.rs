@@ -5,6 +5,7 @@ mod auth;
 mod cluster;
 mod get;
 mod rollout;
+mod top;
 
 use std::path::PathBuf;
 
@@ -53,6 +54,8 @@ enum CtlCommand {
     Scale(rollout::ScaleArgs),
     /// Inspect authentication: `auth whoami`.
     Auth(auth::AuthArgs),
+    /// Resource usage: `top pods [NAME] [--containers]`.
+    Top(top::TopArgs),
 }
 
 pub struct Ctx {
@@ -175,6 +178,7 @@ pub async fn run(args: CtlArgs) -> anyhow::Result<()> {
             None => apply::apply(&mut ctx, &apply::FileArgs::new(c.files.clone()), false).await,
         },
         CtlCommand::Auth(a) => auth::auth(&ctx, a).await,
+        CtlCommand::Top(t) => top::top(&ctx, t).await,
         CtlCommand::Delete(d) => apply::delete(&mut ctx, d).await,
         CtlCommand::ApiResources => {
             println!(

@@ -8,6 +8,7 @@ pub mod probe;
 pub mod register;
 pub mod source;
 pub mod status;
+pub mod usage;
 pub mod volumes;
 pub mod worker;
 
@@ -39,6 +40,8 @@ pub struct KubeletConfig {
     pub sync_interval_ms: u64,
     /// The first crash-loop back-off; it doubles up to five minutes.
     pub crash_backoff_base: Duration,
+    /// How often container usage is sampled and published as PodMetrics.
+    pub metrics_interval: Duration,
 }
 
 impl KubeletConfig {
@@ -54,6 +57,7 @@ impl KubeletConfig {
             status_update_interval: Duration::from_secs(10),
             sync_interval_ms: 1000,
             crash_backoff_base: Duration::from_secs(10),
+            metrics_interval: Duration::from_secs(15),
         }
     }
 }
@@ -95,7 +99,9 @@ pub async fn run(
     register::register(&shared).await?;
     tracing::info!(node = %shared.cfg.node_name, runtime = shared.runtime.name(), "node registered");
     let hb = tokio::spawn(heartbeat::run(shared.clone()));
+    let usage = tokio::spawn(usage::run(shared.clone()));
     let r = source::run(shared).await;
     hb.abort();
+    usage.abort();
     r
 }

@@ -26,6 +26,7 @@ pub async fn step(w: &mut PodWorker) -> Phase {
         }
     }
     VolumeCtx::cleanup(&w.pod_dir());
+    crate::kubelet::usage::forget(&w.shared, namespace(&w.pod), name(&w.pod)).await;
     if !gone {
         let dp = DeleteParams {
             grace_period_seconds: Some(0),
