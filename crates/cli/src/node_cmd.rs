@@ -51,6 +51,13 @@ pub struct NodeArgs {
     /// The first crash-loop back-off (it doubles up to five minutes).
     #[arg(long, default_value_t = 10_000)]
     pub crash_loop_backoff_ms: u64,
+    /// A directory of static pod manifests (YAML or JSON), run without the apiserver and
+    /// mirrored into it.
+    #[arg(long)]
+    pub pod_manifest_path: Option<PathBuf>,
+    /// How often the static pod manifests are read.
+    #[arg(long, default_value_t = 20_000)]
+    pub file_check_frequency_ms: u64,
     /// How often container usage is published (PodMetrics).
     #[arg(long, default_value_t = 15_000)]
     pub metrics_interval_ms: u64,
@@ -78,6 +85,8 @@ pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
     cfg.sync_interval_ms = args.sync_interval_ms.max(50);
     cfg.crash_backoff_base = Duration::from_millis(args.crash_loop_backoff_ms);
     cfg.metrics_interval = Duration::from_millis(args.metrics_interval_ms.max(100));
+    cfg.pod_manifest_path = args.pod_manifest_path.clone();
+    cfg.file_check_interval = Duration::from_millis(args.file_check_frequency_ms.max(100));
     let runtime: Arc<dyn node::runtime::Runtime> = match args.runtime {
         RuntimeKind::Process => {
             let exe = std::env::current_exe().context("locating the rkube binary for the shim")?;

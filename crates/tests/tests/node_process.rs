@@ -309,3 +309,70 @@ async fn pods_run_for_real_on_the_process_runtime() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn static_pods_run_and_are_mirrored() {
+    assert!(
+        is_root(),
+        "the node tests run real containers and need root"
+    );
+    let (cluster, client, _fake) = cluster_with_nodes(1, &[]).await;
+    let manifests = tempfile::tempdir().unwrap();
+    let path = manifests.path().join("static-web.yaml");
+    std::fs::write(
+        &path,
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: static-web\nspec:\n  containers:\n  - name: c\n    image: busybox\n    command: [/bin/sh, -c, 'sleep 3600']\n",
+    )
+    .unwrap();
+    let dir = manifests.path().to_string_lossy().to_string();
+    let node = NodeAgent::start(
+        &cluster.endpoints(),
+        "w1",
+        &[
+            "--pod-manifest-path",
+            &dir,
+            "--file-check-frequency-ms",
+            "300",
+        ],
+    );
+    node.wait_ready(&client).await;
+    // The mirror pod shows the static pod, running.
+    let mirror = wait_pod(&client, "static-web-w1", "mirror pod running", |p| {
+        container(p, "c")["state"]["running"].is_object()
+    })
+    .await;
+    let a = mirror.metadata.annotations.clone().unwrap();
+    assert!(a.contains_key("kubernetes.io/config.mirror"), "{a:?}");
+    assert_eq!(a["kubernetes.io/config.source"], "file");
+    let owner = &mirror.metadata.owner_references.as_ref().unwrap()[0];
+    assert_eq!((owner.kind.as_str(), owner.name.as_str()), ("Node", "w1"));
+    let id = container(&mirror, "c")["containerID"].clone();
+
+    // Deleting the mirror does not stop the pod: the mirror comes back, same container.
+    let pods = Api::<Pod>::namespaced(client.clone(), "default");
+    pods.delete("static-web-w1", Some(0)).await.unwrap();
+    let again = wait_pod(&client, "static-web-w1", "mirror pod re-created", |p| {
+        p.metadata.uid != mirror.metadata.uid && container(p, "c")["containerID"] == id
+    })
+    .await;
+    assert_eq!(container(&again, "c")["restartCount"], 0);
+
+    // Removing the manifest stops the pod and removes its mirror.
+    let procs: Vec<_> = node.container_pids();
+    assert!(!procs.is_empty());
+    std::fs::remove_file(&path).unwrap();
+    eventually(Duration::from_secs(30), "mirror pod gone", || async {
+        pods.get_opt("static-web-w1")
+            .await
+            .ok()?
+            .is_none()
+            .then_some(())
+    })
+    .await;
+    eventually(
+        Duration::from_secs(30),
+        "the static pod's process stopped",
+        || async { procs.iter().all(|(p, t)| !alive(*p, *t)).then_some(()) },
+    )
+    .await;
+}

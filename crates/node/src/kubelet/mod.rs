@@ -7,6 +7,7 @@ pub mod heartbeat;
 pub mod probe;
 pub mod register;
 pub mod source;
+pub mod static_pods;
 pub mod status;
 pub mod usage;
 pub mod volumes;
@@ -42,6 +43,9 @@ pub struct KubeletConfig {
     pub crash_backoff_base: Duration,
     /// How often container usage is sampled and published as PodMetrics.
     pub metrics_interval: Duration,
+    /// Static pod manifests, and how often they are read.
+    pub pod_manifest_path: Option<PathBuf>,
+    pub file_check_interval: Duration,
 }
 
 impl KubeletConfig {
@@ -58,6 +62,8 @@ impl KubeletConfig {
             sync_interval_ms: 1000,
             crash_backoff_base: Duration::from_secs(10),
             metrics_interval: Duration::from_secs(15),
+            pod_manifest_path: None,
+            file_check_interval: Duration::from_secs(20),
         }
     }
 }

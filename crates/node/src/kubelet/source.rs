@@ -12,7 +12,8 @@ use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
 use tokio::sync::mpsc;
 
-use super::worker::{self, Phase, PodWorker};
+use super::static_pods;
+use super::worker::{self, Phase, PodWorker, Update};
 use super::Shared;
 use crate::runtime::{Sandbox, State};
 
@@ -66,13 +67,89 @@ async fn new_worker(shared: &Arc<Shared>, pod: Pod, existing: Option<Sandbox>) -
     w
 }
 
+struct Source {
+    shared: Arc<Shared>,
+    /// Sandboxes found at start that no worker has taken yet.
+    existing: HashMap<String, Sandbox>,
+    workers: HashMap<String, mpsc::Sender<Update>>,
+    /// The static pods running, by uid.
+    statics: HashMap<String, Pod>,
+}
+
+impl Source {
+    async fn spawn(&mut self, pod: Pod) {
+        let uid = pod.metadata.uid.clone().unwrap_or_default();
+        let sb = self.existing.remove(&uid);
+        let w = new_worker(&self.shared, pod, sb).await;
+        let (tx, rx) = mpsc::channel(16);
+        self.workers.insert(uid, tx);
+        tokio::spawn(worker::run(w, rx));
+    }
+
+    async fn send(&self, uid: &str, u: Update) {
+        if let Some(tx) = self.workers.get(uid) {
+            let _ = tx.send(u).await;
+        }
+    }
+
+    /// A pod from the API, added or changed.
+    async fn apply(&mut self, pod: Pod) {
+        let uid = pod.metadata.uid.clone().unwrap_or_default();
+        if self.workers.contains_key(&uid) {
+            return self.send(&uid, Update::Pod(Box::new(pod))).await;
+        }
+        let terminal = pod
+            .status
+            .as_ref()
+            .and_then(|s| s.phase.as_deref())
+            .is_some_and(|p| p == "Succeeded" || p == "Failed");
+        if terminal
+            && !self.existing.contains_key(&uid)
+            && pod.metadata.deletion_timestamp.is_none()
+        {
+            // Finished before this kubelet started, with nothing left to run.
+            return;
+        }
+        self.spawn(pod).await;
+    }
+
+    /// Re-reads the manifests: new static pods start, removed ones stop, and every one has
+    /// its mirror pod.
+    async fn sync_static(&mut self) {
+        let Some(dir) = self.shared.cfg.pod_manifest_path.clone() else {
+            return;
+        };
+        let now = static_pods::read(&dir, &self.shared.cfg.node_name);
+        let removed: Vec<(String, Pod)> = self
+            .statics
+            .iter()
+            .filter(|(uid, _)| !now.contains_key(*uid))
+            .map(|(u, p)| (u.clone(), p.clone()))
+            .collect();
+        for (uid, pod) in removed {
+            tracing::info!(pod = %worker::name(&pod), "static pod manifest removed");
+            self.send(&uid, Update::Gone).await;
+            static_pods::remove_mirror(&self.shared, &pod).await;
+        }
+        for (uid, pod) in &now {
+            if !self.statics.contains_key(uid) {
+                self.spawn(pod.clone()).await;
+            }
+            if static_pods::ensure_mirror(&self.shared, pod).await {
+                self.send(uid, Update::Resync).await;
+            }
+        }
+        self.statics = now;
+    }
+}
+
 pub async fn run(shared: Arc<Shared>) -> Result<(), String> {
     let api = Api::<Pod>::all(shared.client.clone());
     let cfg = watcher::Config {
         selectors: ListParams::default().fields(&format!("spec.nodeName={}", shared.cfg.node_name)),
         ..Default::default()
     };
-    let mut existing: HashMap<String, Sandbox> = shared
+    let existing: HashMap<String, Sandbox> = shared
         .runtime
         .list_pod_sandboxes()
         .await
@@ -80,52 +157,62 @@ pub async fn run(shared: Arc<Shared>) -> Result<(), String> {
         .into_iter()
         .map(|sb| (sb.config.uid.clone(), sb))
         .collect();
-    let mut workers: HashMap<String, mpsc::Sender<Option<Pod>>> = HashMap::new();
+    let mut src = Source {
+        shared: shared.clone(),
+        existing,
+        workers: HashMap::new(),
+        statics: HashMap::new(),
+    };
+    // Static pods first: they take their sandboxes before orphans are cleaned up.
+    src.sync_static().await;
+    let mut file_tick = tokio::time::interval(shared.cfg.file_check_interval);
     let mut listed: Vec<String> = Vec::new();
     let mut first_list = true;
     let mut stream = watcher(api, cfg).boxed();
-    while let Some(ev) = stream.next().await {
-        workers.retain(|_, tx| !tx.is_closed());
+    loop {
+        let ev = tokio::select! {
+            ev = stream.next() => match ev {
+                Some(ev) => ev,
+                None => return Err("the pod watch ended".into()),
+            },
+            _ = file_tick.tick() => {
+                src.sync_static().await;
+                continue;
+            }
+        };
+        src.workers.retain(|_, tx| !tx.is_closed());
         match ev {
             Event::Init => listed.clear(),
             Event::Apply(pod) | Event::InitApply(pod) => {
-                let uid = pod.metadata.uid.clone().unwrap_or_default();
-                listed.push(uid.clone());
-                if let Some(tx) = workers.get(&uid) {
-                    let _ = tx.send(Some(pod)).await;
+                if static_pods::is_mirror(&pod) {
                     continue;
                 }
-                let terminal = pod
-                    .status
-                    .as_ref()
-                    .and_then(|s| s.phase.as_deref())
-                    .is_some_and(|p| p == "Succeeded" || p == "Failed");
-                let sb = existing.remove(&uid);
-                if terminal && sb.is_none() && pod.metadata.deletion_timestamp.is_none() {
-                    // Finished before this kubelet started, with nothing left to run.
-                    continue;
-                }
-                let w = new_worker(&shared, pod, sb).await;
-                let (tx, rx) = mpsc::channel(16);
-                workers.insert(uid, tx);
-                tokio::spawn(worker::run(w, rx));
+                listed.push(pod.metadata.uid.clone().unwrap_or_default());
+                src.apply(pod).await;
             }
             Event::Delete(pod) => {
-                let uid = pod.metadata.uid.clone().unwrap_or_default();
-                if let Some(tx) = workers.get(&uid) {
-                    let _ = tx.send(None).await;
+                if !static_pods::is_mirror(&pod) {
+                    src.send(
+                        pod.metadata.uid.as_deref().unwrap_or_default(),
+                        Update::Gone,
+                    )
+                    .await;
                 }
             }
             Event::InitDone => {
                 // Workers whose pods vanished while the watch was down stop now.
-                for (uid, tx) in &workers {
-                    if !listed.contains(uid) {
-                        let _ = tx.send(None).await;
-                    }
+                let gone: Vec<String> = src
+                    .workers
+                    .keys()
+                    .filter(|uid| !listed.contains(uid) && !src.statics.contains_key(*uid))
+                    .cloned()
+                    .collect();
+                for uid in gone {
+                    src.send(&uid, Update::Gone).await;
                 }
                 if first_list {
                     first_list = false;
-                    for (uid, sb) in existing.drain() {
+                    for (uid, sb) in src.existing.drain() {
                         tracing::info!(pod = %sb.config.name, %uid, "removing a pod that no longer exists");
                         if let Err(e) = shared.runtime.remove_pod_sandbox(&sb.id).await {
                             tracing::warn!(error = %e, "removing an orphaned sandbox failed");
@@ -138,5 +225,4 @@ pub async fn run(shared: Arc<Shared>) -> Result<(), String> {
             }
         }
     }
-    Err("the pod watch ended".into())
 }

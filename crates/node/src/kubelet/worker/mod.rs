@@ -260,9 +260,18 @@ impl PodWorker {
     }
 }
 
-/// Runs a pod worker until its pod is gone. `updates` brings newer versions of the pod;
-/// its end (the pod deleted from the API) stops the pod at once.
-pub async fn run(mut w: PodWorker, mut updates: mpsc::Receiver<Option<Pod>>) {
+/// What the pod source tells a worker.
+pub enum Update {
+    /// A newer version of the pod.
+    Pod(Box<Pod>),
+    /// The pod was removed (from the API, or its manifest): stop it at once.
+    Gone,
+    /// Write the status again even if unchanged (a new mirror pod has none).
+    Resync,
+}
+
+/// Runs a pod worker until its pod is gone.
+pub async fn run(mut w: PodWorker, mut updates: mpsc::Receiver<Update>) {
     let tick = Duration::from_millis(w.shared.cfg.sync_interval_ms);
     loop {
         w.step().await;
@@ -273,8 +282,9 @@ pub async fn run(mut w: PodWorker, mut updates: mpsc::Receiver<Option<Pod>>) {
             return;
         }
         match tokio::time::timeout(tick, updates.recv()).await {
-            Ok(Some(Some(p))) => w.pod = p,
-            Ok(Some(None)) | Ok(None) => {
+            Ok(Some(Update::Pod(p))) => w.pod = *p,
+            Ok(Some(Update::Resync)) => w.last_status = None,
+            Ok(Some(Update::Gone)) | Ok(None) => {
                 // Removed from the API: stop everything now.
                 w.grace_deadline = Some(Instant::now());
                 if !matches!(w.phase, Phase::Terminated | Phase::Done) {
