@@ -11,6 +11,7 @@ use axum::routing::get;
 use raft_store::etcd::EtcdService;
 use raft_store::{Store, StoreConfig};
 use rkube_proto::api::discovery_server::DiscoveryServer;
+use rkube_proto::api::pods_server::PodsServer;
 use rkube_proto::api::{auth_server::AuthServer, cluster_server::ClusterServer};
 use rkube_proto::api::{resources_server::ResourcesServer, Object, TypeRef};
 use serde_json::json;
@@ -23,7 +24,7 @@ use crate::auth::{
 };
 use crate::cache::WatchCache;
 use crate::error::Error;
-use crate::grpc::{AuthService, ClusterService, DiscoveryService, ResourcesService};
+use crate::grpc::{AuthService, ClusterService, DiscoveryService, PodsService, ResourcesService};
 use crate::handler::Api;
 use crate::metrics::Metrics;
 use crate::registry::Registry;
@@ -141,6 +142,10 @@ impl ApiServer {
             .add_service(DiscoveryServer::new(DiscoveryService { api: api.clone() }))
             .add_service(ClusterServer::new(ClusterService { api: api.clone() }))
             .add_service(AuthServer::new(AuthService {
+                api: api.clone(),
+                tokens: tokens.clone(),
+            }))
+            .add_service(PodsServer::new(PodsService {
                 api: api.clone(),
                 tokens: tokens.clone(),
             }));

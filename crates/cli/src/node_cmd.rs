@@ -33,6 +33,9 @@ pub struct NodeArgs {
     /// The CRI socket (with `--runtime cri`).
     #[arg(long, default_value = "/run/containerd/containerd.sock")]
     pub cri_socket: PathBuf,
+    /// Where the agent API (pod logs and exec, for the apiserver) listens.
+    #[arg(long, default_value = "0.0.0.0:10250")]
+    pub listen: std::net::SocketAddr,
     /// The node's IP: its InternalIP and the host IP of its pods.
     #[arg(long, default_value = "127.0.0.1")]
     pub node_ip: String,
@@ -86,6 +89,7 @@ pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
     cfg.crash_backoff_base = Duration::from_millis(args.crash_loop_backoff_ms);
     cfg.metrics_interval = Duration::from_millis(args.metrics_interval_ms.max(100));
     cfg.pod_manifest_path = args.pod_manifest_path.clone();
+    cfg.listen = args.listen;
     cfg.file_check_interval = Duration::from_millis(args.file_check_frequency_ms.max(100));
     let runtime: Arc<dyn node::runtime::Runtime> = match args.runtime {
         RuntimeKind::Process => {

@@ -10,6 +10,7 @@ use parking_lot::{Mutex, RwLock};
 use rkube_proto::api::auth_client::AuthClient;
 use rkube_proto::api::cluster_client::ClusterClient;
 use rkube_proto::api::discovery_client::DiscoveryClient;
+use rkube_proto::api::pods_client::PodsClient;
 use rkube_proto::api::resources_client::ResourcesClient;
 use rkube_proto::api::*;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
@@ -271,6 +272,33 @@ impl Client {
         self.call(|ch| {
             let r = self.request(req.clone());
             async move { Ok(AuthClient::new(ch).create_token(r).await?.into_inner()) }
+        })
+        .await
+    }
+
+    /// The public keys that verify the tokens the cluster signs.
+    pub async fn public_keys(&self) -> Result<PublicKeysResponse> {
+        self.call(|ch| {
+            let r = self.request(PublicKeysRequest {});
+            async move { Ok(AuthClient::new(ch).public_keys(r).await?.into_inner()) }
+        })
+        .await
+    }
+
+    /// A pod's container logs, streamed (pods/log).
+    pub async fn pod_logs(&self, req: LogsRequest) -> Result<Streaming<LogChunk>> {
+        self.call(|ch| {
+            let r = self.request(req.clone());
+            async move { Ok(PodsClient::new(ch).logs(r).await?.into_inner()) }
+        })
+        .await
+    }
+
+    /// Runs a command in a pod's container (pods/exec).
+    pub async fn pod_exec(&self, req: ExecRequest) -> Result<ExecResponse> {
+        self.call(|ch| {
+            let r = self.request(req.clone());
+            async move { Ok(PodsClient::new(ch).exec(r).await?.into_inner()) }
         })
         .await
     }

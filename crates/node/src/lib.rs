@@ -1,8 +1,10 @@
 //! node: what runs on every worker — the kubelet ([`kubelet`]) and the container runtime
-//! it drives ([`runtime`]).
+//! it drives ([`runtime`]), and the agent API the apiserver calls for logs and exec
+//! ([`server`]).
 //!
 //! A node agent is a gRPC client of the control plane: it reaches the apiserver only
 //! through the `client` crate and never depends on `apiserver` or `raft-store`.
 
 pub mod kubelet;
 pub mod runtime;
+pub mod server;

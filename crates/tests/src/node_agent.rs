@@ -30,6 +30,8 @@ pub const FAST_NODE: &[&str] = &[
     "1000",
     "--metrics-interval-ms",
     "500",
+    "--listen",
+    "127.0.0.1:0",
 ];
 
 impl NodeAgent {

@@ -129,6 +129,42 @@ async fn pods_run_for_real_on_the_process_runtime() {
         node.logs("default", "lifecycle", &uid, "main"),
         ["init", "hello", "hello", "s3cret", "lifecycle s3cret"]
     );
+    // Logs through the apiserver and the node agent, as kubectl logs reads them.
+    let eps = cluster.endpoints();
+    let ctl = |args: &[&str]| {
+        std::process::Command::new(rkube_tests::rkube_bin())
+            .args(["ctl", "--server", &eps])
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = ctl(&["logs", "lifecycle", "-c", "main"]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "init\nhello\nhello\ns3cret\nlifecycle s3cret\n",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = ctl(&[
+        "logs",
+        "pod/lifecycle",
+        "-c",
+        "main",
+        "--tail",
+        "1",
+        "--timestamps",
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        text.starts_with("20") && text.ends_with(" lifecycle s3cret\n"),
+        "{text}"
+    );
+    let out = ctl(&["logs", "lifecycle"]);
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(
+        !out.status.success() && err.contains("choose one of: [main prep]"),
+        "{err}"
+    );
     let st = status(&done);
     assert_eq!(st["podIP"], "127.0.0.1");
     assert_eq!(st["hostIP"], "127.0.0.1");
@@ -207,6 +243,8 @@ async fn pods_run_for_real_on_the_process_runtime() {
     let c = container(&p, "c");
     assert_eq!(c["lastState"]["terminated"]["exitCode"], 3, "{c}");
     assert_eq!(c["ready"], false);
+    let out = ctl(&["logs", "crasher", "--previous"]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "boom\n");
 
     // A failing liveness probe restarts the container; readiness follows its probe.
     let flag = m("ready-flag");
@@ -284,6 +322,74 @@ async fn pods_run_for_real_on_the_process_runtime() {
     })
     .await;
     let id_before = container(&before, "c")["containerID"].clone();
+    // exec runs in the container and returns its output and exit code.
+    let out = ctl(&[
+        "exec",
+        "steady",
+        "--",
+        "/bin/sh",
+        "-c",
+        "echo hi; echo oops >&2; exit 3",
+    ]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "hi\n");
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "oops\n");
+    assert_eq!(out.status.code(), Some(3));
+    // The node agent answers the apiserver alone.
+    let n = Api::<k8s_openapi::api::core::v1::Node>::all(client.clone())
+        .get("w1")
+        .await
+        .unwrap();
+    let port = n
+        .status
+        .unwrap()
+        .daemon_endpoints
+        .unwrap()
+        .kubelet_endpoint
+        .unwrap()
+        .port;
+    let mut direct = rkube_proto::api::node_agent_client::NodeAgentClient::connect(format!(
+        "http://127.0.0.1:{port}"
+    ))
+    .await
+    .unwrap();
+    let denied = direct
+        .exec(rkube_proto::api::ExecRequest {
+            namespace: "default".into(),
+            pod: "steady".into(),
+            command: vec!["/bin/true".into()],
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(denied.code(), tonic::Code::Unauthenticated);
+    // logs -f streams lines as the container writes them.
+    create(&client, json!({"metadata": {"name": "ticker"},
+        "spec": {"nodeName": "w1", "containers": [{"name": "c", "image": "busybox",
+            "command": ["/bin/sh", "-c", "i=0; while true; do i=$((i+1)); echo tick $i; sleep 0.2; done"]}]}}))
+    .await;
+    wait_pod(&client, "ticker", "ticker running", |p| {
+        container(p, "c")["state"]["running"].is_object()
+    })
+    .await;
+    let mut follow = std::process::Command::new(rkube_tests::rkube_bin())
+        .args(["ctl", "--server", &eps, "logs", "-f", "ticker"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = follow.stdout.take().unwrap();
+    let lines = tokio::task::spawn_blocking(move || {
+        use std::io::BufRead;
+        std::io::BufReader::new(stdout)
+            .lines()
+            .take(15)
+            .collect::<Result<Vec<_>, _>>()
+    });
+    let lines = tokio::time::timeout(Duration::from_secs(30), lines).await;
+    let _ = follow.kill();
+    let _ = follow.wait();
+    let lines = lines.expect("15 lines within 30 s").unwrap().unwrap();
+    assert_eq!(lines[0], "tick 1");
+    assert_eq!(lines[14], "tick 15", "{lines:?}");
     let procs_before = node.container_pids();
     let live_before: Vec<_> = procs_before.iter().filter(|(p, t)| alive(*p, *t)).collect();
     let adopted_before = node.log().matches("adopted a running pod").count();

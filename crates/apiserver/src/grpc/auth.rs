@@ -53,6 +53,16 @@ impl Auth for AuthService {
         )))
     }
 
+    async fn public_keys(
+        &self,
+        _req: Request<PublicKeysRequest>,
+    ) -> Result<Response<PublicKeysResponse>, Status> {
+        Ok(Response::new(PublicKeysResponse {
+            pem: vec![self.tokens.public_pem()?],
+            issuer: crate::tokens::ISSUER.into(),
+        }))
+    }
+
     async fn who_am_i(&self, req: Request<WhoAmIRequest>) -> Result<Response<Object>, Status> {
         let user = self.api.user(&req).await?;
         let v = json!({

@@ -1,11 +1,13 @@
-//! The gRPC services of the apiserver: Resources, Discovery, Cluster and Auth.
+//! The gRPC services of the apiserver: Resources, Discovery, Cluster, Auth and Pods.
 
 mod auth;
 mod cluster;
 mod discovery;
+mod pods;
 mod resources;
 
 pub use auth::AuthService;
 pub use cluster::ClusterService;
 pub use discovery::DiscoveryService;
+pub use pods::PodsService;
 pub use resources::ResourcesService;

@@ -17,6 +17,8 @@ pub const KEY_PATH: &str = "/rkube/internal/service-account-signing-key";
 pub struct SigningKey {
     pub encoding: EncodingKey,
     pub decoding: DecodingKey,
+    /// The public key (SPKI PEM), for those who verify without the store.
+    pub public_pem: String,
 }
 
 impl SigningKey {
@@ -32,9 +34,14 @@ impl SigningKey {
         let kp = rcgen::KeyPair::from_pem(pem).map_err(|e| format!("signing key: {e}"))?;
         let encoding =
             EncodingKey::from_ec_pem(pem.as_bytes()).map_err(|e| format!("signing key: {e}"))?;
-        let decoding = DecodingKey::from_ec_pem(kp.public_key_pem().as_bytes())
+        let public_pem = kp.public_key_pem();
+        let decoding = DecodingKey::from_ec_pem(public_pem.as_bytes())
             .map_err(|e| format!("signing key: {e}"))?;
-        Ok(SigningKey { encoding, decoding })
+        Ok(SigningKey {
+            encoding,
+            decoding,
+            public_pem,
+        })
     }
 }
 

@@ -25,6 +25,9 @@ use key::SigningKey;
 /// `iss` of bound tokens, and the audience the apiserver accepts.
 pub const ISSUER: &str = "https://kubernetes.default.svc.cluster.local";
 pub const API_AUDIENCE: &str = ISSUER;
+/// The audience of the tokens the apiserver presents to node agents, and its subject.
+pub const NODE_AUDIENCE: &str = "rkube-node";
+pub const APISERVER_USER: &str = "system:apiserver";
 /// `iss` of Secret-based tokens, as Kubernetes writes it.
 pub const LEGACY_ISSUER: &str = "kubernetes/serviceaccount";
 /// The Secret type and annotations the token controller works with.
@@ -131,6 +134,27 @@ impl Tokens {
     fn key(&self) -> Result<&SigningKey> {
         self.key.get().ok_or_else(|| {
             Error::Unavailable("the service-account signing key is not loaded yet".into())
+        })
+    }
+
+    pub fn public_pem(&self) -> Result<String> {
+        Ok(self.key()?.public_pem.clone())
+    }
+
+    /// A token for calling a node agent on behalf of the apiserver: audience
+    /// [`NODE_AUDIENCE`], valid for a minute.
+    pub fn node_token(&self) -> Result<String> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        self.sign(&Claims {
+            iss: ISSUER.into(),
+            sub: APISERVER_USER.into(),
+            aud: vec![NODE_AUDIENCE.into()],
+            exp: Some(now + 60),
+            iat: Some(now),
+            jti: Some(crate::object::new_uid()),
+            ..Default::default()
         })
     }
 

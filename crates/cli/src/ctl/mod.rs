@@ -4,6 +4,7 @@ mod apply;
 mod auth;
 mod cluster;
 mod get;
+mod logs;
 mod rollout;
 mod top;
 
@@ -56,6 +57,10 @@ enum CtlCommand {
     Auth(auth::AuthArgs),
     /// Resource usage: `top pods [NAME] [--containers]`.
     Top(top::TopArgs),
+    /// A container's logs: `logs POD [-c C] [-f] [--previous] [--tail N]`.
+    Logs(logs::LogsArgs),
+    /// Run a command in a container: `exec POD [-c C] -- CMD ARGS…`.
+    Exec(logs::ExecArgs),
 }
 
 pub struct Ctx {
@@ -179,6 +184,8 @@ pub async fn run(args: CtlArgs) -> anyhow::Result<()> {
         },
         CtlCommand::Auth(a) => auth::auth(&ctx, a).await,
         CtlCommand::Top(t) => top::top(&ctx, t).await,
+        CtlCommand::Logs(l) => logs::logs(&ctx, l).await,
+        CtlCommand::Exec(e) => logs::exec(&ctx, e).await,
         CtlCommand::Delete(d) => apply::delete(&mut ctx, d).await,
         CtlCommand::ApiResources => {
             println!(

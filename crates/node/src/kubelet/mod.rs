@@ -46,6 +46,8 @@ pub struct KubeletConfig {
     /// Static pod manifests, and how often they are read.
     pub pod_manifest_path: Option<PathBuf>,
     pub file_check_interval: Duration,
+    /// Where the agent API (logs, exec) listens; port 0 picks one.
+    pub listen: std::net::SocketAddr,
 }
 
 impl KubeletConfig {
@@ -64,6 +66,7 @@ impl KubeletConfig {
             metrics_interval: Duration::from_secs(15),
             pod_manifest_path: None,
             file_check_interval: Duration::from_secs(20),
+            listen: std::net::SocketAddr::from(([0, 0, 0, 0], 10250)),
         }
     }
 }
@@ -78,6 +81,8 @@ pub struct Shared {
     pub root: bool,
     /// Pods already removed from the API whose workers are still cleaning up.
     pub gone: Mutex<HashSet<String>>,
+    /// The port the agent API listens on.
+    pub agent_port: u16,
 }
 
 pub fn now_secs() -> i64 {
@@ -94,7 +99,12 @@ pub async fn run(
 ) -> Result<(), String> {
     std::fs::create_dir_all(&cfg.data_dir)
         .map_err(|e| format!("--data-dir {}: {e}", cfg.data_dir.display()))?;
+    let listener = tokio::net::TcpListener::bind(cfg.listen)
+        .await
+        .map_err(|e| format!("--listen {}: {e}", cfg.listen))?;
+    let agent_port = listener.local_addr().map_err(|e| e.to_string())?.port();
     let shared = Arc::new(Shared {
+        agent_port,
         events: Recorder::new(client.clone(), "kubelet"),
         client,
         runtime,
@@ -106,8 +116,25 @@ pub async fn run(
     tracing::info!(node = %shared.cfg.node_name, runtime = shared.runtime.name(), "node registered");
     let hb = tokio::spawn(heartbeat::run(shared.clone()));
     let usage = tokio::spawn(usage::run(shared.clone()));
+    let svc = crate::server::NodeAgentService {
+        verifier: Arc::new(crate::server::Verifier::new(shared.clone())),
+        shared: shared.clone(),
+    };
+    let api = tokio::spawn(async move {
+        let incoming = tonic::transport::server::TcpIncoming::from(listener);
+        let r = tonic::transport::Server::builder()
+            .add_service(rkube_proto::api::node_agent_server::NodeAgentServer::new(
+                svc,
+            ))
+            .serve_with_incoming(incoming)
+            .await;
+        if let Err(e) = r {
+            tracing::error!(error = %e, "the agent API stopped");
+        }
+    });
     let r = source::run(shared).await;
     hb.abort();
     usage.abort();
+    api.abort();
     r
 }

@@ -68,7 +68,7 @@ pub fn status(shared: &Shared) -> Value {
             {"type": "Hostname", "address": hostname},
         ],
         "nodeInfo": node_info(shared),
-        "daemonEndpoints": {"kubeletEndpoint": {"Port": 0}},
+        "daemonEndpoints": {"kubeletEndpoint": {"Port": shared.agent_port}},
     })
 }
 

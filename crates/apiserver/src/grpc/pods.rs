@@ -1,0 +1,125 @@
+//! The Pods service: `pods/log` and `pods/exec`. The caller is authorized here; the call
+//! then goes to the agent of the pod's node (its InternalIP and agent port from the Node
+//! status), with a short-lived token the apiserver signs for node agents.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::Stream;
+use rkube_proto::api::node_agent_client::NodeAgentClient;
+use rkube_proto::api::pods_server::Pods;
+use rkube_proto::api::*;
+use serde_json::Value;
+use tonic::transport::Channel;
+use tonic::{Request, Response, Status};
+
+use crate::error::Error;
+use crate::handler::Api;
+use crate::tokens::Tokens;
+
+#[derive(Clone)]
+pub struct PodsService {
+    pub api: Arc<Api>,
+    pub tokens: Arc<Tokens>,
+}
+
+impl PodsService {
+    /// Authorizes `verb` on `pods/<sub>`, then connects to the pod's node agent.
+    async fn node_for<T>(
+        &self,
+        req: &Request<T>,
+        verb: &str,
+        sub: &str,
+        ns: &str,
+        pod: &str,
+    ) -> Result<NodeAgentClient<Channel>, Error> {
+        let user = self.api.user(req).await?;
+        let rt = self.api.registry.get("v1", "Pod")?;
+        self.api.authorize(&user, verb, &rt, sub, ns, pod)?;
+        self.api.cache.wait_fresh(&self.api.store).await?;
+        let p = self
+            .api
+            .cache
+            .get(&format!("/registry/core/pods/{ns}/{pod}"))
+            .ok_or_else(|| Error::NotFound {
+                resource: "pods".into(),
+                name: pod.into(),
+            })?
+            .value()?;
+        let node = p["spec"]["nodeName"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        if node.is_empty() {
+            return Err(Error::BadRequest(format!(
+                "pod {pod:?} is not scheduled to a node yet"
+            )));
+        }
+        let n: Value = self
+            .api
+            .cache
+            .get(&format!("/registry/core/nodes/{node}"))
+            .ok_or_else(|| Error::NotFound {
+                resource: "nodes".into(),
+                name: node.clone(),
+            })?
+            .value()?;
+        let ip = n["status"]["addresses"]
+            .as_array()
+            .and_then(|a| a.iter().find(|a| a["type"] == "InternalIP"))
+            .and_then(|a| a["address"].as_str())
+            .unwrap_or_default()
+            .to_string();
+        let port = n["status"]["daemonEndpoints"]["kubeletEndpoint"]["Port"]
+            .as_i64()
+            .unwrap_or(0);
+        if ip.is_empty() || port == 0 {
+            return Err(Error::Unavailable(format!(
+                "node {node:?} has no agent endpoint"
+            )));
+        }
+        let ch = tonic::transport::Endpoint::from_shared(format!("http://{ip}:{port}"))
+            .map_err(|e| Error::Internal(e.to_string()))?
+            .connect_timeout(Duration::from_secs(3))
+            .connect()
+            .await
+            .map_err(|e| Error::Unavailable(format!("node {node:?} agent at {ip}:{port}: {e}")))?;
+        Ok(NodeAgentClient::new(ch))
+    }
+
+    fn signed<T>(&self, msg: T) -> Result<Request<T>, Error> {
+        let mut r = Request::new(msg);
+        let t = self.tokens.node_token()?;
+        r.metadata_mut().insert(
+            "authorization",
+            format!("Bearer {t}")
+                .parse()
+                .map_err(|_| Error::Internal("token header".into()))?,
+        );
+        Ok(r)
+    }
+}
+
+type LogStream = Pin<Box<dyn Stream<Item = Result<LogChunk, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl Pods for PodsService {
+    type LogsStream = LogStream;
+
+    async fn logs(&self, req: Request<LogsRequest>) -> Result<Response<LogStream>, Status> {
+        let (ns, pod) = (req.get_ref().namespace.clone(), req.get_ref().pod.clone());
+        let mut node = self.node_for(&req, "get", "log", &ns, &pod).await?;
+        let upstream = node
+            .logs(self.signed(req.into_inner())?)
+            .await?
+            .into_inner();
+        Ok(Response::new(Box::pin(upstream)))
+    }
+
+    async fn exec(&self, req: Request<ExecRequest>) -> Result<Response<ExecResponse>, Status> {
+        let (ns, pod) = (req.get_ref().namespace.clone(), req.get_ref().pod.clone());
+        let mut node = self.node_for(&req, "create", "exec", &ns, &pod).await?;
+        node.exec(self.signed(req.into_inner())?).await
+    }
+}
