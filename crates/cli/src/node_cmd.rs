@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use clap::{Args, ValueEnum};
 use node::kubelet::{self, KubeletConfig};
 use node::runtime::process::ProcessRuntime;
@@ -100,9 +100,8 @@ pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
                 args.node_ip.clone(),
             )?)
         }
-        RuntimeKind::Cri => bail!(
-            "--runtime cri: the CRI client is not built yet; use --runtime process (socket {})",
-            args.cri_socket.display()
+        RuntimeKind::Cri => Arc::new(
+            node::runtime::cri::CriRuntime::connect(&args.cri_socket, &args.node_ip).await?,
         ),
     };
     tokio::select! {

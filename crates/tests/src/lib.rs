@@ -8,12 +8,14 @@
 pub mod chaos;
 pub mod cluster;
 pub mod component;
+pub mod containerd;
 pub mod fake_kubelet;
 pub mod fault_proxy;
 pub mod linearizability;
 pub mod netns;
 pub mod node_agent;
 pub mod objects;
+pub mod pod_lifecycle;
 pub mod process;
 
 use std::net::{SocketAddr, TcpListener};

@@ -165,12 +165,29 @@ pub fn alive(pid: i32, ticks: u64) -> bool {
 impl Drop for NodeAgent {
     fn drop(&mut self) {
         self.kill();
-        for (pid, ticks) in self.container_pids() {
-            if alive(pid, ticks) {
+        let procs = self.container_pids();
+        for (pid, ticks) in &procs {
+            if alive(*pid, *ticks) {
                 let _ = std::process::Command::new("kill")
                     .args(["-KILL", "--", &format!("-{pid}")])
                     .status();
             }
+        }
+        // Their shims record the exits; let them finish before the directory goes.
+        let start = std::time::Instant::now();
+        while procs.iter().any(|(p, t)| alive(*p, *t)) && start.elapsed() < Duration::from_secs(5) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let containers = self.data_dir().join("runtime").join("containers");
+        let recorded = || {
+            std::fs::read_dir(&containers)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .all(|e| !e.path().join("pid").exists() || e.path().join("exit.json").exists())
+        };
+        while !recorded() && start.elapsed() < Duration::from_secs(5) {
+            std::thread::sleep(Duration::from_millis(20));
         }
         for hier in ["cpu", "memory"] {
             let root = Path::new("/sys/fs/cgroup").join(hier).join("rkube");

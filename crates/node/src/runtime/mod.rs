@@ -1,7 +1,8 @@
 //! The container runtime interface, in CRI's shape: pod sandboxes, containers, images,
 //! exec and logs. The kubelet drives pods only through [`Runtime`]; [`process`] runs
-//! containers as host processes.
+//! containers as host processes, [`cri`] drives a CRI v1 runtime such as containerd.
 
+pub mod cri;
 pub mod process;
 pub mod shim;
 

@@ -1,0 +1,268 @@
+//! The pod lifecycle every runtime must get right, run against a real node agent: init
+//! containers, emptyDir/configMap/secret/hostPath volumes and env, logs (through the
+//! apiserver, with tail, timestamps and previous), a crash loop with back-off, liveness
+//! and readiness probes, exec, and a graceful delete that delivers SIGTERM.
+
+use std::path::Path;
+use std::process::Output;
+use std::time::Duration;
+
+use client::{Api, Client};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
+use serde_json::{json, Value};
+
+use crate::eventually;
+
+pub fn status(p: &Pod) -> Value {
+    serde_json::to_value(p.status.clone().unwrap_or_default()).unwrap()
+}
+
+/// The status of container `name` of `p`.
+pub fn container(p: &Pod, name: &str) -> Value {
+    status(p)["containerStatuses"]
+        .as_array()
+        .and_then(|cs| cs.iter().find(|c| c["name"] == name).cloned())
+        .unwrap_or(Value::Null)
+}
+
+pub fn running(p: &Pod, name: &str) -> bool {
+    container(p, name)["state"]["running"].is_object()
+}
+
+pub async fn create(client: &Client, v: Value) -> Pod {
+    let pods = Api::<Pod>::namespaced(client.clone(), "default");
+    pods.create(&serde_json::from_value(v).unwrap())
+        .await
+        .unwrap()
+}
+
+/// Waits until `pred` holds for pod `name`; returns the pod.
+pub async fn wait_pod(client: &Client, name: &str, what: &str, pred: impl Fn(&Pod) -> bool) -> Pod {
+    let pods = Api::<Pod>::namespaced(client.clone(), "default");
+    eventually(Duration::from_secs(90), what, || async {
+        let p = pods.get(name).await.ok()?;
+        pred(&p).then_some(p)
+    })
+    .await
+}
+
+/// `rkube ctl --server SERVERS ARGS…`.
+pub fn ctl(servers: &str, args: &[&str]) -> Output {
+    std::process::Command::new(crate::rkube_bin())
+        .args(["ctl", "--server", servers])
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).to_string()
+}
+
+/// Runs the scenario on node `node` with image `image`. Containers mount volumes under
+/// `mnt` (a path in the container); `flags` is a host directory the test shares with the
+/// pods through a hostPath volume.
+pub async fn run(client: &Client, servers: &str, node: &str, image: &str, mnt: &str, flags: &Path) {
+    let m = |p: &str| format!("{mnt}/{p}");
+    let flags_vol = json!({"name": "flags", "hostPath": {"path": flags.to_string_lossy(), "type": "Directory"}});
+    let flags_mount = json!({"name": "flags", "mountPath": m("flags")});
+
+    // Init container, volumes, env from all sources.
+    Api::<ConfigMap>::namespaced(client.clone(), "default")
+        .create(
+            &serde_json::from_value(
+                json!({"metadata": {"name": "cfg"}, "data": {"greeting": "hello"}}),
+            )
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    Api::<Secret>::namespaced(client.clone(), "default")
+        .create(
+            &serde_json::from_value(
+                json!({"metadata": {"name": "sec"}, "stringData": {"password": "s3cret"}}),
+            )
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    let script = format!(
+        "cat {w}/init.txt; echo \"$GREETING\"; cat {c}/greeting; echo; cat {s}/password; echo; echo \"$POD_NAME $PASSWORD\"",
+        w = m("work"),
+        c = m("cfg"),
+        s = m("sec")
+    );
+    create(client, json!({"metadata": {"name": "lifecycle"},
+        "spec": {"nodeName": node, "restartPolicy": "Never",
+            "volumes": [{"name": "work", "emptyDir": {}},
+                {"name": "cfg", "configMap": {"name": "cfg"}},
+                {"name": "sec", "secret": {"secretName": "sec"}}],
+            "initContainers": [{"name": "prep", "image": image,
+                "command": ["/bin/sh", "-c", format!("echo init > {}/init.txt", m("work"))],
+                "volumeMounts": [{"name": "work", "mountPath": m("work")}]}],
+            "containers": [{"name": "main", "image": image,
+                "command": ["/bin/sh", "-c", script],
+                "env": [{"name": "GREETING", "valueFrom": {"configMapKeyRef": {"name": "cfg", "key": "greeting"}}},
+                    {"name": "PASSWORD", "valueFrom": {"secretKeyRef": {"name": "sec", "key": "password"}}},
+                    {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}],
+                "volumeMounts": [{"name": "work", "mountPath": m("work")},
+                    {"name": "cfg", "mountPath": m("cfg")},
+                    {"name": "sec", "mountPath": m("sec"), "readOnly": true}]}]}}))
+    .await;
+    let done = wait_pod(client, "lifecycle", "lifecycle Succeeded", |p| {
+        status(p)["phase"] == "Succeeded"
+    })
+    .await;
+    let main = container(&done, "main");
+    assert_eq!(main["state"]["terminated"]["exitCode"], 0, "{main}");
+    assert_eq!(main["state"]["terminated"]["reason"], "Completed", "{main}");
+    let init = &status(&done)["initContainerStatuses"][0];
+    assert_eq!(init["state"]["terminated"]["exitCode"], 0, "{init}");
+    let st = status(&done);
+    assert!(
+        st["podIP"].as_str().is_some_and(|ip| !ip.is_empty()),
+        "{st}"
+    );
+    assert!(st["startTime"].is_string(), "{st}");
+    // Logs, through the apiserver and the node agent.
+    let out = ctl(servers, &["logs", "lifecycle", "-c", "main"]);
+    assert_eq!(
+        text(&out.stdout),
+        "init\nhello\nhello\ns3cret\nlifecycle s3cret\n",
+        "{}",
+        text(&out.stderr)
+    );
+    let out = ctl(
+        servers,
+        &[
+            "logs",
+            "pod/lifecycle",
+            "-c",
+            "main",
+            "--tail",
+            "1",
+            "--timestamps",
+        ],
+    );
+    let t = text(&out.stdout);
+    assert!(
+        t.starts_with("20") && t.ends_with(" lifecycle s3cret\n"),
+        "{t}"
+    );
+    let out = ctl(servers, &["logs", "lifecycle"]);
+    let err = text(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("choose one of: [main prep]"),
+        "{err}"
+    );
+
+    // A container that keeps failing is restarted with back-off (CrashLoopBackOff).
+    create(
+        client,
+        json!({"metadata": {"name": "crasher"},
+        "spec": {"nodeName": node, "containers": [{"name": "c", "image": image,
+            "command": ["/bin/sh", "-c", "echo boom; exit 3"]}]}}),
+    )
+    .await;
+    let p = wait_pod(
+        client,
+        "crasher",
+        "crasher in CrashLoopBackOff after 2 restarts",
+        |p| {
+            let c = container(p, "c");
+            c["restartCount"].as_i64().unwrap_or(0) >= 2
+                && c["state"]["waiting"]["reason"] == "CrashLoopBackOff"
+        },
+    )
+    .await;
+    let c = container(&p, "c");
+    assert_eq!(c["lastState"]["terminated"]["exitCode"], 3, "{c}");
+    assert_eq!(c["ready"], false);
+    assert_eq!(
+        text(&ctl(servers, &["logs", "crasher", "--previous"]).stdout),
+        "boom\n"
+    );
+
+    // Liveness failures restart a container; readiness follows its probe; exec runs inside.
+    let ready_flag = flags.join("ready");
+    create(client, json!({"metadata": {"name": "probed"},
+        "spec": {"nodeName": node, "volumes": [flags_vol],
+            "containers": [
+            {"name": "sick", "image": image, "command": ["/bin/sh", "-c", "sleep 3600"],
+             "livenessProbe": {"exec": {"command": ["/bin/false"]}, "periodSeconds": 1, "failureThreshold": 2}},
+            {"name": "flappy", "image": image, "command": ["/bin/sh", "-c", "sleep 3600"],
+             "volumeMounts": [flags_mount],
+             "readinessProbe": {"exec": {"command": ["/bin/sh", "-c", format!("test -f {}", m("flags/ready"))]},
+                "periodSeconds": 1}}]}}))
+    .await;
+    wait_pod(client, "probed", "liveness restarts sick", |p| {
+        container(p, "sick")["restartCount"].as_i64().unwrap_or(0) >= 1
+    })
+    .await;
+    let p = wait_pod(client, "probed", "flappy running", |p| running(p, "flappy")).await;
+    assert_eq!(container(&p, "flappy")["ready"], false);
+    std::fs::write(&ready_flag, "").unwrap();
+    wait_pod(client, "probed", "flappy Ready", |p| {
+        container(p, "flappy")["ready"] == true
+    })
+    .await;
+    std::fs::remove_file(&ready_flag).unwrap();
+    wait_pod(client, "probed", "flappy not Ready again", |p| {
+        container(p, "flappy")["ready"] == false
+    })
+    .await;
+    let out = ctl(
+        servers,
+        &[
+            "exec",
+            "probed",
+            "-c",
+            "flappy",
+            "--",
+            "/bin/sh",
+            "-c",
+            "echo hi; echo oops >&2; exit 3",
+        ],
+    );
+    assert_eq!(text(&out.stdout), "hi\n");
+    assert_eq!(text(&out.stderr), "oops\n");
+    assert_eq!(out.status.code(), Some(3));
+
+    // A graceful delete sends SIGTERM, and the container's handler gets to run.
+    create(client, json!({"metadata": {"name": "graceful"},
+        "spec": {"nodeName": node, "terminationGracePeriodSeconds": 20,
+            "volumes": [{"name": "flags", "hostPath": {"path": flags.to_string_lossy()}}],
+            "containers": [{"name": "c", "image": image,
+                "volumeMounts": [{"name": "flags", "mountPath": m("flags")}],
+                "command": ["/bin/sh", "-c",
+                format!("trap 'echo got-term > {}; exit 0' TERM; while true; do sleep 0.1; done", m("flags/term"))]}]}}))
+    .await;
+    wait_pod(client, "graceful", "graceful running", |p| running(p, "c")).await;
+    let pods = Api::<Pod>::namespaced(client.clone(), "default");
+    pods.delete("graceful", None).await.unwrap();
+    eventually(Duration::from_secs(30), "graceful gone", || async {
+        pods.get_opt("graceful").await.ok()?.is_none().then_some(())
+    })
+    .await;
+    assert_eq!(
+        std::fs::read_to_string(flags.join("term"))
+            .unwrap_or_default()
+            .trim(),
+        "got-term",
+        "SIGTERM reached the container before any SIGKILL"
+    );
+
+    // Deleting the rest: every pod goes, its containers stopped and removed.
+    for p in ["lifecycle", "crasher", "probed"] {
+        pods.delete(p, Some(0)).await.unwrap();
+    }
+    eventually(Duration::from_secs(60), "every pod gone", || async {
+        pods.list(&Default::default())
+            .await
+            .ok()?
+            .items
+            .is_empty()
+            .then_some(())
+    })
+    .await;
+}
