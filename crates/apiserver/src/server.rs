@@ -114,7 +114,9 @@ impl ApiServer {
             admission: Admission {
                 mutating: vec![
                     Box::new(Defaults),
-                    Box::new(ServiceAccount),
+                    Box::new(ServiceAccount {
+                        cache: cache.clone(),
+                    }),
                     Box::new(Priority {
                         cache: cache.clone(),
                         store: store.clone(),

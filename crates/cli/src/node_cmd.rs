@@ -61,6 +61,13 @@ pub struct NodeArgs {
     /// How often the static pod manifests are read.
     #[arg(long, default_value_t = 20_000)]
     pub file_check_frequency_ms: u64,
+    /// Hard eviction thresholds: pods are evicted while one is crossed ("" turns eviction
+    /// off).
+    #[arg(long, default_value = "memory.available<100Mi,nodefs.available<10%")]
+    pub eviction_hard: String,
+    /// How often the eviction thresholds are checked (one pod is evicted per check).
+    #[arg(long, default_value_t = 10_000)]
+    pub eviction_interval_ms: u64,
     /// How often container usage is published (PodMetrics).
     #[arg(long, default_value_t = 15_000)]
     pub metrics_interval_ms: u64,
@@ -90,6 +97,9 @@ pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
     cfg.metrics_interval = Duration::from_millis(args.metrics_interval_ms.max(100));
     cfg.pod_manifest_path = args.pod_manifest_path.clone();
     cfg.listen = args.listen;
+    cfg.eviction = node::kubelet::eviction::Thresholds::parse(&args.eviction_hard)
+        .map_err(anyhow::Error::msg)?;
+    cfg.eviction_interval = Duration::from_millis(args.eviction_interval_ms.max(100));
     cfg.file_check_interval = Duration::from_millis(args.file_check_frequency_ms.max(100));
     let runtime: Arc<dyn node::runtime::Runtime> = match args.runtime {
         RuntimeKind::Process => {

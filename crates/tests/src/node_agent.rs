@@ -15,6 +15,8 @@ pub struct NodeAgent {
     dir: tempfile::TempDir,
     args: Vec<String>,
     agent: Option<Component>,
+    /// The data directory is a tmpfs of its own (to fill it up on purpose).
+    tmpfs: bool,
 }
 
 /// Test-speed intervals: heartbeats and pod syncs in fractions of a second, a 1 s
@@ -37,6 +39,12 @@ pub const FAST_NODE: &[&str] = &[
 impl NodeAgent {
     /// Starts `rkube node --name NAME` against `servers`, with `extra` flags.
     pub fn start(servers: &str, name: &str, extra: &[&str]) -> NodeAgent {
+        Self::start_with(servers, name, extra, None)
+    }
+
+    /// As [`start`](Self::start), with the data directory on a tmpfs of `size` (e.g.
+    /// "64m"), so a test can fill the node's filesystem.
+    pub fn start_with(servers: &str, name: &str, extra: &[&str], tmpfs: Option<&str>) -> NodeAgent {
         let dir = tempfile::Builder::new()
             .prefix("rkube-node-")
             .disable_cleanup(std::env::var_os("RKUBE_TEST_KEEP").is_some())
@@ -44,6 +52,15 @@ impl NodeAgent {
             .expect("temp dir");
         eprintln!("node {name} data and logs in {}", dir.path().display());
         let data = dir.path().join("data");
+        if let Some(size) = tmpfs {
+            std::fs::create_dir_all(&data).unwrap();
+            let ok = std::process::Command::new("mount")
+                .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+                .arg(&data)
+                .status()
+                .is_ok_and(|s| s.success());
+            assert!(ok, "mounting a tmpfs on {}", data.display());
+        }
         let mut args: Vec<String> = vec![
             "node".into(),
             "--name".into(),
@@ -54,12 +71,17 @@ impl NodeAgent {
             data.to_string_lossy().into(),
         ];
         args.extend(FAST_NODE.iter().map(|s| s.to_string()));
+        // Eviction follows the host's real disk and memory: off unless a test asks for it.
+        if !extra.contains(&"--eviction-hard") {
+            args.extend(["--eviction-hard".to_string(), String::new()]);
+        }
         args.extend(extra.iter().map(|s| s.to_string()));
         let mut n = NodeAgent {
             name: name.into(),
             dir,
             args,
             agent: None,
+            tmpfs: tmpfs.is_some(),
         };
         n.spawn();
         n
@@ -188,6 +210,12 @@ impl Drop for NodeAgent {
         };
         while !recorded() && start.elapsed() < Duration::from_secs(5) {
             std::thread::sleep(Duration::from_millis(20));
+        }
+        if self.tmpfs {
+            let _ = std::process::Command::new("umount")
+                .args(["-l"])
+                .arg(self.data_dir())
+                .status();
         }
         for hier in ["cpu", "memory"] {
             let root = Path::new("/sys/fs/cgroup").join(hier).join("rkube");

@@ -87,7 +87,8 @@ pub async fn run(client: &Client, servers: &str, node: &str, image: &str, mnt: &
         .await
         .unwrap();
     let script = format!(
-        "cat {w}/init.txt; echo \"$GREETING\"; cat {c}/greeting; echo; cat {s}/password; echo; echo \"$POD_NAME $PASSWORD\"",
+        "cat {w}/init.txt; echo \"$GREETING\"; cat {c}/greeting; echo; cat {s}/password; echo; echo \"$POD_NAME $PASSWORD\"; cat {sa}/namespace; echo; cat {sa}/token",
+        sa = "/var/run/secrets/kubernetes.io/serviceaccount",
         w = m("work"),
         c = m("cfg"),
         s = m("sec")
@@ -126,11 +127,30 @@ pub async fn run(client: &Client, servers: &str, node: &str, image: &str, mnt: &
     assert!(st["startTime"].is_string(), "{st}");
     // Logs, through the apiserver and the node agent.
     let out = ctl(servers, &["logs", "lifecycle", "-c", "main"]);
+    let logs = text(&out.stdout);
+    let lines: Vec<&str> = logs.lines().collect();
     assert_eq!(
-        text(&out.stdout),
-        "init\nhello\nhello\ns3cret\nlifecycle s3cret\n",
+        lines[..6.min(lines.len())],
+        [
+            "init",
+            "hello",
+            "hello",
+            "s3cret",
+            "lifecycle s3cret",
+            "default"
+        ],
         "{}",
         text(&out.stderr)
+    );
+    // The automounted token is the pod's ServiceAccount's.
+    let token = lines.get(6).copied().unwrap_or_default();
+    let mut cfg = client::ClientConfig::from_servers(servers);
+    cfg.token = Some(token.to_string());
+    let who = client::Client::new(cfg).unwrap().who_am_i().await.unwrap();
+    let who: Value = serde_json::from_slice(&who.json).unwrap();
+    assert_eq!(
+        who["status"]["userInfo"]["username"],
+        "system:serviceaccount:default:default"
     );
     let out = ctl(
         servers,
@@ -140,15 +160,12 @@ pub async fn run(client: &Client, servers: &str, node: &str, image: &str, mnt: &
             "-c",
             "main",
             "--tail",
-            "1",
+            "2",
             "--timestamps",
         ],
     );
     let t = text(&out.stdout);
-    assert!(
-        t.starts_with("20") && t.ends_with(" lifecycle s3cret\n"),
-        "{t}"
-    );
+    assert!(t.starts_with("20") && t.contains(" default\n"), "{t}");
     let out = ctl(servers, &["logs", "lifecycle"]);
     let err = text(&out.stderr);
     assert!(

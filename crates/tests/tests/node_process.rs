@@ -255,3 +255,91 @@ async fn static_pods_run_and_are_mirrored() {
     )
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn disk_pressure_evicts_best_effort_pods_first() {
+    assert!(
+        is_root(),
+        "the node tests run real containers and need root"
+    );
+    let (cluster, client, _fake) = cluster_with_nodes(1, &[]).await;
+    // The node's filesystem is a 64 MiB tmpfs; below 16 MiB free it is under pressure.
+    let node = NodeAgent::start_with(
+        &cluster.endpoints(),
+        "w1",
+        &[
+            "--eviction-hard",
+            "nodefs.available<16Mi",
+            "--eviction-interval-ms",
+            "3000",
+        ],
+        Some("64m"),
+    );
+    node.wait_ready(&client).await;
+    let sleeper = |name: &str, resources: serde_json::Value| {
+        json!({"metadata": {"name": name}, "spec": {"nodeName": "w1", "containers": [
+            {"name": "c", "image": "busybox", "command": ["/bin/sh", "-c", "sleep 3600"],
+             "resources": resources}]}})
+    };
+    create(
+        &client,
+        sleeper(
+            "guaranteed",
+            json!({"requests": {"cpu": "100m", "memory": "64Mi"},
+        "limits": {"cpu": "100m", "memory": "64Mi"}}),
+        ),
+    )
+    .await;
+    create(&client, sleeper("besteffort", json!({}))).await;
+    wait_pod(&client, "guaranteed", "guaranteed running", |p| {
+        running(p, "c")
+    })
+    .await;
+    wait_pod(&client, "besteffort", "besteffort running", |p| {
+        running(p, "c")
+    })
+    .await;
+
+    // Fill the disk: the BestEffort pod is evicted, the Guaranteed one is not (yet).
+    let filler = node.data_dir().join("filler");
+    std::fs::write(&filler, vec![0u8; 52 << 20]).unwrap();
+    let evicted = wait_pod(&client, "besteffort", "besteffort evicted", |p| {
+        rkube_tests::pod_lifecycle::status(p)["reason"] == "Evicted"
+    })
+    .await;
+    let pods = Api::<Pod>::namespaced(client.clone(), "default");
+    let g = pods.get("guaranteed").await.unwrap();
+    assert!(
+        running(&g, "c"),
+        "the Guaranteed pod still runs when the BestEffort one is evicted"
+    );
+    let st = rkube_tests::pod_lifecycle::status(&evicted);
+    assert_eq!(st["phase"], "Failed");
+    assert_eq!(
+        st["message"],
+        "The node was low on resource: ephemeral-storage."
+    );
+    let n = Api::<Node>::all(client.clone()).get("w1").await.unwrap();
+    let disk = n
+        .status
+        .unwrap()
+        .conditions
+        .unwrap()
+        .into_iter()
+        .find(|c| c.type_ == "DiskPressure")
+        .unwrap();
+    assert_eq!(disk.status, "True");
+    // Space freed: no more evictions; the Guaranteed pod keeps running.
+    std::fs::remove_file(&filler).unwrap();
+    eventually(Duration::from_secs(30), "DiskPressure cleared", || async {
+        let n = Api::<Node>::all(client.clone()).get("w1").await.ok()?;
+        let c = n
+            .status?
+            .conditions?
+            .into_iter()
+            .find(|c| c.type_ == "DiskPressure")?;
+        (c.status == "False").then_some(())
+    })
+    .await;
+    assert!(running(&pods.get("guaranteed").await.unwrap(), "c"));
+}

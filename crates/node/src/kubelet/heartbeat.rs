@@ -14,28 +14,10 @@ fn now_micro() -> String {
     client::events::now().to_string()
 }
 
-fn meminfo(key: &str) -> Option<u64> {
-    std::fs::read_to_string("/proc/meminfo")
-        .ok()?
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix(key)?
-                .strip_prefix(':')?
-                .split_whitespace()
-                .next()?
-                .parse::<u64>()
-                .ok()
-                .map(|kb| kb * 1024)
-        })
-}
-
-/// (MemoryPressure, DiskPressure, PIDPressure) against kubelet's default hard eviction
-/// thresholds: memory.available < 100Mi, nodefs.available < 10%, and pids over 90% of
-/// pid_max.
+/// (MemoryPressure, DiskPressure, PIDPressure): memory and disk against the hard eviction
+/// thresholds, pids over 90% of pid_max.
 pub fn pressure(shared: &Shared) -> (bool, bool, bool) {
-    let mem = meminfo("MemAvailable").is_some_and(|a| a < 100 * 1024 * 1024);
-    let disk = rustix::fs::statvfs(&shared.cfg.data_dir)
-        .is_ok_and(|s| s.f_blocks > 0 && s.f_bavail * 10 < s.f_blocks);
+    let (mem, disk) = super::eviction::pressure(shared);
     let pid_max: u64 = std::fs::read_to_string("/proc/sys/kernel/pid_max")
         .ok()
         .and_then(|s| s.trim().parse().ok())

@@ -3,6 +3,7 @@
 //! ([`worker`]) on a [`crate::runtime::Runtime`].
 
 pub mod env;
+pub mod eviction;
 pub mod heartbeat;
 pub mod probe;
 pub mod register;
@@ -48,6 +49,9 @@ pub struct KubeletConfig {
     pub file_check_interval: Duration,
     /// Where the agent API (logs, exec) listens; port 0 picks one.
     pub listen: std::net::SocketAddr,
+    /// Hard eviction thresholds, and how often they are checked.
+    pub eviction: eviction::Thresholds,
+    pub eviction_interval: Duration,
 }
 
 impl KubeletConfig {
@@ -67,6 +71,8 @@ impl KubeletConfig {
             pod_manifest_path: None,
             file_check_interval: Duration::from_secs(20),
             listen: std::net::SocketAddr::from(([0, 0, 0, 0], 10250)),
+            eviction: Default::default(),
+            eviction_interval: Duration::from_secs(10),
         }
     }
 }
@@ -132,7 +138,10 @@ pub async fn run(
             tracing::error!(error = %e, "the agent API stopped");
         }
     });
-    let r = source::run(shared).await;
+    let (evict_tx, evict_rx) = tokio::sync::mpsc::channel(8);
+    let evictor = tokio::spawn(eviction::run(shared.clone(), evict_tx));
+    let r = source::run(shared, evict_rx).await;
+    evictor.abort();
     hb.abort();
     usage.abort();
     api.abort();

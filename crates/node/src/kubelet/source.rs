@@ -143,7 +143,10 @@ impl Source {
     }
 }
 
-pub async fn run(shared: Arc<Shared>) -> Result<(), String> {
+pub async fn run(
+    shared: Arc<Shared>,
+    mut evictions: mpsc::Receiver<(String, String)>,
+) -> Result<(), String> {
     let api = Api::<Pod>::all(shared.client.clone());
     let cfg = watcher::Config {
         selectors: ListParams::default().fields(&format!("spec.nodeName={}", shared.cfg.node_name)),
@@ -177,6 +180,10 @@ pub async fn run(shared: Arc<Shared>) -> Result<(), String> {
             },
             _ = file_tick.tick() => {
                 src.sync_static().await;
+                continue;
+            }
+            Some((uid, msg)) = evictions.recv() => {
+                src.send(&uid, Update::Evict(msg)).await;
                 continue;
             }
         };

@@ -27,19 +27,25 @@ pub struct VolumeCtx<'a> {
     pub root: bool,
 }
 
+/// The files of a configMap or secret: all keys, or the listed ones (a missing key is an
+/// error unless the source is optional).
 fn items(
     data: BTreeMap<String, Vec<u8>>,
     items: Option<&Vec<KeyToPath>>,
     default_mode: u32,
     what: &str,
+    optional: bool,
 ) -> Result<Files, String> {
     let mut out = Files::new();
     match items {
         Some(list) if !list.is_empty() => {
             for it in list {
-                let v = data
-                    .get(&it.key)
-                    .ok_or_else(|| format!("{what}: key {:?} not found", it.key))?;
+                let Some(v) = data.get(&it.key) else {
+                    if optional {
+                        continue;
+                    }
+                    return Err(format!("{what}: key {:?} not found", it.key));
+                };
                 out.insert(
                     it.path.clone(),
                     (v.clone(), it.mode.map_or(default_mode, |m| m as u32)),
@@ -174,12 +180,14 @@ impl VolumeCtx<'_> {
         let mut out = Files::new();
         for s in sources {
             if let Some(cm) = &s.config_map {
-                let d = self.config_map(&cm.name, cm.optional == Some(true)).await?;
-                out.extend(items(d, cm.items.as_ref(), mode, "configmap")?);
+                let opt = cm.optional == Some(true);
+                let d = self.config_map(&cm.name, opt).await?;
+                out.extend(items(d, cm.items.as_ref(), mode, "configmap", opt)?);
             }
             if let Some(sec) = &s.secret {
-                let d = self.secret(&sec.name, sec.optional == Some(true)).await?;
-                out.extend(items(d, sec.items.as_ref(), mode, "secret")?);
+                let opt = sec.optional == Some(true);
+                let d = self.secret(&sec.name, opt).await?;
+                out.extend(items(d, sec.items.as_ref(), mode, "secret", opt)?);
             }
             if let Some(d) = &s.downward_api {
                 out.extend(self.downward(d.items.as_deref().unwrap_or_default(), mode)?);
@@ -230,22 +238,16 @@ impl VolumeCtx<'_> {
             }
             return Ok(dir);
         } else if let Some(cm) = &v.config_map {
-            let d = self.config_map(&cm.name, cm.optional == Some(true)).await?;
-            items(
-                d,
-                cm.items.as_ref(),
-                cm.default_mode.unwrap_or(0o644) as u32,
-                "configmap",
-            )?
+            let opt = cm.optional == Some(true);
+            let d = self.config_map(&cm.name, opt).await?;
+            let mode = cm.default_mode.unwrap_or(0o644) as u32;
+            items(d, cm.items.as_ref(), mode, "configmap", opt)?
         } else if let Some(s) = &v.secret {
             let name = s.secret_name.clone().unwrap_or_default();
-            let d = self.secret(&name, s.optional == Some(true)).await?;
-            items(
-                d,
-                s.items.as_ref(),
-                s.default_mode.unwrap_or(0o644) as u32,
-                "secret",
-            )?
+            let opt = s.optional == Some(true);
+            let d = self.secret(&name, opt).await?;
+            let mode = s.default_mode.unwrap_or(0o644) as u32;
+            items(d, s.items.as_ref(), mode, "secret", opt)?
         } else if let Some(d) = &v.downward_api {
             self.downward(
                 d.items.as_deref().unwrap_or_default(),

@@ -268,6 +268,8 @@ pub enum Update {
     Gone,
     /// Write the status again even if unchanged (a new mirror pod has none).
     Resync,
+    /// Evict the pod (node pressure): stop it now; it ends Failed, reason Evicted.
+    Evict(String),
 }
 
 /// Runs a pod worker until its pod is gone.
@@ -284,6 +286,14 @@ pub async fn run(mut w: PodWorker, mut updates: mpsc::Receiver<Update>) {
         match tokio::time::timeout(tick, updates.recv()).await {
             Ok(Some(Update::Pod(p))) => w.pod = *p,
             Ok(Some(Update::Resync)) => w.last_status = None,
+            Ok(Some(Update::Evict(msg))) => {
+                if matches!(w.phase, Phase::Setup | Phase::Init | Phase::Running) {
+                    w.event("Warning", "Evicted", msg.clone());
+                    w.failure = Some(("Evicted".into(), msg));
+                    w.grace_deadline = Some(Instant::now());
+                    w.phase = Phase::Terminating;
+                }
+            }
             Ok(Some(Update::Gone)) | Ok(None) => {
                 // Removed from the API: stop everything now.
                 w.grace_deadline = Some(Instant::now());
