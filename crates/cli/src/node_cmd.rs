@@ -36,6 +36,17 @@ pub struct NodeArgs {
     /// Where the agent API (pod logs and exec, for the apiserver) listens.
     #[arg(long, default_value = "0.0.0.0:10250")]
     pub listen: std::net::SocketAddr,
+    /// Pod networking of the process runtime: `cni` gives each pod a network namespace on
+    /// the node's bridge with an IP from the node's pod CIDR (root, with the CNI plugins
+    /// installed); `host` runs every pod on the host network.
+    #[arg(long, value_parser = ["cni", "host"], default_value = "cni")]
+    pub pod_network: String,
+    /// The CNI plugin binaries.
+    #[arg(long, default_value = "/usr/lib/cni")]
+    pub cni_bin_dir: PathBuf,
+    /// The node's pod bridge.
+    #[arg(long, default_value = "rkube0")]
+    pub cni_bridge: String,
     /// The node's IP: its InternalIP and the host IP of its pods.
     #[arg(long, default_value = "127.0.0.1")]
     pub node_ip: String,
@@ -104,10 +115,16 @@ pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
     let runtime: Arc<dyn node::runtime::Runtime> = match args.runtime {
         RuntimeKind::Process => {
             let exe = std::env::current_exe().context("locating the rkube binary for the shim")?;
+            let cni = (args.pod_network == "cni" && args.cni_bin_dir.join("bridge").exists())
+                .then(|| (args.cni_bin_dir.clone(), args.cni_bridge.clone()));
+            if args.pod_network == "cni" && cni.is_none() {
+                tracing::warn!(dir = %args.cni_bin_dir.display(), "no CNI bridge plugin; pods use the host network");
+            }
             Arc::new(ProcessRuntime::new(
                 args.data_dir.join("runtime"),
                 exe,
                 args.node_ip.clone(),
+                cni,
             )?)
         }
         RuntimeKind::Cri => Arc::new(

@@ -75,6 +75,10 @@ impl NodeAgent {
         if !extra.contains(&"--eviction-hard") {
             args.extend(["--eviction-hard".to_string(), String::new()]);
         }
+        // Pod networking needs a bridge and pod CIDR of the test's own.
+        if !extra.contains(&"--pod-network") {
+            args.extend(["--pod-network".to_string(), "host".to_string()]);
+        }
         args.extend(extra.iter().map(|s| s.to_string()));
         let mut n = NodeAgent {
             name: name.into(),
@@ -210,6 +214,30 @@ impl Drop for NodeAgent {
         };
         while !recorded() && start.elapsed() < Duration::from_secs(5) {
             std::thread::sleep(Duration::from_millis(20));
+        }
+        // Pod networks: namespaces, then the node's bridge.
+        let sandboxes = self.data_dir().join("runtime").join("sandboxes");
+        for e in std::fs::read_dir(&sandboxes)
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let v: serde_json::Value = std::fs::read(e.path().join("sandbox.json"))
+                .ok()
+                .and_then(|b| serde_json::from_slice(&b).ok())
+                .unwrap_or_default();
+            if let Some(ns) = v["netns"].as_str() {
+                let _ = std::process::Command::new("ip")
+                    .args(["netns", "del", ns])
+                    .output();
+            }
+        }
+        if let Some(i) = self.args.iter().position(|a| a == "--cni-bridge") {
+            if let Some(br) = self.args.get(i + 1) {
+                let _ = std::process::Command::new("ip")
+                    .args(["link", "del", br])
+                    .output();
+            }
         }
         if self.tmpfs {
             let _ = std::process::Command::new("umount")

@@ -343,3 +343,73 @@ async fn disk_pressure_evicts_best_effort_pods_first() {
     .await;
     assert!(running(&pods.get("guaranteed").await.unwrap(), "c"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pods_get_their_own_network_from_the_node_pod_cidr() {
+    assert!(is_root(), "pod networks need root");
+    // A cluster CIDR and bridge of this test's own.
+    let n = 200 + std::process::id() % 50;
+    let cidr = format!("10.{n}.0.0/16");
+    let bridge = format!("rkp{}", std::process::id() % 100_000);
+    let (cluster, client, _fake) =
+        rkube_tests::fake_kubelet::cluster_with_nodes_and(1, &[], &["--cluster-cidr", &cidr]).await;
+    let node = NodeAgent::start(
+        &cluster.endpoints(),
+        "w1",
+        &["--pod-network", "cni", "--cni-bridge", &bridge],
+    );
+    let nd = node.wait_ready(&client).await;
+    let pod_cidr = nd.spec.unwrap().pod_cidr.unwrap();
+    assert!(pod_cidr.starts_with(&format!("10.{n}.")), "{pod_cidr}");
+    let prefix = pod_cidr.trim_end_matches("0/24").to_string();
+
+    let www = tempfile::tempdir().unwrap();
+    let w = www.path().join("www").to_string_lossy().to_string();
+    create(&client, json!({"metadata": {"name": "web"},
+        "spec": {"nodeName": "w1", "volumes": [{"name": "www", "emptyDir": {}}],
+            "containers": [{"name": "c", "image": "busybox",
+                "command": ["/bin/sh", "-c", format!("echo hello-from-pod > {w}/index.html; exec /bin/busybox httpd -f -p 8080 -h {w}")],
+                "volumeMounts": [{"name": "www", "mountPath": w}],
+                "readinessProbe": {"httpGet": {"path": "/index.html", "port": 8080}, "periodSeconds": 1}}]}}))
+    .await;
+    create(
+        &client,
+        json!({"metadata": {"name": "hostnet"},
+        "spec": {"nodeName": "w1", "hostNetwork": true, "containers": [{"name": "c",
+            "image": "busybox", "command": ["/bin/sh", "-c", "sleep 3600"]}]}}),
+    )
+    .await;
+    let web = wait_pod(&client, "web", "web Ready", |p| {
+        container(p, "c")["ready"] == true
+    })
+    .await;
+    let ip = rkube_tests::pod_lifecycle::status(&web)["podIP"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(ip.starts_with(&prefix), "pod IP {ip} in {pod_cidr}");
+    let addr: std::net::SocketAddr = format!("{ip}:8080").parse().unwrap();
+    let body = rkube_tests::http_get(addr, "/index.html").await.unwrap();
+    assert!(body.contains("hello-from-pod"), "{body}");
+    let h = wait_pod(&client, "hostnet", "hostnet running", |p| running(p, "c")).await;
+    assert_eq!(rkube_tests::pod_lifecycle::status(&h)["podIP"], "127.0.0.1");
+
+    // Deleting the pod removes its network namespace.
+    let netns = || {
+        std::fs::read_dir("/var/run/netns")
+            .map(|d| {
+                d.flatten()
+                    .filter(|e| e.file_name().to_string_lossy().starts_with("rkube-"))
+                    .count()
+            })
+            .unwrap_or(0)
+    };
+    let before = netns();
+    assert!(before >= 1);
+    let pods = Api::<Pod>::namespaced(client.clone(), "default");
+    pods.delete("web", Some(0)).await.unwrap();
+    eventually(Duration::from_secs(30), "web's netns removed", || async {
+        (pods.get_opt("web").await.ok()?.is_none() && netns() == before - 1).then_some(())
+    })
+    .await;
+}

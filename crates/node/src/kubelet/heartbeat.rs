@@ -73,6 +73,9 @@ async fn update_status(shared: &Shared) -> client::Result<()> {
     let api = Api::<Node>::all(shared.client.clone());
     let name = &shared.cfg.node_name;
     let prev = api.get(name).await?;
+    if let Some(cidr) = prev.spec.as_ref().and_then(|s| s.pod_cidr.clone()) {
+        super::set_pod_cidr(shared, &cidr).await;
+    }
     let prev_conds =
         serde_json::to_value(prev.status.and_then(|s| s.conditions).unwrap_or_default())
             .unwrap_or_default();

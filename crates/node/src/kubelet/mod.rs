@@ -89,6 +89,39 @@ pub struct Shared {
     pub gone: Mutex<HashSet<String>>,
     /// The port the agent API listens on.
     pub agent_port: u16,
+    /// The pod CIDR handed to the runtime.
+    pub pod_cidr: Mutex<Option<String>>,
+}
+
+/// Hands the node's pod CIDR to the runtime when it is new.
+pub async fn set_pod_cidr(shared: &Shared, cidr: &str) {
+    if shared.pod_cidr.lock().as_deref() == Some(cidr) {
+        return;
+    }
+    match shared.runtime.update_pod_cidr(cidr).await {
+        Ok(()) => {
+            tracing::info!(cidr, "pod CIDR");
+            *shared.pod_cidr.lock() = Some(cidr.to_string());
+        }
+        Err(e) => tracing::warn!(error = %e, "handing the pod CIDR to the runtime failed"),
+    }
+}
+
+/// Waits (a little) for the node IPAM controller to give the node a pod CIDR, so the first
+/// pods get pod networking too.
+async fn wait_pod_cidr(shared: &Shared) {
+    let api = client::Api::<k8s_openapi::api::core::v1::Node>::all(shared.client.clone());
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::time::Instant::now() < deadline {
+        if let Ok(n) = api.get(&shared.cfg.node_name).await {
+            if let Some(cidr) = n.spec.and_then(|s| s.pod_cidr) {
+                set_pod_cidr(shared, &cidr).await;
+                return;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tracing::info!("the node has no pod CIDR yet; pods start on the host network until it does");
 }
 
 pub fn now_secs() -> i64 {
@@ -116,9 +149,11 @@ pub async fn run(
         runtime,
         root: rustix::process::geteuid().is_root(),
         gone: Mutex::new(HashSet::new()),
+        pod_cidr: Mutex::new(None),
         cfg,
     });
     register::register(&shared).await?;
+    wait_pod_cidr(&shared).await;
     tracing::info!(node = %shared.cfg.node_name, runtime = shared.runtime.name(), "node registered");
     let hb = tokio::spawn(heartbeat::run(shared.clone()));
     let usage = tokio::spawn(usage::run(shared.clone()));

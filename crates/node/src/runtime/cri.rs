@@ -98,6 +98,7 @@ impl CriRuntime {
             },
             ip,
             ready,
+            netns: None,
         }
     }
 
@@ -204,6 +205,7 @@ impl Runtime for CriRuntime {
             config: cfg.clone(),
             ip,
             ready: true,
+            netns: None,
         })
     }
 
@@ -508,6 +510,21 @@ impl Runtime for CriRuntime {
             stdout: r.stdout,
             stderr: r.stderr,
         })
+    }
+
+    async fn update_pod_cidr(&self, cidr: &str) -> Result<()> {
+        self.rt
+            .clone()
+            .update_runtime_config(cri::UpdateRuntimeConfigRequest {
+                runtime_config: Some(cri::RuntimeConfig {
+                    network_config: Some(cri::NetworkConfig {
+                        pod_cidr: cidr.into(),
+                    }),
+                }),
+            })
+            .await
+            .map_err(err)?;
+        Ok(())
     }
 
     async fn usage(&self, id: &str) -> Result<Usage> {

@@ -2,6 +2,7 @@
 //! exec and logs. The kubelet drives pods only through [`Runtime`]; [`process`] runs
 //! containers as host processes, [`cri`] drives a CRI v1 runtime such as containerd.
 
+pub mod cni;
 pub mod cri;
 pub mod process;
 pub mod shim;
@@ -51,6 +52,9 @@ pub struct Sandbox {
     /// The pod's IP (the node's, with host networking).
     pub ip: String,
     pub ready: bool,
+    /// The pod's network namespace (process runtime, when not on the host network).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub netns: Option<String>,
 }
 
 /// A volume mounted into a container.
@@ -142,4 +146,6 @@ pub trait Runtime: Send + Sync {
     async fn list_containers(&self, sandbox_id: &str) -> Result<Vec<ContainerStatus>>;
     async fn exec_sync(&self, id: &str, cmd: &[String], timeout: Duration) -> Result<ExecResult>;
     async fn usage(&self, id: &str) -> Result<Usage>;
+    /// The node's pod CIDR, once known (CRI's UpdateRuntimeConfig).
+    async fn update_pod_cidr(&self, cidr: &str) -> Result<()>;
 }

@@ -12,6 +12,7 @@ use async_trait::async_trait;
 use rustix::process::{kill_process, kill_process_group, Pid, Signal};
 use serde::{Deserialize, Serialize};
 
+use super::cni::CniConfig;
 use super::shim::{unix_now, ExitInfo, ProcessId, ShimSpec};
 use super::*;
 
@@ -33,6 +34,9 @@ pub struct ProcessRuntime {
     /// cgroup v1 hierarchies (cpu, memory) when they can be written.
     cgroups: Option<(PathBuf, PathBuf)>,
     root_user: bool,
+    /// Pod networking: the plugins and bridge, and the pod CIDR once the node has one.
+    cni: Option<CniConfig>,
+    pod_cidr: parking_lot::Mutex<Option<String>>,
 }
 
 fn read_json<T: serde::de::DeserializeOwned>(p: &Path) -> Option<T> {
@@ -54,7 +58,14 @@ fn new_id() -> String {
 }
 
 impl ProcessRuntime {
-    pub fn new(root: PathBuf, shim_exe: PathBuf, node_ip: String) -> Result<Self> {
+    /// `cni`: pods get their own network namespace on this bridge (root only); `None`:
+    /// every pod uses the host network.
+    pub fn new(
+        root: PathBuf,
+        shim_exe: PathBuf,
+        node_ip: String,
+        cni: Option<(PathBuf, String)>,
+    ) -> Result<Self> {
         std::fs::create_dir_all(root.join("sandboxes"))?;
         std::fs::create_dir_all(root.join("containers"))?;
         let root_user = rustix::process::geteuid().is_root();
@@ -63,13 +74,35 @@ impl ProcessRuntime {
             && cg.join("cpu/cgroup.procs").exists()
             && cg.join("memory/cgroup.procs").exists())
         .then(|| (cg.join("cpu/rkube"), cg.join("memory/rkube")));
+        let cni = cni
+            .filter(|_| root_user)
+            .map(|(bin_dir, bridge)| CniConfig {
+                bin_dir,
+                bridge,
+                subnet: String::new(),
+                ipam_dir: root.join("cni-ipam"),
+            });
         Ok(ProcessRuntime {
             root,
             shim_exe,
             node_ip,
             cgroups,
             root_user,
+            cni,
+            pod_cidr: parking_lot::Mutex::new(None),
         })
+    }
+
+    /// The network to put pods on, once the node's pod CIDR is known.
+    fn network(&self) -> Option<CniConfig> {
+        let cidr = self.pod_cidr.lock().clone()?;
+        self.cni.clone().map(|c| CniConfig { subnet: cidr, ..c })
+    }
+
+    fn netns_of(&self, sandbox_id: &str) -> Option<PathBuf> {
+        read_json::<Sandbox>(&self.sandbox_dir(sandbox_id).join("sandbox.json"))?
+            .netns
+            .map(|n| super::cni::netns_path(&n))
     }
 
     fn sandbox_dir(&self, id: &str) -> PathBuf {
@@ -162,12 +195,27 @@ impl Runtime for ProcessRuntime {
         let id = new_id();
         std::fs::create_dir_all(self.sandbox_dir(&id))?;
         std::fs::create_dir_all(&cfg.log_dir)?;
-        let sb = Sandbox {
+        let mut sb = Sandbox {
             id: id.clone(),
             config: cfg.clone(),
             ip: self.node_ip.clone(),
             ready: true,
+            netns: None,
         };
+        if let Some(net) = self.network().filter(|_| !cfg.host_network) {
+            let name = format!("rkube-{}", &id[..12]);
+            let ip = tokio::task::block_in_place(|| super::cni::add(&net, &id, &name));
+            match ip {
+                Ok(ip) => {
+                    sb.ip = ip;
+                    sb.netns = Some(name);
+                }
+                Err(e) => {
+                    let _ = std::fs::remove_dir_all(self.sandbox_dir(&id));
+                    return Err(e);
+                }
+            }
+        }
         write_json(&self.sandbox_dir(&id).join("sandbox.json"), &sb)?;
         Ok(sb)
     }
@@ -180,6 +228,9 @@ impl Runtime for ProcessRuntime {
         }
         let path = self.sandbox_dir(id).join("sandbox.json");
         if let Some(mut sb) = read_json::<Sandbox>(&path) {
+            if let (Some(ns), Some(net)) = (&sb.netns, self.network()) {
+                tokio::task::block_in_place(|| super::cni::del(&net, id, ns));
+            }
             sb.ready = false;
             write_json(&path, &sb)?;
         }
@@ -255,6 +306,7 @@ impl Runtime for ProcessRuntime {
             },
             log_path: cfg.log_path.clone(),
             cgroups: self.setup_cgroups(id, cfg),
+            netns: self.netns_of(&rec.sandbox_id),
         };
         write_json(&dir.join("spec.json"), &spec)?;
         let mut child = tokio::process::Command::new(&self.shim_exe)
@@ -448,6 +500,11 @@ impl Runtime for ProcessRuntime {
                 cmd[0]
             ))),
         }
+    }
+
+    async fn update_pod_cidr(&self, cidr: &str) -> Result<()> {
+        *self.pod_cidr.lock() = Some(cidr.to_string());
+        Ok(())
     }
 
     async fn usage(&self, id: &str) -> Result<Usage> {

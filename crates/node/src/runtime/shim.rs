@@ -27,6 +27,9 @@ pub struct ShimSpec {
     pub log_path: PathBuf,
     /// cgroup directories the process joins (cgroup v1: one per controller).
     pub cgroups: Vec<PathBuf>,
+    /// The pod's network namespace, when it has one.
+    #[serde(default)]
+    pub netns: Option<PathBuf>,
 }
 
 /// How the process ended.
@@ -122,12 +125,27 @@ exec "$@"
 "#;
 
 fn command_for(spec: &ShimSpec) -> Command {
+    // In the pod's network namespace: nsenter first, then the rest.
+    let mut c = match &spec.netns {
+        Some(ns) => {
+            let mut c = Command::new("nsenter");
+            c.arg(format!("--net={}", ns.display())).arg("--");
+            c
+        }
+        None if spec.mounts.is_empty() => {
+            let mut c = Command::new(&spec.argv[0]);
+            c.args(&spec.argv[1..]);
+            return c;
+        }
+        None => Command::new("unshare"),
+    };
     if spec.mounts.is_empty() {
-        let mut c = Command::new(&spec.argv[0]);
-        c.args(&spec.argv[1..]);
+        c.args(&spec.argv);
         return c;
     }
-    let mut c = Command::new("unshare");
+    if spec.netns.is_some() {
+        c.arg("unshare");
+    }
     c.args([
         "--mount",
         "--propagation",
