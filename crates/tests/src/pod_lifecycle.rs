@@ -87,7 +87,8 @@ pub async fn run(client: &Client, servers: &str, node: &str, image: &str, mnt: &
         .await
         .unwrap();
     let script = format!(
-        "cat {w}/init.txt; echo \"$GREETING\"; cat {c}/greeting; echo; cat {s}/password; echo; echo \"$POD_NAME $PASSWORD\"; cat {sa}/namespace; echo; cat {sa}/token",
+        "cat {w}/init.txt; echo \"$GREETING\"; cat {c}/greeting; echo; cat {s}/password; echo; echo \"$POD_NAME $PASSWORD\"; grep -q ' {mem} tmpfs ' /proc/mounts && echo tmpfs-ok; cat {sa}/namespace; echo; cat {sa}/token",
+        mem = m("mem"),
         sa = "/var/run/secrets/kubernetes.io/serviceaccount",
         w = m("work"),
         c = m("cfg"),
@@ -97,7 +98,8 @@ pub async fn run(client: &Client, servers: &str, node: &str, image: &str, mnt: &
         "spec": {"nodeName": node, "restartPolicy": "Never",
             "volumes": [{"name": "work", "emptyDir": {}},
                 {"name": "cfg", "configMap": {"name": "cfg"}},
-                {"name": "sec", "secret": {"secretName": "sec"}}],
+                {"name": "sec", "secret": {"secretName": "sec"}},
+                {"name": "mem", "emptyDir": {"medium": "Memory"}}],
             "initContainers": [{"name": "prep", "image": image,
                 "command": ["/bin/sh", "-c", format!("echo init > {}/init.txt", m("work"))],
                 "volumeMounts": [{"name": "work", "mountPath": m("work")}]}],
@@ -108,7 +110,8 @@ pub async fn run(client: &Client, servers: &str, node: &str, image: &str, mnt: &
                     {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}],
                 "volumeMounts": [{"name": "work", "mountPath": m("work")},
                     {"name": "cfg", "mountPath": m("cfg")},
-                    {"name": "sec", "mountPath": m("sec"), "readOnly": true}]}]}}))
+                    {"name": "sec", "mountPath": m("sec"), "readOnly": true},
+                    {"name": "mem", "mountPath": m("mem")}]}]}}))
     .await;
     let done = wait_pod(client, "lifecycle", "lifecycle Succeeded", |p| {
         status(p)["phase"] == "Succeeded"
@@ -130,20 +133,21 @@ pub async fn run(client: &Client, servers: &str, node: &str, image: &str, mnt: &
     let logs = text(&out.stdout);
     let lines: Vec<&str> = logs.lines().collect();
     assert_eq!(
-        lines[..6.min(lines.len())],
+        lines[..7.min(lines.len())],
         [
             "init",
             "hello",
             "hello",
             "s3cret",
             "lifecycle s3cret",
+            "tmpfs-ok",
             "default"
         ],
         "{}",
         text(&out.stderr)
     );
     // The automounted token is the pod's ServiceAccount's.
-    let token = lines.get(6).copied().unwrap_or_default();
+    let token = lines.get(7).copied().unwrap_or_default();
     let mut cfg = client::ClientConfig::from_servers(servers);
     cfg.token = Some(token.to_string());
     let who = client::Client::new(cfg).unwrap().who_am_i().await.unwrap();
@@ -245,6 +249,17 @@ pub async fn run(client: &Client, servers: &str, node: &str, image: &str, mnt: &
     assert_eq!(text(&out.stderr), "oops\n");
     assert_eq!(out.status.code(), Some(3));
 
+    // Past activeDeadlineSeconds, the pod is stopped and fails with DeadlineExceeded.
+    create(client, json!({"metadata": {"name": "deadline"},
+        "spec": {"nodeName": node, "activeDeadlineSeconds": 2, "restartPolicy": "Never",
+            "containers": [{"name": "c", "image": image, "command": ["/bin/sh", "-c", "sleep 3600"]}]}}))
+    .await;
+    let p = wait_pod(client, "deadline", "deadline exceeded", |p| {
+        status(p)["phase"] == "Failed"
+    })
+    .await;
+    assert_eq!(status(&p)["reason"], "DeadlineExceeded", "{}", status(&p));
+
     // A graceful delete sends SIGTERM, and the container's handler gets to run.
     create(client, json!({"metadata": {"name": "graceful"},
         "spec": {"nodeName": node, "terminationGracePeriodSeconds": 20,
@@ -270,7 +285,7 @@ pub async fn run(client: &Client, servers: &str, node: &str, image: &str, mnt: &
     );
 
     // Deleting the rest: every pod goes, its containers stopped and removed.
-    for p in ["lifecycle", "crasher", "probed"] {
+    for p in ["lifecycle", "crasher", "probed", "deadline"] {
         pods.delete(p, Some(0)).await.unwrap();
     }
     eventually(Duration::from_secs(60), "every pod gone", || async {

@@ -94,6 +94,22 @@ async fn pods_run_for_real_on_the_process_runtime() {
     let pods = Api::<Pod>::namespaced(client.clone(), "default");
     pods.delete("busy", Some(0)).await.unwrap();
 
+    // Over its memory limit, a container is OOM-killed, and its status says so.
+    create(&client, json!({"metadata": {"name": "hog"},
+        "spec": {"nodeName": "w1", "restartPolicy": "Never", "containers": [{"name": "c",
+            "image": "busybox",
+            "command": ["/bin/sh", "-c", "x=$(head -c 200000000 /dev/zero | tr '\\0' a); echo survived"],
+            "resources": {"limits": {"memory": "32Mi"}}}]}}))
+    .await;
+    let hog = wait_pod(&client, "hog", "hog killed", |p| {
+        container(p, "c")["state"]["terminated"].is_object()
+    })
+    .await;
+    let t = container(&hog, "c")["state"]["terminated"].clone();
+    assert_eq!(t["reason"], "OOMKilled", "{t}");
+    assert_eq!(t["exitCode"], 137, "{t}");
+    pods.delete("hog", Some(0)).await.unwrap();
+
     // logs -f streams lines as the container writes them.
     create(&client, json!({"metadata": {"name": "ticker"},
         "spec": {"nodeName": "w1", "containers": [{"name": "c", "image": "busybox",

@@ -127,6 +127,13 @@ async fn update_status(shared: &Shared) -> client::Result<()> {
     ]);
     let mut st = super::register::status(shared);
     st["conditions"] = conds;
+    if let Ok(images) = shared.runtime.list_images().await {
+        st["images"] = images
+            .into_iter()
+            .map(|name| json!({"names": [name], "sizeBytes": 0}))
+            .collect::<Vec<_>>()
+            .into();
+    }
     api.patch_status(name, PatchParams::Merge, &json!({ "status": st }))
         .await
         .map(drop)
