@@ -152,6 +152,38 @@ impl NodeAgent {
             .collect()
     }
 
+    /// The agent's resident set size, in bytes.
+    pub fn rss_bytes(&self) -> Option<u64> {
+        self.agent.as_ref()?.rss_bytes()
+    }
+
+    /// The summed proportional set size (shared pages split among their users) of the
+    /// process runtime's shims of this node.
+    pub fn shims_pss_bytes(&self) -> u64 {
+        let data = self.data_dir().to_string_lossy().to_string();
+        std::fs::read_dir("/proc")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| {
+                let cmd = std::fs::read(e.path().join("cmdline")).ok()?;
+                let cmd = String::from_utf8_lossy(&cmd);
+                if !(cmd.contains("node-shim") && cmd.contains(&data)) {
+                    return None;
+                }
+                let status = std::fs::read_to_string(e.path().join("smaps_rollup")).ok()?;
+                let kb: u64 = status
+                    .lines()
+                    .find_map(|l| l.strip_prefix("Pss:"))?
+                    .split_whitespace()
+                    .next()?
+                    .parse()
+                    .ok()?;
+                Some(kb * 1024)
+            })
+            .sum()
+    }
+
     /// What the agent logged so far (all its runs).
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join(format!("{}.log", self.name)))

@@ -249,6 +249,44 @@ pub async fn run(client: &Client, servers: &str, node: &str, image: &str, mnt: &
     assert_eq!(text(&out.stderr), "oops\n");
     assert_eq!(out.status.code(), Some(3));
 
+    // downwardAPI volume, envFrom with a prefix, a startup probe, and a preStop hook that
+    // runs before the container is stopped.
+    create(client, json!({"metadata": {"name": "extras", "labels": {"app": "extras"}},
+        "spec": {"nodeName": node, "terminationGracePeriodSeconds": 10,
+            "volumes": [{"name": "podinfo", "downwardAPI": {"items": [
+                    {"path": "labels", "fieldRef": {"fieldPath": "metadata.labels"}}]}},
+                {"name": "flags", "hostPath": {"path": flags.to_string_lossy()}}],
+            "containers": [{"name": "c", "image": image,
+                "envFrom": [{"configMapRef": {"name": "cfg"}, "prefix": "CFG_"}],
+                "command": ["/bin/sh", "-c", format!("cat {}/labels; echo \"$CFG_greeting\"; sleep 3600", m("podinfo"))],
+                "volumeMounts": [{"name": "podinfo", "mountPath": m("podinfo")},
+                    {"name": "flags", "mountPath": m("flags")}],
+                "startupProbe": {"exec": {"command": ["/bin/true"]}, "periodSeconds": 1},
+                "lifecycle": {"preStop": {"exec": {"command": ["/bin/sh", "-c",
+                    format!("echo prestop > {}", m("flags/prestop"))]}}}}]}}))
+    .await;
+    let p = wait_pod(client, "extras", "extras started and ready", |p| {
+        let c = container(p, "c");
+        c["started"] == true && c["ready"] == true
+    })
+    .await;
+    assert!(running(&p, "c"));
+    let out = ctl(servers, &["logs", "extras"]);
+    assert_eq!(text(&out.stdout), "app=\"extras\"\nhello\n");
+    let pods = Api::<Pod>::namespaced(client.clone(), "default");
+    pods.delete("extras", None).await.unwrap();
+    eventually(Duration::from_secs(30), "extras gone", || async {
+        pods.get_opt("extras").await.ok()?.is_none().then_some(())
+    })
+    .await;
+    assert_eq!(
+        std::fs::read_to_string(flags.join("prestop"))
+            .unwrap_or_default()
+            .trim(),
+        "prestop",
+        "the preStop hook ran"
+    );
+
     // Past activeDeadlineSeconds, the pod is stopped and fails with DeadlineExceeded.
     create(client, json!({"metadata": {"name": "deadline"},
         "spec": {"nodeName": node, "activeDeadlineSeconds": 2, "restartPolicy": "Never",

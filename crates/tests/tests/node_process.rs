@@ -94,6 +94,24 @@ async fn pods_run_for_real_on_the_process_runtime() {
     let pods = Api::<Pod>::namespaced(client.clone(), "default");
     pods.delete("busy", Some(0)).await.unwrap();
 
+    // No command: the process runtime cannot run an image's entrypoint, and says so.
+    create(
+        &client,
+        json!({"metadata": {"name": "nocmd"},
+        "spec": {"nodeName": "w1", "containers": [{"name": "c", "image": "busybox"}]}}),
+    )
+    .await;
+    let p = wait_pod(&client, "nocmd", "nocmd waiting", |p| {
+        container(p, "c")["state"]["waiting"]["reason"] == "CreateContainerError"
+    })
+    .await;
+    let msg = container(&p, "c")["state"]["waiting"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(msg.contains("cannot run an image's entrypoint"), "{msg}");
+    pods.delete("nocmd", Some(0)).await.unwrap();
+
     // Over its memory limit, a container is OOM-killed, and its status says so.
     create(&client, json!({"metadata": {"name": "hog"},
         "spec": {"nodeName": "w1", "restartPolicy": "Never", "containers": [{"name": "c",

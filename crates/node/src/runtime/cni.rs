@@ -69,7 +69,7 @@ fn run_plugin(
 
 fn bridge_conf(cfg: &CniConfig) -> Value {
     json!({"cniVersion": "1.0.0", "name": "rkube", "type": "bridge", "bridge": cfg.bridge,
-        "isGateway": true, "ipMasq": true, "hairpinMode": true,
+        "isGateway": true, "ipMasq": false, "hairpinMode": true,
         "ipam": {"type": "host-local", "ranges": [[{"subnet": cfg.subnet}]],
             "routes": [{"dst": "0.0.0.0/0"}], "dataDir": cfg.ipam_dir}})
 }

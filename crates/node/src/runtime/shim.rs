@@ -110,59 +110,58 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     std::fs::rename(tmp, path)
 }
 
-/// With mounts, the process runs in its own mount namespace with each volume bind-mounted
-/// at its path (root only): `unshare` and a shell set them up, then exec the container.
-/// Mount points missing on the host are created there (empty directories or files).
-const MOUNT_SCRIPT: &str = r#"set -e
-while [ "$1" != "--" ]; do
-  s="$1"; d="$2"; ro="$3"; shift 3
-  if [ -d "$s" ]; then mkdir -p "$d"; else mkdir -p "$(dirname "$d")"; [ -e "$d" ] || : > "$d"; fi
-  mount --bind "$s" "$d"
-  if [ "$ro" = ro ]; then mount -o remount,bind,ro "$d"; fi
-done
-shift
-exec "$@"
-"#;
-
-fn command_for(spec: &ShimSpec) -> Command {
-    // In the pod's network namespace: nsenter first, then the rest.
-    let mut c = match &spec.netns {
-        Some(ns) => {
-            let mut c = Command::new("nsenter");
-            c.arg(format!("--net={}", ns.display())).arg("--");
-            c
-        }
-        None if spec.mounts.is_empty() => {
-            let mut c = Command::new(&spec.argv[0]);
-            c.args(&spec.argv[1..]);
-            return c;
-        }
-        None => Command::new("unshare"),
-    };
+/// Puts the shim — and so the container it starts — into the pod's network namespace,
+/// and, with mounts, into a private mount namespace with each volume bind-mounted at its
+/// path (root only). Mount points missing on the host are created there (empty
+/// directories or files). The shim is single-threaded here, so the namespaces it joins
+/// are the ones its child inherits.
+fn enter_namespaces(spec: &ShimSpec) -> std::io::Result<()> {
+    use nix::mount::{mount, MsFlags};
+    use nix::sched::{setns, unshare, CloneFlags};
+    let err = |what: String| move |e: nix::Error| std::io::Error::other(format!("{what}: {e}"));
+    if let Some(ns) = &spec.netns {
+        let f = File::open(ns)?;
+        setns(&f, CloneFlags::CLONE_NEWNET).map_err(err(format!("joining {}", ns.display())))?;
+    }
     if spec.mounts.is_empty() {
-        c.args(&spec.argv);
-        return c;
+        return Ok(());
     }
-    if spec.netns.is_some() {
-        c.arg("unshare");
-    }
-    c.args([
-        "--mount",
-        "--propagation",
-        "private",
-        "--",
-        "/bin/sh",
-        "-c",
-        MOUNT_SCRIPT,
-        "sh",
-    ]);
+    unshare(CloneFlags::CLONE_NEWNS).map_err(err("a private mount namespace".into()))?;
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
+    .map_err(err("making / private".into()))?;
     for m in &spec.mounts {
-        c.arg(&m.host_path)
-            .arg(&m.container_path)
-            .arg(if m.read_only { "ro" } else { "rw" });
+        let dst = Path::new(&m.container_path);
+        if m.host_path.is_dir() {
+            std::fs::create_dir_all(dst)?;
+        } else {
+            if let Some(parent) = dst.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+            if !dst.exists() {
+                File::create(dst)?;
+            }
+        }
+        let what = format!("mounting {} at {}", m.host_path.display(), m.container_path);
+        mount(
+            Some(&m.host_path),
+            dst,
+            None::<&str>,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            None::<&str>,
+        )
+        .map_err(err(what.clone()))?;
+        if m.read_only {
+            let flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY;
+            mount(None::<&str>, dst, None::<&str>, flags, None::<&str>).map_err(err(what))?;
+        }
     }
-    c.arg("--").args(&spec.argv);
-    c
+    Ok(())
 }
 
 /// Runs the container described in `dir`; returns when it has exited.
@@ -196,16 +195,23 @@ pub fn run(dir: &Path) -> std::io::Result<()> {
             .append(true)
             .open(&spec.log_path)?,
     ));
-    let mut cmd = command_for(&spec);
+    if let Err(e) = enter_namespaces(&spec) {
+        return exit(ExitInfo {
+            exit_code: 128,
+            finished_at: unix_now(),
+            signal: None,
+            error: Some(e.to_string()),
+        });
+    }
+    let mut cmd = Command::new(&spec.argv[0]);
+    cmd.args(&spec.argv[1..]);
     cmd.env_clear()
         .envs(spec.env.iter().map(|(k, v)| (k, v)))
+        .env("PATH", path_of(&spec.env))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0);
-    if !spec.mounts.is_empty() {
-        cmd.env("PATH", path_of(&spec.env));
-    }
     if let Some(wd) = &spec.working_dir {
         cmd.current_dir(wd);
     }

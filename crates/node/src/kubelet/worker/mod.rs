@@ -276,12 +276,17 @@ pub enum Update {
 pub async fn run(mut w: PodWorker, mut updates: mpsc::Receiver<Update>) {
     let tick = Duration::from_millis(w.shared.cfg.sync_interval_ms);
     loop {
+        let before = w.phase;
         w.step().await;
         if w.phase != Phase::Done {
             super::status::sync(&mut w).await;
         }
         if w.phase == Phase::Done {
             return;
+        }
+        if w.phase != before {
+            // The pod moved on (phases only go forward): take the next step at once.
+            continue;
         }
         match tokio::time::timeout(tick, updates.recv()).await {
             Ok(Some(Update::Pod(p))) => w.pod = *p,
