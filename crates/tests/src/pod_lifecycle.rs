@@ -249,8 +249,10 @@ pub async fn run(client: &Client, servers: &str, node: &str, image: &str, mnt: &
     assert_eq!(text(&out.stderr), "oops\n");
     assert_eq!(out.status.code(), Some(3));
 
-    // downwardAPI volume, envFrom with a prefix, a startup probe, and a preStop hook that
-    // runs before the container is stopped.
+    // downwardAPI volume, envFrom with a prefix, a startup probe, a preStop hook that runs
+    // before the container is stopped, and a tcpSocket readiness probe (on a port of this
+    // run's own: with the process runtime's host network, the port is the host's).
+    let tcp_port = 20_000 + std::process::id() % 20_000;
     create(client, json!({"metadata": {"name": "extras", "labels": {"app": "extras"}},
         "spec": {"nodeName": node, "terminationGracePeriodSeconds": 10,
             "volumes": [{"name": "podinfo", "downwardAPI": {"items": [
@@ -263,15 +265,18 @@ pub async fn run(client: &Client, servers: &str, node: &str, image: &str, mnt: &
                     {"name": "flags", "mountPath": m("flags")}],
                 "startupProbe": {"exec": {"command": ["/bin/true"]}, "periodSeconds": 1},
                 "lifecycle": {"preStop": {"exec": {"command": ["/bin/sh", "-c",
-                    format!("echo prestop > {}", m("flags/prestop"))]}}}}]}}))
+                    format!("echo prestop > {}", m("flags/prestop"))]}}}},
+                {"name": "tcp", "image": image,
+                 "command": ["/bin/busybox", "httpd", "-f", "-p", tcp_port.to_string(), "-h", "/tmp"],
+                 "readinessProbe": {"tcpSocket": {"port": tcp_port}, "periodSeconds": 1}}]}}))
     .await;
     let p = wait_pod(client, "extras", "extras started and ready", |p| {
         let c = container(p, "c");
-        c["started"] == true && c["ready"] == true
+        c["started"] == true && c["ready"] == true && container(p, "tcp")["ready"] == true
     })
     .await;
     assert!(running(&p, "c"));
-    let out = ctl(servers, &["logs", "extras"]);
+    let out = ctl(servers, &["logs", "extras", "-c", "c"]);
     assert_eq!(text(&out.stdout), "app=\"extras\"\nhello\n");
     let pods = Api::<Pod>::namespaced(client.clone(), "default");
     pods.delete("extras", None).await.unwrap();
