@@ -66,7 +66,7 @@ impl Thresholds {
             match (signal, amount) {
                 ("memory.available", Amount::Bytes(b)) => t.memory_available = Some(b),
                 ("memory.available", Amount::Percent(p)) => {
-                    t.memory_available = Some((total_memory() as f64 * p / 100.0) as u64)
+                    t.memory_available = Some((super::register::memory_bytes() as f64 * p / 100.0) as u64)
                 }
                 ("nodefs.available", a) => t.nodefs_available = Some(a),
                 (other, _) => {
@@ -80,7 +80,8 @@ impl Thresholds {
     }
 }
 
-fn meminfo(key: &str) -> Option<u64> {
+/// A /proc/meminfo field, in bytes.
+pub fn meminfo(key: &str) -> Option<u64> {
     std::fs::read_to_string("/proc/meminfo")
         .ok()?
         .lines()
@@ -92,10 +93,6 @@ fn meminfo(key: &str) -> Option<u64> {
                 .ok()
                 .map(|kb| kb * 1024)
         })
-}
-
-fn total_memory() -> u64 {
-    meminfo("MemTotal").unwrap_or(0)
 }
 
 /// (memory pressure, disk pressure) as the thresholds see the node now.

@@ -124,11 +124,8 @@ async fn wait_pod_cidr(shared: &Shared) {
     tracing::info!("the node has no pod CIDR yet; pods start on the host network until it does");
 }
 
-pub fn now_secs() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
-}
+/// Now, in Unix seconds.
+pub use crate::runtime::shim::unix_now as now_secs;
 
 /// Runs the kubelet until the future is dropped.
 pub async fn run(

@@ -9,15 +9,7 @@ use super::Shared;
 
 /// Bytes of physical memory, from /proc/meminfo.
 pub fn memory_bytes() -> u64 {
-    std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("MemTotal:"))
-                .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
-        })
-        .unwrap_or(0)
-        * 1024
+    super::eviction::meminfo("MemTotal").unwrap_or(0)
 }
 
 /// Bytes of the filesystem holding `dir`.

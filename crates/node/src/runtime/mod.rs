@@ -2,8 +2,10 @@
 //! exec and logs. The kubelet drives pods only through [`Runtime`]; [`process`] runs
 //! containers as host processes, [`cri`] drives a CRI v1 runtime such as containerd.
 
+pub mod cgroups;
 pub mod cni;
 pub mod cri;
+mod cri_convert;
 pub mod process;
 pub mod shim;
 

@@ -12,6 +12,7 @@ use async_trait::async_trait;
 use rustix::process::{kill_process, kill_process_group, Pid, Signal};
 use serde::{Deserialize, Serialize};
 
+use super::cgroups::{proc_usage, Cgroups};
 use super::cni::CniConfig;
 use super::shim::{unix_now, ExitInfo, ProcessId, ShimSpec};
 use super::*;
@@ -32,7 +33,7 @@ pub struct ProcessRuntime {
     shim_exe: PathBuf,
     node_ip: String,
     /// cgroup v1 hierarchies (cpu, memory) when they can be written.
-    cgroups: Option<(PathBuf, PathBuf)>,
+    cgroups: Option<Cgroups>,
     root_user: bool,
     /// Pod networking: the plugins and bridge, and the pod CIDR once the node has one.
     cni: Option<CniConfig>,
@@ -69,11 +70,7 @@ impl ProcessRuntime {
         std::fs::create_dir_all(root.join("sandboxes"))?;
         std::fs::create_dir_all(root.join("containers"))?;
         let root_user = rustix::process::geteuid().is_root();
-        let cg = Path::new("/sys/fs/cgroup");
-        let cgroups = (root_user
-            && cg.join("cpu/cgroup.procs").exists()
-            && cg.join("memory/cgroup.procs").exists())
-        .then(|| (cg.join("cpu/rkube"), cg.join("memory/rkube")));
+        let cgroups = Cgroups::detect(root_user);
         let cni = cni
             .filter(|_| root_user)
             .map(|(bin_dir, bridge)| CniConfig {
@@ -124,47 +121,6 @@ impl ProcessRuntime {
 
     fn exit_info(&self, id: &str) -> Option<ExitInfo> {
         read_json(&self.container_dir(id).join("exit.json"))
-    }
-
-    fn cgroup_dirs(&self, id: &str) -> Vec<PathBuf> {
-        self.cgroups
-            .iter()
-            .flat_map(|(cpu, mem)| [cpu.join(id), mem.join(id)])
-            .collect()
-    }
-
-    /// Creates the container's cgroups with its limits; returns the directories to join.
-    fn setup_cgroups(&self, id: &str, cfg: &ContainerConfig) -> Vec<PathBuf> {
-        let Some((cpu, mem)) = &self.cgroups else {
-            return vec![];
-        };
-        let (cpu, mem) = (cpu.join(id), mem.join(id));
-        let ok = std::fs::create_dir_all(&cpu).is_ok() && std::fs::create_dir_all(&mem).is_ok();
-        if !ok {
-            return vec![];
-        }
-        if let Some(m) = cfg.cpu_limit_millis.filter(|m| *m > 0) {
-            // 100 ms periods: a millicore is 100 µs of each.
-            let _ = std::fs::write(cpu.join("cpu.cfs_period_us"), "100000");
-            let _ = std::fs::write(cpu.join("cpu.cfs_quota_us"), (m * 100).to_string());
-        }
-        if let Some(b) = cfg.memory_limit_bytes.filter(|b| *b > 0) {
-            let _ = std::fs::write(mem.join("memory.limit_in_bytes"), b.to_string());
-        }
-        vec![cpu, mem]
-    }
-
-    fn oom_killed(&self, id: &str) -> bool {
-        let Some((_, mem)) = &self.cgroups else {
-            return false;
-        };
-        std::fs::read_to_string(mem.join(id).join("memory.oom_control"))
-            .ok()
-            .and_then(|s| {
-                s.lines()
-                    .find_map(|l| l.strip_prefix("oom_kill ").map(|n| n.trim().to_string()))
-            })
-            .is_some_and(|n| n != "0")
     }
 
     async fn wait_until(&self, deadline: Duration, mut done: impl FnMut() -> bool) -> bool {
@@ -285,6 +241,10 @@ impl Runtime for ProcessRuntime {
             started_at: None,
         };
         write_json(&dir.join("record.json"), &rec)?;
+        // The sandbox lists its containers, so listing them reads only theirs.
+        let index = self.sandbox_dir(sandbox_id).join("containers");
+        std::fs::create_dir_all(&index)?;
+        std::fs::write(index.join(&id), b"")?;
         Ok(id)
     }
 
@@ -305,7 +265,10 @@ impl Runtime for ProcessRuntime {
                 vec![]
             },
             log_path: cfg.log_path.clone(),
-            cgroups: self.setup_cgroups(id, cfg),
+            cgroups: self
+                .cgroups
+                .as_ref()
+                .map_or_else(Vec::new, |c| c.setup(id, cfg)),
             netns: self.netns_of(&rec.sandbox_id),
         };
         write_json(&dir.join("spec.json"), &spec)?;
@@ -378,7 +341,14 @@ impl Runtime for ProcessRuntime {
 
     async fn remove_container(&self, id: &str) -> Result<()> {
         self.stop_container(id, Duration::ZERO).await?;
-        for cg in self.cgroup_dirs(id) {
+        if let Ok(rec) = self.record(id) {
+            let _ = std::fs::remove_file(
+                self.sandbox_dir(&rec.sandbox_id)
+                    .join("containers")
+                    .join(id),
+            );
+        }
+        for cg in self.cgroups.iter().flat_map(|c| c.dirs(id)) {
             // Busy until the killed processes are gone.
             self.wait_until(Duration::from_secs(2), || {
                 !cg.exists() || std::fs::remove_dir(&cg).is_ok()
@@ -403,7 +373,7 @@ impl Runtime for ProcessRuntime {
             (Some(e), _) => {
                 let reason = if e.error.is_some() {
                     "StartError"
-                } else if self.oom_killed(id) {
+                } else if self.cgroups.as_ref().is_some_and(|c| c.oom_killed(id)) {
                     "OOMKilled"
                 } else if e.exit_code == 0 {
                     "Completed"
@@ -443,11 +413,11 @@ impl Runtime for ProcessRuntime {
 
     async fn list_containers(&self, sandbox_id: &str) -> Result<Vec<ContainerStatus>> {
         let mut out = Vec::new();
-        for e in std::fs::read_dir(self.root.join("containers"))?.flatten() {
+        let index = self.sandbox_dir(sandbox_id).join("containers");
+        for e in std::fs::read_dir(index).into_iter().flatten().flatten() {
             let id = e.file_name().to_string_lossy().to_string();
-            match self.record(&id) {
-                Ok(r) if r.sandbox_id == sandbox_id => out.push(self.container_status(&id).await?),
-                _ => {}
+            if self.container_dir(&id).join("record.json").exists() {
+                out.push(self.container_status(&id).await?);
             }
         }
         Ok(out)
@@ -508,24 +478,8 @@ impl Runtime for ProcessRuntime {
     }
 
     async fn usage(&self, id: &str) -> Result<Usage> {
-        if let Some((cpu, mem)) = &self.cgroups {
-            let cpuacct = cpu
-                .parent()
-                .and_then(|p| p.parent())
-                .map(|p| p.join("cpuacct/rkube").join(id).join("cpuacct.usage"));
-            let cpu_nanos = cpuacct
-                .and_then(|p| std::fs::read_to_string(p).ok())
-                .or_else(|| std::fs::read_to_string(cpu.join(id).join("cpuacct.usage")).ok())
-                .and_then(|s| s.trim().parse().ok());
-            let mem_bytes = std::fs::read_to_string(mem.join(id).join("memory.usage_in_bytes"))
-                .ok()
-                .and_then(|s| s.trim().parse().ok());
-            if let (Some(cpu_nanos), Some(memory_bytes)) = (cpu_nanos, mem_bytes) {
-                return Ok(Usage {
-                    cpu_nanos,
-                    memory_bytes,
-                });
-            }
+        if let Some(u) = self.cgroups.as_ref().and_then(|c| c.usage(id)) {
+            return Ok(u);
         }
         let p = self
             .process(id)
@@ -533,24 +487,4 @@ impl Runtime for ProcessRuntime {
             .ok_or_else(|| Error::NotFound(format!("running container {id}")))?;
         Ok(proc_usage(p.pid).unwrap_or_default())
     }
-}
-
-/// cpu time and resident memory of one process, from /proc.
-fn proc_usage(pid: i32) -> Option<Usage> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = &stat[stat.rfind(')')? + 2..];
-    let f: Vec<&str> = rest.split(' ').collect();
-    let ticks: u64 = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
-    let hz = rustix::param::clock_ticks_per_second().max(1);
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let rss_kb: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
-    Some(Usage {
-        cpu_nanos: ticks * 1_000_000_000 / hz,
-        memory_bytes: rss_kb * 1024,
-    })
 }
