@@ -24,6 +24,7 @@ pub mod patch;
 pub mod registry;
 pub mod selector;
 pub mod server;
+pub mod services;
 pub mod storage;
 pub mod tls;
 pub mod tokens;

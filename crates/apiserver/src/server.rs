@@ -50,6 +50,8 @@ pub struct ApiServerConfig {
     /// Recent events kept in the watch cache for watches that resume.
     pub watch_cache_events: usize,
     pub bookmark_interval: Duration,
+    /// `--service-cluster-ip-range` and `--service-node-port-range`.
+    pub service_ranges: crate::services::ServiceRanges,
 }
 
 impl ApiServerConfig {
@@ -63,6 +65,7 @@ impl ApiServerConfig {
             max_object_bytes: 1024 * 1024,
             watch_cache_events: 100_000,
             bookmark_interval: Duration::from_secs(5),
+            service_ranges: Default::default(),
         }
     }
 }
@@ -129,6 +132,7 @@ impl ApiServer {
             },
             max_object_bytes: cfg.max_object_bytes,
             metrics: Metrics::default(),
+            service_ranges: cfg.service_ranges.clone(),
         });
 
         // Room above the object limit, so an oversized object reaches validation and gets

@@ -54,70 +54,126 @@ fn revision_of(resp: &rkube_proto::etcd::TxnResponse) -> i64 {
     resp.header.as_ref().map_or(0, |h| h.revision)
 }
 
-/// Puts `value` at `key` if `cond` holds for the key.
-async fn put_if(store: &Store, key: &str, cond: Compare, value: Bytes) -> Result<Swap> {
-    let resp = store
+/// Keys written in the same transaction as an object: values the object claims (each
+/// must not exist yet) and keys it gives up. Service address allocations use it.
+#[derive(Debug, Default, Clone)]
+pub struct Side {
+    pub claim: Vec<(String, Bytes)>,
+    pub release: Vec<String>,
+}
+
+fn put_op(key: &str, value: Bytes) -> RequestOp {
+    RequestOp {
+        request: Some(Request::RequestPut(PutRequest {
+            key: Bytes::copy_from_slice(key.as_bytes()),
+            value,
+            ..Default::default()
+        })),
+    }
+}
+
+fn delete_op(key: &str) -> RequestOp {
+    RequestOp {
+        request: Some(Request::RequestDeleteRange(DeleteRangeRequest {
+            key: Bytes::copy_from_slice(key.as_bytes()),
+            ..Default::default()
+        })),
+    }
+}
+
+/// `first` plus the side keys, if `cond` holds for the key and no claimed key exists.
+async fn txn_with(
+    store: &Store,
+    cond: Compare,
+    first: RequestOp,
+    side: &Side,
+) -> Result<rkube_proto::etcd::TxnResponse> {
+    let mut compares = vec![cond];
+    let mut ops = vec![first];
+    for (k, v) in &side.claim {
+        compares.push(compare(
+            k,
+            CompareTarget::Create,
+            TargetUnion::CreateRevision(0),
+        ));
+        ops.push(put_op(k, v.clone()));
+    }
+    ops.extend(side.release.iter().map(|k| delete_op(k)));
+    Ok(store
         .txn(TxnRequest {
-            compare: vec![cond],
-            success: vec![RequestOp {
-                request: Some(Request::RequestPut(PutRequest {
-                    key: Bytes::copy_from_slice(key.as_bytes()),
-                    value,
-                    ..Default::default()
-                })),
-            }],
+            compare: compares,
+            success: ops,
             failure: vec![],
         })
-        .await?;
-    Ok(if resp.succeeded {
-        Swap::Done(revision_of(&resp))
+        .await?)
+}
+
+/// Writes `value` at `key` if the key does not exist (nor any key `side` claims).
+pub async fn create(store: &Store, key: &str, value: Bytes, side: &Side) -> Result<Swap> {
+    let cond = compare(key, CompareTarget::Create, TargetUnion::CreateRevision(0));
+    let resp = txn_with(store, cond, put_op(key, value), side).await?;
+    Ok(swap_of(&resp))
+}
+
+/// Replaces `key` with `value` if it is still at `rv` (and no key `side` claims exists).
+pub async fn update(store: &Store, key: &str, rv: i64, value: Bytes, side: &Side) -> Result<Swap> {
+    let cond = compare(key, CompareTarget::Mod, TargetUnion::ModRevision(rv));
+    let resp = txn_with(store, cond, put_op(key, value), side).await?;
+    Ok(swap_of(&resp))
+}
+
+fn swap_of(resp: &rkube_proto::etcd::TxnResponse) -> Swap {
+    if resp.succeeded {
+        Swap::Done(revision_of(resp))
     } else {
         Swap::Lost
-    })
+    }
 }
 
-/// Writes `value` at `key` if the key does not exist.
-pub async fn create(store: &Store, key: &str, value: Bytes) -> Result<Swap> {
-    let cond = compare(key, CompareTarget::Create, TargetUnion::CreateRevision(0));
-    put_if(store, key, cond, value).await
-}
-
-/// Replaces `key` with `value` if it is still at `rv`.
-pub async fn update(store: &Store, key: &str, rv: i64, value: Bytes) -> Result<Swap> {
+/// Deletes `key` if it is still at `rv`, with the keys `side` releases.
+pub async fn delete(store: &Store, key: &str, rv: i64, side: &Side) -> Result<Swap> {
     let cond = compare(key, CompareTarget::Mod, TargetUnion::ModRevision(rv));
-    put_if(store, key, cond, value).await
-}
-
-/// Deletes `key` if it is still at `rv`.
-pub async fn delete(store: &Store, key: &str, rv: i64) -> Result<Swap> {
-    let resp = store
-        .txn(TxnRequest {
-            compare: vec![compare(
-                key,
-                CompareTarget::Mod,
-                TargetUnion::ModRevision(rv),
-            )],
-            success: vec![RequestOp {
-                request: Some(Request::RequestDeleteRange(DeleteRangeRequest {
-                    key: Bytes::copy_from_slice(key.as_bytes()),
-                    ..Default::default()
-                })),
-            }],
-            failure: vec![],
-        })
-        .await?;
+    let resp = txn_with(store, cond, delete_op(key), side).await?;
     if !resp.succeeded {
         return Ok(Swap::Lost);
     }
-    let deleted = resp
-        .responses
-        .iter()
-        .any(|r| matches!(&r.response, Some(Response::ResponseDeleteRange(d)) if d.deleted > 0));
+    let deleted = resp.responses.first().is_some_and(
+        |r| matches!(&r.response, Some(Response::ResponseDeleteRange(d)) if d.deleted > 0),
+    );
     Ok(if deleted {
         Swap::Done(revision_of(&resp))
     } else {
         Swap::Lost
     })
+}
+
+/// Whether `key` exists, read linearizably.
+pub async fn exists(store: &Store, key: &str) -> Result<bool> {
+    let resp = store
+        .range(&RangeRequest {
+            key: Bytes::copy_from_slice(key.as_bytes()),
+            count_only: true,
+            ..Default::default()
+        })
+        .await?;
+    Ok(resp.count > 0)
+}
+
+/// The keys under `prefix`, read linearizably.
+pub async fn keys(store: &Store, prefix: &str) -> Result<Vec<String>> {
+    let resp = store
+        .range(&RangeRequest {
+            key: Bytes::copy_from_slice(prefix.as_bytes()),
+            range_end: raft_store::prefix_end(prefix.as_bytes()),
+            keys_only: true,
+            ..Default::default()
+        })
+        .await?;
+    Ok(resp
+        .kvs
+        .iter()
+        .map(|kv| String::from_utf8_lossy(&kv.key).into_owned())
+        .collect())
 }
 
 /// Objects under `prefix` from `start` (inclusive) as they were at `revision`, up to

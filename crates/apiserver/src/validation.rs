@@ -256,6 +256,32 @@ fn service(obj: &Value) -> Vec<FieldError> {
             &["ClusterIP", "ExternalName", "LoadBalancer", "NodePort"],
         ));
     }
+    let affinity = obj["spec"]["sessionAffinity"].as_str().unwrap_or("None");
+    if !["None", "ClientIP"].contains(&affinity) {
+        errs.push(FieldError::not_supported(
+            "spec.sessionAffinity",
+            affinity,
+            &["ClientIP", "None"],
+        ));
+    }
+    let timeout = &obj["spec"]["sessionAffinityConfig"]["clientIP"]["timeoutSeconds"];
+    if let Some(t) = timeout.as_i64().filter(|t| !(1..=86400).contains(t)) {
+        errs.push(FieldError::invalid(
+            "spec.sessionAffinityConfig.clientIP.timeoutSeconds",
+            t,
+            "must be greater than 0 and less than 86400",
+        ));
+    }
+    for (i, p) in ports.iter().enumerate() {
+        let proto = p["protocol"].as_str().unwrap_or("TCP");
+        if !["TCP", "UDP", "SCTP"].contains(&proto) {
+            errs.push(FieldError::not_supported(
+                format!("spec.ports[{i}].protocol"),
+                proto,
+                &["SCTP", "TCP", "UDP"],
+            ));
+        }
+    }
     if ty == "ExternalName"
         && obj["spec"]["externalName"]
             .as_str()

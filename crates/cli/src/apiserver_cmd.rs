@@ -38,6 +38,13 @@ pub struct ApiServerArgs {
     /// Interval of BOOKMARK events on watches that ask for them, in milliseconds.
     #[arg(long, default_value_t = 5000)]
     pub bookmark_interval_ms: u64,
+    /// Where Service ClusterIPs come from. Every member must be given the same range. A
+    /// range inside 127.0.0.0/8 lets the userspace proxy serve ClusterIPs without root.
+    #[arg(long, default_value = "10.96.0.0/12")]
+    pub service_cluster_ip_range: String,
+    /// Where Service NodePorts come from, FIRST-LAST.
+    #[arg(long, default_value = "30000-32767")]
+    pub service_node_port_range: String,
     /// Also write the client configuration (endpoints) here; it is always written to
     /// <data-dir>/client.yaml.
     #[arg(long)]
@@ -59,6 +66,14 @@ impl ApiServerArgs {
         cfg.anonymous_auth = self.anonymous_auth;
         cfg.max_object_bytes = self.max_object_bytes;
         cfg.bookmark_interval = Duration::from_millis(self.bookmark_interval_ms.max(100));
+        cfg.service_ranges = apiserver::services::ServiceRanges {
+            cluster_ips: self
+                .service_cluster_ip_range
+                .parse()
+                .map_err(|e| anyhow::anyhow!("--service-cluster-ip-range {e}"))?,
+            node_ports: apiserver::services::parse_port_range(&self.service_node_port_range)
+                .map_err(|e| anyhow::anyhow!("--service-node-port-range {e}"))?,
+        };
         Ok(cfg)
     }
 }

@@ -135,6 +135,21 @@ fn kind_defaults(kind: &str, obj: &mut Value) {
             if let Some(spec) = obj_at(obj, &["spec"]) {
                 default(spec, "type", json!("ClusterIP"));
                 default(spec, "sessionAffinity", json!("None"));
+                if spec["sessionAffinity"] == "ClientIP" {
+                    default(
+                        spec,
+                        "sessionAffinityConfig",
+                        json!({"clientIP": {"timeoutSeconds": 10800}}),
+                    );
+                }
+                if spec["type"] != "ExternalName" {
+                    default(spec, "ipFamilies", json!(["IPv4"]));
+                    default(spec, "ipFamilyPolicy", json!("SingleStack"));
+                    default(spec, "internalTrafficPolicy", json!("Cluster"));
+                }
+                if matches!(spec["type"].as_str(), Some("NodePort" | "LoadBalancer")) {
+                    default(spec, "externalTrafficPolicy", json!("Cluster"));
+                }
                 for p in items(spec, "ports") {
                     default(p, "protocol", json!("TCP"));
                     let port = p.get("port").cloned().unwrap_or(Value::Null);

@@ -96,7 +96,8 @@ impl Api {
             let existing_grace = cur_v["metadata"]["deletionGracePeriodSeconds"].as_i64();
             let remove_now = finalizers.is_empty() && (grace == 0 || existing_grace == Some(0));
             let swap = if remove_now {
-                storage::delete(&self.store, &key, cur.rv).await?
+                let release = Self::release_side(&rt, &cur_v);
+                storage::delete(&self.store, &key, cur.rv, &release).await?
             } else {
                 let mut new = cur_v.clone();
                 let deleting = object::is_deleting(&cur_v);
@@ -119,8 +120,14 @@ impl Api {
                     object::set(&mut new, "deletionTimestamp", object::now_plus(grace));
                     object::set(&mut new, "deletionGracePeriodSeconds", grace);
                 }
-                let swap =
-                    storage::update(&self.store, &key, cur.rv, storage::encode(&new)?).await?;
+                let swap = storage::update(
+                    &self.store,
+                    &key,
+                    cur.rv,
+                    storage::encode(&new)?,
+                    &Default::default(),
+                )
+                .await?;
                 if let Swap::Done(rev) = swap {
                     object::set(&mut new, "resourceVersion", rev.to_string());
                     return Ok(DeleteResponse {

@@ -24,6 +24,7 @@ use crate::error::{Error, FieldError, Result};
 use crate::metrics::Metrics;
 use crate::object;
 use crate::registry::{Registry, ResourceType};
+use crate::storage;
 use crate::validation;
 
 /// Everything a request needs. One per apiserver; shared by the gRPC services.
@@ -37,6 +38,8 @@ pub struct Api {
     /// Largest object accepted, in bytes of JSON.
     pub max_object_bytes: usize,
     pub metrics: Metrics,
+    /// Where Service ClusterIPs and NodePorts come from.
+    pub service_ranges: crate::services::ServiceRanges,
 }
 
 /// How often an update whose caller gave no resourceVersion is retried after losing a
@@ -44,6 +47,32 @@ pub struct Api {
 const MAX_RETRIES: usize = 16;
 
 impl Api {
+    /// For a Service: fills in its ClusterIP and NodePorts, and names the keys the write
+    /// claims and releases with it.
+    async fn service_side(
+        &self,
+        rt: &ResourceType,
+        old: Option<&Value>,
+        new: &mut Value,
+    ) -> Result<storage::Side> {
+        if rt.kind != "Service" || !rt.group.is_empty() {
+            return Ok(Default::default());
+        }
+        let owner = format!("{}/{}", object::namespace(new), object::name(new));
+        self.service_ranges
+            .assign(&self.store, &owner, old, new)
+            .await
+    }
+
+    /// What removing `cur` gives back.
+    fn release_side(rt: &ResourceType, cur: &Value) -> storage::Side {
+        if rt.kind == "Service" && rt.group.is_empty() {
+            crate::services::release_all(cur)
+        } else {
+            Default::default()
+        }
+    }
+
     /// The kind named by `t`. A kind unknown here may come from a CRD that this member has
     /// not applied yet, so a miss is retried after a consistent read.
     pub async fn resolve(&self, t: Option<&TypeRef>) -> Result<Arc<ResourceType>> {

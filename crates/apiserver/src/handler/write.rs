@@ -84,16 +84,27 @@ impl Api {
             obj["status"] = st;
         }
         let key = rt.key(&ns, &name);
-        match storage::create(&self.store, &key, storage::encode(&obj)?).await? {
-            Swap::Done(rev) => {
-                object::set(&mut obj, "resourceVersion", rev.to_string());
-                envelope(&rt, &obj)
+        for _ in 0..MAX_RETRIES {
+            let mut obj = obj.clone();
+            let side = self.service_side(&rt, None, &mut obj).await?;
+            match storage::create(&self.store, &key, storage::encode(&obj)?, &side).await? {
+                Swap::Done(rev) => {
+                    object::set(&mut obj, "resourceVersion", rev.to_string());
+                    return envelope(&rt, &obj);
+                }
+                Swap::Lost
+                    if side.claim.is_empty() || storage::exists(&self.store, &key).await? =>
+                {
+                    return Err(Error::AlreadyExists {
+                        resource: rt.qualified(),
+                        name,
+                    })
+                }
+                // Another Service took a value this one drew: draw again.
+                Swap::Lost => {}
             }
-            Swap::Lost => Err(Error::AlreadyExists {
-                resource: rt.qualified(),
-                name,
-            }),
         }
+        Err(Error::conflict(&rt.qualified(), &name))
     }
 
     /// Update (or UpdateStatus when `status`) with a whole object.
@@ -348,6 +359,11 @@ impl Api {
                 }
                 admitted
             };
+            let side = if sub.is_empty() && !object::is_deleting(&new) {
+                self.service_side(rt, Some(&cur_v), &mut new).await?
+            } else {
+                Default::default()
+            };
             if new == cur_v {
                 return envelope(rt, &new);
             }
@@ -359,9 +375,10 @@ impl Api {
                     .unwrap_or(0)
                     == 0;
             let swap = if finished {
-                storage::delete(&self.store, &key, cur.rv).await?
+                let release = Self::release_side(rt, &cur_v);
+                storage::delete(&self.store, &key, cur.rv, &release).await?
             } else {
-                storage::update(&self.store, &key, cur.rv, storage::encode(&new)?).await?
+                storage::update(&self.store, &key, cur.rv, storage::encode(&new)?, &side).await?
             };
             match swap {
                 Swap::Done(rev) => {

@@ -69,7 +69,7 @@ pub async fn load_or_create(store: &Store) -> SigningKey {
                 return SigningKey::from_pem(&pem);
             }
             let (key, pem) = SigningKey::generate()?;
-            match storage::create(store, KEY_PATH, Bytes::from(pem))
+            match storage::create(store, KEY_PATH, Bytes::from(pem), &Default::default())
                 .await
                 .map_err(|e| e.to_string())?
             {
