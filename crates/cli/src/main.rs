@@ -8,6 +8,7 @@ mod connect;
 mod controller_manager_cmd;
 mod ctl;
 mod node_cmd;
+mod proxy_cmd;
 mod scheduler_cmd;
 mod store_cmd;
 
@@ -40,6 +41,8 @@ enum Command {
     Ctl(ctl::CtlArgs),
     /// Run a node agent: the kubelet with a container runtime.
     Node(node_cmd::NodeArgs),
+    /// Run the service proxy of a node on its own (`rkube node` runs it too).
+    Proxy(proxy_cmd::ProxyArgs),
     /// The per-container shim of the process runtime (started by `rkube node`).
     #[command(hide = true)]
     NodeShim(node_cmd::ShimArgs),
@@ -66,6 +69,7 @@ fn main() -> anyhow::Result<()> {
         Command::ControllerManager(args) => rt.block_on(controller_manager_cmd::run(args)),
         Command::Ctl(args) => rt.block_on(ctl::run(args)),
         Command::Node(args) => rt.block_on(node_cmd::run(args)),
+        Command::Proxy(args) => rt.block_on(proxy_cmd::run(args)),
         Command::NodeShim(_) => unreachable!("handled above"),
     }
 }

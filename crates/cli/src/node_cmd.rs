@@ -82,6 +82,8 @@ pub struct NodeArgs {
     /// How often container usage is published (PodMetrics).
     #[arg(long, default_value_t = 15_000)]
     pub metrics_interval_ms: u64,
+    #[command(flatten)]
+    pub proxy: crate::proxy_cmd::ProxyFlags,
 }
 
 fn labels(s: &str) -> anyhow::Result<std::collections::BTreeMap<String, String>> {
@@ -131,13 +133,46 @@ pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
             node::runtime::cri::CriRuntime::connect(&args.cri_socket, &args.node_ip).await?,
         ),
     };
-    tokio::select! {
-        r = kubelet::run(client, cfg, runtime) => r.map_err(anyhow::Error::msg),
-        _ = tokio::signal::ctrl_c() => {
-            tracing::info!("interrupted; stopping (pods keep running)");
-            Ok(())
+    let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+    let mut proxy = args.proxy.mode().map(|mode| {
+        let (client, name) = (client.clone(), args.name.clone());
+        tokio::spawn(async move {
+            let stop = async move {
+                let _ = stop_rx.wait_for(|s| *s).await;
+            };
+            node::proxy::run(client, &name, mode, stop).await
+        })
+    });
+    let r = {
+        let proxy_ended = async {
+            match proxy.as_mut() {
+                Some(h) => h.await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            r = kubelet::run(client, cfg, runtime) => r.map_err(anyhow::Error::msg),
+            _ = crate::proxy_cmd::stop_signal() => {
+                tracing::info!("interrupted; stopping (pods keep running)");
+                Ok(())
+            }
+            p = proxy_ended => {
+                let why = match p {
+                    Ok(Err(e)) => e,
+                    Ok(Ok(())) => "stopped".into(),
+                    Err(e) => e.to_string(),
+                };
+                return Err(anyhow::anyhow!("service proxy: {why}"));
+            }
+        }
+    };
+    let _ = stop_tx.send(true);
+    if let Some(p) = proxy {
+        if let Ok(Err(e)) = p.await {
+            return Err(anyhow::anyhow!("service proxy: {e}"));
         }
     }
+    r
 }
 
 #[derive(Args)]

@@ -1,10 +1,11 @@
 //! node: what runs on every worker — the kubelet ([`kubelet`]) and the container runtime
-//! it drives ([`runtime`]), and the agent API the apiserver calls for logs and exec
-//! ([`server`]).
+//! it drives ([`runtime`]), the service proxy ([`proxy`]), and the agent API the apiserver
+//! calls for logs and exec ([`server`]).
 //!
 //! A node agent is a gRPC client of the control plane: it reaches the apiserver only
 //! through the `client` crate and never depends on `apiserver` or `raft-store`.
 
 pub mod kubelet;
+pub mod proxy;
 pub mod runtime;
 pub mod server;

@@ -12,11 +12,13 @@ pub mod containerd;
 pub mod fake_kubelet;
 pub mod fault_proxy;
 pub mod linearizability;
+pub mod net;
 pub mod netns;
 pub mod node_agent;
 pub mod objects;
 pub mod pod_lifecycle;
 pub mod process;
+pub mod service_proxy;
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;

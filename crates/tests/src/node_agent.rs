@@ -79,6 +79,10 @@ impl NodeAgent {
         if !extra.contains(&"--pod-network") {
             args.extend(["--pod-network".to_string(), "host".to_string()]);
         }
+        // The service proxy only where a test asks for one.
+        if !extra.contains(&"--proxy-mode") {
+            args.extend(["--proxy-mode".to_string(), "none".to_string()]);
+        }
         args.extend(extra.iter().map(|s| s.to_string()));
         let mut n = NodeAgent {
             name: name.into(),
@@ -271,6 +275,12 @@ impl Drop for NodeAgent {
                     .output();
             }
         }
+        // What a proxy killed with -9 left: its dummy interface and nftables table.
+        node::proxy::addrs::remove_all(&self.name);
+        let table = node::proxy::nftables::table_name(&self.name);
+        let _ = std::process::Command::new("nft")
+            .args(["delete", "table", "ip", &table])
+            .output();
         if self.tmpfs {
             let _ = std::process::Command::new("umount")
                 .args(["-l"])

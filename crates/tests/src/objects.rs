@@ -96,3 +96,11 @@ pub fn node_ready(n: &k8s_openapi::api::core::v1::Node) -> Option<String> {
         .find(|c| c.type_ == "Ready")
         .map(|c| c.status.clone())
 }
+
+/// Whether a pod's Ready condition is True.
+pub fn pod_ready(p: &k8s_openapi::api::core::v1::Pod) -> bool {
+    p.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}

@@ -7,6 +7,7 @@ pub mod eviction;
 pub mod heartbeat;
 pub mod probe;
 pub mod register;
+pub mod service_env;
 pub mod source;
 pub mod static_pods;
 pub mod status;
@@ -91,6 +92,8 @@ pub struct Shared {
     pub agent_port: u16,
     /// The pod CIDR handed to the runtime.
     pub pod_cidr: Mutex<Option<String>>,
+    /// Every Service, for the discovery variables of containers.
+    pub services: Arc<client::informer::Informer<k8s_openapi::api::core::v1::Service>>,
 }
 
 /// Hands the node's pod CIDR to the runtime when it is new.
@@ -139,6 +142,8 @@ pub async fn run(
         .await
         .map_err(|e| format!("--listen {}: {e}", cfg.listen))?;
     let agent_port = listener.local_addr().map_err(|e| e.to_string())?.port();
+    let services =
+        client::informer::Informer::start(client::Api::all(client.clone()), Default::default());
     let shared = Arc::new(Shared {
         agent_port,
         events: Recorder::new(client.clone(), "kubelet"),
@@ -147,6 +152,7 @@ pub async fn run(
         root: rustix::process::geteuid().is_root(),
         gone: Mutex::new(HashSet::new()),
         pod_cidr: Mutex::new(None),
+        services,
         cfg,
     });
     register::register(&shared).await?;

@@ -144,11 +144,24 @@ impl PodWorker {
             client: &self.shared.client,
             namespace: namespace(&self.pod),
         };
+        // As the kubelet does, containers start only once the Services are known.
+        self.shared.services.wait_ready().await;
+        let links = self
+            .pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.enable_service_links)
+            .unwrap_or(true);
+        let service_env = super::service_env::service_env(
+            &self.shared.services.list(),
+            namespace(&self.pod),
+            links,
+        );
         let env = super::env::resolve(
             &src,
             &self.pod,
             c,
-            &BTreeMap::new(),
+            &service_env,
             &sb.ip,
             &self.shared.cfg.node_ip,
         )
