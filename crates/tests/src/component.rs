@@ -37,6 +37,25 @@ impl Component {
         Some(kb * 1024)
     }
 
+    /// SIGTERM, then kill -9 if it has not exited within `grace`; reaped either way.
+    pub fn stop(&mut self, grace: std::time::Duration) {
+        let Some(mut c) = self.child.take() else {
+            return;
+        };
+        let _ = Command::new("kill")
+            .args(["-TERM", &c.id().to_string()])
+            .status();
+        let start = std::time::Instant::now();
+        while start.elapsed() < grace {
+            if let Ok(Some(_)) = c.try_wait() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+
     /// kill -9, and reap.
     pub fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
