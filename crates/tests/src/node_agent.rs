@@ -111,6 +111,13 @@ impl NodeAgent {
         }
     }
 
+    /// SIGTERM: the agent stops as on Ctrl-C (pods keep running).
+    pub fn stop(&mut self) {
+        if let Some(mut a) = self.agent.take() {
+            a.stop(Duration::from_secs(10));
+        }
+    }
+
     pub fn restart(&mut self) {
         self.kill();
         self.spawn();

@@ -33,10 +33,15 @@ pub struct Setup {
     _fake: crate::fake_kubelet::FakeKubelet,
 }
 
-/// `n` picks this test's own pod and Service ranges and bridge.
-pub async fn start(mode: &str, node: &str, n: u32) -> Setup {
+/// `n` picks this test's own pod and Service ranges and bridge; `loopback` puts the
+/// ClusterIPs in 127.0.0.0/8.
+pub async fn start(mode: &str, node: &str, n: u32, loopback: bool) -> Setup {
     let pod_cidr = format!("10.{}.0.0/16", 100 + n);
-    let svc_cidr = format!("10.{}.0.0/24", 180 + n);
+    let svc_cidr = if loopback {
+        format!("127.{}.0.0/24", 180 + n)
+    } else {
+        format!("10.{}.0.0/24", 180 + n)
+    };
     let bridge = format!("rks{n}x{}", std::process::id() % 10_000);
     let (cluster, client, fake) = crate::fake_kubelet::cluster_with_nodes_and(
         1,

@@ -126,7 +126,7 @@ async fn main() {
         .with_file_name("http-echo")
         .to_string_lossy()
         .to_string();
-    let s = start("none", "proxy-bench", 2).await;
+    let s = start("none", "proxy-bench", 2, false).await;
     let svc = deploy(&s.client, &echo, 0, 3).await;
     let (cip, _) = addrs(&svc, "127.0.0.1".parse().unwrap());
     let pods = Api::<Pod>::namespaced(s.client.clone(), "default");
