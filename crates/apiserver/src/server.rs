@@ -52,6 +52,9 @@ pub struct ApiServerConfig {
     pub bookmark_interval: Duration,
     /// `--service-cluster-ip-range` and `--service-node-port-range`.
     pub service_ranges: crate::services::ServiceRanges,
+    /// How long pods tolerate a not-ready or unreachable node by default.
+    pub default_not_ready_toleration_seconds: i64,
+    pub default_unreachable_toleration_seconds: i64,
 }
 
 impl ApiServerConfig {
@@ -66,6 +69,8 @@ impl ApiServerConfig {
             watch_cache_events: 100_000,
             bookmark_interval: Duration::from_secs(5),
             service_ranges: Default::default(),
+            default_not_ready_toleration_seconds: 300,
+            default_unreachable_toleration_seconds: 300,
         }
     }
 }
@@ -116,7 +121,10 @@ impl ApiServer {
             authz: AuthzChain(vec![Box::new(AlwaysAllow)]),
             admission: Admission {
                 mutating: vec![
-                    Box::new(Defaults),
+                    Box::new(Defaults {
+                        not_ready_seconds: cfg.default_not_ready_toleration_seconds,
+                        unreachable_seconds: cfg.default_unreachable_toleration_seconds,
+                    }),
                     Box::new(ServiceAccount {
                         cache: cache.clone(),
                     }),

@@ -45,6 +45,12 @@ pub struct ApiServerArgs {
     /// Where Service NodePorts come from, FIRST-LAST.
     #[arg(long, default_value = "30000-32767")]
     pub service_node_port_range: String,
+    /// The tolerationSeconds of the not-ready toleration added to every pod without one.
+    #[arg(long, default_value_t = 300)]
+    pub default_not_ready_toleration_seconds: i64,
+    /// The tolerationSeconds of the unreachable toleration added to every pod without one.
+    #[arg(long, default_value_t = 300)]
+    pub default_unreachable_toleration_seconds: i64,
     /// Also write the client configuration (endpoints) here; it is always written to
     /// <data-dir>/client.yaml.
     #[arg(long)]
@@ -66,6 +72,8 @@ impl ApiServerArgs {
         cfg.anonymous_auth = self.anonymous_auth;
         cfg.max_object_bytes = self.max_object_bytes;
         cfg.bookmark_interval = Duration::from_millis(self.bookmark_interval_ms.max(100));
+        cfg.default_not_ready_toleration_seconds = self.default_not_ready_toleration_seconds;
+        cfg.default_unreachable_toleration_seconds = self.default_unreachable_toleration_seconds;
         cfg.service_ranges = apiserver::services::ServiceRanges {
             cluster_ips: self
                 .service_cluster_ip_range

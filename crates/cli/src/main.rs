@@ -11,6 +11,7 @@ mod node_cmd;
 mod proxy_cmd;
 mod scheduler_cmd;
 mod store_cmd;
+mod up;
 
 use clap::{Parser, Subcommand};
 
@@ -41,6 +42,8 @@ enum Command {
     Ctl(ctl::CtlArgs),
     /// Run a node agent: the kubelet with a container runtime.
     Node(node_cmd::NodeArgs),
+    /// Start a local cluster: control-plane members and worker nodes, one process each.
+    Up(up::UpArgs),
     /// Run the service proxy of a node on its own (`rkube node` runs it too).
     Proxy(proxy_cmd::ProxyArgs),
     /// The per-container shim of the process runtime (started by `rkube node`).
@@ -68,8 +71,20 @@ fn main() -> anyhow::Result<()> {
         Command::Scheduler(args) => rt.block_on(scheduler_cmd::run(args)),
         Command::ControllerManager(args) => rt.block_on(controller_manager_cmd::run(args)),
         Command::Ctl(args) => rt.block_on(ctl::run(args)),
-        Command::Node(args) => rt.block_on(node_cmd::run(args)),
+        Command::Node(args) => {
+            let stop_pods = rt.block_on(node_cmd::run(&args))?;
+            // Every task of the agent goes with its runtime; then the pods are stopped.
+            rt.shutdown_timeout(std::time::Duration::from_secs(2));
+            if stop_pods {
+                tokio::runtime::Runtime::new()?.block_on(node_cmd::stop_pods(
+                    &args,
+                    std::time::Duration::from_secs(5),
+                ))?;
+            }
+            Ok(())
+        }
         Command::Proxy(args) => rt.block_on(proxy_cmd::run(args)),
+        Command::Up(args) => rt.block_on(up::run(args)),
         Command::NodeShim(_) => unreachable!("handled above"),
     }
 }

@@ -84,6 +84,29 @@ pub struct NodeArgs {
     pub metrics_interval_ms: u64,
     #[command(flatten)]
     pub proxy: crate::proxy_cmd::ProxyFlags,
+    /// On SIGINT or SIGTERM, stop and remove every pod too (a kubelet otherwise leaves
+    /// them running, to adopt them when it starts again). `rkube up` uses it.
+    #[arg(long)]
+    pub stop_pods_on_exit: bool,
+}
+
+/// Stops every container and pod sandbox of the node's runtime, each container with
+/// `grace`. Run after the agent is gone, so no pod status is reported on the way.
+pub async fn stop_pods(args: &NodeArgs, grace: Duration) -> anyhow::Result<()> {
+    let runtime = make_runtime(args).await?;
+    let runtime = runtime.as_ref();
+    let sandboxes = runtime.list_pod_sandboxes().await.unwrap_or_default();
+    let stops = sandboxes.iter().map(|sb| async move {
+        for c in runtime.list_containers(&sb.id).await.unwrap_or_default() {
+            let _ = runtime.stop_container(&c.id, grace).await;
+            let _ = runtime.remove_container(&c.id).await;
+        }
+        let _ = runtime.stop_pod_sandbox(&sb.id).await;
+        let _ = runtime.remove_pod_sandbox(&sb.id).await;
+    });
+    futures::future::join_all(stops).await;
+    tracing::info!(pods = sandboxes.len(), "pods stopped");
+    Ok(())
 }
 
 fn labels(s: &str) -> anyhow::Result<std::collections::BTreeMap<String, String>> {
@@ -97,24 +120,9 @@ fn labels(s: &str) -> anyhow::Result<std::collections::BTreeMap<String, String>>
         .collect()
 }
 
-pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
-    let client = args.client.client()?;
-    let mut cfg = KubeletConfig::new(&args.name, args.data_dir.clone(), &args.node_ip);
-    cfg.labels = labels(&args.node_labels)?;
-    cfg.max_pods = args.max_pods;
-    cfg.lease_renew_interval = Duration::from_millis(args.node_lease_renew_interval_ms.max(100));
-    cfg.status_update_interval =
-        Duration::from_millis(args.node_status_update_frequency_ms.max(100));
-    cfg.sync_interval_ms = args.sync_interval_ms.max(50);
-    cfg.crash_backoff_base = Duration::from_millis(args.crash_loop_backoff_ms);
-    cfg.metrics_interval = Duration::from_millis(args.metrics_interval_ms.max(100));
-    cfg.pod_manifest_path = args.pod_manifest_path.clone();
-    cfg.listen = args.listen;
-    cfg.eviction = node::kubelet::eviction::Thresholds::parse(&args.eviction_hard)
-        .map_err(anyhow::Error::msg)?;
-    cfg.eviction_interval = Duration::from_millis(args.eviction_interval_ms.max(100));
-    cfg.file_check_interval = Duration::from_millis(args.file_check_frequency_ms.max(100));
-    let runtime: Arc<dyn node::runtime::Runtime> = match args.runtime {
+/// The container runtime `args` name.
+async fn make_runtime(args: &NodeArgs) -> anyhow::Result<Arc<dyn node::runtime::Runtime>> {
+    Ok(match args.runtime {
         RuntimeKind::Process => {
             let exe = std::env::current_exe().context("locating the rkube binary for the shim")?;
             let cni = (args.pod_network == "cni" && args.cni_bin_dir.join("bridge").exists())
@@ -132,7 +140,29 @@ pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
         RuntimeKind::Cri => Arc::new(
             node::runtime::cri::CriRuntime::connect(&args.cri_socket, &args.node_ip).await?,
         ),
-    };
+    })
+}
+
+/// Runs the node agent until it fails or is told to stop. `Ok(true)`: stop the pods too
+/// (`--stop-pods-on-exit`), which [`stop_pods`] does once this runtime is gone.
+pub async fn run(args: &NodeArgs) -> anyhow::Result<bool> {
+    let client = args.client.client()?;
+    let mut cfg = KubeletConfig::new(&args.name, args.data_dir.clone(), &args.node_ip);
+    cfg.labels = labels(&args.node_labels)?;
+    cfg.max_pods = args.max_pods;
+    cfg.lease_renew_interval = Duration::from_millis(args.node_lease_renew_interval_ms.max(100));
+    cfg.status_update_interval =
+        Duration::from_millis(args.node_status_update_frequency_ms.max(100));
+    cfg.sync_interval_ms = args.sync_interval_ms.max(50);
+    cfg.crash_backoff_base = Duration::from_millis(args.crash_loop_backoff_ms);
+    cfg.metrics_interval = Duration::from_millis(args.metrics_interval_ms.max(100));
+    cfg.pod_manifest_path = args.pod_manifest_path.clone();
+    cfg.listen = args.listen;
+    cfg.eviction = node::kubelet::eviction::Thresholds::parse(&args.eviction_hard)
+        .map_err(anyhow::Error::msg)?;
+    cfg.eviction_interval = Duration::from_millis(args.eviction_interval_ms.max(100));
+    cfg.file_check_interval = Duration::from_millis(args.file_check_frequency_ms.max(100));
+    let runtime = make_runtime(&args).await?;
     let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
     let mut proxy = args.proxy.mode().map(|mode| {
         let (client, name) = (client.clone(), args.name.clone());
@@ -151,10 +181,14 @@ pub async fn run(args: NodeArgs) -> anyhow::Result<()> {
             }
         };
         tokio::select! {
-            r = kubelet::run(client, cfg, runtime) => r.map_err(anyhow::Error::msg),
+            r = kubelet::run(client, cfg, runtime.clone()) => r.map(|()| false).map_err(anyhow::Error::msg),
             _ = crate::proxy_cmd::stop_signal() => {
-                tracing::info!("interrupted; stopping (pods keep running)");
-                Ok(())
+                if args.stop_pods_on_exit {
+                    tracing::info!("interrupted; stopping the agent, then the pods");
+                } else {
+                    tracing::info!("interrupted; stopping (pods keep running)");
+                }
+                Ok(args.stop_pods_on_exit)
             }
             p = proxy_ended => {
                 let why = match p {

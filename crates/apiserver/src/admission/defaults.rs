@@ -7,7 +7,21 @@ use serde_json::{json, Map, Value};
 use super::{AdmissionRequest, MutatingAdmission, Operation};
 use crate::error::Result;
 
-pub struct Defaults;
+pub struct Defaults {
+    /// `--default-not-ready-toleration-seconds` and
+    /// `--default-unreachable-toleration-seconds` (DefaultTolerationSeconds).
+    pub not_ready_seconds: i64,
+    pub unreachable_seconds: i64,
+}
+
+impl Default for Defaults {
+    fn default() -> Self {
+        Defaults {
+            not_ready_seconds: 300,
+            unreachable_seconds: 300,
+        }
+    }
+}
 
 fn obj_at<'a>(v: &'a mut Value, path: &[&str]) -> Option<&'a mut Map<String, Value>> {
     let mut cur = v;
@@ -94,15 +108,16 @@ pub fn pod_spec(spec: &mut Map<String, Value>) {
     }
 }
 
-/// DefaultTolerationSeconds: pods tolerate not-ready and unreachable nodes for 300 s.
-fn default_tolerations(spec: &mut Map<String, Value>) {
+/// DefaultTolerationSeconds: pods tolerate not-ready and unreachable nodes for a while
+/// (300 s unless configured).
+fn default_tolerations(spec: &mut Map<String, Value>, not_ready: i64, unreachable: i64) {
     let tolerations = spec.entry("tolerations").or_insert_with(|| json!([]));
     let Some(list) = tolerations.as_array_mut() else {
         return;
     };
-    for key in [
-        "node.kubernetes.io/not-ready",
-        "node.kubernetes.io/unreachable",
+    for (key, seconds) in [
+        ("node.kubernetes.io/not-ready", not_ready),
+        ("node.kubernetes.io/unreachable", unreachable),
     ] {
         let has = list.iter().any(|t| {
             (t["key"] == json!(key) || t["operator"] == json!("Exists") && t.get("key").is_none())
@@ -111,7 +126,7 @@ fn default_tolerations(spec: &mut Map<String, Value>) {
         if !has {
             list.push(
                 json!({"key": key, "operator": "Exists", "effect": "NoExecute",
-                             "tolerationSeconds": 300}),
+                             "tolerationSeconds": seconds}),
             );
         }
     }
@@ -128,7 +143,6 @@ fn kind_defaults(kind: &str, obj: &mut Value) {
         "Pod" => {
             if let Some(spec) = obj_at(obj, &["spec"]) {
                 pod_spec(spec);
-                default_tolerations(spec);
             }
         }
         "Service" => {
@@ -254,6 +268,11 @@ impl MutatingAdmission for Defaults {
         }
         if matches!(req.rt.schema, crate::registry::Schema::Builtin(_)) {
             kind_defaults(&req.rt.kind, obj);
+            if req.rt.kind == "Pod" && req.op == Operation::Create {
+                if let Some(spec) = obj_at(obj, &["spec"]) {
+                    default_tolerations(spec, self.not_ready_seconds, self.unreachable_seconds);
+                }
+            }
             if req.op == Operation::Create && req.rt.kind == "Namespace" {
                 // The namespace controller removes it once the namespace is empty.
                 if obj.get("spec").is_none_or(Value::is_null) {
@@ -284,7 +303,12 @@ mod tests {
             "IfNotPresent"
         );
         assert_eq!(pod["spec"]["containers"][0]["ports"][0]["protocol"], "TCP");
-        assert_eq!(pod["spec"]["tolerations"].as_array().unwrap().len(), 2);
+        let spec = pod["spec"].as_object_mut().unwrap();
+        default_tolerations(spec, 30, 5);
+        let t = pod["spec"]["tolerations"].as_array().unwrap();
+        assert_eq!(t.len(), 2);
+        assert_eq!(t[1]["key"], "node.kubernetes.io/unreachable");
+        assert_eq!(t[1]["tolerationSeconds"], 5);
     }
 
     #[test]

@@ -77,12 +77,35 @@ impl Prober {
     }
 }
 
+/// `probe` with its named ports (`port: http`) replaced by the container's numbers.
+pub fn resolve_named_ports(mut probe: Probe, c: &k8s_openapi::api::core::v1::Container) -> Probe {
+    let number = |p: &mut IntOrString| {
+        if let IntOrString::String(name) = p {
+            let found = c
+                .ports
+                .iter()
+                .flatten()
+                .find(|cp| cp.name.as_deref() == Some(name.as_str()));
+            if let Some(cp) = found {
+                *p = IntOrString::Int(cp.container_port);
+            }
+        }
+    };
+    if let Some(h) = probe.http_get.as_mut() {
+        number(&mut h.port);
+    }
+    if let Some(t) = probe.tcp_socket.as_mut() {
+        number(&mut t.port);
+    }
+    probe
+}
+
 fn port_of(p: &IntOrString) -> Result<u16, String> {
     match p {
         IntOrString::Int(n) => u16::try_from(*n).map_err(|_| format!("port {n} out of range")),
         IntOrString::String(s) => s
             .parse()
-            .map_err(|_| format!("named port {s:?} is not supported by probes")),
+            .map_err(|_| format!("no container port is named {s:?}")),
     }
 }
 

@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::{Container, Pod};
+use k8s_openapi::api::core::v1::{Container, Pod, Probe};
 use tokio::sync::mpsc;
 
 use super::probe::Prober;
@@ -215,9 +215,13 @@ impl PodWorker {
         run.id = Some(id);
         run.current = st;
         run.waiting = None;
-        run.liveness = c.liveness_probe.clone().map(|p| Prober::new(p, true));
-        run.readiness = c.readiness_probe.clone().map(|p| Prober::new(p, false));
-        run.startup = c.startup_probe.clone().map(|p| Prober::new(p, false));
+        let prober = |p: &Option<Probe>, initial: bool| {
+            p.clone()
+                .map(|p| Prober::new(super::probe::resolve_named_ports(p, c), initial))
+        };
+        run.liveness = prober(&c.liveness_probe, true);
+        run.readiness = prober(&c.readiness_probe, false);
+        run.startup = prober(&c.startup_probe, false);
         started.map_err(|e| e.to_string())?;
         self.event("Normal", "Started", format!("Started container {}", c.name));
         Ok(())

@@ -8,13 +8,21 @@ use k8s_openapi::api::core::v1::{Container, LifecycleHandler};
 use super::{Phase, PodWorker};
 use crate::runtime::Runtime;
 
-async fn pre_stop(rt: &dyn Runtime, id: &str, ip: &str, h: &LifecycleHandler, limit: Duration) {
+async fn pre_stop(
+    rt: &dyn Runtime,
+    id: &str,
+    ip: &str,
+    c: &Container,
+    h: &LifecycleHandler,
+    limit: Duration,
+) {
     let probe = k8s_openapi::api::core::v1::Probe {
         exec: h.exec.clone(),
         http_get: h.http_get.clone(),
         tcp_socket: h.tcp_socket.clone(),
         ..Default::default()
     };
+    let probe = crate::kubelet::probe::resolve_named_ports(probe, c);
     if let Some(s) = &h.sleep {
         tokio::time::sleep(Duration::from_secs(s.seconds.max(0) as u64).min(limit)).await;
         return;
@@ -54,7 +62,7 @@ pub async fn step(w: &mut PodWorker) -> Phase {
         Some(async move {
             if let Some(h) = hook {
                 let left = deadline.saturating_duration_since(Instant::now());
-                pre_stop(rt.as_ref(), &id, &ip, &h, left).await;
+                pre_stop(rt.as_ref(), &id, &ip, c, &h, left).await;
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if let Err(e) = rt.stop_container(&id, left).await {

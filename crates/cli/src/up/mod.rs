@@ -1,0 +1,395 @@
+//! `rkube up`: a whole local cluster in one command — control-plane members
+//! (`rkube server`) and worker nodes (`rkube node`, process runtime, userspace proxy), each
+//! its own process with its own data directory under `--dir`. It reports progress, writes
+//! the client configuration, and stops everything (pods included) on Ctrl-C; started again
+//! in the same directory it brings the same cluster back. `rkube up --down` removes it.
+
+mod plan;
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::Args;
+use k8s_openapi::api::core::v1::Node;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::mpsc;
+
+use self::plan::{Proc, State};
+
+#[derive(Args)]
+pub struct UpArgs {
+    /// Where the cluster lives: data directories, logs, client configuration.
+    #[arg(long, default_value = ".rkube")]
+    pub dir: PathBuf,
+    /// Control-plane members.
+    #[arg(long, default_value_t = 3)]
+    pub members: usize,
+    /// Worker nodes.
+    #[arg(long, default_value_t = 2)]
+    pub nodes: usize,
+    /// Member i serves its API on BASE+10i and Raft on BASE+10i+1 (127.0.0.1); 0 picks
+    /// free ports.
+    #[arg(long, default_value_t = 6443)]
+    pub base_port: u16,
+    /// Pod networking: `auto` (own network per pod when root and the CNI plugins are
+    /// installed, else the host network), `cni` or `host`.
+    #[arg(long, default_value = "auto")]
+    pub pod_network: String,
+    /// Pod IPs; every node gets a /24 of it.
+    #[arg(long, default_value = "10.244.0.0/16")]
+    pub cluster_cidr: String,
+    /// Service ClusterIPs (default 10.96.0.0/16 as root; 127.96.0.0/16 otherwise, so the
+    /// userspace proxy needs no root).
+    #[arg(long)]
+    pub service_cidr: Option<String>,
+    /// Also write the client configuration here (default: ~/.rkube/config).
+    #[arg(long)]
+    pub write_config: Option<PathBuf>,
+    /// An extra flag for every member, e.g. `--server-arg=--node-monitor-grace-period-ms=5000`.
+    #[arg(long = "server-arg", allow_hyphen_values = true)]
+    pub server_args: Vec<String>,
+    /// An extra flag for every node, e.g. `--node-arg=--eviction-hard=`.
+    #[arg(long = "node-arg", allow_hyphen_values = true)]
+    pub node_args: Vec<String>,
+    /// Stop the cluster in --dir (if it runs) and remove the directory.
+    #[arg(long)]
+    pub down: bool,
+}
+
+/// What a child process reports when it exits.
+struct Exit {
+    name: String,
+    status: String,
+}
+
+fn log_path(dir: &Path, name: &str) -> PathBuf {
+    dir.join("logs").join(format!("{name}.log"))
+}
+
+fn spawn(
+    exe: &Path,
+    dir: &Path,
+    p: &mut Proc,
+    exits: &mpsc::UnboundedSender<Exit>,
+) -> anyhow::Result<()> {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log_path(dir, &p.name))?;
+    let mut child = tokio::process::Command::new(exe)
+        .args(&p.args)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        // Its own process group: Ctrl-C reaches `rkube up` alone, which stops the
+        // processes in order.
+        .process_group(0)
+        .spawn()
+        .with_context(|| format!("starting {}", p.name))?;
+    p.pid = child.id();
+    let (name, tx) = (p.name.clone(), exits.clone());
+    tokio::spawn(async move {
+        let status = match child.wait().await {
+            Ok(s) => s.to_string(),
+            Err(e) => e.to_string(),
+        };
+        let _ = tx.send(Exit { name, status });
+    });
+    Ok(())
+}
+
+/// The status line of one HTTP GET.
+async fn http_status(addr: std::net::SocketAddr, path: &str) -> Option<String> {
+    let mut s = tokio::net::TcpStream::connect(addr).await.ok()?;
+    let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).await.ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.ok()?;
+    out.lines().next().map(str::to_string)
+}
+
+/// Polls `f` every 100 ms until it gives `Some`, for at most `limit`; fails early if a
+/// process exits meanwhile.
+async fn wait_for<T, F, Fut>(
+    what: &str,
+    limit: Duration,
+    exits: &mut mpsc::UnboundedReceiver<Exit>,
+    dir: &Path,
+    mut f: F,
+) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f().await {
+            return Ok(v);
+        }
+        if let Ok(e) = exits.try_recv() {
+            anyhow::bail!(
+                "{} exited ({}) while waiting for {what}; see {}",
+                e.name,
+                e.status,
+                log_path(dir, &e.name).display()
+            );
+        }
+        anyhow::ensure!(start.elapsed() < limit, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn config_text(state: &State) -> String {
+    let list: Vec<String> = state
+        .members
+        .iter()
+        .filter_map(|m| m.api.map(|a| format!("  - http://{a}")))
+        .collect();
+    format!(
+        "# rkube client configuration, written by `rkube up`.\nservers:\n{}\n",
+        list.join("\n")
+    )
+}
+
+fn send_signal(pid: u32, sig: &str) {
+    let _ = std::process::Command::new("kill")
+        .args([&format!("-{sig}"), &pid.to_string()])
+        .status();
+}
+
+pub async fn run(a: UpArgs) -> anyhow::Result<()> {
+    if a.down {
+        return down(&a.dir).await;
+    }
+    let root = rustix::process::geteuid().is_root();
+    let dir = a.dir.clone();
+    std::fs::create_dir_all(dir.join("logs"))
+        .with_context(|| format!("--dir {}", dir.display()))?;
+    let previous = plan::load(&dir);
+    if let Some(p) = previous
+        .as_ref()
+        .and_then(|s| s.pid)
+        .filter(|p| plan::alive(*p))
+    {
+        anyhow::bail!(
+            "a cluster from {} is running already (pid {p}); `rkube up --down --dir {}` stops and removes it",
+            dir.display(),
+            dir.display()
+        );
+    }
+    let mut state = match previous {
+        Some(s) if s.members.len() == a.members && s.nodes.len() == a.nodes => {
+            println!("bringing back the cluster in {}", dir.display());
+            s
+        }
+        _ => plan::plan(&a, root)?,
+    };
+    state.pid = Some(std::process::id());
+    let exe = std::env::current_exe().context("locating the rkube binary")?;
+    let (tx, mut exits) = mpsc::unbounded_channel();
+
+    for m in state.members.iter_mut() {
+        spawn(&exe, &dir, m, &tx)?;
+    }
+    plan::save(&dir, &state)?;
+    for m in &state.members {
+        let api = m.api.expect("members have an API address");
+        wait_for(
+            &format!("member {}", m.name),
+            Duration::from_secs(60),
+            &mut exits,
+            &dir,
+            || async move {
+                http_status(api, "/healthz")
+                    .await
+                    .filter(|s| s.contains(" 200"))
+            },
+        )
+        .await?;
+        println!("member {} up (API {api})", m.name);
+    }
+    let servers: Vec<String> = state
+        .members
+        .iter()
+        .filter_map(|m| m.api.map(|a| a.to_string()))
+        .collect();
+    let client = client::Client::from_servers(&servers.join(","))?;
+    let leader = wait_for(
+        "a leader",
+        Duration::from_secs(60),
+        &mut exits,
+        &dir,
+        || async {
+            let r = client.members().await.ok()?;
+            r.members
+                .iter()
+                .find(|m| m.id == r.leader_id && r.leader_id != 0)
+                .map(|m| m.name.clone())
+        },
+    )
+    .await?;
+    println!("cluster formed, leader {leader}");
+    for m in &state.members {
+        let api = m.api.expect("members have an API address");
+        wait_for(
+            &format!("member {} ready", m.name),
+            Duration::from_secs(60),
+            &mut exits,
+            &dir,
+            || async move {
+                http_status(api, "/readyz")
+                    .await
+                    .filter(|s| s.contains(" 200"))
+            },
+        )
+        .await?;
+    }
+    let config = config_text(&state);
+    std::fs::write(dir.join("config"), &config)?;
+    let extra = match &a.write_config {
+        Some(p) => Some(p.clone()),
+        None => std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".rkube").join("config")),
+    };
+    if let Some(p) = &extra {
+        if let Some(parent) = p.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::write(p, &config).with_context(|| format!("writing {}", p.display()))?;
+    }
+
+    for n in state.nodes.iter_mut() {
+        spawn(&exe, &dir, n, &tx)?;
+    }
+    plan::save(&dir, &state)?;
+    let nodes = client::Api::<Node>::all(client.clone());
+    for n in &state.nodes {
+        let nodes = &nodes;
+        wait_for(
+            &format!("node {} Ready", n.name),
+            Duration::from_secs(60),
+            &mut exits,
+            &dir,
+            || async move {
+                let node = nodes.get(&n.name).await.ok()?;
+                let ready = node
+                    .status?
+                    .conditions?
+                    .into_iter()
+                    .any(|c| c.type_ == "Ready" && c.status == "True");
+                ready.then_some(())
+            },
+        )
+        .await?;
+        println!("node {} Ready", n.name);
+    }
+    let network = plan::pod_network(&a.pod_network, root)?;
+    println!(
+        "rkube is up: {} members, {} nodes (pod network: {network}, proxy: userspace).",
+        state.members.len(),
+        state.nodes.len()
+    );
+    println!("  client config: {}", dir.join("config").display());
+    if let Some(p) = &extra {
+        println!("                 {} (rkube ctl reads it)", p.display());
+    }
+    println!("  logs:          {}", dir.join("logs").display());
+    println!("Try:\n  rkube ctl get nodes\n  rkube ctl apply -f examples/web.yaml\n  rkube ctl get deploy,pods,svc");
+    println!("Ctrl-C stops the cluster; `rkube up` brings it back; `rkube up --down` removes it.");
+
+    let mut running: usize = state.members.len() + state.nodes.len();
+    loop {
+        tokio::select! {
+            _ = crate::proxy_cmd::stop_signal() => break,
+            Some(e) = exits.recv() => {
+                println!("{} exited ({}); see {}", e.name, e.status, log_path(&dir, &e.name).display());
+                running -= 1;
+            }
+        }
+    }
+    println!("stopping: nodes (and their pods), then members");
+    stop_group(
+        &state.nodes,
+        &mut exits,
+        &mut running,
+        Duration::from_secs(20),
+    )
+    .await;
+    stop_group(
+        &state.members,
+        &mut exits,
+        &mut running,
+        Duration::from_secs(10),
+    )
+    .await;
+    state.pid = None;
+    for p in state.members.iter_mut().chain(state.nodes.iter_mut()) {
+        p.pid = None;
+    }
+    plan::save(&dir, &state)?;
+    println!("stopped; `rkube up` brings it back, `rkube up --down` removes it");
+    Ok(())
+}
+
+/// SIGTERM to every process of `procs`, then SIGKILL to those still there after `grace`.
+async fn stop_group(
+    procs: &[Proc],
+    exits: &mut mpsc::UnboundedReceiver<Exit>,
+    running: &mut usize,
+    grace: Duration,
+) {
+    let live: Vec<u32> = procs
+        .iter()
+        .filter_map(|p| p.pid)
+        .filter(|p| plan::alive(*p))
+        .collect();
+    for pid in &live {
+        send_signal(*pid, "TERM");
+    }
+    let deadline = tokio::time::Instant::now() + grace;
+    while live.iter().any(|p| plan::alive(*p)) {
+        match tokio::time::timeout_at(deadline, exits.recv()).await {
+            Ok(Some(_)) => *running = running.saturating_sub(1),
+            Ok(None) | Err(_) => break,
+        }
+    }
+    for pid in live.iter().filter(|p| plan::alive(**p)) {
+        send_signal(*pid, "KILL");
+    }
+}
+
+/// `rkube up --down`: stops the cluster in `dir` and removes the directory.
+async fn down(dir: &Path) -> anyhow::Result<()> {
+    let Some(state) = plan::load(dir) else {
+        anyhow::ensure!(
+            !dir.exists() || std::fs::read_dir(dir)?.next().is_none(),
+            "{} holds no cluster of `rkube up` (no up.json); not removing it",
+            dir.display()
+        );
+        println!("nothing to remove in {}", dir.display());
+        return Ok(());
+    };
+    if let Some(pid) = state.pid.filter(|p| plan::alive(*p)) {
+        println!("stopping the running cluster (pid {pid})");
+        send_signal(pid, "TERM");
+        let start = Instant::now();
+        while plan::alive(pid) && start.elapsed() < Duration::from_secs(60) {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    for p in state.members.iter().chain(state.nodes.iter()) {
+        if let Some(pid) = p.pid.filter(|p| plan::alive(*p)) {
+            send_signal(pid, "KILL");
+        }
+    }
+    for n in &state.nodes {
+        node::proxy::addrs::remove_all(&n.name);
+        let _ = std::process::Command::new("ip")
+            .args(["link", "del", &plan::bridge(dir, &n.name)])
+            .output();
+    }
+    std::fs::remove_dir_all(dir).with_context(|| format!("removing {}", dir.display()))?;
+    println!("removed {}", dir.display());
+    Ok(())
+}

@@ -1,0 +1,204 @@
+//! What `rkube up` runs: the command line of every member and node, their ports and
+//! directories, kept in `<dir>/up.json` so a second `rkube up` in the same directory comes
+//! back on the same ports and `rkube up --down` finds the processes.
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::UpArgs;
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Proc {
+    pub name: String,
+    /// `member` or `node`.
+    pub role: String,
+    /// The `rkube` arguments it runs with.
+    pub args: Vec<String>,
+    /// Its API address (members).
+    pub api: Option<SocketAddr>,
+    pub pid: Option<u32>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct State {
+    /// The `rkube up` process, while it runs.
+    pub pid: Option<u32>,
+    pub members: Vec<Proc>,
+    pub nodes: Vec<Proc>,
+}
+
+pub fn state_path(dir: &Path) -> PathBuf {
+    dir.join("up.json")
+}
+
+pub fn load(dir: &Path) -> Option<State> {
+    let b = std::fs::read(state_path(dir)).ok()?;
+    serde_json::from_slice(&b).ok()
+}
+
+pub fn save(dir: &Path, s: &State) -> anyhow::Result<()> {
+    let p = state_path(dir);
+    let tmp = p.with_extension("json.tmp");
+    std::fs::write(&tmp, serde_json::to_vec_pretty(s)?)?;
+    std::fs::rename(&tmp, &p)?;
+    Ok(())
+}
+
+/// Whether `pid` is a live `rkube` process (a recycled pid is not ours).
+pub fn alive(pid: u32) -> bool {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .is_ok_and(|c| String::from_utf8_lossy(&c).contains("rkube"))
+        && !std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+            s.rsplit(')')
+                .next()
+                .is_some_and(|r| r.trim_start().starts_with('Z'))
+        })
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// The members' API and Raft addresses: BASE+10i and BASE+10i+1, or free ports for 0.
+fn member_addrs(base: u16, n: usize) -> anyhow::Result<Vec<(SocketAddr, SocketAddr)>> {
+    (0..n)
+        .map(|i| {
+            let (api, peer) = if base == 0 {
+                (free_port()?, free_port()?)
+            } else {
+                let p = base as usize + 10 * i;
+                anyhow::ensure!(p < 65535, "--base-port {base}: too high for {n} members");
+                (p as u16, p as u16 + 1)
+            };
+            Ok((
+                SocketAddr::from(([127, 0, 0, 1], api)),
+                SocketAddr::from(([127, 0, 0, 1], peer)),
+            ))
+        })
+        .collect()
+}
+
+/// A short tag of the cluster directory, for host-wide names (bridges).
+fn tag(dir: &Path) -> String {
+    let abs = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+    format!(
+        "{:06x}",
+        node::proxy::hash(&abs.to_string_lossy()) & 0xff_ffff
+    )
+}
+
+/// The bridge of node `name` in the cluster at `dir`.
+pub fn bridge(dir: &Path, name: &str) -> String {
+    format!("rk{}{name}", tag(dir))
+}
+
+/// Pods get their own network when root and the CNI plugins are there.
+pub fn pod_network(requested: &str, root: bool) -> anyhow::Result<&'static str> {
+    let cni = root && Path::new("/usr/lib/cni/bridge").exists();
+    match requested {
+        "auto" if cni => Ok("cni"),
+        "auto" | "host" => Ok("host"),
+        "cni" if cni => Ok("cni"),
+        "cni" => anyhow::bail!("--pod-network cni needs root and the CNI plugins in /usr/lib/cni"),
+        other => {
+            anyhow::bail!("--pod-network {other:?}: supported values: \"auto\", \"cni\", \"host\"")
+        }
+    }
+}
+
+/// The processes of a new cluster.
+pub fn plan(a: &UpArgs, root: bool) -> anyhow::Result<State> {
+    anyhow::ensure!(a.members >= 1, "--members must be at least 1");
+    let dir = &a.dir;
+    let addrs = member_addrs(a.base_port, a.members)?;
+    let initial: Vec<String> = addrs
+        .iter()
+        .enumerate()
+        .map(|(i, (_, peer))| format!("n{}={peer}", i + 1))
+        .collect();
+    let service_cidr = a.service_cidr.clone().unwrap_or_else(|| {
+        if root {
+            "10.96.0.0/16".into()
+        } else {
+            "127.96.0.0/16".into()
+        }
+    });
+    let members = addrs
+        .iter()
+        .enumerate()
+        .map(|(i, (api, _))| {
+            let name = format!("n{}", i + 1);
+            let mut args: Vec<String> = [
+                "server",
+                "--name",
+                &name,
+                "--data-dir",
+                &dir.join(&name).to_string_lossy(),
+                "--listen",
+                &api.to_string(),
+                "--initial-cluster",
+                &initial.join(","),
+                "--cluster-cidr",
+                &a.cluster_cidr,
+                "--service-cluster-ip-range",
+                &service_cidr,
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+            args.extend(a.server_args.iter().cloned());
+            Proc {
+                name,
+                role: "member".into(),
+                args,
+                api: Some(*api),
+                pid: None,
+            }
+        })
+        .collect();
+    let servers: Vec<String> = addrs.iter().map(|(api, _)| api.to_string()).collect();
+    let network = pod_network(&a.pod_network, root)?;
+    let nodes = (1..=a.nodes)
+        .map(|i| {
+            let name = format!("w{i}");
+            let mut args: Vec<String> = [
+                "node",
+                "--name",
+                &name,
+                "--server",
+                &servers.join(","),
+                "--data-dir",
+                &dir.join(&name).to_string_lossy(),
+                "--listen",
+                "127.0.0.1:0",
+                "--runtime",
+                "process",
+                "--pod-network",
+                network,
+                "--cni-bridge",
+                &bridge(dir, &name),
+                "--proxy-mode",
+                "userspace",
+                "--stop-pods-on-exit",
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+            args.extend(a.node_args.iter().cloned());
+            Proc {
+                name,
+                role: "node".into(),
+                args,
+                api: None,
+                pid: None,
+            }
+        })
+        .collect();
+    Ok(State {
+        pid: None,
+        members,
+        nodes,
+    })
+}
