@@ -162,7 +162,7 @@ pub async fn run(args: &NodeArgs) -> anyhow::Result<bool> {
         .map_err(anyhow::Error::msg)?;
     cfg.eviction_interval = Duration::from_millis(args.eviction_interval_ms.max(100));
     cfg.file_check_interval = Duration::from_millis(args.file_check_frequency_ms.max(100));
-    let runtime = make_runtime(&args).await?;
+    let runtime = make_runtime(args).await?;
     let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
     let mut proxy = args.proxy.mode().map(|mode| {
         let (client, name) = (client.clone(), args.name.clone());
