@@ -19,6 +19,7 @@ pub mod objects;
 pub mod pod_lifecycle;
 pub mod process;
 pub mod service_proxy;
+pub mod up;
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;

@@ -2,6 +2,8 @@
 //! and the host's own address.
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
@@ -14,7 +16,8 @@ fn other(e: impl ToString) -> std::io::Error {
     std::io::Error::other(e.to_string())
 }
 
-/// The body of `GET path` on a new connection; anything but 200 is an error.
+/// The body of `GET path` on a new connection, without surrounding whitespace; anything
+/// but 200 is an error.
 pub async fn get(addr: SocketAddr, path: &str) -> std::io::Result<String> {
     let r = tokio::time::timeout(REQUEST_TIMEOUT, crate::http_get(addr, path))
         .await
@@ -25,7 +28,7 @@ pub async fn get(addr: SocketAddr, path: &str) -> std::io::Result<String> {
     if !head.starts_with("HTTP/1.1 200") {
         return Err(other(format!("GET {addr}{path}: {head}")));
     }
-    Ok(body.to_string())
+    Ok(body.trim().to_string())
 }
 
 /// One HTTP/1.1 connection used for many requests.
@@ -96,4 +99,55 @@ pub fn host_ip() -> IpAddr {
     s.connect("203.0.113.1:9")
         .expect("a route for the host address");
     s.local_addr().expect("local address").ip()
+}
+
+/// Requests (`GET /`, a new connection each) to `addr` from several tasks until
+/// [`Traffic::stop`], counted.
+pub struct Traffic {
+    stop: Arc<AtomicBool>,
+    ok: Arc<AtomicUsize>,
+    failed: Arc<AtomicUsize>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Traffic {
+    pub fn start(addr: SocketAddr, clients: usize) -> Traffic {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (ok, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let tasks = (0..clients)
+            .map(|_| {
+                let (stop, ok, failed) = (stop.clone(), ok.clone(), failed.clone());
+                tokio::spawn(async move {
+                    while !stop.load(Ordering::Relaxed) {
+                        match get(addr, "/").await {
+                            Ok(_) => ok.fetch_add(1, Ordering::Relaxed),
+                            Err(e) => {
+                                eprintln!("request failed: {e}");
+                                failed.fetch_add(1, Ordering::Relaxed)
+                            }
+                        };
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                    }
+                })
+            })
+            .collect();
+        Traffic {
+            stop,
+            ok,
+            failed,
+            tasks,
+        }
+    }
+
+    /// Requests served and failed.
+    pub async fn stop(self) -> (usize, usize) {
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.tasks {
+            t.await.unwrap();
+        }
+        (
+            self.ok.load(Ordering::Relaxed),
+            self.failed.load(Ordering::Relaxed),
+        )
+    }
 }

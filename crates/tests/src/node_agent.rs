@@ -213,7 +213,8 @@ fn start_ticks(pid: i32) -> Option<u64> {
     rest.split(' ').nth(19)?.parse().ok()
 }
 
-fn container_pids(dir: &Path) -> Vec<(i32, u64)> {
+/// The container processes recorded under a process runtime's `containers` directory.
+pub fn container_pids(dir: &Path) -> Vec<(i32, u64)> {
     std::fs::read_dir(dir)
         .into_iter()
         .flatten()
@@ -259,22 +260,7 @@ impl Drop for NodeAgent {
             std::thread::sleep(Duration::from_millis(20));
         }
         // Pod networks: namespaces, then the node's bridge.
-        let sandboxes = self.data_dir().join("runtime").join("sandboxes");
-        for e in std::fs::read_dir(&sandboxes)
-            .into_iter()
-            .flatten()
-            .flatten()
-        {
-            let v: serde_json::Value = std::fs::read(e.path().join("sandbox.json"))
-                .ok()
-                .and_then(|b| serde_json::from_slice(&b).ok())
-                .unwrap_or_default();
-            if let Some(ns) = v["netns"].as_str() {
-                let _ = std::process::Command::new("ip")
-                    .args(["netns", "del", ns])
-                    .output();
-            }
-        }
+        node::runtime::process::remove_pod_networks(&self.data_dir().join("runtime"));
         if let Some(i) = self.args.iter().position(|a| a == "--cni-bridge") {
             if let Some(br) = self.args.get(i + 1) {
                 let _ = std::process::Command::new("ip")

@@ -55,6 +55,16 @@ pub fn ctl(servers: &str, args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// The stdout of a `rkube ctl` run that must succeed; a failure panics with its stderr.
+pub fn ctl_ok(args: &[&str], out: Output) -> String {
+    assert!(
+        out.status.success(),
+        "rkube ctl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).to_string()
 }

@@ -9,8 +9,6 @@
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 use client::{Api, Client, PatchParams};
@@ -110,7 +108,8 @@ pub fn addrs(svc: &Service, node_ip: IpAddr) -> (SocketAddr, SocketAddr) {
     (SocketAddr::new(ip, 80), SocketAddr::new(node_ip, np))
 }
 
-async fn ready_names(client: &Client) -> Vec<String> {
+/// The names of the Ready, not deleted pods labelled app=web, sorted.
+pub async fn ready_names(client: &Client) -> Vec<String> {
     let pods = Api::<Pod>::namespaced(client.clone(), "default");
     let mut out: Vec<String> = pods
         .list(&client::ListParams::default().labels("app=web"))
@@ -226,23 +225,7 @@ pub async fn run(s: &Setup, echo: &str, node_ip: IpAddr, drain_ms: u64) {
     let mut kept = KeepAlive::connect(cip).await.unwrap();
     let kept_pod = kept.get("/").await.unwrap();
     let victim = pods.iter().find(|p| **p != kept_pod).unwrap().clone();
-    let stop = Arc::new(AtomicBool::new(false));
-    let (ok, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
-    let mut tasks = Vec::new();
-    for _ in 0..CLIENTS {
-        let (stop, ok, failed) = (stop.clone(), ok.clone(), failed.clone());
-        tasks.push(tokio::spawn(async move {
-            while !stop.load(Ordering::Relaxed) {
-                match get(cip, "/").await {
-                    Ok(_) => ok.fetch_add(1, Ordering::Relaxed),
-                    Err(e) => {
-                        eprintln!("request failed: {e}");
-                        failed.fetch_add(1, Ordering::Relaxed)
-                    }
-                };
-            }
-        }));
-    }
+    let traffic = crate::net::Traffic::start(cip, CLIENTS);
     tokio::time::sleep(Duration::from_millis(500)).await;
     Api::<Pod>::namespaced(client.clone(), "default")
         .delete(&victim, None)
@@ -258,11 +241,7 @@ pub async fn run(s: &Setup, echo: &str, node_ip: IpAddr, drain_ms: u64) {
     )
     .await;
     wait_serving(cip, &now).await;
-    stop.store(true, Ordering::Relaxed);
-    for t in tasks {
-        t.await.unwrap();
-    }
-    let (ok, failed) = (ok.load(Ordering::Relaxed), failed.load(Ordering::Relaxed));
+    let (ok, failed) = traffic.stop().await;
     eprintln!("while {victim} went: {ok} requests served, {failed} failed");
     assert!(ok > 50, "traffic flowed: {ok}");
     assert!(

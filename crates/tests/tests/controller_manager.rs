@@ -17,7 +17,7 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 use parking_lot::Mutex;
 use rkube_tests::fake_kubelet::{cluster_with_nodes, NEVER_READY};
 use rkube_tests::objects::wait_rolled_out;
-use rkube_tests::{eventually, rkube_bin, Cluster, Flavor, FAST_CM_LEASE, FAST_SCHEDULER_LEASE};
+use rkube_tests::{eventually, Cluster, Flavor, FAST_CM_LEASE, FAST_SCHEDULER_LEASE};
 use serde_json::json;
 
 fn fast() -> Vec<&'static str> {
@@ -202,18 +202,8 @@ async fn a_rolling_update_keeps_every_replica_ready_and_rolls_back() {
 
     // Two revisions; `rollout undo` goes back to web:1 as revision 3.
     let ctl = |args: &[&str]| {
-        let out = std::process::Command::new(rkube_bin())
-            .arg("ctl")
-            .args(["--server", &cluster.endpoints()])
-            .args(args)
-            .output()
-            .expect("run rkube ctl");
-        assert!(
-            out.status.success(),
-            "rkube ctl {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).to_string()
+        let out = rkube_tests::pod_lifecycle::ctl(&cluster.endpoints(), args);
+        rkube_tests::pod_lifecycle::ctl_ok(args, out)
     };
     let hist = ctl(&["rollout", "history", "deployment/web"]);
     assert!(hist.contains("\n1 ") && hist.contains("\n2 "), "{hist}");

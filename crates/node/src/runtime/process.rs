@@ -40,6 +40,23 @@ pub struct ProcessRuntime {
     pod_cidr: parking_lot::Mutex<Option<String>>,
 }
 
+/// Deletes the network namespaces of the pods a process runtime rooted at `root` created,
+/// without the plugins: for a node that is gone for good (killed, then removed).
+pub fn remove_pod_networks(root: &Path) {
+    for e in std::fs::read_dir(root.join("sandboxes"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        if let Some(ns) = read_json::<Sandbox>(&e.path().join("sandbox.json")).and_then(|s| s.netns)
+        {
+            let _ = std::process::Command::new("ip")
+                .args(["netns", "del", &ns])
+                .output();
+        }
+    }
+}
+
 fn read_json<T: serde::de::DeserializeOwned>(p: &Path) -> Option<T> {
     serde_json::from_slice(&std::fs::read(p).ok()?).ok()
 }
@@ -70,6 +87,11 @@ impl ProcessRuntime {
         std::fs::create_dir_all(root.join("sandboxes"))?;
         std::fs::create_dir_all(root.join("containers"))?;
         let root_user = rustix::process::geteuid().is_root();
+        // The CIDR of the last run: pods it networked can be taken down before the kubelet
+        // has talked to the apiserver.
+        let last_cidr = std::fs::read_to_string(root.join("pod-cidr"))
+            .ok()
+            .map(|s| s.trim().to_string());
         let cgroups = Cgroups::detect(root_user);
         let cni = cni
             .filter(|_| root_user)
@@ -86,7 +108,7 @@ impl ProcessRuntime {
             cgroups,
             root_user,
             cni,
-            pod_cidr: parking_lot::Mutex::new(None),
+            pod_cidr: parking_lot::Mutex::new(last_cidr),
         })
     }
 
@@ -474,6 +496,7 @@ impl Runtime for ProcessRuntime {
 
     async fn update_pod_cidr(&self, cidr: &str) -> Result<()> {
         *self.pod_cidr.lock() = Some(cidr.to_string());
+        std::fs::write(self.root.join("pod-cidr"), cidr)?;
         Ok(())
     }
 
