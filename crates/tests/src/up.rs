@@ -26,13 +26,19 @@ pub struct UpCluster {
 }
 
 /// `--server-arg=…` for each of `flags`.
-pub fn server_args(flags: &[&str]) -> Vec<String> {
-    flags.iter().map(|f| format!("--server-arg={f}")).collect()
+pub fn server_args<S: AsRef<str>>(flags: &[S]) -> Vec<String> {
+    flags
+        .iter()
+        .map(|f| format!("--server-arg={}", f.as_ref()))
+        .collect()
 }
 
 /// `--node-arg=…` for each of `flags`.
-pub fn node_args(flags: &[&str]) -> Vec<String> {
-    flags.iter().map(|f| format!("--node-arg={f}")).collect()
+pub fn node_args<S: AsRef<str>>(flags: &[S]) -> Vec<String> {
+    flags
+        .iter()
+        .map(|f| format!("--node-arg={}", f.as_ref()))
+        .collect()
 }
 
 impl UpCluster {

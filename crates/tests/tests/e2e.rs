@@ -95,11 +95,11 @@ async fn a_cluster_from_rkube_up_runs_the_examples_and_survives_failures() {
         "--default-unreachable-toleration-seconds=2",
         "--horizontal-pod-autoscaler-sync-period-ms=1000",
     ]));
-    let fast_node: Vec<&str> = rkube_tests::node_agent::FAST_NODE
+    // The test-speed node flags; `rkube up` picks the agents' listen addresses.
+    let fast_node: Vec<String> = rkube_tests::node_agent::FAST_NODE
         .chunks(2)
         .filter(|kv| kv[0] != "--listen")
         .map(|kv| format!("{}={}", kv[0], kv[1]))
-        .map(|s| &*Box::leak(s.into_boxed_str()))
         .collect();
     extra.extend(node_args(&fast_node));
     extra.extend(node_args(&["--eviction-hard="]));

@@ -89,11 +89,13 @@ async fn cluster_ips_and_node_ports_are_allocated_once_and_released() {
     assert_eq!(cluster_ip(&again), cluster_ip(&gone));
     api.delete("s6", None).await.unwrap();
 
-    let taken = create_err(&api, service("s7", json!({"clusterIP": "10.100.0.1"}))).await;
+    // An address another Service holds.
+    let held = cluster_ip(&api.get("s0").await.unwrap());
+    let taken = create_err(&api, service("s7", json!({"clusterIP": held}))).await;
     assert!(
-        taken.contains(
-            "spec.clusterIPs: Invalid value: \"10.100.0.1\": failed to allocate IP 10.100.0.1: provided IP is already allocated"
-        ),
+        taken.contains(&format!(
+            "spec.clusterIPs: Invalid value: \"{held}\": failed to allocate IP {held}: provided IP is already allocated"
+        )),
         "{taken}"
     );
     let outside = create_err(&api, service("s7", json!({"clusterIP": "10.200.0.1"}))).await;

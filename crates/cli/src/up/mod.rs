@@ -163,6 +163,7 @@ pub async fn run(a: UpArgs) -> anyhow::Result<()> {
     if a.down {
         return down(&a.dir).await;
     }
+    let started = Instant::now();
     let root = rustix::process::geteuid().is_root();
     let dir = a.dir.clone();
     std::fs::create_dir_all(dir.join("logs"))
@@ -187,117 +188,28 @@ pub async fn run(a: UpArgs) -> anyhow::Result<()> {
         _ => plan::plan(&a, root)?,
     };
     state.pid = Some(std::process::id());
-    let exe = std::env::current_exe().context("locating the rkube binary")?;
     let (tx, mut exits) = mpsc::unbounded_channel();
 
-    for m in state.members.iter_mut() {
-        spawn(&exe, &dir, m, &tx)?;
-    }
-    plan::save(&dir, &state)?;
-    for m in &state.members {
-        let api = m.api.expect("members have an API address");
-        wait_for(
-            &format!("member {}", m.name),
-            Duration::from_secs(60),
+    if let Err(e) = bring_up(&a, &mut state, root, started, &tx, &mut exits).await {
+        let mut running = 0;
+        stop_group(
+            &state.nodes,
             &mut exits,
-            &dir,
-            || async move {
-                http_status(api, "/healthz")
-                    .await
-                    .filter(|s| s.contains(" 200"))
-            },
+            &mut running,
+            Duration::from_secs(20),
         )
-        .await?;
-        println!("member {} up (API {api})", m.name);
-    }
-    let servers: Vec<String> = state
-        .members
-        .iter()
-        .filter_map(|m| m.api.map(|a| a.to_string()))
-        .collect();
-    let client = client::Client::from_servers(&servers.join(","))?;
-    let leader = wait_for(
-        "a leader",
-        Duration::from_secs(60),
-        &mut exits,
-        &dir,
-        || async {
-            let r = client.members().await.ok()?;
-            r.members
-                .iter()
-                .find(|m| m.id == r.leader_id && r.leader_id != 0)
-                .map(|m| m.name.clone())
-        },
-    )
-    .await?;
-    println!("cluster formed, leader {leader}");
-    for m in &state.members {
-        let api = m.api.expect("members have an API address");
-        wait_for(
-            &format!("member {} ready", m.name),
-            Duration::from_secs(60),
+        .await;
+        stop_group(
+            &state.members,
             &mut exits,
-            &dir,
-            || async move {
-                http_status(api, "/readyz")
-                    .await
-                    .filter(|s| s.contains(" 200"))
-            },
+            &mut running,
+            Duration::from_secs(10),
         )
-        .await?;
+        .await;
+        state.pid = None;
+        plan::save(&dir, &state)?;
+        return Err(e);
     }
-    let config = config_text(&state);
-    std::fs::write(dir.join("config"), &config)?;
-    let extra = match &a.write_config {
-        Some(p) => Some(p.clone()),
-        None => std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".rkube").join("config")),
-    };
-    if let Some(p) = &extra {
-        if let Some(parent) = p.parent() {
-            std::fs::create_dir_all(parent)?;
-        }
-        std::fs::write(p, &config).with_context(|| format!("writing {}", p.display()))?;
-    }
-
-    for n in state.nodes.iter_mut() {
-        spawn(&exe, &dir, n, &tx)?;
-    }
-    plan::save(&dir, &state)?;
-    let nodes = client::Api::<Node>::all(client.clone());
-    for n in &state.nodes {
-        let nodes = &nodes;
-        wait_for(
-            &format!("node {} Ready", n.name),
-            Duration::from_secs(60),
-            &mut exits,
-            &dir,
-            || async move {
-                let node = nodes.get(&n.name).await.ok()?;
-                let ready = node
-                    .status?
-                    .conditions?
-                    .into_iter()
-                    .any(|c| c.type_ == "Ready" && c.status == "True");
-                ready.then_some(())
-            },
-        )
-        .await?;
-        println!("node {} Ready", n.name);
-    }
-    let network = plan::pod_network(&a.pod_network, root)?;
-    println!(
-        "rkube is up: {} members, {} nodes (pod network: {network}, proxy: userspace).",
-        state.members.len(),
-        state.nodes.len()
-    );
-    println!("  client config: {}", dir.join("config").display());
-    if let Some(p) = &extra {
-        println!("                 {} (rkube ctl reads it)", p.display());
-    }
-    println!("  logs:          {}", dir.join("logs").display());
-    println!("Try:\n  rkube ctl get nodes\n  rkube ctl apply -f examples/web.yaml\n  rkube ctl get deploy,pods,svc");
-    println!("Ctrl-C stops the cluster; `rkube up` brings it back; `rkube up --down` removes it.");
-
     let mut running: usize = state.members.len() + state.nodes.len();
     loop {
         tokio::select! {
@@ -329,6 +241,124 @@ pub async fn run(a: UpArgs) -> anyhow::Result<()> {
     }
     plan::save(&dir, &state)?;
     println!("stopped; `rkube up` brings it back, `rkube up --down` removes it");
+    Ok(())
+}
+
+/// Starts the members, then the nodes, reporting each step; fails when a process exits
+/// or a step takes too long.
+async fn bring_up(
+    a: &UpArgs,
+    state: &mut State,
+    root: bool,
+    started: Instant,
+    tx: &mpsc::UnboundedSender<Exit>,
+    exits: &mut mpsc::UnboundedReceiver<Exit>,
+) -> anyhow::Result<()> {
+    let dir = a.dir.clone();
+    let exe = std::env::current_exe().context("locating the rkube binary")?;
+    for m in state.members.iter_mut() {
+        spawn(&exe, &dir, m, tx)?;
+    }
+    plan::save(&dir, state)?;
+    for m in &state.members {
+        let api = m.api.expect("members have an API address");
+        wait_for(
+            &format!("member {}", m.name),
+            Duration::from_secs(60),
+            exits,
+            &dir,
+            || async move {
+                http_status(api, "/healthz")
+                    .await
+                    .filter(|s| s.contains(" 200"))
+            },
+        )
+        .await?;
+        println!("member {} up (API {api})", m.name);
+    }
+    let servers: Vec<String> = state
+        .members
+        .iter()
+        .filter_map(|m| m.api.map(|a| a.to_string()))
+        .collect();
+    let client = client::Client::from_servers(&servers.join(","))?;
+    let leader = wait_for("a leader", Duration::from_secs(60), exits, &dir, || async {
+        let r = client.members().await.ok()?;
+        r.members
+            .iter()
+            .find(|m| m.id == r.leader_id && r.leader_id != 0)
+            .map(|m| m.name.clone())
+    })
+    .await?;
+    println!("cluster formed, leader {leader}");
+    for m in &state.members {
+        let api = m.api.expect("members have an API address");
+        wait_for(
+            &format!("member {} ready", m.name),
+            Duration::from_secs(60),
+            exits,
+            &dir,
+            || async move {
+                http_status(api, "/readyz")
+                    .await
+                    .filter(|s| s.contains(" 200"))
+            },
+        )
+        .await?;
+    }
+    let config = config_text(state);
+    std::fs::write(dir.join("config"), &config)?;
+    let extra = match &a.write_config {
+        Some(p) => Some(p.clone()),
+        None => std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".rkube").join("config")),
+    };
+    if let Some(p) = &extra {
+        if let Some(parent) = p.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::write(p, &config).with_context(|| format!("writing {}", p.display()))?;
+    }
+
+    for n in state.nodes.iter_mut() {
+        spawn(&exe, &dir, n, tx)?;
+    }
+    plan::save(&dir, state)?;
+    let nodes = client::Api::<Node>::all(client.clone());
+    for n in &state.nodes {
+        let nodes = &nodes;
+        wait_for(
+            &format!("node {} Ready", n.name),
+            Duration::from_secs(60),
+            exits,
+            &dir,
+            || async move {
+                let node = nodes.get(&n.name).await.ok()?;
+                let ready = node
+                    .status?
+                    .conditions?
+                    .into_iter()
+                    .any(|c| c.type_ == "Ready" && c.status == "True");
+                ready.then_some(())
+            },
+        )
+        .await?;
+        println!("node {} Ready", n.name);
+    }
+    let network = plan::pod_network(&a.pod_network, root)?;
+    println!(
+        "rkube is up: {} members, {} nodes (pod network: {network}, proxy: userspace) in {:.1} s.",
+        state.members.len(),
+        state.nodes.len(),
+        started.elapsed().as_secs_f64()
+    );
+    println!("  client config: {}", dir.join("config").display());
+    if let Some(p) = &extra {
+        println!("                 {} (rkube ctl reads it)", p.display());
+    }
+    println!("  logs:          {}", dir.join("logs").display());
+    println!("Try:\n  rkube ctl get nodes\n  rkube ctl apply -f examples/web.yaml\n  rkube ctl get deploy,pods,svc");
+    println!("Ctrl-C stops the cluster; `rkube up` brings it back; `rkube up --down` removes it.");
+
     Ok(())
 }
 
