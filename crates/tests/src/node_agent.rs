@@ -260,7 +260,7 @@ impl Drop for NodeAgent {
             std::thread::sleep(Duration::from_millis(20));
         }
         // Pod networks: namespaces, then the node's bridge.
-        node::runtime::process::remove_pod_networks(&self.data_dir().join("runtime"));
+        node::runtime::cni::remove_pod_networks(&self.data_dir().join("runtime"));
         if let Some(i) = self.args.iter().position(|a| a == "--cni-bridge") {
             if let Some(br) = self.args.get(i + 1) {
                 let _ = std::process::Command::new("ip")

@@ -415,7 +415,7 @@ async fn down(dir: &Path) -> anyhow::Result<()> {
     }
     for n in &state.nodes {
         // Pod networks of a node that was killed.
-        node::runtime::process::remove_pod_networks(&dir.join(&n.name).join("runtime"));
+        node::runtime::cni::remove_pod_networks(&dir.join(&n.name).join("runtime"));
         node::proxy::addrs::remove_all(&n.name);
         let _ = std::process::Command::new("ip")
             .args(["link", "del", &plan::bridge(dir, &n.name)])

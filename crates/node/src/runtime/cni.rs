@@ -112,3 +112,21 @@ pub fn del(cfg: &CniConfig, id: &str, name: &str) {
     }
     let _ = Command::new("ip").args(["netns", "del", name]).output();
 }
+
+/// Deletes the network namespaces of the pods a process runtime rooted at `root` created,
+/// without the plugins: for a node that is gone for good (killed, then removed).
+pub fn remove_pod_networks(root: &Path) {
+    for e in std::fs::read_dir(root.join("sandboxes"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let sandbox: Value = std::fs::read(e.path().join("sandbox.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        if let Some(ns) = sandbox["netns"].as_str() {
+            let _ = Command::new("ip").args(["netns", "del", ns]).output();
+        }
+    }
+}

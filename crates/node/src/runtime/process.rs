@@ -40,23 +40,6 @@ pub struct ProcessRuntime {
     pod_cidr: parking_lot::Mutex<Option<String>>,
 }
 
-/// Deletes the network namespaces of the pods a process runtime rooted at `root` created,
-/// without the plugins: for a node that is gone for good (killed, then removed).
-pub fn remove_pod_networks(root: &Path) {
-    for e in std::fs::read_dir(root.join("sandboxes"))
-        .into_iter()
-        .flatten()
-        .flatten()
-    {
-        if let Some(ns) = read_json::<Sandbox>(&e.path().join("sandbox.json")).and_then(|s| s.netns)
-        {
-            let _ = std::process::Command::new("ip")
-                .args(["netns", "del", &ns])
-                .output();
-        }
-    }
-}
-
 fn read_json<T: serde::de::DeserializeOwned>(p: &Path) -> Option<T> {
     serde_json::from_slice(&std::fs::read(p).ok()?).ok()
 }
