@@ -55,6 +55,8 @@ pub struct ApiServerConfig {
     /// How long pods tolerate a not-ready or unreachable node by default.
     pub default_not_ready_toleration_seconds: i64,
     pub default_unreachable_toleration_seconds: i64,
+    /// How often the leader checks the Service allocation keys against the Services.
+    pub service_allocation_repair_interval: Duration,
 }
 
 impl ApiServerConfig {
@@ -71,6 +73,7 @@ impl ApiServerConfig {
             service_ranges: Default::default(),
             default_not_ready_toleration_seconds: 300,
             default_unreachable_toleration_seconds: 300,
+            service_allocation_repair_interval: Duration::from_secs(180),
         }
     }
 }
@@ -182,6 +185,12 @@ impl ApiServer {
             }
         }));
         tasks.push(tokio::spawn(bootstrap(api.clone())));
+        let services_prefix = api.registry.get("v1", "Service")?.prefix(None);
+        tasks.push(tokio::spawn(crate::services::repair::run(
+            store.clone(),
+            services_prefix,
+            cfg.service_allocation_repair_interval,
+        )));
         let t = tokens.clone();
         tasks.push(tokio::spawn(async move { t.load_key().await }));
         tracing::info!(member = %store.name(), %local_addr, "apiserver listening");

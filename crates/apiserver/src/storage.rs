@@ -40,7 +40,8 @@ pub fn decode(value: &[u8], rv: i64) -> Result<Value> {
     Ok(v)
 }
 
-fn compare(key: &str, target: CompareTarget, tu: TargetUnion) -> Compare {
+/// `key`'s `target` equals `tu`.
+pub(crate) fn compare(key: &str, target: CompareTarget, tu: TargetUnion) -> Compare {
     Compare {
         result: CompareResult::Equal as i32,
         target: target as i32,
@@ -62,7 +63,7 @@ pub struct Side {
     pub release: Vec<String>,
 }
 
-fn put_op(key: &str, value: Bytes) -> RequestOp {
+pub(crate) fn put_op(key: &str, value: Bytes) -> RequestOp {
     RequestOp {
         request: Some(Request::RequestPut(PutRequest {
             key: Bytes::copy_from_slice(key.as_bytes()),
@@ -72,7 +73,7 @@ fn put_op(key: &str, value: Bytes) -> RequestOp {
     }
 }
 
-fn delete_op(key: &str) -> RequestOp {
+pub(crate) fn delete_op(key: &str) -> RequestOp {
     RequestOp {
         request: Some(Request::RequestDeleteRange(DeleteRangeRequest {
             key: Bytes::copy_from_slice(key.as_bytes()),

@@ -51,6 +51,10 @@ pub struct ApiServerArgs {
     /// The tolerationSeconds of the unreachable toleration added to every pod without one.
     #[arg(long, default_value_t = 300)]
     pub default_unreachable_toleration_seconds: i64,
+    /// How often the leader checks Service allocations against the Services, in
+    /// milliseconds.
+    #[arg(long, default_value_t = 180_000)]
+    pub service_allocation_repair_interval_ms: u64,
     /// Also write the client configuration (endpoints) here; it is always written to
     /// <data-dir>/client.yaml.
     #[arg(long)]
@@ -74,6 +78,8 @@ impl ApiServerArgs {
         cfg.bookmark_interval = Duration::from_millis(self.bookmark_interval_ms.max(100));
         cfg.default_not_ready_toleration_seconds = self.default_not_ready_toleration_seconds;
         cfg.default_unreachable_toleration_seconds = self.default_unreachable_toleration_seconds;
+        cfg.service_allocation_repair_interval =
+            Duration::from_millis(self.service_allocation_repair_interval_ms.max(100));
         cfg.service_ranges = apiserver::services::ServiceRanges {
             cluster_ips: self
                 .service_cluster_ip_range

@@ -199,3 +199,72 @@ async fn cluster_ips_and_node_ports_are_allocated_once_and_released() {
         .expect("the port released by the type change is free");
     assert_eq!(node_port(&reused), Some(30001));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn allocations_left_wrong_by_writes_around_the_apiserver_are_repaired() {
+    use rkube_proto::etcd::{DeleteRangeRequest, PutRequest, RangeRequest};
+    let args = ["--service-allocation-repair-interval-ms", "300"];
+    let cluster = Cluster::start(Flavor::Apiserver, 1, &args).await;
+    let api: Api<Service> = Api::namespaced(cluster.api_client(), "default");
+    let mut etcd = cluster.clients(0);
+    let reader = etcd.kv.clone();
+    let get = |key: String| {
+        let mut kv = reader.clone();
+        async move {
+            let r = kv
+                .range(RangeRequest {
+                    key: key.into_bytes().into(),
+                    ..Default::default()
+                })
+                .await
+                .unwrap()
+                .into_inner();
+            r.kvs
+                .first()
+                .map(|kv| String::from_utf8_lossy(&kv.value).to_string())
+        }
+    };
+    let svc = api
+        .create(&service("a", json!({"type": "NodePort"})))
+        .await
+        .unwrap();
+    let ip_key = format!("/rkube/ranges/serviceips/{}", cluster_ip(&svc));
+    let port_key = format!(
+        "/rkube/ranges/servicenodeports/{}",
+        node_port(&svc).unwrap()
+    );
+    assert_eq!(get(ip_key.clone()).await.as_deref(), Some("default/a"));
+
+    // A stray allocation, and a Service's key removed behind the apiserver's back.
+    let stray = "/rkube/ranges/serviceips/10.96.0.77".to_string();
+    etcd.kv
+        .put(PutRequest {
+            key: stray.clone().into_bytes().into(),
+            value: "default/ghost".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    etcd.kv
+        .delete_range(DeleteRangeRequest {
+            key: port_key.clone().into_bytes().into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    rkube_tests::eventually(
+        std::time::Duration::from_secs(20),
+        "the stray key released and the Service's key restored",
+        || {
+            let (stray, port_key) = (stray.clone(), port_key.clone());
+            let get = &get;
+            async move {
+                let gone = get(stray).await.is_none();
+                let back = get(port_key).await.as_deref() == Some("default/a");
+                (gone && back).then_some(())
+            }
+        },
+    )
+    .await;
+    assert_eq!(get(ip_key).await.as_deref(), Some("default/a"), "untouched");
+}

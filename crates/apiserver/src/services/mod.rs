@@ -5,7 +5,10 @@
 //! `/rkube/ranges/servicenodeports/<port>`) written in the same transaction as the
 //! Service itself, so two Services never hold the same value, and the transaction that
 //! removes a Service (or changes its type) releases what it held. Headless Services
-//! (`clusterIP: None`) and `type: ExternalName` hold nothing.
+//! (`clusterIP: None`) and `type: ExternalName` hold nothing. [`repair`] fixes keys that
+//! writes around the apiserver left wrong.
+
+pub mod repair;
 
 use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
