@@ -352,8 +352,13 @@ async fn bring_up(
         started.elapsed().as_secs_f64()
     );
     println!("  client config: {}", dir.join("config").display());
-    if let Some(p) = &extra {
+    if let Some(p) = extra.as_ref().filter(|p| **p != dir.join("config")) {
         println!("                 {} (rkube ctl reads it)", p.display());
+    }
+    if !root {
+        println!("  not root: pods share the host network and get no volumes, and Service ports");
+        println!("  below 1024 need net.ipv4.ip_unprivileged_port_start=0; run it with sudo for");
+        println!("  the whole cluster.");
     }
     println!("  logs:          {}", dir.join("logs").display());
     println!("Try:\n  rkube ctl get nodes\n  rkube ctl apply -f examples/web.yaml\n  rkube ctl get deploy,pods,svc");
