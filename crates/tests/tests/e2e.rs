@@ -61,6 +61,47 @@ async fn all_members_up(up: &UpCluster, client: &Client) {
     .await;
 }
 
+/// The keys of the objects in the store (through the etcd API of member n1), except kinds
+/// that controllers and kubelets add and remove on their own: events, pods, leases,
+/// endpoints, jobs (the CronJob prunes its history), pod metrics.
+async fn stored_objects(up: &UpCluster) -> std::collections::BTreeSet<String> {
+    let api = up.state()["members"][0]["api"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let mut kv = rkube_tests::cluster::Clients::connect_lazy(api).kv;
+    let resp = kv
+        .range(rkube_proto::etcd::RangeRequest {
+            key: "/registry/".into(),
+            range_end: rkube_tests::prefix_end("/registry/"),
+            keys_only: true,
+            ..Default::default()
+        })
+        .await
+        .expect("range /registry/")
+        .into_inner();
+    let skip = [
+        "/events/",
+        "/pods/",
+        "/leases/",
+        "/endpoints/",
+        "/endpointslices/",
+        "/jobs/",
+    ];
+    let keys: std::collections::BTreeSet<String> = resp
+        .kvs
+        .iter()
+        .map(|kv| String::from_utf8_lossy(&kv.key).to_string())
+        .filter(|k| !skip.iter().any(|s| k.contains(s)))
+        .collect();
+    assert!(
+        keys.len() > 20,
+        "the store holds the cluster's objects: {keys:?}"
+    );
+    keys
+}
+
 fn node_of(p: &Pod) -> String {
     p.spec
         .as_ref()
@@ -282,6 +323,7 @@ async fn a_cluster_from_rkube_up_runs_the_examples_and_survives_failures() {
     wait_serving(cip, &moved).await;
 
     // Every member at once: the workloads keep serving, and everything comes back.
+    let objects_before = stored_objects(&up).await;
     let before = up.node_containers(survivor);
     for m in ["n1", "n2", "n3"] {
         up.kill(m);
@@ -315,6 +357,9 @@ async fn a_cluster_from_rkube_up_runs_the_examples_and_survives_failures() {
         before,
         "no container restarted"
     );
+    let objects_after = stored_objects(&up).await;
+    let lost: Vec<&String> = objects_before.difference(&objects_after).collect();
+    assert!(lost.is_empty(), "objects lost in the restart: {lost:?}");
     let svc2 = Api::<Service>::namespaced(client.clone(), "default")
         .get("web")
         .await
