@@ -47,10 +47,10 @@ async fn pipe(
 }
 
 impl Link {
-    async fn start(target: SocketAddr) -> Link {
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("proxy listener");
+    /// Forwards what `listener` (bound already) accepts to `target`.
+    fn start(listener: std::net::TcpListener, target: SocketAddr) -> Link {
+        listener.set_nonblocking(true).expect("non-blocking");
+        let listener = TcpListener::from_std(listener).expect("proxy listener");
         let addr = listener.local_addr().expect("addr");
         let blocked = Arc::new(AtomicBool::new(false));
         let b = blocked.clone();
@@ -115,6 +115,11 @@ impl ProxyCluster {
             "chaos cluster (TCP fault proxies) data and logs in {}",
             dir.path().display()
         );
+        // The links' ports are taken before the members' ports are picked, so a link can
+        // never land on a port a member is about to bind.
+        let mut listeners: Vec<std::net::TcpListener> = (0..n * n)
+            .map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("proxy listener"))
+            .collect();
         let members: Vec<ProxyMember> = (1..=n)
             .map(|i| ProxyMember {
                 name: format!("n{i}"),
@@ -131,7 +136,7 @@ impl ProxyCluster {
                 row.push(if i == j {
                     None
                 } else {
-                    Some(Link::start(m.peer).await)
+                    Some(Link::start(listeners.pop().expect("a listener"), m.peer))
                 });
             }
             links.push(row);
