@@ -101,6 +101,7 @@ pub async fn run(
         let t = table::build(
             &svcs.iter().map(|s| s.as_ref()).collect::<Vec<_>>(),
             &eps.iter().map(|s| s.as_ref()).collect::<Vec<_>>(),
+            node,
         );
         if last.as_ref() != Some(&t) {
             let started = std::time::Instant::now();

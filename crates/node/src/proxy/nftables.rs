@@ -17,6 +17,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
+use std::net::SocketAddr;
 
 use super::table::ServicePort;
 
@@ -74,6 +75,61 @@ fn id(s: &str) -> String {
     format!("{:016x}", super::hash(s))
 }
 
+impl Desired {
+    fn element(&mut self, set: &'static str, e: String) {
+        self.elements.entry(set).or_default().insert(e);
+    }
+
+    /// The chain of endpoint `ep` of `sp` (and its affinity set), added once.
+    fn endpoint_chain(&mut self, sp: &ServicePort, ep: &SocketAddr) -> (String, Option<String>) {
+        let affinity = sp.affinity.map(|t| t.as_secs());
+        let epid = id(&format!("{}|{ep}|{affinity:?}", sp.name));
+        let chain = format!("ep-{epid}");
+        let set = affinity.map(|_| format!("aff-{epid}"));
+        if !self.chains.contains_key(&chain) {
+            let mut rules = vec![format!("ip saddr {} jump mark-for-masquerade", ep.ip())];
+            if let (Some(secs), Some(set)) = (affinity, &set) {
+                self.sets.insert(
+                    set.clone(),
+                    format!("type ipv4_addr ; flags dynamic,timeout ; timeout {secs}s ;"),
+                );
+                rules.push(format!("update @{set} {{ ip saddr }}"));
+            }
+            rules.push(format!(
+                "meta l4proto {} dnat to {ep}",
+                sp.protocol.as_str()
+            ));
+            self.chains.insert(chain.clone(), rules);
+        }
+        (chain, set)
+    }
+
+    /// Rules that pick one of `eps` (the sticky one first, with affinity), after `first`.
+    fn pick_chain(
+        &mut self,
+        name: String,
+        sp: &ServicePort,
+        eps: &[SocketAddr],
+        first: Vec<String>,
+    ) {
+        let mut rules = first;
+        let mut picks = Vec::new();
+        for (i, ep) in eps.iter().enumerate() {
+            let (chain, set) = self.endpoint_chain(sp, ep);
+            if let Some(set) = set {
+                rules.push(format!("ip saddr @{set} goto {chain}"));
+            }
+            picks.push(format!("{i} : goto {chain}"));
+        }
+        rules.push(format!(
+            "numgen random mod {} vmap {{ {} }}",
+            picks.len(),
+            picks.join(", ")
+        ));
+        self.chains.insert(name, rules);
+    }
+}
+
 fn desired(table: &BTreeMap<String, ServicePort>) -> Desired {
     let mut d = Desired::default();
     for k in MAPS_AND_SETS {
@@ -82,60 +138,40 @@ fn desired(table: &BTreeMap<String, ServicePort>) -> Desired {
     for sp in table.values() {
         let proto = sp.protocol.as_str();
         let svc = format!("svc-{}", id(&sp.name));
-        if sp.endpoints.is_empty() {
-            if let Some(ip) = sp.cluster_ip {
-                d.elements
-                    .get_mut("no-endpoint-services")
-                    .map(|e| e.insert(format!("{ip} . {proto} . {}", sp.port)));
+        if let Some(ip) = sp.cluster_ip {
+            if sp.endpoints.is_empty() {
+                d.element(
+                    "no-endpoint-services",
+                    format!("{ip} . {proto} . {}", sp.port),
+                );
+            } else {
+                d.pick_chain(svc.clone(), sp, &sp.endpoints, vec![]);
+                d.element(
+                    "service-ips",
+                    format!("{ip} . {proto} . {} : goto {svc}", sp.port),
+                );
             }
-            if let Some(np) = sp.node_port {
-                d.elements
-                    .get_mut("no-endpoint-nodeports")
-                    .map(|e| e.insert(format!("{proto} . {np}")));
-            }
+        }
+        let Some(np) = sp.node_port else { continue };
+        if sp.external_endpoints.is_empty() {
+            d.element("no-endpoint-nodeports", format!("{proto} . {np}"));
             continue;
         }
-        let mut svc_rules = Vec::new();
-        let mut picks = Vec::new();
-        for (i, ep) in sp.endpoints.iter().enumerate() {
-            let affinity = sp.affinity.map(|t| t.as_secs());
-            let epid = id(&format!("{}|{ep}|{affinity:?}", sp.name));
-            let chain = format!("ep-{epid}");
-            let mut rules = vec![format!("ip saddr {} jump mark-for-masquerade", ep.ip())];
-            if let Some(secs) = affinity {
-                let set = format!("aff-{epid}");
-                d.sets.insert(
-                    set.clone(),
-                    format!("type ipv4_addr ; flags dynamic,timeout ; timeout {secs}s ;"),
-                );
-                svc_rules.push(format!("ip saddr @{set} goto {chain}"));
-                rules.push(format!("update @{set} {{ ip saddr }}"));
-            }
-            rules.push(format!("meta l4proto {proto} dnat to {ep}"));
-            d.chains.insert(chain.clone(), rules);
-            picks.push(format!("{i} : goto {chain}"));
+        let ext = format!("ext-{}", id(&sp.name));
+        // externalTrafficPolicy: Local keeps the client's address: no masquerading.
+        let masq: Vec<String> = if sp.local_external {
+            vec![]
+        } else {
+            vec!["jump mark-for-masquerade".into()]
+        };
+        if sp.external_endpoints == sp.endpoints && sp.cluster_ip.is_some() {
+            let mut rules = masq;
+            rules.push(format!("goto {svc}"));
+            d.chains.insert(ext.clone(), rules);
+        } else {
+            d.pick_chain(ext.clone(), sp, &sp.external_endpoints, masq);
         }
-        svc_rules.push(format!(
-            "numgen random mod {} vmap {{ {} }}",
-            picks.len(),
-            picks.join(", ")
-        ));
-        d.chains.insert(svc.clone(), svc_rules);
-        if let Some(ip) = sp.cluster_ip {
-            d.elements
-                .get_mut("service-ips")
-                .map(|e| e.insert(format!("{ip} . {proto} . {} : goto {svc}", sp.port)));
-        }
-        if let Some(np) = sp.node_port {
-            let ext = format!("ext-{}", id(&sp.name));
-            d.chains.insert(
-                ext.clone(),
-                vec!["jump mark-for-masquerade".into(), format!("goto {svc}")],
-            );
-            d.elements
-                .get_mut("service-nodeports")
-                .map(|e| e.insert(format!("{proto} . {np} : goto {ext}")));
-        }
+        d.element("service-nodeports", format!("{proto} . {np} : goto {ext}"));
     }
     d
 }
@@ -292,6 +328,8 @@ mod tests {
             protocol: Protocol::Tcp,
             affinity: affinity.then(|| Duration::from_secs(60)),
             endpoints: eps.iter().map(|e| e.parse().unwrap()).collect(),
+            external_endpoints: eps.iter().map(|e| e.parse().unwrap()).collect(),
+            local_external: false,
         }
     }
 
@@ -339,5 +377,28 @@ mod tests {
         let b = desired(&table(sp(&["10.244.0.2:8080"], false)));
         let step = script("t", Some(&a), &b);
         assert!(step.contains("delete set ip t aff-"), "{step}");
+    }
+
+    #[test]
+    fn local_external_traffic_is_not_masqueraded_and_keeps_to_local_endpoints() {
+        let mut s = sp(&["10.244.0.2:8080", "10.244.1.2:8080"], false);
+        s.external_endpoints = vec!["10.244.0.2:8080".parse().unwrap()];
+        s.local_external = true;
+        let d = desired(&table(s));
+        let ext = d
+            .chains
+            .iter()
+            .find(|(k, _)| k.starts_with("ext-"))
+            .map(|(_, r)| r.join("\n"))
+            .unwrap();
+        assert!(!ext.contains("mark-for-masquerade"), "{ext}");
+        assert!(ext.contains("numgen random mod 1"), "{ext}");
+        let svc = d
+            .chains
+            .iter()
+            .find(|(k, _)| k.starts_with("svc-"))
+            .map(|(_, r)| r.join("\n"))
+            .unwrap();
+        assert!(svc.contains("numgen random mod 2"), "{svc}");
     }
 }

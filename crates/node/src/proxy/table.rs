@@ -1,5 +1,9 @@
 //! The proxy's view of the cluster: one entry per Service port, with the ready endpoints
 //! the EndpointSlices of that Service list for it. Both proxy modes are driven by it.
+//!
+//! Traffic policies as Kubernetes has them: with `internalTrafficPolicy: Local`, ClusterIP
+//! traffic goes only to endpoints on this node; with `externalTrafficPolicy: Local`,
+//! NodePort traffic does (and is not masqueraded).
 
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
@@ -44,13 +48,22 @@ pub struct ServicePort {
     pub protocol: Protocol,
     /// `sessionAffinity: ClientIP` and its timeout.
     pub affinity: Option<Duration>,
-    /// Ready endpoints, sorted.
+    /// Ready endpoints for ClusterIP traffic, sorted.
     pub endpoints: Vec<SocketAddr>,
+    /// Ready endpoints for NodePort traffic: the local ones alone with
+    /// `externalTrafficPolicy: Local` (`local_external`), else all of them.
+    pub external_endpoints: Vec<SocketAddr>,
+    pub local_external: bool,
 }
 
-/// The table for `services` and `slices`, keyed by [`ServicePort::name`]. ExternalName
-/// and headless Services, and ports of protocols the proxy does not carry, are left out.
-pub fn build(services: &[&Service], slices: &[&EndpointSlice]) -> BTreeMap<String, ServicePort> {
+/// The table of node `node` for `services` and `slices`, keyed by [`ServicePort::name`].
+/// ExternalName and headless Services, and ports of protocols the proxy does not carry,
+/// are left out.
+pub fn build(
+    services: &[&Service],
+    slices: &[&EndpointSlice],
+    node: &str,
+) -> BTreeMap<String, ServicePort> {
     let mut by_service: BTreeMap<(String, String), Vec<&EndpointSlice>> = BTreeMap::new();
     for s in slices {
         if s.address_type != "IPv4" {
@@ -89,6 +102,9 @@ pub fn build(services: &[&Service], slices: &[&EndpointSlice]) -> BTreeMap<Strin
             Duration::from_secs(secs.max(1) as u64)
         });
         let own = by_service.get(&(ns.clone(), name.clone()));
+        let internal_local = spec.internal_traffic_policy.as_deref() == Some("Local");
+        let local_external = node_port_type(spec.type_.as_deref())
+            && spec.external_traffic_policy.as_deref() == Some("Local");
         for p in spec.ports.iter().flatten() {
             let Some(protocol) = Protocol::parse(p.protocol.as_deref()) else {
                 continue;
@@ -98,13 +114,23 @@ pub fn build(services: &[&Service], slices: &[&EndpointSlice]) -> BTreeMap<Strin
                 continue;
             }
             let port_name = p.name.clone().unwrap_or_default();
-            let mut endpoints: Vec<SocketAddr> = own
+            let all: Vec<(SocketAddr, bool)> = own
                 .into_iter()
                 .flatten()
-                .flat_map(|s| endpoints_of(s, &port_name, protocol))
+                .flat_map(|s| endpoints_of(s, &port_name, protocol, node))
                 .collect();
-            endpoints.sort();
-            endpoints.dedup();
+            let pick = |local_only: bool| {
+                let mut v: Vec<SocketAddr> = all
+                    .iter()
+                    .filter(|(_, local)| *local || !local_only)
+                    .map(|(a, _)| *a)
+                    .collect();
+                v.sort();
+                v.dedup();
+                v
+            };
+            let endpoints = pick(internal_local);
+            let external_endpoints = pick(local_external);
             let key = format!("{ns}/{name}:{port_name}");
             out.insert(
                 key.clone(),
@@ -116,6 +142,8 @@ pub fn build(services: &[&Service], slices: &[&EndpointSlice]) -> BTreeMap<Strin
                     protocol,
                     affinity,
                     endpoints,
+                    external_endpoints,
+                    local_external,
                 },
             );
         }
@@ -123,8 +151,18 @@ pub fn build(services: &[&Service], slices: &[&EndpointSlice]) -> BTreeMap<Strin
     out
 }
 
-/// The ready addresses of `slice` on its port named `port_name` with `protocol`.
-fn endpoints_of(slice: &EndpointSlice, port_name: &str, protocol: Protocol) -> Vec<SocketAddr> {
+fn node_port_type(t: Option<&str>) -> bool {
+    matches!(t, Some("NodePort" | "LoadBalancer"))
+}
+
+/// The ready addresses of `slice` on its port named `port_name` with `protocol`, each with
+/// whether it is on node `node`.
+fn endpoints_of(
+    slice: &EndpointSlice,
+    port_name: &str,
+    protocol: Protocol,
+    node: &str,
+) -> Vec<(SocketAddr, bool)> {
     let Some(port) = slice.ports.iter().flatten().find(|p| {
         p.name.as_deref().unwrap_or("") == port_name
             && Protocol::parse(p.protocol.as_deref()) == Some(protocol)
@@ -139,9 +177,12 @@ fn endpoints_of(slice: &EndpointSlice, port_name: &str, protocol: Protocol) -> V
         .iter()
         .flatten()
         .filter(|e| e.conditions.as_ref().and_then(|c| c.ready) != Some(false))
-        .flat_map(|e| e.addresses.iter())
-        .filter_map(|a| a.parse::<Ipv4Addr>().ok())
-        .map(|ip| SocketAddr::V4(SocketAddrV4::new(ip, port)))
+        .flat_map(|e| {
+            let local = e.node_name.as_deref() == Some(node);
+            e.addresses.iter().map(move |a| (a, local))
+        })
+        .filter_map(|(a, local)| Some((a.parse::<Ipv4Addr>().ok()?, local)))
+        .map(|(ip, local)| (SocketAddr::V4(SocketAddrV4::new(ip, port)), local))
         .collect()
 }
 
@@ -174,7 +215,7 @@ mod tests {
                 {"addresses": ["10.244.0.2"], "conditions": {}},
                 {"addresses": ["10.244.0.4"], "conditions": {"ready": false}}]}))
         .unwrap();
-        let t = build(&[&svc, &headless], &[&slice]);
+        let t = build(&[&svc, &headless], &[&slice], "n1");
         assert_eq!(t.len(), 2, "the headless Service is left out: {t:?}");
         let http = &t["default/web:http"];
         assert_eq!(http.node_port, Some(30080));
@@ -188,5 +229,43 @@ mod tests {
         assert_eq!(dns.protocol, Protocol::Udp);
         assert_eq!(dns.endpoints.len(), 2);
         assert_eq!(dns.endpoints[0].port(), 5353);
+    }
+
+    #[test]
+    fn local_traffic_policies_keep_to_this_node() {
+        let svc: Service = serde_json::from_value(json!({
+            "metadata": {"name": "web", "namespace": "default"},
+            "spec": {"clusterIP": "10.96.0.10", "type": "NodePort",
+                "internalTrafficPolicy": "Local", "externalTrafficPolicy": "Local",
+                "ports": [{"port": 80, "protocol": "TCP", "nodePort": 30080}]}}))
+        .unwrap();
+        let slice: EndpointSlice = serde_json::from_value(json!({
+            "metadata": {"name": "web-0", "namespace": "default",
+                "labels": {"kubernetes.io/service-name": "web"}},
+            "addressType": "IPv4",
+            "ports": [{"port": 8080, "protocol": "TCP"}],
+            "endpoints": [
+                {"addresses": ["10.244.0.2"], "nodeName": "n1"},
+                {"addresses": ["10.244.1.2"], "nodeName": "n2"}]}))
+        .unwrap();
+        let here: Vec<SocketAddr> = vec!["10.244.0.2:8080".parse().unwrap()];
+        let t = build(&[&svc], &[&slice], "n1");
+        let sp = &t["default/web:"];
+        assert_eq!(sp.endpoints, here);
+        assert_eq!(sp.external_endpoints, here);
+        assert!(sp.local_external);
+        // A node without endpoints of its own has none to offer.
+        let t = build(&[&svc], &[&slice], "n3");
+        assert!(t["default/web:"].endpoints.is_empty());
+        assert!(t["default/web:"].external_endpoints.is_empty());
+        // Cluster policies: everything.
+        let mut svc = svc;
+        let spec = svc.spec.as_mut().unwrap();
+        spec.internal_traffic_policy = Some("Cluster".into());
+        spec.external_traffic_policy = Some("Cluster".into());
+        let t = build(&[&svc], &[&slice], "n3");
+        assert_eq!(t["default/web:"].endpoints.len(), 2);
+        assert_eq!(t["default/web:"].external_endpoints.len(), 2);
+        assert!(!t["default/web:"].local_external);
     }
 }

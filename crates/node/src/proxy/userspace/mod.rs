@@ -62,13 +62,16 @@ impl Userspace {
         if let Err(e) = self.addrs.sync(&ips).await {
             tracing::warn!(error = %e, "proxy: ClusterIPs not all local");
         }
-        let mut want: HashMap<ListenKey, &ServicePort> = HashMap::new();
-        for sp in table.values().filter(|s| !s.endpoints.is_empty()) {
-            if let Some(ip) = sp.cluster_ip {
-                want.insert((ip, sp.port, sp.protocol), sp);
+        // Each listener with the endpoints it spreads over: ClusterIP traffic over
+        // `endpoints`, NodePort traffic over `external_endpoints`.
+        let mut want: HashMap<ListenKey, (&ServicePort, &Vec<SocketAddr>)> = HashMap::new();
+        for sp in table.values() {
+            if let Some(ip) = sp.cluster_ip.filter(|_| !sp.endpoints.is_empty()) {
+                want.insert((ip, sp.port, sp.protocol), (sp, &sp.endpoints));
             }
-            if let Some(np) = sp.node_port {
-                want.insert((Ipv4Addr::UNSPECIFIED, np, sp.protocol), sp);
+            if let Some(np) = sp.node_port.filter(|_| !sp.external_endpoints.is_empty()) {
+                let key = (Ipv4Addr::UNSPECIFIED, np, sp.protocol);
+                want.insert(key, (sp, &sp.external_endpoints));
             }
         }
         self.listeners.retain(|k, l| {
@@ -79,12 +82,12 @@ impl Userspace {
             keep
         });
         self.failed.retain(|k| want.contains_key(k));
-        for (key, sp) in want {
+        for (key, (sp, endpoints)) in want {
             if let Some(l) = self.listeners.get(&key) {
-                l.balancer.update(sp.endpoints.clone(), sp.affinity);
+                l.balancer.update(endpoints.clone(), sp.affinity);
                 continue;
             }
-            let balancer = Arc::new(Balancer::new(sp.endpoints.clone(), sp.affinity));
+            let balancer = Arc::new(Balancer::new(endpoints.clone(), sp.affinity));
             match open(key, balancer.clone()) {
                 Ok(task) => {
                     self.failed.remove(&key);
