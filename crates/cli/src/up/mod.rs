@@ -426,6 +426,7 @@ async fn down(dir: &Path) -> anyhow::Result<()> {
             .args(["link", "del", &plan::bridge(dir, &n.name)])
             .output();
     }
+    node::kubelet::volumes::unmount_under(dir);
     std::fs::remove_dir_all(dir).with_context(|| format!("removing {}", dir.display()))?;
     println!("removed {}", dir.display());
     Ok(())

@@ -348,3 +348,21 @@ pub fn mounts_for(
         })
         .collect()
 }
+
+/// Unmounts (lazily) everything mounted below `dir`, deepest first: the volumes of pods
+/// that an agent killed mid-life never tore down.
+pub fn unmount_under(dir: &Path) {
+    let dir = &std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+    let mut mounts: Vec<String> = std::fs::read_to_string("/proc/self/mounts")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(1).map(str::to_string))
+        .filter(|m| Path::new(m).starts_with(dir) && Path::new(m) != dir)
+        .collect();
+    mounts.sort_by_key(|m| std::cmp::Reverse(m.len()));
+    for m in mounts {
+        let _ = std::process::Command::new("umount")
+            .args(["-l", &m])
+            .status();
+    }
+}
