@@ -191,55 +191,19 @@ pub async fn run(a: UpArgs) -> anyhow::Result<()> {
     let (tx, mut exits) = mpsc::unbounded_channel();
 
     if let Err(e) = bring_up(&a, &mut state, root, started, &tx, &mut exits).await {
-        let mut running = 0;
-        stop_group(
-            &state.nodes,
-            &mut exits,
-            &mut running,
-            Duration::from_secs(20),
-        )
-        .await;
-        stop_group(
-            &state.members,
-            &mut exits,
-            &mut running,
-            Duration::from_secs(10),
-        )
-        .await;
-        state.pid = None;
-        plan::save(&dir, &state)?;
+        stop_all(&dir, &mut state, &mut exits).await?;
         return Err(e);
     }
-    let mut running: usize = state.members.len() + state.nodes.len();
     loop {
         tokio::select! {
             _ = crate::proxy_cmd::stop_signal() => break,
             Some(e) = exits.recv() => {
                 println!("{} exited ({}); see {}", e.name, e.status, log_path(&dir, &e.name).display());
-                running -= 1;
             }
         }
     }
     println!("stopping: nodes (and their pods), then members");
-    stop_group(
-        &state.nodes,
-        &mut exits,
-        &mut running,
-        Duration::from_secs(20),
-    )
-    .await;
-    stop_group(
-        &state.members,
-        &mut exits,
-        &mut running,
-        Duration::from_secs(10),
-    )
-    .await;
-    state.pid = None;
-    for p in state.members.iter_mut().chain(state.nodes.iter_mut()) {
-        p.pid = None;
-    }
-    plan::save(&dir, &state)?;
+    stop_all(&dir, &mut state, &mut exits).await?;
     println!("stopped; `rkube up` brings it back, `rkube up --down` removes it");
     Ok(())
 }
@@ -367,13 +331,24 @@ async fn bring_up(
     Ok(())
 }
 
-/// SIGTERM to every process of `procs`, then SIGKILL to those still there after `grace`.
-async fn stop_group(
-    procs: &[Proc],
+/// Stops the nodes (and with them their pods), then the members, and records that
+/// nothing runs.
+async fn stop_all(
+    dir: &Path,
+    state: &mut State,
     exits: &mut mpsc::UnboundedReceiver<Exit>,
-    running: &mut usize,
-    grace: Duration,
-) {
+) -> anyhow::Result<()> {
+    stop_group(&state.nodes, exits, Duration::from_secs(20)).await;
+    stop_group(&state.members, exits, Duration::from_secs(10)).await;
+    state.pid = None;
+    for p in state.members.iter_mut().chain(state.nodes.iter_mut()) {
+        p.pid = None;
+    }
+    plan::save(dir, state)
+}
+
+/// SIGTERM to every process of `procs`, then SIGKILL to those still there after `grace`.
+async fn stop_group(procs: &[Proc], exits: &mut mpsc::UnboundedReceiver<Exit>, grace: Duration) {
     let live: Vec<u32> = procs
         .iter()
         .filter_map(|p| p.pid)
@@ -385,7 +360,7 @@ async fn stop_group(
     let deadline = tokio::time::Instant::now() + grace;
     while live.iter().any(|p| plan::alive(*p)) {
         match tokio::time::timeout_at(deadline, exits.recv()).await {
-            Ok(Some(_)) => *running = running.saturating_sub(1),
+            Ok(Some(_)) => {}
             Ok(None) | Err(_) => break,
         }
     }

@@ -57,6 +57,10 @@ pub fn alive(pid: u32) -> bool {
         })
 }
 
+fn strings(args: &[&str]) -> Vec<String> {
+    args.iter().map(|s| s.to_string()).collect()
+}
+
 fn free_port() -> anyhow::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
@@ -130,7 +134,7 @@ pub fn plan(a: &UpArgs, root: bool) -> anyhow::Result<State> {
         .enumerate()
         .map(|(i, (api, _))| {
             let name = format!("n{}", i + 1);
-            let mut args: Vec<String> = [
+            let mut args = strings(&[
                 "server",
                 "--name",
                 &name,
@@ -144,10 +148,7 @@ pub fn plan(a: &UpArgs, root: bool) -> anyhow::Result<State> {
                 &a.cluster_cidr,
                 "--service-cluster-ip-range",
                 &service_cidr,
-            ]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+            ]);
             args.extend(a.server_args.iter().cloned());
             Proc {
                 name,
@@ -163,7 +164,7 @@ pub fn plan(a: &UpArgs, root: bool) -> anyhow::Result<State> {
     let nodes = (1..=a.nodes)
         .map(|i| {
             let name = format!("w{i}");
-            let mut args: Vec<String> = [
+            let mut args = strings(&[
                 "node",
                 "--name",
                 &name,
@@ -182,10 +183,7 @@ pub fn plan(a: &UpArgs, root: bool) -> anyhow::Result<State> {
                 "--proxy-mode",
                 "userspace",
                 "--stop-pods-on-exit",
-            ]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+            ]);
             args.extend(a.node_args.iter().cloned());
             Proc {
                 name,

@@ -385,20 +385,17 @@ mod tests {
         s.external_endpoints = vec!["10.244.0.2:8080".parse().unwrap()];
         s.local_external = true;
         let d = desired(&table(s));
-        let ext = d
-            .chains
-            .iter()
-            .find(|(k, _)| k.starts_with("ext-"))
-            .map(|(_, r)| r.join("\n"))
-            .unwrap();
+        let chain = |prefix: &str| {
+            d.chains
+                .iter()
+                .find(|(k, _)| k.starts_with(prefix))
+                .map(|(_, r)| r.join("\n"))
+                .unwrap()
+        };
+        let ext = chain("ext-");
         assert!(!ext.contains("mark-for-masquerade"), "{ext}");
         assert!(ext.contains("numgen random mod 1"), "{ext}");
-        let svc = d
-            .chains
-            .iter()
-            .find(|(k, _)| k.starts_with("svc-"))
-            .map(|(_, r)| r.join("\n"))
-            .unwrap();
+        let svc = chain("svc-");
         assert!(svc.contains("numgen random mod 2"), "{svc}");
     }
 }
