@@ -5,7 +5,7 @@
 //! on the store, then a wait until the cache has caught up with the applied revision.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -16,6 +16,7 @@ use rkube_proto::mvccpb::{event::EventType, KeyValue};
 use serde_json::Value;
 use tokio::sync::{broadcast, mpsc, watch};
 
+use crate::encryption::Transformer;
 use crate::error::{Error, Result};
 use crate::object;
 use crate::registry::Registry;
@@ -92,6 +93,8 @@ struct State {
 pub struct WatchCache {
     state: RwLock<State>,
     registry: Arc<Registry>,
+    /// Opens sealed values; set once, before [`WatchCache::run`].
+    encryption: OnceLock<Transformer>,
     window: usize,
     rev_tx: watch::Sender<i64>,
     progress_tx: mpsc::Sender<()>,
@@ -120,11 +123,31 @@ impl WatchCache {
                 tx: broadcast::channel(LIVE_BUFFER).0,
             }),
             registry,
+            encryption: OnceLock::new(),
             window,
             rev_tx: watch::channel(0).0,
             progress_tx,
             progress_rx: parking_lot::Mutex::new(Some(progress_rx)),
         })
+    }
+
+    /// Opens sealed values with `t` from now on. Call it before [`WatchCache::run`]: values
+    /// listed before it would be dropped as undecodable. Only the first call counts.
+    pub fn set_encryption(&self, t: Transformer) {
+        if self.encryption.set(t).is_err() {
+            tracing::warn!("watch cache: encryption was already set; keeping the first");
+        }
+    }
+
+    /// The plaintext of `kv`'s value; None (with a warning) when it does not open.
+    fn open<'a>(&self, key: &str, kv: &'a KeyValue) -> Option<std::borrow::Cow<'a, [u8]>> {
+        match crate::storage::open(self.encryption.get(), key, &kv.value) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                tracing::warn!(key, error = %e, "watch cache: cannot read a stored value");
+                None
+            }
+        }
     }
 
     pub fn revision(&self) -> i64 {
@@ -224,7 +247,7 @@ impl WatchCache {
 
     fn decode(&self, kv: &KeyValue, rv: i64) -> Option<Arc<Cached>> {
         let key = String::from_utf8(kv.key.to_vec()).ok()?;
-        let mut v: Value = serde_json::from_slice(&kv.value).ok()?;
+        let mut v: Value = serde_json::from_slice(&self.open(&key, kv)?).ok()?;
         object::set(&mut v, "resourceVersion", rv.to_string());
         let labels = object::labels(&v)
             .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -257,7 +280,11 @@ impl WatchCache {
     }
 
     fn register_crd(&self, kv: &KeyValue, deleted: bool) {
-        let Ok(crd) = serde_json::from_slice::<Value>(&kv.value) else {
+        let key = String::from_utf8_lossy(&kv.key);
+        let Some(value) = self.open(&key, kv) else {
+            return;
+        };
+        let Ok(crd) = serde_json::from_slice::<Value>(&value) else {
             return;
         };
         for t in crate::registry::crd::resource_types(&crd) {

@@ -5,6 +5,7 @@
 //! - [`handler`]: the request pipeline — authenticate, authorize, mutating admission,
 //!   validate, validating admission, store — with Kubernetes' object semantics;
 //! - [`cache`]: the watch cache every list and watch is served from;
+//! - [`encryption`]: encryption at rest of the resources an `EncryptionConfiguration` names;
 //! - [`tokens`]: service-account tokens, signed with a key every member shares through
 //!   the store;
 //! - [`grpc`]: the `rkube.api.v1` services; [`server`]: starting it all.
@@ -15,6 +16,7 @@
 pub mod admission;
 pub mod auth;
 pub mod cache;
+pub mod encryption;
 pub mod error;
 pub mod grpc;
 pub mod handler;

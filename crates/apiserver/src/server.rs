@@ -1,6 +1,6 @@
-//! Starting an apiserver: the embedded store member, the watch cache, the gRPC API (and
-//! the etcd v3 API) on one port, `/healthz`, `/readyz` and `/metrics` on the same port,
-//! and the bootstrap namespaces.
+//! Starting an apiserver: the embedded store member, the watch cache, the gRPC API on one
+//! TLS port (with the etcd v3 API only when asked), `/healthz`, `/readyz` and an
+//! authenticated `/metrics` on the same port, and the bootstrap namespaces.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -42,10 +42,14 @@ pub struct ApiServerConfig {
     pub listen: SocketAddr,
     /// `--token-auth-file`: static bearer tokens.
     pub token_file: Option<PathBuf>,
-    pub tls: Option<TlsFiles>,
+    /// How the API port speaks TLS; `None` is plaintext (only under an `--insecure-` flag).
+    pub tls: Option<ServingTls>,
     /// Requests without credentials are served as `system:anonymous` (Kubernetes'
     /// `--anonymous-auth`).
     pub anonymous_auth: bool,
+    /// Also serve the etcd v3 API on the API port (for administrators and members only,
+    /// as on its own port).
+    pub etcd_on_api_port: bool,
     pub max_object_bytes: usize,
     /// Recent events kept in the watch cache for watches that resume.
     pub watch_cache_events: usize,
@@ -57,6 +61,11 @@ pub struct ApiServerConfig {
     pub default_unreachable_toleration_seconds: i64,
     /// How often the leader checks the Service allocation keys against the Services.
     pub service_allocation_repair_interval: Duration,
+    /// The key that encrypts the service-account signing key in the store (derived from
+    /// the cluster token, so every member has it and the etcd API hands out ciphertext).
+    pub signing_key_wrap: Option<[u8; 32]>,
+    /// `--encryption-provider-config`: an EncryptionConfiguration file.
+    pub encryption_provider_config: Option<PathBuf>,
 }
 
 impl ApiServerConfig {
@@ -66,7 +75,8 @@ impl ApiServerConfig {
             listen,
             token_file: None,
             tls: None,
-            anonymous_auth: true,
+            anonymous_auth: false,
+            etcd_on_api_port: false,
             max_object_bytes: 1024 * 1024,
             watch_cache_events: 100_000,
             bookmark_interval: Duration::from_secs(5),
@@ -74,8 +84,20 @@ impl ApiServerConfig {
             default_not_ready_toleration_seconds: 300,
             default_unreachable_toleration_seconds: 300,
             service_allocation_repair_interval: Duration::from_secs(180),
+            signing_key_wrap: None,
+            encryption_provider_config: None,
         }
     }
+}
+
+/// The API port's certificate.
+#[derive(Clone, Debug)]
+pub enum ServingTls {
+    /// Issued by the cluster CA and renewed before it expires; client certificates from
+    /// the cluster CA authenticate.
+    Cluster(Arc<pki::RenewingCert>),
+    /// Files the operator provides (`--tls-cert-file`), with an optional client CA.
+    Files(TlsFiles),
 }
 
 /// A running apiserver.
@@ -97,21 +119,30 @@ impl ApiServer {
         if cfg.store.client_urls.is_empty() {
             cfg.store.client_urls = vec![format!("{scheme}://{local_addr}")];
         }
+        // Kubernetes' order: client certificates, then bearer tokens, then anonymous.
         let mut authenticators: Vec<Box<dyn Authenticator>> = Vec::new();
+        let client_certs = match &cfg.tls {
+            Some(ServingTls::Cluster(_)) => true,
+            Some(ServingTls::Files(f)) => f.client_ca.is_some(),
+            None => false,
+        };
+        if client_certs {
+            authenticators.push(Box::new(ClientCertificates));
+        }
         if let Some(f) = &cfg.token_file {
             authenticators.push(Box::new(StaticTokens::load(f)?));
         }
-        let client_ca = cfg.tls.as_ref().is_some_and(|t| t.client_ca.is_some());
-        if client_ca {
-            authenticators.push(Box::new(ClientCertificates));
-        }
-        let tls = cfg.tls.as_ref().map(|t| t.server_config()).transpose()?;
 
+        let encryption = crate::encryption::from_file(cfg.encryption_provider_config.as_deref())
+            .map_err(|e| format!("--encryption-provider-config: {e}"))?;
         let store = Store::open(cfg.store.clone()).await?;
         let registry = Arc::new(Registry::with_builtins());
         let cache = WatchCache::new(registry.clone(), cfg.watch_cache_events);
+        if let Some(t) = &encryption {
+            cache.set_encryption(t.clone());
+        }
         let mut tasks = vec![tokio::spawn(cache.clone().run(store.clone()))];
-        let tokens = Tokens::new(cache.clone(), store.clone());
+        let tokens = Tokens::new(cache.clone(), store.clone(), cfg.signing_key_wrap);
         authenticators.push(Box::new(ServiceAccountTokens(tokens.clone())));
         let api = Arc::new(Api {
             store: store.clone(),
@@ -144,6 +175,7 @@ impl ApiServer {
             max_object_bytes: cfg.max_object_bytes,
             metrics: Metrics::default(),
             service_ranges: cfg.service_ranges.clone(),
+            encryption: encryption.clone(),
         });
 
         // Room above the object limit, so an oversized object reaches validation and gets
@@ -166,31 +198,29 @@ impl ApiServer {
                 api: api.clone(),
                 tokens: tokens.clone(),
             }));
-        let routes = EtcdService::new(store.clone()).add_routes(routes);
+        let routes = if cfg.etcd_on_api_port {
+            let guard = match cfg.tls {
+                Some(_) => raft_store::etcd::Guard::AdminsAndMembers,
+                None => raft_store::etcd::Guard::Insecure,
+            };
+            EtcdService::new(store.clone()).add_routes(routes, guard)
+        } else {
+            routes
+        };
         let http = health_routes(api.clone(), tokens.clone());
         let router = routes.into_axum_router().merge(http);
-
-        let mut builder = tonic::transport::Server::builder()
-            .accept_http1(true)
-            .tcp_nodelay(true);
-        if let Some(tls) = tls {
-            builder = builder.tls_config(tls)?;
-        }
-        let incoming =
-            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
-        let server = builder.add_routes(router.into());
-        tasks.push(tokio::spawn(async move {
-            if let Err(e) = server.serve_with_incoming(incoming).await {
-                tracing::error!(error = %e, "API listener stopped");
-            }
-        }));
+        tasks.push(serve_api(listener, cfg.tls.as_ref(), router)?);
         tasks.push(tokio::spawn(bootstrap(api.clone())));
         let services_prefix = api.registry.get("v1", "Service")?.prefix(None);
-        tasks.push(tokio::spawn(crate::services::repair::run(
+        tasks.push(tokio::spawn(crate::services::repair::run_with(
             store.clone(),
             services_prefix,
             cfg.service_allocation_repair_interval,
+            encryption,
         )));
+        if api.encryption.is_some() {
+            tasks.push(tokio::spawn(rewrite_stale(api.clone())));
+        }
         let t = tokens.clone();
         tasks.push(tokio::spawn(async move { t.load_key().await }));
         tracing::info!(member = %store.name(), %local_addr, "apiserver listening");
@@ -201,6 +231,11 @@ impl ApiServer {
         })
     }
 
+    /// Resolves when the embedded store stopped on a fatal error, with its text.
+    pub async fn fatal(&self) -> String {
+        self.api.store.fatal().await
+    }
+
     pub async fn shutdown(self) {
         for t in &self.tasks {
             t.abort();
@@ -209,11 +244,117 @@ impl ApiServer {
     }
 }
 
+/// After a key rotation, rewrites every value not written under the current key, once the
+/// store answers.
+async fn rewrite_stale(api: Arc<Api>) {
+    loop {
+        match crate::encryption::rewrite_stale(&api).await {
+            Ok(n) => {
+                tracing::info!(
+                    rewritten = n,
+                    "encryption at rest: values under old keys rewritten"
+                );
+                return;
+            }
+            Err(Error::Unavailable(e)) => {
+                tracing::debug!(error = %e, "encryption rewrite waits for the store");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "encryption at rest: rewrite failed");
+                return;
+            }
+        }
+    }
+}
+
+/// Serves `router` on the API port: TLS with the cluster's or the operator's certificate,
+/// or plaintext with a warning.
+fn serve_api(
+    listener: TcpListener,
+    tls: Option<&ServingTls>,
+    router: axum::Router,
+) -> Result<JoinHandle<()>, StartError> {
+    let mut builder = tonic::transport::Server::builder()
+        .accept_http1(true)
+        .tcp_nodelay(true);
+    let task = match tls {
+        Some(ServingTls::Cluster(cert)) => {
+            let cfg = cert.server_config(pki::ClientAuth::Optional, &[b"h2", b"http/1.1"])?;
+            let server = builder.add_routes(router.into());
+            let incoming = pki::tls_incoming(listener, cfg);
+            tokio::spawn(async move {
+                if let Err(e) = server.serve_with_incoming(incoming).await {
+                    tracing::error!(error = %e, "API listener stopped");
+                }
+            })
+        }
+        Some(ServingTls::Files(files)) => {
+            builder = builder.tls_config(files.server_config()?)?;
+            let server = builder.add_routes(router.into());
+            let incoming =
+                tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+            tokio::spawn(async move {
+                if let Err(e) = server.serve_with_incoming(incoming).await {
+                    tracing::error!(error = %e, "API listener stopped");
+                }
+            })
+        }
+        None => {
+            tracing::warn!("the API port is plaintext (--insecure-api-plaintext)");
+            let server = builder.add_routes(router.into());
+            let incoming =
+                tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+            tokio::spawn(async move {
+                if let Err(e) = server.serve_with_incoming(incoming).await {
+                    tracing::error!(error = %e, "API listener stopped");
+                }
+            })
+        }
+    };
+    Ok(task)
+}
+
+/// Whether an HTTP request carries credentials the chain accepts (anonymous counts only
+/// when `--anonymous-auth` allows it).
+async fn authenticated(api: &Api, req: axum::extract::Request) -> bool {
+    use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
+    let cert_subject = req
+        .extensions()
+        .get::<TlsConnectInfo<TcpConnectInfo>>()
+        .and_then(|i| i.peer_certs())
+        .and_then(|c| pki::subject_of(&c));
+    let (parts, _) = req.into_parts();
+    let metadata = tonic::metadata::MetadataMap::from_headers(parts.headers);
+    let creds = crate::auth::Credentials {
+        metadata: &metadata,
+        cert_subject,
+    };
+    match api.authn.authenticate(&creds).await {
+        Ok(user) => user.name != UserInfo::anonymous().name || api.authn.allow_anonymous,
+        Err(_) => false,
+    }
+}
+
 fn health_routes(api: Arc<Api>, tokens: Arc<Tokens>) -> axum::Router {
     let ready_api = api.clone();
+    let live_api = api.clone();
+    let healthz = move || {
+        let api = live_api.clone();
+        async move {
+            if api.store.is_running() {
+                (axum::http::StatusCode::OK, "ok".to_string())
+            } else {
+                (
+                    axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                    "raft stopped on a fatal error\n".to_string(),
+                )
+            }
+        }
+    };
     axum::Router::new()
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/livez", get(|| async { "ok" }))
+        .route("/healthz", get(healthz.clone()))
+        .route("/livez", get(healthz))
         .route(
             "/readyz",
             get(move || {
@@ -224,18 +365,24 @@ fn health_routes(api: Arc<Api>, tokens: Arc<Tokens>) -> axum::Router {
         )
         .route(
             "/metrics",
-            get(move || {
+            get(move |req: axum::extract::Request| {
                 let api = api.clone();
                 async move {
+                    if !authenticated(&api, req).await {
+                        return Err((
+                            axum::http::StatusCode::UNAUTHORIZED,
+                            "/metrics needs a client certificate or a bearer token\n",
+                        ));
+                    }
                     let m = &api.metrics;
                     m.cached_objects.set(api.cache.len() as i64);
                     m.revision.set(api.cache.revision());
                     m.is_leader.set(api.store.is_leader() as i64);
                     m.raft_term.set(api.store.term() as i64);
-                    (
+                    Ok((
                         [("content-type", "text/plain; version=0.0.4; charset=utf-8")],
                         m.encode(),
-                    )
+                    ))
                 }
             }),
         )

@@ -1,6 +1,10 @@
 //! Objects in the store: every write is one compare-and-swap transaction on the key's mod
 //! revision, which is the object's `resourceVersion`. Stored JSON carries no
-//! `resourceVersion`; it is set from the mod revision when the object is read.
+//! `resourceVersion`; it is set from the mod revision when the object is read. Values of the
+//! resources an encryption configuration covers are sealed on the way in and opened on the
+//! way out ([`crate::encryption`]).
+
+use std::borrow::Cow;
 
 use bytes::Bytes;
 use raft_store::Store;
@@ -12,6 +16,7 @@ use rkube_proto::etcd::{
 };
 use serde_json::Value;
 
+use crate::encryption::Transformer;
 use crate::error::{Error, Result};
 use crate::object;
 
@@ -23,18 +28,34 @@ pub enum Swap {
     Lost,
 }
 
-/// The JSON to store: the object without `resourceVersion`.
-pub fn encode(obj: &Value) -> Result<Bytes> {
+/// The value to store at `key`: the object's JSON without `resourceVersion`, sealed when
+/// `encryption` covers `key`.
+pub fn encode(encryption: Option<&Transformer>, key: &str, obj: &Value) -> Result<Bytes> {
     let mut v = obj.clone();
     object::remove(&mut v, "resourceVersion");
-    serde_json::to_vec(&v)
-        .map(Bytes::from)
-        .map_err(|e| Error::Internal(e.to_string()))
+    let json = serde_json::to_vec(&v).map_err(|e| Error::Internal(e.to_string()))?;
+    match encryption {
+        Some(t) if t.applies_to(key) => Ok(t.encrypt(key, &json)?),
+        _ => Ok(Bytes::from(json)),
+    }
 }
 
-/// A stored object with its `resourceVersion` set.
-pub fn decode(value: &[u8], rv: i64) -> Result<Value> {
-    let mut v: Value = serde_json::from_slice(value)
+/// The plaintext of the value stored at `key`: opened with `encryption` when it is sealed.
+pub fn open<'a>(
+    encryption: Option<&Transformer>,
+    key: &str,
+    value: &'a [u8],
+) -> Result<Cow<'a, [u8]>> {
+    match encryption {
+        Some(t) => Ok(t.decrypt(key, value)?),
+        None => Ok(Cow::Borrowed(value)),
+    }
+}
+
+/// The object stored at `key` with its `resourceVersion` set.
+pub fn decode(encryption: Option<&Transformer>, key: &str, value: &[u8], rv: i64) -> Result<Value> {
+    let value = open(encryption, key, value)?;
+    let mut v: Value = serde_json::from_slice(&value)
         .map_err(|e| Error::Internal(format!("stored object: {e}")))?;
     object::set(&mut v, "resourceVersion", rv.to_string());
     Ok(v)
@@ -178,9 +199,10 @@ pub async fn keys(store: &Store, prefix: &str) -> Result<Vec<String>> {
 }
 
 /// Objects under `prefix` from `start` (inclusive) as they were at `revision`, up to
-/// `limit` keys (0: all). Fails with Expired when `revision` was compacted.
+/// `limit` keys (0: all), opened with `encryption`. Fails with Expired when `revision` was compacted.
 pub async fn range_at(
     store: &Store,
+    encryption: Option<&Transformer>,
     start: &str,
     prefix: &str,
     revision: i64,
@@ -206,7 +228,8 @@ pub async fn range_at(
     let mut out = Vec::with_capacity(resp.kvs.len());
     for kv in &resp.kvs {
         let key = String::from_utf8_lossy(&kv.key).into_owned();
-        out.push((key, decode(&kv.value, kv.mod_revision)?));
+        let obj = decode(encryption, &key, &kv.value, kv.mod_revision)?;
+        out.push((key, obj));
     }
     Ok((out, resp.more))
 }

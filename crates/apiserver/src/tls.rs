@@ -1,4 +1,5 @@
-//! TLS for the API port (rustls through tonic), and the identity in a client certificate.
+//! TLS for the API port from files the operator provides (`--tls-cert-file`); the
+//! cluster's own certificates come from the `pki` crate.
 
 use std::path::PathBuf;
 
@@ -25,25 +26,4 @@ impl TlsFiles {
         }
         Ok(cfg)
     }
-}
-
-/// The common name and organizations of the first (the client's own) certificate. The
-/// TLS layer has already verified it against the client CA.
-pub fn subject_of(
-    certs: Option<&[tonic::transport::CertificateDer<'static>]>,
-) -> Option<(String, Vec<String>)> {
-    let der = certs?.first()?;
-    let (_, cert) = x509_parser::parse_x509_certificate(der.as_ref()).ok()?;
-    let subject = cert.subject();
-    let cn = subject
-        .iter_common_name()
-        .next()?
-        .as_str()
-        .ok()?
-        .to_string();
-    let orgs = subject
-        .iter_organization()
-        .filter_map(|o| o.as_str().ok().map(String::from))
-        .collect();
-    Some((cn, orgs))
 }

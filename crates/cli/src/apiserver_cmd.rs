@@ -5,17 +5,20 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
+use apiserver::server::ServingTls;
 use apiserver::tls::TlsFiles;
 use apiserver::{ApiServer, ApiServerConfig};
 use clap::{ArgAction, Args};
 
+use crate::security::{CredentialFiles, MemberPki};
 use crate::store_cmd::StoreArgs;
 
 #[derive(Args, Clone)]
 pub struct ApiServerArgs {
     #[command(flatten)]
     pub store: StoreArgs,
-    /// The API port: the rkube API, the etcd v3 API, /healthz, /readyz and /metrics.
+    /// The API port (TLS): the rkube API, /healthz, /readyz and /metrics. The etcd v3 API
+    /// is served on --client-listen.
     #[arg(long, default_value = "127.0.0.1:6443")]
     pub listen: SocketAddr,
     /// Static bearer tokens, one `token,user,uid,"group1,group2"` per line.
@@ -30,8 +33,12 @@ pub struct ApiServerArgs {
     #[arg(long, requires = "tls_cert_file")]
     pub client_ca_file: Option<PathBuf>,
     /// Serve requests without credentials as system:anonymous.
-    #[arg(long, action = ArgAction::Set, default_value_t = true)]
+    #[arg(long, action = ArgAction::Set, default_value_t = false)]
     pub anonymous_auth: bool,
+    /// Also serve the etcd v3 API on the API port (still for administrators and members
+    /// only).
+    #[arg(long)]
+    pub etcd_on_api_port: bool,
     /// Largest object accepted, in bytes of JSON.
     #[arg(long, default_value_t = 1024 * 1024)]
     pub max_object_bytes: usize,
@@ -55,6 +62,11 @@ pub struct ApiServerArgs {
     /// milliseconds.
     #[arg(long, default_value_t = 180_000)]
     pub service_allocation_repair_interval_ms: u64,
+    /// An EncryptionConfiguration (apiserver.config.k8s.io/v1) file: Secrets are stored
+    /// encrypted with its first provider's first key; every key is tried for reads, and
+    /// values under older keys are rewritten at start.
+    #[arg(long)]
+    pub encryption_provider_config: Option<PathBuf>,
     /// Also write the client configuration (endpoints) here; it is always written to
     /// <data-dir>/client.yaml.
     #[arg(long)]
@@ -66,14 +78,16 @@ impl ApiServerArgs {
         let mut cfg = ApiServerConfig::new(self.store.config()?, self.listen);
         cfg.token_file = self.token_auth_file.clone();
         cfg.tls = match (&self.tls_cert_file, &self.tls_private_key_file) {
-            (Some(cert), Some(key)) => Some(TlsFiles {
+            (Some(cert), Some(key)) => Some(ServingTls::Files(TlsFiles {
                 cert: cert.clone(),
                 key: key.clone(),
                 client_ca: self.client_ca_file.clone(),
-            }),
+            })),
             _ => None,
         };
         cfg.anonymous_auth = self.anonymous_auth;
+        cfg.etcd_on_api_port = self.etcd_on_api_port;
+        cfg.encryption_provider_config = self.encryption_provider_config.clone();
         cfg.max_object_bytes = self.max_object_bytes;
         cfg.bookmark_interval = Duration::from_millis(self.bookmark_interval_ms.max(100));
         cfg.default_not_ready_toleration_seconds = self.default_not_ready_toleration_seconds;
@@ -92,9 +106,10 @@ impl ApiServerArgs {
     }
 }
 
-fn client_config_text(server: &ApiServer, tls: bool) -> String {
-    let scheme = if tls { "https" } else { "http" };
-    let mut servers = vec![format!("{scheme}://{}", server.local_addr)];
+/// The client configuration `rkube server` writes: every member's endpoint and, on a
+/// secured cluster, the CA and the admin client certificate.
+fn client_config_text(server: &ApiServer, tls: bool, creds: Option<&CredentialFiles>) -> String {
+    let mut servers = vec![crate::security::url_of(server.local_addr, tls)];
     for m in server.api.store.members() {
         for u in m.client_ur_ls {
             if !servers.contains(&u) {
@@ -102,11 +117,21 @@ fn client_config_text(server: &ApiServer, tls: bool) -> String {
             }
         }
     }
-    let list: Vec<String> = servers.iter().map(|s| format!("  - {s}")).collect();
-    format!(
-        "# rkube client configuration, written by `rkube server`.\nservers:\n{}\n",
-        list.join("\n")
-    )
+    let mut text =
+        String::from("# rkube client configuration, written by `rkube server`.\nservers:\n");
+    for s in servers {
+        text.push_str(&format!("  - {s}\n"));
+    }
+    if let Some(c) = creds {
+        for (k, p) in [("ca", &c.ca), ("cert", &c.cert), ("key", &c.key)] {
+            text.push_str(&format!("{k}: {}\n", absolute(p).display()));
+        }
+    }
+    text
+}
+
+fn absolute(p: &std::path::Path) -> PathBuf {
+    std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
 }
 
 /// `rkube server`: an apiserver member plus the control-plane components, which reach the
@@ -148,65 +173,98 @@ pub async fn run_server(args: ServerArgs) -> anyhow::Result<()> {
     run(args.apiserver, Some(components)).await
 }
 
+/// A client for an in-process component: its own client certificate on a secured
+/// cluster (never `system:masters`), or the member's own address when plaintext.
 fn components_client(
     server: &ApiServer,
-    args: &ApiServerArgs,
+    pki: Option<&MemberPki>,
     config: Option<&std::path::Path>,
+    user: &str,
 ) -> anyhow::Result<client::Client> {
-    let cfg = match config {
-        Some(p) => client::ClientConfig::load(p)?,
-        None => {
-            let tls = args.tls_cert_file.is_some();
-            let scheme = if tls { "https" } else { "http" };
-            let mut cfg =
-                client::ClientConfig::from_servers(&format!("{scheme}://{}", server.local_addr));
-            cfg.ca = args.tls_cert_file.clone();
+    let cfg = match (config, pki) {
+        (Some(p), _) => client::ClientConfig::load(p)?,
+        (None, Some(pki)) => {
+            let file = user.rsplit(':').next().unwrap_or(user);
+            let creds = pki.client_files(file, user, &[], Duration::from_secs(365 * 24 * 3600))?;
+            let mut cfg = client::ClientConfig::from_servers(&crate::security::url_of(
+                server.local_addr,
+                true,
+            ));
+            cfg.ca = Some(creds.ca);
+            cfg.cert = Some(creds.cert);
+            cfg.key = Some(creds.key);
             cfg
+        }
+        (None, None) => {
+            client::ClientConfig::from_servers(&crate::security::url_of(server.local_addr, false))
         }
     };
     Ok(client::Client::new(cfg)?)
 }
 
 pub async fn run(args: ApiServerArgs, components: Option<Components>) -> anyhow::Result<()> {
-    let cfg = args.config()?;
+    let mut cfg = args.config()?;
+    let mut addrs = vec![args.listen, cfg.store.peer_listen];
+    addrs.extend(args.store.client_listen);
+    let pki = args
+        .store
+        .security
+        .member(&args.store.name, &args.store.data_dir, &addrs)?;
+    if let Some(p) = &pki {
+        cfg.store.tls = Some(p.member.clone());
+        cfg.signing_key_wrap = Some(p.signing_key_wrap());
+        if cfg.tls.is_none() {
+            cfg.tls = Some(ServingTls::Cluster(p.member.clone()));
+        }
+    }
     let tls = cfg.tls.is_some();
     let server = ApiServer::start(cfg)
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))
         .context("starting the apiserver")?;
-    let text = client_config_text(&server, tls);
+    let admin = pki
+        .as_ref()
+        .map(crate::store_cmd::write_admin_files)
+        .transpose()?;
+    let text = client_config_text(&server, tls, admin.as_ref());
     let mut paths = vec![args.store.data_dir.join("client.yaml")];
     paths.extend(args.write_client_config.iter().cloned());
     for p in paths {
-        std::fs::write(&p, &text).with_context(|| format!("writing {}", p.display()))?;
+        pki::write_private(&p, text.as_bytes())
+            .with_context(|| format!("writing {}", p.display()))?;
     }
     let etcd = match args.store.client_listen {
         Some(addr) => {
             let l = tokio::net::TcpListener::bind(addr)
                 .await
                 .with_context(|| format!("--client-listen {addr}"))?;
-            Some(tokio::spawn(raft_store::etcd::serve(
-                server.api.store.clone(),
-                l,
-            )))
+            let store = server.api.store.clone();
+            let tls = pki.as_ref().map(|p| p.member.clone());
+            Some(tokio::spawn(async move {
+                if let Err(e) = raft_store::etcd::serve(store, l, tls).await {
+                    tracing::error!(error = %e, "etcd API listener stopped");
+                }
+            }))
         }
         None => None,
     };
     let mut running = Vec::new();
     if let Some(c) = components {
-        let client = components_client(&server, &args, c.config.as_deref())?;
+        let config = c.config.as_deref();
         if let Some(sched) = c.scheduler {
-            running.push(tokio::spawn(crate::scheduler_cmd::run_with(
-                client.clone(),
-                sched,
-            )));
+            let client = components_client(&server, pki.as_ref(), config, "system:kube-scheduler")?;
+            running.push(tokio::spawn(crate::scheduler_cmd::run_with(client, sched)));
         }
         if let Some(cm) = c.controller_manager {
+            let user = "system:kube-controller-manager";
+            let client = components_client(&server, pki.as_ref(), config, user)?;
             running.push(tokio::spawn(controllers::manager::run(client, cm)));
         }
     }
-    tokio::signal::ctrl_c().await.ok();
-    tracing::info!("interrupted; stopping");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => tracing::info!("interrupted; stopping"),
+        e = server.fatal() => crate::exit_on_fatal(&e),
+    }
     for t in running {
         t.abort();
     }

@@ -10,6 +10,7 @@ mod ctl;
 mod node_cmd;
 mod proxy_cmd;
 mod scheduler_cmd;
+mod security;
 mod store_cmd;
 mod up;
 
@@ -46,9 +47,42 @@ enum Command {
     Up(up::UpArgs),
     /// Run the service proxy of a node on its own (`rkube node` runs it too).
     Proxy(proxy_cmd::ProxyArgs),
+    /// Cluster tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
     /// The per-container shim of the process runtime (started by `rkube node`).
     #[command(hide = true)]
     NodeShim(node_cmd::ShimArgs),
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Print a new cluster token (`K10<CA hash>::<secret>`) for `rkube server --token`.
+    Generate,
+}
+
+/// A member whose Raft core stopped on a fatal error serves nothing: it exits, so that its
+/// supervisor restarts it from its durable state.
+pub(crate) fn exit_on_fatal(error: &str) -> ! {
+    tracing::error!(%error, "Raft stopped on a fatal error; exiting");
+    eprintln!("rkube: Raft stopped on a fatal error: {error}");
+    std::process::exit(70)
+}
+
+/// A panic inside openraft leaves the member's Raft stopped for good while the rest of the
+/// process would run on; the process aborts instead, so a supervisor restarts it.
+fn abort_on_raft_panic() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        default(info);
+        if info
+            .location()
+            .is_some_and(|l| l.file().contains("openraft"))
+        {
+            eprintln!("rkube: panic in the Raft core; aborting");
+            std::process::abort();
+        }
+    }));
 }
 
 fn main() -> anyhow::Result<()> {
@@ -63,8 +97,12 @@ fn main() -> anyhow::Result<()> {
     if let Command::NodeShim(args) = cli.command {
         return node_cmd::shim(args);
     }
+    abort_on_raft_panic();
+    // Everything rkube writes (data, keys, logs of pods) is its owner's alone.
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
     let rt = tokio::runtime::Runtime::new()?;
     match cli.command {
+        Command::Token(TokenCommand::Generate) => security::generate(),
         Command::Store(args) => rt.block_on(store_cmd::run(args)),
         Command::Apiserver(args) => rt.block_on(apiserver_cmd::run(args, None)),
         Command::Server(args) => rt.block_on(apiserver_cmd::run_server(*args)),

@@ -64,6 +64,11 @@ pub struct StoreArgs {
     /// Idle interval between progress notifications of watches that asked for them, in ms.
     #[arg(long, default_value_t = 600_000)]
     pub watch_progress_notify_interval_ms: u64,
+    /// Largest message between members, in bytes (at least 4 x --max-request-bytes + 1 MiB).
+    #[arg(long, default_value_t = 64 << 20)]
+    pub max_peer_message_bytes: usize,
+    #[command(flatten)]
+    pub security: crate::security::SecurityArgs,
 }
 
 impl StoreArgs {
@@ -74,7 +79,7 @@ impl StoreArgs {
             (None, Some(own)) => own
                 .parse()
                 .with_context(|| format!("--initial-cluster: the address of {}", self.name))?,
-            (None, None) => "127.0.0.1:2380".parse().expect("address"),
+            (None, None) => SocketAddr::from(([127, 0, 0, 1], 2380)),
         };
         let mut cfg = StoreConfig::new(&self.name, self.data_dir.clone(), peer_listen, initial);
         cfg.initial_cluster_state = match self.initial_cluster_state {
@@ -89,6 +94,7 @@ impl StoreArgs {
         cfg.auto_compaction_retention = self.auto_compaction_retention;
         cfg.snapshot_entries = self.snapshot_count;
         cfg.watch_progress_interval = Duration::from_millis(self.watch_progress_notify_interval_ms);
+        cfg.max_peer_message_bytes = self.max_peer_message_bytes;
         for pair in &self.peer_dial_override {
             let (from, to) = pair
                 .split_once('=')
@@ -104,9 +110,18 @@ pub async fn run(args: StoreArgs) -> anyhow::Result<()> {
     let mut cfg = args.config()?;
     let client_listen = args
         .client_listen
-        .unwrap_or_else(|| "127.0.0.1:2379".parse().expect("address"));
+        .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 2379)));
+    let pki = args.security.member(
+        &args.name,
+        &args.data_dir,
+        &[client_listen, cfg.peer_listen],
+    )?;
+    if let Some(p) = &pki {
+        cfg.tls = Some(p.member.clone());
+        write_admin_files(p)?;
+    }
     if cfg.client_urls.is_empty() {
-        cfg.client_urls = vec![format!("http://{client_listen}")];
+        cfg.client_urls = vec![crate::security::url_of(client_listen, pki.is_some())];
     }
     let listener = tokio::net::TcpListener::bind(client_listen)
         .await
@@ -114,10 +129,26 @@ pub async fn run(args: StoreArgs) -> anyhow::Result<()> {
     let peer = cfg.peer_listen;
     let store = Store::open(cfg).await?;
     tracing::info!(name = %args.name, id = %format!("{:x}", store.id()), client = %client_listen, %peer, "store member started");
+    let tls = pki.as_ref().map(|p| p.member.clone());
     tokio::select! {
-        r = raft_store::etcd::serve(store.clone(), listener) => r.context("etcd API listener")?,
+        r = raft_store::etcd::serve(store.clone(), listener, tls) => {
+            r.map_err(|e| anyhow::anyhow!("etcd API listener: {e}"))?
+        }
+        e = store.fatal() => crate::exit_on_fatal(&e),
         _ = tokio::signal::ctrl_c() => tracing::info!("interrupted; stopping"),
     }
     store.shutdown().await;
     Ok(())
+}
+
+/// The admin client certificate (`system:masters`) for etcdctl and `rkube ctl`.
+pub fn write_admin_files(
+    p: &crate::security::MemberPki,
+) -> anyhow::Result<crate::security::CredentialFiles> {
+    p.client_files(
+        "admin",
+        pki::ADMIN_USER,
+        &[pki::MASTERS_GROUP],
+        Duration::from_secs(365 * 24 * 3600),
+    )
 }

@@ -63,9 +63,21 @@ impl Clients {
             .revision
     }
 
+    /// Plaintext clients (etcd itself, or a member under `--insecure-plaintext`).
     pub fn connect_lazy(addr: SocketAddr) -> Clients {
-        let ch = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
-            .expect("endpoint")
+        Self::connect(addr, None)
+    }
+
+    /// Clients over TLS with `tls` (the admin certificate, for an rkube member), or
+    /// plaintext without.
+    pub fn connect(addr: SocketAddr, tls: Option<tonic::transport::ClientTlsConfig>) -> Clients {
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let mut ep = tonic::transport::Endpoint::from_shared(format!("{scheme}://{addr}"))
+            .expect("endpoint");
+        if let Some(t) = tls {
+            ep = ep.tls_config(t).expect("TLS config");
+        }
+        let ch = ep
             .connect_timeout(Duration::from_millis(500))
             .timeout(Duration::from_secs(10))
             .tcp_nodelay(true)
@@ -86,6 +98,8 @@ pub struct Cluster {
     pub members: Vec<Member>,
     pub extra_args: Vec<String>,
     pub dir: tempfile::TempDir,
+    /// The cluster token and the certificates the harness uses (unused for etcd).
+    pub pki: crate::pki::TestPki,
     initial_cluster: String,
 }
 
@@ -97,11 +111,12 @@ impl Cluster {
         if matches!(flavor, Flavor::Apiserver | Flavor::Server) {
             for m in &c.members {
                 let addr = m.client;
+                let c = &c;
                 eventually(
                     Duration::from_secs(20),
                     "every apiserver ready",
                     || async move {
-                        let r = crate::http_get(addr, "/readyz").await.ok()?;
+                        let r = c.get(addr, "/readyz").await.ok()?;
                         r.starts_with("HTTP/1.1 200").then_some(())
                     },
                 )
@@ -139,11 +154,13 @@ impl Cluster {
             })
             .collect::<Vec<_>>()
             .join(",");
+        let pki = crate::pki::TestPki::new(&dir.path().join("harness-pki"));
         let mut c = Cluster {
             flavor,
             members,
             extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
             dir,
+            pki,
             initial_cluster,
         };
         for i in 0..n {
@@ -178,7 +195,8 @@ impl Cluster {
                     .args(["--client-listen", &m.client.to_string()])
                     .args(["--peer-listen", &m.peer.to_string()])
                     .args(["--initial-cluster", &self.initial_cluster])
-                    .args(["--initial-cluster-state", state]);
+                    .args(["--initial-cluster-state", state])
+                    .args(["--token", &self.pki.token]);
                 c
             }
             Flavor::Apiserver | Flavor::Server => {
@@ -194,7 +212,11 @@ impl Cluster {
                 .args(["--listen", &m.client.to_string()])
                 .args(["--initial-cluster", &self.initial_cluster])
                 .args(["--initial-cluster-state", state])
-                .args(["--bookmark-interval-ms", "500"]);
+                .args(["--bookmark-interval-ms", "500"])
+                .args(["--token", &self.pki.token])
+                // The harness reaches the etcd API on the API port (with the admin
+                // certificate); a default member serves it only on --client-listen.
+                .arg("--etcd-on-api-port");
                 c
             }
             Flavor::Etcd => {
@@ -257,8 +279,41 @@ impl Cluster {
         self.members[i].child.is_some()
     }
 
+    /// etcd API clients of member `i` (with the admin certificate on rkube members).
     pub fn clients(&self, i: usize) -> Clients {
-        Clients::connect_lazy(self.members[i].client)
+        Clients::connect(self.members[i].client, self.etcd_tls())
+    }
+
+    /// The TLS configuration of the etcd API's clients: the admin certificate.
+    pub fn etcd_tls(&self) -> Option<tonic::transport::ClientTlsConfig> {
+        (self.flavor != Flavor::Etcd).then(|| self.pki.tonic_tls(&self.pki.admin))
+    }
+
+    /// One HTTP GET of `path` on the member listening at `addr`: HTTPS (trusting the
+    /// cluster CA, with no client certificate) on rkube members.
+    pub async fn get(&self, addr: SocketAddr, path: &str) -> std::io::Result<String> {
+        match self.flavor {
+            Flavor::Etcd => crate::http_get(addr, path).await,
+            _ => crate::pki::https_get(addr, path, self.pki.rustls(None)).await,
+        }
+    }
+
+    /// The admin's client configuration for every member (written once, for `--config`).
+    pub fn admin_config(&self) -> PathBuf {
+        let path = self.pki.dir.join("admin.yaml");
+        if !path.exists() {
+            let addrs: Vec<SocketAddr> = self.members.iter().map(|m| m.client).collect();
+            self.pki
+                .client_config_file("admin", &addrs, &self.pki.admin);
+        }
+        path
+    }
+
+    /// A client configuration file for `user` in `groups` (a node, a component).
+    pub fn config_for(&self, name: &str, user: &str, groups: &[&str]) -> PathBuf {
+        let creds = self.pki.issue_files(name, user, groups);
+        let addrs: Vec<SocketAddr> = self.members.iter().map(|m| m.client).collect();
+        self.pki.client_config_file(name, &addrs, &creds)
     }
 
     pub fn endpoints(&self) -> String {
@@ -271,12 +326,16 @@ impl Cluster {
 
     /// An rkube API client of every member (`Flavor::Apiserver` or `Server`), failing over among them.
     pub fn api_client(&self) -> client::Client {
-        client::Client::from_servers(&self.endpoints()).expect("client")
+        let addrs: Vec<SocketAddr> = self.members.iter().map(|m| m.client).collect();
+        client::Client::new(self.pki.client_config(&addrs, &self.pki.admin)).expect("client")
     }
 
     /// An rkube API client of member `i` alone.
     pub fn api_client_of(&self, i: usize) -> client::Client {
-        client::Client::from_servers(&self.members[i].client.to_string()).expect("client")
+        let cfg = self
+            .pki
+            .client_config(&[self.members[i].client], &self.pki.admin);
+        client::Client::new(cfg).expect("client")
     }
 
     /// The index of the member every running member names as leader.

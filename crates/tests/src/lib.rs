@@ -16,6 +16,7 @@ pub mod net;
 pub mod netns;
 pub mod node_agent;
 pub mod objects;
+pub mod pki;
 pub mod pod_lifecycle;
 pub mod process;
 pub mod service_proxy;

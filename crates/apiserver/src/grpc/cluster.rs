@@ -15,6 +15,18 @@ pub struct ClusterService {
 }
 
 impl ClusterService {
+    /// Membership changes are for administrators (`system:masters`) only.
+    async fn require_admin<T>(&self, req: &Request<T>) -> Result<(), Status> {
+        let user = self.api.user(req).await.map_err(Status::from)?;
+        if user.groups.iter().any(|g| g == pki::MASTERS_GROUP) {
+            return Ok(());
+        }
+        Err(Status::permission_denied(format!(
+            "user {:?} may not change the cluster's membership: system:masters only",
+            user.name
+        )))
+    }
+
     fn members(&self) -> MembersResponse {
         let store = &self.api.store;
         MembersResponse {
@@ -66,6 +78,7 @@ impl Cluster for ClusterService {
         &self,
         req: Request<AddMemberRequest>,
     ) -> Result<Response<MembersResponse>, Status> {
+        self.require_admin(&req).await?;
         let r = req.into_inner();
         if r.peer_url.is_empty() {
             return Err(Status::invalid_argument("peer_url: Required value"));
@@ -85,6 +98,7 @@ impl Cluster for ClusterService {
         &self,
         req: Request<RemoveMemberRequest>,
     ) -> Result<Response<MembersResponse>, Status> {
+        self.require_admin(&req).await?;
         let r = req.into_inner();
         let id = if r.id != 0 {
             r.id

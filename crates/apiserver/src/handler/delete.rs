@@ -124,7 +124,7 @@ impl Api {
                     &self.store,
                     &key,
                     cur.rv,
-                    storage::encode(&new)?,
+                    self.encode(&key, &new)?,
                     &Default::default(),
                 )
                 .await?;

@@ -20,6 +20,7 @@ pub use read::{ListOptions, WatchStream};
 use crate::admission::{Admission, AdmissionRequest, Operation};
 use crate::auth::{Attributes, AuthnChain, AuthzChain, Credentials, UserInfo};
 use crate::cache::{Cached, WatchCache};
+use crate::encryption::Transformer;
 use crate::error::{Error, FieldError, Result};
 use crate::metrics::Metrics;
 use crate::object;
@@ -40,6 +41,9 @@ pub struct Api {
     pub metrics: Metrics,
     /// Where Service ClusterIPs and NodePorts come from.
     pub service_ranges: crate::services::ServiceRanges,
+    /// Encryption at rest (`--encryption-provider-config`); None stores plaintext. The watch
+    /// cache needs the same one ([`WatchCache::set_encryption`]).
+    pub encryption: Option<Transformer>,
 }
 
 /// How often an update whose caller gave no resourceVersion is retried after losing a
@@ -98,7 +102,7 @@ impl Api {
         self.authn
             .authenticate(&Credentials {
                 metadata: req.metadata(),
-                cert_subject: crate::tls::subject_of(certs.as_deref().map(|c| c.as_slice())),
+                cert_subject: certs.and_then(|c| pki::subject_of(&c)),
             })
             .await
     }
@@ -223,6 +227,11 @@ impl Api {
         let obj = self.validate(req.rt, obj, req.old)?;
         self.admission.validate(req, &obj).await?;
         Ok(obj)
+    }
+
+    /// The value to store at `key` for `obj`, sealed if its resource is encrypted.
+    fn encode(&self, key: &str, obj: &Value) -> Result<Bytes> {
+        storage::encode(self.encryption.as_ref(), key, obj)
     }
 
     /// The current object at `key` as of a consistent read.

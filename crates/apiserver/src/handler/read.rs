@@ -158,8 +158,15 @@ impl Api {
             } else {
                 0
             };
-            let (kvs, more) =
-                storage::range_at(&self.store, &start, &opts.prefix, c.rv, chunk).await?;
+            let (kvs, more) = storage::range_at(
+                &self.store,
+                self.encryption.as_ref(),
+                &start,
+                &opts.prefix,
+                c.rv,
+                chunk,
+            )
+            .await?;
             for (key, v) in kvs {
                 if limit > 0 && items.len() == limit {
                     return Ok(ListResponse {

@@ -87,7 +87,7 @@ impl Api {
         for _ in 0..MAX_RETRIES {
             let mut obj = obj.clone();
             let side = self.service_side(&rt, None, &mut obj).await?;
-            match storage::create(&self.store, &key, storage::encode(&obj)?, &side).await? {
+            match storage::create(&self.store, &key, self.encode(&key, &obj)?, &side).await? {
                 Swap::Done(rev) => {
                     object::set(&mut obj, "resourceVersion", rev.to_string());
                     return envelope(&rt, &obj);
@@ -378,7 +378,7 @@ impl Api {
                 let release = Self::release_side(rt, &cur_v);
                 storage::delete(&self.store, &key, cur.rv, &release).await?
             } else {
-                storage::update(&self.store, &key, cur.rv, storage::encode(&new)?, &side).await?
+                storage::update(&self.store, &key, cur.rv, self.encode(&key, &new)?, &side).await?
             };
             match swap {
                 Swap::Done(rev) => {

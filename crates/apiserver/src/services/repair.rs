@@ -17,8 +17,9 @@ use rkube_proto::etcd::{
 use serde_json::Value;
 
 use super::{held, ip_key, port_key, IP_PREFIX, PORT_PREFIX};
+use crate::encryption::Transformer;
 use crate::error::Result;
-use crate::storage::{compare, delete_op, put_op};
+use crate::storage::{self, compare, delete_op, put_op};
 
 /// What one pass changed.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -57,14 +58,21 @@ async fn range(
 }
 
 /// One pass over the Services under `services_prefix`.
-pub async fn repair_once(store: &Store, services_prefix: &str) -> Result<Repaired> {
+/// Services sealed by `encryption` are opened with it; one that does not open ends the pass,
+/// since skipping it would release what it holds.
+pub async fn repair_once(
+    store: &Store,
+    services_prefix: &str,
+    encryption: Option<&Transformer>,
+) -> Result<Repaired> {
     let (ips, rev) = range(store, IP_PREFIX, 0).await?;
     let (ports, _) = range(store, PORT_PREFIX, rev).await?;
     let (services, _) = range(store, services_prefix, rev).await?;
     // Allocation key → (owner, the Service's key and mod revision).
     let mut wanted: BTreeMap<String, (String, String, i64)> = BTreeMap::new();
     for (key, value, mod_rev) in &services {
-        let Ok(svc) = serde_json::from_slice::<Value>(value) else {
+        let value = storage::open(encryption, key, value)?;
+        let Ok(svc) = serde_json::from_slice::<Value>(&value) else {
             continue;
         };
         let owner = format!(
@@ -133,14 +141,26 @@ pub async fn repair_once(store: &Store, services_prefix: &str) -> Result<Repaire
     Ok(out)
 }
 
-/// Runs [`repair_once`] every `interval` while this member leads.
+/// Runs [`repair_once`] every `interval` while this member leads, for a store without
+/// encryption at rest.
 pub async fn run(store: Store, services_prefix: String, interval: Duration) {
+    run_with(store, services_prefix, interval, None).await
+}
+
+/// Runs [`repair_once`] every `interval` while this member leads, opening Services with
+/// `encryption`.
+pub async fn run_with(
+    store: Store,
+    services_prefix: String,
+    interval: Duration,
+    encryption: Option<Transformer>,
+) {
     loop {
         tokio::time::sleep(interval).await;
         if !store.is_leader() {
             continue;
         }
-        if let Err(e) = repair_once(&store, &services_prefix).await {
+        if let Err(e) = repair_once(&store, &services_prefix, encryption.as_ref()).await {
             tracing::debug!(error = %e, "allocation repair pass failed");
         }
     }

@@ -1,6 +1,7 @@
 //! The cluster's service-account signing key: an ECDSA P-256 key, created once by whichever
 //! member gets there first and kept in the store, so every member signs and verifies with
-//! the same key and a restart keeps it.
+//! the same key and a restart keeps it. With a cluster token it is stored sealed under a
+//! key derived from the token, so the etcd API and the data directory hold ciphertext.
 
 use std::time::Duration;
 
@@ -45,7 +46,10 @@ impl SigningKey {
     }
 }
 
-async fn read(store: &Store) -> Result<Option<String>, String> {
+/// The key that seals the signing key in the store, if the cluster has a token.
+pub type Wrap = Option<[u8; 32]>;
+
+async fn read(store: &Store, wrap: &Wrap) -> Result<Option<String>, String> {
     let resp = store
         .range(&RangeRequest {
             key: Bytes::from_static(KEY_PATH.as_bytes()),
@@ -53,23 +57,38 @@ async fn read(store: &Store) -> Result<Option<String>, String> {
         })
         .await
         .map_err(|e| e.to_string())?;
-    match resp.kvs.first() {
-        Some(kv) => String::from_utf8(kv.value.to_vec())
-            .map(Some)
-            .map_err(|e| format!("stored signing key: {e}")),
-        None => Ok(None),
-    }
+    let Some(kv) = resp.kvs.first() else {
+        return Ok(None);
+    };
+    let plain = match wrap {
+        Some(k) if pki::is_sealed(&kv.value) => {
+            pki::open(k, KEY_PATH.as_bytes(), &kv.value).map_err(|e| e.to_string())?
+        }
+        _ if pki::is_sealed(&kv.value) => {
+            return Err("the stored signing key is sealed and this member has no token".into())
+        }
+        _ => kv.value.to_vec(),
+    };
+    String::from_utf8(plain)
+        .map(Some)
+        .map_err(|e| format!("stored signing key: {e}"))
 }
 
 /// Reads the key, creating it when the cluster has none. Retries until the store answers.
-pub async fn load_or_create(store: &Store) -> SigningKey {
+pub async fn load_or_create(store: &Store, wrap: &Wrap) -> SigningKey {
     loop {
         let attempt = async {
-            if let Some(pem) = read(store).await? {
+            if let Some(pem) = read(store, wrap).await? {
                 return SigningKey::from_pem(&pem);
             }
             let (key, pem) = SigningKey::generate()?;
-            match storage::create(store, KEY_PATH, Bytes::from(pem), &Default::default())
+            let value = match wrap {
+                Some(k) => {
+                    pki::seal(k, KEY_PATH.as_bytes(), pem.as_bytes()).map_err(|e| e.to_string())?
+                }
+                None => pem.into_bytes(),
+            };
+            match storage::create(store, KEY_PATH, Bytes::from(value), &Default::default())
                 .await
                 .map_err(|e| e.to_string())?
             {

@@ -109,20 +109,22 @@ pub struct Tokens {
     key: OnceLock<SigningKey>,
     pub(crate) cache: Arc<WatchCache>,
     pub(crate) store: Store,
+    wrap: key::Wrap,
 }
 
 impl Tokens {
-    pub fn new(cache: Arc<WatchCache>, store: Store) -> Arc<Tokens> {
+    pub fn new(cache: Arc<WatchCache>, store: Store, wrap: key::Wrap) -> Arc<Tokens> {
         Arc::new(Tokens {
             key: OnceLock::new(),
             cache,
             store,
+            wrap,
         })
     }
 
     /// Loads (or, on a new cluster, creates) the signing key; returns once it is loaded.
     pub async fn load_key(&self) {
-        let key = key::load_or_create(&self.store).await;
+        let key = key::load_or_create(&self.store, &self.wrap).await;
         let _ = self.key.set(key);
         tracing::info!("service-account signing key loaded");
     }

@@ -1,5 +1,9 @@
 //! The etcd v3 gRPC API over a [`Store`]: KV, Watch, Lease, Cluster and Maintenance, so
 //! etcdctl and etcd client libraries work against rkube's store.
+//!
+//! It hands out every key and writes around every check of the resource API, so it is
+//! for administrators and members only: on TLS it requires a client certificate from the
+//! cluster CA in the `system:masters` or members' group (etcd's `--client-cert-auth`).
 
 mod cluster;
 mod kv;
@@ -13,6 +17,8 @@ use rkube_proto::etcd::maintenance_server::MaintenanceServer;
 use rkube_proto::etcd::watch_server::WatchServer;
 use rkube_proto::etcd::ResponseHeader;
 use tokio::net::TcpListener;
+use tonic::service::interceptor::InterceptedService;
+use tonic::{Request, Status};
 
 use crate::Store;
 
@@ -38,36 +44,89 @@ impl EtcdService {
         Some(h)
     }
 
-    /// Adds every etcd service to a set of routes shared with other services.
-    pub fn add_routes(self, routes: tonic::service::Routes) -> tonic::service::Routes {
-        let max = 2 * self.store.limits().max_request_bytes + 512 * 1024;
-        routes
-            .add_service(KvServer::new(self.clone()).max_decoding_message_size(max))
-            .add_service(WatchServer::new(self.clone()))
-            .add_service(LeaseServer::new(self.clone()))
-            .add_service(ClusterServer::new(self.clone()))
-            .add_service(MaintenanceServer::new(self))
-    }
-
-    /// Adds every etcd service to a tonic router.
-    pub fn add_to(self, b: &mut tonic::transport::Server) -> tonic::transport::server::Router {
+    /// Adds every etcd service to a set of routes shared with other services. With
+    /// `guard`, every call needs an administrator's or a member's client certificate.
+    pub fn add_routes(
+        self,
+        routes: tonic::service::Routes,
+        guard: Guard,
+    ) -> tonic::service::Routes {
         // Room above the limit, so an oversized request reaches validation and gets an
         // error that names the field, instead of a transport-level decoding error.
         let max = 2 * self.store.limits().max_request_bytes + 512 * 1024;
-        b.add_service(KvServer::new(self.clone()).max_decoding_message_size(max))
-            .add_service(WatchServer::new(self.clone()))
-            .add_service(LeaseServer::new(self.clone()))
-            .add_service(ClusterServer::new(self.clone()))
-            .add_service(MaintenanceServer::new(self))
+        let g = move |r| guard.check(r);
+        routes
+            .add_service(InterceptedService::new(
+                KvServer::new(self.clone()).max_decoding_message_size(max),
+                g,
+            ))
+            .add_service(InterceptedService::new(WatchServer::new(self.clone()), g))
+            .add_service(InterceptedService::new(LeaseServer::new(self.clone()), g))
+            .add_service(InterceptedService::new(ClusterServer::new(self.clone()), g))
+            .add_service(InterceptedService::new(MaintenanceServer::new(self), g))
     }
 }
 
-/// Serves the etcd v3 API of `store` on `listener` until the task is dropped.
-pub async fn serve(store: Store, listener: TcpListener) -> Result<(), tonic::transport::Error> {
-    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
-    let mut b = tonic::transport::Server::builder().tcp_nodelay(true);
-    EtcdService::new(store)
-        .add_to(&mut b)
-        .serve_with_incoming(incoming)
-        .await
+/// Who may call the etcd API.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Guard {
+    /// Callers with a verified certificate of `system:masters` or of the members' group.
+    AdminsAndMembers,
+    /// Anyone: a plaintext listener under an `--insecure-` flag.
+    Insecure,
+}
+
+impl Guard {
+    #[allow(clippy::result_large_err)]
+    fn check(self, req: Request<()>) -> Result<Request<()>, Status> {
+        if self == Guard::Insecure {
+            return Ok(req);
+        }
+        let certs = req.peer_certs().ok_or_else(|| {
+            Status::unauthenticated(
+                "the etcd API requires a client certificate from the cluster CA (--cert/--key)",
+            )
+        })?;
+        match pki::Identity::of(&certs) {
+            Some(id) if id.in_group(pki::MASTERS_GROUP) || id.in_group(pki::MEMBERS_GROUP) => {
+                Ok(req)
+            }
+            Some(id) => Err(Status::permission_denied(format!(
+                "user {:?} may not use the etcd API: it is for members and system:masters only",
+                id.user
+            ))),
+            None => Err(Status::unauthenticated("unreadable client certificate")),
+        }
+    }
+}
+
+/// Serves the etcd v3 API of `store` on `listener` until the task is dropped: mutual TLS
+/// with `tls`, or plaintext for anyone without it.
+pub async fn serve(
+    store: Store,
+    listener: TcpListener,
+    tls: Option<std::sync::Arc<pki::RenewingCert>>,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let guard = if tls.is_some() {
+        Guard::AdminsAndMembers
+    } else {
+        tracing::warn!("the etcd API is plaintext and open to anyone (--insecure-etcd-plaintext)");
+        Guard::Insecure
+    };
+    let routes = EtcdService::new(store).add_routes(tonic::service::Routes::default(), guard);
+    let server = tonic::transport::Server::builder()
+        .tcp_nodelay(true)
+        .add_routes(routes);
+    match tls {
+        Some(t) => {
+            let cfg = t.server_config(pki::ClientAuth::Required, &[b"h2"])?;
+            let incoming = pki::tls_incoming(listener, cfg);
+            Ok(server.serve_with_incoming(incoming).await?)
+        }
+        None => {
+            let incoming =
+                tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+            Ok(server.serve_with_incoming(incoming).await?)
+        }
+    }
 }

@@ -20,7 +20,6 @@ use std::time::Duration;
 
 use openraft::error::RaftError;
 use openraft::Config;
-use rkube_proto::raft::raft_peer_server::RaftPeerServer;
 use rocksdb::{ColumnFamilyDescriptor, Options, DB};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -75,6 +74,11 @@ pub struct StoreConfig {
     pub watch_progress_interval: Duration,
     /// Dial these members' advertised peer addresses at other addresses (proxies, NAT).
     pub peer_dial_overrides: std::collections::HashMap<String, String>,
+    /// This member's certificate from the cluster CA: the peer port is mutual TLS and
+    /// accepts members only. `None` (plaintext, anyone) only under an `--insecure-` flag.
+    pub tls: Option<Arc<pki::RenewingCert>>,
+    /// Largest peer message sent or accepted, in bytes.
+    pub max_peer_message_bytes: usize,
 }
 
 impl StoreConfig {
@@ -101,6 +105,8 @@ impl StoreConfig {
             watch_buffer: 4096,
             watch_progress_interval: Duration::from_secs(600),
             peer_dial_overrides: Default::default(),
+            tls: None,
+            max_peer_message_bytes: 64 << 20,
         }
     }
 
@@ -172,6 +178,26 @@ pub(crate) fn open_db(dir: &std::path::Path) -> Result<DB> {
     Ok(DB::open_cf_descriptors(&opts, dir.join("db"), cfs)?)
 }
 
+/// Data directories are 0700 and their files 0600, also when an older version or another
+/// umask created them.
+fn restrict_data(dir: &std::path::Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let err = |e: pki::Error| Error::Storage(e.to_string());
+    pki::restrict_dir(dir).map_err(err)?;
+    let db = dir.join("db");
+    pki::restrict_dir(&db).map_err(err)?;
+    let entries =
+        std::fs::read_dir(&db).map_err(|e| Error::Storage(format!("{}: {e}", db.display())))?;
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_file() {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+                .map_err(|e| Error::Storage(format!("{}: {e}", path.display())))?;
+        }
+    }
+    Ok(())
+}
+
 impl Store {
     /// Opens (or creates) the member's data, starts its peer listener and Raft, and — for a
     /// new cluster — proposes the initial membership. Returns before the cluster has formed.
@@ -190,8 +216,15 @@ impl Store {
             ));
         }
         let id = member_id(&own_addr);
-        std::fs::create_dir_all(&cfg.data_dir)
-            .map_err(|e| Error::Storage(format!("{}: {e}", cfg.data_dir.display())))?;
+        // A single entry must always fit in one peer message, or replication would stall.
+        let smallest = 4 * cfg.limits.max_request_bytes + (1 << 20);
+        if cfg.max_peer_message_bytes < smallest {
+            return Err(Error::invalid(
+                "max-peer-message-bytes",
+                format!("must be at least {smallest} (4 x max-request-bytes + 1 MiB)"),
+            ));
+        }
+        restrict_data(&cfg.data_dir)?;
         let db = Arc::new(open_db(&cfg.data_dir)?);
         let log = LogStore::new(db.clone())?;
         let sm = StateMachine::new(db.clone(), cfg.data_dir.clone())?;
@@ -212,7 +245,11 @@ impl Store {
         }
         .validate()
         .map_err(|e| Error::invalid("raft config", e.to_string()))?;
-        let peers = Peers::with_dial_overrides(cfg.peer_dial_overrides.clone());
+        let peers = Peers::new(
+            cfg.peer_dial_overrides.clone(),
+            cfg.tls.clone(),
+            cfg.max_peer_message_bytes,
+        );
         let raft = Raft::new(id, Arc::new(raft_cfg), peers.clone(), log, sm)
             .await
             .map_err(|e| Error::Storage(e.to_string()))?;
@@ -242,24 +279,11 @@ impl Store {
         let listener = TcpListener::bind(cfg.peer_listen)
             .await
             .map_err(|e| Error::invalid("peer-listen", format!("{}: {e}", cfg.peer_listen)))?;
-        let svc = RaftPeerServer::new(peer::PeerService {
-            store: store.clone(),
-        })
-        .max_decoding_message_size(usize::MAX)
-        .max_encoding_message_size(usize::MAX);
-        let server = tokio::spawn(async move {
-            let incoming =
-                tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
-            if let Err(e) = tonic::transport::Server::builder()
-                .tcp_nodelay(true)
-                .add_service(svc)
-                .serve_with_incoming(incoming)
-                .await
-            {
-                tracing::error!(error = %e, "peer listener stopped");
-            }
-        });
+        let server = peer::serve(store.clone(), listener)?;
         store.inner.tasks.lock().push(server);
+        if let Some(t) = &cfg.tls {
+            store.inner.tasks.lock().push(t.spawn_renewal());
+        }
 
         if cfg.initial_cluster_state == ClusterState::New {
             let members: BTreeMap<NodeId, Member> = cfg
@@ -407,6 +431,26 @@ impl Store {
             .membership()
             .get_node(&leader)
             .cloned()
+    }
+
+    /// Resolves when Raft has stopped on a fatal error (a panic in its core, a storage
+    /// error), with the error's text. Such a member serves nothing any more; its process
+    /// should exit so that a supervisor restarts it.
+    pub async fn fatal(&self) -> String {
+        let mut rx = self.inner.raft.metrics();
+        loop {
+            if let Err(e) = &rx.borrow_and_update().running_state {
+                return e.to_string();
+            }
+            if rx.changed().await.is_err() {
+                return "Raft stopped".into();
+            }
+        }
+    }
+
+    /// Whether Raft is still running (no fatal error).
+    pub fn is_running(&self) -> bool {
+        self.inner.raft.metrics().borrow().running_state.is_ok()
     }
 
     /// Stops Raft and the peer listener.

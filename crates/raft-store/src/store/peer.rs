@@ -1,19 +1,105 @@
 //! The peer gRPC service: Raft RPCs in, and requests other members forward to this one.
+//!
+//! Members are not Byzantine, but bugs and operators are: every message has a size limit,
+//! and a Raft message whose term lies implausibly far ahead is refused before openraft
+//! sees it (a term of 2^64-1 once made openraft panic, and the persisted vote made every
+//! restart panic again).
 
 use openraft::raft::{AppendEntriesRequest, InstallSnapshotRequest, VoteRequest};
 use rkube_proto::etcd::*;
 use rkube_proto::raft::raft_peer_server::RaftPeer;
+use rkube_proto::raft::raft_peer_server::RaftPeerServer;
 use rkube_proto::raft::{
     Payload, ReadIndexRequest, ReadIndexResponse, StoreBatch, StoreBatchResponse,
 };
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
 use tonic::{Request, Response, Status};
 
 use super::Store;
 use crate::codec::{decode, encode};
+use crate::error::{Error, Result};
 use crate::types::{NodeId, TypeConfig};
+
+/// How far ahead of this member's term a peer's term may be. Elections add one each; 2^32
+/// of them is more than a century of elections every second, and keeps terms far from
+/// overflow.
+pub(crate) const MAX_TERM_STEP: u64 = 1 << 32;
 
 pub(crate) struct PeerService {
     pub store: Store,
+}
+
+/// Serves the peer port: mutual TLS with member certificates when the member has one.
+pub(crate) fn serve(store: Store, listener: TcpListener) -> Result<JoinHandle<()>> {
+    let max = store.inner.cfg.max_peer_message_bytes;
+    let tls = store.inner.cfg.tls.clone();
+    let svc = RaftPeerServer::new(PeerService { store })
+        .max_decoding_message_size(max)
+        .max_encoding_message_size(max);
+    let svc = tonic::service::interceptor::InterceptedService::new(svc, only_members);
+    let mut builder = tonic::transport::Server::builder().tcp_nodelay(true);
+    let router = builder.add_service(svc);
+    Ok(match tls {
+        Some(cert) => {
+            let cfg = cert
+                .server_config(pki::ClientAuth::Required, &[b"h2"])
+                .map_err(|e| Error::invalid("peer TLS", e.to_string()))?;
+            let incoming = pki::tls_incoming(listener, cfg);
+            tokio::spawn(async move {
+                if let Err(e) = router.serve_with_incoming(incoming).await {
+                    tracing::error!(error = %e, "peer listener stopped");
+                }
+            })
+        }
+        None => {
+            tracing::warn!(
+                "the peer port is plaintext and unauthenticated (--insecure-peer-plaintext)"
+            );
+            let incoming =
+                tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+            tokio::spawn(async move {
+                if let Err(e) = router.serve_with_incoming(incoming).await {
+                    tracing::error!(error = %e, "peer listener stopped");
+                }
+            })
+        }
+    })
+}
+
+/// On a TLS peer port, only certificates of the members' group pass (the TLS layer has
+/// verified them against the cluster CA). A plaintext port has no certificates to check.
+fn only_members(req: Request<()>) -> Result<Request<()>, Status> {
+    let Some(certs) = req.peer_certs() else {
+        return Ok(req);
+    };
+    match pki::Identity::of(&certs) {
+        Some(id) if id.in_group(pki::MEMBERS_GROUP) => Ok(req),
+        Some(id) => Err(Status::permission_denied(format!(
+            "{} is not a member of this cluster: the peer port takes member certificates only",
+            id.user
+        ))),
+        None => Err(Status::unauthenticated("no client certificate")),
+    }
+}
+
+impl PeerService {
+    /// Refuses a term more than [`MAX_TERM_STEP`] ahead of this member's.
+    fn check_term(&self, what: &str, term: u64) -> Result<(), Status> {
+        let own = self.store.term();
+        if term > own.saturating_add(MAX_TERM_STEP) {
+            tracing::warn!(
+                rpc = what,
+                term,
+                own,
+                "refused a peer message with an implausible term"
+            );
+            return Err(Status::invalid_argument(format!(
+                "{what}: term {term} is more than {MAX_TERM_STEP} ahead of this member's term {own}"
+            )));
+        }
+        Ok(())
+    }
 }
 
 fn bad_payload(e: postcard::Error) -> Status {
@@ -31,17 +117,20 @@ impl RaftPeer for PeerService {
     async fn append_entries(&self, req: Request<Payload>) -> Result<Response<Payload>, Status> {
         let rpc: AppendEntriesRequest<TypeConfig> =
             decode(&req.into_inner().data).map_err(bad_payload)?;
+        self.check_term("AppendEntries", rpc.vote.leader_id().term)?;
         reply(&self.store.inner.raft.append_entries(rpc).await)
     }
 
     async fn vote(&self, req: Request<Payload>) -> Result<Response<Payload>, Status> {
         let rpc: VoteRequest<NodeId> = decode(&req.into_inner().data).map_err(bad_payload)?;
+        self.check_term("Vote", rpc.vote.leader_id().term)?;
         reply(&self.store.inner.raft.vote(rpc).await)
     }
 
     async fn install_snapshot(&self, req: Request<Payload>) -> Result<Response<Payload>, Status> {
         let rpc: InstallSnapshotRequest<TypeConfig> =
             decode(&req.into_inner().data).map_err(bad_payload)?;
+        self.check_term("InstallSnapshot", rpc.vote.leader_id().term)?;
         reply(&self.store.inner.raft.install_snapshot(rpc).await)
     }
 
