@@ -45,6 +45,36 @@ fn retryable(s: &Status) -> bool {
 
 const MAX_MESSAGE: usize = 1 << 30;
 
+/// The TLS settings of a configuration: its CA and client certificate, as PEM text or files.
+fn tls_config(cfg: &ClientConfig) -> Result<Option<ClientTlsConfig>> {
+    let pem =
+        |text: &Option<String>, file: &Option<std::path::PathBuf>| -> Result<Option<Vec<u8>>> {
+            match (text, file) {
+                (Some(t), _) => Ok(Some(t.clone().into_bytes())),
+                (None, Some(p)) => std::fs::read(p)
+                    .map(Some)
+                    .map_err(|e| Error::Config(format!("{}: {e}", p.display()))),
+                (None, None) => Ok(None),
+            }
+        };
+    let ca = pem(&cfg.ca_pem, &cfg.ca)?;
+    let cert = pem(&cfg.cert_pem, &cfg.cert)?;
+    let key = pem(&cfg.key_pem, &cfg.key)?;
+    if ca.is_none() && cert.is_none() {
+        return Ok(None);
+    }
+    let mut t = ClientTlsConfig::new();
+    if let Some(ca) = ca {
+        t = t.ca_certificate(Certificate::from_pem(ca));
+    }
+    match (cert, key) {
+        (Some(c), Some(k)) => t = t.identity(Identity::from_pem(c, k)),
+        (None, None) => {}
+        _ => return Err(Error::Config("cert and key go together".into())),
+    }
+    Ok(Some(t))
+}
+
 impl Client {
     pub fn new(cfg: ClientConfig) -> Result<Self> {
         if cfg.servers.is_empty() {
@@ -53,22 +83,7 @@ impl Client {
         for s in &cfg.servers {
             Endpoint::from_shared(s.clone()).map_err(|e| Error::Config(format!("{s}: {e}")))?;
         }
-        let read = |p: &std::path::Path| {
-            std::fs::read(p).map_err(|e| Error::Config(format!("{}: {e}", p.display())))
-        };
-        let mut tls = None;
-        if cfg.ca.is_some() || cfg.cert.is_some() {
-            let mut t = ClientTlsConfig::new();
-            if let Some(ca) = &cfg.ca {
-                t = t.ca_certificate(Certificate::from_pem(read(ca)?));
-            }
-            match (&cfg.cert, &cfg.key) {
-                (Some(c), Some(k)) => t = t.identity(Identity::from_pem(read(c)?, read(k)?)),
-                (None, None) => {}
-                _ => return Err(Error::Config("cert and key go together".into())),
-            }
-            tls = Some(t);
-        }
+        let tls = tls_config(&cfg)?;
         Ok(Client {
             inner: Arc::new(Inner {
                 tls,

@@ -11,6 +11,7 @@ mod error;
 mod files;
 mod identity;
 mod incoming;
+mod probe;
 mod renew;
 mod seal;
 mod token;
@@ -22,7 +23,10 @@ pub use identity::{
     subject_of, Identity, ADMIN_USER, MASTERS_GROUP, MEMBERS_GROUP, MEMBER_SERVER_NAME,
 };
 pub use incoming::{tls_incoming, TlsIncoming};
+pub use probe::{client_config, https_get};
 pub use renew::{ClientAuth, RenewingCert};
+/// The rustls this crate builds its configurations with.
+pub use rustls;
 pub use seal::{is_sealed, open, seal};
 pub use token::ClusterToken;
 

@@ -309,6 +309,12 @@ impl Cluster {
         path
     }
 
+    /// How `rkube` commands and clients reach this cluster's API as its admin: the path of
+    /// a client configuration file (see [`crate::client_flags`]).
+    pub fn api_access(&self) -> String {
+        self.admin_config().to_string_lossy().into_owned()
+    }
+
     /// A client configuration file for `user` in `groups` (a node, a component).
     pub fn config_for(&self, name: &str, user: &str, groups: &[&str]) -> PathBuf {
         let creds = self.pki.issue_files(name, user, groups);

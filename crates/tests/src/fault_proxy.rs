@@ -215,6 +215,8 @@ impl Faults for ProxyCluster {
             .args(["--initial-cluster-state", state])
             .args(["--auto-compaction-retention", "0"])
             .args(["--peer-dial-override", &overrides.join(",")])
+            .args(["--token", &crate::chaos::access().token])
+            .arg("--etcd-on-api-port")
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
             .stderr(log)

@@ -108,6 +108,26 @@ pub async fn http_get(addr: SocketAddr, path: &str) -> std::io::Result<String> {
     Ok(out)
 }
 
+/// The flags that point an `rkube` command at a cluster: `--config FILE` when `access` is
+/// a client configuration file ([`Cluster::api_access`]), else `--server ENDPOINTS`.
+pub fn client_flags(access: &str) -> [String; 2] {
+    let flag = if std::path::Path::new(access).is_file() {
+        "--config"
+    } else {
+        "--server"
+    };
+    [flag.to_string(), access.to_string()]
+}
+
+/// The client configuration `access` names: a configuration file, or endpoints.
+pub fn client_config(access: &str) -> client::ClientConfig {
+    if std::path::Path::new(access).is_file() {
+        client::ClientConfig::load(std::path::Path::new(access)).expect("client config")
+    } else {
+        client::ClientConfig::from_servers(access)
+    }
+}
+
 /// A loopback address with a port that was free a moment ago.
 pub fn free_addr() -> SocketAddr {
     let l = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");

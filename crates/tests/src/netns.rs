@@ -210,6 +210,8 @@ impl Faults for NetCluster {
             .args(["--initial-cluster", &self.initial_cluster])
             .args(["--initial-cluster-state", state])
             .args(["--auto-compaction-retention", "0"])
+            .args(["--token", &crate::chaos::access().token])
+            .arg("--etcd-on-api-port")
             .args(&self.extra_args)
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))

@@ -65,7 +65,7 @@ impl NodeAgent {
             "node".into(),
             "--name".into(),
             name.into(),
-            "--server".into(),
+            crate::client_flags(servers)[0].clone(),
             servers.into(),
             "--data-dir".into(),
             data.to_string_lossy().into(),

@@ -84,7 +84,7 @@ impl TestPki {
             ca: Some(self.ca_file.clone()),
             cert: Some(creds.cert.clone()),
             key: Some(creds.key.clone()),
-            token: None,
+            ..Default::default()
         }
     }
 
@@ -113,46 +113,67 @@ impl TestPki {
 
     /// A rustls client configuration trusting the cluster CA, presenting `creds` if given.
     pub fn rustls(&self, creds: Option<&CertFiles>) -> Arc<rustls::ClientConfig> {
-        let mut roots = rustls::RootCertStore::empty();
-        roots
-            .add(rustls::pki_types::CertificateDer::from(
-                self.ca.cert_der().to_vec(),
-            ))
-            .expect("CA");
-        let b = rustls::ClientConfig::builder_with_provider(pki::provider())
-            .with_safe_default_protocol_versions()
-            .expect("versions")
-            .with_root_certificates(roots);
-        let cfg = match creds {
-            Some(c) => {
-                use rustls::pki_types::pem::PemObject;
-                let cert = rustls::pki_types::CertificateDer::from_pem_file(&c.cert).expect("cert");
-                let key = rustls::pki_types::PrivateKeyDer::from_pem_file(&c.key).expect("key");
-                b.with_client_auth_cert(vec![cert], key)
-                    .expect("client cert")
-            }
-            None => b.with_no_client_auth(),
-        };
-        Arc::new(cfg)
+        let read = |p: &Path| std::fs::read_to_string(p).expect("PEM file");
+        let pems = creds.map(|c| (read(&c.cert), read(&c.key)));
+        pki::client_config(
+            self.ca.cert_pem(),
+            pems.as_ref().map(|(c, k)| (c.as_str(), k.as_str())),
+        )
+        .expect("TLS client configuration")
     }
 }
 
-/// One HTTPS/1.1 GET to `addr` (server name: its IP) with `tls`; the whole response.
-pub async fn https_get(
-    addr: SocketAddr,
-    path: &str,
-    tls: Arc<rustls::ClientConfig>,
-) -> std::io::Result<String> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let tcp = tokio::net::TcpStream::connect(addr).await?;
-    let name = rustls::pki_types::ServerName::IpAddress(addr.ip().into());
-    let mut s = tokio_rustls::TlsConnector::from(tls)
-        .connect(name, tcp)
-        .await?;
-    let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-    s.write_all(req.as_bytes()).await?;
-    let mut out = Vec::new();
-    // A server may close without a TLS close_notify; what arrived is the response.
-    let _ = s.read_to_end(&mut out).await;
-    Ok(String::from_utf8_lossy(&out).into_owned())
+/// One HTTPS/1.1 GET to `addr` with `tls`; the whole response.
+pub use pki::https_get;
+
+/// Credentials held in memory: for harnesses that start many clusters and write no files.
+pub struct MemoryAccess {
+    pub token: String,
+    /// For etcd API channels: the cluster CA and the admin certificate.
+    pub tls: ClientTlsConfig,
+    /// For rkube API clients: the same, with no servers yet.
+    pub api: client::ClientConfig,
+}
+
+impl MemoryAccess {
+    pub fn new() -> MemoryAccess {
+        let token = ClusterToken::generate().expect("token");
+        let ca = ClusterCa::from_token(&token).expect("CA");
+        let admin = ca
+            .issue(&LeafSpec {
+                common_name: pki::ADMIN_USER.into(),
+                organizations: vec![pki::MASTERS_GROUP.into()],
+                sans: Vec::new(),
+                usage: Usage::Client,
+                validity: Duration::from_secs(7 * 24 * 3600),
+            })
+            .expect("admin certificate");
+        MemoryAccess {
+            token: token.to_text(),
+            tls: ClientTlsConfig::new()
+                .ca_certificate(Certificate::from_pem(ca.cert_pem()))
+                .identity(Identity::from_pem(&admin.cert_pem, &admin.key_pem)),
+            api: client::ClientConfig {
+                ca_pem: Some(ca.cert_pem().to_string()),
+                cert_pem: Some(admin.cert_pem),
+                key_pem: Some(admin.key_pem),
+                ..Default::default()
+            },
+        }
+    }
+
+    /// An admin client of the rkube API at `servers` (`host:port` each).
+    pub fn api_client(&self, servers: &[String]) -> client::Client {
+        let cfg = client::ClientConfig {
+            servers: servers.iter().map(|s| format!("https://{s}")).collect(),
+            ..self.api.clone()
+        };
+        client::Client::new(cfg).expect("client")
+    }
+}
+
+impl Default for MemoryAccess {
+    fn default() -> Self {
+        Self::new()
+    }
 }

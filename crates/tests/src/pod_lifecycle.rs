@@ -49,7 +49,8 @@ pub async fn wait_pod(client: &Client, name: &str, what: &str, pred: impl Fn(&Po
 /// `rkube ctl --server SERVERS ARGS…`.
 pub fn ctl(servers: &str, args: &[&str]) -> Output {
     std::process::Command::new(crate::rkube_bin())
-        .args(["ctl", "--server", servers])
+        .arg("ctl")
+        .args(crate::client_flags(servers))
         .args(args)
         .output()
         .unwrap()
@@ -158,8 +159,11 @@ pub async fn run(client: &Client, servers: &str, node: &str, image: &str, mnt: &
     );
     // The automounted token is the pod's ServiceAccount's.
     let token = lines.get(7).copied().unwrap_or_default();
-    let mut cfg = client::ClientConfig::from_servers(servers);
+    let mut cfg = crate::client_config(servers);
     cfg.token = Some(token.to_string());
+    // The token alone: a client certificate would authenticate first.
+    cfg.cert = None;
+    cfg.key = None;
     let who = client::Client::new(cfg).unwrap().who_am_i().await.unwrap();
     let who: Value = serde_json::from_slice(&who.json).unwrap();
     assert_eq!(

@@ -77,6 +77,7 @@ async fn tokens_and_client_certificates() {
         ca: Some(p("ca.pem")),
         cert: cert.then(|| p("cli.pem")),
         key: cert.then(|| p("cli-key.pem")),
+        ..Default::default()
     };
     let ok = rkube_tests::eventually(
         Duration::from_secs(20),

@@ -256,14 +256,17 @@ async fn object_semantics_status_finalizers_graceful_pods_and_bind() {
         o2.data = Some([("k".to_string(), "changed".to_string())].into());
         assert_eq!(cms.replace(&o2).await.unwrap().metadata.generation, Some(2));
 
-        // The health and metrics endpoints answer plain HTTP on the API port.
+        // The health endpoints answer HTTPS on the API port; /metrics wants credentials.
         let addr = cluster.members[0].client;
+        let admin = cluster.pki.rustls(Some(&cluster.pki.admin));
         for (path, want) in [
             ("/healthz", "ok"),
             ("/readyz", "ok"),
             ("/metrics", "rkube_apiserver_requests_total"),
         ] {
-            let body = rkube_tests::http_get(addr, path).await.expect("HTTP GET");
+            let body = rkube_tests::pki::https_get(addr, path, admin.clone())
+                .await
+                .expect("HTTPS GET");
             assert!(body.starts_with("HTTP/1.1 200"), "{path}: {body}");
             assert!(body.contains(want), "{path}: {body}");
         }

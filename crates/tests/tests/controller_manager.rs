@@ -202,7 +202,7 @@ async fn a_rolling_update_keeps_every_replica_ready_and_rolls_back() {
 
     // Two revisions; `rollout undo` goes back to web:1 as revision 3.
     let ctl = |args: &[&str]| {
-        let out = rkube_tests::pod_lifecycle::ctl(&cluster.endpoints(), args);
+        let out = rkube_tests::pod_lifecycle::ctl(&cluster.api_access(), args);
         rkube_tests::pod_lifecycle::ctl_ok(args, out)
     };
     let hist = ctl(&["rollout", "history", "deployment/web"]);

@@ -36,18 +36,18 @@ async fn a_standby_finishes_the_rollout_without_extra_pods() {
         &["w1", "w2", "w3"],
         Duration::from_millis(500),
     );
-    let endpoints = cluster.endpoints();
+    let endpoints = cluster.api_access();
     let _scheduler = Component::start(
         cluster.dir.path(),
         "scheduler",
-        &["scheduler", "--server", &endpoints, "--leader-elect=false"],
+        &["scheduler", "--config", &endpoints, "--leader-elect=false"],
     );
     let mut managers: Vec<Component> = ["cm0", "cm1"]
         .iter()
         .map(|id| {
             let mut args = vec![
                 "controller-manager",
-                "--server",
+                "--config",
                 &endpoints,
                 "--cm-leader-elect-identity",
                 id,

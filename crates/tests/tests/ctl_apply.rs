@@ -44,7 +44,7 @@ spec:
 fn ctl(server: &str, args: &[&str]) -> (bool, String, String) {
     let out = Command::new(rkube_bin())
         .arg("ctl")
-        .args(["--server", server])
+        .args(["--config", server])
         .args(args)
         .env("RUST_BACKTRACE", "0")
         .output()
@@ -62,7 +62,7 @@ async fn apply_round_trips_through_get_yaml() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("app.yaml");
     std::fs::write(&file, MANIFEST).unwrap();
-    let server = cluster.endpoints();
+    let server = cluster.api_access();
     let f = file.to_str().unwrap();
 
     let (ok, out, err) = ctl(&server, &["apply", "-f", f]);

@@ -15,7 +15,7 @@ async fn the_pod_lifecycle_on_containerd() {
     assert!(is_root(), "containerd needs root");
     let ctd = Containerd::start();
     let (cluster, client, _fake) = cluster_with_nodes(1, &[]).await;
-    let eps = cluster.endpoints();
+    let eps = cluster.api_access();
     let sock = ctd.socket().to_string_lossy().to_string();
     let node = NodeAgent::start(&eps, "w1", &["--runtime", "cri", "--cri-socket", &sock]);
     let n = node.wait_ready(&client).await;
@@ -58,7 +58,7 @@ async fn an_unknown_runtime_socket_is_a_clear_error() {
             "node",
             "--name",
             "w1",
-            "--server",
+            "--config",
             "http://127.0.0.1:1",
             "--listen",
             "127.0.0.1:0",

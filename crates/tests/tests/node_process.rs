@@ -20,7 +20,7 @@ use serde_json::json;
 async fn pods_run_for_real_on_the_process_runtime() {
     assert!(is_root(), "the node tests mount volumes and need root");
     let (cluster, client, _fake) = cluster_with_nodes(1, &[]).await;
-    let eps = cluster.endpoints();
+    let eps = cluster.api_access();
     let mut node = NodeAgent::start(&eps, "w1", &[]);
     let n = node.wait_ready(&client).await;
     let st = n.status.unwrap();
@@ -135,7 +135,7 @@ async fn pods_run_for_real_on_the_process_runtime() {
     .await;
     wait_pod(&client, "ticker", "ticker running", |p| running(p, "c")).await;
     let mut follow = std::process::Command::new(rkube_tests::rkube_bin())
-        .args(["ctl", "--server", &eps, "logs", "-f", "ticker"])
+        .args(["ctl", "--config", &eps, "logs", "-f", "ticker"])
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
@@ -239,7 +239,7 @@ async fn static_pods_run_and_are_mirrored() {
     .unwrap();
     let dir = manifests.path().to_string_lossy().to_string();
     let node = NodeAgent::start(
-        &cluster.endpoints(),
+        &cluster.api_access(),
         "w1",
         &[
             "--pod-manifest-path",
@@ -299,7 +299,7 @@ async fn disk_pressure_evicts_best_effort_pods_first() {
     let (cluster, client, _fake) = cluster_with_nodes(1, &[]).await;
     // The node's filesystem is a 64 MiB tmpfs; below 16 MiB free it is under pressure.
     let node = NodeAgent::start_with(
-        &cluster.endpoints(),
+        &cluster.api_access(),
         "w1",
         &[
             "--eviction-hard",
@@ -388,7 +388,7 @@ async fn pods_get_their_own_network_from_the_node_pod_cidr() {
     let (cluster, client, _fake) =
         rkube_tests::fake_kubelet::cluster_with_nodes_and(1, &[], &["--cluster-cidr", &cidr]).await;
     let node = NodeAgent::start(
-        &cluster.endpoints(),
+        &cluster.api_access(),
         "w1",
         &["--pod-network", "cni", "--cni-bridge", &bridge],
     );

@@ -84,7 +84,7 @@ async fn killing_the_active_scheduler_hands_over_without_double_binding() {
             }
         })
     };
-    let endpoints = cluster.endpoints();
+    let endpoints = cluster.api_access();
     let mut schedulers: Vec<Component> = ["s0", "s1"]
         .iter()
         .map(|id| {
@@ -94,7 +94,7 @@ async fn killing_the_active_scheduler_hands_over_without_double_binding() {
                 &[
                     &[
                         "scheduler",
-                        "--server",
+                        "--config",
                         &endpoints,
                         "--leader-elect-identity",
                         id,

@@ -3,6 +3,7 @@
 //! `system:serviceaccount:<ns>:<name>`, and deleting the ServiceAccount (or the pod a
 //! token is bound to) revokes it.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use client::{Api, Client, ClientConfig};
@@ -17,8 +18,9 @@ const SECRET_TYPE: &str = "kubernetes.io/service-account-token";
 
 /// A client of member `addr` that presents `token`, with no failover: each member must
 /// verify the token on its own.
-fn with_token(addr: &str, token: &str) -> Client {
+fn with_token((ca, addr): &(PathBuf, String), token: &str) -> Client {
     let mut cfg = ClientConfig::from_servers(addr);
+    cfg.ca = Some(ca.clone());
     cfg.token = Some(token.to_string());
     Client::new(cfg)
         .unwrap()
@@ -38,7 +40,12 @@ fn unauthenticated(r: Result<Value, client::Error>) -> bool {
 #[tokio::test(flavor = "multi_thread")]
 async fn token_secrets_authenticate_on_every_member_and_die_with_their_account() {
     let (cluster, client, _kubelet) = cluster_with_nodes(3, &[]).await;
-    let endpoints: Vec<String> = cluster.endpoints().split(',').map(String::from).collect();
+    // Each member over TLS (trusting the cluster CA), with no client certificate.
+    let endpoints: Vec<(PathBuf, String)> = cluster
+        .members
+        .iter()
+        .map(|m| (cluster.pki.ca_file.clone(), format!("https://{}", m.client)))
+        .collect();
     let sas = Api::<ServiceAccount>::namespaced(client.clone(), "default");
     let secrets = Api::<Secret>::namespaced(client.clone(), "default");
     let sa = sas
@@ -84,7 +91,11 @@ async fn token_secrets_authenticate_on_every_member_and_die_with_their_account()
     // Every member knows the token: the key is shared through the store.
     for ep in &endpoints {
         let u = whoami(&with_token(ep, &token)).await.unwrap();
-        assert_eq!(u["username"], "system:serviceaccount:default:robot", "{ep}");
+        assert_eq!(
+            u["username"], "system:serviceaccount:default:robot",
+            "{}",
+            ep.1
+        );
         assert_eq!(u["uid"], sa_uid.as_str());
         let groups: Vec<&str> = u["groups"]
             .as_array()
@@ -186,7 +197,8 @@ async fn token_secrets_authenticate_on_every_member_and_die_with_their_account()
     for ep in &endpoints {
         assert!(
             unauthenticated(whoami(&with_token(ep, &token)).await),
-            "{ep}"
+            "{}",
+            ep.1
         );
     }
 

@@ -4,16 +4,17 @@
 //! the client configuration, and stops everything (pods included) on Ctrl-C; started again
 //! in the same directory it brings the same cluster back. `rkube up --down` removes it.
 
+mod creds;
 mod plan;
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::Args;
 use k8s_openapi::api::core::v1::Node;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 
 use self::plan::{Proc, State};
@@ -100,13 +101,13 @@ fn spawn(
     Ok(())
 }
 
-/// The status line of one HTTP GET.
-async fn http_status(addr: std::net::SocketAddr, path: &str) -> Option<String> {
-    let mut s = tokio::net::TcpStream::connect(addr).await.ok()?;
-    let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-    s.write_all(req.as_bytes()).await.ok()?;
-    let mut out = String::new();
-    s.read_to_string(&mut out).await.ok()?;
+/// The status line of one HTTPS GET.
+async fn https_status(
+    addr: std::net::SocketAddr,
+    path: &str,
+    tls: &Arc<pki::rustls::ClientConfig>,
+) -> Option<String> {
+    let out = pki::https_get(addr, path, tls.clone()).await.ok()?;
     out.lines().next().map(str::to_string)
 }
 
@@ -139,18 +140,6 @@ where
         anyhow::ensure!(start.elapsed() < limit, "timed out waiting for {what}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-}
-
-fn config_text(state: &State) -> String {
-    let list: Vec<String> = state
-        .members
-        .iter()
-        .filter_map(|m| m.api.map(|a| format!("  - http://{a}")))
-        .collect();
-    format!(
-        "# rkube client configuration, written by `rkube up`.\nservers:\n{}\n",
-        list.join("\n")
-    )
 }
 
 fn send_signal(pid: u32, sig: &str) {
@@ -220,6 +209,15 @@ async fn bring_up(
 ) -> anyhow::Result<()> {
     let dir = a.dir.clone();
     let exe = std::env::current_exe().context("locating the rkube binary")?;
+    let config = creds::write(&dir, state)?;
+    let admin = client::ClientConfig::parse(&config)?;
+    let ca_pem = admin
+        .ca
+        .as_ref()
+        .map(std::fs::read_to_string)
+        .transpose()?
+        .context("the admin configuration names no CA")?;
+    let tls = pki::client_config(&ca_pem, None)?;
     for m in state.members.iter_mut() {
         spawn(&exe, &dir, m, tx)?;
     }
@@ -231,8 +229,8 @@ async fn bring_up(
             Duration::from_secs(60),
             exits,
             &dir,
-            || async move {
-                http_status(api, "/healthz")
+            || async {
+                https_status(api, "/healthz", &tls)
                     .await
                     .filter(|s| s.contains(" 200"))
             },
@@ -240,12 +238,7 @@ async fn bring_up(
         .await?;
         println!("member {} up (API {api})", m.name);
     }
-    let servers: Vec<String> = state
-        .members
-        .iter()
-        .filter_map(|m| m.api.map(|a| a.to_string()))
-        .collect();
-    let client = client::Client::from_servers(&servers.join(","))?;
+    let client = client::Client::new(admin)?;
     let leader = wait_for("a leader", Duration::from_secs(60), exits, &dir, || async {
         let r = client.members().await.ok()?;
         r.members
@@ -262,16 +255,15 @@ async fn bring_up(
             Duration::from_secs(60),
             exits,
             &dir,
-            || async move {
-                http_status(api, "/readyz")
+            || async {
+                https_status(api, "/readyz", &tls)
                     .await
                     .filter(|s| s.contains(" 200"))
             },
         )
         .await?;
     }
-    let config = config_text(state);
-    std::fs::write(dir.join("config"), &config)?;
+    pki::write_private(&dir.join("config"), config.as_bytes())?;
     let extra = match &a.write_config {
         Some(p) => Some(p.clone()),
         None => std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".rkube").join("config")),
@@ -280,7 +272,8 @@ async fn bring_up(
         if let Some(parent) = p.parent() {
             std::fs::create_dir_all(parent)?;
         }
-        std::fs::write(p, &config).with_context(|| format!("writing {}", p.display()))?;
+        pki::write_private(p, config.as_bytes())
+            .with_context(|| format!("writing {}", p.display()))?;
     }
 
     for n in state.nodes.iter_mut() {

@@ -148,6 +148,8 @@ pub fn plan(a: &UpArgs, root: bool) -> anyhow::Result<State> {
                 &a.cluster_cidr,
                 "--service-cluster-ip-range",
                 &service_cidr,
+                "--token-file",
+                &super::creds::token_path(dir).to_string_lossy(),
             ]);
             args.extend(a.server_args.iter().cloned());
             Proc {
@@ -159,7 +161,6 @@ pub fn plan(a: &UpArgs, root: bool) -> anyhow::Result<State> {
             }
         })
         .collect();
-    let servers: Vec<String> = addrs.iter().map(|(api, _)| api.to_string()).collect();
     let network = pod_network(&a.pod_network, root)?;
     let nodes = (1..=a.nodes)
         .map(|i| {
@@ -168,8 +169,8 @@ pub fn plan(a: &UpArgs, root: bool) -> anyhow::Result<State> {
                 "node",
                 "--name",
                 &name,
-                "--server",
-                &servers.join(","),
+                "--config",
+                &super::creds::node_config(dir, &name).to_string_lossy(),
                 "--data-dir",
                 &dir.join(&name).to_string_lossy(),
                 "--listen",

@@ -86,13 +86,13 @@ async fn main() -> anyhow::Result<()> {
         .buffer_unordered(32)
         .collect::<Vec<_>>()
         .await;
-    let endpoints = cluster.endpoints();
+    let endpoints = cluster.api_access();
     let dir = cluster.dir.path();
-    let _sched = Component::start(dir, "scheduler", &["scheduler", "--server", &endpoints]);
+    let _sched = Component::start(dir, "scheduler", &["scheduler", "--config", &endpoints]);
     let cm = Component::start(
         dir,
         "controller-manager",
-        &["controller-manager", "--server", &endpoints],
+        &["controller-manager", "--config", &endpoints],
     );
     // Both hold their Lease before the clock starts.
     tokio::time::sleep(Duration::from_secs(3)).await;

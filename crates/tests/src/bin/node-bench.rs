@@ -115,7 +115,7 @@ async fn bench(label: &str, n: usize, extra: &[&str], image: &str) -> anyhow::Re
     args.extend(["--cluster-cidr", &cidr]);
     let cluster = Cluster::start(Flavor::Server, 1, &args).await;
     let client = cluster.api_client();
-    let node = NodeAgent::start(&cluster.endpoints(), "w1", extra);
+    let node = NodeAgent::start(&cluster.api_access(), "w1", extra);
     node.wait_ready(&client).await;
     let (lat, total) = startup(&client, label, n, image).await?;
     let rss = node.rss_bytes().unwrap_or(0);

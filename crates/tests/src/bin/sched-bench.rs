@@ -145,8 +145,8 @@ async fn run(s: &Scenario, args: &Args) -> anyhow::Result<()> {
         "scheduler",
         &[
             "scheduler",
-            "--server",
-            &cluster.endpoints(),
+            "--config",
+            &cluster.api_access(),
             "--scheduled-events",
             events,
         ],

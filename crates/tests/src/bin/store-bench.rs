@@ -63,10 +63,15 @@ fn channels(c: &Cluster, n: usize, only: Option<usize>) -> Vec<KvClient<Channel>
     (0..n)
         .map(|i| {
             let addr = c.members[only.unwrap_or(i % c.members.len())].client;
-            let ch = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+            let tls = c.etcd_tls();
+            let scheme = if tls.is_some() { "https" } else { "http" };
+            let mut ep = tonic::transport::Endpoint::from_shared(format!("{scheme}://{addr}"))
                 .unwrap()
-                .tcp_nodelay(true)
-                .connect_lazy();
+                .tcp_nodelay(true);
+            if let Some(t) = tls {
+                ep = ep.tls_config(t).unwrap();
+            }
+            let ch = ep.connect_lazy();
             KvClient::new(ch)
         })
         .collect()

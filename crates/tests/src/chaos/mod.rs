@@ -74,10 +74,19 @@ impl Report {
     }
 }
 
-/// A lazily connecting channel to a member's API port (`host:port`).
+/// The credentials of every chaos cluster this process starts: one cluster token (each
+/// cluster has its own members, data and ports) and an admin certificate, in memory.
+pub fn access() -> &'static crate::pki::MemoryAccess {
+    static ACCESS: std::sync::OnceLock<crate::pki::MemoryAccess> = std::sync::OnceLock::new();
+    ACCESS.get_or_init(crate::pki::MemoryAccess::new)
+}
+
+/// A lazily connecting TLS channel (admin certificate) to a member's API port (`host:port`).
 pub fn channel(addr: impl std::fmt::Display) -> tonic::transport::Channel {
-    tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+    tonic::transport::Endpoint::from_shared(format!("https://{addr}"))
         .expect("a member address is host:port")
+        .tls_config(access().tls.clone())
+        .expect("TLS configuration")
         .connect_timeout(Duration::from_millis(500))
         .tcp_nodelay(true)
         .connect_lazy()

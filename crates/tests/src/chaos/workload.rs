@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use client::{Api, Client};
+use client::Api;
 use k8s_openapi::api::core::v1::ConfigMap;
 use parking_lot::Mutex;
 use rkube_proto::etcd::compare::{CompareResult, CompareTarget, TargetUnion};
@@ -216,8 +216,8 @@ pub async fn api_client(
         .iter()
         .map(|m| {
             Api::namespaced(
-                Client::from_servers(m)
-                    .expect("client")
+                super::access()
+                    .api_client(std::slice::from_ref(m))
                     .with_failover_budget(Duration::ZERO),
                 "default",
             )

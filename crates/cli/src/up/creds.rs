@@ -1,0 +1,110 @@
+//! The credentials of an `rkube up` cluster: one cluster token (kept 0600 in the cluster's
+//! directory, handed to members as `--token-file`, never on a command line), the admin's
+//! client configuration, and one client certificate per node (`system:node:<name>`).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+use pki::{ClusterCa, ClusterToken, LeafSpec, Usage};
+
+use super::plan::State;
+
+/// Node and admin certificates last a year; `rkube up` issues new ones every start.
+const VALIDITY: Duration = Duration::from_secs(365 * 24 * 3600);
+
+pub fn token_path(dir: &Path) -> PathBuf {
+    dir.join("token")
+}
+
+/// The cluster's token, created on first use.
+pub fn token(dir: &Path) -> anyhow::Result<ClusterToken> {
+    let path = token_path(dir);
+    match std::fs::read_to_string(&path) {
+        Ok(t) => ClusterToken::parse(&t).with_context(|| path.display().to_string()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let t = ClusterToken::generate()?;
+            pki::restrict_dir(dir)?;
+            pki::write_private(&path, t.to_text().as_bytes())?;
+            Ok(t)
+        }
+        Err(e) => Err(e).with_context(|| path.display().to_string()),
+    }
+}
+
+/// Writes the CA, the admin's and every node's client configuration under `<dir>/pki`;
+/// returns the admin's configuration text.
+pub fn write(dir: &Path, state: &State) -> anyhow::Result<String> {
+    let ca = ClusterCa::from_token(&token(dir)?)?;
+    let pki_dir = dir.join("pki");
+    pki::restrict_dir(&pki_dir)?;
+    let ca_file = pki_dir.join("ca.crt");
+    pki::write_private(&ca_file, ca.cert_pem().as_bytes())?;
+    let servers: Vec<String> = state
+        .members
+        .iter()
+        .filter_map(|m| m.api.map(|a| format!("https://{a}")))
+        .collect();
+    let admin = config_for(
+        &ca,
+        &pki_dir,
+        &ca_file,
+        &servers,
+        "admin",
+        pki::ADMIN_USER,
+        &[pki::MASTERS_GROUP],
+    )?;
+    for n in &state.nodes {
+        let user = format!("system:node:{}", n.name);
+        config_for(
+            &ca,
+            &pki_dir,
+            &ca_file,
+            &servers,
+            &n.name,
+            &user,
+            &["system:nodes"],
+        )?;
+    }
+    Ok(admin)
+}
+
+/// Where node `name`'s client configuration lives.
+pub fn node_config(dir: &Path, name: &str) -> PathBuf {
+    dir.join("pki").join(format!("{name}.config"))
+}
+
+fn config_for(
+    ca: &ClusterCa,
+    dir: &Path,
+    ca_file: &Path,
+    servers: &[String],
+    name: &str,
+    user: &str,
+    groups: &[&str],
+) -> anyhow::Result<String> {
+    let issued = ca.issue(&LeafSpec {
+        common_name: user.into(),
+        organizations: groups.iter().map(|g| g.to_string()).collect(),
+        sans: Vec::new(),
+        usage: Usage::Client,
+        validity: VALIDITY,
+    })?;
+    let abs = |p: PathBuf| std::path::absolute(&p).unwrap_or(p);
+    let cert = abs(dir.join(format!("{name}.crt")));
+    let key = abs(dir.join(format!("{name}.key")));
+    pki::write_private(&cert, issued.cert_pem.as_bytes())?;
+    pki::write_private(&key, issued.key_pem.as_bytes())?;
+    let mut text = String::from("# rkube client configuration, written by `rkube up`.\nservers:\n");
+    for s in servers {
+        text.push_str(&format!("  - {s}\n"));
+    }
+    text.push_str(&format!(
+        "ca: {}\ncert: {}\nkey: {}\n",
+        abs(ca_file.to_path_buf()).display(),
+        cert.display(),
+        key.display()
+    ));
+    pki::write_private(&dir.join(format!("{name}.config")), text.as_bytes())?;
+    Ok(text)
+}
