@@ -98,8 +98,14 @@ fn main() -> anyhow::Result<()> {
         return node_cmd::shim(args);
     }
     abort_on_raft_panic();
-    // Everything rkube writes (data, keys, logs of pods) is its owner's alone.
-    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
+    if matches!(
+        cli.command,
+        Command::Store(_) | Command::Apiserver(_) | Command::Server(_)
+    ) {
+        // Everything a member writes (data, keys, credentials) is its owner's alone. Node
+        // agents set modes per file: pods' volumes must stay usable by their containers.
+        rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
+    }
     let rt = tokio::runtime::Runtime::new()?;
     match cli.command {
         Command::Token(TokenCommand::Generate) => security::generate(),

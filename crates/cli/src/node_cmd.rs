@@ -147,6 +147,8 @@ async fn make_runtime(args: &NodeArgs) -> anyhow::Result<Arc<dyn node::runtime::
 /// (`--stop-pods-on-exit`), which [`stop_pods`] does once this runtime is gone.
 pub async fn run(args: &NodeArgs) -> anyhow::Result<bool> {
     let client = args.client.client()?;
+    // Pods' secrets and tokens live below: no other host user may enter.
+    pki::restrict_dir(&args.data_dir)?;
     let mut cfg = KubeletConfig::new(&args.name, args.data_dir.clone(), &args.node_ip);
     cfg.labels = labels(&args.node_labels)?;
     cfg.max_pods = args.max_pods;

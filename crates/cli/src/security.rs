@@ -91,7 +91,7 @@ impl SecurityArgs {
                 organizations: vec![pki::MEMBERS_GROUP.into()],
                 sans: self.sans(addrs),
                 usage: Usage::ServerAndClient,
-                validity: Duration::from_secs(self.cert_validity_secs.max(60)),
+                validity: Duration::from_secs(self.cert_validity_secs.max(5)),
             },
         )?;
         pki::write_private(&dir.join("ca.crt"), ca.cert_pem().as_bytes())?;

@@ -32,6 +32,15 @@ pub fn seal(k: &[u8; 32], context: &[u8], plaintext: &[u8]) -> Result<Vec<u8>> {
     Ok([PREFIX, &nonce, &buf].concat())
 }
 
+/// A fresh random 256-bit key (for an EncryptionConfiguration, say).
+pub fn random_key() -> Result<[u8; 32]> {
+    let mut k = [0u8; 32];
+    SystemRandom::new()
+        .fill(&mut k)
+        .map_err(|_| Error::Tls("the system random generator failed".into()))?;
+    Ok(k)
+}
+
 /// Whether `stored` was written by [`seal`].
 pub fn is_sealed(stored: &[u8]) -> bool {
     stored.starts_with(PREFIX)

@@ -32,6 +32,8 @@ pub struct Member {
     pub name: String,
     pub client: SocketAddr,
     pub peer: SocketAddr,
+    /// The etcd API's own port (`--client-listen`), used by clusters with default ports.
+    pub etcd: SocketAddr,
     pub data_dir: PathBuf,
     child: Option<Child>,
 }
@@ -100,6 +102,12 @@ pub struct Cluster {
     pub dir: tempfile::TempDir,
     /// The cluster token and the certificates the harness uses (unused for etcd).
     pub pki: crate::pki::TestPki,
+    /// Members serve the etcd API on its own port, as by default, instead of on the API
+    /// port where the harness usually reaches it.
+    pub default_ports: bool,
+    /// Members run with `--insecure-plaintext` (no token, no TLS): for benchmarks that
+    /// measure what TLS costs.
+    pub plaintext: bool,
     initial_cluster: String,
 }
 
@@ -107,27 +115,64 @@ impl Cluster {
     /// Starts `n` members and waits until they agree on a leader.
     pub async fn start(flavor: Flavor, n: usize, extra_args: &[&str]) -> Cluster {
         let c = Self::start_unchecked(flavor, n, extra_args);
-        c.wait_leader(Duration::from_secs(20)).await;
-        if matches!(flavor, Flavor::Apiserver | Flavor::Server) {
-            for m in &c.members {
+        c.wait_ready().await;
+        c
+    }
+
+    /// Waits for a leader and, for apiservers, for every member's `/readyz`.
+    async fn wait_ready(&self) {
+        self.wait_leader(Duration::from_secs(20)).await;
+        if matches!(self.flavor, Flavor::Apiserver | Flavor::Server) {
+            for m in &self.members {
                 let addr = m.client;
-                let c = &c;
                 eventually(
                     Duration::from_secs(20),
                     "every apiserver ready",
                     || async move {
-                        let r = c.get(addr, "/readyz").await.ok()?;
+                        let r = self.get(addr, "/readyz").await.ok()?;
                         r.starts_with("HTTP/1.1 200").then_some(())
                     },
                 )
                 .await;
             }
         }
+    }
+
+    /// Starts `n` `rkube server` members with nothing but the token: every port as a
+    /// default cluster has it (the etcd API on `--client-listen`), and waits until they
+    /// are ready.
+    pub async fn start_default(n: usize, extra_args: &[&str]) -> Cluster {
+        let mut c = Self::prepare(Flavor::Server, n, extra_args);
+        c.default_ports = true;
+        for i in 0..n {
+            c.spawn(i, "new");
+        }
+        for m in &c.members {
+            let addr = m.client;
+            let c = &c;
+            eventually(
+                Duration::from_secs(30),
+                "every member ready",
+                || async move {
+                    let r = c.get(addr, "/readyz").await.ok()?;
+                    r.starts_with("HTTP/1.1 200").then_some(())
+                },
+            )
+            .await;
+        }
         c
     }
 
     /// Starts `n` members without waiting for them (for members whose port speaks TLS).
     pub fn start_unchecked(flavor: Flavor, n: usize, extra_args: &[&str]) -> Cluster {
+        let mut c = Self::prepare(flavor, n, extra_args);
+        for i in 0..n {
+            c.spawn(i, "new");
+        }
+        c
+    }
+
+    fn prepare(flavor: Flavor, n: usize, extra_args: &[&str]) -> Cluster {
         // RKUBE_TEST_KEEP=1 keeps data directories and member logs for inspection.
         let dir = tempfile::Builder::new()
             .prefix("rkube-cluster-")
@@ -139,6 +184,7 @@ impl Cluster {
             .map(|i| Member {
                 name: format!("n{i}"),
                 client: free_addr(),
+                etcd: free_addr(),
                 peer: free_addr(),
                 data_dir: dir.path().join(format!("n{i}")),
                 child: None,
@@ -155,18 +201,16 @@ impl Cluster {
             .collect::<Vec<_>>()
             .join(",");
         let pki = crate::pki::TestPki::new(&dir.path().join("harness-pki"));
-        let mut c = Cluster {
+        Cluster {
             flavor,
             members,
             extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
             dir,
             pki,
+            default_ports: false,
+            plaintext: false,
             initial_cluster,
-        };
-        for i in 0..n {
-            c.spawn(i, "new");
         }
-        c
     }
 
     /// Adds a member entry (not started) with fresh ports, for MemberAdd tests.
@@ -174,11 +218,31 @@ impl Cluster {
         self.members.push(Member {
             name: name.into(),
             client: free_addr(),
+            etcd: free_addr(),
             peer: free_addr(),
             data_dir: self.dir.path().join(name),
             child: None,
         });
         self.members.len() - 1
+    }
+
+    /// Starts `n` members with `--insecure-plaintext` and waits for a leader.
+    pub async fn start_plaintext(flavor: Flavor, n: usize, extra_args: &[&str]) -> Cluster {
+        let mut c = Self::prepare(flavor, n, extra_args);
+        c.plaintext = true;
+        for i in 0..n {
+            c.spawn(i, "new");
+        }
+        c.wait_ready().await;
+        c
+    }
+
+    fn security_args(&self) -> Vec<String> {
+        if self.plaintext {
+            vec!["--insecure-plaintext".into()]
+        } else {
+            vec!["--token".into(), self.pki.token.clone()]
+        }
     }
 
     /// Starts member `i` (again); `state` is `new` or `existing`.
@@ -196,7 +260,7 @@ impl Cluster {
                     .args(["--peer-listen", &m.peer.to_string()])
                     .args(["--initial-cluster", &self.initial_cluster])
                     .args(["--initial-cluster-state", state])
-                    .args(["--token", &self.pki.token]);
+                    .args(self.security_args());
                 c
             }
             Flavor::Apiserver | Flavor::Server => {
@@ -213,10 +277,14 @@ impl Cluster {
                 .args(["--initial-cluster", &self.initial_cluster])
                 .args(["--initial-cluster-state", state])
                 .args(["--bookmark-interval-ms", "500"])
-                .args(["--token", &self.pki.token])
-                // The harness reaches the etcd API on the API port (with the admin
-                // certificate); a default member serves it only on --client-listen.
-                .arg("--etcd-on-api-port");
+                .args(self.security_args());
+                if self.default_ports {
+                    c.args(["--client-listen", &m.etcd.to_string()]);
+                } else {
+                    // The harness reaches the etcd API on the API port (with the admin
+                    // certificate); a default member serves it only on --client-listen.
+                    c.arg("--etcd-on-api-port");
+                }
                 c
             }
             Flavor::Etcd => {
@@ -275,6 +343,33 @@ impl Cluster {
         Some(kb * 1024)
     }
 
+    /// Waits up to `timeout` for member `i` to exit by itself; its exit status.
+    pub async fn wait_exit(
+        &mut self,
+        i: usize,
+        timeout: Duration,
+    ) -> Option<std::process::ExitStatus> {
+        let deadline = std::time::Instant::now() + timeout;
+        while std::time::Instant::now() < deadline {
+            let child = self.members[i].child.as_mut()?;
+            if let Ok(Some(status)) = child.try_wait() {
+                self.members[i].child = None;
+                return Some(status);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        None
+    }
+
+    /// What member `i` has logged so far.
+    pub fn log(&self, i: usize) -> String {
+        let path = self
+            .dir
+            .path()
+            .join(format!("{}.log", self.members[i].name));
+        std::fs::read_to_string(path).unwrap_or_default()
+    }
+
     pub fn is_running(&self, i: usize) -> bool {
         self.members[i].child.is_some()
     }
@@ -286,13 +381,15 @@ impl Cluster {
 
     /// The TLS configuration of the etcd API's clients: the admin certificate.
     pub fn etcd_tls(&self) -> Option<tonic::transport::ClientTlsConfig> {
-        (self.flavor != Flavor::Etcd).then(|| self.pki.tonic_tls(&self.pki.admin))
+        (self.flavor != Flavor::Etcd && !self.plaintext)
+            .then(|| self.pki.tonic_tls(&self.pki.admin))
     }
 
     /// One HTTP GET of `path` on the member listening at `addr`: HTTPS (trusting the
     /// cluster CA, with no client certificate) on rkube members.
     pub async fn get(&self, addr: SocketAddr, path: &str) -> std::io::Result<String> {
         match self.flavor {
+            _ if self.plaintext => crate::http_get(addr, path).await,
             Flavor::Etcd => crate::http_get(addr, path).await,
             _ => crate::pki::https_get(addr, path, self.pki.rustls(None)).await,
         }
@@ -332,12 +429,19 @@ impl Cluster {
 
     /// An rkube API client of every member (`Flavor::Apiserver` or `Server`), failing over among them.
     pub fn api_client(&self) -> client::Client {
+        if self.plaintext {
+            return client::Client::from_servers(&self.endpoints()).expect("client");
+        }
         let addrs: Vec<SocketAddr> = self.members.iter().map(|m| m.client).collect();
         client::Client::new(self.pki.client_config(&addrs, &self.pki.admin)).expect("client")
     }
 
     /// An rkube API client of member `i` alone.
     pub fn api_client_of(&self, i: usize) -> client::Client {
+        if self.plaintext {
+            let addr = self.members[i].client.to_string();
+            return client::Client::from_servers(&addr).expect("client");
+        }
         let cfg = self
             .pki
             .client_config(&[self.members[i].client], &self.pki.admin);

@@ -70,7 +70,15 @@ async fn stored_objects(up: &UpCluster) -> std::collections::BTreeSet<String> {
         .unwrap()
         .parse()
         .unwrap();
-    let mut kv = rkube_tests::cluster::Clients::connect_lazy(api).kv;
+    let cfg = client::ClientConfig::load(&up.config()).unwrap();
+    let read = |p: Option<std::path::PathBuf>| std::fs::read(p.unwrap()).unwrap();
+    let tls = tonic::transport::ClientTlsConfig::new()
+        .ca_certificate(tonic::transport::Certificate::from_pem(read(cfg.ca)))
+        .identity(tonic::transport::Identity::from_pem(
+            read(cfg.cert),
+            read(cfg.key),
+        ));
+    let mut kv = rkube_tests::cluster::Clients::connect(api, Some(tls)).kv;
     let resp = kv
         .range(rkube_proto::etcd::RangeRequest {
             key: "/registry/".into(),
@@ -135,6 +143,8 @@ async fn a_cluster_from_rkube_up_runs_the_examples_and_survives_failures() {
         "--default-not-ready-toleration-seconds=2",
         "--default-unreachable-toleration-seconds=2",
         "--horizontal-pod-autoscaler-sync-period-ms=1000",
+        // The test compares stored keys through the etcd API (admin certificate).
+        "--etcd-on-api-port",
     ]));
     // The test-speed node flags; `rkube up` picks the agents' listen addresses.
     let fast_node: Vec<String> = rkube_tests::node_agent::FAST_NODE

@@ -1,14 +1,25 @@
-//! The Debian etcdctl (3.4) against a three-member `rkube store` cluster.
+//! The Debian etcdctl (3.4) against a three-member `rkube store` cluster, over TLS with
+//! the admin client certificate (`--cacert`, `--cert`, `--key`).
 
+use std::path::PathBuf;
 use std::process::Stdio;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use rkube_tests::{eventually, Cluster, Flavor};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::Command;
 
+/// The CA and the admin certificate of the one cluster this test starts.
+static CREDENTIALS: OnceLock<[PathBuf; 3]> = OnceLock::new();
+
 fn etcdctl(endpoints: &str) -> Command {
     let mut c = Command::new("etcdctl");
+    if let Some([ca, cert, key]) = CREDENTIALS.get() {
+        c.env("ETCDCTL_CACERT", ca)
+            .env("ETCDCTL_CERT", cert)
+            .env("ETCDCTL_KEY", key);
+    }
     c.env("ETCDCTL_API", "3")
         .args(["--endpoints", endpoints, "--command-timeout", "10s"])
         .stdin(Stdio::null())
@@ -77,6 +88,9 @@ async fn etcdctl_works_against_rkube_store() {
 
 async fn scenario() {
     let c = Cluster::start(Flavor::Rkube, 3, &[]).await;
+    let p = &c.pki;
+    let creds = [p.ca_file.clone(), p.admin.cert.clone(), p.admin.key.clone()];
+    CREDENTIALS.set(creds).expect("one cluster per test binary");
     let all = c.endpoints();
     let one = |i: usize| c.members[i].client.to_string();
 

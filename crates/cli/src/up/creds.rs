@@ -1,6 +1,7 @@
 //! The credentials of an `rkube up` cluster: one cluster token (kept 0600 in the cluster's
-//! directory, handed to members as `--token-file`, never on a command line), the admin's
-//! client configuration, and one client certificate per node (`system:node:<name>`).
+//! directory, handed to members as `--token-file`, never on a command line), an
+//! EncryptionConfiguration with a random AES-GCM key for Secrets, the admin's client
+//! configuration, and one client certificate per node (`system:node:<name>`).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -30,6 +31,29 @@ pub fn token(dir: &Path) -> anyhow::Result<ClusterToken> {
         }
         Err(e) => Err(e).with_context(|| path.display().to_string()),
     }
+}
+
+pub fn encryption_config_path(dir: &Path) -> PathBuf {
+    dir.join("encryption.yaml")
+}
+
+/// The cluster's EncryptionConfiguration, created with a random 256-bit key on first use.
+pub fn encryption_config(dir: &Path) -> anyhow::Result<PathBuf> {
+    use base64::Engine;
+    let path = encryption_config_path(dir);
+    if path.exists() {
+        return Ok(path);
+    }
+    let key = pki::random_key()?;
+    let key = base64::engine::general_purpose::STANDARD.encode(key);
+    let text = format!(
+        "apiVersion: apiserver.config.k8s.io/v1\nkind: EncryptionConfiguration\nresources:\n  \
+         - resources: [\"secrets\"]\n    providers:\n      - aesgcm:\n          keys:\n            \
+         - name: key1\n              secret: {key}\n      - identity: {{}}\n"
+    );
+    pki::restrict_dir(dir)?;
+    pki::write_private(&path, text.as_bytes())?;
+    Ok(path)
 }
 
 /// Writes the CA, the admin's and every node's client configuration under `<dir>/pki`;

@@ -209,6 +209,7 @@ async fn bring_up(
 ) -> anyhow::Result<()> {
     let dir = a.dir.clone();
     let exe = std::env::current_exe().context("locating the rkube binary")?;
+    creds::encryption_config(&dir)?;
     let config = creds::write(&dir, state)?;
     let admin = client::ClientConfig::parse(&config)?;
     let ca_pem = admin

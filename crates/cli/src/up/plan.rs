@@ -150,6 +150,8 @@ pub fn plan(a: &UpArgs, root: bool) -> anyhow::Result<State> {
                 &service_cidr,
                 "--token-file",
                 &super::creds::token_path(dir).to_string_lossy(),
+                "--encryption-provider-config",
+                &super::creds::encryption_config_path(dir).to_string_lossy(),
             ]);
             args.extend(a.server_args.iter().cloned());
             Proc {

@@ -222,19 +222,12 @@ impl VolumeCtx<'_> {
         }
         std::fs::create_dir_all(&dir).map_err(|e| format!("volume {:?}: {e}", v.name))?;
         let files = if let Some(ed) = &v.empty_dir {
-            if ed.medium.as_deref() == Some("Memory") && self.root && !is_mountpoint(&dir) {
-                let mut c = std::process::Command::new("mount");
-                c.args(["-t", "tmpfs", "tmpfs"]).arg(&dir);
-                if let Some(limit) = &ed.size_limit {
-                    c.arg("-o").arg(format!(
-                        "size={}",
-                        client::quantity::parse(&limit.0).unwrap_or(0)
-                    ));
-                }
-                let st = c.status().map_err(|e| format!("mounting tmpfs: {e}"))?;
-                if !st.success() {
-                    return Err(format!("mounting tmpfs for volume {:?} failed", v.name));
-                }
+            if ed.medium.as_deref() == Some("Memory") {
+                let size = ed
+                    .size_limit
+                    .as_ref()
+                    .map(|l| client::quantity::parse(&l.0).unwrap_or(0).max(0) as u64);
+                self.tmpfs(&dir, &v.name, size)?;
             }
             return Ok(dir);
         } else if let Some(cm) = &v.config_map {
@@ -246,7 +239,10 @@ impl VolumeCtx<'_> {
             let name = s.secret_name.clone().unwrap_or_default();
             let opt = s.optional == Some(true);
             let d = self.secret(&name, opt).await?;
-            let mode = s.default_mode.unwrap_or(0o644) as u32;
+            // Secrets never touch the node's disk, and only their owner reads them unless
+            // the pod asks for another mode.
+            self.tmpfs(&dir, &v.name, Some(SECRET_TMPFS_BYTES))?;
+            let mode = s.default_mode.unwrap_or(0o600) as u32;
             items(d, s.items.as_ref(), mode, "secret", opt)?
         } else if let Some(d) = &v.downward_api {
             self.downward(
@@ -254,6 +250,8 @@ impl VolumeCtx<'_> {
                 d.default_mode.unwrap_or(0o644) as u32,
             )?
         } else if let Some(p) = &v.projected {
+            // Projected volumes carry ServiceAccount tokens and secrets.
+            self.tmpfs(&dir, &v.name, Some(SECRET_TMPFS_BYTES))?;
             self.projected(
                 p.sources.as_deref().unwrap_or_default(),
                 p.default_mode.unwrap_or(0o644) as u32,
@@ -269,6 +267,28 @@ impl VolumeCtx<'_> {
         Ok(dir)
     }
 
+    /// Mounts a tmpfs of at most `size` bytes on `dir` (as root, once); without root the
+    /// directory stays on disk.
+    fn tmpfs(&self, dir: &Path, volume: &str, size: Option<u64>) -> Result<(), String> {
+        if !self.root || is_mountpoint(dir) {
+            return Ok(());
+        }
+        let mut c = std::process::Command::new("mount");
+        c.args(["-t", "tmpfs", "-o", "mode=0755"]);
+        if let Some(size) = size {
+            c.arg("-o").arg(format!("size={size}"));
+        }
+        let st = c
+            .arg("tmpfs")
+            .arg(dir)
+            .status()
+            .map_err(|e| format!("mounting tmpfs: {e}"))?;
+        if !st.success() {
+            return Err(format!("mounting tmpfs for volume {volume:?} failed"));
+        }
+        Ok(())
+    }
+
     /// Releases what [`prepare`](Self::prepare) set up (the tmpfs of memory emptyDirs).
     pub fn cleanup(pod_dir: &Path) {
         let vols = pod_dir.join("volumes");
@@ -280,6 +300,9 @@ impl VolumeCtx<'_> {
         let _ = std::fs::remove_dir_all(pod_dir);
     }
 }
+
+/// Room for the files of one secret or projected volume in memory.
+const SECRET_TMPFS_BYTES: u64 = 16 << 20;
 
 /// Writes the files of a volume, replacing what was there, so an update shows whole.
 fn write_files(dir: &Path, files: &Files) -> std::io::Result<()> {

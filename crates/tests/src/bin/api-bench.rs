@@ -33,6 +33,9 @@ struct Args {
     /// Pods created while the watchers listen.
     #[arg(long, default_value_t = 200)]
     fanout_events: usize,
+    /// Members with `--insecure-plaintext` instead of TLS (to measure what TLS costs).
+    #[arg(long)]
+    plaintext: bool,
 }
 
 fn pod(ns: &str, name: &str) -> Object {
@@ -145,7 +148,15 @@ fn rss_mb(cluster: &Cluster) -> String {
 #[tokio::main]
 async fn main() {
     let args = Args::parse();
-    let cluster = Cluster::start(Flavor::Apiserver, 3, &[]).await;
+    let cluster = if args.plaintext {
+        Cluster::start_plaintext(Flavor::Apiserver, 3, &[]).await
+    } else {
+        Cluster::start(Flavor::Apiserver, 3, &[]).await
+    };
+    println!(
+        "API over {}",
+        if args.plaintext { "plaintext" } else { "TLS" }
+    );
     let cs = clients(&cluster);
     for ns in ["bench", "fanout", "list"] {
         cs[0]

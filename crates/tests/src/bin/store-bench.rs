@@ -32,8 +32,13 @@ struct Args {
     /// Send the load to the leader only, instead of spreading it over every member.
     #[arg(long)]
     leader_only: bool,
-    /// Run only these flavors.
-    #[arg(long, value_delimiter = ',', default_value = "rkube,etcd")]
+    /// Run only these flavors: `rkube` (TLS, the default), `rkube-plaintext`
+    /// (`--insecure-plaintext`, to measure what TLS costs), `etcd` (plaintext).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "rkube,rkube-plaintext,etcd"
+    )]
     only: Vec<String>,
 }
 
@@ -209,11 +214,16 @@ async fn failover(c: &mut Cluster, kills: usize) -> Vec<Duration> {
 struct Row {
     name: String,
     rkube: Option<Stats>,
+    plaintext: Option<Stats>,
     etcd: Option<Stats>,
 }
 
-async fn run_flavor(flavor: Flavor, args: &Args, rows: &mut Vec<Row>) {
-    let mut c = Cluster::start(flavor, 3, &[]).await;
+async fn run_flavor(flavor: Flavor, plaintext: bool, args: &Args, rows: &mut Vec<Row>) {
+    let mut c = if plaintext {
+        Cluster::start_plaintext(flavor, 3, &[]).await
+    } else {
+        Cluster::start(flavor, 3, &[]).await
+    };
     let dur = Duration::from_secs(args.duration_secs);
     let only = if args.leader_only {
         Some(c.wait_leader(Duration::from_secs(10)).await)
@@ -228,14 +238,16 @@ async fn run_flavor(flavor: Flavor, args: &Args, rows: &mut Vec<Row>) {
                 rows.push(Row {
                     name,
                     rkube: None,
+                    plaintext: None,
                     etcd: None,
                 });
                 rows.last_mut().unwrap()
             }
         };
         match flavor {
-            Flavor::Rkube | Flavor::Apiserver | Flavor::Server => row.rkube = Some(s),
             Flavor::Etcd => row.etcd = Some(s),
+            _ if plaintext => row.plaintext = Some(s),
+            _ => row.rkube = Some(s),
         }
     };
     for &n in &args.clients {
@@ -275,37 +287,44 @@ async fn main() {
     let args = Args::parse();
     let mut rows = Vec::new();
     if args.only.iter().any(|f| f == "rkube") {
-        run_flavor(Flavor::Rkube, &args, &mut rows).await;
+        run_flavor(Flavor::Rkube, false, &args, &mut rows).await;
+    }
+    if args.only.iter().any(|f| f == "rkube-plaintext") {
+        run_flavor(Flavor::Rkube, true, &args, &mut rows).await;
     }
     if args.only.iter().any(|f| f == "etcd") {
-        run_flavor(Flavor::Etcd, &args, &mut rows).await;
+        run_flavor(Flavor::Etcd, false, &args, &mut rows).await;
     }
-    println!("| row | rkube ops/s | etcd ops/s | ratio | rkube p50 / p99 / max ms | etcd p50 / p99 / max ms | p99 ratio |");
-    println!("|---|---|---|---|---|---|---|");
+    print_table(rows);
+}
+
+/// One row per load: rkube over TLS against etcd, and what TLS costs rkube (its
+/// plaintext throughput and p99 beside).
+fn print_table(rows: Vec<Row>) {
+    println!(
+        "| row | rkube ops/s | etcd ops/s | ratio | rkube p50 / p99 / max ms | etcd p50 / p99 / max ms | p99 ratio | rkube plaintext ops/s | plaintext p50 / p99 ms | TLS / plaintext ops |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|");
+    let num = |failover: bool, v: f64| {
+        if failover {
+            "-".to_string()
+        } else {
+            format!("{v:.0}")
+        }
+    };
     for r in rows {
-        let (a, b) = (
+        let (a, b, p) = (
             r.rkube.clone().unwrap_or_default(),
             r.etcd.clone().unwrap_or_default(),
+            r.plaintext.clone().unwrap_or_default(),
         );
-        let failover = r.name.starts_with("failover");
+        let f = r.name.starts_with("failover");
         println!(
-            "| {} | {} | {} | {} | {:.1} / {:.1} / {:.1} | {:.1} / {:.1} / {:.1} | {} |",
+            "| {} | {} | {} | {} | {:.1} / {:.1} / {:.1} | {:.1} / {:.1} / {:.1} | {} | {} | {:.1} / {:.1} | {} |",
             r.name,
-            if failover {
-                "-".into()
-            } else {
-                format!("{:.0}", a.ops_per_sec)
-            },
-            if failover {
-                "-".into()
-            } else {
-                format!("{:.0}", b.ops_per_sec)
-            },
-            if failover {
-                "-".into()
-            } else {
-                ratio(a.ops_per_sec, b.ops_per_sec)
-            },
+            num(f, a.ops_per_sec),
+            num(f, b.ops_per_sec),
+            if f { "-".into() } else { ratio(a.ops_per_sec, b.ops_per_sec) },
             a.p50_ms,
             a.p99_ms,
             a.max_ms,
@@ -313,6 +332,10 @@ async fn main() {
             b.p99_ms,
             b.max_ms,
             ratio(a.p99_ms, b.p99_ms),
+            num(f, p.ops_per_sec),
+            p.p50_ms,
+            p.p99_ms,
+            if f { ratio(a.p99_ms, p.p99_ms) } else { ratio(a.ops_per_sec, p.ops_per_sec) },
         );
     }
 }
