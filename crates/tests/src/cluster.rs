@@ -376,7 +376,9 @@ impl Cluster {
 
     /// etcd API clients of member `i` (with the admin certificate on rkube members).
     pub fn clients(&self, i: usize) -> Clients {
-        Clients::connect(self.members[i].client, self.etcd_tls())
+        let m = &self.members[i];
+        let addr = if self.default_ports { m.etcd } else { m.client };
+        Clients::connect(addr, self.etcd_tls())
     }
 
     /// The TLS configuration of the etcd API's clients: the admin certificate.

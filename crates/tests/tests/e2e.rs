@@ -53,7 +53,7 @@ async fn all_members_up(up: &UpCluster, client: &Client) {
         .collect();
     eventually(Duration::from_secs(60), "every member serving", || async {
         for a in &apis {
-            let s = client.member_status(&format!("http://{a}")).await.ok()?;
+            let s = client.member_status(&format!("https://{a}")).await.ok()?;
             (s.leader_id != 0).then_some(())?;
         }
         Some(())

@@ -58,7 +58,7 @@ async fn an_unknown_runtime_socket_is_a_clear_error() {
             "node",
             "--name",
             "w1",
-            "--config",
+            "--server",
             "http://127.0.0.1:1",
             "--listen",
             "127.0.0.1:0",

@@ -109,9 +109,14 @@ async fn token_secrets_authenticate_on_every_member_and_die_with_their_account()
         );
         assert!(groups.contains(&"system:authenticated"), "{groups:?}");
     }
-    // Without a token: anonymous. A tampered token or garbage: refused.
-    let anon = whoami(&cluster.api_client_of(0)).await.unwrap();
-    assert_eq!(anon["username"], "system:anonymous");
+    // Without credentials (anonymous access is off by default), with a tampered token or
+    // with garbage: refused.
+    let mut anon = ClientConfig::from_servers(&endpoints[0].1);
+    anon.ca = Some(endpoints[0].0.clone());
+    let anon = Client::new(anon)
+        .unwrap()
+        .with_failover_budget(Duration::ZERO);
+    assert!(unauthenticated(whoami(&anon).await));
     let mut tampered = token.clone().into_bytes();
     let i = token.rfind('.').unwrap() + 3;
     tampered[i] = if tampered[i] == b'A' { b'B' } else { b'A' };
