@@ -278,41 +278,29 @@ fn serve_api(
     let mut builder = tonic::transport::Server::builder()
         .accept_http1(true)
         .tcp_nodelay(true);
-    let task = match tls {
+    match tls {
         Some(ServingTls::Cluster(cert)) => {
             let cfg = cert.server_config(pki::ClientAuth::Optional, &[b"h2", b"http/1.1"])?;
             let server = builder.add_routes(router.into());
             let incoming = pki::tls_incoming(listener, cfg);
-            tokio::spawn(async move {
-                if let Err(e) = server.serve_with_incoming(incoming).await {
-                    tracing::error!(error = %e, "API listener stopped");
-                }
-            })
+            return Ok(spawn_serving(server.serve_with_incoming(incoming)));
         }
-        Some(ServingTls::Files(files)) => {
-            builder = builder.tls_config(files.server_config()?)?;
-            let server = builder.add_routes(router.into());
-            let incoming =
-                tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
-            tokio::spawn(async move {
-                if let Err(e) = server.serve_with_incoming(incoming).await {
-                    tracing::error!(error = %e, "API listener stopped");
-                }
-            })
+        Some(ServingTls::Files(files)) => builder = builder.tls_config(files.server_config()?)?,
+        None => tracing::warn!("the API port is plaintext (--insecure-plaintext)"),
+    }
+    let server = builder.add_routes(router.into());
+    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+    Ok(spawn_serving(server.serve_with_incoming(incoming)))
+}
+
+fn spawn_serving(
+    serving: impl std::future::Future<Output = Result<(), tonic::transport::Error>> + Send + 'static,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        if let Err(e) = serving.await {
+            tracing::error!(error = %e, "API listener stopped");
         }
-        None => {
-            tracing::warn!("the API port is plaintext (--insecure-api-plaintext)");
-            let server = builder.add_routes(router.into());
-            let incoming =
-                tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
-            tokio::spawn(async move {
-                if let Err(e) = server.serve_with_incoming(incoming).await {
-                    tracing::error!(error = %e, "API listener stopped");
-                }
-            })
-        }
-    };
-    Ok(task)
+    })
 }
 
 /// Whether an HTTP request carries credentials the chain accepts (anonymous counts only

@@ -65,6 +65,20 @@ impl Clients {
             .revision
     }
 
+    /// The value stored under `key`, if any (a linearizable range).
+    pub async fn value(&mut self, key: &str) -> Option<Vec<u8>> {
+        let r = self
+            .kv
+            .range(RangeRequest {
+                key: key.to_string().into_bytes().into(),
+                ..Default::default()
+            })
+            .await
+            .expect("range")
+            .into_inner();
+        r.kvs.first().map(|kv| kv.value.to_vec())
+    }
+
     /// Plaintext clients (etcd itself, or a member under `--insecure-plaintext`).
     pub fn connect_lazy(addr: SocketAddr) -> Clients {
         Self::connect(addr, None)

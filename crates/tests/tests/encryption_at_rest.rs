@@ -4,11 +4,9 @@
 
 use std::time::Duration;
 
-use bytes::Bytes;
 use client::Api;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::ByteString;
-use rkube_proto::etcd::RangeRequest;
 use rkube_tests::{eventually, Cluster};
 
 const K1: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="; // 32 bytes
@@ -35,20 +33,8 @@ fn secret(name: &str, value: &str) -> Secret {
 }
 
 async fn stored(c: &Cluster, name: &str) -> Vec<u8> {
-    let r = c
-        .clients(0)
-        .kv
-        .range(RangeRequest {
-            key: Bytes::from(format!("/registry/core/secrets/default/{name}")),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    r.kvs
-        .first()
-        .map(|kv| kv.value.to_vec())
-        .unwrap_or_default()
+    let key = format!("/registry/core/secrets/default/{name}");
+    c.clients(0).value(&key).await.unwrap_or_default()
 }
 
 fn contains(hay: &[u8], needle: &[u8]) -> bool {

@@ -71,15 +71,7 @@ fn put(key: &str) -> PutRequest {
 
 /// Whether `key` exists, read with the admin certificate through the etcd API.
 async fn exists(c: &Cluster, key: &str) -> bool {
-    let ch = channel(c.members[0].etcd, c.etcd_tls(), "127.0.0.1");
-    let r = KvClient::new(ch)
-        .range(RangeRequest {
-            key: Bytes::from(key.to_string()),
-            ..Default::default()
-        })
-        .await
-        .expect("admin range");
-    !r.into_inner().kvs.is_empty()
+    c.clients(0).value(key).await.is_some()
 }
 
 fn forward(key: &str) -> StoreBatch {

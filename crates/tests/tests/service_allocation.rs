@@ -202,26 +202,18 @@ async fn cluster_ips_and_node_ports_are_allocated_once_and_released() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn allocations_left_wrong_by_writes_around_the_apiserver_are_repaired() {
-    use rkube_proto::etcd::{DeleteRangeRequest, PutRequest, RangeRequest};
+    use rkube_proto::etcd::{DeleteRangeRequest, PutRequest};
     let args = ["--service-allocation-repair-interval-ms", "300"];
     let cluster = Cluster::start(Flavor::Apiserver, 1, &args).await;
     let api: Api<Service> = Api::namespaced(cluster.api_client(), "default");
     let mut etcd = cluster.clients(0);
-    let reader = etcd.kv.clone();
+    let reader = etcd.clone();
     let get = |key: String| {
-        let mut kv = reader.clone();
+        let mut c = reader.clone();
         async move {
-            let r = kv
-                .range(RangeRequest {
-                    key: key.into_bytes().into(),
-                    ..Default::default()
-                })
+            c.value(&key)
                 .await
-                .unwrap()
-                .into_inner();
-            r.kvs
-                .first()
-                .map(|kv| String::from_utf8_lossy(&kv.value).to_string())
+                .map(|v| String::from_utf8_lossy(&v).to_string())
         }
     };
     let svc = api

@@ -110,7 +110,7 @@ pub async fn serve(
     let guard = if tls.is_some() {
         Guard::AdminsAndMembers
     } else {
-        tracing::warn!("the etcd API is plaintext and open to anyone (--insecure-etcd-plaintext)");
+        tracing::warn!("the etcd API is plaintext and open to anyone (--insecure-plaintext)");
         Guard::Insecure
     };
     let routes = EtcdService::new(store).add_routes(tonic::service::Routes::default(), guard);

@@ -40,31 +40,25 @@ pub(crate) fn serve(store: Store, listener: TcpListener) -> Result<JoinHandle<()
     let svc = tonic::service::interceptor::InterceptedService::new(svc, only_members);
     let mut builder = tonic::transport::Server::builder().tcp_nodelay(true);
     let router = builder.add_service(svc);
-    Ok(match tls {
+    let serving: futures::future::BoxFuture<'static, _> = match tls {
         Some(cert) => {
             let cfg = cert
                 .server_config(pki::ClientAuth::Required, &[b"h2"])
                 .map_err(|e| Error::invalid("peer TLS", e.to_string()))?;
-            let incoming = pki::tls_incoming(listener, cfg);
-            tokio::spawn(async move {
-                if let Err(e) = router.serve_with_incoming(incoming).await {
-                    tracing::error!(error = %e, "peer listener stopped");
-                }
-            })
+            Box::pin(router.serve_with_incoming(pki::tls_incoming(listener, cfg)))
         }
         None => {
-            tracing::warn!(
-                "the peer port is plaintext and unauthenticated (--insecure-peer-plaintext)"
-            );
+            tracing::warn!("the peer port is plaintext and unauthenticated (--insecure-plaintext)");
             let incoming =
                 tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
-            tokio::spawn(async move {
-                if let Err(e) = router.serve_with_incoming(incoming).await {
-                    tracing::error!(error = %e, "peer listener stopped");
-                }
-            })
+            Box::pin(router.serve_with_incoming(incoming))
         }
-    })
+    };
+    Ok(tokio::spawn(async move {
+        if let Err(e) = serving.await {
+            tracing::error!(error = %e, "peer listener stopped");
+        }
+    }))
 }
 
 /// On a TLS peer port, only certificates of the members' group pass (the TLS layer has
