@@ -253,7 +253,12 @@ impl Cluster {
 
     fn security_args(&self) -> Vec<String> {
         if self.plaintext {
-            vec!["--insecure-plaintext".into()]
+            let mut a = vec!["--insecure-plaintext".to_string()];
+            // Without TLS there are no certificates to authenticate with.
+            if self.flavor != Flavor::Rkube {
+                a.push("--anonymous-auth=true".into());
+            }
+            a
         } else {
             vec!["--token".into(), self.pki.token.clone()]
         }
@@ -425,6 +430,9 @@ impl Cluster {
     /// How `rkube` commands and clients reach this cluster's API as its admin: the path of
     /// a client configuration file (see [`crate::client_flags`]).
     pub fn api_access(&self) -> String {
+        if self.plaintext {
+            return self.endpoints();
+        }
         self.admin_config().to_string_lossy().into_owned()
     }
 

@@ -29,6 +29,10 @@ struct Args {
     /// Pod networking of the process runtime: `cni` or `host`.
     #[arg(long, default_value = "cni")]
     pod_network: String,
+    /// The control plane with `--insecure-plaintext` instead of TLS (to measure what TLS
+    /// costs).
+    #[arg(long)]
+    plaintext: bool,
 }
 
 fn pct(sorted: &[Duration], p: f64) -> Duration {
@@ -108,12 +112,22 @@ async fn delete_all(client: &Client, run: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn bench(label: &str, n: usize, extra: &[&str], image: &str) -> anyhow::Result<()> {
+async fn bench(
+    label: &str,
+    n: usize,
+    extra: &[&str],
+    image: &str,
+    plaintext: bool,
+) -> anyhow::Result<()> {
     let n16 = 200 + std::process::id() % 50;
     let cidr = format!("10.{n16}.0.0/16");
     let mut args = rkube_tests::FAST_CM_LEASE.to_vec();
     args.extend(["--cluster-cidr", &cidr]);
-    let cluster = Cluster::start(Flavor::Server, 1, &args).await;
+    let cluster = if plaintext {
+        Cluster::start_plaintext(Flavor::Server, 1, &args).await
+    } else {
+        Cluster::start(Flavor::Server, 1, &args).await
+    };
     let client = cluster.api_client();
     let node = NodeAgent::start(&cluster.api_access(), "w1", extra);
     node.wait_ready(&client).await;
@@ -146,6 +160,10 @@ async fn bench(label: &str, n: usize, extra: &[&str], image: &str) -> anyhow::Re
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let a = Args::parse();
+    println!(
+        "control plane over {}",
+        if a.plaintext { "plaintext" } else { "TLS" }
+    );
     anyhow::ensure!(
         rkube_tests::netns::is_root(),
         "node-bench runs containers and needs root"
@@ -157,6 +175,7 @@ async fn main() -> anyhow::Result<()> {
             a.pods,
             &["--pod-network", &a.pod_network, "--cni-bridge", &bridge],
             "busybox",
+            a.plaintext,
         )
         .await?;
     }
@@ -168,6 +187,7 @@ async fn main() -> anyhow::Result<()> {
             a.pods,
             &["--runtime", "cri", "--cri-socket", &sock],
             IMAGE,
+            a.plaintext,
         )
         .await?;
         drop(ctd);
