@@ -59,6 +59,9 @@ enum Command {
 enum TokenCommand {
     /// Print a new cluster token (`K10<CA hash>::<secret>`) for `rkube server --token`.
     Generate,
+    /// Write a node's client configuration (`system:node:<name>`), signed with the CA the
+    /// cluster token yields, for `rkube node --config`.
+    NodeConfig(security::NodeConfigArgs),
 }
 
 /// A member whose Raft core stopped on a fatal error serves nothing: it exits, so that its
@@ -109,6 +112,7 @@ fn main() -> anyhow::Result<()> {
     let rt = tokio::runtime::Runtime::new()?;
     match cli.command {
         Command::Token(TokenCommand::Generate) => security::generate(),
+        Command::Token(TokenCommand::NodeConfig(a)) => security::node_config(&a),
         Command::Store(args) => rt.block_on(store_cmd::run(args)),
         Command::Apiserver(args) => rt.block_on(apiserver_cmd::run(args, None)),
         Command::Server(args) => rt.block_on(apiserver_cmd::run_server(*args)),

@@ -198,3 +198,45 @@ pub fn generate() -> anyhow::Result<()> {
     println!("{}", ClusterToken::generate()?.to_text());
     Ok(())
 }
+
+/// `rkube token node-config`.
+#[derive(Args, Clone)]
+pub struct NodeConfigArgs {
+    /// The node's name.
+    #[arg(long)]
+    pub name: String,
+    /// Every member's API address (host:port), comma-separated.
+    #[arg(long, value_delimiter = ',', required = true)]
+    pub server: Vec<String>,
+    /// Where to write `ca.crt`, `<name>.crt`, `<name>.key` and `<name>.config` (0600).
+    #[arg(long)]
+    pub dir: PathBuf,
+    #[command(flatten)]
+    pub security: SecurityArgs,
+}
+
+/// Writes a node's client configuration. Until nodes join by TLS bootstrap, this is how a
+/// node on another machine gets its credentials; whoever runs it holds the cluster token.
+pub fn node_config(a: &NodeConfigArgs) -> anyhow::Result<()> {
+    let token = a
+        .security
+        .token()?
+        .context("--insecure-plaintext: a plaintext cluster has no node certificates")?;
+    let ca = ClusterCa::from_token(&token)?;
+    pki::restrict_dir(&a.dir)?;
+    let ca_file = a.dir.join("ca.crt");
+    pki::write_private(&ca_file, ca.cert_pem().as_bytes())?;
+    let servers: Vec<String> = a
+        .server
+        .iter()
+        .map(|s| match s.contains("://") {
+            true => s.clone(),
+            false => format!("https://{s}"),
+        })
+        .collect();
+    let user = format!("system:node:{}", a.name);
+    let groups = ["system:nodes"];
+    crate::up::creds::config_for(&ca, &a.dir, &ca_file, &servers, &a.name, &user, &groups)?;
+    println!("{}", a.dir.join(format!("{}.config", a.name)).display());
+    Ok(())
+}

@@ -113,6 +113,60 @@ async fn data_directories_are_private_and_certificates_renew_while_running() {
     .expect("within the deadline");
 }
 
+/// A node's credentials minted from the cluster token (`rkube token node-config`) name the
+/// node; another token's are refused.
+#[tokio::test(flavor = "multi_thread")]
+async fn node_configs_from_the_token_authenticate_as_the_node() {
+    tokio::time::timeout(DEADLINE, async {
+        let c = Cluster::start_default(1, &[]).await;
+        let dir = c.dir.path().join("w9");
+        let server = c.members[0].client.to_string();
+        let mint = |token: &str, dir: &std::path::Path| {
+            std::process::Command::new(rkube_tests::rkube_bin())
+                .args(["token", "node-config", "--name", "w9", "--server", &server])
+                .args(["--token", token])
+                .arg("--dir")
+                .arg(dir)
+                .output()
+                .unwrap()
+        };
+        let out = mint(&c.pki.token, &dir);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let whoami = |config: std::path::PathBuf| {
+            std::process::Command::new(rkube_tests::rkube_bin())
+                .args(["ctl", "auth", "whoami", "--config"])
+                .arg(config)
+                .output()
+                .unwrap()
+        };
+        let out = whoami(dir.join("w9.config"));
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            text.contains("system:node:w9"),
+            "{text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(text.contains("system:nodes"), "{text}");
+
+        // Minted with another cluster's token: the member does not trust that CA.
+        let other = TestPki::new(&c.dir.path().join("other"));
+        let odir = c.dir.path().join("w9-other");
+        assert!(mint(&other.token, &odir).status.success());
+        let out = whoami(odir.join("w9.config"));
+        assert!(
+            !out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    })
+    .await
+    .expect("within the deadline");
+}
+
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     let mut out = vec![dir.to_path_buf()];
     for e in std::fs::read_dir(dir).unwrap().flatten() {

@@ -98,7 +98,9 @@ pub fn node_config(dir: &Path, name: &str) -> PathBuf {
     dir.join("pki").join(format!("{name}.config"))
 }
 
-fn config_for(
+/// A client configuration for `user` in `groups`, written as `<dir>/<name>.{crt,key,config}`
+/// beside the CA; returns the configuration's text.
+pub fn config_for(
     ca: &ClusterCa,
     dir: &Path,
     ca_file: &Path,
@@ -119,7 +121,7 @@ fn config_for(
     let key = abs(dir.join(format!("{name}.key")));
     pki::write_private(&cert, issued.cert_pem.as_bytes())?;
     pki::write_private(&key, issued.key_pem.as_bytes())?;
-    let mut text = String::from("# rkube client configuration, written by `rkube up`.\nservers:\n");
+    let mut text = String::from("# rkube client configuration.\nservers:\n");
     for s in servers {
         text.push_str(&format!("  - {s}\n"));
     }

@@ -4,7 +4,7 @@
 //! the client configuration, and stops everything (pods included) on Ctrl-C; started again
 //! in the same directory it brings the same cluster back. `rkube up --down` removes it.
 
-mod creds;
+pub(crate) mod creds;
 mod plan;
 
 use std::path::{Path, PathBuf};
