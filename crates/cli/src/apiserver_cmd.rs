@@ -117,17 +117,14 @@ fn client_config_text(server: &ApiServer, tls: bool, creds: Option<&CredentialFi
             }
         }
     }
-    let mut text =
-        String::from("# rkube client configuration, written by `rkube server`.\nservers:\n");
-    for s in servers {
-        text.push_str(&format!("  - {s}\n"));
+    client::ClientConfig {
+        servers,
+        ca: creds.map(|c| absolute(&c.ca)),
+        cert: creds.map(|c| absolute(&c.cert)),
+        key: creds.map(|c| absolute(&c.key)),
+        ..Default::default()
     }
-    if let Some(c) = creds {
-        for (k, p) in [("ca", &c.ca), ("cert", &c.cert), ("key", &c.key)] {
-            text.push_str(&format!("{k}: {}\n", absolute(p).display()));
-        }
-    }
-    text
+    .to_text()
 }
 
 fn absolute(p: &std::path::Path) -> PathBuf {

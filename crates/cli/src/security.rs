@@ -224,8 +224,7 @@ pub fn node_config(a: &NodeConfigArgs) -> anyhow::Result<()> {
         .context("--insecure-plaintext: a plaintext cluster has no node certificates")?;
     let ca = ClusterCa::from_token(&token)?;
     pki::restrict_dir(&a.dir)?;
-    let ca_file = a.dir.join("ca.crt");
-    pki::write_private(&ca_file, ca.cert_pem().as_bytes())?;
+    pki::write_private(&a.dir.join("ca.crt"), ca.cert_pem().as_bytes())?;
     let servers: Vec<String> = a
         .server
         .iter()
@@ -236,7 +235,7 @@ pub fn node_config(a: &NodeConfigArgs) -> anyhow::Result<()> {
         .collect();
     let user = format!("system:node:{}", a.name);
     let groups = ["system:nodes"];
-    crate::up::creds::config_for(&ca, &a.dir, &ca_file, &servers, &a.name, &user, &groups)?;
+    crate::up::creds::config_for(&ca, &a.dir, &servers, &a.name, &user, &groups)?;
     println!("{}", a.dir.join(format!("{}.config", a.name)).display());
     Ok(())
 }

@@ -64,10 +64,38 @@ impl ClientConfig {
         Ok(c)
     }
 
+    /// Reads a configuration file; relative `ca`, `cert` and `key` paths are relative to
+    /// the file's directory (as in a kubeconfig), so a directory of credentials can move.
     pub fn load(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
-        Self::parse(&text).map_err(|e| Error::Config(format!("{}: {e}", path.display())))
+        let mut c =
+            Self::parse(&text).map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
+        if let Some(dir) = path.parent() {
+            for p in [&mut c.ca, &mut c.cert, &mut c.key].into_iter().flatten() {
+                if p.is_relative() {
+                    *p = dir.join(&*p);
+                }
+            }
+        }
+        Ok(c)
+    }
+
+    /// The configuration as the file format `load` reads.
+    pub fn to_text(&self) -> String {
+        let mut text = String::from("# rkube client configuration.\nservers:\n");
+        for s in &self.servers {
+            text.push_str(&format!("  - {s}\n"));
+        }
+        for (k, v) in [("ca", &self.ca), ("cert", &self.cert), ("key", &self.key)] {
+            if let Some(p) = v {
+                text.push_str(&format!("{k}: {}\n", p.display()));
+            }
+        }
+        if let Some(t) = &self.token {
+            text.push_str(&format!("token: {t}\n"));
+        }
+        text
     }
 
     /// `~/.rkube/config`.
@@ -122,5 +150,24 @@ mod tests {
             ClientConfig::from_servers("a:1, http://b:2").servers,
             vec!["http://a:1", "http://b:2"]
         );
+    }
+
+    #[test]
+    fn relative_credential_paths_follow_the_file() {
+        let d = tempfile::tempdir().unwrap();
+        let c = ClientConfig {
+            servers: vec!["https://a:1".into()],
+            ca: Some("ca.crt".into()),
+            cert: Some("/abs/w1.crt".into()),
+            key: Some("w1.key".into()),
+            ..Default::default()
+        };
+        let path = d.path().join("w1.config");
+        std::fs::write(&path, c.to_text()).unwrap();
+        let back = ClientConfig::load(&path).unwrap();
+        assert_eq!(back.ca, Some(d.path().join("ca.crt")));
+        assert_eq!(back.cert, Some("/abs/w1.crt".into()));
+        assert_eq!(back.key, Some(d.path().join("w1.key")));
+        assert_eq!(back.servers, c.servers);
     }
 }

@@ -72,7 +72,6 @@ pub fn write(dir: &Path, state: &State) -> anyhow::Result<String> {
     let admin = config_for(
         &ca,
         &pki_dir,
-        &ca_file,
         &servers,
         "admin",
         pki::ADMIN_USER,
@@ -80,17 +79,9 @@ pub fn write(dir: &Path, state: &State) -> anyhow::Result<String> {
     )?;
     for n in &state.nodes {
         let user = format!("system:node:{}", n.name);
-        config_for(
-            &ca,
-            &pki_dir,
-            &ca_file,
-            &servers,
-            &n.name,
-            &user,
-            &["system:nodes"],
-        )?;
+        config_for(&ca, &pki_dir, &servers, &n.name, &user, &["system:nodes"])?;
     }
-    Ok(admin)
+    Ok(admin.to_text())
 }
 
 /// Where node `name`'s client configuration lives.
@@ -98,17 +89,17 @@ pub fn node_config(dir: &Path, name: &str) -> PathBuf {
     dir.join("pki").join(format!("{name}.config"))
 }
 
-/// A client configuration for `user` in `groups`, written as `<dir>/<name>.{crt,key,config}`
-/// beside the CA; returns the configuration's text.
+/// A client configuration for `user` in `groups`: `<dir>/<name>.{crt,key}` beside the CA
+/// (`<dir>/ca.crt`), and `<dir>/<name>.config` naming them by relative paths, so the
+/// directory can be copied elsewhere. Returns the configuration with absolute paths.
 pub fn config_for(
     ca: &ClusterCa,
     dir: &Path,
-    ca_file: &Path,
     servers: &[String],
     name: &str,
     user: &str,
     groups: &[&str],
-) -> anyhow::Result<String> {
+) -> anyhow::Result<client::ClientConfig> {
     let issued = ca.issue(&LeafSpec {
         common_name: user.into(),
         organizations: groups.iter().map(|g| g.to_string()).collect(),
@@ -116,21 +107,17 @@ pub fn config_for(
         usage: Usage::Client,
         validity: VALIDITY,
     })?;
-    let abs = |p: PathBuf| std::path::absolute(&p).unwrap_or(p);
-    let cert = abs(dir.join(format!("{name}.crt")));
-    let key = abs(dir.join(format!("{name}.key")));
-    pki::write_private(&cert, issued.cert_pem.as_bytes())?;
-    pki::write_private(&key, issued.key_pem.as_bytes())?;
-    let mut text = String::from("# rkube client configuration.\nservers:\n");
-    for s in servers {
-        text.push_str(&format!("  - {s}\n"));
-    }
-    text.push_str(&format!(
-        "ca: {}\ncert: {}\nkey: {}\n",
-        abs(ca_file.to_path_buf()).display(),
-        cert.display(),
-        key.display()
-    ));
-    pki::write_private(&dir.join(format!("{name}.config")), text.as_bytes())?;
-    Ok(text)
+    let (cert, key) = (format!("{name}.crt"), format!("{name}.key"));
+    pki::write_private(&dir.join(&cert), issued.cert_pem.as_bytes())?;
+    pki::write_private(&dir.join(&key), issued.key_pem.as_bytes())?;
+    let relative = client::ClientConfig {
+        servers: servers.to_vec(),
+        ca: Some("ca.crt".into()),
+        cert: Some(cert.into()),
+        key: Some(key.into()),
+        ..Default::default()
+    };
+    let path = dir.join(format!("{name}.config"));
+    pki::write_private(&path, relative.to_text().as_bytes())?;
+    Ok(client::ClientConfig::load(&std::path::absolute(&path)?)?)
 }
