@@ -50,6 +50,9 @@ pub struct Issued {
     pub key_der: Vec<u8>,
     pub not_before: SystemTime,
     pub not_after: SystemTime,
+    /// Two thirds into its lifetime counted from issuance (not from the back-dated
+    /// `not_before`): when a holder should renew it.
+    pub renew_at: SystemTime,
 }
 
 /// The cluster CA, able to sign.
@@ -133,8 +136,9 @@ impl ClusterCa {
         params.serial_number = Some(random_serial()?);
         params.use_authority_key_identifier_extension = true;
         // A little back-dating tolerates clocks a few minutes apart.
-        let not_before = SystemTime::now() - Duration::from_secs(300);
-        let not_after = SystemTime::now() + spec.validity;
+        let now = SystemTime::now();
+        let not_before = now - Duration::from_secs(300);
+        let not_after = now + spec.validity;
         params.not_before = not_before.into();
         params.not_after = not_after.into();
         let cert = params
@@ -147,6 +151,7 @@ impl ClusterCa {
             key_der: key.serialize_der(),
             not_before,
             not_after,
+            renew_at: now + spec.validity * 2 / 3,
         })
     }
 }

@@ -104,13 +104,8 @@ impl RenewingCert {
         tokio::spawn(async move {
             loop {
                 let Some(cert) = this.upgrade() else { return };
-                let (nb, na) = {
-                    let c = cert.current.read();
-                    (c.issued.not_before, c.issued.not_after)
-                };
+                let at = cert.current.read().issued.renew_at;
                 drop(cert);
-                let life = na.duration_since(nb).unwrap_or_default();
-                let at = nb + life * 2 / 3;
                 let wait = at
                     .duration_since(SystemTime::now())
                     .unwrap_or(Duration::ZERO);

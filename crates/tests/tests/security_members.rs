@@ -97,6 +97,18 @@ async fn data_directories_are_private_and_certificates_renew_while_running() {
         )
         .await;
         assert_ne!(renewed, first);
+        // Renewed once per two thirds of a lifetime (4 s here), not over and over: over 3 s
+        // of handshakes at most one more certificate appears.
+        let mut seen = vec![renewed.clone()];
+        let until = std::time::Instant::now() + Duration::from_secs(3);
+        while std::time::Instant::now() < until {
+            let s = serial().await;
+            if !seen.contains(&s) {
+                seen.push(s);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(seen.len() <= 2, "{} certificates in 3 s", seen.len());
         client.members().await.expect("clients keep working");
 
         for entry in walk(&c.members[0].data_dir) {
