@@ -6,6 +6,7 @@
 //! binary was built into (`cargo build --bin rkube` first).
 
 pub mod chaos;
+pub mod clients;
 pub mod cluster;
 pub mod component;
 pub mod containerd;
