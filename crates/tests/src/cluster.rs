@@ -86,19 +86,7 @@ impl Cluster {
         for i in 0..n {
             c.spawn(i, "new");
         }
-        for m in &c.members {
-            let addr = m.client;
-            let c = &c;
-            eventually(
-                Duration::from_secs(30),
-                "every member ready",
-                || async move {
-                    let r = c.get(addr, "/readyz").await.ok()?;
-                    r.starts_with("HTTP/1.1 200").then_some(())
-                },
-            )
-            .await;
-        }
+        c.wait_ready().await;
         c
     }
 
