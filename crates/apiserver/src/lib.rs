@@ -16,6 +16,7 @@
 pub mod admission;
 pub mod auth;
 pub mod cache;
+pub mod certificates;
 pub mod encryption;
 pub mod error;
 pub mod grpc;

@@ -23,6 +23,7 @@ use crate::auth::{
     AlwaysAllow, Authenticator, AuthnChain, AuthzChain, ClientCertificates, StaticTokens, UserInfo,
 };
 use crate::cache::WatchCache;
+use crate::certificates::{BootstrapTokens, BootstrapperScope, CertificateSigning};
 use crate::error::Error;
 use crate::grpc::{AuthService, ClusterService, DiscoveryService, PodsService, ResourcesService};
 use crate::handler::Api;
@@ -143,6 +144,10 @@ impl ApiServer {
         }
         let mut tasks = vec![tokio::spawn(cache.clone().run(store.clone()))];
         let tokens = Tokens::new(cache.clone(), store.clone(), cfg.signing_key_wrap);
+        authenticators.push(Box::new(BootstrapTokens {
+            cache: cache.clone(),
+            store: store.clone(),
+        }));
         authenticators.push(Box::new(ServiceAccountTokens(tokens.clone())));
         let api = Arc::new(Api {
             store: store.clone(),
@@ -152,7 +157,7 @@ impl ApiServer {
                 authenticators,
                 allow_anonymous: cfg.anonymous_auth,
             },
-            authz: AuthzChain(vec![Box::new(AlwaysAllow)]),
+            authz: AuthzChain(vec![Box::new(BootstrapperScope), Box::new(AlwaysAllow)]),
             admission: Admission {
                 mutating: vec![
                     Box::new(Defaults {
@@ -166,11 +171,15 @@ impl ApiServer {
                         cache: cache.clone(),
                         store: store.clone(),
                     }),
+                    Box::new(CertificateSigning),
                 ],
-                validating: vec![Box::new(NamespaceLifecycle {
-                    cache: cache.clone(),
-                    store: store.clone(),
-                })],
+                validating: vec![
+                    Box::new(NamespaceLifecycle {
+                        cache: cache.clone(),
+                        store: store.clone(),
+                    }),
+                    Box::new(CertificateSigning),
+                ],
             },
             max_object_bytes: cfg.max_object_bytes,
             metrics: Metrics::default(),
@@ -207,7 +216,11 @@ impl ApiServer {
         } else {
             routes
         };
-        let http = health_routes(api.clone(), tokens.clone());
+        let ca_pem = match &cfg.tls {
+            Some(ServingTls::Cluster(c)) => Some(c.ca().cert_pem().to_string()),
+            _ => None,
+        };
+        let http = health_routes(api.clone(), tokens.clone(), ca_pem);
         let router = routes.into_axum_router().merge(http);
         tasks.push(serve_api(listener, cfg.tls.as_ref(), router)?);
         tasks.push(tokio::spawn(bootstrap(api.clone())));
@@ -324,7 +337,7 @@ async fn authenticated(api: &Api, req: axum::extract::Request) -> bool {
     }
 }
 
-fn health_routes(api: Arc<Api>, tokens: Arc<Tokens>) -> axum::Router {
+fn health_routes(api: Arc<Api>, tokens: Arc<Tokens>, ca_pem: Option<String>) -> axum::Router {
     let ready_api = api.clone();
     let live_api = api.clone();
     let healthz = move || {
@@ -340,7 +353,16 @@ fn health_routes(api: Arc<Api>, tokens: Arc<Tokens>) -> axum::Router {
             }
         }
     };
+    // The CA is public: a joining node fetches it and checks it against its token's pin.
+    let cacerts = move || {
+        let ca = ca_pem.clone();
+        async move {
+            ca.map(|pem| ([("content-type", "application/x-pem-file")], pem))
+                .ok_or((axum::http::StatusCode::NOT_FOUND, "no cluster CA\n"))
+        }
+    };
     axum::Router::new()
+        .route("/cacerts", get(cacerts))
         .route("/healthz", get(healthz.clone()))
         .route("/livez", get(healthz))
         .route(

@@ -219,6 +219,7 @@ impl<K: ApiObject> Api<K> {
     pub async fn replace(&self, obj: &K) -> Result<K> {
         let req = UpdateRequest {
             object: Some(self.envelope(obj)?),
+            ..Default::default()
         };
         decode(&self.client.update(req, false).await?)
     }
@@ -227,6 +228,17 @@ impl<K: ApiObject> Api<K> {
     pub async fn replace_status(&self, obj: &K) -> Result<K> {
         let req = UpdateRequest {
             object: Some(self.envelope(obj)?),
+            ..Default::default()
+        };
+        decode(&self.client.update(req, true).await?)
+    }
+
+    /// Update of the `approval` subresource (CertificateSigningRequests): only the
+    /// Approved and Denied conditions are taken from the object.
+    pub async fn replace_approval(&self, obj: &K) -> Result<K> {
+        let req = UpdateRequest {
+            object: Some(self.envelope(obj)?),
+            subresource: "approval".into(),
         };
         decode(&self.client.update(req, true).await?)
     }

@@ -32,7 +32,7 @@ struct Inner {
     channels: Mutex<HashMap<String, Channel>>,
     current: AtomicUsize,
     token: Option<String>,
-    tls: Option<ClientTlsConfig>,
+    tls: RwLock<Option<ClientTlsConfig>>,
 }
 
 /// Errors that mean "this member could not serve it; another may".
@@ -86,7 +86,7 @@ impl Client {
         let tls = tls_config(&cfg)?;
         Ok(Client {
             inner: Arc::new(Inner {
-                tls,
+                tls: RwLock::new(tls),
                 endpoints: RwLock::new(cfg.servers),
                 channels: Mutex::new(HashMap::new()),
                 current: AtomicUsize::new(0),
@@ -121,11 +121,8 @@ impl Client {
         }
         let mut ep = Endpoint::from_shared(url.to_string())
             .map_err(|e| Error::Config(format!("{url}: {e}")))?;
-        if let Some(tls) = self
-            .inner
-            .tls
-            .clone()
-            .filter(|_| url.starts_with("https://"))
+        let tls = self.inner.tls.read().clone();
+        if let Some(tls) = tls.filter(|_| url.starts_with("https://"))
         {
             ep = ep
                 .tls_config(tls)
@@ -140,6 +137,15 @@ impl Client {
             .connect_lazy();
         chans.insert(url.to_string(), ch.clone());
         Ok(ch)
+    }
+
+    /// Authenticates with a new client certificate from now on (a rotated one): new
+    /// connections present it; calls already under way finish on their connection.
+    pub fn set_identity(&self, cert_pem: &str, key_pem: &str) {
+        let identity = Identity::from_pem(cert_pem, key_pem);
+        let mut tls = self.inner.tls.write();
+        *tls = Some(tls.take().unwrap_or_default().identity(identity));
+        self.inner.channels.lock().clear();
     }
 
     /// A request with this client's credentials.
@@ -219,6 +225,7 @@ impl Client {
         .await
     }
 
+    /// Update, or with `status` UpdateStatus (of `req.subresource`, `status` when empty).
     pub async fn update(&self, req: UpdateRequest, status: bool) -> Result<Object> {
         self.call(|ch| {
             let r = self.request(req.clone());

@@ -101,6 +101,10 @@ impl ClusterCa {
         format!("sha256:{}", self.fingerprint)
     }
 
+    pub(crate) fn issuer(&self) -> &Issuer<'static, KeyPair> {
+        &self.issuer
+    }
+
     pub(crate) fn fingerprint_hex(&self) -> String {
         self.fingerprint.clone()
     }
@@ -181,14 +185,14 @@ fn dn(cn: &str, orgs: &[String]) -> DistinguishedName {
     dn
 }
 
-fn san(s: &str) -> std::result::Result<SanType, rcgen::Error> {
+pub(crate) fn san(s: &str) -> std::result::Result<SanType, rcgen::Error> {
     Ok(match s.parse::<IpAddr>() {
         Ok(ip) => SanType::IpAddress(ip),
         Err(_) => SanType::DnsName(s.to_string().try_into()?),
     })
 }
 
-fn random_serial() -> Result<SerialNumber> {
+pub(crate) fn random_serial() -> Result<SerialNumber> {
     let mut b = [0u8; 16];
     SystemRandom::new()
         .fill(&mut b)

@@ -7,6 +7,8 @@
 //! depends on no other rkube crate.
 
 mod ca;
+mod csr;
+mod dial;
 mod error;
 mod files;
 mod identity;
@@ -14,9 +16,12 @@ mod incoming;
 mod probe;
 mod renew;
 mod seal;
+mod served;
 mod token;
 
 pub use ca::{ClusterCa, Issued, LeafSpec, Usage};
+pub use csr::{ca_fingerprint, new_request, parse_request, validity_of, RequestInfo, Signed};
+pub use dial::{dial_verified, Expected};
 pub use error::{Error, Result};
 pub use files::{restrict_dir, write_private};
 pub use identity::{
@@ -27,6 +32,7 @@ pub use probe::{client_config, https_get};
 pub use renew::{ClientAuth, RenewingCert};
 /// The rustls this crate builds its configurations with.
 pub use rustls;
+pub use served::ServedCert;
 pub use seal::{is_sealed, open, random_key, seal};
 pub use token::ClusterToken;
 

@@ -129,21 +129,13 @@ impl RenewingCert {
         auth: ClientAuth,
         alpn: &[&[u8]],
     ) -> Result<Arc<ServerConfig>> {
-        let mut roots = RootCertStore::empty();
-        roots
-            .add(CertificateDer::from(self.ca.cert_der().to_vec()))
-            .map_err(|e| Error::Tls(format!("cluster CA: {e}")))?;
-        let verifier = WebPkiClientVerifier::builder_with_provider(roots.into(), crate::provider());
-        let verifier = match auth {
-            ClientAuth::Optional => verifier.allow_unauthenticated(),
-            ClientAuth::Required => verifier,
-        }
-        .build()
-        .map_err(|e| Error::Tls(e.to_string()))?;
         let mut cfg = ServerConfig::builder_with_provider(crate::provider())
             .with_safe_default_protocol_versions()
             .map_err(|e| Error::Tls(e.to_string()))?
-            .with_client_cert_verifier(verifier)
+            .with_client_cert_verifier(client_verifier(
+                CertificateDer::from(self.ca.cert_der().to_vec()),
+                auth,
+            )?)
             .with_cert_resolver(self.clone());
         cfg.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
         Ok(Arc::new(cfg))
@@ -161,6 +153,25 @@ impl RenewingCert {
             ))
             .domain_name(server_name)
     }
+}
+
+/// Verifies client certificates against `ca`; with [`ClientAuth::Optional`] a client may
+/// present none.
+pub(crate) fn client_verifier(
+    ca: CertificateDer<'static>,
+    auth: ClientAuth,
+) -> Result<Arc<dyn rustls::server::danger::ClientCertVerifier>> {
+    let mut roots = RootCertStore::empty();
+    roots
+        .add(ca)
+        .map_err(|e| Error::Tls(format!("cluster CA: {e}")))?;
+    let verifier = WebPkiClientVerifier::builder_with_provider(roots.into(), crate::provider());
+    match auth {
+        ClientAuth::Optional => verifier.allow_unauthenticated(),
+        ClientAuth::Required => verifier,
+    }
+    .build()
+    .map_err(|e| Error::Tls(e.to_string()))
 }
 
 impl ResolvesServerCert for RenewingCert {

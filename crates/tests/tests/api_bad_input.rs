@@ -123,6 +123,7 @@ async fn bad_input_is_rejected_with_the_field_and_nothing_is_written() {
         .update(
             UpdateRequest {
                 object: Some(obj("apps/v1", "Deployment", "default", stale)),
+                ..Default::default()
             },
             false,
         )
@@ -141,6 +142,7 @@ async fn bad_input_is_rejected_with_the_field_and_nothing_is_written() {
         .update(
             UpdateRequest {
                 object: Some(obj("apps/v1", "Deployment", "default", changed)),
+                ..Default::default()
             },
             false,
         )

@@ -91,7 +91,7 @@ impl Resources for ResourcesService {
             let obj = r
                 .object
                 .ok_or_else(|| Error::BadRequest("object: Required value".into()))?;
-            api.update(&u, &obj, false).await
+            api.update(&u, &obj, "").await
         })
         .await
     }
@@ -101,7 +101,11 @@ impl Resources for ResourcesService {
             let obj = r
                 .object
                 .ok_or_else(|| Error::BadRequest("object: Required value".into()))?;
-            api.update(&u, &obj, true).await
+            let sub = match r.subresource.as_str() {
+                "" => "status",
+                s => s,
+            };
+            api.update(&u, &obj, sub).await
         })
         .await
     }

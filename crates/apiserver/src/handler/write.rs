@@ -10,6 +10,7 @@ use super::{admission_request, envelope, Api, MAX_RETRIES};
 use crate::admission::Operation;
 use crate::auth::UserInfo;
 use crate::cache::Cached;
+use crate::certificates;
 use crate::error::{Error, Result};
 use crate::object;
 use crate::patch::{self, PatchKind};
@@ -22,6 +23,8 @@ pub enum Change<'a> {
     Replace(Value),
     /// Only the status (UpdateStatus).
     Status(Value),
+    /// Only the Approved and Denied conditions of a CertificateSigningRequest.
+    Approval(Value),
     Patch(PatchKind, &'a [u8], bool),
     Bind(String, String),
 }
@@ -107,8 +110,8 @@ impl Api {
         Err(Error::conflict(&rt.qualified(), &name))
     }
 
-    /// Update (or UpdateStatus when `status`) with a whole object.
-    pub async fn update(&self, user: &UserInfo, env: &Object, status: bool) -> Result<Object> {
+    /// Update with a whole object, or of subresource `sub` (`status`, `approval`).
+    pub async fn update(&self, user: &UserInfo, env: &Object, sub: &str) -> Result<Object> {
         let rt = self.resolve(env.r#type.as_ref()).await?;
         let obj = self.parse_object(&rt, env)?;
         let ns = Self::namespace_of(&rt, object::namespace(&obj))?;
@@ -120,10 +123,16 @@ impl Api {
                 vec![crate::error::FieldError::required("metadata.name")],
             ));
         }
-        let change = if status {
-            Change::Status(obj)
-        } else {
-            Change::Replace(obj)
+        let change = match sub {
+            "" => Change::Replace(obj),
+            "status" => Change::Status(obj),
+            "approval" if certificates::is_csr(&rt.group, &rt.kind) => Change::Approval(obj),
+            other => {
+                return Err(Error::NotFound {
+                    resource: format!("{}/{other}", rt.qualified()),
+                    name,
+                })
+            }
         };
         self.change(user, &rt, &ns, &name, change).await
     }
@@ -202,9 +211,20 @@ impl Api {
                 if !rv.is_empty() {
                     precondition = Some(rv.to_string());
                 }
-                let mut new = cur.clone();
-                new["status"] = obj["status"].clone();
-                new
+                if certificates::is_csr(&rt.group, &rt.kind) {
+                    certificates::merge_status(cur, obj)
+                } else {
+                    let mut new = cur.clone();
+                    new["status"] = obj["status"].clone();
+                    new
+                }
+            }
+            Change::Approval(obj) => {
+                let rv = object::resource_version(obj);
+                if !rv.is_empty() {
+                    precondition = Some(rv.to_string());
+                }
+                certificates::merge_approval(cur, obj)
             }
             Change::Patch(kind, body, status) => {
                 let patched = patch::apply(*kind, cur, body)?;
@@ -212,7 +232,9 @@ impl Api {
                 if !rv.is_empty() && rv != object::resource_version(cur) {
                     precondition = Some(rv.to_string());
                 }
-                if *status {
+                if *status && certificates::is_csr(&rt.group, &rt.kind) {
+                    certificates::merge_status(cur, &patched)
+                } else if *status {
                     let mut new = cur.clone();
                     new["status"] = patched["status"].clone();
                     new
@@ -304,12 +326,13 @@ impl Api {
         let (verb, sub) = match &change {
             Change::Replace(_) => ("update", ""),
             Change::Status(_) => ("update", "status"),
+            Change::Approval(_) => ("update", "approval"),
             Change::Patch(_, _, true) => ("patch", "status"),
             Change::Patch(..) => ("patch", ""),
             Change::Bind(..) => ("create", "binding"),
         };
         self.authorize(user, verb, rt, sub, ns, name)?;
-        if !sub.is_empty() && sub != "binding" && !rt.has_status {
+        if !sub.is_empty() && !matches!(sub, "binding" | "approval") && !rt.has_status {
             return Err(Error::NotFound {
                 resource: format!("{}/status", rt.qualified()),
                 name: name.to_string(),
