@@ -122,8 +122,7 @@ impl Client {
         let mut ep = Endpoint::from_shared(url.to_string())
             .map_err(|e| Error::Config(format!("{url}: {e}")))?;
         let tls = self.inner.tls.read().clone();
-        if let Some(tls) = tls.filter(|_| url.starts_with("https://"))
-        {
+        if let Some(tls) = tls.filter(|_| url.starts_with("https://")) {
             ep = ep
                 .tls_config(tls)
                 .map_err(|e| Error::Config(format!("{url}: {e}")))?;

@@ -9,6 +9,7 @@ use client::{Api, ApiObject, Client};
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::batch::v1::{CronJob, Job};
+use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{
     Namespace, Node, Pod, ReplicationController, Secret, Service, ServiceAccount,
@@ -36,6 +37,7 @@ pub struct Ctx {
     pub node_leases: Arc<Informer<Lease>>,
     pub hpas: Arc<Informer<HorizontalPodAutoscaler>>,
     pub pod_metrics: Arc<Informer<PodMetrics>>,
+    pub csrs: Arc<Informer<CertificateSigningRequest>>,
 }
 
 fn all<K: ApiObject>(client: &Client) -> Arc<Informer<K>> {
@@ -62,6 +64,7 @@ impl Ctx {
             daemonsets: all(&client),
             hpas: all(&client),
             pod_metrics: all(&client),
+            csrs: all(&client),
             node_leases: Informer::start(
                 Api::<Lease>::namespaced(client.clone(), "kube-node-lease"),
                 Default::default(),
@@ -87,5 +90,6 @@ impl Ctx {
         self.node_leases.wait_ready().await;
         self.hpas.wait_ready().await;
         self.pod_metrics.wait_ready().await;
+        self.csrs.wait_ready().await;
     }
 }

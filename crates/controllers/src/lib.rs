@@ -5,6 +5,7 @@
 //! Everything here is a client of the apiserver and reaches it only through the `client`
 //! crate, over gRPC — this crate must never depend on `apiserver` or `raft-store`.
 
+pub mod certificates;
 pub mod context;
 pub mod cronjob;
 pub mod daemonset;

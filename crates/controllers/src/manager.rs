@@ -18,6 +18,8 @@ pub struct ManagerConfig {
     pub node_lifecycle: crate::node_lifecycle::NodeLifecycleConfig,
     pub hpa: crate::hpa::HpaConfig,
     pub job: crate::job::JobConfig,
+    /// The CA `csrsigning` signs with; `None` leaves requests unsigned.
+    pub signer: Option<crate::certificates::signing::Signer>,
 }
 
 impl ManagerConfig {
@@ -32,6 +34,7 @@ impl ManagerConfig {
             node_lifecycle: Default::default(),
             hpa: Default::default(),
             job: Default::default(),
+            signer: None,
         }
     }
 }
@@ -64,5 +67,12 @@ async fn run_leading(client: Client, cfg: ManagerConfig) {
         crate::daemonset::run(ctx.clone(), w),
         crate::namespace::run(ctx.clone()),
         crate::hpa::run(ctx.clone(), cfg.hpa.clone()),
+        crate::certificates::approving::run(ctx.clone()),
+        async {
+            match cfg.signer.clone() {
+                Some(s) => crate::certificates::signing::run(ctx.clone(), s).await,
+                None => std::future::pending().await,
+            }
+        },
     );
 }

@@ -70,9 +70,8 @@ pub fn parse_request(pem: &str) -> Result<RequestInfo> {
         what: "certificate request".into(),
         reason,
     };
-    let (_, csr) =
-        x509_parser::certification_request::X509CertificationRequest::from_der(&der)
-            .map_err(|e| bad(e.to_string()))?;
+    let (_, csr) = x509_parser::certification_request::X509CertificationRequest::from_der(&der)
+        .map_err(|e| bad(e.to_string()))?;
     csr.verify_signature()
         .map_err(|_| bad("its signature does not verify".into()))?;
     let subject = &csr.certification_request_info.subject;
@@ -168,16 +167,18 @@ impl ClusterCa {
 /// `K10` prefix pins.
 pub fn ca_fingerprint(ca_pem: &str) -> Result<String> {
     use rustls::pki_types::pem::PemObject;
-    let der = rustls::pki_types::CertificateDer::from_pem_slice(ca_pem.as_bytes()).map_err(
-        |e| Error::Parse {
+    let der =
+        rustls::pki_types::CertificateDer::from_pem_slice(ca_pem.as_bytes()).map_err(|e| {
+            Error::Parse {
+                what: "CA certificate".into(),
+                reason: e.to_string(),
+            }
+        })?;
+    let (_, cert) =
+        x509_parser::parse_x509_certificate(der.as_ref()).map_err(|e| Error::Parse {
             what: "CA certificate".into(),
             reason: e.to_string(),
-        },
-    )?;
-    let (_, cert) = x509_parser::parse_x509_certificate(der.as_ref()).map_err(|e| Error::Parse {
-        what: "CA certificate".into(),
-        reason: e.to_string(),
-    })?;
+        })?;
     Ok(format!(
         "sha256:{}",
         crate::ca::sha256_hex(cert.public_key().raw)
@@ -204,7 +205,10 @@ pub fn validity_of(cert_pem: &str, ca_pem: &str) -> Result<(SystemTime, SystemTi
     let at = |t: x509_parser::time::ASN1Time| {
         SystemTime::UNIX_EPOCH + Duration::from_secs(t.timestamp().max(0) as u64)
     };
-    Ok((at(cert.validity().not_before), at(cert.validity().not_after)))
+    Ok((
+        at(cert.validity().not_before),
+        at(cert.validity().not_after),
+    ))
 }
 
 #[cfg(test)]
@@ -221,7 +225,10 @@ mod tests {
         let info = parse_request(&pem).unwrap();
         assert_eq!(info.common_name, "system:node:w1");
         assert_eq!(info.organizations, orgs);
-        assert_eq!(info.ip_addresses, vec!["10.1.2.3".parse::<IpAddr>().unwrap()]);
+        assert_eq!(
+            info.ip_addresses,
+            vec!["10.1.2.3".parse::<IpAddr>().unwrap()]
+        );
         assert_eq!(info.dns_names, vec!["w1.example"]);
         let signed = ca
             .sign_request(&pem, Usage::Server, Duration::from_secs(3600))
@@ -237,8 +244,7 @@ mod tests {
             ("system:node:w1".to_string(), orgs)
         );
         assert_eq!(ca_fingerprint(ca.cert_pem()).unwrap(), ca.fingerprint());
-        let other =
-            ClusterCa::from_token(&ClusterToken::parse(&"d".repeat(40)).unwrap()).unwrap();
+        let other = ClusterCa::from_token(&ClusterToken::parse(&"d".repeat(40)).unwrap()).unwrap();
         assert!(validity_of(&signed.cert_pem, other.cert_pem()).is_err());
     }
 

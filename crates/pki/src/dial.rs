@@ -85,24 +85,22 @@ pub async fn dial_verified(
 ) -> Result<Channel> {
     use rustls::pki_types::pem::PemObject;
     let mut roots = RootCertStore::empty();
-    let ca = CertificateDer::from_pem_slice(expected.ca_pem.as_bytes()).map_err(|e| {
-        Error::Parse {
+    let ca =
+        CertificateDer::from_pem_slice(expected.ca_pem.as_bytes()).map_err(|e| Error::Parse {
             what: "CA".into(),
             reason: e.to_string(),
-        }
-    })?;
-    roots
-        .add(ca)
-        .map_err(|e| Error::Tls(format!("CA: {e}")))?;
+        })?;
+    roots.add(ca).map_err(|e| Error::Tls(format!("CA: {e}")))?;
     let inner = WebPkiServerVerifier::builder_with_provider(roots.into(), crate::provider())
         .build()
         .map_err(|e| Error::Tls(e.to_string()))?;
     let base = crate::client_config(expected.ca_pem, Some(expected.identity))?;
     let mut cfg: ClientConfig = (*base).clone();
-    cfg.dangerous().set_certificate_verifier(Arc::new(SubjectVerifier {
-        inner,
-        expected_cn: expected.common_name.to_string(),
-    }));
+    cfg.dangerous()
+        .set_certificate_verifier(Arc::new(SubjectVerifier {
+            inner,
+            expected_cn: expected.common_name.to_string(),
+        }));
     cfg.alpn_protocols = vec![b"h2".to_vec()];
     let connector = tokio_rustls::TlsConnector::from(Arc::new(cfg));
     let name = ServerName::IpAddress(addr.ip().into());

@@ -32,8 +32,8 @@ pub use probe::{client_config, https_get};
 pub use renew::{ClientAuth, RenewingCert};
 /// The rustls this crate builds its configurations with.
 pub use rustls;
-pub use served::ServedCert;
 pub use seal::{is_sealed, open, random_key, seal};
+pub use served::ServedCert;
 pub use token::ClusterToken;
 
 /// The rustls crypto provider every rkube TLS endpoint uses (ring, so no C toolchain

@@ -89,7 +89,11 @@ fn check_spec(spec: &Value) -> Vec<FieldError> {
         None | Some("") => errs.push(FieldError::required("spec.request")),
         Some(b64) => match decode(b64).map(|pem| pki::parse_request(&pem)) {
             Some(Ok(_)) => {}
-            Some(Err(e)) => errs.push(FieldError::invalid("spec.request", "<request>", e.to_string())),
+            Some(Err(e)) => errs.push(FieldError::invalid(
+                "spec.request",
+                "<request>",
+                e.to_string(),
+            )),
             None => errs.push(FieldError::invalid(
                 "spec.request",
                 "<request>",
@@ -224,7 +228,12 @@ mod tests {
         let paths: Vec<String> = check_spec(&bad).into_iter().map(|e| e.path).collect();
         assert_eq!(
             paths,
-            vec!["spec.request", "spec.signerName", "spec.usages[0]", "spec.expirationSeconds"]
+            vec![
+                "spec.request",
+                "spec.signerName",
+                "spec.usages[0]",
+                "spec.expirationSeconds"
+            ]
         );
     }
 
@@ -233,7 +242,10 @@ mod tests {
         let cert = b64("-----BEGIN CERTIFICATE-----\nAA==\n-----END CERTIFICATE-----\n");
         let pending = json!({"spec": {"request": "r"}});
         let issued = json!({"spec": {"request": "r"}, "status": {"certificate": cert}});
-        assert_eq!(check_update(&pending, &issued)[0].path, "status.certificate");
+        assert_eq!(
+            check_update(&pending, &issued)[0].path,
+            "status.certificate"
+        );
         let approved = json!({"spec": {"request": "r"}, "status": {"conditions": [
             {"type": "Approved", "status": "True"}]}});
         let mut signed = approved.clone();

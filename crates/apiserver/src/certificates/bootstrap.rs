@@ -13,8 +13,8 @@ use k8s_openapi::jiff::Timestamp;
 use raft_store::Store;
 use serde_json::Value;
 
-use crate::auth::{bearer_token, Attributes, Authenticator, Authorizer, Credentials, Decision};
 use crate::auth::UserInfo;
+use crate::auth::{bearer_token, Attributes, Authenticator, Authorizer, Credentials, Decision};
 use crate::cache::WatchCache;
 use crate::error::{Error, Result};
 use crate::object;
@@ -47,7 +47,11 @@ fn data(secret: &Value, key: &str) -> Option<String> {
 
 /// Compares without stopping at the first difference.
 fn same(a: &str, b: &str) -> bool {
-    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
 }
 
 /// The user a bootstrap token Secret authenticates as, if `secret` is its value.
@@ -163,7 +167,10 @@ mod tests {
             ("token-id", "abcdef"),
             ("token-secret", "0123456789abcdef"),
             ("usage-bootstrap-authentication", "true"),
-            ("auth-extra-groups", "system:bootstrappers:worker,system:masters"),
+            (
+                "auth-extra-groups",
+                "system:bootstrappers:worker,system:masters",
+            ),
             ("expiration", "2026-01-01T01:00:00Z"),
         ];
         let u = verify(&secret(&base), "abcdef", "0123456789abcdef", now)
@@ -172,7 +179,11 @@ mod tests {
         assert_eq!(u.name, "system:bootstrap:abcdef");
         assert_eq!(
             u.groups,
-            vec!["system:bootstrappers", "system:bootstrappers:worker", "system:authenticated"]
+            vec![
+                "system:bootstrappers",
+                "system:bootstrappers:worker",
+                "system:authenticated"
+            ]
         );
         assert!(verify(&secret(&base), "abcdef", "0123456789abcdeX", now)
             .unwrap()
@@ -183,7 +194,10 @@ mod tests {
         let mut no_auth = base;
         no_auth[2].1 = "false";
         assert!(verify(&secret(&no_auth), "abcdef", "0123456789abcdef", now).is_err());
-        assert_eq!(parse_token("abcdef.0123456789abcdef"), Some(("abcdef", "0123456789abcdef")));
+        assert_eq!(
+            parse_token("abcdef.0123456789abcdef"),
+            Some(("abcdef", "0123456789abcdef"))
+        );
         assert_eq!(parse_token("ABCDEF.0123456789abcdef"), None);
         assert_eq!(parse_token("abcdef.short"), None);
     }
