@@ -32,6 +32,9 @@ use crate::registry::Registry;
 use crate::tls::TlsFiles;
 use crate::tokens::{verify::ServiceAccountTokens, Tokens};
 
+/// The apiserver's user toward node agents (its client certificate's common name).
+pub const APISERVER_USER: &str = "system:apiserver";
+
 /// Namespaces every cluster has from the start.
 pub const BOOTSTRAP_NAMESPACES: &[&str] =
     &["default", "kube-system", "kube-public", "kube-node-lease"];
@@ -187,6 +190,23 @@ impl ApiServer {
             encryption: encryption.clone(),
         });
 
+        let agent_client = match &cfg.tls {
+            Some(ServingTls::Cluster(c)) => {
+                let cert = pki::RenewingCert::new(
+                    c.ca().clone(),
+                    pki::LeafSpec {
+                        common_name: APISERVER_USER.into(),
+                        organizations: vec![],
+                        sans: vec![],
+                        usage: pki::Usage::Client,
+                        validity: Duration::from_secs(24 * 3600),
+                    },
+                )?;
+                tasks.push(cert.spawn_renewal());
+                Some(cert)
+            }
+            _ => None,
+        };
         // Room above the object limit, so an oversized object reaches validation and gets
         // an error that names the limit, instead of a transport error.
         let max_msg = 4 * cfg.max_object_bytes + (1 << 20);
@@ -206,6 +226,7 @@ impl ApiServer {
             .add_service(PodsServer::new(PodsService {
                 api: api.clone(),
                 tokens: tokens.clone(),
+                agent_client: agent_client.clone(),
             }));
         let routes = if cfg.etcd_on_api_port {
             let guard = match cfg.tls {

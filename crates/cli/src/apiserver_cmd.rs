@@ -156,6 +156,8 @@ pub struct ServerArgs {
 /// The control-plane components `rkube server` runs beside its apiserver.
 pub struct Components {
     pub config: Option<PathBuf>,
+    /// The controller-manager options (csrsigning signs with the member's CA).
+    pub cm_options: crate::controller_manager_cmd::ControllerManagerOptions,
     pub scheduler: Option<controllers::scheduler::SchedulerConfig>,
     pub controller_manager: Option<controllers::manager::ManagerConfig>,
 }
@@ -163,6 +165,7 @@ pub struct Components {
 pub async fn run_server(args: ServerArgs) -> anyhow::Result<()> {
     let components = Components {
         config: args.components_config.clone(),
+        cm_options: args.controller_manager.clone(),
         scheduler: (!args.disable_scheduler).then(|| args.scheduler.config()),
         controller_manager: (!args.disable_controller_manager)
             .then(|| args.controller_manager.config()),
@@ -252,7 +255,8 @@ pub async fn run(args: ApiServerArgs, components: Option<Components>) -> anyhow:
             let client = components_client(&server, pki.as_ref(), config, "system:kube-scheduler")?;
             running.push(tokio::spawn(crate::scheduler_cmd::run_with(client, sched)));
         }
-        if let Some(cm) = c.controller_manager {
+        if let Some(mut cm) = c.controller_manager {
+            cm.signer = pki.as_ref().map(|p| c.cm_options.signer(p.ca.clone()));
             let user = "system:kube-controller-manager";
             let client = components_client(&server, pki.as_ref(), config, user)?;
             running.push(tokio::spawn(controllers::manager::run(client, cm)));

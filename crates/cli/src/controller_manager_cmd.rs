@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
+use anyhow::Context;
 use clap::{ArgAction, Args};
+use controllers::certificates::signing::Signer;
 use controllers::manager::{self, ManagerConfig};
 
 #[derive(Args, Clone)]
@@ -12,6 +14,10 @@ pub struct ControllerManagerArgs {
     pub client: crate::connect::ClientArgs,
     #[command(flatten)]
     pub options: ControllerManagerOptions,
+    /// The cluster token file: csrsigning signs with the CA it yields (kube-controller-
+    /// manager's `--cluster-signing-key-file`). Without it, requests stay unsigned.
+    #[arg(long)]
+    pub cluster_signing_token_file: Option<std::path::PathBuf>,
 }
 
 /// Controller-manager options, shared with `rkube server`.
@@ -57,6 +63,9 @@ pub struct ControllerManagerOptions {
     /// the second, and so on (at most ten minutes).
     #[arg(long, default_value_t = 10_000)]
     pub job_pod_failure_backoff_ms: u64,
+    /// The longest lifetime csrsigning gives a certificate (a request may ask for less).
+    #[arg(long, default_value_t = 365 * 24 * 3600)]
+    pub cluster_signing_duration_secs: u64,
 }
 
 impl ControllerManagerOptions {
@@ -94,12 +103,27 @@ impl ControllerManagerOptions {
         cfg.job.pod_failure_backoff = Duration::from_millis(self.job_pod_failure_backoff_ms);
         cfg
     }
+
+    /// csrsigning with `ca`.
+    pub fn signer(&self, ca: std::sync::Arc<pki::ClusterCa>) -> Signer {
+        Signer {
+            ca,
+            duration: Duration::from_secs(self.cluster_signing_duration_secs.max(600)),
+        }
+    }
 }
 
 pub async fn run(args: ControllerManagerArgs) -> anyhow::Result<()> {
     let client = args.client.client()?;
+    let mut cfg = args.options.config();
+    if let Some(f) = &args.cluster_signing_token_file {
+        let text = std::fs::read_to_string(f)
+            .with_context(|| format!("--cluster-signing-token-file {}", f.display()))?;
+        let ca = pki::ClusterCa::from_token(&pki::ClusterToken::parse(text.trim())?)?;
+        cfg.signer = Some(args.options.signer(std::sync::Arc::new(ca)));
+    }
     tokio::select! {
-        _ = manager::run(client, args.options.config()) => {}
+        _ = manager::run(client, cfg) => {}
         _ = tokio::signal::ctrl_c() => tracing::info!("interrupted; stopping"),
     }
     Ok(())

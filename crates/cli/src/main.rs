@@ -7,6 +7,7 @@ mod apiserver_cmd;
 mod connect;
 mod controller_manager_cmd;
 mod ctl;
+mod join;
 mod node_cmd;
 mod proxy_cmd;
 mod scheduler_cmd;
@@ -59,6 +60,8 @@ enum Command {
 enum TokenCommand {
     /// Print a new cluster token (`K10<CA hash>::<secret>`) for `rkube server --token`.
     Generate,
+    /// Make a bootstrap token and print the join token for `rkube node --token`.
+    Create(join::CreateArgs),
     /// Write a node's client configuration (`system:node:<name>`), signed with the CA the
     /// cluster token yields, for `rkube node --config`.
     NodeConfig(security::NodeConfigArgs),
@@ -112,6 +115,7 @@ fn main() -> anyhow::Result<()> {
     let rt = tokio::runtime::Runtime::new()?;
     match cli.command {
         Command::Token(TokenCommand::Generate) => security::generate(),
+        Command::Token(TokenCommand::Create(a)) => rt.block_on(join::create(&a)),
         Command::Token(TokenCommand::NodeConfig(a)) => security::node_config(&a),
         Command::Store(args) => rt.block_on(store_cmd::run(args)),
         Command::Apiserver(args) => rt.block_on(apiserver_cmd::run(args, None)),

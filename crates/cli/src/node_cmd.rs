@@ -146,9 +146,11 @@ async fn make_runtime(args: &NodeArgs) -> anyhow::Result<Arc<dyn node::runtime::
 /// Runs the node agent until it fails or is told to stop. `Ok(true)`: stop the pods too
 /// (`--stop-pods-on-exit`), which [`stop_pods`] does once this runtime is gone.
 pub async fn run(args: &NodeArgs) -> anyhow::Result<bool> {
-    let client = args.client.client()?;
     // Pods' secrets and tokens live below: no other host user may enter.
     pki::restrict_dir(&args.data_dir)?;
+    let creds = crate::join::node_credentials(&args.client, &args.name, &args.data_dir).await?;
+    let client = creds.client.clone();
+    let _renewal = AbortOnDrop(creds.renewal);
     let mut cfg = KubeletConfig::new(&args.name, args.data_dir.clone(), &args.node_ip);
     cfg.labels = labels(&args.node_labels)?;
     cfg.max_pods = args.max_pods;
@@ -164,6 +166,7 @@ pub async fn run(args: &NodeArgs) -> anyhow::Result<bool> {
         .map_err(anyhow::Error::msg)?;
     cfg.eviction_interval = Duration::from_millis(args.eviction_interval_ms.max(100));
     cfg.file_check_interval = Duration::from_millis(args.file_check_frequency_ms.max(100));
+    cfg.tls = creds.tls;
     let runtime = make_runtime(args).await?;
     let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
     let mut proxy = args.proxy.mode().map(|mode| {
@@ -209,6 +212,17 @@ pub async fn run(args: &NodeArgs) -> anyhow::Result<bool> {
         }
     }
     r
+}
+
+/// Stops a task when the agent stops.
+struct AbortOnDrop(Option<tokio::task::JoinHandle<()>>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        if let Some(t) = &self.0 {
+            t.abort();
+        }
+    }
 }
 
 #[derive(Args)]

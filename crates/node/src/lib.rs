@@ -5,6 +5,7 @@
 //! A node agent is a gRPC client of the control plane: it reaches the apiserver only
 //! through the `client` crate and never depends on `apiserver` or `raft-store`.
 
+pub mod certs;
 pub mod kubelet;
 pub mod proxy;
 pub mod runtime;

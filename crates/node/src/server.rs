@@ -1,6 +1,8 @@
 //! The node agent's own API, for the apiserver alone: pod logs (with follow, previous and
-//! tail) and exec. Every call must carry a token the apiserver signed for node agents; it
-//! is checked against the cluster's public key, fetched from the apiserver.
+//! tail) and exec. Over TLS (the default) a caller must present a client certificate from
+//! the cluster CA naming the apiserver or an administrator; on a plaintext cluster every
+//! call must carry a token the apiserver signed for node agents, checked against the
+//! cluster's public key.
 
 use std::io::SeekFrom;
 use std::path::PathBuf;
@@ -27,6 +29,8 @@ pub const APISERVER_USER: &str = "system:apiserver";
 /// 10 s, when a token does not verify).
 pub struct Verifier {
     shared: Arc<Shared>,
+    /// The agent API speaks TLS: callers are known by their client certificate.
+    tls: bool,
     keys: Mutex<(Vec<DecodingKey>, String, Option<Instant>)>,
 }
 
@@ -37,9 +41,10 @@ struct NodeClaims {
 }
 
 impl Verifier {
-    pub fn new(shared: Arc<Shared>) -> Self {
+    pub fn new(shared: Arc<Shared>, tls: bool) -> Self {
         Verifier {
             shared,
+            tls,
             keys: Mutex::new((Vec::new(), String::new(), None)),
         }
     }
@@ -77,6 +82,9 @@ impl Verifier {
     }
 
     pub async fn verify<T>(&self, req: &Request<T>) -> Result<(), Status> {
+        if self.tls {
+            return Self::verify_certificate(req);
+        }
         let token = req
             .metadata()
             .get("authorization")
@@ -91,6 +99,25 @@ impl Verifier {
             Ok(())
         } else {
             Err(Status::unauthenticated("the token is not the apiserver's"))
+        }
+    }
+}
+
+impl Verifier {
+    /// The TLS layer verified the chain against the cluster CA; only the apiserver (or an
+    /// administrator) may call.
+    fn verify_certificate<T>(req: &Request<T>) -> Result<(), Status> {
+        let id = req
+            .peer_certs()
+            .and_then(|c| pki::Identity::of(&c))
+            .ok_or_else(|| Status::unauthenticated("a client certificate is required"))?;
+        if id.user == APISERVER_USER || id.in_group(pki::MASTERS_GROUP) {
+            Ok(())
+        } else {
+            Err(Status::permission_denied(format!(
+                "{} may not call the node agent",
+                id.user
+            )))
         }
     }
 }

@@ -9,6 +9,7 @@
 mod ca;
 mod csr;
 mod dial;
+mod discover;
 mod error;
 mod files;
 mod identity;
@@ -22,6 +23,7 @@ mod token;
 pub use ca::{ClusterCa, Issued, LeafSpec, Usage};
 pub use csr::{ca_fingerprint, new_request, parse_request, validity_of, RequestInfo, Signed};
 pub use dial::{dial_verified, Expected};
+pub use discover::fetch_pinned_ca;
 pub use error::{Error, Result};
 pub use files::{restrict_dir, write_private};
 pub use identity::{

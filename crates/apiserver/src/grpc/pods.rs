@@ -1,6 +1,9 @@
 //! The Pods service: `pods/log` and `pods/exec`. The caller is authorized here; the call
 //! then goes to the agent of the pod's node (its InternalIP and agent port from the Node
-//! status), with a short-lived token the apiserver signs for node agents.
+//! status). On a cluster with a CA the apiserver accepts only an agent whose certificate
+//! carries that IP and names that node, and presents its own client certificate; it never
+//! sends a bearer token there. Only on a plaintext cluster does it send a short-lived
+//! token it signs for node agents.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -22,6 +25,9 @@ use crate::tokens::Tokens;
 pub struct PodsService {
     pub api: Arc<Api>,
     pub tokens: Arc<Tokens>,
+    /// The apiserver's client certificate for node agents (`system:apiserver`), from the
+    /// cluster CA; `None` on a plaintext cluster.
+    pub agent_client: Option<Arc<pki::RenewingCert>>,
 }
 
 impl PodsService {
@@ -79,17 +85,40 @@ impl PodsService {
                 "node {node:?} has no agent endpoint"
             )));
         }
-        let ch = tonic::transport::Endpoint::from_shared(format!("http://{ip}:{port}"))
-            .map_err(|e| Error::Internal(e.to_string()))?
-            .connect_timeout(Duration::from_secs(3))
-            .connect()
-            .await
-            .map_err(|e| Error::Unavailable(format!("node {node:?} agent at {ip}:{port}: {e}")))?;
+        let unavailable =
+            |e: String| Error::Unavailable(format!("node {node:?} agent at {ip}:{port}: {e}"));
+        let ch = match &self.agent_client {
+            Some(cert) => {
+                let addr = std::net::SocketAddr::new(
+                    ip.parse()
+                        .map_err(|_| unavailable("the InternalIP is not an IP address".into()))?,
+                    port as u16,
+                );
+                let issued = cert.issued();
+                let expected = pki::Expected {
+                    ca_pem: cert.ca().cert_pem(),
+                    identity: (&issued.cert_pem, &issued.key_pem),
+                    common_name: &format!("system:node:{node}"),
+                };
+                pki::dial_verified(addr, expected, Duration::from_secs(3))
+                    .await
+                    .map_err(|e| unavailable(e.to_string()))?
+            }
+            None => tonic::transport::Endpoint::from_shared(format!("http://{ip}:{port}"))
+                .map_err(|e| Error::Internal(e.to_string()))?
+                .connect_timeout(Duration::from_secs(3))
+                .connect()
+                .await
+                .map_err(|e| unavailable(e.to_string()))?,
+        };
         Ok(NodeAgentClient::new(ch))
     }
 
     fn signed<T>(&self, msg: T) -> Result<Request<T>, Error> {
         let mut r = Request::new(msg);
+        if self.agent_client.is_some() {
+            return Ok(r);
+        }
         let t = self.tokens.node_token()?;
         r.metadata_mut().insert(
             "authorization",

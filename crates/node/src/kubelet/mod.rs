@@ -24,6 +24,7 @@ use client::events::Recorder;
 use client::Client;
 use parking_lot::Mutex;
 
+use crate::certs;
 use crate::runtime::Runtime;
 
 #[derive(Clone, Debug)]
@@ -53,6 +54,16 @@ pub struct KubeletConfig {
     /// Hard eviction thresholds, and how often they are checked.
     pub eviction: eviction::Thresholds,
     pub eviction_interval: Duration,
+    /// TLS on the agent API: a serving certificate from a kubelet-serving request, and
+    /// only callers with a certificate from the cluster CA. `None`: plaintext, each call
+    /// carrying a token the apiserver signed (clusters under `--insecure-plaintext`).
+    pub tls: Option<AgentTls>,
+}
+
+#[derive(Clone, Debug)]
+pub struct AgentTls {
+    pub ca_pem: String,
+    pub served: Arc<pki::ServedCert>,
 }
 
 impl KubeletConfig {
@@ -74,6 +85,7 @@ impl KubeletConfig {
             listen: std::net::SocketAddr::from(([0, 0, 0, 0], 10250)),
             eviction: Default::default(),
             eviction_interval: Duration::from_secs(10),
+            tls: None,
         }
     }
 }
@@ -160,18 +172,48 @@ pub async fn run(
     tracing::info!(node = %shared.cfg.node_name, runtime = shared.runtime.name(), "node registered");
     let hb = tokio::spawn(heartbeat::run(shared.clone()));
     let usage = tokio::spawn(usage::run(shared.clone()));
+    let tls = shared.cfg.tls.clone();
+    let serving = tls.as_ref().map(|t| {
+        let dir = shared.cfg.data_dir.join("pki");
+        let spec = certs::CertSpec::serving(
+            &shared.cfg.node_name,
+            vec![shared.cfg.node_ip.clone()],
+            &dir,
+        );
+        tokio::spawn(certs::serve(
+            shared.client.clone(),
+            t.served.clone(),
+            spec,
+            t.ca_pem.clone(),
+        ))
+    });
     let svc = crate::server::NodeAgentService {
-        verifier: Arc::new(crate::server::Verifier::new(shared.clone())),
+        verifier: Arc::new(crate::server::Verifier::new(shared.clone(), tls.is_some())),
         shared: shared.clone(),
     };
+    let server_cfg = match &tls {
+        Some(t) => Some(
+            t.served
+                .server_config(&t.ca_pem, pki::ClientAuth::Required, &[b"h2"])
+                .map_err(|e| format!("the agent API's TLS: {e}"))?,
+        ),
+        None => None,
+    };
     let api = tokio::spawn(async move {
-        let incoming = tonic::transport::server::TcpIncoming::from(listener);
-        let r = tonic::transport::Server::builder()
-            .add_service(rkube_proto::api::node_agent_server::NodeAgentServer::new(
-                svc,
-            ))
-            .serve_with_incoming(incoming)
-            .await;
+        let server = tonic::transport::Server::builder().add_service(
+            rkube_proto::api::node_agent_server::NodeAgentServer::new(svc),
+        );
+        let r = match server_cfg {
+            Some(cfg) => {
+                server
+                    .serve_with_incoming(pki::tls_incoming(listener, cfg))
+                    .await
+            }
+            None => {
+                let incoming = tonic::transport::server::TcpIncoming::from(listener);
+                server.serve_with_incoming(incoming).await
+            }
+        };
         if let Err(e) = r {
             tracing::error!(error = %e, "the agent API stopped");
         }
@@ -183,5 +225,8 @@ pub async fn run(
     hb.abort();
     usage.abort();
     api.abort();
+    if let Some(s) = serving {
+        s.abort();
+    }
     r
 }
