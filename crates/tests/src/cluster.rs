@@ -349,6 +349,18 @@ impl Cluster {
         self.admin_config().to_string_lossy().into_owned()
     }
 
+    /// What node agent `name` connects with: a `system:node:<name>` client configuration
+    /// (the endpoints on a plaintext cluster).
+    pub fn node_access(&self, name: &str) -> String {
+        if self.plaintext {
+            return self.endpoints();
+        }
+        let user = format!("system:node:{name}");
+        self.config_for(name, &user, &["system:nodes"])
+            .to_string_lossy()
+            .into_owned()
+    }
+
     /// A client configuration file for `user` in `groups` (a node, a component).
     pub fn config_for(&self, name: &str, user: &str, groups: &[&str]) -> PathBuf {
         let creds = self.pki.issue_files(name, user, groups);

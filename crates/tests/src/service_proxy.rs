@@ -53,7 +53,7 @@ pub async fn start(mode: &str, node: &str, n: u32, loopback: bool) -> Setup {
     )
     .await;
     let node = NodeAgent::start(
-        &cluster.api_access(),
+        &cluster.node_access(node),
         node,
         &[
             "--pod-network",

@@ -17,7 +17,11 @@ async fn the_pod_lifecycle_on_containerd() {
     let (cluster, client, _fake) = cluster_with_nodes(1, &[]).await;
     let eps = cluster.api_access();
     let sock = ctd.socket().to_string_lossy().to_string();
-    let node = NodeAgent::start(&eps, "w1", &["--runtime", "cri", "--cri-socket", &sock]);
+    let node = NodeAgent::start(
+        &cluster.node_access("w1"),
+        "w1",
+        &["--runtime", "cri", "--cri-socket", &sock],
+    );
     let n = node.wait_ready(&client).await;
     let info = n.status.unwrap().node_info.unwrap();
     assert!(

@@ -21,7 +21,7 @@ async fn pods_run_for_real_on_the_process_runtime() {
     assert!(is_root(), "the node tests mount volumes and need root");
     let (cluster, client, _fake) = cluster_with_nodes(1, &[]).await;
     let eps = cluster.api_access();
-    let mut node = NodeAgent::start(&eps, "w1", &[]);
+    let mut node = NodeAgent::start(&cluster.node_access("w1"), "w1", &[]);
     let n = node.wait_ready(&client).await;
     let st = n.status.unwrap();
     let cpus = std::thread::available_parallelism()
@@ -165,21 +165,42 @@ async fn pods_run_for_real_on_the_process_runtime() {
         .kubelet_endpoint
         .unwrap()
         .port;
-    let mut direct = rkube_proto::api::node_agent_client::NodeAgentClient::connect(format!(
-        "http://127.0.0.1:{port}"
-    ))
-    .await
-    .unwrap();
-    let denied = direct
-        .exec(rkube_proto::api::ExecRequest {
-            namespace: "default".into(),
-            pod: "ticker".into(),
-            command: vec!["/bin/true".into()],
-            ..Default::default()
-        })
+    let exec = rkube_proto::api::ExecRequest {
+        namespace: "default".into(),
+        pod: "ticker".into(),
+        command: vec!["/bin/true".into()],
+        ..Default::default()
+    };
+    // Over TLS only: a plaintext caller gets nothing.
+    let plain = async {
+        let mut c = rkube_proto::api::node_agent_client::NodeAgentClient::connect(format!(
+            "http://127.0.0.1:{port}"
+        ))
+        .await
+        .map_err(|e| e.to_string())?;
+        c.exec(exec.clone()).await.map_err(|e| e.to_string())
+    };
+    let plain = tokio::time::timeout(Duration::from_secs(10), plain).await;
+    assert!(matches!(plain, Ok(Err(_))), "plaintext call: {plain:?}");
+    // Its certificate names the node and its address; a node's own client certificate
+    // is verified but may not call.
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let other = cluster
+        .pki
+        .issue("system:node:w2", &["system:nodes"], pki::Usage::Client, &[]);
+    let expected = pki::Expected {
+        ca_pem: cluster.pki.ca.cert_pem(),
+        identity: (&other.cert_pem, &other.key_pem),
+        common_name: "system:node:w1",
+    };
+    let ch = pki::dial_verified(addr, expected, Duration::from_secs(5))
+        .await
+        .unwrap();
+    let denied = rkube_proto::api::node_agent_client::NodeAgentClient::new(ch)
+        .exec(exec)
         .await
         .unwrap_err();
-    assert_eq!(denied.code(), tonic::Code::Unauthenticated);
+    assert_eq!(denied.code(), tonic::Code::PermissionDenied, "{denied}");
 
     // A kubelet restart leaves running pods alone: same process, same container.
     create(
@@ -239,7 +260,7 @@ async fn static_pods_run_and_are_mirrored() {
     .unwrap();
     let dir = manifests.path().to_string_lossy().to_string();
     let node = NodeAgent::start(
-        &cluster.api_access(),
+        &cluster.node_access("w1"),
         "w1",
         &[
             "--pod-manifest-path",
@@ -299,7 +320,7 @@ async fn disk_pressure_evicts_best_effort_pods_first() {
     let (cluster, client, _fake) = cluster_with_nodes(1, &[]).await;
     // The node's filesystem is a 64 MiB tmpfs; below 16 MiB free it is under pressure.
     let node = NodeAgent::start_with(
-        &cluster.api_access(),
+        &cluster.node_access("w1"),
         "w1",
         &[
             "--eviction-hard",
@@ -388,7 +409,7 @@ async fn pods_get_their_own_network_from_the_node_pod_cidr() {
     let (cluster, client, _fake) =
         rkube_tests::fake_kubelet::cluster_with_nodes_and(1, &[], &["--cluster-cidr", &cidr]).await;
     let node = NodeAgent::start(
-        &cluster.api_access(),
+        &cluster.node_access("w1"),
         "w1",
         &["--pod-network", "cni", "--cni-bridge", &bridge],
     );

@@ -129,7 +129,7 @@ async fn bench(
         Cluster::start(Flavor::Server, 1, &args).await
     };
     let client = cluster.api_client();
-    let node = NodeAgent::start(&cluster.api_access(), "w1", extra);
+    let node = NodeAgent::start(&cluster.node_access("w1"), "w1", extra);
     node.wait_ready(&client).await;
     let (lat, total) = startup(&client, label, n, image).await?;
     let rss = node.rss_bytes().unwrap_or(0);
