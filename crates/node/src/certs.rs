@@ -112,6 +112,7 @@ impl CertSpec {
 
     fn store(&self, cert: &str, key: &str) -> Result<(), CertError> {
         let (c, k) = self.paths();
+        pki::restrict_dir(&self.dir)?;
         for (p, data) in [(&k, key), (&c, cert)] {
             pki::write_private(p, data.as_bytes())?;
         }

@@ -139,6 +139,18 @@ async fn wait_pod_cidr(shared: &Shared) {
     tracing::info!("the node has no pod CIDR yet; pods start on the host network until it does");
 }
 
+/// Waits (a little) for the agent API's first serving certificate, so that logs and exec
+/// work by the time pods run.
+async fn wait_serving(served: &pki::ServedCert) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !served.is_set() && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    if !served.is_set() {
+        tracing::warn!("no serving certificate yet: logs and exec fail until its request is signed");
+    }
+}
+
 /// Now, in Unix seconds.
 pub use crate::runtime::shim::unix_now as now_secs;
 
@@ -187,6 +199,9 @@ pub async fn run(
             t.ca_pem.clone(),
         ))
     });
+    if let Some(t) = &tls {
+        wait_serving(&t.served).await;
+    }
     let svc = crate::server::NodeAgentService {
         verifier: Arc::new(crate::server::Verifier::new(shared.clone(), tls.is_some())),
         shared: shared.clone(),
