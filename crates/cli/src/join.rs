@@ -120,27 +120,6 @@ pub async fn create(a: &CreateArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ttls_and_token_shapes() {
-        assert_eq!(parse_ttl("90").unwrap(), Duration::from_secs(90));
-        assert_eq!(parse_ttl("30m").unwrap(), Duration::from_secs(1800));
-        assert_eq!(parse_ttl("2d").unwrap(), Duration::from_secs(172_800));
-        assert!(parse_ttl("1w").is_err());
-        assert!(parse_ttl("h").is_err());
-        let s = random_chars(16).unwrap();
-        assert_eq!(s.len(), 16);
-        assert!(s.bytes().all(|b| ALPHABET.contains(&b)));
-        let sec = token_secret("abcdef", &s, Duration::from_secs(60), "");
-        let data = sec.data.unwrap();
-        assert_eq!(data["token-secret"].0, s.as_bytes());
-        assert!(data.contains_key("expiration"));
-    }
-}
-
 /// What a node agent connects with: its client, TLS for its own API, and the task that
 /// renews its bootstrapped client certificate.
 pub struct NodeCredentials {
@@ -220,4 +199,25 @@ pub async fn node_credentials(
         }),
         renewal: Some(renewal),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ttls_and_token_shapes() {
+        assert_eq!(parse_ttl("90").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_ttl("30m").unwrap(), Duration::from_secs(1800));
+        assert_eq!(parse_ttl("2d").unwrap(), Duration::from_secs(172_800));
+        assert!(parse_ttl("1w").is_err());
+        assert!(parse_ttl("h").is_err());
+        let s = random_chars(16).unwrap();
+        assert_eq!(s.len(), 16);
+        assert!(s.bytes().all(|b| ALPHABET.contains(&b)));
+        let sec = token_secret("abcdef", &s, Duration::from_secs(60), "");
+        let data = sec.data.unwrap();
+        assert_eq!(data["token-secret"].0, s.as_bytes());
+        assert!(data.contains_key("expiration"));
+    }
 }

@@ -147,7 +147,9 @@ async fn wait_serving(served: &pki::ServedCert) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     if !served.is_set() {
-        tracing::warn!("no serving certificate yet: logs and exec fail until its request is signed");
+        tracing::warn!(
+            "no serving certificate yet: logs and exec fail until its request is signed"
+        );
     }
 }
 
