@@ -32,9 +32,6 @@ use crate::registry::Registry;
 use crate::tls::TlsFiles;
 use crate::tokens::{verify::ServiceAccountTokens, Tokens};
 
-/// The apiserver's user toward node agents (its client certificate's common name).
-pub const APISERVER_USER: &str = "system:apiserver";
-
 /// Namespaces every cluster has from the start.
 pub const BOOTSTRAP_NAMESPACES: &[&str] =
     &["default", "kube-system", "kube-public", "kube-node-lease"];
@@ -192,16 +189,7 @@ impl ApiServer {
 
         let agent_client = match &cfg.tls {
             Some(ServingTls::Cluster(c)) => {
-                let cert = pki::RenewingCert::new(
-                    c.ca().clone(),
-                    pki::LeafSpec {
-                        common_name: APISERVER_USER.into(),
-                        organizations: vec![],
-                        sans: vec![],
-                        usage: pki::Usage::Client,
-                        validity: Duration::from_secs(24 * 3600),
-                    },
-                )?;
+                let cert = crate::grpc::pods::agent_client_cert(c.ca().clone())?;
                 tasks.push(cert.spawn_renewal());
                 Some(cert)
             }

@@ -3,7 +3,7 @@
 mod auth;
 mod cluster;
 mod discovery;
-mod pods;
+pub(crate) mod pods;
 mod resources;
 
 pub use auth::AuthService;

@@ -21,6 +21,23 @@ use crate::error::Error;
 use crate::handler::Api;
 use crate::tokens::Tokens;
 
+/// The apiserver's user toward node agents (its client certificate's common name).
+pub const APISERVER_USER: &str = "system:apiserver";
+
+/// The apiserver's client certificate for node agents, from the cluster CA.
+pub fn agent_client_cert(ca: Arc<pki::ClusterCa>) -> pki::Result<Arc<pki::RenewingCert>> {
+    pki::RenewingCert::new(
+        ca,
+        pki::LeafSpec {
+            common_name: APISERVER_USER.into(),
+            organizations: vec![],
+            sans: vec![],
+            usage: pki::Usage::Client,
+            validity: Duration::from_secs(24 * 3600),
+        },
+    )
+}
+
 #[derive(Clone)]
 pub struct PodsService {
     pub api: Arc<Api>,
