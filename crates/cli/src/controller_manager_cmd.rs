@@ -63,7 +63,8 @@ pub struct ControllerManagerOptions {
     /// the second, and so on (at most ten minutes).
     #[arg(long, default_value_t = 10_000)]
     pub job_pod_failure_backoff_ms: u64,
-    /// The longest lifetime csrsigning gives a certificate (a request may ask for less).
+    /// The longest lifetime csrsigning gives a certificate (a request may ask for less;
+    /// at least 10 s).
     #[arg(long, default_value_t = 365 * 24 * 3600)]
     pub cluster_signing_duration_secs: u64,
 }
@@ -108,7 +109,7 @@ impl ControllerManagerOptions {
     pub fn signer(&self, ca: std::sync::Arc<pki::ClusterCa>) -> Signer {
         Signer {
             ca,
-            duration: Duration::from_secs(self.cluster_signing_duration_secs.max(600)),
+            duration: Duration::from_secs(self.cluster_signing_duration_secs.max(10)),
         }
     }
 }

@@ -102,11 +102,14 @@ impl CertSpec {
     /// The stored certificate and key, if the CA signed it and it is valid for a while yet.
     pub fn load(&self, ca_pem: &str) -> Option<(String, String, SystemTime)> {
         let (c, k) = self.paths();
+        let written = std::fs::metadata(&c).and_then(|m| m.modified()).ok()?;
         let cert = std::fs::read_to_string(c).ok()?;
         let key = std::fs::read_to_string(k).ok()?;
         let (_, not_after) = pki::validity_of(&cert, ca_pem).ok()?;
-        let margin = SystemTime::now() + Duration::from_secs(60);
-        let at = renew_at(&cert, ca_pem);
+        let margin = SystemTime::now()
+            + Duration::from_secs(60)
+                .min(not_after.duration_since(written).unwrap_or_default() / 3);
+        let at = renew_at(&cert, ca_pem, written);
         (not_after > margin).then_some((cert, key, at))
     }
 
@@ -120,10 +123,11 @@ impl CertSpec {
     }
 }
 
-/// Two thirds into the certificate's lifetime.
-fn renew_at(cert: &str, ca_pem: &str) -> SystemTime {
+/// Two thirds into the certificate's lifetime counted from when it was `received` (signers
+/// back-date the start by minutes, which would make a short-lived certificate due at once).
+fn renew_at(cert: &str, ca_pem: &str, received: SystemTime) -> SystemTime {
     match pki::validity_of(cert, ca_pem) {
-        Ok((nb, na)) => nb + na.duration_since(nb).unwrap_or_default() * 2 / 3,
+        Ok((_, na)) => received + na.duration_since(received).unwrap_or_default() * 2 / 3,
         Err(_) => SystemTime::now(),
     }
 }
@@ -266,7 +270,7 @@ pub async fn keep_renewed(
         match request(&client, &spec).await {
             Ok((cert, key)) => {
                 install(&cert, &key);
-                renew = renew_at(&cert, &ca_pem);
+                renew = renew_at(&cert, &ca_pem, SystemTime::now());
                 tracing::info!(stem = spec.stem, "certificate renewed");
             }
             Err(e) => {
@@ -284,7 +288,7 @@ pub async fn serve(client: Client, served: Arc<pki::ServedCert>, spec: CertSpec,
         let got = match spec.load(&ca_pem) {
             Some((c, k, at)) => Ok((c, k, at)),
             None => request(&client, &spec).await.map(|(c, k)| {
-                let at = renew_at(&c, &ca_pem);
+                let at = renew_at(&c, &ca_pem, SystemTime::now());
                 (c, k, at)
             }),
         };

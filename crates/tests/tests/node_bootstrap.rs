@@ -373,3 +373,82 @@ fn b64(s: &str) -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(s)
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn node_certificates_are_renewed_before_they_expire() {
+    assert!(rkube_tests::netns::is_root(), "the node agent needs root");
+    // 30 s certificates: renewed after 20 s, so by 45 s the first ones have expired and
+    // the node has renewed twice, the second time with its first renewed certificate.
+    let (cluster, client, _fake) = rkube_tests::fake_kubelet::cluster_with_nodes_and(
+        1,
+        &[],
+        &["--cluster-signing-duration-secs", "30"],
+    )
+    .await;
+    let join = token_create(&cluster, "10m");
+    let node = NodeAgent::start(&cluster.endpoints(), "w1", &["--token", &join]);
+    let n = node.wait_ready(&client).await;
+    let port = n
+        .status
+        .unwrap()
+        .daemon_endpoints
+        .unwrap()
+        .kubelet_endpoint
+        .unwrap()
+        .port as u16;
+    let first = std::fs::read_to_string(node.data_dir().join("pki/node-client.crt")).unwrap();
+    let csrs = Api::<CertificateSigningRequest>::all(client.clone());
+    let by_node = |list: &[CertificateSigningRequest], signer: &str| {
+        signed_by(list, signer)
+            .iter()
+            .filter(|c| c.spec.username.as_deref() == Some("system:node:w1"))
+            .count()
+    };
+    eventually(
+        Duration::from_secs(90),
+        "two renewals of each certificate",
+        || async {
+            let list = csrs.list(&Default::default()).await.ok()?.items;
+            // The first serving certificate is the node's own request too.
+            (by_node(&list, CLIENT_SIGNER) >= 2 && by_node(&list, SERVING_SIGNER) >= 3)
+                .then_some(())
+        },
+    )
+    .await;
+    let now = std::fs::read_to_string(node.data_dir().join("pki/node-client.crt")).unwrap();
+    assert_ne!(first, now, "the stored client certificate was replaced");
+    // The first serving certificate has expired: a handshake now proves the renewed one
+    // is served.
+    let admin = cluster.pki.issue(
+        pki::ADMIN_USER,
+        &[pki::MASTERS_GROUP],
+        pki::Usage::Client,
+        &[],
+    );
+    let code = agent_exec(&cluster, port, "w1", &admin).await.unwrap();
+    assert_eq!(code, Code::NotFound);
+    // And the node still reports in with its renewed client certificate.
+    let before = lease_renewed(&client).await;
+    eventually(
+        Duration::from_secs(10),
+        "a heartbeat after the renewals",
+        || async { (lease_renewed(&client).await > before).then_some(()) },
+    )
+    .await;
+}
+
+async fn lease_renewed(client: &Client) -> Option<k8s_openapi::jiff::Timestamp> {
+    let lease = Api::<k8s_openapi::api::coordination::v1::Lease>::namespaced(
+        client.clone(),
+        "kube-node-lease",
+    )
+    .get("w1")
+    .await
+    .unwrap();
+    lease
+        .spec
+        .unwrap()
+        .renew_time
+        .map(|t| t.0.to_string())
+        .unwrap_or_default()
+}
