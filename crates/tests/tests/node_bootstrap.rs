@@ -445,10 +445,5 @@ async fn lease_renewed(client: &Client) -> Option<k8s_openapi::jiff::Timestamp> 
     .get("w1")
     .await
     .unwrap();
-    lease
-        .spec
-        .unwrap()
-        .renew_time
-        .map(|t| t.0.to_string())
-        .unwrap_or_default()
+    lease.spec.unwrap().renew_time.map(|t| t.0)
 }
