@@ -108,16 +108,32 @@ pub async fn create(a: &CreateArgs) -> anyhow::Result<()> {
             "the client configuration names no CA: a join token pins the cluster's CA"
         ),
     };
-    let hash = pki::ca_fingerprint(&ca_pem)?;
+    let join = create_token(
+        &Client::new(cfg)?,
+        &ca_pem,
+        parse_ttl(&a.ttl)?,
+        &a.description,
+    )
+    .await?;
+    println!("{join}");
+    Ok(())
+}
+
+/// Makes a bootstrap token valid for `ttl` and returns its join token.
+pub async fn create_token(
+    client: &Client,
+    ca_pem: &str,
+    ttl: Duration,
+    description: &str,
+) -> anyhow::Result<String> {
+    let hash = pki::ca_fingerprint(ca_pem)?;
     let (id, secret) = (random_chars(6)?, random_chars(16)?);
-    let ttl = parse_ttl(&a.ttl)?;
-    Api::<Secret>::namespaced(Client::new(cfg)?, "kube-system")
-        .create(&token_secret(&id, &secret, ttl, &a.description))
+    Api::<Secret>::namespaced(client.clone(), "kube-system")
+        .create(&token_secret(&id, &secret, ttl, description))
         .await
         .context("creating the bootstrap token")?;
     let hex = hash.trim_start_matches("sha256:");
-    println!("K10{hex}::{id}.{secret}");
-    Ok(())
+    Ok(format!("K10{hex}::{id}.{secret}"))
 }
 
 /// What a node agent connects with: its client, TLS for its own API, and the task that
@@ -132,13 +148,26 @@ pub struct NodeCredentials {
 /// renewed before it expires. Otherwise the client configuration as given.
 pub async fn node_credentials(
     args: &crate::connect::ClientArgs,
+    token_file: Option<&std::path::Path>,
     name: &str,
     data_dir: &std::path::Path,
 ) -> anyhow::Result<NodeCredentials> {
-    let join = args
-        .token
+    let from_file = match token_file {
+        Some(f) => Some(
+            std::fs::read_to_string(f)
+                .with_context(|| format!("--token-file {}", f.display()))?
+                .trim()
+                .to_string(),
+        ),
+        None => None,
+    };
+    let join = from_file
         .as_deref()
+        .or(args.token.as_deref())
         .filter(|t| node::certs::parse_join_token(t).is_some());
+    if from_file.is_some() && join.is_none() {
+        anyhow::bail!("--token-file: not a join token (K10<CA sha256>::<id>.<secret>)");
+    }
     let Some(join) = join else {
         let cfg = crate::ctl::resolve_client_config(
             args.server.as_deref(),

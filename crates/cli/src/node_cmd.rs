@@ -25,6 +25,9 @@ pub struct NodeArgs {
     /// The node's name.
     #[arg(long)]
     pub name: String,
+    /// A file holding the join token (`rkube token create`), instead of `--token`.
+    #[arg(long)]
+    pub token_file: Option<PathBuf>,
     /// Pod state, volumes and logs.
     #[arg(long)]
     pub data_dir: PathBuf,
@@ -148,7 +151,13 @@ async fn make_runtime(args: &NodeArgs) -> anyhow::Result<Arc<dyn node::runtime::
 pub async fn run(args: &NodeArgs) -> anyhow::Result<bool> {
     // Pods' secrets and tokens live below: no other host user may enter.
     pki::restrict_dir(&args.data_dir)?;
-    let creds = crate::join::node_credentials(&args.client, &args.name, &args.data_dir).await?;
+    let creds = crate::join::node_credentials(
+        &args.client,
+        args.token_file.as_deref(),
+        &args.name,
+        &args.data_dir,
+    )
+    .await?;
     let client = creds.client.clone();
     let _renewal = AbortOnDrop(creds.renewal);
     let mut cfg = KubeletConfig::new(&args.name, args.data_dir.clone(), &args.node_ip);

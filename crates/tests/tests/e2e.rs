@@ -162,6 +162,15 @@ async fn a_cluster_from_rkube_up_runs_the_examples_and_survives_failures() {
     assert!(up.output.iter().any(|l| l == "node w2 Ready"));
     let client = up.client();
     assert!(up.ctl(&["get", "nodes"]).contains("w1"));
+    // The nodes joined by TLS bootstrap: a bootstrapper asked for each one's certificate.
+    let csrs = up.ctl(&["get", "csr"]);
+    for w in ["w1", "w2"] {
+        let line = csrs
+            .lines()
+            .find(|l| l.starts_with(&format!("node-client-{w}-")))
+            .unwrap_or_else(|| panic!("no client certificate request of {w}: {csrs}"));
+        assert!(line.contains("system:bootstrap:"), "{line}");
+    }
 
     // The web example: three Ready replicas, all reached through the ClusterIP.
     up.ctl(&["apply", "-f", &example("web.yaml")]);

@@ -246,6 +246,29 @@ fn pod_row(p: &Value, wide: bool) -> Vec<String> {
     row
 }
 
+/// kubectl's CONDITION of a CertificateSigningRequest: `Approved,Issued`, `Denied`,
+/// `Pending`…
+fn csr_condition(o: &Value) -> String {
+    let mut parts: Vec<String> = o["status"]["conditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|c| c["status"] == "True")
+        .filter_map(|c| c["type"].as_str().map(String::from))
+        .collect();
+    if o["status"]["certificate"]
+        .as_str()
+        .is_some_and(|c| !c.is_empty())
+    {
+        parts.push("Issued".into());
+    }
+    if parts.is_empty() {
+        "Pending".into()
+    } else {
+        parts.join(",")
+    }
+}
+
 fn columns(kind: &str, wide: bool) -> Vec<&'static str> {
     match kind {
         "Pod" if wide => vec!["READY", "STATUS", "RESTARTS", "AGE", "IP", "NODE"],
@@ -255,6 +278,7 @@ fn columns(kind: &str, wide: bool) -> Vec<&'static str> {
         "Service" => vec!["TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)", "AGE"],
         "Node" => vec!["STATUS", "ROLES", "AGE", "VERSION"],
         "Namespace" => vec!["STATUS", "AGE"],
+        "CertificateSigningRequest" => vec!["AGE", "SIGNERNAME", "REQUESTOR", "CONDITION"],
         _ => vec!["AGE"],
     }
 }
@@ -264,6 +288,18 @@ fn row(kind: &str, o: &Value, wide: bool) -> Vec<String> {
     let created = age(&o["metadata"]["creationTimestamp"]);
     match kind {
         "Pod" => pod_row(o, wide),
+        "CertificateSigningRequest" => vec![
+            created,
+            o["spec"]["signerName"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+            o["spec"]["username"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+            csr_condition(o),
+        ],
         "Deployment" => vec![
             format!(
                 "{}/{}",

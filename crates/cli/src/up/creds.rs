@@ -56,7 +56,7 @@ pub fn encryption_config(dir: &Path) -> anyhow::Result<PathBuf> {
     Ok(path)
 }
 
-/// Writes the CA, the admin's and every node's client configuration under `<dir>/pki`;
+/// Writes the CA and the admin's client configuration under `<dir>/pki`;
 /// returns the admin's configuration text.
 pub fn write(dir: &Path, state: &State) -> anyhow::Result<String> {
     let ca = ClusterCa::from_token(&token(dir)?)?;
@@ -77,16 +77,30 @@ pub fn write(dir: &Path, state: &State) -> anyhow::Result<String> {
         pki::ADMIN_USER,
         &[pki::MASTERS_GROUP],
     )?;
-    for n in &state.nodes {
-        let user = format!("system:node:{}", n.name);
-        config_for(&ca, &pki_dir, &servers, &n.name, &user, &["system:nodes"])?;
-    }
     Ok(admin.to_text())
 }
 
-/// Where node `name`'s client configuration lives.
-pub fn node_config(dir: &Path, name: &str) -> PathBuf {
-    dir.join("pki").join(format!("{name}.config"))
+/// Where the join token of the nodes lives.
+pub fn join_token_path(dir: &Path) -> PathBuf {
+    dir.join("pki").join("join-token")
+}
+
+/// Makes a bootstrap token for the nodes (an hour to join; they keep their certificates
+/// after that) and writes its join token where their `--token-file` reads it.
+pub async fn write_join_token(
+    dir: &Path,
+    admin: &client::Client,
+    ca_pem: &str,
+) -> anyhow::Result<()> {
+    let join = crate::join::create_token(
+        admin,
+        ca_pem,
+        std::time::Duration::from_secs(3600),
+        "rkube up",
+    )
+    .await?;
+    pki::write_private(&join_token_path(dir), join.as_bytes())?;
+    Ok(())
 }
 
 /// A client configuration for `user` in `groups`: `<dir>/<name>.{crt,key}` beside the CA

@@ -277,6 +277,7 @@ async fn bring_up(
             .with_context(|| format!("writing {}", p.display()))?;
     }
 
+    creds::write_join_token(&dir, &client, &ca_pem).await?;
     for n in state.nodes.iter_mut() {
         spawn(&exe, &dir, n, tx)?;
     }

@@ -129,7 +129,7 @@ pub fn plan(a: &UpArgs, root: bool) -> anyhow::Result<State> {
             "127.96.0.0/16".into()
         }
     });
-    let members = addrs
+    let members: Vec<Proc> = addrs
         .iter()
         .enumerate()
         .map(|(i, (api, _))| {
@@ -164,6 +164,11 @@ pub fn plan(a: &UpArgs, root: bool) -> anyhow::Result<State> {
         })
         .collect();
     let network = pod_network(&a.pod_network, root)?;
+    let servers = members
+        .iter()
+        .filter_map(|m| m.api.map(|a| format!("https://{a}")))
+        .collect::<Vec<_>>()
+        .join(",");
     let nodes = (1..=a.nodes)
         .map(|i| {
             let name = format!("w{i}");
@@ -171,8 +176,10 @@ pub fn plan(a: &UpArgs, root: bool) -> anyhow::Result<State> {
                 "node",
                 "--name",
                 &name,
-                "--config",
-                &super::creds::node_config(dir, &name).to_string_lossy(),
+                "--server",
+                &servers,
+                "--token-file",
+                &super::creds::join_token_path(dir).to_string_lossy(),
                 "--data-dir",
                 &dir.join(&name).to_string_lossy(),
                 "--listen",
