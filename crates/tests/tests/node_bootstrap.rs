@@ -345,6 +345,45 @@ async fn bootstrap_tokens_and_node_requests_are_checked() {
     })
     .await;
 
+    // A request for a user is left to an administrator, who approves it with ctl.
+    let made = admin_csrs
+        .create(&request(
+            "alice",
+            &["dev"],
+            "kubernetes.io/kube-apiserver-client",
+            &usages,
+        ))
+        .await
+        .unwrap();
+    let alice = made.metadata.name.unwrap();
+    let out = std::process::Command::new(rkube_bin())
+        .args([
+            "ctl",
+            "--config",
+            &cluster.api_access(),
+            "certificate",
+            "approve",
+            &alice,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let approved = admin_csrs.get(&alice).await.unwrap();
+    let cond = &approved.status.unwrap().conditions.unwrap()[0];
+    assert_eq!(
+        cond.reason.as_deref(),
+        Some("KubectlApprove"),
+        "not approved automatically"
+    );
+    eventually(Duration::from_secs(30), "alice's certificate", || async {
+        admin_csrs.get(&alice).await.ok()?.status?.certificate
+    })
+    .await;
+
     // ...and once its token is deleted, the bootstrapper is nobody.
     let id = bearer.split('.').next().unwrap();
     secrets

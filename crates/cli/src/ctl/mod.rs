@@ -2,6 +2,7 @@
 
 mod apply;
 mod auth;
+mod certificate;
 mod cluster;
 mod get;
 mod logs;
@@ -61,6 +62,8 @@ enum CtlCommand {
     Logs(logs::LogsArgs),
     /// Run a command in a container: `exec POD [-c C] -- CMD ARGS…`.
     Exec(logs::ExecArgs),
+    /// Approve or deny CertificateSigningRequests: `certificate approve NAME…`.
+    Certificate(certificate::CertificateArgs),
 }
 
 pub struct Ctx {
@@ -186,6 +189,7 @@ pub async fn run(args: CtlArgs) -> anyhow::Result<()> {
         CtlCommand::Top(t) => top::top(&ctx, t).await,
         CtlCommand::Logs(l) => logs::logs(&ctx, l).await,
         CtlCommand::Exec(e) => logs::exec(&ctx, e).await,
+        CtlCommand::Certificate(c) => certificate::run(&ctx, c).await,
         CtlCommand::Delete(d) => apply::delete(&mut ctx, d).await,
         CtlCommand::ApiResources => {
             println!(
