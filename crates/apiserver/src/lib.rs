@@ -24,6 +24,7 @@ pub mod handler;
 pub mod metrics;
 pub mod object;
 pub mod patch;
+pub mod rbac;
 pub mod registry;
 pub mod selector;
 pub mod server;

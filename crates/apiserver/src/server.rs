@@ -20,10 +20,10 @@ use tokio::task::JoinHandle;
 
 use crate::admission::{Admission, Defaults, NamespaceLifecycle, Priority, ServiceAccount};
 use crate::auth::{
-    AlwaysAllow, Authenticator, AuthnChain, AuthzChain, ClientCertificates, StaticTokens, UserInfo,
+    Authenticator, AuthnChain, AuthzChain, ClientCertificates, StaticTokens, UserInfo,
 };
 use crate::cache::WatchCache;
-use crate::certificates::{BootstrapTokens, BootstrapperScope, CertificateSigning};
+use crate::certificates::{BootstrapTokens, CertificateSigning};
 use crate::error::Error;
 use crate::grpc::{AuthService, ClusterService, DiscoveryService, PodsService, ResourcesService};
 use crate::handler::Api;
@@ -67,6 +67,8 @@ pub struct ApiServerConfig {
     pub signing_key_wrap: Option<[u8; 32]>,
     /// `--encryption-provider-config`: an EncryptionConfiguration file.
     pub encryption_provider_config: Option<PathBuf>,
+    /// `--authorization-mode`: `Node`, `RBAC`, `AlwaysAllow`, in order.
+    pub authorization_mode: Vec<String>,
 }
 
 impl ApiServerConfig {
@@ -87,6 +89,7 @@ impl ApiServerConfig {
             service_allocation_repair_interval: Duration::from_secs(180),
             signing_key_wrap: None,
             encryption_provider_config: None,
+            authorization_mode: vec!["Node".into(), "RBAC".into()],
         }
     }
 }
@@ -143,6 +146,14 @@ impl ApiServer {
             cache.set_encryption(t.clone());
         }
         let mut tasks = vec![tokio::spawn(cache.clone().run(store.clone()))];
+        let authz = crate::rbac::Authorization::new(&cfg.authorization_mode)?;
+        let rbac_on = authz.index.is_some();
+        if let Some(ix) = &authz.index {
+            tasks.push(tokio::spawn(ix.clone().run(cache.clone())));
+        }
+        if let Some(g) = &authz.graph {
+            tasks.push(tokio::spawn(g.clone().run(cache.clone())));
+        }
         let tokens = Tokens::new(cache.clone(), store.clone(), cfg.signing_key_wrap);
         authenticators.push(Box::new(BootstrapTokens {
             cache: cache.clone(),
@@ -157,7 +168,7 @@ impl ApiServer {
                 authenticators,
                 allow_anonymous: cfg.anonymous_auth,
             },
-            authz: AuthzChain(vec![Box::new(BootstrapperScope), Box::new(AlwaysAllow)]),
+            authz: AuthzChain(authz.chain),
             admission: Admission {
                 mutating: vec![
                     Box::new(Defaults {
@@ -173,13 +184,16 @@ impl ApiServer {
                     }),
                     Box::new(CertificateSigning),
                 ],
-                validating: vec![
+                validating: [
                     Box::new(NamespaceLifecycle {
                         cache: cache.clone(),
                         store: store.clone(),
-                    }),
+                    }) as Box<dyn crate::admission::ValidatingAdmission>,
                     Box::new(CertificateSigning),
-                ],
+                ]
+                .into_iter()
+                .chain(authz.admission)
+                .collect(),
             },
             max_object_bytes: cfg.max_object_bytes,
             metrics: Metrics::default(),
@@ -233,6 +247,9 @@ impl ApiServer {
         let router = routes.into_axum_router().merge(http);
         tasks.push(serve_api(listener, cfg.tls.as_ref(), router)?);
         tasks.push(tokio::spawn(bootstrap(api.clone())));
+        if rbac_on {
+            tasks.push(tokio::spawn(crate::rbac::policy::reconcile(api.clone())));
+        }
         let services_prefix = api.registry.get("v1", "Service")?.prefix(None);
         tasks.push(tokio::spawn(crate::services::repair::run_with(
             store.clone(),
@@ -325,9 +342,13 @@ fn spawn_serving(
     })
 }
 
-/// Whether an HTTP request carries credentials the chain accepts (anonymous counts only
-/// when `--anonymous-auth` allows it).
-async fn authenticated(api: &Api, req: axum::extract::Request) -> bool {
+/// Whether an HTTP request for `get path` carries credentials the chain accepts (anonymous
+/// counts only when `--anonymous-auth` allows it) of a user allowed to read it.
+async fn authorized(
+    api: &Api,
+    req: axum::extract::Request,
+    path: &str,
+) -> Result<(), (axum::http::StatusCode, String)> {
     use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
     let cert_subject = req
         .extensions()
@@ -340,10 +361,20 @@ async fn authenticated(api: &Api, req: axum::extract::Request) -> bool {
         metadata: &metadata,
         cert_subject,
     };
-    match api.authn.authenticate(&creds).await {
-        Ok(user) => user.name != UserInfo::anonymous().name || api.authn.allow_anonymous,
-        Err(_) => false,
-    }
+    let unauthorized = |why: &str| {
+        Err((
+            axum::http::StatusCode::UNAUTHORIZED,
+            format!("{path} needs a client certificate or a bearer token: {why}\n"),
+        ))
+    };
+    let user = match api.authn.authenticate(&creds).await {
+        Ok(user) if user.name != UserInfo::anonymous().name || api.authn.allow_anonymous => user,
+        Ok(_) => return unauthorized("anonymous requests are off"),
+        Err(e) => return unauthorized(&e.to_string()),
+    };
+    api.authz
+        .authorize_path(&user, path, "get")
+        .map_err(|e| (axum::http::StatusCode::FORBIDDEN, format!("{e}\n")))
 }
 
 fn health_routes(api: Arc<Api>, tokens: Arc<Tokens>, ca_pem: Option<String>) -> axum::Router {
@@ -387,18 +418,13 @@ fn health_routes(api: Arc<Api>, tokens: Arc<Tokens>, ca_pem: Option<String>) -> 
             get(move |req: axum::extract::Request| {
                 let api = api.clone();
                 async move {
-                    if !authenticated(&api, req).await {
-                        return Err((
-                            axum::http::StatusCode::UNAUTHORIZED,
-                            "/metrics needs a client certificate or a bearer token\n",
-                        ));
-                    }
+                    authorized(&api, req, "/metrics").await?;
                     let m = &api.metrics;
                     m.cached_objects.set(api.cache.len() as i64);
                     m.revision.set(api.cache.revision());
                     m.is_leader.set(api.store.is_leader() as i64);
                     m.raft_term.set(api.store.term() as i64);
-                    Ok((
+                    Ok::<_, (axum::http::StatusCode, String)>((
                         [("content-type", "text/plain; version=0.0.4; charset=utf-8")],
                         m.encode(),
                     ))

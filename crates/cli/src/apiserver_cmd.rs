@@ -35,6 +35,10 @@ pub struct ApiServerArgs {
     /// Serve requests without credentials as system:anonymous.
     #[arg(long, action = ArgAction::Set, default_value_t = false)]
     pub anonymous_auth: bool,
+    /// Authorizers in order: `Node`, `RBAC`, `AlwaysAllow` (comma-separated).
+    /// `system:masters` is always allowed.
+    #[arg(long, value_delimiter = ',', default_value = "Node,RBAC")]
+    pub authorization_mode: Vec<String>,
     /// Also serve the etcd v3 API on the API port (still for administrators and members
     /// only).
     #[arg(long)]
@@ -86,6 +90,7 @@ impl ApiServerArgs {
             _ => None,
         };
         cfg.anonymous_auth = self.anonymous_auth;
+        cfg.authorization_mode = self.authorization_mode.clone();
         cfg.etcd_on_api_port = self.etcd_on_api_port;
         cfg.encryption_provider_config = self.encryption_provider_config.clone();
         cfg.max_object_bytes = self.max_object_bytes;

@@ -52,7 +52,10 @@ async fn tokens_and_client_certificates() {
         ("srv-key.pem", srv_key.serialize_pem()),
         ("cli.pem", cli.pem()),
         ("cli-key.pem", cli_key.serialize_pem()),
-        ("tokens.csv", "s3cret,bob,1001,\"ops\"\n".to_string()),
+        (
+            "tokens.csv",
+            "s3cret,bob,1001,\"system:masters\"\n".to_string(),
+        ),
     ] {
         std::fs::write(p(n), text).unwrap();
     }
@@ -106,9 +109,12 @@ async fn tokens_and_client_certificates() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::Unauthenticated, "{err}");
-    Client::new(cfg(None, true))
+    // alice's certificate authenticates her; no role lets her list namespaces.
+    let err = Client::new(cfg(None, true))
         .unwrap()
         .list(list())
         .await
-        .expect("a client certificate authenticates");
+        .unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied, "{err}");
+    assert!(err.to_string().contains("\"alice\""), "{err}");
 }

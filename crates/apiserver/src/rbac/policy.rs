@@ -1,0 +1,478 @@
+//! The bootstrap roles and bindings every cluster has, reconciled at start: created when
+//! missing, and brought back to their defaults unless annotated
+//! `rbac.authorization.kubernetes.io/autoupdate: "false"` (as kube-apiserver does).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rkube_proto::api::{Object, TypeRef};
+use serde_json::{json, Value};
+
+use crate::auth::UserInfo;
+use crate::error::Error;
+use crate::handler::Api;
+
+const AUTOUPDATE: &str = "rbac.authorization.kubernetes.io/autoupdate";
+const READ: &[&str] = &["get", "list", "watch"];
+const WRITE: &[&str] = &["create", "update", "patch", "delete", "deletecollection"];
+
+fn rule(groups: &[&str], resources: &[&str], verbs: &[&str]) -> Value {
+    json!({"apiGroups": groups, "resources": resources, "verbs": verbs})
+}
+
+fn urls(paths: &[&str], verbs: &[&str]) -> Value {
+    json!({"nonResourceURLs": paths, "verbs": verbs})
+}
+
+/// Namespaced workload resources, as the view/edit/admin roles list them.
+fn workloads() -> Vec<Value> {
+    vec![
+        rule(
+            &[""],
+            &[
+                "pods",
+                "pods/log",
+                "pods/status",
+                "services",
+                "services/status",
+                "endpoints",
+                "configmaps",
+                "persistentvolumeclaims",
+                "persistentvolumeclaims/status",
+                "replicationcontrollers",
+                "replicationcontrollers/scale",
+                "replicationcontrollers/status",
+                "serviceaccounts",
+                "events",
+                "limitranges",
+                "resourcequotas",
+                "resourcequotas/status",
+                "namespaces",
+                "namespaces/status",
+            ],
+            READ,
+        ),
+        rule(
+            &["apps"],
+            &[
+                "deployments",
+                "deployments/scale",
+                "deployments/status",
+                "replicasets",
+                "replicasets/scale",
+                "replicasets/status",
+                "statefulsets",
+                "statefulsets/scale",
+                "statefulsets/status",
+                "daemonsets",
+                "daemonsets/status",
+                "controllerrevisions",
+            ],
+            READ,
+        ),
+        rule(
+            &["batch"],
+            &["jobs", "jobs/status", "cronjobs", "cronjobs/status"],
+            READ,
+        ),
+        rule(
+            &["autoscaling"],
+            &[
+                "horizontalpodautoscalers",
+                "horizontalpodautoscalers/status",
+            ],
+            READ,
+        ),
+        rule(
+            &["policy"],
+            &["poddisruptionbudgets", "poddisruptionbudgets/status"],
+            READ,
+        ),
+        rule(&["discovery.k8s.io"], &["endpointslices"], READ),
+        rule(&["metrics.k8s.io"], &["pods"], READ),
+    ]
+}
+
+fn edit_rules() -> Vec<Value> {
+    let mut r = workloads();
+    r.push(rule(
+        &[""],
+        &["secrets"],
+        &[
+            "get",
+            "list",
+            "watch",
+            "create",
+            "update",
+            "patch",
+            "delete",
+            "deletecollection",
+        ],
+    ));
+    r.push(rule(
+        &[""],
+        &[
+            "pods",
+            "pods/exec",
+            "pods/eviction",
+            "services",
+            "endpoints",
+            "configmaps",
+            "persistentvolumeclaims",
+            "replicationcontrollers",
+            "replicationcontrollers/scale",
+            "serviceaccounts",
+            "serviceaccounts/token",
+            "events",
+        ],
+        WRITE,
+    ));
+    r.push(rule(
+        &["apps"],
+        &[
+            "deployments",
+            "deployments/scale",
+            "deployments/rollback",
+            "replicasets",
+            "replicasets/scale",
+            "statefulsets",
+            "statefulsets/scale",
+            "daemonsets",
+        ],
+        WRITE,
+    ));
+    r.push(rule(&["batch"], &["jobs", "cronjobs"], WRITE));
+    r.push(rule(&["autoscaling"], &["horizontalpodautoscalers"], WRITE));
+    r.push(rule(&["policy"], &["poddisruptionbudgets"], WRITE));
+    r.push(rule(&["discovery.k8s.io"], &["endpointslices"], WRITE));
+    r
+}
+
+fn admin_rules() -> Vec<Value> {
+    let mut r = edit_rules();
+    r.push(rule(
+        &["rbac.authorization.k8s.io"],
+        &["roles", "rolebindings"],
+        &[
+            "get",
+            "list",
+            "watch",
+            "create",
+            "update",
+            "patch",
+            "delete",
+            "deletecollection",
+        ],
+    ));
+    r.push(rule(
+        &["authorization.k8s.io"],
+        &["localsubjectaccessreviews"],
+        &["create"],
+    ));
+    r
+}
+
+/// The ClusterRoles: name and rules.
+pub fn cluster_roles() -> Vec<(&'static str, Vec<Value>)> {
+    let events = rule(
+        &["", "events.k8s.io"],
+        &["events"],
+        &["create", "update", "patch"],
+    );
+    let leases = rule(
+        &["coordination.k8s.io"],
+        &["leases"],
+        &["get", "list", "watch", "create", "update", "patch"],
+    );
+    vec![
+        (
+            "cluster-admin",
+            vec![rule(&["*"], &["*"], &["*"]), urls(&["*"], &["*"])],
+        ),
+        ("admin", admin_rules()),
+        ("edit", edit_rules()),
+        ("view", workloads()),
+        (
+            "system:basic-user",
+            vec![
+                rule(
+                    &["authorization.k8s.io"],
+                    &["selfsubjectaccessreviews", "selfsubjectrulesreviews"],
+                    &["create"],
+                ),
+                rule(
+                    &["authentication.k8s.io"],
+                    &["selfsubjectreviews"],
+                    &["create"],
+                ),
+            ],
+        ),
+        (
+            "system:discovery",
+            vec![urls(
+                &[
+                    "/api",
+                    "/api/*",
+                    "/apis",
+                    "/apis/*",
+                    "/healthz",
+                    "/livez",
+                    "/readyz",
+                    "/version",
+                    "/version/",
+                    "/openapi",
+                    "/openapi/*",
+                ],
+                &["get"],
+            )],
+        ),
+        (
+            "system:public-info-viewer",
+            vec![urls(
+                &["/healthz", "/livez", "/readyz", "/version", "/version/"],
+                &["get"],
+            )],
+        ),
+        (
+            "system:kube-scheduler",
+            vec![
+                rule(
+                    &[""],
+                    &[
+                        "pods",
+                        "nodes",
+                        "namespaces",
+                        "services",
+                        "replicationcontrollers",
+                        "persistentvolumeclaims",
+                        "persistentvolumes",
+                    ],
+                    READ,
+                ),
+                rule(&["apps"], &["replicasets", "statefulsets"], READ),
+                rule(&["policy"], &["poddisruptionbudgets"], READ),
+                rule(&["scheduling.k8s.io"], &["priorityclasses"], READ),
+                rule(&[""], &["pods/binding", "bindings"], &["create"]),
+                rule(&[""], &["pods/status"], &["update", "patch"]),
+                rule(&[""], &["pods"], &["delete"]),
+                events.clone(),
+                leases.clone(),
+            ],
+        ),
+        // The controller-manager runs every controller under one identity: it manages the
+        // workload, node and certificate kinds, but holds no RBAC or membership powers.
+        (
+            "system:kube-controller-manager",
+            vec![
+                rule(
+                    &[
+                        "",
+                        "apps",
+                        "batch",
+                        "autoscaling",
+                        "policy",
+                        "discovery.k8s.io",
+                        "coordination.k8s.io",
+                        "events.k8s.io",
+                        "metrics.k8s.io",
+                        "scheduling.k8s.io",
+                    ],
+                    &["*"],
+                    &["*"],
+                ),
+                rule(
+                    &["certificates.k8s.io"],
+                    &[
+                        "certificatesigningrequests",
+                        "certificatesigningrequests/approval",
+                        "certificatesigningrequests/status",
+                    ],
+                    &["get", "list", "watch", "update", "patch"],
+                ),
+                rule(&["rbac.authorization.k8s.io"], &["*"], READ),
+                rule(
+                    &["apiextensions.k8s.io"],
+                    &["customresourcedefinitions"],
+                    READ,
+                ),
+            ],
+        ),
+        (
+            "system:node-proxier",
+            vec![
+                rule(
+                    &["", "discovery.k8s.io"],
+                    &["services", "endpoints", "endpointslices", "nodes"],
+                    READ,
+                ),
+                events,
+            ],
+        ),
+        (
+            "system:node-bootstrapper",
+            vec![rule(
+                &["certificates.k8s.io"],
+                &["certificatesigningrequests"],
+                &["create", "get", "list", "watch"],
+            )],
+        ),
+    ]
+}
+
+/// A bootstrap ClusterRoleBinding: its name, its ClusterRole and its subjects `(kind, name)`.
+pub type BootstrapBinding = (
+    &'static str,
+    &'static str,
+    Vec<(&'static str, &'static str)>,
+);
+
+/// The ClusterRoleBindings.
+pub fn cluster_role_bindings() -> Vec<BootstrapBinding> {
+    vec![
+        (
+            "cluster-admin",
+            "cluster-admin",
+            vec![("Group", "system:masters")],
+        ),
+        (
+            "system:basic-user",
+            "system:basic-user",
+            vec![("Group", "system:authenticated")],
+        ),
+        (
+            "system:discovery",
+            "system:discovery",
+            vec![("Group", "system:authenticated")],
+        ),
+        (
+            "system:public-info-viewer",
+            "system:public-info-viewer",
+            vec![
+                ("Group", "system:authenticated"),
+                ("Group", "system:unauthenticated"),
+            ],
+        ),
+        (
+            "system:kube-scheduler",
+            "system:kube-scheduler",
+            vec![("User", "system:kube-scheduler")],
+        ),
+        (
+            "system:kube-controller-manager",
+            "system:kube-controller-manager",
+            vec![("User", "system:kube-controller-manager")],
+        ),
+        (
+            "system:node-proxier",
+            "system:node-proxier",
+            vec![("User", "system:kube-proxy")],
+        ),
+        (
+            "system:node-bootstrapper",
+            "system:node-bootstrapper",
+            vec![("Group", "system:bootstrappers")],
+        ),
+    ]
+}
+
+fn meta(name: &str) -> Value {
+    json!({"name": name, "labels": {"kubernetes.io/bootstrapping": "rbac-defaults"},
+           "annotations": {AUTOUPDATE: "true"}})
+}
+
+/// Every bootstrap object, as (kind, object).
+fn objects() -> Vec<(&'static str, Value)> {
+    let mut out = Vec::new();
+    for (name, rules) in cluster_roles() {
+        out.push((
+            "ClusterRole",
+            json!({"metadata": meta(name), "rules": rules}),
+        ));
+    }
+    for (name, role, subjects) in cluster_role_bindings() {
+        let subjects: Vec<Value> = subjects
+            .into_iter()
+            .map(|(kind, n)| json!({"kind": kind, "name": n, "apiGroup": "rbac.authorization.k8s.io"}))
+            .collect();
+        out.push(("ClusterRoleBinding", json!({"metadata": meta(name),
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
+            "subjects": subjects})));
+    }
+    out
+}
+
+/// Creates or restores every bootstrap role and binding, retrying until the store answers.
+pub async fn reconcile(api: Arc<Api>) {
+    let user = UserInfo {
+        name: "system:apiserver".into(),
+        uid: String::new(),
+        groups: vec!["system:masters".into()],
+    };
+    for (kind, obj) in objects() {
+        let name = obj["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        loop {
+            match ensure(&api, &user, kind, &obj).await {
+                Ok(()) => break,
+                Err(e) => {
+                    tracing::debug!(kind, name, error = %e, "bootstrap RBAC object not reconciled yet");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+        }
+    }
+    tracing::info!("bootstrap roles and bindings reconciled");
+}
+
+fn envelope(kind: &str, obj: &Value) -> Object {
+    Object {
+        r#type: Some(TypeRef {
+            api_version: "rbac.authorization.k8s.io/v1".into(),
+            kind: kind.into(),
+        }),
+        name: obj["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
+        json: serde_json::to_vec(obj).unwrap_or_default().into(),
+        ..Default::default()
+    }
+}
+
+async fn ensure(api: &Api, user: &UserInfo, kind: &str, want: &Value) -> crate::error::Result<()> {
+    let plural = if kind == "ClusterRole" {
+        "clusterroles"
+    } else {
+        "clusterrolebindings"
+    };
+    let name = want["metadata"]["name"].as_str().unwrap_or_default();
+    let key = format!("{}{plural}/{name}", super::index::PREFIX);
+    let cur = match api.cache.get(&key) {
+        Some(c) => c.value()?,
+        None => {
+            return match api.create(user, &envelope(kind, want)).await {
+                Ok(_) | Err(Error::AlreadyExists { .. }) => Ok(()),
+                Err(e) => Err(e),
+            }
+        }
+    };
+    let field = if kind == "ClusterRole" {
+        "rules"
+    } else {
+        "subjects"
+    };
+    let auto = cur["metadata"]["annotations"][AUTOUPDATE] != "false";
+    if !auto || (cur[field] == want[field] && cur["roleRef"] == want["roleRef"]) {
+        return Ok(());
+    }
+    let mut next = cur.clone();
+    next[field] = want[field].clone();
+    if kind == "ClusterRoleBinding" {
+        next["roleRef"] = want["roleRef"].clone();
+    }
+    api.update(user, &envelope(kind, &next), "")
+        .await
+        .map(|_| ())
+}
