@@ -147,7 +147,7 @@ impl ApiServer {
         }
         let mut tasks = vec![tokio::spawn(cache.clone().run(store.clone()))];
         let authz = crate::rbac::Authorization::new(&cfg.authorization_mode)?;
-        let rbac_on = authz.index.is_some();
+        let rbac_index = authz.index.clone();
         if let Some(ix) = &authz.index {
             tasks.push(tokio::spawn(ix.clone().run(cache.clone())));
         }
@@ -199,6 +199,7 @@ impl ApiServer {
             metrics: Metrics::default(),
             service_ranges: cfg.service_ranges.clone(),
             encryption: encryption.clone(),
+            rbac: rbac_index.clone(),
         });
 
         let agent_client = match &cfg.tls {
@@ -247,7 +248,7 @@ impl ApiServer {
         let router = routes.into_axum_router().merge(http);
         tasks.push(serve_api(listener, cfg.tls.as_ref(), router)?);
         tasks.push(tokio::spawn(bootstrap(api.clone())));
-        if rbac_on {
+        if rbac_index.is_some() {
             tasks.push(tokio::spawn(crate::rbac::policy::reconcile(api.clone())));
         }
         let services_prefix = api.registry.get("v1", "Service")?.prefix(None);

@@ -33,6 +33,11 @@ struct Inner {
     current: AtomicUsize,
     token: Option<String>,
     tls: RwLock<Option<ClientTlsConfig>>,
+    /// `impersonate-user` and `impersonate-group` metadata, ready to attach.
+    impersonate: Vec<(
+        &'static str,
+        tonic::metadata::MetadataValue<tonic::metadata::Ascii>,
+    )>,
 }
 
 /// Errors that mean "this member could not serve it; another may".
@@ -84,6 +89,18 @@ impl Client {
             Endpoint::from_shared(s.clone()).map_err(|e| Error::Config(format!("{s}: {e}")))?;
         }
         let tls = tls_config(&cfg)?;
+        let mut impersonate = Vec::new();
+        let user = cfg.impersonate_user.iter().map(|u| ("impersonate-user", u));
+        let groups = cfg
+            .impersonate_groups
+            .iter()
+            .map(|g| ("impersonate-group", g));
+        for (k, v) in user.chain(groups) {
+            let v = v
+                .parse()
+                .map_err(|_| Error::Config(format!("{k}: {v:?} is not a valid header value")))?;
+            impersonate.push((k, v));
+        }
         Ok(Client {
             inner: Arc::new(Inner {
                 tls: RwLock::new(tls),
@@ -91,6 +108,7 @@ impl Client {
                 channels: Mutex::new(HashMap::new()),
                 current: AtomicUsize::new(0),
                 token: cfg.token,
+                impersonate,
             }),
             failover_budget: Duration::from_secs(30),
         })
@@ -154,6 +172,9 @@ impl Client {
             if let Ok(v) = format!("Bearer {t}").parse() {
                 r.metadata_mut().insert("authorization", v);
             }
+        }
+        for (k, v) in &self.inner.impersonate {
+            r.metadata_mut().append(*k, v.clone());
         }
         r
     }

@@ -31,6 +31,12 @@ pub struct ClientConfig {
     pub cert_pem: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key_pem: Option<String>,
+    /// Act as this user (`--as`), if the credentials may impersonate it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub impersonate_user: Option<String>,
+    /// …and as a member of these groups (`--as-group`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub impersonate_groups: Vec<String>,
 }
 
 impl ClientConfig {

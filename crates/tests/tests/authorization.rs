@@ -96,6 +96,59 @@ async fn service_accounts_get_what_roles_bind_and_cannot_escalate() {
         "the binding reaches another namespace",
     );
 
+    // can-i answers as the authorizers do, for whoever an administrator impersonates.
+    let can_i = |ns: &str, extra: &[&str]| {
+        let out = std::process::Command::new(rkube_tests::rkube_bin())
+            .args([
+                "ctl",
+                "--config",
+                &cluster.api_access(),
+                "--as",
+                "system:serviceaccount:team:app",
+            ])
+            .args(["-n", ns, "auth", "can-i"])
+            .args(extra)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).trim().to_string(),
+        )
+    };
+    assert_eq!(
+        can_i("team", &["list", "secrets"]),
+        (Some(0), "yes".to_string())
+    );
+    assert_eq!(
+        can_i("default", &["list", "secrets"]),
+        (Some(1), "no".to_string())
+    );
+    assert_eq!(
+        can_i("team", &["delete", "secrets"]),
+        (Some(1), "no".to_string())
+    );
+    let (code, rules) = can_i("team", &["--list"]);
+    assert_eq!(code, Some(0), "{rules}");
+    assert!(
+        rules
+            .lines()
+            .any(|l| l.starts_with("secrets") && l.contains("[get list]")),
+        "{rules}"
+    );
+    // The account itself may not impersonate anyone.
+    let mut as_admin = rkube_tests::client_config(&cluster.api_access());
+    (as_admin.cert, as_admin.key) = (None, None);
+    as_admin.token = Some(token_of(&admin, "team", "app").await);
+    as_admin.impersonate_user = Some("rkube-admin".into());
+    as_admin.impersonate_groups = vec!["system:masters".into()];
+    let msg = forbidden(
+        Api::<Secret>::all(Client::new(as_admin).unwrap())
+            .list(&Default::default())
+            .await,
+        "an account impersonates the administrator",
+    );
+    assert!(msg.contains("impersonate"), "{msg}");
+
     // It may make roles, but none granting more than it holds.
     let roles = Api::<Role>::namespaced(sa.clone(), "team");
     let msg = forbidden(

@@ -44,6 +44,8 @@ pub struct Api {
     /// Encryption at rest (`--encryption-provider-config`); None stores plaintext. The watch
     /// cache needs the same one ([`WatchCache::set_encryption`]).
     pub encryption: Option<Transformer>,
+    /// The RBAC index, when RBAC is on (SelfSubjectRulesReview reads it).
+    pub rbac: Option<Arc<crate::rbac::index::SharedIndex>>,
 }
 
 /// How often an update whose caller gave no resourceVersion is retried after losing a
@@ -96,15 +98,18 @@ impl Api {
         }
     }
 
-    /// Who sent `req`: its bearer token or client certificate, or anonymous.
+    /// Who sent `req`: its bearer token or client certificate, or anonymous; or whom it
+    /// impersonates (`impersonate-user`, `impersonate-group`), if it may.
     pub async fn user<T>(&self, req: &tonic::Request<T>) -> Result<UserInfo> {
         let certs = req.peer_certs();
-        self.authn
+        let user = self
+            .authn
             .authenticate(&Credentials {
                 metadata: req.metadata(),
                 cert_subject: certs.and_then(|c| pki::subject_of(&c)),
             })
-            .await
+            .await?;
+        crate::rbac::impersonation::apply(&self.authz, user, req.metadata())
     }
 
     pub fn authorize(

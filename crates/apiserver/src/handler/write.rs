@@ -55,6 +55,9 @@ impl Api {
         }
         let name = object::name(&obj).to_string();
         self.authorize(user, "create", &rt, "", &ns, &name)?;
+        if crate::rbac::review::is_review(&rt) {
+            return envelope(&rt, &self.review(user, &rt, &ns, obj)?);
+        }
 
         let now = object::now();
         {

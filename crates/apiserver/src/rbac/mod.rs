@@ -5,10 +5,12 @@
 pub mod authorizer;
 pub mod escalation;
 pub mod graph;
+pub mod impersonation;
 pub mod index;
 pub mod node;
 pub mod node_restriction;
 pub mod policy;
+pub mod review;
 pub mod rules;
 
 #[cfg(test)]

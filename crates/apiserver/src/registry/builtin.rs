@@ -1,7 +1,8 @@
 //! The built-in kinds and their resource names, scopes and selectable fields.
 
 use k8s_openapi::api::{
-    apps, autoscaling, batch, certificates, coordination, core, discovery, policy, rbac, scheduling,
+    apps, authorization, autoscaling, batch, certificates, coordination, core, discovery, policy,
+    rbac, scheduling,
 };
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1 as apiextensions;
 use serde::de::DeserializeOwned;
@@ -216,6 +217,10 @@ pub fn builtin_types() -> Vec<ResourceType> {
         t::<rbac::v1::ClusterRole>(cluster(&[], false)),
         t::<rbac::v1::ClusterRoleBinding>(cluster(&[], false)),
         t::<certificates::v1::CertificateSigningRequest>(cluster(&["csr"], true)),
+        t::<authorization::v1::SelfSubjectAccessReview>(cluster(&[], false)),
+        t::<authorization::v1::SelfSubjectRulesReview>(cluster(&[], false)),
+        t::<authorization::v1::SubjectAccessReview>(cluster(&[], false)),
+        t::<authorization::v1::LocalSubjectAccessReview>(NS),
         t::<scheduling::v1::PriorityClass>(cluster(&["pc"], false)),
         t::<apiextensions::CustomResourceDefinition>(cluster(&["crd", "crds"], true)),
         pod_metrics(),

@@ -49,6 +49,8 @@ pub struct AuthArgs {
 enum AuthWhat {
     /// Who the server says you are (SelfSubjectReview).
     Whoami,
+    /// Whether you may do something: `can-i VERB RESOURCE[/NAME]`, or `can-i --list`.
+    CanI(super::can_i::CanIArgs),
 }
 
 pub async fn create_token(ctx: &Ctx, t: &TokenArgs) -> anyhow::Result<()> {
@@ -74,7 +76,8 @@ pub async fn create_token(ctx: &Ctx, t: &TokenArgs) -> anyhow::Result<()> {
 }
 
 pub async fn auth(ctx: &Ctx, a: &AuthArgs) -> anyhow::Result<()> {
-    match a.what {
+    match &a.what {
+        AuthWhat::CanI(c) => return super::can_i::run(ctx, c).await,
         AuthWhat::Whoami => {
             let v: Value = serde_json::from_slice(&ctx.client.who_am_i().await?.json)?;
             let u = &v["status"]["userInfo"];

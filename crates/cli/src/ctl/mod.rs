@@ -2,6 +2,7 @@
 
 mod apply;
 mod auth;
+mod can_i;
 mod certificate;
 mod cluster;
 mod get;
@@ -30,6 +31,12 @@ pub struct CtlArgs {
     /// Namespace of namespaced objects.
     #[arg(short, long, global = true)]
     namespace: Option<String>,
+    /// Act as this user (the credentials must be allowed to impersonate it).
+    #[arg(long = "as", global = true)]
+    as_user: Option<String>,
+    /// Act as a member of this group too (with `--as`); repeatable.
+    #[arg(long = "as-group", global = true)]
+    as_groups: Vec<String>,
     #[command(subcommand)]
     command: CtlCommand,
 }
@@ -128,11 +135,14 @@ pub fn type_ref(r: &ApiResource) -> TypeRef {
 }
 
 fn client_config(args: &CtlArgs) -> anyhow::Result<ClientConfig> {
-    resolve_client_config(
+    let mut cfg = resolve_client_config(
         args.server.as_deref(),
         args.config.as_deref(),
         args.token.as_deref(),
-    )
+    )?;
+    cfg.impersonate_user = args.as_user.clone();
+    cfg.impersonate_groups = args.as_groups.clone();
+    Ok(cfg)
 }
 
 /// The client configuration from `--server`, else `--config`, else ~/.rkube/config; a

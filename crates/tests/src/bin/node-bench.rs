@@ -154,6 +154,38 @@ async fn bench(
         }
     );
     delete_all(&client, label).await?;
+    if !plaintext {
+        join_times(&cluster, &client, label).await?;
+    }
+    Ok(())
+}
+
+/// How long a node takes from its start to Ready: with a client configuration made where
+/// the cluster token is, and joining with a join token (TLS bootstrap: the CA fetched and
+/// pinned, a CertificateSigningRequest approved and signed, then the serving certificate).
+async fn join_times(cluster: &Cluster, client: &client::Client, label: &str) -> anyhow::Result<()> {
+    let out = std::process::Command::new(rkube_tests::rkube_bin())
+        .args(["token", "create", "--config", &cluster.api_access()])
+        .output()?;
+    anyhow::ensure!(out.status.success(), "rkube token create failed");
+    let join = String::from_utf8(out.stdout)?.trim().to_string();
+    for (name, how) in [("j1", "configuration"), ("j2", "join token")] {
+        let started = Instant::now();
+        let node = if how == "configuration" {
+            NodeAgent::start(&cluster.node_access(name), name, &["--pod-network", "host"])
+        } else {
+            NodeAgent::start(
+                &cluster.endpoints(),
+                name,
+                &["--pod-network", "host", "--token", &join],
+            )
+        };
+        node.wait_ready(client).await;
+        println!(
+            "{label}: node start → Ready with a {how}: {:.0} ms",
+            started.elapsed().as_secs_f64() * 1e3
+        );
+    }
     Ok(())
 }
 
