@@ -21,6 +21,7 @@ pub mod encryption;
 pub mod error;
 pub mod grpc;
 pub mod handler;
+mod http;
 pub mod metrics;
 pub mod object;
 pub mod patch;

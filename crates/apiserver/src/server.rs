@@ -7,7 +7,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::routing::get;
 use raft_store::etcd::EtcdService;
 use raft_store::{Store, StoreConfig};
 use rkube_proto::api::discovery_server::DiscoveryServer;
@@ -244,7 +243,7 @@ impl ApiServer {
             Some(ServingTls::Cluster(c)) => Some(c.ca().cert_pem().to_string()),
             _ => None,
         };
-        let http = health_routes(api.clone(), tokens.clone(), ca_pem);
+        let http = crate::http::routes(api.clone(), tokens.clone(), ca_pem);
         let router = routes.into_axum_router().merge(http);
         tasks.push(serve_api(listener, cfg.tls.as_ref(), router)?);
         tasks.push(tokio::spawn(bootstrap(api.clone())));
@@ -341,141 +340,6 @@ fn spawn_serving(
             tracing::error!(error = %e, "API listener stopped");
         }
     })
-}
-
-/// Whether an HTTP request for `get path` carries credentials the chain accepts (anonymous
-/// counts only when `--anonymous-auth` allows it) of a user allowed to read it.
-async fn authorized(
-    api: &Api,
-    req: axum::extract::Request,
-    path: &str,
-) -> Result<(), (axum::http::StatusCode, String)> {
-    use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
-    let cert_subject = req
-        .extensions()
-        .get::<TlsConnectInfo<TcpConnectInfo>>()
-        .and_then(|i| i.peer_certs())
-        .and_then(|c| pki::subject_of(&c));
-    let (parts, _) = req.into_parts();
-    let metadata = tonic::metadata::MetadataMap::from_headers(parts.headers);
-    let creds = crate::auth::Credentials {
-        metadata: &metadata,
-        cert_subject,
-    };
-    let unauthorized = |why: &str| {
-        Err((
-            axum::http::StatusCode::UNAUTHORIZED,
-            format!("{path} needs a client certificate or a bearer token: {why}\n"),
-        ))
-    };
-    let user = match api.authn.authenticate(&creds).await {
-        Ok(user) if user.name != UserInfo::anonymous().name || api.authn.allow_anonymous => user,
-        Ok(_) => return unauthorized("anonymous requests are off"),
-        Err(e) => return unauthorized(&e.to_string()),
-    };
-    api.authz
-        .authorize_path(&user, path, "get")
-        .map_err(|e| (axum::http::StatusCode::FORBIDDEN, format!("{e}\n")))
-}
-
-fn health_routes(api: Arc<Api>, tokens: Arc<Tokens>, ca_pem: Option<String>) -> axum::Router {
-    let ready_api = api.clone();
-    let live_api = api.clone();
-    let healthz = move || {
-        let api = live_api.clone();
-        async move {
-            if api.store.is_running() {
-                (axum::http::StatusCode::OK, "ok".to_string())
-            } else {
-                (
-                    axum::http::StatusCode::INTERNAL_SERVER_ERROR,
-                    "raft stopped on a fatal error\n".to_string(),
-                )
-            }
-        }
-    };
-    // The CA is public: a joining node fetches it and checks it against its token's pin.
-    let cacerts = move || {
-        let ca = ca_pem.clone();
-        async move {
-            ca.map(|pem| ([("content-type", "application/x-pem-file")], pem))
-                .ok_or((axum::http::StatusCode::NOT_FOUND, "no cluster CA\n"))
-        }
-    };
-    axum::Router::new()
-        .route("/cacerts", get(cacerts))
-        .route("/healthz", get(healthz.clone()))
-        .route("/livez", get(healthz))
-        .route(
-            "/readyz",
-            get(move || {
-                let api = ready_api.clone();
-                let tokens = tokens.clone();
-                async move { readyz(&api, &tokens).await }
-            }),
-        )
-        .route(
-            "/metrics",
-            get(move |req: axum::extract::Request| {
-                let api = api.clone();
-                async move {
-                    authorized(&api, req, "/metrics").await?;
-                    let m = &api.metrics;
-                    m.cached_objects.set(api.cache.len() as i64);
-                    m.revision.set(api.cache.revision());
-                    m.is_leader.set(api.store.is_leader() as i64);
-                    m.raft_term.set(api.store.term() as i64);
-                    Ok::<_, (axum::http::StatusCode, String)>((
-                        [("content-type", "text/plain; version=0.0.4; charset=utf-8")],
-                        m.encode(),
-                    ))
-                }
-            }),
-        )
-}
-
-/// Ready when a consistent read succeeds (a leader is known, a quorum confirms it, and
-/// this member's watch cache has caught up), the bootstrap namespaces exist and the
-/// service-account signing key is loaded.
-async fn readyz(api: &Api, tokens: &Tokens) -> (axum::http::StatusCode, String) {
-    let r = tokio::time::timeout(Duration::from_secs(2), api.cache.wait_fresh(&api.store)).await;
-    match r {
-        Ok(Ok(rev)) => {
-            let missing: Vec<&str> = BOOTSTRAP_NAMESPACES
-                .iter()
-                .copied()
-                .filter(|ns| {
-                    api.cache
-                        .get(&format!("/registry/core/namespaces/{ns}"))
-                        .is_none()
-                })
-                .collect();
-            if !tokens.is_ready() {
-                (
-                    axum::http::StatusCode::SERVICE_UNAVAILABLE,
-                    "not ready: the service-account signing key is not loaded\n".into(),
-                )
-            } else if missing.is_empty() {
-                (axum::http::StatusCode::OK, format!("ok (revision {rev})\n"))
-            } else {
-                (
-                    axum::http::StatusCode::SERVICE_UNAVAILABLE,
-                    format!(
-                        "not ready: bootstrap namespaces missing: {}\n",
-                        missing.join(", ")
-                    ),
-                )
-            }
-        }
-        Ok(Err(e)) => (
-            axum::http::StatusCode::SERVICE_UNAVAILABLE,
-            format!("not ready: {e}\n"),
-        ),
-        Err(_) => (
-            axum::http::StatusCode::SERVICE_UNAVAILABLE,
-            "not ready: timed out\n".into(),
-        ),
-    }
 }
 
 /// Creates the bootstrap namespaces once the cluster has a leader. Every member does this;
