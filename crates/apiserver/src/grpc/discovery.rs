@@ -42,6 +42,15 @@ impl Discovery for DiscoveryService {
                 if t.kind == "Pod" && t.group.is_empty() {
                     subresources.push("binding".to_string());
                 }
+                if crate::certificates::is_csr(&t.group, &t.kind) {
+                    subresources.push("approval".to_string());
+                }
+                // Reviews are answered, never stored: create is all they serve.
+                let verbs: &[&str] = if crate::rbac::review::is_review(t) {
+                    &["create"]
+                } else {
+                    VERBS
+                };
                 ApiResource {
                     group: t.group.clone(),
                     version: t.version.clone(),
@@ -50,7 +59,7 @@ impl Discovery for DiscoveryService {
                     singular_name: t.singular.clone(),
                     namespaced: t.namespaced,
                     short_names: t.short_names.clone(),
-                    verbs: VERBS.iter().map(|v| v.to_string()).collect(),
+                    verbs: verbs.iter().map(|v| v.to_string()).collect(),
                     subresources,
                     categories: t.categories.clone(),
                 }

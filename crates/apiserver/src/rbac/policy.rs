@@ -289,11 +289,11 @@ pub fn cluster_roles() -> Vec<(&'static str, Vec<Value>)> {
                     ],
                     &["get", "list", "watch", "update", "patch"],
                 ),
-                rule(&["rbac.authorization.k8s.io"], &["*"], READ),
+                // The namespace controller empties a deleted namespace of every kind.
                 rule(
-                    &["apiextensions.k8s.io"],
-                    &["customresourcedefinitions"],
-                    READ,
+                    &["*"],
+                    &["*"],
+                    &["get", "list", "watch", "delete", "deletecollection"],
                 ),
             ],
         ),

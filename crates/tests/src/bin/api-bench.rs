@@ -36,6 +36,55 @@ struct Args {
     /// Members with `--insecure-plaintext` instead of TLS (to measure what TLS costs).
     #[arg(long)]
     plaintext: bool,
+    /// Who loads the cluster: `masters` (the administrator, allowed before any authorizer
+    /// looks), `rbac` (a user granted `edit` by a ClusterRoleBinding, beside 1,000
+    /// RoleBindings of others, under `Node,RBAC`), or `always-allow` (the same user, with
+    /// `--authorization-mode=AlwaysAllow`).
+    #[arg(long, value_parser = ["masters", "rbac", "always-allow"], default_value = "masters")]
+    authz: String,
+}
+
+/// A client per member for a user granted `edit` everywhere, with 1,000 other RoleBindings
+/// in the index beside its own.
+async fn rbac_user(cluster: &Cluster, admin: &Client) -> Vec<Client> {
+    let crb = json!({"metadata": {"name": "bench-edit"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "edit"},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "bench-user"}]});
+    let rbac = |kind: &str, ns: &str, v: serde_json::Value| Object {
+        r#type: Some(TypeRef {
+            api_version: "rbac.authorization.k8s.io/v1".into(),
+            kind: kind.into(),
+        }),
+        namespace: ns.into(),
+        json: serde_json::to_vec(&v).unwrap_or_default().into(),
+        ..Default::default()
+    };
+    admin
+        .create(CreateRequest {
+            object: Some(rbac("ClusterRoleBinding", "", crb)),
+        })
+        .await
+        .expect("bind edit");
+    for i in 0..1000 {
+        let rb = json!({"metadata": {"name": format!("rb-{i}"), "namespace": "bench"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "view"},
+            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": format!("user-{i}")}]});
+        admin
+            .create(CreateRequest {
+                object: Some(rbac("RoleBinding", "bench", rb)),
+            })
+            .await
+            .expect("a RoleBinding");
+    }
+    let path = cluster.config_for("bench-user", "bench-user", &[]);
+    let cfg = client::ClientConfig::load(&path).expect("bench-user configuration");
+    (0..cluster.members.len())
+        .map(|i| {
+            let mut c = cfg.clone();
+            c.servers = vec![cfg.servers[i].clone()];
+            Client::new(c).expect("bench-user client")
+        })
+        .collect()
 }
 
 fn pod(ns: &str, name: &str) -> Object {
@@ -148,16 +197,21 @@ fn rss_mb(cluster: &Cluster) -> String {
 #[tokio::main]
 async fn main() {
     let args = Args::parse();
+    let extra: &[&str] = match args.authz.as_str() {
+        "always-allow" => &["--authorization-mode=AlwaysAllow"],
+        _ => &[],
+    };
     let cluster = if args.plaintext {
-        Cluster::start_plaintext(Flavor::Apiserver, 3, &[]).await
+        Cluster::start_plaintext(Flavor::Apiserver, 3, extra).await
     } else {
-        Cluster::start(Flavor::Apiserver, 3, &[]).await
+        Cluster::start(Flavor::Apiserver, 3, extra).await
     };
     println!(
-        "API over {}",
-        if args.plaintext { "plaintext" } else { "TLS" }
+        "API over {}, load as {}",
+        if args.plaintext { "plaintext" } else { "TLS" },
+        args.authz
     );
-    let cs = clients(&cluster);
+    let mut cs = clients(&cluster);
     for ns in ["bench", "fanout", "list"] {
         cs[0]
             .create(CreateRequest {
@@ -165,6 +219,9 @@ async fn main() {
             })
             .await
             .expect("create the namespace");
+    }
+    if args.authz != "masters" && !args.plaintext {
+        cs = rbac_user(&cluster, &cs[0]).await;
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
     println!("idle RSS per member (MB): {}", rss_mb(&cluster));
