@@ -14,6 +14,7 @@
 //! it — every other component reaches it over gRPC through the `client` crate.
 
 pub mod admission;
+pub mod audit;
 pub mod auth;
 pub mod cache;
 pub mod certificates;
@@ -25,6 +26,7 @@ mod http;
 pub mod metrics;
 pub mod object;
 pub mod patch;
+pub use api_model::quantity;
 pub mod rbac;
 pub mod registry;
 pub mod selector;

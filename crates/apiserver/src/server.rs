@@ -17,7 +17,9 @@ use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
-use crate::admission::{Admission, Defaults, NamespaceLifecycle, Priority, ServiceAccount};
+use crate::admission::{
+    Admission, Defaults, LimitRanger, NamespaceLifecycle, Priority, ServiceAccount,
+};
 use crate::auth::{
     Authenticator, AuthnChain, AuthzChain, ClientCertificates, StaticTokens, UserInfo,
 };
@@ -68,6 +70,11 @@ pub struct ApiServerConfig {
     pub encryption_provider_config: Option<PathBuf>,
     /// `--authorization-mode`: `Node`, `RBAC`, `AlwaysAllow`, in order.
     pub authorization_mode: Vec<String>,
+    /// `--pod-security-default`: the level enforced where a namespace names none.
+    pub pod_security_default: crate::admission::Level,
+    /// `--audit-log-path`, `--audit-policy-file`, `--audit-log-maxsize`,
+    /// `--audit-log-maxbackup`.
+    pub audit: crate::audit::AuditConfig,
 }
 
 impl ApiServerConfig {
@@ -89,6 +96,8 @@ impl ApiServerConfig {
             signing_key_wrap: None,
             encryption_provider_config: None,
             authorization_mode: vec!["Node".into(), "RBAC".into()],
+            pod_security_default: crate::admission::Level::Baseline,
+            audit: Default::default(),
         }
     }
 }
@@ -138,6 +147,8 @@ impl ApiServer {
 
         let encryption = crate::encryption::from_file(cfg.encryption_provider_config.as_deref())
             .map_err(|e| format!("--encryption-provider-config: {e}"))?;
+        let audit = crate::audit::Auditor::from_config(&cfg.audit)
+            .map_err(|e| format!("{}: {e}", e.flag()))?;
         let store = Store::open(cfg.store.clone()).await?;
         let registry = Arc::new(Registry::with_builtins());
         let cache = WatchCache::new(registry.clone(), cfg.watch_cache_events);
@@ -174,6 +185,9 @@ impl ApiServer {
                         not_ready_seconds: cfg.default_not_ready_toleration_seconds,
                         unreachable_seconds: cfg.default_unreachable_toleration_seconds,
                     }),
+                    Box::new(LimitRanger {
+                        cache: cache.clone(),
+                    }),
                     Box::new(ServiceAccount {
                         cache: cache.clone(),
                     }),
@@ -182,16 +196,27 @@ impl ApiServer {
                         store: store.clone(),
                     }),
                     Box::new(CertificateSigning),
+                    Box::new(crate::admission::MutatingWebhooks::new(cache.clone())),
                 ],
                 validating: [
                     Box::new(NamespaceLifecycle {
                         cache: cache.clone(),
                         store: store.clone(),
                     }) as Box<dyn crate::admission::ValidatingAdmission>,
+                    Box::new(LimitRanger {
+                        cache: cache.clone(),
+                    }),
+                    Box::new(crate::admission::PodSecurity {
+                        cache: cache.clone(),
+                        store: store.clone(),
+                        default_level: cfg.pod_security_default,
+                    }),
                     Box::new(CertificateSigning),
                 ]
                 .into_iter()
                 .chain(authz.admission)
+                .chain([Box::new(crate::admission::ValidatingWebhooks::new(cache.clone()))
+                    as Box<dyn crate::admission::ValidatingAdmission>])
                 .collect(),
             },
             max_object_bytes: cfg.max_object_bytes,
@@ -199,6 +224,8 @@ impl ApiServer {
             service_ranges: cfg.service_ranges.clone(),
             encryption: encryption.clone(),
             rbac: rbac_index.clone(),
+            audit,
+            quota: crate::admission::ResourceQuota::new(cache.clone()),
         });
 
         let agent_client = match &cfg.tls {

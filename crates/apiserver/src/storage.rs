@@ -82,6 +82,9 @@ fn revision_of(resp: &rkube_proto::etcd::TxnResponse) -> i64 {
 pub struct Side {
     pub claim: Vec<(String, Bytes)>,
     pub release: Vec<String>,
+    /// Keys rewritten only if still at the given revision: quota usage charged with
+    /// the object.
+    pub guard: Vec<(String, i64, Bytes)>,
 }
 
 pub(crate) fn put_op(key: &str, value: Bytes) -> RequestOp {
@@ -118,6 +121,10 @@ async fn txn_with(
             CompareTarget::Create,
             TargetUnion::CreateRevision(0),
         ));
+        ops.push(put_op(k, v.clone()));
+    }
+    for (k, rv, v) in &side.guard {
+        compares.push(compare(k, CompareTarget::Mod, TargetUnion::ModRevision(*rv)));
         ops.push(put_op(k, v.clone()));
     }
     ops.extend(side.release.iter().map(|k| delete_op(k)));
@@ -196,6 +203,29 @@ pub async fn keys(store: &Store, prefix: &str) -> Result<Vec<String>> {
         .iter()
         .map(|kv| String::from_utf8_lossy(&kv.key).into_owned())
         .collect())
+}
+
+/// The objects under `prefix`, read linearizably, opened with `encryption`; each carries
+/// its revision as `metadata.resourceVersion`.
+pub async fn read_prefix(
+    store: &Store,
+    encryption: Option<&Transformer>,
+    prefix: &str,
+) -> Result<Vec<(String, Value)>> {
+    let resp = store
+        .range(&RangeRequest {
+            key: Bytes::copy_from_slice(prefix.as_bytes()),
+            range_end: raft_store::prefix_end(prefix.as_bytes()),
+            ..Default::default()
+        })
+        .await?;
+    let mut out = Vec::with_capacity(resp.kvs.len());
+    for kv in &resp.kvs {
+        let key = String::from_utf8_lossy(&kv.key).into_owned();
+        let obj = decode(encryption, &key, &kv.value, kv.mod_revision)?;
+        out.push((key, obj));
+    }
+    Ok(out)
 }
 
 /// Objects under `prefix` from `start` (inclusive) as they were at `revision`, up to

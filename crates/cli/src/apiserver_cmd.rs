@@ -39,6 +39,11 @@ pub struct ApiServerArgs {
     /// `system:masters` is always allowed.
     #[arg(long, value_delimiter = ',', default_value = "Node,RBAC")]
     pub authorization_mode: Vec<String>,
+    /// The Pod Security Standard enforced in namespaces without a
+    /// `pod-security.kubernetes.io/enforce` label (kube-system, kube-public and
+    /// kube-node-lease are privileged unless labelled): privileged, baseline or restricted.
+    #[arg(long, default_value = "baseline")]
+    pub pod_security_default: apiserver::admission::Level,
     /// Also serve the etcd v3 API on the API port (still for administrators and members
     /// only).
     #[arg(long)]
@@ -71,10 +76,32 @@ pub struct ApiServerArgs {
     /// values under older keys are rewritten at start.
     #[arg(long)]
     pub encryption_provider_config: Option<PathBuf>,
+    /// Boxed: the flags of every command share one enum.
+    #[command(flatten)]
+    pub audit: Box<AuditArgs>,
     /// Also write the client configuration (endpoints) here; it is always written to
     /// <data-dir>/client.yaml.
     #[arg(long)]
     pub write_client_config: Option<PathBuf>,
+}
+
+/// The audit log flags, as kube-apiserver's.
+#[derive(Args, Clone)]
+pub struct AuditArgs {
+    /// Write audit events (audit.k8s.io/v1, one JSON line each) to this file; `-` is
+    /// standard output. Needs --audit-policy-file.
+    #[arg(long)]
+    pub audit_log_path: Option<PathBuf>,
+    /// An audit Policy (audit.k8s.io/v1, YAML or JSON): which requests are recorded, at
+    /// which level.
+    #[arg(long)]
+    pub audit_policy_file: Option<PathBuf>,
+    /// Megabytes an audit log file reaches before it is rotated to <path>.1 (0: never).
+    #[arg(long, default_value_t = 100)]
+    pub audit_log_maxsize: u64,
+    /// Rotated audit log files kept (0: all).
+    #[arg(long, default_value_t = 10)]
+    pub audit_log_maxbackup: usize,
 }
 
 impl ApiServerArgs {
@@ -91,8 +118,15 @@ impl ApiServerArgs {
         };
         cfg.anonymous_auth = self.anonymous_auth;
         cfg.authorization_mode = self.authorization_mode.clone();
+        cfg.pod_security_default = self.pod_security_default;
         cfg.etcd_on_api_port = self.etcd_on_api_port;
         cfg.encryption_provider_config = self.encryption_provider_config.clone();
+        cfg.audit = apiserver::audit::AuditConfig {
+            log_path: self.audit.audit_log_path.clone(),
+            policy_file: self.audit.audit_policy_file.clone(),
+            log_max_size_mb: self.audit.audit_log_maxsize,
+            log_max_backups: self.audit.audit_log_maxbackup,
+        };
         cfg.max_object_bytes = self.max_object_bytes;
         cfg.bookmark_interval = Duration::from_millis(self.bookmark_interval_ms.max(100));
         cfg.default_not_ready_toleration_seconds = self.default_not_ready_toleration_seconds;

@@ -18,7 +18,7 @@ pub mod events;
 pub mod informer;
 pub mod leader;
 pub mod metrics;
-pub mod quantity;
+pub use api_model::quantity;
 pub mod reflector;
 pub mod runtime;
 pub mod watcher;

@@ -12,9 +12,10 @@ use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{
-    Namespace, Node, Pod, ReplicationController, Secret, Service, ServiceAccount,
+    Namespace, Node, Pod, ReplicationController, ResourceQuota, Secret, Service, ServiceAccount,
 };
 use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::api::rbac::v1::ClusterRole;
 
 use crate::events::Recorder;
 
@@ -38,6 +39,8 @@ pub struct Ctx {
     pub hpas: Arc<Informer<HorizontalPodAutoscaler>>,
     pub pod_metrics: Arc<Informer<PodMetrics>>,
     pub csrs: Arc<Informer<CertificateSigningRequest>>,
+    pub quotas: Arc<Informer<ResourceQuota>>,
+    pub cluster_roles: Arc<Informer<ClusterRole>>,
 }
 
 fn all<K: ApiObject>(client: &Client) -> Arc<Informer<K>> {
@@ -65,6 +68,8 @@ impl Ctx {
             hpas: all(&client),
             pod_metrics: all(&client),
             csrs: all(&client),
+            quotas: all(&client),
+            cluster_roles: all(&client),
             node_leases: Informer::start(
                 Api::<Lease>::namespaced(client.clone(), "kube-node-lease"),
                 Default::default(),
@@ -91,5 +96,7 @@ impl Ctx {
         self.hpas.wait_ready().await;
         self.pod_metrics.wait_ready().await;
         self.csrs.wait_ready().await;
+        self.quotas.wait_ready().await;
+        self.cluster_roles.wait_ready().await;
     }
 }

@@ -68,6 +68,8 @@ async fn run_leading(client: Client, cfg: ManagerConfig) {
         crate::namespace::run(ctx.clone()),
         crate::hpa::run(ctx.clone(), cfg.hpa.clone()),
         crate::certificates::approving::run(ctx.clone()),
+        crate::resource_quota::run(ctx.clone()),
+        crate::clusterrole_aggregation::run(ctx.clone()),
         async {
             match cfg.signer.clone() {
                 Some(s) => crate::certificates::signing::run(ctx.clone(), s).await,

@@ -151,7 +151,22 @@ pub async fn request(client: &Client, spec: &CertSpec) -> Result<(String, String
         status: None,
     };
     let api = Api::<CertificateSigningRequest>::all(client.clone());
-    let made = api.create(&csr).await?;
+    let refused_until = tokio::time::Instant::now() + Duration::from_secs(30);
+    let made = loop {
+        match api.create(&csr).await {
+            Ok(made) => break made,
+            // A member that has just started may not hold the bootstrap roles yet: the
+            // token is good, its permission arrives with the member's RBAC cache.
+            Err(e)
+                if e.code() == tonic::Code::PermissionDenied
+                    && tokio::time::Instant::now() < refused_until =>
+            {
+                tracing::info!(error = %e, "certificate request refused; retrying");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    };
     let name = made.metadata.name.unwrap_or_default();
     tracing::info!(csr = %name, signer = spec.signer, "certificate requested");
     let deadline = tokio::time::Instant::now() + SIGN_TIMEOUT;

@@ -37,6 +37,17 @@ pub async fn create(client: &Client, v: Value) -> Pod {
 }
 
 /// Waits until `pred` holds for pod `name`; returns the pod.
+/// Labels namespace `ns` with the privileged Pod Security level, for tests whose pods
+/// use host paths or the host network (refused under the default, baseline).
+pub async fn allow_privileged(client: &Client, ns: &str) {
+    let patch = serde_json::json!({"metadata": {"labels": {
+        "pod-security.kubernetes.io/enforce": "privileged"}}});
+    Api::<k8s_openapi::api::core::v1::Namespace>::all(client.clone())
+        .patch(ns, client::PatchParams::Merge, &patch)
+        .await
+        .expect("label the namespace privileged");
+}
+
 pub async fn wait_pod(client: &Client, name: &str, what: &str, pred: impl Fn(&Pod) -> bool) -> Pod {
     let pods = Api::<Pod>::namespaced(client.clone(), "default");
     eventually(Duration::from_secs(90), what, || async {
@@ -74,6 +85,7 @@ fn text(b: &[u8]) -> String {
 /// `mnt` (a path in the container); `flags` is a host directory the test shares with the
 /// pods through a hostPath volume.
 pub async fn run(client: &Client, servers: &str, node: &str, image: &str, mnt: &str, flags: &Path) {
+    allow_privileged(client, "default").await;
     let m = |p: &str| format!("{mnt}/{p}");
     let flags_vol = json!({"name": "flags", "hostPath": {"path": flags.to_string_lossy(), "type": "Directory"}});
     let flags_mount = json!({"name": "flags", "mountPath": m("flags")});

@@ -303,3 +303,50 @@ async fn a_node_reaches_only_its_own_pods_objects() {
         Some("Failed")
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn labelled_cluster_roles_are_aggregated_into_view_and_taken_out_again() {
+    use k8s_openapi::api::rbac::v1::ClusterRole;
+    let args = [
+        rkube_tests::FAST_SCHEDULER_LEASE,
+        rkube_tests::FAST_CM_LEASE,
+    ]
+    .concat();
+    let cluster = Cluster::start(Flavor::Server, 1, &args).await;
+    let admin = cluster.api_client();
+    let roles = Api::<ClusterRole>::all(admin.clone());
+    roles
+        .create(&obj(json!({"metadata": {"name": "crontab-reader",
+            "labels": {"rbac.authorization.k8s.io/aggregate-to-view": "true"}},
+            "rules": [{"apiGroups": ["stable.example.com"], "resources": ["crontabs"],
+                       "verbs": ["get", "list", "watch"]}]})))
+        .await
+        .unwrap();
+    let has_crontabs = |roles: Api<ClusterRole>, want: bool| async move {
+        let view = roles.get("view").await.ok()?;
+        let has = view
+            .rules
+            .iter()
+            .flatten()
+            .any(|r| r.resources.iter().flatten().any(|x| x == "crontabs"));
+        let keeps_defaults = view
+            .rules
+            .iter()
+            .flatten()
+            .any(|r| r.resources.iter().flatten().any(|x| x == "pods"));
+        (has == want && keeps_defaults).then_some(())
+    };
+    eventually(
+        Duration::from_secs(20),
+        "view holds the crontab rule",
+        || has_crontabs(roles.clone(), true),
+    )
+    .await;
+    roles.delete("crontab-reader", None).await.unwrap();
+    eventually(
+        Duration::from_secs(20),
+        "view lets go of the crontab rule",
+        || has_crontabs(roles.clone(), false),
+    )
+    .await;
+}

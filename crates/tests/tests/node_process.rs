@@ -427,6 +427,7 @@ async fn pods_get_their_own_network_from_the_node_pod_cidr() {
                 "volumeMounts": [{"name": "www", "mountPath": w}],
                 "readinessProbe": {"httpGet": {"path": "/index.html", "port": 8080}, "periodSeconds": 1}}]}}))
     .await;
+    rkube_tests::pod_lifecycle::allow_privileged(&client, "default").await;
     create(
         &client,
         json!({"metadata": {"name": "hostnet"},

@@ -46,6 +46,10 @@ pub struct Api {
     pub encryption: Option<Transformer>,
     /// The RBAC index, when RBAC is on (SelfSubjectRulesReview reads it).
     pub rbac: Option<Arc<crate::rbac::index::SharedIndex>>,
+    /// The audit log (`--audit-log-path`, `--audit-policy-file`); None audits nothing.
+    pub audit: Option<Arc<crate::audit::Auditor>>,
+    /// ResourceQuota admission, which charges quotas in the create's transaction.
+    pub quota: crate::admission::ResourceQuota,
 }
 
 /// How often an update whose caller gave no resourceVersion is retried after losing a

@@ -90,23 +90,33 @@ impl Api {
             obj["status"] = st;
         }
         let key = rt.key(&ns, &name);
+        let _turn = self.quota.turn(&ns).await;
         for _ in 0..MAX_RETRIES {
             let mut obj = obj.clone();
-            let side = self.service_side(&rt, None, &mut obj).await?;
+            let mut side = self.service_side(&rt, None, &mut obj).await?;
+            let charges = self
+                .quota
+                .charge(&self.store, self.encryption.as_ref(), &rt, &ns, &obj)
+                .await?;
+            for (k, rv, q) in charges {
+                side.guard.push((k.clone(), rv, self.encode(&k, &q)?));
+            }
             match storage::create(&self.store, &key, self.encode(&key, &obj)?, &side).await? {
                 Swap::Done(rev) => {
                     object::set(&mut obj, "resourceVersion", rev.to_string());
                     return envelope(&rt, &obj);
                 }
                 Swap::Lost
-                    if side.claim.is_empty() || storage::exists(&self.store, &key).await? =>
+                    if (side.claim.is_empty() && side.guard.is_empty())
+                        || storage::exists(&self.store, &key).await? =>
                 {
                     return Err(Error::AlreadyExists {
                         resource: rt.qualified(),
                         name,
                     })
                 }
-                // Another Service took a value this one drew: draw again.
+                // Another Service took a value this one drew, or another create charged
+                // a quota first: draw and charge again.
                 Swap::Lost => {}
             }
         }

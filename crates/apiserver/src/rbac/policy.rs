@@ -189,9 +189,9 @@ pub fn cluster_roles() -> Vec<(&'static str, Vec<Value>)> {
             "cluster-admin",
             vec![rule(&["*"], &["*"], &["*"]), urls(&["*"], &["*"])],
         ),
-        ("admin", admin_rules()),
-        ("edit", edit_rules()),
-        ("view", workloads()),
+        ("system:aggregate-to-admin", admin_rules()),
+        ("system:aggregate-to-edit", edit_rules()),
+        ("system:aggregate-to-view", workloads()),
         (
             "system:basic-user",
             vec![
@@ -289,6 +289,12 @@ pub fn cluster_roles() -> Vec<(&'static str, Vec<Value>)> {
                     ],
                     &["get", "list", "watch", "update", "patch"],
                 ),
+                // The clusterrole-aggregation controller writes rules it does not hold.
+                rule(
+                    &["rbac.authorization.k8s.io"],
+                    &["clusterroles"],
+                    &["escalate", "get", "list", "watch", "update", "patch"],
+                ),
                 // The namespace controller empties a deleted namespace of every kind.
                 rule(
                     &["*"],
@@ -380,14 +386,37 @@ fn meta(name: &str) -> Value {
            "annotations": {AUTOUPDATE: "true"}})
 }
 
+/// The roles made of others, as Kubernetes' admin, edit and view are: each holds the rules
+/// of every ClusterRole labelled `rbac.authorization.k8s.io/aggregate-to-<name>: "true"`
+/// (the `system:aggregate-to-<name>` defaults, and whatever an operator adds), kept so by
+/// the clusterrole-aggregation controller. They start out with the defaults' rules;
+/// reconciling restores only their aggregation rule.
+const AGGREGATED: &[&str] = &["admin", "edit", "view"];
+
+fn aggregate_label(name: &str) -> String {
+    format!("rbac.authorization.k8s.io/aggregate-to-{name}")
+}
+
 /// Every bootstrap object, as (kind, object).
 fn objects() -> Vec<(&'static str, Value)> {
     let mut out = Vec::new();
     for (name, rules) in cluster_roles() {
-        out.push((
-            "ClusterRole",
-            json!({"metadata": meta(name), "rules": rules}),
-        ));
+        let mut metadata = meta(name);
+        if let Some(target) = name.strip_prefix("system:aggregate-to-") {
+            metadata["labels"][aggregate_label(target)] = json!("true");
+        }
+        out.push(("ClusterRole", json!({"metadata": metadata, "rules": rules})));
+    }
+    for name in AGGREGATED {
+        let from = format!("system:aggregate-to-{name}");
+        let rules = cluster_roles()
+            .into_iter()
+            .find(|(n, _)| *n == from)
+            .map(|(_, r)| r)
+            .unwrap_or_default();
+        let selector = json!({"matchLabels": {aggregate_label(name): "true"}});
+        out.push(("ClusterRole", json!({"metadata": meta(name), "rules": rules,
+            "aggregationRule": {"clusterRoleSelectors": [selector]}})));
     }
     for (name, role, subjects) in cluster_role_bindings() {
         let subjects: Vec<Value> = subjects
@@ -458,10 +487,10 @@ async fn ensure(api: &Api, user: &UserInfo, kind: &str, want: &Value) -> crate::
             }
         }
     };
-    let field = if kind == "ClusterRole" {
-        "rules"
-    } else {
-        "subjects"
+    let field = match kind {
+        _ if !want["aggregationRule"].is_null() => "aggregationRule",
+        "ClusterRole" => "rules",
+        _ => "subjects",
     };
     let auto = cur["metadata"]["annotations"][AUTOUPDATE] != "false";
     if !auto || (cur[field] == want[field] && cur["roleRef"] == want["roleRef"]) {

@@ -1,7 +1,7 @@
 //! The built-in kinds and their resource names, scopes and selectable fields.
 
 use k8s_openapi::api::{
-    apps, authorization, autoscaling, batch, certificates, coordination, core, discovery, policy,
+    admissionregistration, apps, authorization, autoscaling, batch, certificates, coordination, core, discovery, policy,
     rbac, scheduling,
 };
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1 as apiextensions;
@@ -156,6 +156,15 @@ pub fn builtin_types() -> Vec<ResourceType> {
             ..NS
         }),
         t::<core::v1::PersistentVolume>(cluster(&["pv"], true)),
+        t::<core::v1::LimitRange>(Spec {
+            short: &["limits"],
+            ..NS
+        }),
+        t::<core::v1::ResourceQuota>(Spec {
+            short: &["quota"],
+            status: true,
+            ..NS
+        }),
         t::<core::v1::PersistentVolumeClaim>(Spec {
             short: &["pvc"],
             status: true,
@@ -221,6 +230,8 @@ pub fn builtin_types() -> Vec<ResourceType> {
         t::<authorization::v1::SelfSubjectRulesReview>(cluster(&[], false)),
         t::<authorization::v1::SubjectAccessReview>(cluster(&[], false)),
         t::<authorization::v1::LocalSubjectAccessReview>(NS),
+        t::<admissionregistration::v1::ValidatingWebhookConfiguration>(cluster(&[], false)),
+        t::<admissionregistration::v1::MutatingWebhookConfiguration>(cluster(&[], false)),
         t::<scheduling::v1::PriorityClass>(cluster(&["pc"], false)),
         t::<apiextensions::CustomResourceDefinition>(cluster(&["crd", "crds"], true)),
         pod_metrics(),

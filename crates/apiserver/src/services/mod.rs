@@ -148,6 +148,7 @@ pub fn release_all(svc: &Value) -> Side {
             .into_iter()
             .chain(ports.into_iter().map(port_key))
             .collect(),
+        ..Default::default()
     }
 }
 

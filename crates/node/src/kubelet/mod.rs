@@ -7,6 +7,7 @@ pub mod eviction;
 pub mod heartbeat;
 pub mod probe;
 pub mod register;
+pub mod security_context;
 pub mod service_env;
 pub mod source;
 pub mod static_pods;

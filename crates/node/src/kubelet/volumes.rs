@@ -1,7 +1,9 @@
 //! Pod volumes on the node: emptyDir (tmpfs for `medium: Memory` when root), hostPath,
 //! configMap, secret, downwardAPI and projected (with ServiceAccount tokens from a
 //! TokenRequest bound to the pod). Each lives under the pod's directory and is mounted into
-//! containers by the runtime.
+//! containers by the runtime. Every file name a pod or its sources give (`items[].path`,
+//! data keys, `subPath`) stays inside its volume ([`crate::runtime::beneath`]); with an
+//! fsGroup, the volumes the kubelet makes belong to that group.
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
@@ -15,7 +17,24 @@ use rkube_proto::api::CreateTokenRequest;
 use serde_json::json;
 
 use super::env::field_ref;
+use crate::runtime::beneath::{self, PathError};
 use crate::runtime::Mount;
+
+/// Why a volume could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum VolumeError {
+    /// A file name would leave the volume: the pod cannot start until it, or the object
+    /// the volume is made from, changes.
+    #[error("volume {volume:?}: {source}")]
+    UnsafePath {
+        volume: String,
+        #[source]
+        source: PathError,
+    },
+    /// Anything else (a missing source, a failed mount); retried on the next sync.
+    #[error("{0}")]
+    Setup(String),
+}
 
 /// The files of one volume: relative path → (content, mode).
 type Files = BTreeMap<String, (Vec<u8>, u32)>;
@@ -202,8 +221,38 @@ impl VolumeCtx<'_> {
         Ok(out)
     }
 
+    fn fs_group(&self) -> Option<u32> {
+        let sc = self.pod.spec.as_ref()?.security_context.as_ref()?;
+        sc.fs_group.and_then(|g| u32::try_from(g).ok())
+    }
+
     /// Makes volume `v` ready on the node; returns where it is.
-    pub async fn prepare(&self, v: &Volume) -> Result<PathBuf, String> {
+    pub async fn prepare(&self, v: &Volume) -> Result<PathBuf, VolumeError> {
+        let (dir, files, read_only) = self.files(v).await.map_err(VolumeError::Setup)?;
+        let Some(files) = files else {
+            return Ok(dir);
+        };
+        let unsafe_path = |source| VolumeError::UnsafePath {
+            volume: v.name.clone(),
+            source,
+        };
+        for rel in files.keys() {
+            beneath::check_relative(rel).map_err(unsafe_path)?;
+        }
+        write_files(&dir, &files).map_err(|e| match e {
+            PathError::Io { source, .. } => VolumeError::Setup(format!("volume {:?}: {source}", v.name)),
+            e => unsafe_path(e),
+        })?;
+        if let Some(gid) = self.fs_group().filter(|_| self.root) {
+            beneath::set_group_beneath(&dir, gid, read_only)
+                .map_err(|e| VolumeError::Setup(format!("volume {:?}: fsGroup {gid}: {e}", v.name)))?;
+        }
+        Ok(dir)
+    }
+
+    /// Where volume `v` is, made ready, with the files to write in it (none for hostPath
+    /// and emptyDir) and whether they are read-only data (configMap, secret, …).
+    async fn files(&self, v: &Volume) -> Result<(PathBuf, Option<Files>, bool), String> {
         let dir = self.pod_dir.join("volumes").join(&v.name);
         if let Some(hp) = &v.host_path {
             let p = PathBuf::from(&hp.path);
@@ -218,8 +267,9 @@ impl VolumeCtx<'_> {
                 }
                 _ => {}
             }
-            return Ok(p);
+            return Ok((p, None, false));
         }
+        let fresh = !dir.exists();
         std::fs::create_dir_all(&dir).map_err(|e| format!("volume {:?}: {e}", v.name))?;
         let files = if let Some(ed) = &v.empty_dir {
             if ed.medium.as_deref() == Some("Memory") {
@@ -227,9 +277,18 @@ impl VolumeCtx<'_> {
                     .size_limit
                     .as_ref()
                     .map(|l| client::quantity::parse(&l.0).unwrap_or(0).max(0) as u64);
-                self.tmpfs(&dir, &v.name, size)?;
+                self.tmpfs(&dir, &v.name, size, 0o777)?;
             }
-            return Ok(dir);
+            if fresh || is_mountpoint(&dir) {
+                // As Kubernetes makes them: any user of the pod may write there.
+                std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777))
+                    .map_err(|e| format!("volume {:?}: {e}", v.name))?;
+                if let Some(gid) = self.fs_group().filter(|_| self.root) {
+                    beneath::set_group_beneath(&dir, gid, false)
+                        .map_err(|e| format!("volume {:?}: fsGroup {gid}: {e}", v.name))?;
+                }
+            }
+            return Ok((dir, None, false));
         } else if let Some(cm) = &v.config_map {
             let opt = cm.optional == Some(true);
             let d = self.config_map(&cm.name, opt).await?;
@@ -241,7 +300,7 @@ impl VolumeCtx<'_> {
             let d = self.secret(&name, opt).await?;
             // Secrets never touch the node's disk, and only their owner reads them unless
             // the pod asks for another mode.
-            self.tmpfs(&dir, &v.name, Some(SECRET_TMPFS_BYTES))?;
+            self.tmpfs(&dir, &v.name, Some(SECRET_TMPFS_BYTES), 0o755)?;
             let mode = s.default_mode.unwrap_or(0o600) as u32;
             items(d, s.items.as_ref(), mode, "secret", opt)?
         } else if let Some(d) = &v.downward_api {
@@ -251,7 +310,7 @@ impl VolumeCtx<'_> {
             )?
         } else if let Some(p) = &v.projected {
             // Projected volumes carry ServiceAccount tokens and secrets.
-            self.tmpfs(&dir, &v.name, Some(SECRET_TMPFS_BYTES))?;
+            self.tmpfs(&dir, &v.name, Some(SECRET_TMPFS_BYTES), 0o755)?;
             self.projected(
                 p.sources.as_deref().unwrap_or_default(),
                 p.default_mode.unwrap_or(0o644) as u32,
@@ -263,18 +322,17 @@ impl VolumeCtx<'_> {
                 v.name
             ));
         };
-        write_files(&dir, &files).map_err(|e| format!("volume {:?}: {e}", v.name))?;
-        Ok(dir)
+        Ok((dir, Some(files), true))
     }
 
     /// Mounts a tmpfs of at most `size` bytes on `dir` (as root, once); without root the
     /// directory stays on disk.
-    fn tmpfs(&self, dir: &Path, volume: &str, size: Option<u64>) -> Result<(), String> {
+    fn tmpfs(&self, dir: &Path, volume: &str, size: Option<u64>, mode: u32) -> Result<(), String> {
         if !self.root || is_mountpoint(dir) {
             return Ok(());
         }
         let mut c = std::process::Command::new("mount");
-        c.args(["-t", "tmpfs", "-o", "mode=0755"]);
+        c.args(["-t", "tmpfs", "-o"]).arg(format!("mode={mode:04o}"));
         if let Some(size) = size {
             c.arg("-o").arg(format!("size={size}"));
         }
@@ -304,9 +362,15 @@ impl VolumeCtx<'_> {
 /// Room for the files of one secret or projected volume in memory.
 const SECRET_TMPFS_BYTES: u64 = 16 << 20;
 
-/// Writes the files of a volume, replacing what was there, so an update shows whole.
-fn write_files(dir: &Path, files: &Files) -> std::io::Result<()> {
-    for e in std::fs::read_dir(dir)?.flatten() {
+/// Writes the files of a volume, replacing what was there, so an update shows whole;
+/// never outside `dir`, whatever links were planted in it.
+fn write_files(dir: &Path, files: &Files) -> Result<(), PathError> {
+    let io = |source| PathError::Io {
+        path: String::new(),
+        base: dir.to_path_buf(),
+        source,
+    };
+    for e in std::fs::read_dir(dir).map_err(io)?.flatten() {
         let keep = files
             .keys()
             .any(|k| k.split('/').next() == Some(&*e.file_name().to_string_lossy()));
@@ -320,14 +384,7 @@ fn write_files(dir: &Path, files: &Files) -> std::io::Result<()> {
         }
     }
     for (rel, (content, mode)) in files {
-        let p = dir.join(rel);
-        if let Some(parent) = p.parent() {
-            std::fs::create_dir_all(parent)?;
-        }
-        let tmp = p.with_extension("rkube-tmp");
-        std::fs::write(&tmp, content)?;
-        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(*mode))?;
-        std::fs::rename(tmp, p)?;
+        beneath::write_beneath(dir, rel, content, *mode)?;
     }
     Ok(())
 }
@@ -353,20 +410,27 @@ pub fn mounts_for(
             let base = prepared
                 .get(&vm.name)
                 .ok_or_else(|| format!("volumeMount {:?}: no such volume", vm.name))?;
-            let host_path = match vm.sub_path.as_deref().filter(|s| !s.is_empty()) {
-                Some(sp) if sp.split('/').any(|s| s == "..") => {
-                    return Err(format!(
-                        "volumeMount {:?}: subPath {sp:?} leaves the volume",
-                        vm.name
-                    ))
+            let (host_path, volume_root) = match vm.sub_path.as_deref().filter(|s| !s.is_empty()) {
+                Some(sp) => {
+                    // Made if missing, as the kubelet does; the runtime opens it again
+                    // the same way when it mounts it.
+                    beneath::check_relative(sp)
+                        .and_then(|()| beneath::open_beneath(base, sp, true))
+                        .map_err(|e| {
+                            format!(
+                                "failed to prepare subPath for volumeMount {:?} of container {:?}: {e}",
+                                vm.name, c.name
+                            )
+                        })?;
+                    (base.join(sp), Some(base.clone()))
                 }
-                Some(sp) => base.join(sp),
-                None => base.clone(),
+                None => (base.clone(), None),
             };
             Ok(Mount {
                 host_path,
                 container_path: vm.mount_path.clone(),
                 read_only: vm.read_only == Some(true),
+                volume_root,
             })
         })
         .collect()
@@ -387,5 +451,52 @@ pub fn unmount_under(dir: &Path) {
         let _ = std::process::Command::new("umount")
             .args(["-l", &m])
             .status();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::symlink;
+
+    use k8s_openapi::api::core::v1::Container;
+    use serde_json::json;
+
+    use super::*;
+
+    fn container(sub_path: &str) -> Container {
+        serde_json::from_value(json!({"name": "c", "volumeMounts": [
+            {"name": "v", "mountPath": "/m", "subPath": sub_path}]}))
+        .unwrap()
+    }
+
+    #[test]
+    fn sub_paths_stay_inside_their_volume() {
+        let tmp = tempfile::tempdir().unwrap();
+        let vol = tmp.path().join("v");
+        std::fs::create_dir_all(&vol).unwrap();
+        symlink("/etc", vol.join("evil")).unwrap();
+        let prepared = BTreeMap::from([("v".to_string(), vol.clone())]);
+        for bad in ["/abs", "..", "a/../../x", "evil", "evil/sub"] {
+            let e = mounts_for(&container(bad), &prepared).unwrap_err();
+            assert!(e.contains("failed to prepare subPath"), "{bad}: {e}");
+        }
+        let m = mounts_for(&container("new/dir"), &prepared).unwrap();
+        assert_eq!(m[0].host_path, vol.join("new/dir"));
+        assert_eq!(m[0].volume_root.as_deref(), Some(vol.as_path()));
+        assert!(vol.join("new/dir").is_dir(), "a missing subPath is made");
+    }
+
+    #[test]
+    fn volume_files_are_written_inside_only() {
+        let tmp = tempfile::tempdir().unwrap();
+        let vol = tmp.path().join("v");
+        std::fs::create_dir_all(&vol).unwrap();
+        let files = |k: &str| Files::from([(k.to_string(), (b"x".to_vec(), 0o644))]);
+        write_files(&vol, &files("..data")).unwrap();
+        assert!(vol.join("..data").is_file());
+        for bad in ["../x", "/abs", "a/../../x"] {
+            assert!(write_files(&vol, &files(bad)).is_err(), "{bad}");
+        }
+        assert!(!tmp.path().join("x").exists());
     }
 }

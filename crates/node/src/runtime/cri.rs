@@ -90,6 +90,7 @@ impl CriRuntime {
                 host_network: ann.get(ANN_HOST_NETWORK).is_some_and(|v| v == "true"),
                 log_dir: PathBuf::from(ann.get(ANN_LOG_DIR).cloned().unwrap_or_default()),
                 labels: labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+                security: Default::default(),
             },
             ip,
             ready,

@@ -2,11 +2,15 @@
 //! exec and logs. The kubelet drives pods only through [`Runtime`]; [`process`] runs
 //! containers as host processes, [`cri`] drives a CRI v1 runtime such as containerd.
 
+pub mod beneath;
 pub mod cgroups;
 pub mod cni;
 pub mod cri;
 mod cri_convert;
+mod isolation;
 pub mod process;
+mod process_security;
+pub mod security;
 pub mod shim;
 
 use std::collections::BTreeMap;
@@ -14,6 +18,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use async_trait::async_trait;
+pub use security::SecurityConfig;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, thiserror::Error)]
@@ -23,6 +28,11 @@ pub enum Error {
     /// The container's spec cannot run on this runtime; the message says why.
     #[error("{0}")]
     Unsupported(String),
+    /// The container's configuration cannot be honoured as asked (its security context):
+    /// the kubelet reports `CreateContainerConfigError`. Not retryable until the pod
+    /// or the node changes.
+    #[error("{0}")]
+    Config(String),
     #[error("{0}")]
     Io(String),
 }
@@ -45,6 +55,9 @@ pub struct SandboxConfig {
     /// Where the pod's container logs go: `<log_dir>/<container>/<attempt>.log`.
     pub log_dir: PathBuf,
     pub labels: BTreeMap<String, String>,
+    /// The pod-level security context (CRI's sandbox security context).
+    #[serde(default)]
+    pub security: SecurityConfig,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -65,6 +78,10 @@ pub struct Mount {
     pub host_path: PathBuf,
     pub container_path: String,
     pub read_only: bool,
+    /// The volume directory `host_path` lies in (a `subPath`): the runtime opens
+    /// `host_path` from there without following a link out of it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volume_root: Option<PathBuf>,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -82,6 +99,8 @@ pub struct ContainerConfig {
     /// cpu limit in millicores and memory limit in bytes, where the runtime applies them.
     pub cpu_limit_millis: Option<i64>,
     pub memory_limit_bytes: Option<i64>,
+    #[serde(default)]
+    pub security: SecurityConfig,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -138,6 +157,11 @@ pub trait Runtime: Send + Sync {
 
     async fn pull_image(&self, image: &str) -> Result<()>;
     async fn list_images(&self) -> Result<Vec<String>>;
+    /// The uid `image`'s process runs as when the pod names none, where the runtime
+    /// knows it (the kubelet's runAsNonRoot check); `None`: not known.
+    async fn image_user(&self, _image: &str) -> Result<Option<i64>> {
+        Ok(None)
+    }
 
     async fn create_container(&self, sandbox_id: &str, cfg: &ContainerConfig) -> Result<String>;
     async fn start_container(&self, id: &str) -> Result<()>;

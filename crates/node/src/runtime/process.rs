@@ -120,7 +120,11 @@ impl ProcessRuntime {
             .ok_or_else(|| Error::NotFound(format!("container {id}")))
     }
 
-    fn process(&self, id: &str) -> Option<ProcessId> {
+    pub(super) fn shim_exe(&self) -> &Path {
+        &self.shim_exe
+    }
+
+    pub(super) fn process(&self, id: &str) -> Option<ProcessId> {
         read_json(&self.container_dir(id).join("pid"))
     }
 
@@ -225,6 +229,11 @@ impl Runtime for ProcessRuntime {
         Ok(vec![])
     }
 
+    /// Containers are host processes: they run as the runtime does.
+    async fn image_user(&self, _image: &str) -> Result<Option<i64>> {
+        Ok(Some(i64::from(rustix::process::geteuid().as_raw())))
+    }
+
     async fn create_container(&self, sandbox_id: &str, cfg: &ContainerConfig) -> Result<String> {
         if !self.sandbox_dir(sandbox_id).exists() {
             return Err(Error::NotFound(format!("sandbox {sandbox_id}")));
@@ -235,6 +244,11 @@ impl Runtime for ProcessRuntime {
                 cfg.name
             )));
         }
+        super::process_security::check(
+            cfg,
+            rustix::process::geteuid().as_raw(),
+            rustix::process::getegid().as_raw(),
+        )?;
         let id = new_id();
         let dir = self.container_dir(&id);
         std::fs::create_dir_all(&dir)?;
@@ -260,6 +274,13 @@ impl Runtime for ProcessRuntime {
         if !cfg.mounts.is_empty() && !self.root_user {
             tracing::warn!(container = %cfg.name, "volumes are not mounted: the process runtime mounts them only when running as root");
         }
+        let mut security = cfg.security.clone();
+        if self.root_user && !security.privileged {
+            security.masked_host_paths.push(self.root.clone());
+            security
+                .masked_host_paths
+                .extend(super::process_security::rkube_data_dirs(&self.shim_exe));
+        }
         let spec = ShimSpec {
             argv: cfg.command.iter().chain(&cfg.args).cloned().collect(),
             env: cfg.env.clone(),
@@ -275,6 +296,8 @@ impl Runtime for ProcessRuntime {
                 .as_ref()
                 .map_or_else(Vec::new, |c| c.setup(id, cfg)),
             netns: self.netns_of(&rec.sandbox_id),
+            security,
+            isolate: self.root_user,
         };
         write_json(&dir.join("spec.json"), &spec)?;
         let mut child = tokio::process::Command::new(&self.shim_exe)
@@ -429,52 +452,8 @@ impl Runtime for ProcessRuntime {
     }
 
     async fn exec_sync(&self, id: &str, cmd: &[String], timeout: Duration) -> Result<ExecResult> {
-        let rec = self.record(id)?;
-        if cmd.is_empty() {
-            return Err(Error::Unsupported("exec: no command".into()));
-        }
-        let p = self.process(id).filter(|p| p.alive());
-        // In the container's mount namespace when it has one.
-        let mut c = match p {
-            Some(p) if self.root_user && !rec.config.mounts.is_empty() => {
-                let mut c = tokio::process::Command::new("nsenter");
-                c.arg("-t")
-                    .arg(p.pid.to_string())
-                    .args(["-m", "--"])
-                    .args(cmd);
-                c
-            }
-            _ => {
-                let mut c = tokio::process::Command::new(&cmd[0]);
-                c.args(&cmd[1..]);
-                c
-            }
-        };
-        c.env_clear()
-            .envs(rec.config.env.iter().map(|(k, v)| (k, v)))
-            .stdin(Stdio::null())
-            .kill_on_drop(true);
-        if !rec.config.env.iter().any(|(k, _)| k == "PATH") {
-            c.env(
-                "PATH",
-                "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-            );
-        }
-        if let Some(wd) = &rec.config.working_dir {
-            c.current_dir(wd);
-        }
-        match tokio::time::timeout(timeout, c.output()).await {
-            Ok(Ok(o)) => Ok(ExecResult {
-                exit_code: o.status.code().unwrap_or(128 + 9),
-                stdout: o.stdout,
-                stderr: o.stderr,
-            }),
-            Ok(Err(e)) => Err(Error::Io(format!("exec {:?}: {e}", cmd[0]))),
-            Err(_) => Err(Error::Io(format!(
-                "exec {:?}: timed out after {timeout:?}",
-                cmd[0]
-            ))),
-        }
+        self.record(id)?;
+        self.exec_in(id, self.container_dir(id), cmd, timeout).await
     }
 
     async fn update_pod_cidr(&self, cidr: &str) -> Result<()> {

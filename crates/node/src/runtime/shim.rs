@@ -5,6 +5,8 @@
 //!
 //! `DIR/spec.json` says what to run; the shim writes `DIR/pid` (the process and its start
 //! time, so nobody signals a recycled pid) and, when the process ends, `DIR/exit.json`.
+//! The container's process is started by the shim's second stage ([`super::isolation`]),
+//! which isolates itself as the spec's security context says before it runs the command.
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -15,7 +17,8 @@ use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 
-use super::Mount;
+use super::isolation::STAGE_ENV;
+use super::{Mount, SecurityConfig};
 
 /// What the shim runs.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -30,6 +33,12 @@ pub struct ShimSpec {
     /// The pod's network namespace, when it has one.
     #[serde(default)]
     pub netns: Option<PathBuf>,
+    #[serde(default)]
+    pub security: SecurityConfig,
+    /// The runtime is root: the process gets a mount namespace, its credentials and
+    /// capabilities as `security` says. Otherwise it runs as the runtime's user.
+    #[serde(default)]
+    pub isolate: bool,
 }
 
 /// How the process ended.
@@ -110,62 +119,55 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     std::fs::rename(tmp, path)
 }
 
-/// Puts the shim — and so the container it starts — into the pod's network namespace,
-/// and, with mounts, into a private mount namespace with each volume bind-mounted at its
-/// path (root only). Mount points missing on the host are created there (empty
-/// directories or files). The shim is single-threaded here, so the namespaces it joins
-/// are the ones its child inherits.
-fn enter_namespaces(spec: &ShimSpec) -> std::io::Result<()> {
-    use nix::mount::{mount, MsFlags};
-    use nix::sched::{setns, unshare, CloneFlags};
-    let err = |what: String| move |e: nix::Error| std::io::Error::other(format!("{what}: {e}"));
+/// Puts the shim — and so the container it starts — into the pod's network namespace.
+/// The shim is single-threaded here, so the namespace it joins is the one its child
+/// inherits.
+fn enter_network(spec: &ShimSpec) -> std::io::Result<()> {
+    use nix::sched::{setns, CloneFlags};
     if let Some(ns) = &spec.netns {
         let f = File::open(ns)?;
-        setns(&f, CloneFlags::CLONE_NEWNET).map_err(err(format!("joining {}", ns.display())))?;
-    }
-    if spec.mounts.is_empty() {
-        return Ok(());
-    }
-    unshare(CloneFlags::CLONE_NEWNS).map_err(err("a private mount namespace".into()))?;
-    mount(
-        None::<&str>,
-        "/",
-        None::<&str>,
-        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
-        None::<&str>,
-    )
-    .map_err(err("making / private".into()))?;
-    for m in &spec.mounts {
-        let dst = Path::new(&m.container_path);
-        if m.host_path.is_dir() {
-            std::fs::create_dir_all(dst)?;
-        } else {
-            if let Some(parent) = dst.parent() {
-                std::fs::create_dir_all(parent)?;
-            }
-            if !dst.exists() {
-                File::create(dst)?;
-            }
-        }
-        let what = format!("mounting {} at {}", m.host_path.display(), m.container_path);
-        mount(
-            Some(&m.host_path),
-            dst,
-            None::<&str>,
-            MsFlags::MS_BIND | MsFlags::MS_REC,
-            None::<&str>,
-        )
-        .map_err(err(what.clone()))?;
-        if m.read_only {
-            let flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY;
-            mount(None::<&str>, dst, None::<&str>, flags, None::<&str>).map_err(err(what))?;
-        }
+        setns(&f, CloneFlags::CLONE_NEWNET)
+            .map_err(|e| std::io::Error::other(format!("joining {}: {e}", ns.display())))?;
     }
     Ok(())
 }
 
-/// Runs the container described in `dir`; returns when it has exited.
+/// Starts the second stage, which becomes the container's process; returns it once it
+/// runs the container's command, or why it could not.
+fn spawn_container(dir: &Path) -> std::io::Result<Result<std::process::Child, String>> {
+    let (mut report, report_tx) = std::io::pipe()?;
+    let mut cmd = Command::new("/proc/self/exe");
+    cmd.arg("node-shim")
+        .arg(dir)
+        .env(STAGE_ENV, "init")
+        .stdin(report_tx)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    let mut child = match cmd.spawn() {
+        Ok(c) => c,
+        Err(e) => return Ok(Err(format!("starting the container's process: {e}"))),
+    };
+    // The only writer left is the child's, closed by its exec.
+    drop(cmd);
+    let mut why = String::new();
+    report.read_to_string(&mut why)?;
+    if why.is_empty() {
+        return Ok(Ok(child));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    Ok(Err(why))
+}
+
+/// Runs the container described in `dir`; returns when it has exited. The same binary
+/// runs the second stage and `exec`s when [`STAGE_ENV`] says so.
 pub fn run(dir: &Path) -> std::io::Result<()> {
+    match std::env::var(STAGE_ENV).as_deref() {
+        Ok("init") => return super::isolation::init(dir),
+        Ok("exec") => return super::isolation::exec(dir),
+        _ => {}
+    }
     let spec: ShimSpec = serde_json::from_slice(&std::fs::read(dir.join("spec.json"))?)
         .map_err(std::io::Error::other)?;
     let exit = |info: ExitInfo| {
@@ -195,35 +197,18 @@ pub fn run(dir: &Path) -> std::io::Result<()> {
             .append(true)
             .open(&spec.log_path)?,
     ));
-    if let Err(e) = enter_namespaces(&spec) {
-        return exit(ExitInfo {
-            exit_code: 128,
-            finished_at: unix_now(),
-            signal: None,
-            error: Some(e.to_string()),
-        });
-    }
-    let mut cmd = Command::new(&spec.argv[0]);
-    cmd.args(&spec.argv[1..]);
-    cmd.env_clear()
-        .envs(spec.env.iter().map(|(k, v)| (k, v)))
-        .env("PATH", path_of(&spec.env))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0);
-    if let Some(wd) = &spec.working_dir {
-        cmd.current_dir(wd);
-    }
-    let mut child = match cmd.spawn() {
+    let started = enter_network(&spec)
+        .map_err(|e| e.to_string())
+        .and_then(|()| spawn_container(dir).map_err(|e| e.to_string())?);
+    let mut child = match started {
         Ok(c) => c,
         Err(e) => {
             return exit(ExitInfo {
                 exit_code: 128,
                 finished_at: unix_now(),
                 signal: None,
-                error: Some(format!("starting {:?}: {e}", spec.argv[0])),
-            })
+                error: Some(e),
+            });
         }
     };
     let pid = child.id() as i32;
@@ -285,7 +270,7 @@ fn own_cgroup(cg: &Path) -> Option<PathBuf> {
 }
 
 /// The PATH the container asked for, or a standard one.
-fn path_of(env: &[(String, String)]) -> String {
+pub(crate) fn path_of(env: &[(String, String)]) -> String {
     env.iter()
         .find(|(k, _)| k == "PATH")
         .map(|(_, v)| v.clone())

@@ -22,6 +22,25 @@ use super::probe::Prober;
 use super::Shared;
 use crate::runtime::{ContainerConfig, ContainerStatus, Sandbox, State};
 
+/// Why a container could not be started.
+#[derive(Debug)]
+pub enum StartError {
+    /// Its configuration cannot be honoured (security context, volume paths, env):
+    /// it waits with `CreateContainerConfigError` until the pod or the node changes.
+    Config(String),
+    /// The runtime failed; the caller names the reason.
+    Runtime(String),
+}
+
+impl From<crate::runtime::Error> for StartError {
+    fn from(e: crate::runtime::Error) -> Self {
+        match e {
+            crate::runtime::Error::Config(m) => StartError::Config(m),
+            e => StartError::Runtime(e.to_string()),
+        }
+    }
+}
+
 /// Where a pod is in its life on this node.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Phase {
@@ -135,11 +154,21 @@ impl PodWorker {
     }
 
     /// Creates and starts container `c` (attempt = its restarts so far).
-    pub async fn start(&mut self, c: &Container) -> Result<(), String> {
+    pub async fn start(&mut self, c: &Container) -> Result<(), StartError> {
         let Some(sb) = self.sandbox.clone() else {
-            return Err("no sandbox".into());
+            return Err(StartError::Runtime("no sandbox".into()));
         };
-        let mounts = super::volumes::mounts_for(c, &self.volumes)?;
+        let mounts = super::volumes::mounts_for(c, &self.volumes).map_err(StartError::Config)?;
+        let security =
+            super::security_context::effective(&self.pod, c, &self.shared.cfg.data_dir);
+        let rt = self.shared.runtime.clone();
+        let image = c.image.clone().unwrap_or_default();
+        let image_uid = match security.run_as_non_root && security.run_as_user.is_none() {
+            true => rt.image_user(&image).await?,
+            false => None,
+        };
+        super::security_context::verify_run_as_non_root(&self.pod, c, &security, image_uid)
+            .map_err(StartError::Config)?;
         let src = super::env::Sources {
             client: &self.shared.client,
             namespace: namespace(&self.pod),
@@ -165,7 +194,8 @@ impl PodWorker {
             &sb.ip,
             &self.shared.cfg.node_ip,
         )
-        .await?;
+        .await
+        .map_err(StartError::Config)?;
         let vars: BTreeMap<String, String> = env.iter().cloned().collect();
         let expand = |v: &Option<Vec<String>>| -> Vec<String> {
             v.iter()
@@ -179,7 +209,7 @@ impl PodWorker {
         let cfg = ContainerConfig {
             name: c.name.clone(),
             attempt,
-            image: c.image.clone().unwrap_or_default(),
+            image,
             command: expand(&c.command),
             args: expand(&c.args),
             working_dir: c.working_dir.clone(),
@@ -196,13 +226,10 @@ impl PodWorker {
             memory_limit_bytes: limits
                 .and_then(|l| l.get("memory"))
                 .and_then(|q| client::quantity::parse(&q.0)),
+            security,
         };
-        let rt = self.shared.runtime.clone();
-        rt.pull_image(&cfg.image).await.map_err(|e| e.to_string())?;
-        let id = rt
-            .create_container(&sb.id, &cfg)
-            .await
-            .map_err(|e| e.to_string())?;
+        rt.pull_image(&cfg.image).await?;
+        let id = rt.create_container(&sb.id, &cfg).await?;
         let started = rt.start_container(&id).await;
         let st = rt.container_status(&id).await.ok();
         let run = self.runs.entry(c.name.clone()).or_default();
@@ -222,13 +249,18 @@ impl PodWorker {
         run.liveness = prober(&c.liveness_probe, true);
         run.readiness = prober(&c.readiness_probe, false);
         run.startup = prober(&c.startup_probe, false);
-        started.map_err(|e| e.to_string())?;
+        started?;
         self.event("Normal", "Started", format!("Started container {}", c.name));
         Ok(())
     }
 
-    /// Records a container that could not be started: it waits with `reason`.
-    pub fn start_failed(&mut self, c: &Container, reason: &str, msg: String) {
+    /// Records a container that could not be started: it waits with `reason`
+    /// (`CreateContainerConfigError` when its configuration is at fault).
+    pub fn start_failed(&mut self, c: &Container, reason: &str, e: StartError) {
+        let (reason, msg) = match e {
+            StartError::Config(m) => ("CreateContainerConfigError", m),
+            StartError::Runtime(m) => (reason, m),
+        };
         self.event("Warning", "Failed", format!("Error: {msg}"));
         let run = self.runs.entry(c.name.clone()).or_default();
         run.waiting = Some((reason.into(), msg));

@@ -1,8 +1,10 @@
 //! Setup: the pod's sandbox (adopted when the runtime already has one for this pod, as
-//! after a kubelet restart) and its volumes. A failure is retried on the next sync.
+//! after a kubelet restart) and its volumes. A failure is retried on the next sync; a
+//! volume path that would leave its volume also holds every container in
+//! `CreateContainerConfigError`, naming the path.
 
 use super::{name, namespace, Phase, PodWorker};
-use crate::kubelet::volumes::VolumeCtx;
+use crate::kubelet::volumes::{VolumeCtx, VolumeError};
 use crate::runtime::SandboxConfig;
 
 pub async fn step(w: &mut PodWorker) -> Phase {
@@ -25,6 +27,7 @@ pub async fn step(w: &mut PodWorker) -> Phase {
                 .join("logs")
                 .join(format!("{ns}_{n}_{}", w.uid)),
             labels: w.pod.metadata.labels.clone().unwrap_or_default(),
+            security: crate::kubelet::security_context::sandbox(&w.pod),
         };
         match rt.run_pod_sandbox(&cfg).await {
             Ok(sb) => w.sandbox = Some(sb),
@@ -60,9 +63,35 @@ pub async fn step(w: &mut PodWorker) -> Phase {
                     "FailedMount",
                     format!("MountVolume.SetUp failed for volume {:?}: {e}", v.name),
                 );
+                if let VolumeError::UnsafePath { .. } = e {
+                    hold_containers(w, Some(e.to_string()));
+                }
                 return Phase::Setup;
             }
         }
     }
+    hold_containers(w, None);
     Phase::Init
+}
+
+const CONFIG_ERROR: &str = "CreateContainerConfigError";
+
+/// Every container waits with `CreateContainerConfigError` and `msg`; `None`: the
+/// volumes are fine again, and containers held so wait no more.
+fn hold_containers(w: &mut PodWorker, msg: Option<String>) {
+    let spec = w.spec();
+    let all = spec.init_containers.iter().flatten().chain(&spec.containers);
+    for c in all {
+        match &msg {
+            Some(m) => {
+                let run = w.runs.entry(c.name.clone()).or_default();
+                run.waiting = Some((CONFIG_ERROR.into(), m.clone()));
+            }
+            None => {
+                if let Some(run) = w.runs.get_mut(&c.name).filter(|r| r.id.is_none()) {
+                    run.waiting.take_if(|(r, _)| r == CONFIG_ERROR);
+                }
+            }
+        }
+    }
 }

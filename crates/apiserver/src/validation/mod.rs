@@ -1,10 +1,14 @@
 //! Validation of what every object has (names, metadata) and of the built-in kinds'
 //! required and immutable fields.
 
+mod paths;
+
 use serde_json::Value;
 
 use crate::error::FieldError;
 use crate::object;
+
+pub use paths::{config_key, descending_path, item_path};
 
 pub const DNS1123_SUBDOMAIN_MSG: &str = "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')";
 pub const DNS1123_LABEL_MSG: &str = "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')";
@@ -150,6 +154,7 @@ pub fn kind_rules(kind: &str, obj: &Value) -> Vec<FieldError> {
             e
         }
         "Service" => service(obj),
+        "ConfigMap" | "Secret" => paths::data_keys(kind, obj),
         _ => Vec::new(),
     }
 }
@@ -216,6 +221,7 @@ pub fn pod_spec(spec: &Value, path: &str) -> Vec<FieldError> {
             }
         }
     }
+    errs.extend(paths::pod_paths(spec, path));
     if let Some(rp) = spec["restartPolicy"].as_str() {
         if !["Always", "OnFailure", "Never"].contains(&rp) {
             errs.push(FieldError::not_supported(

@@ -1,0 +1,7 @@
+//! What the apiserver and its clients must compute alike from Kubernetes objects:
+//! resource quantities, and what an object counts against a ResourceQuota. The server's
+//! admission and the controllers' recomputation use the same functions, so they cannot
+//! disagree on what a pod costs.
+
+pub mod quantity;
+pub mod quota;

@@ -1,0 +1,168 @@
+//! ResourceQuota controller: keeps each quota's `status.hard` equal to its spec and
+//! recomputes `status.used` from the objects that exist. Admission raises `used` with
+//! every create; this controller is what lowers it when objects are deleted or pods
+//! finish, and what fills it in for a new quota (admission refuses creates a quota
+//! covers until it has).
+//!
+//! A recount is written only against the quota's revision it started from, and only from
+//! lists at least that new: a create charged after the quota was read changes that
+//! revision, so a recount that missed it cannot be written.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use api_model::quota::{self, Usage};
+use client::informer::Change;
+use client::reflector::ObjectKey;
+use client::Api;
+use k8s_openapi::api::core::v1::{Pod, ResourceQuota};
+use rkube_proto::api::{ApiResource, ListRequest, TypeRef};
+use serde_json::{json, Value};
+
+use crate::context::Ctx;
+use crate::worker::{self, Requeue};
+
+/// How often every quota is recounted even when nothing it watches changed (objects of
+/// kinds without an informer here go away unseen).
+const RECOUNT: Duration = Duration::from_secs(30);
+
+/// The quotas of the namespace of a pod that stopped holding its resources.
+fn quotas_of_released_pod(ctx: &Ctx, c: &Change<Pod>) -> Vec<ObjectKey> {
+    let pod = c.object();
+    let terminal = matches!(
+        pod.status.as_ref().and_then(|s| s.phase.as_deref()),
+        Some("Succeeded" | "Failed")
+    );
+    let released =
+        matches!(c, Change::Deleted(_)) || terminal || pod.metadata.deletion_timestamp.is_some();
+    if !released {
+        return vec![];
+    }
+    let ns = pod.metadata.namespace.as_deref().unwrap_or("");
+    ctx.quotas
+        .keys()
+        .into_iter()
+        .filter(|k| k.namespace == ns)
+        .collect()
+}
+
+pub async fn run(ctx: Arc<Ctx>) {
+    let q = worker::queue();
+    let c1 = ctx.clone();
+    let quota_feed = worker::feed(ctx.quotas.clone(), q.clone(), worker::own_key, move || {
+        c1.quotas.keys()
+    });
+    let (c2, c3) = (ctx.clone(), ctx.clone());
+    let pod_feed = worker::feed(
+        ctx.pods.clone(),
+        q.clone(),
+        move |c| quotas_of_released_pod(&c2, c),
+        move || c3.quotas.keys(),
+    );
+    let work = worker::run("resourcequota", q, 2, move |key| {
+        let ctx = ctx.clone();
+        async move { reconcile(&ctx, key).await }
+    });
+    tokio::join!(quota_feed, pod_feed, work);
+}
+
+async fn reconcile(ctx: &Ctx, key: ObjectKey) -> Result<Requeue, client::Error> {
+    let api = Api::<ResourceQuota>::namespaced(ctx.client.clone(), &key.namespace);
+    let Some(mut rq) = api.get_opt(&key.name).await? else {
+        return Ok(None);
+    };
+    let q = serde_json::to_value(&rq).unwrap_or_default();
+    let hard = match quota::hard_of(&q["spec"]["hard"]) {
+        Ok(h) => h,
+        Err(e) => {
+            tracing::warn!(quota = %key, "{e}");
+            return Ok(None);
+        }
+    };
+    let since: i64 = rq
+        .metadata
+        .resource_version
+        .as_deref()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let Some(used) = count(ctx, &key.namespace, &q["spec"], &hard, since).await? else {
+        // A list was older than the quota: read both again.
+        return Ok(Some(Duration::from_millis(100)));
+    };
+    let status = json!({"hard": q["spec"]["hard"], "used": quota::to_status(&hard, &used)});
+    if q["status"] == status {
+        return Ok(Some(RECOUNT));
+    }
+    rq.status = serde_json::from_value(status).ok();
+    match api.replace_status(&rq).await {
+        Ok(_) => Ok(Some(RECOUNT)),
+        // A create charged the quota meanwhile: count again from the new revision.
+        Err(e) if e.is_conflict() => Ok(Some(Duration::ZERO)),
+        Err(e) if e.is_not_found() => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// What the objects of `namespace` that a quota with `spec` covers use of `hard`'s
+/// resources; None when some list was older than revision `since`.
+async fn count(
+    ctx: &Ctx,
+    namespace: &str,
+    spec: &Value,
+    hard: &Usage,
+    since: i64,
+) -> Result<Option<Usage>, client::Error> {
+    let sources: BTreeSet<(String, String)> =
+        hard.keys().filter_map(|r| quota::source_of(r)).collect();
+    let mut used: Usage = hard.keys().map(|k| (k.clone(), 0)).collect();
+    if sources.is_empty() {
+        return Ok(Some(used));
+    }
+    let resources = ctx.client.discovery().await?;
+    for (group, plural) in sources {
+        let Some(r) = find(&resources, &group, &plural) else {
+            continue;
+        };
+        let list = ctx
+            .client
+            .list(ListRequest {
+                r#type: Some(type_of(r)),
+                namespace: namespace.into(),
+                ..Default::default()
+            })
+            .await?;
+        if list.resource_version.parse::<i64>().unwrap_or(0) < since {
+            return Ok(None);
+        }
+        for o in list.items {
+            let obj: Value = serde_json::from_slice(&o.json).unwrap_or_default();
+            if !quota::covers(spec, &group, &plural, &obj) {
+                continue;
+            }
+            for (res, n) in quota::usage(&group, &plural, &obj) {
+                if let Some(u) = used.get_mut(&res) {
+                    *u += n;
+                }
+            }
+        }
+    }
+    Ok(Some(used))
+}
+
+fn find<'a>(resources: &'a [ApiResource], group: &str, plural: &str) -> Option<&'a ApiResource> {
+    resources
+        .iter()
+        .find(|r| r.group == group && r.name == plural && r.namespaced)
+}
+
+fn type_of(r: &ApiResource) -> TypeRef {
+    TypeRef {
+        api_version: if r.group.is_empty() {
+            r.version.clone()
+        } else {
+            format!("{}/{}", r.group, r.version)
+        },
+        kind: r.kind.clone(),
+    }
+}
