@@ -161,7 +161,7 @@ pub enum Error {
     #[error("{0}")]
     Unavailable(String),
     /// A bug or a storage failure. Not retryable.
-    #[error("internal error: {0}")]
+    #[error("Internal error occurred: {0}")]
     Internal(String),
 }
 

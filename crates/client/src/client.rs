@@ -38,6 +38,36 @@ struct Inner {
         &'static str,
         tonic::metadata::MetadataValue<tonic::metadata::Ascii>,
     )>,
+    /// Who hears the warnings the apiserver returns with a write.
+    on_warning: RwLock<WarningHandler>,
+}
+
+/// Receives each warning (Kubernetes' `Warning` header text) a write was answered with.
+pub type WarningHandler = Arc<dyn Fn(&str) + Send + Sync>;
+
+/// The text of a `299 - "text"` warning value, unescaped.
+pub fn warning_text(value: &str) -> Option<String> {
+    let quoted = value.strip_prefix("299 - ")?.trim();
+    let inner = quoted.strip_prefix('"')?.strip_suffix('"')?;
+    let mut out = String::with_capacity(inner.len());
+    let mut chars = inner.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next()? {
+            'u' => out.push(hex_char(&mut chars, 4)?),
+            'U' => out.push(hex_char(&mut chars, 8)?),
+            c => out.push(c),
+        }
+    }
+    Some(out)
+}
+
+fn hex_char(chars: &mut std::str::Chars<'_>, digits: usize) -> Option<char> {
+    let hex: String = chars.take(digits).collect();
+    char::from_u32(u32::from_str_radix(&hex, 16).ok()?)
 }
 
 /// Errors that mean "this member could not serve it; another may".
@@ -109,6 +139,7 @@ impl Client {
                 current: AtomicUsize::new(0),
                 token: cfg.token,
                 impersonate,
+                on_warning: RwLock::new(Arc::new(|w: &str| tracing::warn!("apiserver: {w}"))),
             }),
             failover_budget: Duration::from_secs(30),
         })
@@ -181,6 +212,23 @@ impl Client {
 
     /// Runs `f` against the current endpoint, moving on to the next one when a member
     /// cannot serve, until the failover budget is spent.
+    /// Sends the warnings writes are answered with to `handler` instead of the log (the
+    /// CLI prints them, as kubectl does).
+    pub fn on_warning(&self, handler: WarningHandler) {
+        *self.inner.on_warning.write() = handler;
+    }
+
+    /// The message of `resp`, after its warnings went to the warning handler.
+    fn answer<T>(&self, resp: tonic::Response<T>) -> T {
+        let handler = self.inner.on_warning.read().clone();
+        for v in resp.metadata().get_all("warning") {
+            if let Some(text) = v.to_str().ok().and_then(warning_text) {
+                handler(&text);
+            }
+        }
+        resp.into_inner()
+    }
+
     pub async fn call<T, F, Fut>(&self, mut f: F) -> Result<T>
     where
         F: FnMut(Channel) -> Fut,
@@ -240,9 +288,10 @@ impl Client {
     pub async fn create(&self, req: CreateRequest) -> Result<Object> {
         self.call(|ch| {
             let r = self.request(req.clone());
-            async move { Ok(Self::resources(ch).create(r).await?.into_inner()) }
+            async move { Self::resources(ch).create(r).await }
         })
         .await
+        .map(|resp| self.answer(resp))
     }
 
     /// Update, or with `status` UpdateStatus (of `req.subresource`, `status` when empty).
@@ -251,39 +300,42 @@ impl Client {
             let r = self.request(req.clone());
             async move {
                 let mut c = Self::resources(ch);
-                Ok(if status {
+                if status {
                     c.update_status(r).await
                 } else {
                     c.update(r).await
-                }?
-                .into_inner())
+                }
             }
         })
         .await
+        .map(|resp| self.answer(resp))
     }
 
     pub async fn patch(&self, req: PatchRequest) -> Result<Object> {
         self.call(|ch| {
             let r = self.request(req.clone());
-            async move { Ok(Self::resources(ch).patch(r).await?.into_inner()) }
+            async move { Self::resources(ch).patch(r).await }
         })
         .await
+        .map(|resp| self.answer(resp))
     }
 
     pub async fn delete(&self, req: DeleteRequest) -> Result<DeleteResponse> {
         self.call(|ch| {
             let r = self.request(req.clone());
-            async move { Ok(Self::resources(ch).delete(r).await?.into_inner()) }
+            async move { Self::resources(ch).delete(r).await }
         })
         .await
+        .map(|resp| self.answer(resp))
     }
 
     pub async fn bind(&self, req: BindRequest) -> Result<Object> {
         self.call(|ch| {
             let r = self.request(req.clone());
-            async move { Ok(Self::resources(ch).bind(r).await?.into_inner()) }
+            async move { Self::resources(ch).bind(r).await }
         })
         .await
+        .map(|resp| self.answer(resp))
     }
 
     /// Opens a watch stream on a member that can serve it.
@@ -400,5 +452,23 @@ impl Client {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::warning_text;
+
+    #[test]
+    fn warnings_are_unescaped_as_the_apiserver_escapes_them() {
+        assert_eq!(
+            warning_text(
+                r#"299 - "would violate PodSecurity \"restricted:latest\": a\\b \u00e9 \U0001f600""#
+            )
+            .as_deref(),
+            Some("would violate PodSecurity \"restricted:latest\": a\\b é 😀")
+        );
+        assert_eq!(warning_text("199 - \"other\""), None);
+        assert_eq!(warning_text("299 - \"cut \\u00"), None);
     }
 }

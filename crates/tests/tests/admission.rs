@@ -144,6 +144,14 @@ async fn a_compute_quota_needs_requests_and_counts_them() {
         json!({"requests.cpu": "1", "count/configmaps": "1"}),
     )
     .await;
+    let err = Api::<ResourceQuota>::namespaced(admin.clone(), "c")
+        .create(&obj(
+            json!({"metadata": {"name": "bad"}, "spec": {"hard": {"pods": "ten"}}}),
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument, "{err}");
+    assert!(err.to_string().contains("spec.hard[pods]"), "{err}");
     let pods = Api::<Pod>::namespaced(admin.clone(), "c");
 
     let err = pods.create(&pod("none", None)).await.unwrap_err();
@@ -268,6 +276,30 @@ async fn limit_ranges_default_and_bound_containers_and_pod_security_refuses_by_l
             .unwrap_err()
             .is_not_found());
     }
+    // warn=restricted: a pod restricted would refuse is admitted, with the warning.
+    ns.create(&obj(json!({"metadata": {"name": "warned",
+        "labels": {"pod-security.kubernetes.io/warn": "restricted"}}})))
+        .await
+        .unwrap();
+    let heard = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let warned_client = cluster.api_client();
+    let h = heard.clone();
+    warned_client.on_warning(std::sync::Arc::new(move |w: &str| {
+        h.lock().unwrap().push(w.to_string())
+    }));
+    Api::<Pod>::namespaced(warned_client, "warned")
+        .create(&pod("loose", None))
+        .await
+        .unwrap();
+    let heard = heard.lock().unwrap().clone();
+    assert!(
+        heard.iter().any(
+            |w| w.contains("would violate PodSecurity \"restricted:latest\"")
+                && w.contains("runAsNonRoot")
+        ),
+        "{heard:?}"
+    );
+
     // The default level, baseline, admits a plain pod and refuses a privileged one.
     pods.create(&pod("plain", None)).await.unwrap();
     let mut privileged = pod("root", None);

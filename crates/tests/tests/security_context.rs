@@ -7,8 +7,8 @@
 
 use std::path::Path;
 
-use client::Client;
-use k8s_openapi::api::core::v1::Pod;
+use client::{Api, Client, PatchParams};
+use k8s_openapi::api::core::v1::{Namespace, Pod};
 use rkube_tests::fake_kubelet::cluster_with_nodes;
 use rkube_tests::netns::is_root;
 use rkube_tests::node_agent::NodeAgent;
@@ -63,6 +63,14 @@ async fn the_process_runtime_enforces_the_security_context() {
         return;
     }
     let (cluster, client, _fake) = cluster_with_nodes(1, &[]).await;
+    // The pods below use privileged and host paths, which the default Pod Security
+    // level (baseline) refuses: this test is about what the node does with them.
+    let privileged = json!({"metadata": {"labels": {
+        "pod-security.kubernetes.io/enforce": "privileged"}}});
+    Api::<Namespace>::all(client.clone())
+        .patch("default", PatchParams::Merge, &privileged)
+        .await
+        .expect("label the default namespace privileged");
     let node = NodeAgent::start(&cluster.node_access("w1"), "w1", &[]);
     node.wait_ready(&client).await;
     let tmp = tempfile::tempdir().unwrap();

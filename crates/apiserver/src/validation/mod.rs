@@ -155,8 +155,25 @@ pub fn kind_rules(kind: &str, obj: &Value) -> Vec<FieldError> {
         }
         "Service" => service(obj),
         "ConfigMap" | "Secret" => paths::data_keys(kind, obj),
+        "ResourceQuota" => quota_hard(&obj["spec"]["hard"]),
         _ => Vec::new(),
     }
+}
+
+/// Every `spec.hard` value of a ResourceQuota is a quantity.
+fn quota_hard(hard: &Value) -> Vec<FieldError> {
+    let mut errs = Vec::new();
+    for (name, v) in hard.as_object().into_iter().flatten() {
+        let text = v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string());
+        if api_model::quantity::parse_for(name, &text).is_none() {
+            errs.push(FieldError::invalid(
+                format!("spec.hard[{name}]"),
+                text,
+                "quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'",
+            ));
+        }
+    }
+    errs
 }
 
 fn template_labels_match(obj: &Value) -> Vec<FieldError> {

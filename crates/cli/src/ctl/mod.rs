@@ -175,6 +175,8 @@ pub fn resolve_client_config(
 
 pub async fn run(args: CtlArgs) -> anyhow::Result<()> {
     let client = Client::new(client_config(&args)?)?;
+    // As kubectl: admission warnings go to standard error.
+    client.on_warning(std::sync::Arc::new(|w: &str| eprintln!("Warning: {w}")));
     let mut ctx = Ctx {
         client,
         namespace: args.namespace.clone(),

@@ -29,7 +29,7 @@ fn the_failure_policy_decides_when_a_webhook_cannot_be_called() {
     assert!(matches!(e, Error::Internal(_)), "{e:?}");
     assert_eq!(
         e.to_string(),
-        "internal error: failed calling webhook \"h.example.com\": failed to call webhook: \
+        "Internal error occurred: failed calling webhook \"h.example.com\": failed to call webhook: \
          Post \"https://h.example.com:443/?timeout=10s\": context deadline exceeded"
     );
     // A denial is a denial whatever the policy.
