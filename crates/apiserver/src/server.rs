@@ -215,8 +215,10 @@ impl ApiServer {
                 ]
                 .into_iter()
                 .chain(authz.admission)
-                .chain([Box::new(crate::admission::ValidatingWebhooks::new(cache.clone()))
-                    as Box<dyn crate::admission::ValidatingAdmission>])
+                .chain([
+                    Box::new(crate::admission::ValidatingWebhooks::new(cache.clone()))
+                        as Box<dyn crate::admission::ValidatingAdmission>,
+                ])
                 .collect(),
             },
             max_object_bytes: cfg.max_object_bytes,

@@ -124,7 +124,11 @@ async fn txn_with(
         ops.push(put_op(k, v.clone()));
     }
     for (k, rv, v) in &side.guard {
-        compares.push(compare(k, CompareTarget::Mod, TargetUnion::ModRevision(*rv)));
+        compares.push(compare(
+            k,
+            CompareTarget::Mod,
+            TargetUnion::ModRevision(*rv),
+        ));
         ops.push(put_op(k, v.clone()));
     }
     ops.extend(side.release.iter().map(|k| delete_op(k)));

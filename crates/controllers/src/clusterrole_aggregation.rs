@@ -148,6 +148,9 @@ mod tests {
         let selfish = role(json!({"metadata": {"name": "s", "labels": {"x": "y"}},
             "aggregationRule": {"clusterRoleSelectors": [{"matchLabels": {"x": "y"}}]},
             "rules": [rule("get")]}));
-        assert_eq!(aggregated_rules(&selfish, &[selfish.clone()]), Some(vec![]));
+        assert_eq!(
+            aggregated_rules(&selfish, std::slice::from_ref(&selfish)),
+            Some(vec![])
+        );
     }
 }

@@ -12,7 +12,7 @@ use k8s_openapi::api::core::v1::{Namespace, Pod};
 use rkube_tests::fake_kubelet::cluster_with_nodes;
 use rkube_tests::netns::is_root;
 use rkube_tests::node_agent::NodeAgent;
-use rkube_tests::pod_lifecycle::{container, create, wait_pod};
+use rkube_tests::pod_lifecycle::{container, create, ctl, running, wait_pod};
 use serde_json::{json, Value};
 
 const BUSYBOX: &str = "/bin/busybox";
@@ -93,19 +93,36 @@ async fn the_process_runtime_enforces_the_security_context() {
     .await;
     assert_eq!(ids[..2], ["1000", "3000"], "{ids:?}");
     let groups: Vec<&str> = ids[2].split_whitespace().collect();
-    assert!(groups.contains(&"4000") && groups.contains(&"3000"), "{ids:?}");
+    assert!(
+        groups.contains(&"4000") && groups.contains(&"3000"),
+        "{ids:?}"
+    );
     assert!(!groups.contains(&"0"), "root's groups are gone: {ids:?}");
     // CAP_KILL is capability 5.
     assert_eq!(status_field(&ids, "CapEff"), "0000000000000020", "{ids:?}");
     assert_eq!(status_field(&ids, "NoNewPrivs"), "1", "{ids:?}");
-    let root = output(&client, &node, pod("rootcaps", status, json!({}), json!({}))).await;
-    assert_eq!(status_field(&root, "CapEff"), "0000000000000000", "{root:?}");
+    let root = output(
+        &client,
+        &node,
+        pod("rootcaps", status, json!({}), json!({})),
+    )
+    .await;
+    assert_eq!(
+        status_field(&root, "CapEff"),
+        "0000000000000000",
+        "{root:?}"
+    );
     assert_eq!(status_field(&root, "NoNewPrivs"), "0", "{root:?}");
 
     // runAsNonRoot without runAsUser: the process would run as root; it never starts.
     create(
         &client,
-        pod("nonroot", "echo started", json!({"securityContext": {"runAsNonRoot": true}}), json!({})),
+        pod(
+            "nonroot",
+            "echo started",
+            json!({"securityContext": {"runAsNonRoot": true}}),
+            json!({}),
+        ),
     )
     .await;
     let p = wait_pod(&client, "nonroot", "nonroot refused", |p| {
@@ -114,12 +131,18 @@ async fn the_process_runtime_enforces_the_security_context() {
     .await;
     let msg = container(&p, "c")["state"]["waiting"]["message"].clone();
     assert!(
-        msg.as_str().unwrap_or_default().contains("runAsNonRoot and image will run as root"),
+        msg.as_str()
+            .unwrap_or_default()
+            .contains("runAsNonRoot and image will run as root"),
         "{msg}"
     );
-    assert!(container(&p, "c")["containerID"].is_null(), "no container was made");
+    assert!(
+        container(&p, "c")["containerID"].is_null(),
+        "no container was made"
+    );
 
     read_only_root(&client, &node, &mnt).await;
+    exec_as_the_container(&client, &cluster.api_access(), &mnt).await;
     secrets_hidden(&client, &node).await;
     subpath_link_refused(&client, &mnt).await;
 }
@@ -128,9 +151,8 @@ async fn the_process_runtime_enforces_the_security_context() {
 async fn read_only_root(client: &Client, node: &NodeAgent, mnt: &str) {
     let probe = format!("/etc/rkube-read-only-test-{}", std::process::id());
     let scratch = format!("{mnt}/scratch");
-    let script = format!(
-        "touch {probe} 2>&1 || echo refused; echo hello > {scratch}/f && cat {scratch}/f"
-    );
+    let script =
+        format!("touch {probe} 2>&1 || echo refused; echo hello > {scratch}/f && cat {scratch}/f");
     let out = output(
         client,
         node,
@@ -151,6 +173,33 @@ async fn read_only_root(client: &Client, node: &NodeAgent, mnt: &str) {
     assert_eq!(out[1..], ["refused", "hello"]);
 }
 
+/// `exec` runs with the container's credentials, in its mount namespace.
+async fn exec_as_the_container(client: &Client, servers: &str, mnt: &str) {
+    let scratch = format!("{mnt}/exec-scratch");
+    let mut p = pod(
+        "execd",
+        &format!("echo mine > {scratch}/f; exec sleep 3600"),
+        json!({"volumes": [{"name": "scratch", "emptyDir": {}}],
+            "volumeMounts": [{"name": "scratch", "mountPath": scratch}]}),
+        json!({"readOnlyRootFilesystem": true, "runAsUser": 1000}),
+    );
+    p["spec"]["terminationGracePeriodSeconds"] = 0.into();
+    create(client, p).await;
+    wait_pod(client, "execd", "execd running", |p| running(p, "c")).await;
+    let script =
+        format!("id -u; cat {scratch}/f; touch /tmp 2>&1 || true; grep ^CapEff: /proc/self/status");
+    let args = ["exec", "execd", "--", BUSYBOX, "sh", "-c", &script];
+    let out = rkube_tests::pod_lifecycle::ctl_ok(&args, ctl(servers, &args));
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[..2], ["1000", "mine"], "{out}");
+    assert!(lines[2].ends_with("Read-only file system"), "{out}");
+    assert!(lines[3].ends_with("0000000000000000"), "{out}");
+    Api::<Pod>::namespaced(client.clone(), "default")
+        .delete("execd", Some(0))
+        .await
+        .expect("delete execd");
+}
+
 /// /root, /etc/shadow and the node's data directory are hidden from an unprivileged
 /// container; a privileged one sees them.
 async fn secrets_hidden(client: &Client, node: &NodeAgent) {
@@ -166,7 +215,12 @@ async fn secrets_hidden(client: &Client, node: &NodeAgent) {
     let privileged = output(
         client,
         node,
-        pod("privileged", &script, json!({}), json!({"privileged": true})),
+        pod(
+            "privileged",
+            &script,
+            json!({}),
+            json!({"privileged": true}),
+        ),
     )
     .await;
     assert_ne!(privileged[0], "data 0", "{privileged:?}");

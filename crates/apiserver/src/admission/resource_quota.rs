@@ -57,7 +57,12 @@ impl ResourceQuota {
         if !self.has_quotas(namespace) {
             return None;
         }
-        let lock = self.turns.lock().entry(namespace.into()).or_default().clone();
+        let lock = self
+            .turns
+            .lock()
+            .entry(namespace.into())
+            .or_default()
+            .clone();
         Some(lock.lock_owned().await)
     }
 
@@ -92,12 +97,7 @@ impl ResourceQuota {
 
     /// The quota's new `status.used` with `usage` added; None when it does not cover the
     /// object or limits nothing the object uses.
-    fn evaluate(
-        rt: &ResourceType,
-        obj: &Value,
-        usage: &Usage,
-        q: &Value,
-    ) -> Result<Option<Value>> {
+    fn evaluate(rt: &ResourceType, obj: &Value, usage: &Usage, q: &Value) -> Result<Option<Value>> {
         let qname = object::name(q);
         if !quota::covers(&q["spec"], &rt.group, &rt.plural, obj) {
             return Ok(None);

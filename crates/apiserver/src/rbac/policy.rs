@@ -415,8 +415,11 @@ fn objects() -> Vec<(&'static str, Value)> {
             .map(|(_, r)| r)
             .unwrap_or_default();
         let selector = json!({"matchLabels": {aggregate_label(name): "true"}});
-        out.push(("ClusterRole", json!({"metadata": meta(name), "rules": rules,
-            "aggregationRule": {"clusterRoleSelectors": [selector]}})));
+        out.push((
+            "ClusterRole",
+            json!({"metadata": meta(name), "rules": rules,
+            "aggregationRule": {"clusterRoleSelectors": [selector]}}),
+        ));
     }
     for (name, role, subjects) in cluster_role_bindings() {
         let subjects: Vec<Value> = subjects

@@ -1,8 +1,8 @@
 //! The built-in kinds and their resource names, scopes and selectable fields.
 
 use k8s_openapi::api::{
-    admissionregistration, apps, authorization, autoscaling, batch, certificates, coordination, core, discovery, policy,
-    rbac, scheduling,
+    admissionregistration, apps, authorization, autoscaling, batch, certificates, coordination,
+    core, discovery, policy, rbac, scheduling,
 };
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1 as apiextensions;
 use serde::de::DeserializeOwned;

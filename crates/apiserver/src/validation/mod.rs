@@ -164,7 +164,10 @@ pub fn kind_rules(kind: &str, obj: &Value) -> Vec<FieldError> {
 fn quota_hard(hard: &Value) -> Vec<FieldError> {
     let mut errs = Vec::new();
     for (name, v) in hard.as_object().into_iter().flatten() {
-        let text = v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string());
+        let text = v
+            .as_str()
+            .map(str::to_string)
+            .unwrap_or_else(|| v.to_string());
         if api_model::quantity::parse_for(name, &text).is_none() {
             errs.push(FieldError::invalid(
                 format!("spec.hard[{name}]"),

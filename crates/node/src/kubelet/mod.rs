@@ -13,6 +13,7 @@ pub mod source;
 pub mod static_pods;
 pub mod status;
 pub mod usage;
+pub mod volume_mounts;
 pub mod volumes;
 pub mod worker;
 

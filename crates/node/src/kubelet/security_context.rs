@@ -30,7 +30,11 @@ pub fn sandbox(pod: &Pod) -> SecurityConfig {
     let spec = pod.spec.as_ref();
     let privileged = spec
         .into_iter()
-        .flat_map(|s| s.containers.iter().chain(s.init_containers.iter().flatten()))
+        .flat_map(|s| {
+            s.containers
+                .iter()
+                .chain(s.init_containers.iter().flatten())
+        })
         .any(|c| {
             c.security_context
                 .as_ref()
@@ -100,7 +104,9 @@ pub fn verify_run_as_non_root(
     }
     let who = format!("(pod: {:?}, container: {})", pod_name(pod), c.name);
     match (sc.run_as_user, image_uid) {
-        (Some(0), _) => Err(format!("container's runAsUser breaks non-root policy {who}")),
+        (Some(0), _) => Err(format!(
+            "container's runAsUser breaks non-root policy {who}"
+        )),
         (None, Some(0)) => Err(format!(
             "container has runAsNonRoot and image will run as root {who}"
         )),
@@ -120,7 +126,8 @@ mod tests {
 
     #[test]
     fn the_container_overrides_the_pod() {
-        let p = pod(json!({"metadata": {"name": "p", "namespace": "ns", "uid": "u1"},
+        let p = pod(
+            json!({"metadata": {"name": "p", "namespace": "ns", "uid": "u1"},
             "spec": {"securityContext": {"runAsUser": 1000, "runAsGroup": 3000,
                 "runAsNonRoot": true, "supplementalGroups": [4000], "fsGroup": 2000,
                 "seccompProfile": {"type": "RuntimeDefault"}},
@@ -131,7 +138,8 @@ mod tests {
                     "allowPrivilegeEscalation": false, "readOnlyRootFilesystem": true,
                     "seccompProfile": {"type": "Localhost", "localhostProfile": "p.json"}}},
                 {"name": "priv", "securityContext": {"privileged": true,
-                    "allowPrivilegeEscalation": true}}]}}));
+                    "allowPrivilegeEscalation": true}}]}}),
+        );
         let cs = &p.spec.as_ref().unwrap().containers;
         let data = Path::new("/var/lib/rkube");
         let plain = effective(&p, &cs[0], data);
@@ -144,22 +152,33 @@ mod tests {
         assert_eq!(plain.seccomp, Some(("RuntimeDefault".into(), None)));
         assert_eq!(plain.masked_host_paths, [data]);
         let own = effective(&p, &cs[1], data);
-        assert_eq!((own.run_as_user, own.run_as_group), (Some(1001), Some(3000)));
+        assert_eq!(
+            (own.run_as_user, own.run_as_group),
+            (Some(1001), Some(3000))
+        );
         assert!(!own.run_as_non_root);
         assert_eq!(own.capabilities_add, ["NET_ADMIN"]);
         assert_eq!(own.capabilities_drop, ["ALL"]);
         assert!(own.no_new_privs && own.read_only_root_filesystem);
-        assert_eq!(own.seccomp, Some(("Localhost".into(), Some("p.json".into()))));
+        assert_eq!(
+            own.seccomp,
+            Some(("Localhost".into(), Some("p.json".into())))
+        );
         let privileged = effective(&p, &cs[2], data);
         assert!(privileged.privileged && !privileged.no_new_privs);
         assert!(privileged.masked_host_paths.is_empty());
-        assert!(sandbox(&p).privileged, "a privileged container makes the sandbox so");
+        assert!(
+            sandbox(&p).privileged,
+            "a privileged container makes the sandbox so"
+        );
     }
 
     #[test]
     fn run_as_non_root_refuses_uid_zero() {
-        let p = pod(json!({"metadata": {"name": "p", "namespace": "ns", "uid": "u1"},
-            "spec": {"securityContext": {"runAsNonRoot": true}, "containers": [{"name": "c"}]}}));
+        let p = pod(
+            json!({"metadata": {"name": "p", "namespace": "ns", "uid": "u1"},
+            "spec": {"securityContext": {"runAsNonRoot": true}, "containers": [{"name": "c"}]}}),
+        );
         let c = &p.spec.as_ref().unwrap().containers[0];
         let sc = effective(&p, c, Path::new("/d"));
         let e = verify_run_as_non_root(&p, c, &sc, Some(0)).unwrap_err();
@@ -174,7 +193,10 @@ mod tests {
             ..sc.clone()
         };
         let e = verify_run_as_non_root(&p, c, &zero, Some(1000)).unwrap_err();
-        assert!(e.starts_with("container's runAsUser breaks non-root policy"), "{e}");
+        assert!(
+            e.starts_with("container's runAsUser breaks non-root policy"),
+            "{e}"
+        );
         let one = SecurityConfig {
             run_as_user: Some(1),
             ..sc

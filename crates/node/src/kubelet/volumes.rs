@@ -18,7 +18,6 @@ use serde_json::json;
 
 use super::env::field_ref;
 use crate::runtime::beneath::{self, PathError};
-use crate::runtime::Mount;
 
 /// Why a volume could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -240,12 +239,15 @@ impl VolumeCtx<'_> {
             beneath::check_relative(rel).map_err(unsafe_path)?;
         }
         write_files(&dir, &files).map_err(|e| match e {
-            PathError::Io { source, .. } => VolumeError::Setup(format!("volume {:?}: {source}", v.name)),
+            PathError::Io { source, .. } => {
+                VolumeError::Setup(format!("volume {:?}: {source}", v.name))
+            }
             e => unsafe_path(e),
         })?;
         if let Some(gid) = self.fs_group().filter(|_| self.root) {
-            beneath::set_group_beneath(&dir, gid, read_only)
-                .map_err(|e| VolumeError::Setup(format!("volume {:?}: fsGroup {gid}: {e}", v.name)))?;
+            beneath::set_group_beneath(&dir, gid, read_only).map_err(|e| {
+                VolumeError::Setup(format!("volume {:?}: fsGroup {gid}: {e}", v.name))
+            })?;
         }
         Ok(dir)
     }
@@ -332,7 +334,8 @@ impl VolumeCtx<'_> {
             return Ok(());
         }
         let mut c = std::process::Command::new("mount");
-        c.args(["-t", "tmpfs", "-o"]).arg(format!("mode={mode:04o}"));
+        c.args(["-t", "tmpfs", "-o"])
+            .arg(format!("mode={mode:04o}"));
         if let Some(size) = size {
             c.arg("-o").arg(format!("size={size}"));
         }
@@ -397,45 +400,6 @@ fn is_mountpoint(p: &Path) -> bool {
     text.lines().any(|l| l.split(' ').nth(4) == Some(&want))
 }
 
-/// The mounts of a container: each volumeMount resolved to its volume's place (and
-/// `subPath` below it).
-pub fn mounts_for(
-    c: &k8s_openapi::api::core::v1::Container,
-    prepared: &BTreeMap<String, PathBuf>,
-) -> Result<Vec<Mount>, String> {
-    c.volume_mounts
-        .iter()
-        .flatten()
-        .map(|vm| {
-            let base = prepared
-                .get(&vm.name)
-                .ok_or_else(|| format!("volumeMount {:?}: no such volume", vm.name))?;
-            let (host_path, volume_root) = match vm.sub_path.as_deref().filter(|s| !s.is_empty()) {
-                Some(sp) => {
-                    // Made if missing, as the kubelet does; the runtime opens it again
-                    // the same way when it mounts it.
-                    beneath::check_relative(sp)
-                        .and_then(|()| beneath::open_beneath(base, sp, true))
-                        .map_err(|e| {
-                            format!(
-                                "failed to prepare subPath for volumeMount {:?} of container {:?}: {e}",
-                                vm.name, c.name
-                            )
-                        })?;
-                    (base.join(sp), Some(base.clone()))
-                }
-                None => (base.clone(), None),
-            };
-            Ok(Mount {
-                host_path,
-                container_path: vm.mount_path.clone(),
-                read_only: vm.read_only == Some(true),
-                volume_root,
-            })
-        })
-        .collect()
-}
-
 /// Unmounts (lazily) everything mounted below `dir`, deepest first: the volumes of pods
 /// that an agent killed mid-life never tore down.
 pub fn unmount_under(dir: &Path) {
@@ -456,35 +420,7 @@ pub fn unmount_under(dir: &Path) {
 
 #[cfg(test)]
 mod tests {
-    use std::os::unix::fs::symlink;
-
-    use k8s_openapi::api::core::v1::Container;
-    use serde_json::json;
-
     use super::*;
-
-    fn container(sub_path: &str) -> Container {
-        serde_json::from_value(json!({"name": "c", "volumeMounts": [
-            {"name": "v", "mountPath": "/m", "subPath": sub_path}]}))
-        .unwrap()
-    }
-
-    #[test]
-    fn sub_paths_stay_inside_their_volume() {
-        let tmp = tempfile::tempdir().unwrap();
-        let vol = tmp.path().join("v");
-        std::fs::create_dir_all(&vol).unwrap();
-        symlink("/etc", vol.join("evil")).unwrap();
-        let prepared = BTreeMap::from([("v".to_string(), vol.clone())]);
-        for bad in ["/abs", "..", "a/../../x", "evil", "evil/sub"] {
-            let e = mounts_for(&container(bad), &prepared).unwrap_err();
-            assert!(e.contains("failed to prepare subPath"), "{bad}: {e}");
-        }
-        let m = mounts_for(&container("new/dir"), &prepared).unwrap();
-        assert_eq!(m[0].host_path, vol.join("new/dir"));
-        assert_eq!(m[0].volume_root.as_deref(), Some(vol.as_path()));
-        assert!(vol.join("new/dir").is_dir(), "a missing subPath is made");
-    }
 
     #[test]
     fn volume_files_are_written_inside_only() {

@@ -94,8 +94,12 @@ pub fn open_beneath(base: &Path, rel: &str, create: bool) -> Result<OwnedFd, Pat
         e => Err(e),
     })?;
     let w = Walk { base, path: rel };
-    let root = rustix::fs::open(base, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
-        .map_err(|e| w.io(e))?;
+    let root = rustix::fs::open(
+        base,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| w.io(e))?;
     let dir_mode = rustix::fs::fstat(&root).map_err(|e| w.io(e))?.st_mode & 0o7777;
     // The open directories from `base` down; the last is where the walk is.
     let mut stack: Vec<OwnedFd> = vec![root];
@@ -168,7 +172,8 @@ pub fn write_beneath(base: &Path, rel: &str, content: &[u8], mode: u32) -> Resul
         None => (open_beneath(base, "", false)?, rel.trim_end_matches('/')),
     };
     let tmp = format!(".{name}.rkube-tmp");
-    let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::TRUNC | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let flags =
+        OFlags::WRONLY | OFlags::CREATE | OFlags::TRUNC | OFlags::NOFOLLOW | OFlags::CLOEXEC;
     let fd = rustix::fs::openat(&parent, tmp.as_str(), flags, Mode::from_raw_mode(0o600))
         .map_err(|e| w.io(e))?;
     let mut f = std::fs::File::from(fd);
@@ -183,7 +188,11 @@ pub fn write_beneath(base: &Path, rel: &str, content: &[u8], mode: u32) -> Resul
 /// `read_only`), group-searchable directories that pass their group on (setgid). Links
 /// are re-owned themselves, never followed.
 pub fn set_group_beneath(base: &Path, gid: u32, read_only: bool) -> std::io::Result<()> {
-    let dir = rustix::fs::open(base, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())?;
+    let dir = rustix::fs::open(
+        base,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
     own(&dir, gid, read_only)?;
     own_below(dir, gid, read_only, 0)
 }
@@ -249,7 +258,10 @@ mod tests {
         for bad in ["/abs", "..", "../x", "a/../../x", "a/..", "a/../b", ""] {
             assert!(check_relative(bad).is_err(), "{bad}");
         }
-        assert!(matches!(check_relative("/etc"), Err(PathError::Absolute(_))));
+        assert!(matches!(
+            check_relative("/etc"),
+            Err(PathError::Absolute(_))
+        ));
         assert!(matches!(
             check_relative("a/../../x"),
             Err(PathError::Backstep(_))
@@ -328,13 +340,19 @@ mod tests {
         write_beneath(&vol, "a/b/c", b"x", 0o640).unwrap();
         assert_eq!(std::fs::read(vol.join("a/b/c")).unwrap(), b"x");
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(vol.join("a/b/c")).unwrap().permissions().mode();
+        let mode = std::fs::metadata(vol.join("a/b/c"))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o7777, 0o640);
         assert!(write_beneath(&vol, "link/f", b"x", 0o644).is_err());
         assert!(write_beneath(&vol, "../out/f", b"x", 0o644).is_err());
         // A link at the file's own name is replaced, not followed.
         write_beneath(&vol, "file", b"y", 0o644).unwrap();
         assert_eq!(std::fs::read(vol.join("file")).unwrap(), b"y");
-        assert!(std::fs::read_dir(&out).unwrap().next().is_none(), "nothing written outside");
+        assert!(
+            std::fs::read_dir(&out).unwrap().next().is_none(),
+            "nothing written outside"
+        );
     }
 }

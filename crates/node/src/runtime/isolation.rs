@@ -39,7 +39,8 @@ pub const STAGE_ENV: &str = "RKUBE_SHIM_STAGE";
 pub const EXEC_ARGV_ENV: &str = "RKUBE_SHIM_EXEC_ARGV";
 
 fn read_spec(dir: &Path) -> Result<ShimSpec, String> {
-    let bytes = std::fs::read(dir.join("spec.json")).map_err(|e| format!("reading the spec: {e}"))?;
+    let bytes =
+        std::fs::read(dir.join("spec.json")).map_err(|e| format!("reading the spec: {e}"))?;
     serde_json::from_slice(&bytes).map_err(|e| format!("reading the spec: {e}"))
 }
 
@@ -97,7 +98,10 @@ pub fn exec(dir: &Path) -> std::io::Result<()> {
             .filter(|p: &super::shim::ProcessId| p.alive())
             .ok_or("exec: the container is not running")?;
         if spec.isolate {
-            for (ns, flag) in [("net", CloneFlags::CLONE_NEWNET), ("mnt", CloneFlags::CLONE_NEWNS)] {
+            for (ns, flag) in [
+                ("net", CloneFlags::CLONE_NEWNET),
+                ("mnt", CloneFlags::CLONE_NEWNS),
+            ] {
                 let f = File::open(format!("/proc/{}/ns/{ns}", pid.pid))
                     .map_err(|e| format!("exec: the container's {ns} namespace: {e}"))?;
                 setns(&f, flag).map_err(|e| format!("exec: joining the {ns} namespace: {e}"))?;
@@ -125,7 +129,8 @@ fn err(what: impl std::fmt::Display) -> impl FnOnce(nix::Error) -> String {
 fn mount_namespace(spec: &ShimSpec) -> Result<(), String> {
     unshare(CloneFlags::CLONE_NEWNS).map_err(err("a private mount namespace"))?;
     let private = MsFlags::MS_REC | MsFlags::MS_PRIVATE;
-    mount(None::<&str>, "/", None::<&str>, private, None::<&str>).map_err(err("making / private"))?;
+    mount(None::<&str>, "/", None::<&str>, private, None::<&str>)
+        .map_err(err("making / private"))?;
     // Opened before anything is hidden: the volumes live in the node's data directory.
     let sources = spec
         .mounts
@@ -146,7 +151,11 @@ fn mount_namespace(spec: &ShimSpec) -> Result<(), String> {
     for (m, fd) in spec.mounts.iter().zip(&sources) {
         bind(m, fd)?;
     }
-    let volumes: Vec<&Path> = spec.mounts.iter().map(|m| Path::new(&m.container_path)).collect();
+    let volumes: Vec<&Path> = spec
+        .mounts
+        .iter()
+        .map(|m| Path::new(&m.container_path))
+        .collect();
     let kernel = ["/proc", "/sys", "/dev"].map(Path::new);
     for (point, opts) in mount_table()? {
         let p = Path::new(&point);
@@ -168,10 +177,21 @@ fn mount_namespace(spec: &ShimSpec) -> Result<(), String> {
         }
     }
     if !sec.privileged {
-        for p in DEFAULT_READONLY_PATHS.iter().map(Path::new).filter(|p| p.exists()) {
-            mount(Some(p), p, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
-                .map_err(err(format!("binding {}", p.display())))?;
-            remount(p, true, "nosuid,nodev,noexec").map_err(err(format!("making {} read-only", p.display())))?;
+        for p in DEFAULT_READONLY_PATHS
+            .iter()
+            .map(Path::new)
+            .filter(|p| p.exists())
+        {
+            mount(
+                Some(p),
+                p,
+                None::<&str>,
+                MsFlags::MS_BIND | MsFlags::MS_REC,
+                None::<&str>,
+            )
+            .map_err(err(format!("binding {}", p.display())))?;
+            remount(p, true, "nosuid,nodev,noexec")
+                .map_err(err(format!("making {} read-only", p.display())))?;
         }
     }
     for m in spec.mounts.iter().filter(|m| m.read_only) {
@@ -198,7 +218,8 @@ fn open_source(m: &Mount) -> Result<OwnedFd, String> {
         }
         None => {
             use rustix::fs::{Mode, OFlags};
-            rustix::fs::open(&m.host_path, OFlags::PATH | OFlags::CLOEXEC, Mode::empty()).map_err(|e| what(&e))
+            rustix::fs::open(&m.host_path, OFlags::PATH | OFlags::CLOEXEC, Mode::empty())
+                .map_err(|e| what(&e))
         }
     }
 }
@@ -210,10 +231,25 @@ fn mask(p: &Path) -> Result<(), String> {
     };
     let what = err(format!("masking {}", p.display()));
     if meta.is_dir() {
-        let flags = MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
-        mount(Some("tmpfs"), p, Some("tmpfs"), flags, Some("size=4k,mode=0555")).map_err(what)
+        let flags =
+            MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+        mount(
+            Some("tmpfs"),
+            p,
+            Some("tmpfs"),
+            flags,
+            Some("size=4k,mode=0555"),
+        )
+        .map_err(what)
     } else if meta.is_file() {
-        mount(Some("/dev/null"), p, None::<&str>, MsFlags::MS_BIND, None::<&str>).map_err(what)
+        mount(
+            Some("/dev/null"),
+            p,
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )
+        .map_err(what)
     } else {
         Ok(())
     }
@@ -223,7 +259,9 @@ fn bind(m: &Mount, src: &OwnedFd) -> Result<(), String> {
     let dst = Path::new(&m.container_path);
     let what = format!("mounting {} at {}", m.host_path.display(), m.container_path);
     let src_path = super::beneath::fd_path(src);
-    let is_dir = std::fs::metadata(&src_path).map_err(|e| format!("{what}: {e}"))?.is_dir();
+    let is_dir = std::fs::metadata(&src_path)
+        .map_err(|e| format!("{what}: {e}"))?
+        .is_dir();
     let made = if is_dir {
         std::fs::create_dir_all(dst)
     } else {
@@ -241,7 +279,8 @@ fn bind(m: &Mount, src: &OwnedFd) -> Result<(), String> {
 
 /// Every mount point of this namespace with its per-mount options, in mount order.
 fn mount_table() -> Result<Vec<(String, String)>, String> {
-    let text = std::fs::read_to_string("/proc/self/mountinfo").map_err(|e| format!("reading the mount table: {e}"))?;
+    let text = std::fs::read_to_string("/proc/self/mountinfo")
+        .map_err(|e| format!("reading the mount table: {e}"))?;
     Ok(text
         .lines()
         .filter_map(|l| {
@@ -257,7 +296,9 @@ fn unescape(s: &str) -> String {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        let oct = b.get(i + 1..i + 4).and_then(|o| u8::from_str_radix(std::str::from_utf8(o).ok()?, 8).ok());
+        let oct = b
+            .get(i + 1..i + 4)
+            .and_then(|o| u8::from_str_radix(std::str::from_utf8(o).ok()?, 8).ok());
         match (b[i], oct) {
             (b'\\', Some(c)) => {
                 out.push(c);
@@ -294,7 +335,7 @@ fn remount(p: &Path, read_only: bool, opts: &str) -> nix::Result<()> {
 }
 
 /// Every capability this kernel knows.
-fn all_capabilities() -> CapabilitySet {
+fn known_capabilities() -> CapabilitySet {
     let last: u32 = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
         .ok()
         .and_then(|s| s.trim().parse().ok())
@@ -310,8 +351,22 @@ fn id(v: i64, field: &str) -> Result<u32, String> {
 /// Groups, gid, uid, capabilities and no_new_privs, as the spec says (root only).
 fn credentials(spec: &ShimSpec) -> Result<(), String> {
     let sec = &spec.security;
-    let all = all_capabilities();
-    let keep = sec.capabilities(all).map_err(|e| e.to_string())?.unwrap_or(all);
+    let known = known_capabilities();
+    // "All" is what the runtime has: in a container itself, that may be less.
+    let all = rustix::thread::capabilities(None)
+        .map_err(|e| format!("reading capabilities: {e}"))?
+        .permitted
+        & known;
+    let keep = sec
+        .capabilities(all)
+        .map_err(|e| e.to_string())?
+        .unwrap_or(all);
+    if !all.contains(keep) {
+        return Err(format!(
+            "capabilities {:?} are not available to the node's runtime",
+            keep - all
+        ));
+    }
     let uid = sec.run_as_user.map_or(Ok(0), |u| id(u, "runAsUser"))?;
     // Kubernetes: without runAsGroup the primary group is root's.
     let gid = sec.run_as_group.map_or(Ok(0), |g| id(g, "runAsGroup"))?;
@@ -323,7 +378,7 @@ fn credentials(spec: &ShimSpec) -> Result<(), String> {
     let caps = |e: rustix::io::Errno| format!("setting capabilities: {e}");
     for bit in 0..64u32 {
         let c = CapabilitySet::from_bits_retain(1 << bit);
-        if all.contains(c) && !keep.contains(c) {
+        if known.contains(c) && !keep.contains(c) {
             rustix::thread::remove_capability_from_bounding_set(c).map_err(caps)?;
         }
     }
@@ -369,7 +424,7 @@ mod tests {
 
     #[test]
     fn all_capabilities_cover_the_kernels() {
-        let all = all_capabilities();
+        let all = known_capabilities();
         assert!(all.contains(CapabilitySet::CHOWN | CapabilitySet::SYS_ADMIN));
         assert!(all.bits().count_ones() >= 38);
     }

@@ -20,7 +20,9 @@ pub(super) fn check(cfg: &ContainerConfig, uid: u32, gid: u32) -> Result<()> {
     if sec.run_as_non_root && runs_as == 0 {
         return Err(Error::Config(match sec.run_as_user {
             Some(_) => format!("container's runAsUser breaks non-root policy (container: {name})"),
-            None => format!("container has runAsNonRoot and image will run as root (container: {name})"),
+            None => {
+                format!("container has runAsNonRoot and image will run as root (container: {name})")
+            }
         }));
     }
     if uid != 0 {
@@ -39,10 +41,16 @@ pub(super) fn check(cfg: &ContainerConfig, uid: u32, gid: u32) -> Result<()> {
         .iter()
         .map(|v| ("runAsUser", v))
         .chain(sec.run_as_group.iter().map(|v| ("runAsGroup", v)))
-        .chain(sec.supplemental_groups.iter().map(|v| ("supplementalGroups", v)));
+        .chain(
+            sec.supplemental_groups
+                .iter()
+                .map(|v| ("supplementalGroups", v)),
+        );
     for (field, v) in ids {
         if u32::try_from(*v).is_err() {
-            return Err(Error::Config(format!("container {name:?}: {field} {v} is not a valid id")));
+            return Err(Error::Config(format!(
+                "container {name:?}: {field} {v} is not a valid id"
+            )));
         }
     }
     Ok(())
@@ -143,7 +151,10 @@ mod tests {
             ..Default::default()
         };
         let e = check(&cfg(non_root.clone()), 0, 0).unwrap_err().to_string();
-        assert!(e.contains("container has runAsNonRoot and image will run as root"), "{e}");
+        assert!(
+            e.contains("container has runAsNonRoot and image will run as root"),
+            "{e}"
+        );
         let zero = SecurityConfig {
             run_as_user: Some(0),
             ..non_root.clone()
@@ -165,7 +176,9 @@ mod tests {
             read_only_root_filesystem: true,
             ..Default::default()
         };
-        assert!(matches!(check(&cfg(ro.clone()), 1000, 1000), Err(Error::Config(m)) if m.contains("readOnlyRootFilesystem")));
+        assert!(
+            matches!(check(&cfg(ro.clone()), 1000, 1000), Err(Error::Config(m)) if m.contains("readOnlyRootFilesystem"))
+        );
         check(&cfg(ro), 0, 0).unwrap();
         let bad = SecurityConfig {
             capabilities_add: vec!["NOPE".into()],

@@ -158,9 +158,9 @@ impl PodWorker {
         let Some(sb) = self.sandbox.clone() else {
             return Err(StartError::Runtime("no sandbox".into()));
         };
-        let mounts = super::volumes::mounts_for(c, &self.volumes).map_err(StartError::Config)?;
-        let security =
-            super::security_context::effective(&self.pod, c, &self.shared.cfg.data_dir);
+        let mounts =
+            super::volume_mounts::mounts_for(c, &self.volumes).map_err(StartError::Config)?;
+        let security = super::security_context::effective(&self.pod, c, &self.shared.cfg.data_dir);
         let rt = self.shared.runtime.clone();
         let image = c.image.clone().unwrap_or_default();
         let image_uid = match security.run_as_non_root && security.run_as_user.is_none() {

@@ -80,7 +80,11 @@ const CONFIG_ERROR: &str = "CreateContainerConfigError";
 /// volumes are fine again, and containers held so wait no more.
 fn hold_containers(w: &mut PodWorker, msg: Option<String>) {
     let spec = w.spec();
-    let all = spec.init_containers.iter().flatten().chain(&spec.containers);
+    let all = spec
+        .init_containers
+        .iter()
+        .flatten()
+        .chain(&spec.containers);
     for c in all {
         match &msg {
             Some(m) => {
