@@ -106,6 +106,20 @@ pub(crate) fn routes(api: Arc<Api>, tokens: Arc<Tokens>, ca_pem: Option<String>)
 /// Ready when a consistent read succeeds (a leader is known, a quorum confirms it, and
 /// this member's watch cache has caught up), the bootstrap namespaces exist and the
 /// service-account signing key is loaded.
+/// What bootstrap RBAC object this member still lacks, until it has had them all once
+/// (deleting one later does not make the member unready; the next start restores it).
+fn policy_pending(api: &Api) -> Option<String> {
+    use std::sync::atomic::Ordering;
+    if api.rbac.is_none() || api.policy_ready.load(Ordering::Relaxed) {
+        return None;
+    }
+    let missing = crate::rbac::policy::first_missing(&api.cache);
+    if missing.is_none() {
+        api.policy_ready.store(true, Ordering::Relaxed);
+    }
+    missing
+}
+
 async fn readyz(api: &Api, tokens: &Tokens) -> (axum::http::StatusCode, String) {
     let r = tokio::time::timeout(Duration::from_secs(2), api.cache.wait_fresh(&api.store)).await;
     match r {
@@ -119,10 +133,16 @@ async fn readyz(api: &Api, tokens: &Tokens) -> (axum::http::StatusCode, String) 
                         .is_none()
                 })
                 .collect();
+            let policy = policy_pending(api);
             if !tokens.is_ready() {
                 (
                     axum::http::StatusCode::SERVICE_UNAVAILABLE,
                     "not ready: the service-account signing key is not loaded\n".into(),
+                )
+            } else if let Some(what) = policy {
+                (
+                    axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                    format!("not ready: bootstrap RBAC policy not reconciled: {what}\n"),
                 )
             } else if missing.is_empty() {
                 (axum::http::StatusCode::OK, format!("ok (revision {rev})\n"))

@@ -228,6 +228,7 @@ impl ApiServer {
             rbac: rbac_index.clone(),
             audit,
             quota: crate::admission::ResourceQuota::new(cache.clone()),
+            policy_ready: Default::default(),
         });
 
         let agent_client = match &cfg.tls {

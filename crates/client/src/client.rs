@@ -31,8 +31,10 @@ struct Inner {
     endpoints: RwLock<Vec<String>>,
     channels: Mutex<HashMap<String, Channel>>,
     current: AtomicUsize,
-    token: Option<String>,
+    token: RwLock<Option<String>>,
     tls: RwLock<Option<ClientTlsConfig>>,
+    /// What the client was made from, for [`Client::with_token`].
+    base: ClientConfig,
     /// `impersonate-user` and `impersonate-group` metadata, ready to attach.
     impersonate: Vec<(
         &'static str,
@@ -119,6 +121,7 @@ impl Client {
             Endpoint::from_shared(s.clone()).map_err(|e| Error::Config(format!("{s}: {e}")))?;
         }
         let tls = tls_config(&cfg)?;
+        let base = cfg.clone();
         let mut impersonate = Vec::new();
         let user = cfg.impersonate_user.iter().map(|u| ("impersonate-user", u));
         let groups = cfg
@@ -134,11 +137,12 @@ impl Client {
         Ok(Client {
             inner: Arc::new(Inner {
                 tls: RwLock::new(tls),
-                endpoints: RwLock::new(cfg.servers),
+                endpoints: RwLock::new(cfg.servers.clone()),
                 channels: Mutex::new(HashMap::new()),
                 current: AtomicUsize::new(0),
-                token: cfg.token,
+                token: RwLock::new(cfg.token),
                 impersonate,
+                base,
                 on_warning: RwLock::new(Arc::new(|w: &str| tracing::warn!("apiserver: {w}"))),
             }),
             failover_budget: Duration::from_secs(30),
@@ -196,10 +200,32 @@ impl Client {
         self.inner.channels.lock().clear();
     }
 
+    /// Replaces the bearer token sent from now on (a renewed one).
+    pub fn set_token(&self, token: String) {
+        *self.inner.token.write() = Some(token);
+    }
+
+    /// A client to the same apiserver with the same trust, authenticating with `token`
+    /// alone: none of this client's certificate or impersonation.
+    pub fn with_token(&self, token: String) -> Result<Client> {
+        let cfg = ClientConfig {
+            token: Some(token),
+            cert: None,
+            key: None,
+            cert_pem: None,
+            key_pem: None,
+            impersonate_user: None,
+            impersonate_groups: Vec::new(),
+            servers: self.endpoints(),
+            ..self.inner.base.clone()
+        };
+        Ok(Client::new(cfg)?.with_failover_budget(self.failover_budget))
+    }
+
     /// A request with this client's credentials.
     pub fn request<T>(&self, msg: T) -> Request<T> {
         let mut r = Request::new(msg);
-        if let Some(t) = &self.inner.token {
+        if let Some(t) = self.inner.token.read().as_ref() {
             if let Ok(v) = format!("Bearer {t}").parse() {
                 r.metadata_mut().insert("authorization", v);
             }
@@ -210,8 +236,6 @@ impl Client {
         r
     }
 
-    /// Runs `f` against the current endpoint, moving on to the next one when a member
-    /// cannot serve, until the failover budget is spent.
     /// Sends the warnings writes are answered with to `handler` instead of the log (the
     /// CLI prints them, as kubectl does).
     pub fn on_warning(&self, handler: WarningHandler) {
@@ -229,6 +253,8 @@ impl Client {
         resp.into_inner()
     }
 
+    /// Runs `f` against the current endpoint, moving on to the next one when a member
+    /// cannot serve, until the failover budget is spent.
     pub async fn call<T, F, Fut>(&self, mut f: F) -> Result<T>
     where
         F: FnMut(Channel) -> Fut,

@@ -78,6 +78,34 @@ impl Ctx {
         })
     }
 
+    /// The same informers, with writes (and events) made through `client`: what one
+    /// controller sees when it acts under its own credentials.
+    pub fn for_controller(&self, client: Client) -> Arc<Ctx> {
+        Arc::new(Ctx {
+            events: Recorder::new(client.clone(), "controller-manager"),
+            client,
+            pods: self.pods.clone(),
+            replicasets: self.replicasets.clone(),
+            replication_controllers: self.replication_controllers.clone(),
+            deployments: self.deployments.clone(),
+            services: self.services.clone(),
+            namespaces: self.namespaces.clone(),
+            service_accounts: self.service_accounts.clone(),
+            secrets: self.secrets.clone(),
+            nodes: self.nodes.clone(),
+            endpoint_slices: self.endpoint_slices.clone(),
+            jobs: self.jobs.clone(),
+            cronjobs: self.cronjobs.clone(),
+            daemonsets: self.daemonsets.clone(),
+            node_leases: self.node_leases.clone(),
+            hpas: self.hpas.clone(),
+            pod_metrics: self.pod_metrics.clone(),
+            csrs: self.csrs.clone(),
+            quotas: self.quotas.clone(),
+            cluster_roles: self.cluster_roles.clone(),
+        })
+    }
+
     pub async fn wait_ready(&self) {
         self.pods.wait_ready().await;
         self.replicasets.wait_ready().await;

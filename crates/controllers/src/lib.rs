@@ -9,6 +9,7 @@
 pub mod certificates;
 pub mod clusterrole_aggregation;
 pub mod context;
+pub mod credentials;
 pub mod cronjob;
 pub mod daemonset;
 pub mod deployment;

@@ -6,8 +6,11 @@ use std::sync::Arc;
 
 use client::leader::LeaderElectionConfig;
 use client::Client;
+use k8s_openapi::api::apps::v1::ReplicaSet;
+use k8s_openapi::api::core::v1::ReplicationController;
 
 use crate::context::Ctx;
+use crate::credentials;
 
 #[derive(Clone, Debug)]
 pub struct ManagerConfig {
@@ -49,30 +52,44 @@ pub async fn run(client: Client, cfg: ManagerConfig) {
 }
 
 async fn run_leading(client: Client, cfg: ManagerConfig) {
-    let ctx: Arc<Ctx> = Ctx::start(client, "controller-manager");
+    let ctx: Arc<Ctx> = Ctx::start(client.clone(), "controller-manager");
     ctx.wait_ready().await;
     tracing::info!("controller-manager caches synced");
+    let mut clients = Vec::new();
+    for name in credentials::CONTROLLERS {
+        clients.push((*name, credentials::client_for(&client, name).await));
+    }
+    let as_ = |name: &str| {
+        let c = clients
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, c)| c.clone());
+        ctx.for_controller(c.unwrap_or_else(|| client.clone()))
+    };
     let w = cfg.workers.max(1);
     tokio::join!(
-        crate::replicaset::run::<k8s_openapi::api::apps::v1::ReplicaSet>(ctx.clone(), w),
-        crate::replicaset::run::<k8s_openapi::api::core::v1::ReplicationController>(ctx.clone(), w),
-        crate::deployment::run(ctx.clone(), w),
-        crate::serviceaccount::run(ctx.clone()),
-        crate::token::run(ctx.clone()),
-        crate::endpoints::run(ctx.clone(), w),
-        crate::node_lifecycle::run(ctx.clone(), cfg.node_lifecycle.clone()),
-        crate::garbage_collector::run(ctx.clone()),
-        crate::job::run(ctx.clone(), w, cfg.job.clone()),
-        crate::cronjob::run(ctx.clone()),
-        crate::daemonset::run(ctx.clone(), w),
-        crate::namespace::run(ctx.clone()),
-        crate::hpa::run(ctx.clone(), cfg.hpa.clone()),
-        crate::certificates::approving::run(ctx.clone()),
-        crate::resource_quota::run(ctx.clone()),
-        crate::clusterrole_aggregation::run(ctx.clone()),
+        credentials::keep_renewed(client.clone(), clients.clone()),
+        crate::replicaset::run::<ReplicaSet>(as_("replicaset-controller"), w),
+        crate::replicaset::run::<ReplicationController>(as_("replication-controller"), w),
+        crate::deployment::run(as_("deployment-controller"), w),
+        crate::serviceaccount::run(as_("service-account-controller")),
+        crate::token::run(as_("token-controller")),
+        crate::endpoints::run(as_("endpoint-controller"), w),
+        crate::node_lifecycle::run(as_("node-lifecycle-controller"), cfg.node_lifecycle.clone()),
+        crate::garbage_collector::run(as_("generic-garbage-collector")),
+        crate::job::run(as_("job-controller"), w, cfg.job.clone()),
+        crate::cronjob::run(as_("cronjob-controller")),
+        crate::daemonset::run(as_("daemon-set-controller"), w),
+        crate::namespace::run(as_("namespace-controller")),
+        crate::hpa::run(as_("horizontal-pod-autoscaler"), cfg.hpa.clone()),
+        crate::certificates::approving::run(as_("certificate-controller")),
+        crate::resource_quota::run(as_("resourcequota-controller")),
+        crate::clusterrole_aggregation::run(as_("clusterrole-aggregation-controller")),
         async {
             match cfg.signer.clone() {
-                Some(s) => crate::certificates::signing::run(ctx.clone(), s).await,
+                Some(s) => {
+                    crate::certificates::signing::run(as_("certificate-controller"), s).await
+                }
                 None => std::future::pending().await,
             }
         },

@@ -90,6 +90,13 @@ impl Cluster {
         c
     }
 
+    /// Starts `n` `rkube server` members whose scheduler and controller-manager take
+    /// their Leases at once ([`crate::FAST_SCHEDULER_LEASE`], [`crate::FAST_CM_LEASE`]).
+    pub async fn start_with_controllers(n: usize) -> Cluster {
+        let args = [crate::FAST_SCHEDULER_LEASE, crate::FAST_CM_LEASE].concat();
+        Self::start(Flavor::Server, n, &args).await
+    }
+
     /// Starts `n` members without waiting for them (for members whose port speaks TLS).
     pub fn start_unchecked(flavor: Flavor, n: usize, extra_args: &[&str]) -> Cluster {
         let mut c = Self::prepare(flavor, n, extra_args);

@@ -22,6 +22,7 @@ pub mod pod_lifecycle;
 pub mod process;
 pub mod service_proxy;
 pub mod up;
+pub mod webhook_server;
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;

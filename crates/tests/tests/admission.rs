@@ -65,12 +65,7 @@ fn members(cluster: &Cluster) -> Vec<Client> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_pod_quota_holds_under_concurrent_creates_through_every_member() {
-    let args = [
-        rkube_tests::FAST_SCHEDULER_LEASE,
-        rkube_tests::FAST_CM_LEASE,
-    ]
-    .concat();
-    let cluster = Cluster::start(Flavor::Server, 3, &args).await;
+    let cluster = Cluster::start_with_controllers(3).await;
     let admin = cluster.api_client();
     namespace(&admin, "q").await;
     quota(&admin, "q", "ten-pods", json!({"pods": "10"})).await;
@@ -129,12 +124,7 @@ async fn a_pod_quota_holds_under_concurrent_creates_through_every_member() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_compute_quota_needs_requests_and_counts_them() {
-    let args = [
-        rkube_tests::FAST_SCHEDULER_LEASE,
-        rkube_tests::FAST_CM_LEASE,
-    ]
-    .concat();
-    let cluster = Cluster::start(Flavor::Server, 1, &args).await;
+    let cluster = Cluster::start_with_controllers(1).await;
     let admin = cluster.api_client();
     namespace(&admin, "c").await;
     quota(

@@ -110,6 +110,9 @@ async fn service_accounts_get_what_roles_bind_and_cannot_escalate() {
             .args(extra)
             .output()
             .unwrap();
+        if !out.stderr.is_empty() {
+            eprintln!("can-i: {}", String::from_utf8_lossy(&out.stderr));
+        }
         (
             out.status.code(),
             String::from_utf8_lossy(&out.stdout).trim().to_string(),
@@ -307,12 +310,7 @@ async fn a_node_reaches_only_its_own_pods_objects() {
 #[tokio::test(flavor = "multi_thread")]
 async fn labelled_cluster_roles_are_aggregated_into_view_and_taken_out_again() {
     use k8s_openapi::api::rbac::v1::ClusterRole;
-    let args = [
-        rkube_tests::FAST_SCHEDULER_LEASE,
-        rkube_tests::FAST_CM_LEASE,
-    ]
-    .concat();
-    let cluster = Cluster::start(Flavor::Server, 1, &args).await;
+    let cluster = Cluster::start_with_controllers(1).await;
     let admin = cluster.api_client();
     let roles = Api::<ClusterRole>::all(admin.clone());
     roles
@@ -349,4 +347,78 @@ async fn labelled_cluster_roles_are_aggregated_into_view_and_taken_out_again() {
         || has_crontabs(roles.clone(), false),
     )
     .await;
+}
+
+/// What `user` (with `groups`) may do, as the admin asks the authorizer.
+async fn allowed(admin: &Client, user: &str, groups: &[&str], verb: &str, resource: &str) -> bool {
+    use k8s_openapi::api::authorization::v1::SubjectAccessReview;
+    let review: SubjectAccessReview = obj(json!({"spec": {"user": user, "groups": groups,
+        "resourceAttributes": {"verb": verb, "resource": resource, "namespace": "default"}}}));
+    let answer = Api::<SubjectAccessReview>::all(admin.clone())
+        .create(&review)
+        .await
+        .unwrap();
+    answer.status.is_some_and(|s| s.allowed)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn each_controller_writes_under_its_own_service_account_and_role() {
+    use k8s_openapi::api::apps::v1::ReplicaSet;
+    let cluster = Cluster::start_with_controllers(1).await;
+    let admin = cluster.api_client();
+    let sas = Api::<ServiceAccount>::namespaced(admin.clone(), "kube-system");
+    eventually(
+        Duration::from_secs(30),
+        "the controllers' accounts exist",
+        || {
+            let sas = sas.clone();
+            async move { sas.get_opt("replicaset-controller").await.ok().flatten() }
+        },
+    )
+    .await;
+    // The ReplicaSet controller still does its job, now as its own account.
+    Api::<ReplicaSet>::namespaced(admin.clone(), "default")
+        .create(&obj(
+            json!({"metadata": {"name": "rs"}, "spec": {"replicas": 2,
+            "selector": {"matchLabels": {"app": "rs"}},
+            "template": {"metadata": {"labels": {"app": "rs"}},
+                "spec": {"containers": [{"name": "c", "image": "busybox"}]}}}}),
+        ))
+        .await
+        .unwrap();
+    let pods = Api::<Pod>::namespaced(admin.clone(), "default");
+    eventually(
+        Duration::from_secs(20),
+        "the ReplicaSet's pods exist",
+        || {
+            let pods = pods.clone();
+            async move {
+                let n = pods.list(&Default::default()).await.ok()?.items.len();
+                (n == 2).then_some(())
+            }
+        },
+    )
+    .await;
+
+    let sa = "system:serviceaccount:kube-system:replicaset-controller";
+    let sa_groups = [
+        "system:serviceaccounts",
+        "system:serviceaccounts:kube-system",
+        "system:authenticated",
+    ];
+    assert!(allowed(&admin, sa, &sa_groups, "create", "pods").await);
+    assert!(
+        !allowed(&admin, sa, &sa_groups, "list", "secrets").await,
+        "least privilege"
+    );
+    assert!(
+        !allowed(&admin, sa, &sa_groups, "delete", "services").await,
+        "least privilege"
+    );
+    let cm = "system:kube-controller-manager";
+    assert!(allowed(&admin, cm, &["system:authenticated"], "list", "pods").await);
+    assert!(
+        !allowed(&admin, cm, &["system:authenticated"], "create", "pods").await,
+        "the controller-manager's own identity only reads"
+    );
 }

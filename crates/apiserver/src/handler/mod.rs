@@ -50,6 +50,8 @@ pub struct Api {
     pub audit: Option<Arc<crate::audit::Auditor>>,
     /// ResourceQuota admission, which charges quotas in the create's transaction.
     pub quota: crate::admission::ResourceQuota,
+    /// Set once this member's cache has held every bootstrap role and binding.
+    pub policy_ready: std::sync::atomic::AtomicBool,
 }
 
 /// How often an update whose caller gave no resourceVersion is retried after losing a

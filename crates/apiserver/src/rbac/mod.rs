@@ -3,6 +3,7 @@
 //! bindings; escalation prevention; and NodeRestriction.
 
 pub mod authorizer;
+pub mod controller_policy;
 pub mod escalation;
 pub mod graph;
 pub mod impersonation;

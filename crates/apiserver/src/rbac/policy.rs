@@ -13,10 +13,10 @@ use crate::error::Error;
 use crate::handler::Api;
 
 const AUTOUPDATE: &str = "rbac.authorization.kubernetes.io/autoupdate";
-const READ: &[&str] = &["get", "list", "watch"];
+pub(super) const READ: &[&str] = &["get", "list", "watch"];
 const WRITE: &[&str] = &["create", "update", "patch", "delete", "deletecollection"];
 
-fn rule(groups: &[&str], resources: &[&str], verbs: &[&str]) -> Value {
+pub(super) fn rule(groups: &[&str], resources: &[&str], verbs: &[&str]) -> Value {
     json!({"apiGroups": groups, "resources": resources, "verbs": verbs})
 }
 
@@ -259,48 +259,17 @@ pub fn cluster_roles() -> Vec<(&'static str, Vec<Value>)> {
                 leases.clone(),
             ],
         ),
-        // The controller-manager runs every controller under one identity: it manages the
-        // workload, node and certificate kinds, but holds no RBAC or membership powers.
+        // The controller-manager itself only reads (its shared informers), keeps its
+        // Lease, and makes its controllers' ServiceAccounts and tokens: each controller
+        // writes under its own account (`controller_policy`).
         (
             "system:kube-controller-manager",
             vec![
-                rule(
-                    &[
-                        "",
-                        "apps",
-                        "batch",
-                        "autoscaling",
-                        "policy",
-                        "discovery.k8s.io",
-                        "coordination.k8s.io",
-                        "events.k8s.io",
-                        "metrics.k8s.io",
-                        "scheduling.k8s.io",
-                    ],
-                    &["*"],
-                    &["*"],
-                ),
-                rule(
-                    &["certificates.k8s.io"],
-                    &[
-                        "certificatesigningrequests",
-                        "certificatesigningrequests/approval",
-                        "certificatesigningrequests/status",
-                    ],
-                    &["get", "list", "watch", "update", "patch"],
-                ),
-                // The clusterrole-aggregation controller writes rules it does not hold.
-                rule(
-                    &["rbac.authorization.k8s.io"],
-                    &["clusterroles"],
-                    &["escalate", "get", "list", "watch", "update", "patch"],
-                ),
-                // The namespace controller empties a deleted namespace of every kind.
-                rule(
-                    &["*"],
-                    &["*"],
-                    &["get", "list", "watch", "delete", "deletecollection"],
-                ),
+                rule(&["*"], &["*"], READ),
+                rule(&[""], &["serviceaccounts"], &["get", "create"]),
+                rule(&[""], &["serviceaccounts/token"], &["create"]),
+                events.clone(),
+                leases.clone(),
             ],
         ),
         (
@@ -381,7 +350,7 @@ pub fn cluster_role_bindings() -> Vec<BootstrapBinding> {
     ]
 }
 
-fn meta(name: &str) -> Value {
+pub(super) fn meta(name: &str) -> Value {
     json!({"name": name, "labels": {"kubernetes.io/bootstrapping": "rbac-defaults"},
            "annotations": {AUTOUPDATE: "true"}})
 }
@@ -421,6 +390,7 @@ fn objects() -> Vec<(&'static str, Value)> {
             "aggregationRule": {"clusterRoleSelectors": [selector]}}),
         ));
     }
+    out.extend(super::controller_policy::objects());
     for (name, role, subjects) in cluster_role_bindings() {
         let subjects: Vec<Value> = subjects
             .into_iter()
@@ -431,6 +401,27 @@ fn objects() -> Vec<(&'static str, Value)> {
             "subjects": subjects})));
     }
     out
+}
+
+fn key_of(kind: &str, name: &str) -> String {
+    let plural = if kind == "ClusterRole" {
+        "clusterroles"
+    } else {
+        "clusterrolebindings"
+    };
+    format!("{}{plural}/{name}", super::index::PREFIX)
+}
+
+/// The first bootstrap role or binding this member's cache does not hold yet: until there
+/// is none, the member is not ready (kube-apiserver's `rbac/bootstrap-roles` check).
+pub fn first_missing(cache: &crate::cache::WatchCache) -> Option<String> {
+    objects().into_iter().find_map(|(kind, obj)| {
+        let name = obj["metadata"]["name"].as_str().unwrap_or_default();
+        cache
+            .get(&key_of(kind, name))
+            .is_none()
+            .then(|| format!("{kind} {name}"))
+    })
 }
 
 /// Creates or restores every bootstrap role and binding, retrying until the store answers.
@@ -474,13 +465,8 @@ fn envelope(kind: &str, obj: &Value) -> Object {
 }
 
 async fn ensure(api: &Api, user: &UserInfo, kind: &str, want: &Value) -> crate::error::Result<()> {
-    let plural = if kind == "ClusterRole" {
-        "clusterroles"
-    } else {
-        "clusterrolebindings"
-    };
     let name = want["metadata"]["name"].as_str().unwrap_or_default();
-    let key = format!("{}{plural}/{name}", super::index::PREFIX);
+    let key = key_of(kind, name);
     let cur = match api.cache.get(&key) {
         Some(c) => c.value()?,
         None => {

@@ -42,6 +42,38 @@ struct Args {
     /// `--authorization-mode=AlwaysAllow`).
     #[arg(long, value_parser = ["masters", "rbac", "always-allow"], default_value = "masters")]
     authz: String,
+    /// Validating admission webhooks (HTTPS, served in this process, allowing everything)
+    /// that every pod create calls.
+    #[arg(long, default_value_t = 0)]
+    webhooks: usize,
+}
+
+/// `n` ValidatingWebhookConfigurations, each calling `hook` for every pod create.
+async fn register_webhooks(
+    admin: &Client,
+    hook: &rkube_tests::webhook_server::WebhookServer,
+    n: usize,
+) {
+    use base64::Engine as _;
+    let bundle = base64::engine::general_purpose::STANDARD.encode(&hook.ca_pem);
+    for i in 0..n {
+        let v = json!({"metadata": {"name": format!("bench-{i}")}, "webhooks": [{
+            "name": format!("bench-{i}.hooks.bench"),
+            "clientConfig": {"url": format!("https://{}/validate", hook.addr), "caBundle": bundle},
+            "rules": [{"operations": ["CREATE"], "apiGroups": [""], "apiVersions": ["v1"], "resources": ["pods"]}],
+            "sideEffects": "None", "admissionReviewVersions": ["v1"], "failurePolicy": "Fail"}]});
+        admin
+            .create(CreateRequest {
+                object: Some(api_object(
+                    "admissionregistration.k8s.io/v1",
+                    "ValidatingWebhookConfiguration",
+                    "",
+                    v,
+                )),
+            })
+            .await
+            .expect("a webhook configuration");
+    }
 }
 
 /// A client per member for a user granted `edit` everywhere, with 1,000 other RoleBindings
@@ -220,6 +252,14 @@ async fn main() {
             .await
             .expect("create the namespace");
     }
+    let allow: rkube_tests::webhook_server::Review = Arc::new(|_: &str, body: &[u8]| {
+        let review: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+        json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+            "response": {"uid": review["request"]["uid"], "allowed": true}})
+    });
+    let hook = rkube_tests::webhook_server::start(allow).await;
+    register_webhooks(&cs[0], &hook, args.webhooks).await;
+    println!("validating webhooks on pod creates: {}", args.webhooks);
     if args.authz != "masters" && !args.plaintext {
         cs = rbac_user(&cluster, &cs[0]).await;
     }
