@@ -145,6 +145,58 @@ async fn the_process_runtime_enforces_the_security_context() {
     exec_as_the_container(&client, &cluster.api_access(), &mnt).await;
     secrets_hidden(&client, &node).await;
     subpath_link_refused(&client, &mnt).await;
+    traversal_past_validation_refused(&cluster, &client).await;
+}
+
+/// A pod whose configMap item path climbs out of its volume, written straight through
+/// the etcd API so that validation never saw it: the kubelet refuses to mount it, and
+/// nothing appears at the path it aimed for.
+async fn traversal_past_validation_refused(cluster: &rkube_tests::Cluster, client: &Client) {
+    use k8s_openapi::api::core::v1::ConfigMap;
+    use rkube_proto::etcd::PutRequest;
+    Api::<ConfigMap>::namespaced(client.clone(), "default")
+        .create(
+            &serde_json::from_value(json!({"metadata": {"name": "cm"}, "data": {"k": "escaped"}}))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let target = std::env::temp_dir().join(format!("rkube-escape-{}", std::process::id()));
+    let climb = format!(
+        "{}{}",
+        "../".repeat(24),
+        target.display().to_string().trim_start_matches('/')
+    );
+    let pod = json!({"apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "climber", "namespace": "default",
+            "uid": "00000000-0000-4000-8000-00000000c11b",
+            "creationTimestamp": "2026-01-01T00:00:00Z"},
+        "spec": {"nodeName": "w1", "restartPolicy": "Never",
+            "volumes": [{"name": "v", "configMap": {"name": "cm", "items": [{"key": "k", "path": climb}]}}],
+            "containers": [{"name": "c", "image": "busybox", "command": [BUSYBOX, "true"],
+                "volumeMounts": [{"name": "v", "mountPath": "/mnt-climb"}]}]},
+        "status": {"phase": "Pending"}});
+    cluster
+        .clients(0)
+        .kv
+        .put(PutRequest {
+            key: "/registry/core/pods/default/climber".into(),
+            value: serde_json::to_vec(&pod).unwrap().into(),
+            ..Default::default()
+        })
+        .await
+        .expect("write the pod through the etcd API");
+    let refused = wait_pod(client, "climber", "the climbing pod refused", |p: &Pod| {
+        container(p, "c")["state"]["waiting"]["reason"] == "CreateContainerConfigError"
+    })
+    .await;
+    let msg = container(&refused, "c")["state"]["waiting"]["message"].clone();
+    assert!(msg.as_str().unwrap_or_default().contains(".."), "{msg}");
+    assert!(
+        !target.exists(),
+        "a file was written outside the volume: {}",
+        target.display()
+    );
 }
 
 /// readOnlyRootFilesystem: the host's files cannot be written; an emptyDir can.

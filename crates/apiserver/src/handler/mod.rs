@@ -205,14 +205,25 @@ impl Api {
         Ok(v)
     }
 
-    /// Type check and normalisation, metadata and kind rules, and immutable fields.
-    fn validate(&self, rt: &ResourceType, obj: Value, old: Option<&Value>) -> Result<Value> {
+    /// Type check and normalisation, metadata and kind rules, and immutable fields. A
+    /// subresource write (`sub`: status, approval, binding) changes no spec, so the kind's
+    /// spec rules are not applied to it: an object stored before a rule existed (or written
+    /// around the API) can still have its status recorded, as in Kubernetes.
+    fn validate(
+        &self,
+        rt: &ResourceType,
+        obj: Value,
+        old: Option<&Value>,
+        sub: &str,
+    ) -> Result<Value> {
         let name = object::name(&obj).to_string();
         let obj = rt
             .check_schema(obj)
             .map_err(|e| Error::invalid(&rt.kind, &name, vec![e]))?;
         let mut errs = validation::metadata(&rt.kind, rt.namespaced, &obj);
-        errs.extend(validation::kind_rules(&rt.kind, &obj));
+        if sub.is_empty() {
+            errs.extend(validation::kind_rules(&rt.kind, &obj));
+        }
         if rt.kind == "CustomResourceDefinition" {
             errs.extend(crate::registry::crd::validate(&obj));
         }
@@ -235,7 +246,7 @@ impl Api {
     /// Mutating admission, validation, validating admission: the middle of the pipeline.
     async fn admit(&self, req: &AdmissionRequest<'_>, mut obj: Value) -> Result<Value> {
         self.admission.mutate(req, &mut obj).await?;
-        let obj = self.validate(req.rt, obj, req.old)?;
+        let obj = self.validate(req.rt, obj, req.old, req.subresource)?;
         self.admission.validate(req, &obj).await?;
         Ok(obj)
     }
