@@ -70,6 +70,8 @@ pub async fn start(review: Review) -> WebhookServer {
         while let Ok((tcp, _)) = listener.accept().await {
             let (acceptor, calls, review) = (acceptor.clone(), counted.clone(), review.clone());
             conns.spawn(async move {
+                // Replies go out at once, not after the client's delayed ACK.
+                let _ = tcp.set_nodelay(true);
                 if let Ok(tls) = acceptor.accept(tcp).await {
                     let _ = serve(tls, &calls, &review).await;
                 }
@@ -119,8 +121,9 @@ where
             "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
             answer.len()
         );
-        s.write_all(reply.as_bytes()).await?;
-        s.write_all(&answer).await?;
+        let mut out = reply.into_bytes();
+        out.extend_from_slice(&answer);
+        s.write_all(&out).await?;
         s.flush().await?;
     }
 }

@@ -90,22 +90,36 @@ impl Graph {
 
     fn put(&mut self, c: &Cached) {
         self.remove(&c.key);
-        let Ok(pod) = serde_json::from_slice::<Value>(&c.json) else {
-            return;
-        };
-        let node = pod["spec"]["nodeName"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
+        // Most pod events before binding: read only the node name, not the whole pod.
+        let node = serde_json::from_slice::<Bound>(&c.json)
+            .ok()
+            .and_then(|b| b.spec.node_name)
+            .unwrap_or_default();
         if node.is_empty() {
             return;
         }
+        let Ok(pod) = serde_json::from_slice::<Value>(&c.json) else {
+            return;
+        };
         let edges = references(&pod, &c.namespace);
         for e in &edges {
             *self.count.entry((node.clone(), e.clone())).or_default() += 1;
         }
         self.pods.insert(c.key.clone(), (node, edges));
     }
+}
+
+/// The one field of a pod that says whether it is in the graph.
+#[derive(serde::Deserialize)]
+struct Bound {
+    #[serde(default)]
+    spec: BoundSpec,
+}
+
+#[derive(Default, serde::Deserialize)]
+struct BoundSpec {
+    #[serde(rename = "nodeName")]
+    node_name: Option<String>,
 }
 
 /// The node → referenced objects graph, kept current by [`NodeGraph::run`].

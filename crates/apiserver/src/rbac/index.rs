@@ -16,18 +16,45 @@ use crate::cache::{Cached, Msg, WatchCache};
 
 pub const PREFIX: &str = "/registry/rbac.authorization.k8s.io/";
 
-struct Binding {
-    subjects: Vec<Subject>,
+/// Who a binding's subject is, as a request's user is looked up: a user name (service
+/// accounts by their user name) or a group.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum Who {
+    User(String),
+    Group(String),
+}
+
+/// A binding as seen from one of its subjects: where it applies ("" for a
+/// ClusterRoleBinding) and what it grants.
+struct Grant {
+    namespace: String,
     role_ref: RoleRef,
 }
 
-/// The RBAC objects of one revision of the cache.
+/// The RBAC objects of one revision of the cache. Bindings are indexed by subject, so a
+/// decision costs a lookup per name and group of the user, however many bindings exist.
 #[derive(Default)]
 pub struct Index {
     cluster_roles: HashMap<String, Vec<PolicyRule>>,
     roles: HashMap<(String, String), Vec<PolicyRule>>,
-    cluster_bindings: Vec<Binding>,
-    bindings: HashMap<String, Vec<Binding>>,
+    grants: HashMap<Who, Vec<Grant>>,
+}
+
+/// The key a subject of a binding in `binding_ns` is found under.
+fn who(s: &Subject, binding_ns: &str) -> Option<Who> {
+    match s.kind.as_str() {
+        "User" => Some(Who::User(s.name.clone())),
+        "Group" => Some(Who::Group(s.name.clone())),
+        "ServiceAccount" => {
+            let ns = s
+                .namespace
+                .as_deref()
+                .filter(|n| !n.is_empty())
+                .unwrap_or(binding_ns);
+            Some(Who::User(format!("system:serviceaccount:{ns}:{}", s.name)))
+        }
+        _ => None,
+    }
 }
 
 fn decode<K: DeserializeOwned>(c: &Cached) -> Option<K> {
@@ -61,27 +88,29 @@ impl Index {
                 }
                 "clusterrolebindings" => {
                     if let Some(b) = decode::<ClusterRoleBinding>(c) {
-                        ix.cluster_bindings.push(Binding {
-                            subjects: b.subjects.unwrap_or_default(),
-                            role_ref: b.role_ref,
-                        });
+                        ix.grant(&b.subjects.unwrap_or_default(), "", b.role_ref);
                     }
                 }
                 "rolebindings" => {
                     if let Some(b) = decode::<RoleBinding>(c) {
-                        ix.bindings
-                            .entry(c.namespace.clone())
-                            .or_default()
-                            .push(Binding {
-                                subjects: b.subjects.unwrap_or_default(),
-                                role_ref: b.role_ref,
-                            });
+                        ix.grant(&b.subjects.unwrap_or_default(), &c.namespace, b.role_ref);
                     }
                 }
                 _ => {}
             }
         }
         ix
+    }
+
+    fn grant(&mut self, subjects: &[Subject], namespace: &str, role_ref: RoleRef) {
+        for s in subjects {
+            if let Some(w) = who(s, namespace) {
+                self.grants.entry(w).or_default().push(Grant {
+                    namespace: namespace.to_string(),
+                    role_ref: role_ref.clone(),
+                });
+            }
+        }
     }
 
     fn role_rules(&self, r: &RoleRef, ns: &str) -> &[PolicyRule] {
@@ -96,26 +125,39 @@ impl Index {
     /// Every rule `user` holds in namespace `ns` ("" for cluster-wide rules only).
     pub fn rules_for<'a>(&'a self, user: &UserInfo, ns: &str) -> Vec<&'a PolicyRule> {
         let mut out: Vec<&PolicyRule> = Vec::new();
-        for b in &self.cluster_bindings {
-            if b.subjects.iter().any(|s| rules::names(s, "", user)) {
-                out.extend(self.role_rules(&b.role_ref, ""));
-            }
-        }
-        if !ns.is_empty() {
-            for b in self.bindings.get(ns).into_iter().flatten() {
-                if b.subjects.iter().any(|s| rules::names(s, ns, user)) {
-                    out.extend(self.role_rules(&b.role_ref, ns));
+        self.visit(user, ns, |rules| {
+            out.extend(rules);
+            false
+        });
+        out
+    }
+
+    /// Calls `f` with the rules of each binding of `user` that applies in `ns` (cluster
+    /// bindings everywhere), until `f` returns true; returns whether it did.
+    fn visit<'a>(
+        &'a self,
+        user: &UserInfo,
+        ns: &str,
+        mut f: impl FnMut(&'a [PolicyRule]) -> bool,
+    ) -> bool {
+        let names = std::iter::once(Who::User(user.name.clone()))
+            .chain(user.groups.iter().map(|g| Who::Group(g.clone())));
+        for w in names {
+            for g in self.grants.get(&w).into_iter().flatten() {
+                let applies = g.namespace.is_empty() || (!ns.is_empty() && g.namespace == ns);
+                if applies && f(self.role_rules(&g.role_ref, &g.namespace)) {
+                    return true;
                 }
             }
         }
-        out
+        false
     }
 
     /// Whether any rule `user` holds (cluster-wide, or in the request's namespace) allows it.
     pub fn allows(&self, user: &UserInfo, ns: &str, req: &Request<'_>) -> bool {
-        self.rules_for(user, ns)
-            .iter()
-            .any(|r| rules::allows(r, req))
+        self.visit(user, ns, |rules| {
+            rules.iter().any(|r| rules::allows(r, req))
+        })
     }
 
     /// The rules of Role `ns/name`.

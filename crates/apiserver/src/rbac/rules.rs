@@ -1,9 +1,9 @@
 //! Does a PolicyRule allow a request, and does a binding's subject name a user: the two
 //! questions every RBAC decision is made of, answered as Kubernetes answers them.
 
-use k8s_openapi::api::rbac::v1::{PolicyRule, Subject};
+use k8s_openapi::api::rbac::v1::PolicyRule;
 
-use crate::auth::{Attributes, UserInfo};
+use crate::auth::Attributes;
 
 /// The request, as RBAC sees it: a resource request, or a non-resource URL.
 #[derive(Clone, Copy, Debug)]
@@ -56,24 +56,6 @@ pub fn allows(rule: &PolicyRule, req: &Request<'_>) -> bool {
                         || u.strip_suffix('*').is_some_and(|p| path.starts_with(p))
                 })
         }
-    }
-}
-
-/// Whether `subject` of a binding in `binding_ns` ("" for a ClusterRoleBinding) names
-/// `user`.
-pub fn names(subject: &Subject, binding_ns: &str, user: &UserInfo) -> bool {
-    match subject.kind.as_str() {
-        "User" => subject.name == user.name,
-        "Group" => user.groups.contains(&subject.name),
-        "ServiceAccount" => {
-            let ns = subject
-                .namespace
-                .as_deref()
-                .filter(|n| !n.is_empty())
-                .unwrap_or(binding_ns);
-            user.name == format!("system:serviceaccount:{ns}:{}", subject.name)
-        }
-        _ => false,
     }
 }
 

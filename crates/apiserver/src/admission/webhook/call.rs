@@ -25,7 +25,9 @@ use crate::cache::WatchCache;
 const MAX_RESPONSE_BYTES: usize = 3 << 20;
 /// TLS clients kept; past this the cache starts over.
 const MAX_CLIENTS: usize = 128;
-const MAX_IDLE_PER_SERVER: usize = 4;
+/// Kept-alive connections per webhook address: enough for a busy member's concurrent
+/// calls, so that each call does not pay a TLS handshake.
+const MAX_IDLE_PER_SERVER: usize = 64;
 
 /// Why a webhook gave no answer. The webhook's failurePolicy decides whether the request
 /// is refused; retrying may succeed once the webhook is reachable and well-behaved.
