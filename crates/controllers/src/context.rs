@@ -128,3 +128,15 @@ impl Ctx {
         self.cluster_roles.wait_ready().await;
     }
 }
+
+/// The type reference of a kind that discovery lists, for requests about any kind.
+pub fn type_of(r: &rkube_proto::api::ApiResource) -> rkube_proto::api::TypeRef {
+    rkube_proto::api::TypeRef {
+        api_version: if r.group.is_empty() {
+            r.version.clone()
+        } else {
+            format!("{}/{}", r.group, r.version)
+        },
+        kind: r.kind.clone(),
+    }
+}

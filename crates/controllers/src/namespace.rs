@@ -9,7 +9,7 @@ use std::time::Duration;
 use client::reflector::ObjectKey;
 use client::{Api, PatchParams};
 use k8s_openapi::api::core::v1::Namespace;
-use rkube_proto::api::{DeleteRequest, ListRequest, TypeRef};
+use rkube_proto::api::{DeleteRequest, ListRequest};
 use serde_json::json;
 
 use crate::context::Ctx;
@@ -51,14 +51,7 @@ async fn reconcile(ctx: &Ctx, key: ObjectKey) -> Result<Requeue, client::Error> 
         if !r.namespaced || !r.verbs.iter().any(|v| v == "delete") {
             continue;
         }
-        let ty = TypeRef {
-            api_version: if r.group.is_empty() {
-                r.version.clone()
-            } else {
-                format!("{}/{}", r.group, r.version)
-            },
-            kind: r.kind.clone(),
-        };
+        let ty = crate::context::type_of(&r);
         let list = ctx
             .client
             .list(ListRequest {

@@ -17,10 +17,10 @@ use client::informer::Change;
 use client::reflector::ObjectKey;
 use client::Api;
 use k8s_openapi::api::core::v1::{Pod, ResourceQuota};
-use rkube_proto::api::{ApiResource, ListRequest, TypeRef};
+use rkube_proto::api::{ApiResource, ListRequest};
 use serde_json::{json, Value};
 
-use crate::context::Ctx;
+use crate::context::{type_of, Ctx};
 use crate::worker::{self, Requeue};
 
 /// How often every quota is recounted even when nothing it watches changed (objects of
@@ -154,15 +154,4 @@ fn find<'a>(resources: &'a [ApiResource], group: &str, plural: &str) -> Option<&
     resources
         .iter()
         .find(|r| r.group == group && r.name == plural && r.namespaced)
-}
-
-fn type_of(r: &ApiResource) -> TypeRef {
-    TypeRef {
-        api_version: if r.group.is_empty() {
-            r.version.clone()
-        } else {
-            format!("{}/{}", r.group, r.version)
-        },
-        kind: r.kind.clone(),
-    }
 }

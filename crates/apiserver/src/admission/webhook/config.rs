@@ -161,42 +161,34 @@ pub(crate) fn load(cache: &WatchCache, stage: Stage) -> Vec<Hook> {
     hooks
 }
 
+/// The hooks of a configuration of kind `$kind`: both kinds' webhooks carry the fields a
+/// [`Hook`] is made of under the same names.
+macro_rules! hooks_of {
+    ($kind:ty, $json:expr) => {
+        serde_json::from_slice::<$kind>($json)?
+            .webhooks
+            .unwrap_or_default()
+            .into_iter()
+            .map(|w| {
+                Hook::new(
+                    w.name,
+                    w.client_config,
+                    w.rules,
+                    w.failure_policy,
+                    w.namespace_selector,
+                    w.object_selector,
+                    w.timeout_seconds,
+                    w.admission_review_versions,
+                )
+            })
+            .collect()
+    };
+}
+
 fn parse(stage: Stage, json: &[u8]) -> Result<Vec<Hook>, serde_json::Error> {
     Ok(match stage {
-        Stage::Mutating => serde_json::from_slice::<MutatingWebhookConfiguration>(json)?
-            .webhooks
-            .unwrap_or_default()
-            .into_iter()
-            .map(|w| {
-                Hook::new(
-                    w.name,
-                    w.client_config,
-                    w.rules,
-                    w.failure_policy,
-                    w.namespace_selector,
-                    w.object_selector,
-                    w.timeout_seconds,
-                    w.admission_review_versions,
-                )
-            })
-            .collect(),
-        Stage::Validating => serde_json::from_slice::<ValidatingWebhookConfiguration>(json)?
-            .webhooks
-            .unwrap_or_default()
-            .into_iter()
-            .map(|w| {
-                Hook::new(
-                    w.name,
-                    w.client_config,
-                    w.rules,
-                    w.failure_policy,
-                    w.namespace_selector,
-                    w.object_selector,
-                    w.timeout_seconds,
-                    w.admission_review_versions,
-                )
-            })
-            .collect(),
+        Stage::Mutating => hooks_of!(MutatingWebhookConfiguration, json),
+        Stage::Validating => hooks_of!(ValidatingWebhookConfiguration, json),
     })
 }
 
