@@ -1,7 +1,9 @@
 //! What the apiserver and its clients must compute alike from Kubernetes objects:
 //! resource quantities, and what an object counts against a ResourceQuota. The server's
 //! admission and the controllers' recomputation use the same functions, so they cannot
-//! disagree on what a pod costs.
+//! disagree on what a pod costs. The schemas of the built-in kinds, with the patch metadata
+//! that decides how their lists merge.
 
 pub mod quantity;
 pub mod quota;
+pub mod schema;

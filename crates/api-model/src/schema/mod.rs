@@ -1,0 +1,125 @@
+//! The schemas of the built-in kinds: OpenAPI definitions generated from the `k8s-openapi`
+//! types, with the patch metadata that decides how lists merge
+//! (`x-kubernetes-patch-strategy`, `x-kubernetes-patch-merge-key`,
+//! `x-kubernetes-list-type`, `x-kubernetes-list-map-keys`) laid over them from
+//! [`patch_meta`]. Custom kinds bring their own schema (a CRD's openAPIV3Schema), which is
+//! walked the same way through [`Node`].
+
+mod builtin;
+pub mod patch_meta;
+
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
+
+use serde_json::Value;
+
+pub use builtin::ROOTS;
+
+/// Named OpenAPI definitions; references are `#/definitions/<name>`.
+#[derive(Clone, Debug, Default)]
+pub struct Definitions {
+    pub defs: BTreeMap<String, Value>,
+}
+
+/// The definitions of every built-in kind, built once.
+pub fn builtin() -> &'static Definitions {
+    static DEFS: OnceLock<Definitions> = OnceLock::new();
+    DEFS.get_or_init(builtin::generate)
+}
+
+impl Definitions {
+    /// The definition that follows `$ref` in `schema`, or `schema` itself.
+    pub fn resolve<'a>(&'a self, schema: &'a Value) -> &'a Value {
+        let mut s = schema;
+        // allOf with one member is how a described reference is written.
+        for _ in 0..8 {
+            if let Some(r) = s.get("$ref").and_then(|r| r.as_str()) {
+                match r
+                    .strip_prefix("#/definitions/")
+                    .and_then(|n| self.defs.get(n))
+                {
+                    Some(d) => s = d,
+                    None => return s,
+                }
+            } else if let Some([one]) = s
+                .get("allOf")
+                .and_then(|a| a.as_array())
+                .map(|a| a.as_slice())
+            {
+                s = one;
+            } else {
+                return s;
+            }
+        }
+        s
+    }
+
+    /// The schema of the kind `api_version`/`kind`, if it is a built-in one.
+    pub fn root(&self, api_version: &str, kind: &str) -> Option<Node<'_>> {
+        let name = ROOTS
+            .iter()
+            .find(|r| r.api_version == api_version && r.kind == kind)?
+            .definition;
+        Some(Node::new(self, self.defs.get(name)?))
+    }
+}
+
+/// One place in a schema, with the definitions its references point into.
+#[derive(Clone, Copy, Debug)]
+pub struct Node<'a> {
+    pub defs: &'a Definitions,
+    pub schema: &'a Value,
+}
+
+impl<'a> Node<'a> {
+    pub fn new(defs: &'a Definitions, schema: &'a Value) -> Self {
+        Node {
+            defs,
+            schema: defs.resolve(schema),
+        }
+    }
+
+    /// The schema of property `name` of an object.
+    pub fn field(&self, name: &str) -> Option<Node<'a>> {
+        let p = self.schema.get("properties")?.get(name)?;
+        Some(Node {
+            defs: self.defs,
+            // Extensions on the property itself (patch metadata) win over the referenced
+            // definition's; callers read them through `ext`, which looks at `raw` first.
+            schema: p,
+        })
+    }
+
+    /// The schema behind this node's references.
+    pub fn resolved(&self) -> Node<'a> {
+        Node::new(self.defs, self.schema)
+    }
+
+    /// The schema of a list's items.
+    pub fn items(&self) -> Option<Node<'a>> {
+        let s = self.resolved().schema;
+        Some(Node::new(self.defs, s.get("items")?))
+    }
+
+    /// The schema of a map's values.
+    pub fn values(&self) -> Option<Node<'a>> {
+        let s = self.resolved().schema;
+        match s.get("additionalProperties")? {
+            Value::Object(_) => Some(Node::new(self.defs, &s["additionalProperties"])),
+            _ => None,
+        }
+    }
+
+    /// An extension (`x-kubernetes-…`) or keyword, read from the property first and then
+    /// from the definition it references.
+    pub fn ext(&self, key: &str) -> Option<&'a Value> {
+        self.schema
+            .get(key)
+            .or_else(|| self.resolved().schema.get(key))
+    }
+
+    /// The `type` keyword, after references.
+    pub fn type_name(&self) -> Option<&'a str> {
+        self.ext("type").and_then(|t| t.as_str())
+    }
+}
