@@ -2,8 +2,10 @@
 //! resource quantities, and what an object counts against a ResourceQuota. The server's
 //! admission and the controllers' recomputation use the same functions, so they cannot
 //! disagree on what a pod costs. The schemas of the built-in kinds, with the patch metadata
-//! that decides how their lists merge.
+//! that decides how their lists merge, and the merge semantics of the REST API built on
+//! them: strategic merge patch, server-side apply and the `managedFields` of every write.
 
+pub mod merge;
 pub mod quantity;
 pub mod quota;
 pub mod schema;

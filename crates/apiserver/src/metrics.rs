@@ -20,11 +20,44 @@ pub struct VerbLabels {
     pub verb: String,
 }
 
+/// The labels of Kubernetes' `apiserver_request_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RestLabels {
+    pub verb: String,
+    pub dry_run: String,
+    pub group: String,
+    pub version: String,
+    pub resource: String,
+    pub subresource: String,
+    pub scope: String,
+    pub component: String,
+    pub code: String,
+}
+
+/// The labels of Kubernetes' `apiserver_request_duration_seconds` (no code).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RestDurationLabels {
+    pub verb: String,
+    pub dry_run: String,
+    pub group: String,
+    pub version: String,
+    pub resource: String,
+    pub subresource: String,
+    pub scope: String,
+    pub component: String,
+}
+
+type RestHistograms = Family<RestDurationLabels, Histogram, fn() -> Histogram>;
+
 type HistogramFamily = Family<VerbLabels, Histogram, fn() -> Histogram>;
 
 #[derive(Clone)]
 pub struct Metrics {
     registry: Arc<parking_lot::Mutex<Registry>>,
+    /// The REST API's metrics, under Kubernetes' names (no prefix).
+    rest_registry: Arc<parking_lot::Mutex<Registry>>,
+    pub rest_requests: Family<RestLabels, Counter>,
+    pub rest_latency: RestHistograms,
     pub requests: Family<RequestLabels, Counter>,
     pub latency: HistogramFamily,
     pub watches: Gauge,
@@ -32,6 +65,14 @@ pub struct Metrics {
     pub revision: Gauge,
     pub is_leader: Gauge,
     pub raft_term: Gauge,
+}
+
+/// Kubernetes' buckets for `apiserver_request_duration_seconds`.
+fn rest_histogram() -> Histogram {
+    Histogram::new([
+        0.005, 0.025, 0.05, 0.1, 0.2, 0.4, 0.6, 0.8, 1.0, 1.25, 1.5, 2.0, 3.0, 4.0, 5.0, 6.0,
+        8.0, 10.0, 15.0, 20.0, 30.0, 45.0, 60.0,
+    ])
 }
 
 fn latency_histogram() -> Histogram {
@@ -52,7 +93,22 @@ impl Default for Metrics {
             is_leader: Gauge::default(),
             raft_term: Gauge::default(),
             registry: Default::default(),
+            rest_registry: Default::default(),
+            rest_requests: Default::default(),
+            rest_latency: Family::new_with_constructor(rest_histogram),
         };
+        let mut k = Registry::default();
+        k.register(
+            "apiserver_request",
+            "Counter of apiserver requests broken out for each verb, dry run value, group, version, resource, scope, component, and HTTP response code.",
+            m.rest_requests.clone(),
+        );
+        k.register(
+            "apiserver_request_duration_seconds",
+            "Response latency distribution in seconds for each verb, dry run value, group, version, resource, subresource, scope and component.",
+            m.rest_latency.clone(),
+        );
+        *m.rest_registry.lock() = k;
         r.register(
             "requests",
             "Requests by verb and gRPC code",
@@ -96,9 +152,31 @@ impl Metrics {
             .observe(secs);
     }
 
+    /// Counts a REST request: `verb` is Kubernetes' metric verb (GET, LIST, WATCH, POST,
+    /// PUT, PATCH, APPLY, DELETE, DELETECOLLECTION, CONNECT).
+    pub fn observe_rest(&self, l: RestDurationLabels, code: u16, secs: f64) {
+        self.rest_requests
+            .get_or_create(&RestLabels {
+                verb: l.verb.clone(),
+                dry_run: l.dry_run.clone(),
+                group: l.group.clone(),
+                version: l.version.clone(),
+                resource: l.resource.clone(),
+                subresource: l.subresource.clone(),
+                scope: l.scope.clone(),
+                component: l.component.clone(),
+                code: code.to_string(),
+            })
+            .inc();
+        self.rest_latency.get_or_create(&l).observe(secs);
+    }
+
     pub fn encode(&self) -> String {
         let mut out = String::new();
-        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry.lock());
+        let _ = prometheus_client::encoding::text::encode_registry(&mut out, &self.registry.lock());
+        let _ =
+            prometheus_client::encoding::text::encode_registry(&mut out, &self.rest_registry.lock());
+        let _ = prometheus_client::encoding::text::encode_eof(&mut out);
         out
     }
 }

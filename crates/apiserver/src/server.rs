@@ -273,8 +273,19 @@ impl ApiServer {
             Some(ServingTls::Cluster(c)) => Some(c.ca().cert_pem().to_string()),
             _ => None,
         };
+        let rest = crate::rest::Rest {
+            api: api.clone(),
+            bookmark_interval: cfg.bookmark_interval,
+            max_body: max_msg,
+            pods: PodsService {
+                api: api.clone(),
+                tokens: tokens.clone(),
+                agent_client: agent_client.clone(),
+            },
+            tokens: tokens.clone(),
+        };
         let http = crate::http::routes(api.clone(), tokens.clone(), ca_pem);
-        let router = routes.into_axum_router().merge(http);
+        let router = crate::rest::router(routes.into_axum_router(), http, rest);
         tasks.push(serve_api(listener, cfg.tls.as_ref(), router)?);
         tasks.push(tokio::spawn(bootstrap(api.clone())));
         if rbac_index.is_some() {

@@ -1,6 +1,6 @@
 //! node: what runs on every worker — the kubelet ([`kubelet`]) and the container runtime
 //! it drives ([`runtime`]), the service proxy ([`proxy`]), and the agent API the apiserver
-//! calls for logs and exec ([`server`]).
+//! calls for logs, exec, attach and port-forward ([`server`]).
 //!
 //! A node agent is a gRPC client of the control plane: it reaches the apiserver only
 //! through the `client` crate and never depends on `apiserver` or `raft-store`.
@@ -10,3 +10,4 @@ pub mod kubelet;
 pub mod proxy;
 pub mod runtime;
 pub mod server;
+mod streaming;

@@ -1,5 +1,6 @@
 //! The node agent's own API, for the apiserver alone: pod logs (with follow, previous and
-//! tail) and exec. Over TLS (the default) a caller must present a client certificate from
+//! tail), exec, and the streaming calls of [`crate::streaming`] (interactive exec,
+//! attach, port-forward). Over TLS (the default) a caller must present a client certificate from
 //! the cluster CA naming the apiserver or an administrator; on a plaintext cluster every
 //! call must carry a token the apiserver signed for node agents, checked against the
 //! cluster's public key.
@@ -130,7 +131,7 @@ pub struct NodeAgentService {
 impl NodeAgentService {
     /// The container `name` of pod `ns/pod` (the only one when `name` is empty): its
     /// current container, or the one before with `previous`.
-    async fn container(
+    pub(crate) async fn container(
         &self,
         ns: &str,
         pod: &str,
@@ -207,6 +208,28 @@ type LogStream = Pin<Box<dyn Stream<Item = Result<LogChunk, Status>> + Send>>;
 #[tonic::async_trait]
 impl NodeAgent for NodeAgentService {
     type LogsStream = LogStream;
+    type StreamStream = crate::streaming::session::OutputStream;
+    type PortForwardStream = crate::streaming::port_forward::OutputStream;
+
+    async fn stream(
+        &self,
+        req: Request<tonic::Streaming<StreamInput>>,
+    ) -> Result<Response<Self::StreamStream>, Status> {
+        self.verifier.verify(&req).await?;
+        crate::streaming::session::open(self, req.into_inner())
+            .await
+            .map(Response::new)
+    }
+
+    async fn port_forward(
+        &self,
+        req: Request<tonic::Streaming<PortForwardInput>>,
+    ) -> Result<Response<Self::PortForwardStream>, Status> {
+        self.verifier.verify(&req).await?;
+        crate::streaming::port_forward::open(self, req.into_inner())
+            .await
+            .map(Response::new)
+    }
 
     async fn logs(&self, req: Request<LogsRequest>) -> Result<Response<LogStream>, Status> {
         self.verifier.verify(&req).await?;

@@ -5,6 +5,11 @@
 //! - [`api`] (`rkube.api.v1`): the resource API of the apiserver, used by every client.
 //! - [`raft`] (`rkube.raft.v1`): the transport between raft-store members and the request
 //!   type that raft-store replicates.
+//! - [`K8S_DESCRIPTORS`]: Kubernetes' own API messages (`k8s.io.api.*`, `k8s.io.apimachinery.*`,
+//!   `k8s.io.apiextensions_apiserver.*`) as an encoded `FileDescriptorSet`, for reading the
+//!   `application/vnd.kubernetes.protobuf` bodies kubectl and client-go send.
+//! - [`openapi_v2`] (`openapi.v2`): gnostic's OpenAPI 2.0 document, the protobuf form of
+//!   `/openapi/v2` that kubectl and client-go read.
 //!
 //! This crate holds nothing but protocol definitions; it depends on no other rkube crate.
 //! Modules follow the proto package hierarchy because generated code refers across packages
@@ -18,6 +23,14 @@ pub mod mvccpb {
 /// `etcdserverpb`: the etcd v3 services KV, Watch, Lease, Cluster and Maintenance.
 pub mod etcdserverpb {
     tonic::include_proto!("etcdserverpb");
+}
+
+/// Packages under `openapi.`.
+pub mod openapi {
+    /// `openapi.v2`: an OpenAPI (Swagger) 2.0 document as gnostic encodes it.
+    pub mod v2 {
+        tonic::include_proto!("openapi.v2");
+    }
 }
 
 /// Packages under `rkube.`.
@@ -39,5 +52,11 @@ pub mod rkube {
 }
 
 pub use etcdserverpb as etcd;
+pub use openapi::v2 as openapi_v2;
 pub use rkube::api::v1 as api;
 pub use rkube::raft::v1 as raft;
+
+/// The encoded `google.protobuf.FileDescriptorSet` of Kubernetes' `generated.proto` files
+/// (under `proto/k8s/`) and their imports, without source info. Message names are the
+/// Kubernetes proto names, e.g. `k8s.io.api.apps.v1.Deployment`.
+pub const K8S_DESCRIPTORS: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/k8s_descriptors.bin"));

@@ -57,6 +57,8 @@ impl UpCluster {
             .arg(dir.path().join("cluster"))
             .args(["--base-port", "0", "--write-config"])
             .arg(dir.path().join("client-config"))
+            .arg("--kubeconfig")
+            .arg(dir.path().join("kubeconfig"))
             .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

@@ -4,7 +4,7 @@ mod auth;
 mod cluster;
 mod discovery;
 pub(crate) mod pods;
-mod resources;
+pub(crate) mod resources;
 
 pub use auth::AuthService;
 pub use cluster::ClusterService;

@@ -3,7 +3,7 @@
 use rkube_proto::api::{DeleteRequest, DeleteResponse};
 use serde_json::Value;
 
-use super::{admission_request, envelope, Api, MAX_RETRIES};
+use super::{admission_request, envelope, Api, WriteOptions, MAX_RETRIES};
 use crate::admission::Operation;
 use crate::auth::UserInfo;
 use crate::error::{Error, Result};
@@ -37,6 +37,15 @@ fn needs_grace(rt: &ResourceType, obj: &Value) -> bool {
 
 impl Api {
     pub async fn delete(&self, user: &UserInfo, req: &DeleteRequest) -> Result<DeleteResponse> {
+        self.delete_with(user, req, &WriteOptions::default()).await
+    }
+
+    pub async fn delete_with(
+        &self,
+        user: &UserInfo,
+        req: &DeleteRequest,
+        opts: &WriteOptions,
+    ) -> Result<DeleteResponse> {
         let rt = self.resolve(req.r#type.as_ref()).await?;
         let ns = Self::namespace_of(&rt, &req.namespace)?;
         let name = req.name.as_str();
@@ -80,6 +89,12 @@ impl Api {
             }
             let areq = admission_request(Operation::Delete, &rt, user, &ns, name, Some(&cur_v), "");
             self.admission.validate(&areq, &cur_v).await?;
+            if opts.dry_run {
+                return Ok(DeleteResponse {
+                    object: Some(envelope(&rt, &cur_v)?),
+                    deleted: false,
+                });
+            }
 
             let grace = if needs_grace(&rt, &cur_v) {
                 req.grace_period_seconds

@@ -17,6 +17,7 @@ use serde_json::Value;
 
 pub use read::{ListOptions, WatchStream};
 
+
 use crate::admission::{Admission, AdmissionRequest, Operation};
 use crate::auth::{Attributes, AuthnChain, AuthzChain, Credentials, UserInfo};
 use crate::cache::{Cached, WatchCache};
@@ -52,6 +53,18 @@ pub struct Api {
     pub quota: crate::admission::ResourceQuota,
     /// Set once this member's cache has held every bootstrap role and binding.
     pub policy_ready: std::sync::atomic::AtomicBool,
+}
+
+/// How a write is carried out, from the REST API's query parameters (`dryRun`,
+/// `fieldManager`, `force`). The default is what gRPC callers get.
+#[derive(Clone, Debug, Default)]
+pub struct WriteOptions {
+    /// `dryRun=All`: admission and validation run, nothing is stored.
+    pub dry_run: bool,
+    /// Who makes the write, as `metadata.managedFields` records it.
+    pub field_manager: String,
+    /// Server-side apply takes fields other managers own.
+    pub force: bool,
 }
 
 /// How often an update whose caller gave no resourceVersion is retried after losing a

@@ -141,6 +141,33 @@ impl Api {
         })
     }
 
+    /// A list as of store revision `rv` (`resourceVersionMatch=Exact`), read from the
+    /// store's history: Expired once that revision is compacted.
+    pub async fn list_exact(
+        &self,
+        user: &UserInfo,
+        req: &ListRequest,
+        rv: i64,
+    ) -> Result<ListResponse> {
+        let rt = self.resolve(req.r#type.as_ref()).await?;
+        let ns = if rt.namespaced {
+            req.namespace.clone()
+        } else {
+            String::new()
+        };
+        self.authorize(user, "list", &rt, "", &ns, "")?;
+        let opts = ListOptions::new(&rt, &ns, &req.label_selector, &req.field_selector)?;
+        if rv > self.cache.revision() {
+            self.cache.wait_revision(rv, Duration::from_secs(3)).await?;
+        }
+        let limit = usize::try_from(req.limit.max(0)).unwrap_or(0);
+        let start = Continue {
+            rv,
+            start: opts.prefix.clone(),
+        };
+        self.list_at(&rt, &opts, start, limit).await
+    }
+
     /// A continued list: the next page of the snapshot at the first page's revision, read
     /// from the store's history (Expired once that revision is compacted).
     async fn list_at(

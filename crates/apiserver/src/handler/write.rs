@@ -6,7 +6,7 @@ use rand_name::generate;
 use rkube_proto::api::{Object, PatchRequest};
 use serde_json::{json, Value};
 
-use super::{admission_request, envelope, Api, MAX_RETRIES};
+use super::{admission_request, envelope, Api, WriteOptions, MAX_RETRIES};
 use crate::admission::Operation;
 use crate::auth::UserInfo;
 use crate::cache::Cached;
@@ -44,6 +44,15 @@ mod rand_name {
 
 impl Api {
     pub async fn create(&self, user: &UserInfo, env: &Object) -> Result<Object> {
+        self.create_with(user, env, &WriteOptions::default()).await
+    }
+
+    pub async fn create_with(
+        &self,
+        user: &UserInfo,
+        env: &Object,
+        opts: &WriteOptions,
+    ) -> Result<Object> {
         let rt = self.resolve(env.r#type.as_ref()).await?;
         let mut obj = self.parse_object(&rt, env)?;
         let ns = Self::namespace_of(&rt, object::namespace(&obj))?;
@@ -89,6 +98,9 @@ impl Api {
             let st = crate::registry::crd::accepted_status(&obj);
             obj["status"] = st;
         }
+        if opts.dry_run {
+            return envelope(&rt, &obj);
+        }
         let key = rt.key(&ns, &name);
         let _turn = self.quota.turn(&ns).await;
         for _ in 0..MAX_RETRIES {
@@ -125,6 +137,17 @@ impl Api {
 
     /// Update with a whole object, or of subresource `sub` (`status`, `approval`).
     pub async fn update(&self, user: &UserInfo, env: &Object, sub: &str) -> Result<Object> {
+        self.update_with(user, env, sub, &WriteOptions::default())
+            .await
+    }
+
+    pub async fn update_with(
+        &self,
+        user: &UserInfo,
+        env: &Object,
+        sub: &str,
+        opts: &WriteOptions,
+    ) -> Result<Object> {
         let rt = self.resolve(env.r#type.as_ref()).await?;
         let obj = self.parse_object(&rt, env)?;
         let ns = Self::namespace_of(&rt, object::namespace(&obj))?;
@@ -147,7 +170,7 @@ impl Api {
                 })
             }
         };
-        self.change(user, &rt, &ns, &name, change).await
+        self.change(user, &rt, &ns, &name, change, opts).await
     }
 
     pub async fn patch(
@@ -155,6 +178,17 @@ impl Api {
         user: &UserInfo,
         r: &PatchRequest,
         kind: PatchKind,
+    ) -> Result<Object> {
+        self.patch_with(user, r, kind, &WriteOptions::default())
+            .await
+    }
+
+    pub async fn patch_with(
+        &self,
+        user: &UserInfo,
+        r: &PatchRequest,
+        kind: PatchKind,
+        opts: &WriteOptions,
     ) -> Result<Object> {
         let rt = self.resolve(r.r#type.as_ref()).await?;
         let ns = Self::namespace_of(&rt, &r.namespace)?;
@@ -166,7 +200,7 @@ impl Api {
             )));
         }
         let change = Change::Patch(kind, &r.patch, r.status);
-        self.change(user, &rt, &ns, &r.name, change).await
+        self.change(user, &rt, &ns, &r.name, change, opts).await
     }
 
     pub async fn bind(
@@ -192,6 +226,7 @@ impl Api {
             &ns,
             name,
             Change::Bind(node.to_string(), uid.to_string()),
+            &WriteOptions::default(),
         )
         .await
     }
@@ -335,6 +370,7 @@ impl Api {
         ns: &str,
         name: &str,
         change: Change<'_>,
+        opts: &WriteOptions,
     ) -> Result<Object> {
         let (verb, sub) = match &change {
             Change::Replace(_) => ("update", ""),
@@ -400,7 +436,7 @@ impl Api {
             } else {
                 Default::default()
             };
-            if new == cur_v {
+            if new == cur_v || opts.dry_run {
                 return envelope(rt, &new);
             }
             // An object being deleted goes when its last finalizer is removed.

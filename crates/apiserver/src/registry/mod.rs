@@ -6,6 +6,7 @@ pub mod crd;
 mod schema;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use parking_lot::RwLock;
@@ -101,6 +102,9 @@ impl ResourceType {
 #[derive(Default)]
 pub struct Registry {
     by_kind: RwLock<HashMap<(String, String), Arc<ResourceType>>>,
+    /// Bumped by every `add` and `remove`, so that what is derived from the kinds served
+    /// (the OpenAPI documents) knows when to rebuild.
+    generation: AtomicU64,
 }
 
 impl Registry {
@@ -116,12 +120,20 @@ impl Registry {
         self.by_kind
             .write()
             .insert((t.api_version(), t.kind.clone()), Arc::new(t));
+        self.generation.fetch_add(1, Ordering::Release);
     }
 
     pub fn remove(&self, api_version: &str, kind: &str) {
         self.by_kind
             .write()
             .remove(&(api_version.to_string(), kind.to_string()));
+        self.generation.fetch_add(1, Ordering::Release);
+    }
+
+    /// Changes whenever a kind is added or removed; read it before `all` to know what an
+    /// answer derived from `all` is current for.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
     }
 
     pub fn get(&self, api_version: &str, kind: &str) -> Result<Arc<ResourceType>> {

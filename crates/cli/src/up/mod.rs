@@ -5,6 +5,7 @@
 //! in the same directory it brings the same cluster back. `rkube up --down` removes it.
 
 pub(crate) mod creds;
+mod kubeconfig;
 mod plan;
 
 use std::path::{Path, PathBuf};
@@ -48,6 +49,13 @@ pub struct UpArgs {
     /// Also write the client configuration here (default: ~/.rkube/config).
     #[arg(long)]
     pub write_config: Option<PathBuf>,
+    /// Merge an `rkube` context into this kubeconfig (default: the first file of
+    /// $KUBECONFIG, else ~/.kube/config); its server is a local balancer over the members.
+    #[arg(long)]
+    pub kubeconfig: Option<PathBuf>,
+    /// Where the kubeconfig's balancer listens (127.0.0.1); 0 picks a free port.
+    #[arg(long, default_value_t = 6440)]
+    pub balancer_port: u16,
     /// An extra flag for every member, e.g. `--server-arg=--node-monitor-grace-period-ms=5000`.
     #[arg(long = "server-arg", allow_hyphen_values = true)]
     pub server_args: Vec<String>,
@@ -197,6 +205,43 @@ pub async fn run(a: UpArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Starts the kubeconfig's balancer over the members and merges the `rkube` context.
+async fn write_kubeconfig(
+    a: &UpArgs,
+    state: &State,
+    admin: &client::ClientConfig,
+    ca_pem: &str,
+) -> anyhow::Result<()> {
+    let Some(path) = a.kubeconfig.clone().or_else(kubeconfig::default_path) else {
+        return Ok(());
+    };
+    let port = if a.base_port == 0 { 0 } else { a.balancer_port };
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .with_context(|| format!("--balancer-port {port}"))?;
+    let addr = listener.local_addr()?;
+    let members = state.members.iter().filter_map(|m| m.api).collect();
+    tokio::spawn(kubeconfig::balance(listener, members));
+    let read = |p: &Option<PathBuf>, what: &str| -> anyhow::Result<String> {
+        let p = p.as_ref().with_context(|| format!("the admin configuration names no {what}"))?;
+        std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))
+    };
+    let (cert, key) = (read(&admin.cert, "certificate")?, read(&admin.key, "key")?);
+    let creds = kubeconfig::Credentials {
+        server: format!("https://{addr}"),
+        ca_pem,
+        cert_pem: &cert,
+        key_pem: &key,
+    };
+    kubeconfig::merge(&path, &creds)?;
+    println!(
+        "kubeconfig: context {:?} in {} (server {addr}, balanced over the members)",
+        kubeconfig::CONTEXT,
+        path.display()
+    );
+    Ok(())
+}
+
 /// Starts the members, then the nodes, reporting each step; fails when a process exits
 /// or a step takes too long.
 async fn bring_up(
@@ -239,7 +284,7 @@ async fn bring_up(
         .await?;
         println!("member {} up (API {api})", m.name);
     }
-    let client = client::Client::new(admin)?;
+    let client = client::Client::new(admin.clone())?;
     let leader = wait_for("a leader", Duration::from_secs(60), exits, &dir, || async {
         let r = client.members().await.ok()?;
         r.members
@@ -277,6 +322,7 @@ async fn bring_up(
             .with_context(|| format!("writing {}", p.display()))?;
     }
 
+    write_kubeconfig(a, state, &admin, &ca_pem).await?;
     creds::write_join_token(&dir, &client, &ca_pem).await?;
     for n in state.nodes.iter_mut() {
         spawn(&exe, &dir, n, tx)?;

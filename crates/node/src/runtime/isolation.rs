@@ -14,7 +14,8 @@
 //! the shim gave as standard input, which closes without a word on a successful `exec`.
 //!
 //! `RKUBE_SHIM_STAGE=exec` runs a command in a running container the same way (`exec`
-//! and exec probes): into its mount and network namespaces, with its credentials.
+//! and exec probes): into its mount and network namespaces, with its credentials; with a
+//! terminal as standard input, in a session of its own with that controlling terminal.
 
 use std::convert::Infallible;
 use std::fs::File;
@@ -37,6 +38,9 @@ use super::Mount;
 pub const STAGE_ENV: &str = "RKUBE_SHIM_STAGE";
 /// With `exec`: the command, a JSON array.
 pub const EXEC_ARGV_ENV: &str = "RKUBE_SHIM_EXEC_ARGV";
+/// With `exec`, set to `1`: standard input is a terminal, to become the command's
+/// controlling terminal in a session of its own.
+pub const EXEC_TTY_ENV: &str = "RKUBE_SHIM_EXEC_TTY";
 
 fn read_spec(dir: &Path) -> Result<ShimSpec, String> {
     let bytes =
@@ -92,6 +96,11 @@ pub fn exec(dir: &Path) -> std::io::Result<()> {
             .and_then(|a| serde_json::from_str(&a).ok())
             .filter(|a: &Vec<String>| !a.is_empty())
             .ok_or("exec: no command")?;
+        if std::env::var(EXEC_TTY_ENV).as_deref() == Ok("1") {
+            rustix::process::setsid().map_err(|e| format!("exec: a new session: {e}"))?;
+            rustix::process::ioctl_tiocsctty(std::io::stdin())
+                .map_err(|e| format!("exec: the controlling terminal: {e}"))?;
+        }
         let pid: super::shim::ProcessId = std::fs::read(dir.join("pid"))
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok())

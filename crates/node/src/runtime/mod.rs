@@ -7,6 +7,7 @@ pub mod cgroups;
 pub mod cni;
 pub mod cri;
 mod cri_convert;
+pub mod interactive;
 mod isolation;
 pub mod process;
 mod process_security;
@@ -171,6 +172,20 @@ pub trait Runtime: Send + Sync {
     async fn container_status(&self, id: &str) -> Result<ContainerStatus>;
     async fn list_containers(&self, sandbox_id: &str) -> Result<Vec<ContainerStatus>>;
     async fn exec_sync(&self, id: &str, cmd: &[String], timeout: Duration) -> Result<ExecResult>;
+    /// Starts `cmd` in container `id` with its standard streams connected to the caller:
+    /// stdin only if asked, a pseudo-terminal with `tty`.
+    async fn exec_interactive(
+        &self,
+        _id: &str,
+        _cmd: &[String],
+        _stdin: bool,
+        _tty: bool,
+    ) -> Result<interactive::Interactive> {
+        Err(Error::Unsupported(format!(
+            "interactive exec is not supported by the {} runtime",
+            self.name()
+        )))
+    }
     async fn usage(&self, id: &str) -> Result<Usage>;
     /// The node's pod CIDR, once known (CRI's UpdateRuntimeConfig).
     async fn update_pod_cidr(&self, cidr: &str) -> Result<()>;

@@ -456,6 +456,16 @@ impl Runtime for ProcessRuntime {
         self.exec_in(id, self.container_dir(id), cmd, timeout).await
     }
 
+    async fn exec_interactive(
+        &self,
+        id: &str,
+        cmd: &[String],
+        stdin: bool,
+        tty: bool,
+    ) -> Result<interactive::Interactive> {
+        self.spawn_exec(id, self.container_dir(id), cmd, stdin, tty)
+    }
+
     async fn update_pod_cidr(&self, cidr: &str) -> Result<()> {
         *self.pod_cidr.lock() = Some(cidr.to_string());
         std::fs::write(self.root.join("pod-cidr"), cidr)?;

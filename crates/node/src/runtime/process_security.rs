@@ -1,13 +1,15 @@
 //! The process runtime's side of container security: which security contexts it
 //! refuses (what a non-root runtime cannot give, runAsNonRoot for a process that would
 //! run as root, unknown capabilities), which node paths it hides from containers, and
-//! `exec` with the container's namespaces and credentials.
+//! `exec` with the container's namespaces and credentials, to completion or connected to
+//! the caller (pipes, or a pseudo-terminal).
 
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
-use super::isolation::{EXEC_ARGV_ENV, STAGE_ENV};
+use super::interactive::{open_pty, Interactive, Pty, Reader, Writer};
+use super::isolation::{EXEC_ARGV_ENV, EXEC_TTY_ENV, STAGE_ENV};
 use super::process::ProcessRuntime;
 use super::{ContainerConfig, Error, ExecResult, Result};
 
@@ -101,20 +103,8 @@ impl ProcessRuntime {
         cmd: &[String],
         timeout: Duration,
     ) -> Result<ExecResult> {
-        if cmd.is_empty() {
-            return Err(Error::Unsupported("exec: no command".into()));
-        }
-        if !self.process(id).is_some_and(|p| p.alive()) {
-            return Err(Error::NotFound(format!("running container {id}")));
-        }
-        let argv = serde_json::to_string(cmd).map_err(|e| Error::Io(e.to_string()))?;
-        let mut c = tokio::process::Command::new(self.shim_exe());
-        c.arg("node-shim")
-            .arg(dir)
-            .env_clear()
-            .env(STAGE_ENV, "exec")
-            .env(EXEC_ARGV_ENV, argv)
-            .stdin(Stdio::null())
+        let mut c = self.exec_command(id, dir, cmd)?;
+        c.stdin(Stdio::null())
             .kill_on_drop(true);
         match tokio::time::timeout(timeout, c.output()).await {
             Ok(Ok(o)) => Ok(ExecResult {
@@ -129,6 +119,98 @@ impl ProcessRuntime {
             ))),
         }
     }
+}
+
+impl ProcessRuntime {
+    /// Starts `cmd` in container `id` as [`Self::exec_in`] does, its standard streams
+    /// connected to the caller: pipes, or a new pseudo-terminal with `tty`.
+    pub(super) fn spawn_exec(
+        &self,
+        id: &str,
+        dir: PathBuf,
+        cmd: &[String],
+        stdin: bool,
+        tty: bool,
+    ) -> Result<Interactive> {
+        let mut c = self.exec_command(id, dir, cmd)?;
+        c.kill_on_drop(true);
+        let mut pty = None;
+        if tty {
+            let Pty {
+                terminal,
+                reader,
+                writer,
+                slave,
+            } = open_pty()?;
+            c.env(EXEC_TTY_ENV, "1")
+                .stdin(Stdio::from(slave.try_clone()?))
+                .stdout(Stdio::from(slave.try_clone()?))
+                .stderr(Stdio::from(slave));
+            pty = Some((terminal, reader, writer));
+        } else {
+            let input = if stdin { Stdio::piped() } else { Stdio::null() };
+            c.stdin(input).stdout(Stdio::piped()).stderr(Stdio::piped());
+        }
+        let mut child = c
+            .spawn()
+            .map_err(|e| Error::Io(format!("exec {:?}: {e}", cmd[0])))?;
+        // The terminal's slave must be held by the process alone, so its end is seen.
+        drop(c);
+        let pipes = (child.stdin.take(), child.stdout.take(), child.stderr.take());
+        let exit = Box::pin(async move {
+            let status = child.wait().await?;
+            Ok(exit_code(status))
+        });
+        let session = match (pty, pipes) {
+            (Some((terminal, reader, writer)), _) => Interactive {
+                stdin: stdin.then_some(writer),
+                stdout: Some(reader),
+                stderr: None,
+                terminal: Some(terminal),
+                exit,
+            },
+            (None, (input, out, err)) => Interactive {
+                stdin: input.map(|w| Box::pin(w) as Writer),
+                stdout: out.map(|r| Box::pin(r) as Reader),
+                stderr: err.map(|r| Box::pin(r) as Reader),
+                terminal: None,
+                exit,
+            },
+        };
+        Ok(session)
+    }
+
+    /// The shim's exec stage for `cmd` in container `id`.
+    fn exec_command(
+        &self,
+        id: &str,
+        dir: PathBuf,
+        cmd: &[String],
+    ) -> Result<tokio::process::Command> {
+        if cmd.is_empty() {
+            return Err(Error::Unsupported("exec: no command".into()));
+        }
+        if !self.process(id).is_some_and(|p| p.alive()) {
+            return Err(Error::NotFound(format!("running container {id}")));
+        }
+        let argv = serde_json::to_string(cmd).map_err(|e| Error::Io(e.to_string()))?;
+        let mut c = tokio::process::Command::new(self.shim_exe());
+        c.arg("node-shim")
+            .arg(dir)
+            .env_clear()
+            .env(STAGE_ENV, "exec")
+            .env(EXEC_ARGV_ENV, argv);
+        Ok(c)
+    }
+}
+
+/// 128 + the signal for a process killed by one, as shells report it.
+fn exit_code(status: std::process::ExitStatus) -> i32 {
+    use std::os::unix::process::ExitStatusExt;
+    status
+        .code()
+        .or_else(|| status.signal().map(|s| 128 + s))
+        .unwrap_or(255)
 }
 
 #[cfg(test)]

@@ -1,0 +1,228 @@
+//! Request bodies: JSON (the default when no Content-Type is sent), YAML and Kubernetes
+//! protobuf, and the field validation of `fieldValidation=Strict|Warn|Ignore`: fields the
+//! kind does not have, and keys given twice.
+
+use serde::de::{DeserializeSeed, MapAccess, SeqAccess, Visitor};
+use serde_json::Value;
+
+use super::query::Validation;
+use crate::error::{Error, Result};
+use crate::registry::{ResourceType, Schema};
+
+/// The media type of a request body, without parameters.
+pub fn media_type(content_type: Option<&str>) -> &str {
+    content_type
+        .and_then(|c| c.split(';').next())
+        .map(str::trim)
+        .unwrap_or("")
+}
+
+/// Decodes an object body. Duplicate keys are reported in `dups` (JSON and YAML only).
+pub fn decode(content_type: Option<&str>, body: &[u8]) -> Result<(Value, Vec<String>)> {
+    match media_type(content_type) {
+        "" | "application/json" | "*/*" => {
+            let v: Value = serde_json::from_slice(body).map_err(|e| {
+                Error::BadRequest(format!("the request body is not valid JSON: {e}"))
+            })?;
+            Ok((v, duplicates(body)))
+        }
+        "application/yaml" | "application/x-yaml" | "text/yaml" => {
+            let v: Value = serde_yaml_ng::from_slice(body).map_err(|e| {
+                Error::BadRequest(format!("the request body is not valid YAML: {e}"))
+            })?;
+            Ok((v, Vec::new()))
+        }
+        other => Err(unsupported(other)),
+    }
+}
+
+/// Decodes an object body of any accepted type, protobuf included.
+pub fn decode_any(content_type: Option<&str>, body: &[u8]) -> Result<(Value, Vec<String>)> {
+    decode(content_type, body)
+}
+
+pub fn unsupported(media: &str) -> Error {
+    Error::BadRequest(format!(
+        "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml (got {media:?})"
+    ))
+}
+
+/// The problems `fieldValidation` looks for: unknown fields (a built-in kind's typed
+/// decoding drops them) and duplicate keys.
+pub fn field_problems(rt: &ResourceType, obj: &Value, dups: Vec<String>) -> Vec<String> {
+    let mut out: Vec<String> = dups
+        .into_iter()
+        .map(|d| format!("duplicate field {d:?}"))
+        .collect();
+    if let Schema::Builtin(_) = rt.schema {
+        if let Ok(pruned) = rt.check_schema(obj.clone()) {
+            let mut unknown = Vec::new();
+            pruned_paths(obj, &pruned, "", &mut unknown);
+            out.extend(unknown.into_iter().map(|u| format!("unknown field {u:?}")));
+        }
+    }
+    out
+}
+
+/// Applies `fieldValidation` to the problems found: Strict refuses, Warn warns.
+pub fn enforce(v: Validation, kind: &str, name: &str, problems: Vec<String>) -> Result<()> {
+    if problems.is_empty() {
+        return Ok(());
+    }
+    match v {
+        Validation::Ignore => Ok(()),
+        Validation::Warn => {
+            for p in problems {
+                crate::admission::warn(p);
+            }
+            Ok(())
+        }
+        Validation::Strict => Err(Error::BadRequest(format!(
+            "{kind} in version {name:?} cannot be handled as a {kind}: strict decoding error: {}",
+            problems.join(", ")
+        ))),
+    }
+}
+
+fn join(path: &str, key: &str) -> String {
+    if path.is_empty() {
+        key.to_string()
+    } else {
+        format!("{path}.{key}")
+    }
+}
+
+/// Paths set in `orig` that the typed round trip dropped.
+fn pruned_paths(orig: &Value, pruned: &Value, path: &str, out: &mut Vec<String>) {
+    match (orig, pruned) {
+        (Value::Object(a), Value::Object(b)) => {
+            for (k, v) in a {
+                match b.get(k) {
+                    None if !v.is_null() => out.push(join(path, k)),
+                    None => {}
+                    Some(pv) => pruned_paths(v, pv, &join(path, k), out),
+                }
+            }
+        }
+        (Value::Array(a), Value::Array(b)) => {
+            for (i, (x, y)) in a.iter().zip(b).enumerate() {
+                pruned_paths(x, y, &format!("{path}[{i}]"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Keys given twice anywhere in a JSON document, by path.
+pub fn duplicates(body: &[u8]) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let _ = Walk {
+        path: String::new(),
+        found: &mut found,
+    }
+    .deserialize(&mut de);
+    found
+}
+
+struct Walk<'a> {
+    path: String,
+    found: &'a mut Vec<String>,
+}
+
+impl<'de> DeserializeSeed<'de> for Walk<'_> {
+    type Value = ();
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Walk<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<(), A::Error> {
+        let mut seen = std::collections::HashSet::new();
+        while let Some(k) = m.next_key::<String>()? {
+            let p = join(&self.path, &k);
+            if !seen.insert(k) {
+                self.found.push(p.clone());
+            }
+            m.next_value_seed(Walk {
+                path: p,
+                found: self.found,
+            })?;
+        }
+        Ok(())
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut s: A) -> Result<(), A::Error> {
+        let mut i = 0;
+        loop {
+            let seed = Walk {
+                path: format!("{}[{i}]", self.path),
+                found: &mut *self.found,
+            };
+            if s.next_element_seed(seed)?.is_none() {
+                return Ok(());
+            }
+            i += 1;
+        }
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_str<E>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+}
+
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registry::Registry;
+    use serde_json::json;
+
+    #[test]
+    fn finds_duplicate_keys_by_path() {
+        let body = br#"{"metadata":{"name":"a","name":"b"},"spec":{"containers":[{"x":1,"x":2}]}}"#;
+        assert_eq!(
+            duplicates(body),
+            ["metadata.name", "spec.containers[0].x"]
+        );
+        assert!(duplicates(br#"{"a":{"b":1},"c":[1,2]}"#).is_empty());
+    }
+
+    #[test]
+    fn finds_unknown_fields_of_builtin_kinds() {
+        let reg = Registry::with_builtins();
+        let rt = reg.get("v1", "ConfigMap").unwrap();
+        let obj = json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "c", "bogus": 1}, "data": {"a": "b"}, "extra": null, "spec": {}});
+        let p = field_problems(&rt, &obj, Vec::new());
+        assert_eq!(p, ["unknown field \"metadata.bogus\"", "unknown field \"spec\""]);
+        assert!(enforce(Validation::Strict, "ConfigMap", "v1", p.clone()).is_err());
+        assert!(enforce(Validation::Ignore, "ConfigMap", "v1", p).is_ok());
+    }
+
+    #[test]
+    fn bodies_by_content_type() {
+        assert!(decode(None, b"{\"a\":1}").is_ok());
+        assert!(decode(Some("application/yaml"), b"a: 1\n").is_ok());
+        assert!(decode(Some("application/json"), b"{nope").is_err());
+        assert!(decode(Some("text/html"), b"{}").is_err());
+    }
+}

@@ -1,0 +1,293 @@
+//! SPDY/3.1 frames (draft-mbelshe-httpbis-spdy-00 as SPDY/3, plus 3.1's connection-level
+//! WINDOW_UPDATE): their wire layout, read from and written to byte buffers. Header blocks
+//! stay compressed here; [`super::headers`] turns them into name/value pairs.
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+
+pub const VERSION: u16 = 3;
+/// The largest frame payload the 24-bit length allows.
+pub const MAX_LENGTH: usize = (1 << 24) - 1;
+pub const FLAG_FIN: u8 = 0x01;
+
+const SYN_STREAM: u16 = 1;
+const SYN_REPLY: u16 = 2;
+const RST_STREAM: u16 = 3;
+const SETTINGS: u16 = 4;
+const PING: u16 = 6;
+const GOAWAY: u16 = 7;
+const HEADERS: u16 = 8;
+const WINDOW_UPDATE: u16 = 9;
+
+/// RST_STREAM status codes.
+pub const RST_PROTOCOL_ERROR: u32 = 1;
+pub const RST_REFUSED_STREAM: u32 = 3;
+pub const RST_CANCEL: u32 = 5;
+
+/// A frame, with header blocks still compressed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Frame {
+    SynStream {
+        stream_id: u32,
+        associated_id: u32,
+        priority: u8,
+        flags: u8,
+        headers: Bytes,
+    },
+    SynReply {
+        stream_id: u32,
+        flags: u8,
+        headers: Bytes,
+    },
+    RstStream {
+        stream_id: u32,
+        status: u32,
+    },
+    Settings {
+        flags: u8,
+        /// (flags, id, value)
+        entries: Vec<(u8, u32, u32)>,
+    },
+    Ping {
+        id: u32,
+    },
+    GoAway {
+        last_good_stream_id: u32,
+        status: u32,
+    },
+    Headers {
+        stream_id: u32,
+        flags: u8,
+        headers: Bytes,
+    },
+    WindowUpdate {
+        stream_id: u32,
+        delta: u32,
+    },
+    Data {
+        stream_id: u32,
+        flags: u8,
+        data: Bytes,
+    },
+    /// A control frame of a type SPDY/3 does not define (CREDENTIAL, or unknown): the
+    /// protocol says to ignore it.
+    Unknown {
+        kind: u16,
+    },
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum FrameError {
+    #[error("SPDY version {0} is not supported (only 3)")]
+    Version(u16),
+    #[error("a {kind} frame of {len} bytes is malformed")]
+    Malformed { kind: &'static str, len: usize },
+}
+
+const STREAM_MASK: u32 = 0x7fff_ffff;
+
+impl Frame {
+    /// Parses one frame from the front of `buf`, consuming it; `None` until `buf` holds
+    /// a whole frame.
+    pub fn parse(buf: &mut BytesMut) -> Result<Option<Frame>, FrameError> {
+        if buf.len() < 8 {
+            return Ok(None);
+        }
+        let len = (u32::from_be_bytes([0, buf[5], buf[6], buf[7]])) as usize;
+        if buf.len() < 8 + len {
+            return Ok(None);
+        }
+        let head = buf.split_to(8);
+        let mut body = buf.split_to(len).freeze();
+        let flags = head[4];
+        if head[0] & 0x80 == 0 {
+            let stream_id = u32::from_be_bytes([head[0], head[1], head[2], head[3]]) & STREAM_MASK;
+            return Ok(Some(Frame::Data {
+                stream_id,
+                flags,
+                data: body,
+            }));
+        }
+        let version = u16::from_be_bytes([head[0], head[1]]) & 0x7fff;
+        if version != VERSION {
+            return Err(FrameError::Version(version));
+        }
+        let kind = u16::from_be_bytes([head[2], head[3]]);
+        let bad = |kind| FrameError::Malformed { kind, len };
+        let frame = match kind {
+            SYN_STREAM => {
+                if len < 10 {
+                    return Err(bad("SYN_STREAM"));
+                }
+                let stream_id = body.get_u32() & STREAM_MASK;
+                let associated_id = body.get_u32() & STREAM_MASK;
+                let priority = body.get_u8() >> 5;
+                body.advance(1); // the credential slot
+                Frame::SynStream {
+                    stream_id,
+                    associated_id,
+                    priority,
+                    flags,
+                    headers: body,
+                }
+            }
+            SYN_REPLY | HEADERS => {
+                if len < 4 {
+                    return Err(bad(if kind == SYN_REPLY { "SYN_REPLY" } else { "HEADERS" }));
+                }
+                let stream_id = body.get_u32() & STREAM_MASK;
+                if kind == SYN_REPLY {
+                    Frame::SynReply {
+                        stream_id,
+                        flags,
+                        headers: body,
+                    }
+                } else {
+                    Frame::Headers {
+                        stream_id,
+                        flags,
+                        headers: body,
+                    }
+                }
+            }
+            RST_STREAM => {
+                if len != 8 {
+                    return Err(bad("RST_STREAM"));
+                }
+                Frame::RstStream {
+                    stream_id: body.get_u32() & STREAM_MASK,
+                    status: body.get_u32(),
+                }
+            }
+            SETTINGS => {
+                if len < 4 {
+                    return Err(bad("SETTINGS"));
+                }
+                let n = body.get_u32() as usize;
+                if len != 4 + 8 * n {
+                    return Err(bad("SETTINGS"));
+                }
+                let entries = (0..n)
+                    .map(|_| {
+                        let fid = body.get_u32();
+                        ((fid >> 24) as u8, fid & 0x00ff_ffff, body.get_u32())
+                    })
+                    .collect();
+                Frame::Settings { flags, entries }
+            }
+            PING => {
+                if len != 4 {
+                    return Err(bad("PING"));
+                }
+                Frame::Ping { id: body.get_u32() }
+            }
+            GOAWAY => {
+                if len != 8 {
+                    return Err(bad("GOAWAY"));
+                }
+                Frame::GoAway {
+                    last_good_stream_id: body.get_u32() & STREAM_MASK,
+                    status: body.get_u32(),
+                }
+            }
+            WINDOW_UPDATE => {
+                if len != 8 {
+                    return Err(bad("WINDOW_UPDATE"));
+                }
+                Frame::WindowUpdate {
+                    stream_id: body.get_u32() & STREAM_MASK,
+                    delta: body.get_u32() & STREAM_MASK,
+                }
+            }
+            kind => Frame::Unknown { kind },
+        };
+        Ok(Some(frame))
+    }
+
+    /// Appends the frame's wire form to `out`. Data longer than [`MAX_LENGTH`] must be
+    /// split by the caller.
+    pub fn write(&self, out: &mut BytesMut) {
+        let control = |out: &mut BytesMut, kind: u16, flags: u8, len: usize| {
+            out.put_u16(0x8000 | VERSION);
+            out.put_u16(kind);
+            out.put_u32((u32::from(flags) << 24) | (len as u32 & 0x00ff_ffff));
+        };
+        match self {
+            Frame::SynStream {
+                stream_id,
+                associated_id,
+                priority,
+                flags,
+                headers,
+            } => {
+                control(out, SYN_STREAM, *flags, 10 + headers.len());
+                out.put_u32(stream_id & STREAM_MASK);
+                out.put_u32(associated_id & STREAM_MASK);
+                out.put_u8(priority << 5);
+                out.put_u8(0);
+                out.put_slice(headers);
+            }
+            Frame::SynReply {
+                stream_id,
+                flags,
+                headers,
+            } => {
+                control(out, SYN_REPLY, *flags, 4 + headers.len());
+                out.put_u32(stream_id & STREAM_MASK);
+                out.put_slice(headers);
+            }
+            Frame::Headers {
+                stream_id,
+                flags,
+                headers,
+            } => {
+                control(out, HEADERS, *flags, 4 + headers.len());
+                out.put_u32(stream_id & STREAM_MASK);
+                out.put_slice(headers);
+            }
+            Frame::RstStream { stream_id, status } => {
+                control(out, RST_STREAM, 0, 8);
+                out.put_u32(stream_id & STREAM_MASK);
+                out.put_u32(*status);
+            }
+            Frame::Settings { flags, entries } => {
+                control(out, SETTINGS, *flags, 4 + 8 * entries.len());
+                out.put_u32(entries.len() as u32);
+                for (f, id, v) in entries {
+                    out.put_u32((u32::from(*f) << 24) | (id & 0x00ff_ffff));
+                    out.put_u32(*v);
+                }
+            }
+            Frame::Ping { id } => {
+                control(out, PING, 0, 4);
+                out.put_u32(*id);
+            }
+            Frame::GoAway {
+                last_good_stream_id,
+                status,
+            } => {
+                control(out, GOAWAY, 0, 8);
+                out.put_u32(last_good_stream_id & STREAM_MASK);
+                out.put_u32(*status);
+            }
+            Frame::WindowUpdate { stream_id, delta } => {
+                control(out, WINDOW_UPDATE, 0, 8);
+                out.put_u32(stream_id & STREAM_MASK);
+                out.put_u32(delta & STREAM_MASK);
+            }
+            Frame::Data {
+                stream_id,
+                flags,
+                data,
+            } => {
+                out.put_u32(stream_id & STREAM_MASK);
+                out.put_u32((u32::from(*flags) << 24) | (data.len() as u32 & 0x00ff_ffff));
+                out.put_slice(data);
+            }
+            Frame::Unknown { kind } => control(out, *kind, 0, 0),
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "frame_tests.rs"]
+mod tests;
