@@ -128,6 +128,13 @@ pub enum Error {
         name: String,
         reason: String,
     },
+    /// A server-side apply would change fields other managers own (Kubernetes' 409 with
+    /// `FieldManagerConflict` causes: `(field, message)`). Retryable with `force`.
+    #[error("{message}")]
+    FieldConflicts {
+        message: String,
+        causes: Vec<(String, String)>,
+    },
     /// The object failed validation. Not retryable as is.
     #[error("{kind} {name:?} is invalid: {}", join(.causes))]
     Invalid {
@@ -194,7 +201,7 @@ impl Error {
         match self {
             Error::NotFound { .. } | Error::UnknownKind { .. } => "NotFound",
             Error::AlreadyExists { .. } => "AlreadyExists",
-            Error::Conflict { .. } => "Conflict",
+            Error::Conflict { .. } | Error::FieldConflicts { .. } => "Conflict",
             Error::Invalid { .. } => "Invalid",
             Error::BadRequest(_) => "BadRequest",
             Error::Expired { .. } => "Expired",
@@ -211,7 +218,7 @@ impl Error {
         match self {
             Error::NotFound { .. } | Error::UnknownKind { .. } => Code::NotFound,
             Error::AlreadyExists { .. } => Code::AlreadyExists,
-            Error::Conflict { .. } => Code::Aborted,
+            Error::Conflict { .. } | Error::FieldConflicts { .. } => Code::Aborted,
             Error::Invalid { .. } | Error::BadRequest(_) => Code::InvalidArgument,
             Error::Expired { .. } => Code::OutOfRange,
             Error::Forbidden(_) => Code::PermissionDenied,

@@ -1,6 +1,6 @@
 //! The HTTP endpoints beside the gRPC API on the API port: `/healthz`, `/livez`,
-//! `/readyz` (open), `/cacerts` (the public cluster CA, for joining nodes) and `/metrics`
-//! (authenticated and authorized).
+//! `/readyz` (open), `/cacerts` (the public cluster CA, for joining nodes), `/metrics` and
+//! the OpenAPI documents under `/openapi/` (authenticated and authorized).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -47,7 +47,42 @@ async fn authorized(
         .map_err(|e| (axum::http::StatusCode::FORBIDDEN, format!("{e}\n")))
 }
 
+/// `/openapi/v2`, `/openapi/v3` and `/openapi/v3/<api path>`, readable by every
+/// authenticated user through `system:discovery`, as in Kubernetes.
+fn openapi_routes(api: Arc<Api>) -> axum::Router {
+    let openapi = Arc::new(crate::openapi::OpenApi::new());
+    let handler = move |req: axum::extract::Request| {
+        let api = api.clone();
+        let openapi = openapi.clone();
+        async move {
+            let path = req.uri().path().to_string();
+            let query = req.uri().query().map(str::to_string);
+            let headers = req.headers().clone();
+            authorized(&api, req, &path).await?;
+            // Building the documents after the registry changed takes a while: off the
+            // async workers.
+            let answer = tokio::task::spawn_blocking(move || {
+                let registry = &api.registry;
+                match path.strip_prefix("/openapi/v3") {
+                    Some("" | "/") => openapi.serve_v3_index(registry, &headers),
+                    Some(gv) => openapi.serve_v3(registry, gv, query.as_deref(), &headers),
+                    None => openapi.serve_v2(registry, &headers),
+                }
+            });
+            answer.await.map_err(|e| {
+                let msg = format!("building the OpenAPI document failed: {e}\n");
+                (axum::http::StatusCode::INTERNAL_SERVER_ERROR, msg)
+            })
+        }
+    };
+    axum::Router::new()
+        .route("/openapi/v2", get(handler.clone()))
+        .route("/openapi/v3", get(handler.clone()))
+        .route("/openapi/v3/{*path}", get(handler))
+}
+
 pub(crate) fn routes(api: Arc<Api>, tokens: Arc<Tokens>, ca_pem: Option<String>) -> axum::Router {
+    let openapi = openapi_routes(api.clone());
     let ready_api = api.clone();
     let live_api = api.clone();
     let healthz = move || {
@@ -101,6 +136,7 @@ pub(crate) fn routes(api: Arc<Api>, tokens: Arc<Tokens>, ca_pem: Option<String>)
                 }
             }),
         )
+        .merge(openapi)
 }
 
 /// Ready when a consistent read succeeds (a leader is known, a quorum confirms it, and

@@ -70,8 +70,8 @@ pub struct Metrics {
 /// Kubernetes' buckets for `apiserver_request_duration_seconds`.
 fn rest_histogram() -> Histogram {
     Histogram::new([
-        0.005, 0.025, 0.05, 0.1, 0.2, 0.4, 0.6, 0.8, 1.0, 1.25, 1.5, 2.0, 3.0, 4.0, 5.0, 6.0,
-        8.0, 10.0, 15.0, 20.0, 30.0, 45.0, 60.0,
+        0.005, 0.025, 0.05, 0.1, 0.2, 0.4, 0.6, 0.8, 1.0, 1.25, 1.5, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0,
+        10.0, 15.0, 20.0, 30.0, 45.0, 60.0,
     ])
 }
 
@@ -174,8 +174,10 @@ impl Metrics {
     pub fn encode(&self) -> String {
         let mut out = String::new();
         let _ = prometheus_client::encoding::text::encode_registry(&mut out, &self.registry.lock());
-        let _ =
-            prometheus_client::encoding::text::encode_registry(&mut out, &self.rest_registry.lock());
+        let _ = prometheus_client::encoding::text::encode_registry(
+            &mut out,
+            &self.rest_registry.lock(),
+        );
         let _ = prometheus_client::encoding::text::encode_eof(&mut out);
         out
     }

@@ -51,6 +51,10 @@ pub struct ApiServerArgs {
     /// Largest object accepted, in bytes of JSON.
     #[arg(long, default_value_t = 1024 * 1024)]
     pub max_object_bytes: usize,
+    /// Recent changes the watch cache keeps for watches that resume from a resourceVersion;
+    /// an older version gets 410 Expired (Kubernetes' watch cache size).
+    #[arg(long, default_value_t = 100_000)]
+    pub watch_cache_events: usize,
     /// Interval of BOOKMARK events on watches that ask for them, in milliseconds.
     #[arg(long, default_value_t = 5000)]
     pub bookmark_interval_ms: u64,
@@ -128,6 +132,7 @@ impl ApiServerArgs {
             log_max_backups: self.audit.audit_log_maxbackup,
         };
         cfg.max_object_bytes = self.max_object_bytes;
+        cfg.watch_cache_events = self.watch_cache_events.max(1);
         cfg.bookmark_interval = Duration::from_millis(self.bookmark_interval_ms.max(100));
         cfg.default_not_ready_toleration_seconds = self.default_not_ready_toleration_seconds;
         cfg.default_unreachable_toleration_seconds = self.default_unreachable_toleration_seconds;

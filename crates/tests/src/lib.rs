@@ -12,6 +12,7 @@ pub mod component;
 pub mod containerd;
 pub mod fake_kubelet;
 pub mod fault_proxy;
+pub mod kubectl;
 pub mod linearizability;
 pub mod net;
 pub mod netns;

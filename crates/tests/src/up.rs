@@ -111,6 +111,11 @@ impl UpCluster {
         self.dir.path().join("cluster")
     }
 
+    /// The kubeconfig `rkube up` merged its `rkube` context into.
+    pub fn kubeconfig(&self) -> PathBuf {
+        self.dir.path().join("kubeconfig")
+    }
+
     pub fn config(&self) -> PathBuf {
         self.dir.path().join("client-config")
     }

@@ -57,7 +57,9 @@ pub fn apply(
 
     let mut merged = live_v.clone();
     merge_into(&mut merged, applied, shape);
-    let mine = entries.iter().position(|e| e.is(manager, APPLY, api_version, ""));
+    let mine = entries
+        .iter()
+        .position(|e| e.is(manager, APPLY, api_version, ""));
     if let Some(last) = mine.map(|i| &entries[i].fields).filter(|f| !f.is_empty()) {
         let mut keep = applied_set;
         for (i, e) in entries.iter().enumerate() {
@@ -130,7 +132,10 @@ fn record_applier(
 /// carry their keys once each.
 fn validate(applied: &Value, shape: Shape) -> Result<(), ApplyError> {
     if !applied.is_object() {
-        return Err(invalid("", "the applied configuration must be a JSON object"));
+        return Err(invalid(
+            "",
+            "the applied configuration must be a JSON object",
+        ));
     }
     match applied.pointer("/metadata/managedFields") {
         None | Some(Value::Null) => {}
@@ -236,9 +241,16 @@ fn merge_into(target: &mut Value, rhs: &Value, shape: Shape) {
 
 /// Merges list items by identity. Items the configuration names come in its order; live
 /// items it does not name stay where they were relative to them.
-fn merge_items(lhs: Vec<Value>, lpe: &[PathElement], rhs: &[Value], rpe: &[PathElement], shape: Shape) -> Vec<Value> {
+fn merge_items(
+    lhs: Vec<Value>,
+    lpe: &[PathElement],
+    rhs: &[Value],
+    rpe: &[PathElement],
+    shape: Shape,
+) -> Vec<Value> {
     let item_shape = shape.items();
-    let in_rhs: HashMap<&PathElement, usize> = rpe.iter().enumerate().map(|(i, p)| (p, i)).collect();
+    let in_rhs: HashMap<&PathElement, usize> =
+        rpe.iter().enumerate().map(|(i, p)| (p, i)).collect();
     let mut first_lhs: HashMap<&PathElement, usize> = HashMap::with_capacity(lpe.len());
     for (i, p) in lpe.iter().enumerate() {
         first_lhs.entry(p).or_insert(i);
@@ -298,9 +310,17 @@ fn merge_items(lhs: Vec<Value>, lpe: &[PathElement], rhs: &[Value], rpe: &[PathE
 
 /// Removes from an object what the applier owned (`last`) and no one owns now (`keep`): a
 /// struct field goes with everything under it unless someone owns something there.
-fn prune_object(t: &mut Map<String, Value>, last: &FieldSet, keep: &FieldSet, shape: Shape, root: bool) {
+fn prune_object(
+    t: &mut Map<String, Value>,
+    last: &FieldSet,
+    keep: &FieldSet,
+    shape: Shape,
+    root: bool,
+) {
     for (pe, member, last_child) in last.entries() {
-        let Some(name) = pe.as_str().strip_prefix("f:") else { continue };
+        let Some(name) = pe.as_str().strip_prefix("f:") else {
+            continue;
+        };
         if root && name == "metadata" {
             if let Some(v) = t.get_mut(name) {
                 prune_value(v, last_child, keep.child(pe), shape.child(name));
@@ -343,7 +363,9 @@ fn prune_value(v: &mut Value, last: &FieldSet, keep: Option<&FieldSet>, shape: S
                     return false;
                 }
                 match last.child(pe) {
-                    Some(lc) if !lc.is_empty() => !prune_value(item, lc, keep.child(pe), item_shape),
+                    Some(lc) if !lc.is_empty() => {
+                        !prune_value(item, lc, keep.child(pe), item_shape)
+                    }
                     _ => true,
                 }
             });

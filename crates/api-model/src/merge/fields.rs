@@ -25,23 +25,35 @@ pub struct PathElement(String);
 impl PathElement {
     /// A field of an object, or a key of a map.
     pub fn field(name: &str) -> Self {
-        PathElement(format!("f:{name}"))
+        let mut s = String::with_capacity(name.len() + 2);
+        s.push_str("f:");
+        s.push_str(name);
+        PathElement(s)
     }
 
     /// A list item identified by its list-map keys; `keys` need not be sorted.
     pub fn key<'a>(keys: impl IntoIterator<Item = (&'a str, &'a Value)>) -> Self {
         let mut sorted: Vec<(&str, &Value)> = keys.into_iter().collect();
-        sorted.sort_by(|a, b| a.0.cmp(b.0));
-        let mut m = Map::new();
-        for (k, v) in sorted {
-            m.insert(k.to_string(), v.clone());
+        sorted.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        let mut s = String::with_capacity(8 + 16 * sorted.len());
+        s.push_str("k:{");
+        for (i, (k, v)) in sorted.into_iter().enumerate() {
+            if i > 0 {
+                s.push(',');
+            }
+            push_json_str(&mut s, k);
+            s.push(':');
+            push_json(&mut s, v);
         }
-        PathElement(format!("k:{}", Value::Object(m)))
+        s.push('}');
+        PathElement(s)
     }
 
     /// A set item identified by its value.
     pub fn value(v: &Value) -> Self {
-        PathElement(format!("v:{v}"))
+        let mut s = String::from("v:");
+        push_json(&mut s, v);
+        PathElement(s)
     }
 
     /// A list item identified by its position.
@@ -73,6 +85,27 @@ impl PathElement {
             _ => return Err(format!("unknown path element prefix {prefix:?}")),
         }
         Ok(PathElement(s.to_string()))
+    }
+}
+
+/// Appends `v` as compact JSON.
+fn push_json(out: &mut String, v: &Value) {
+    match v {
+        Value::String(s) => push_json_str(out, s),
+        Value::Number(n) => out.push_str(&n.to_string()),
+        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        other => out.push_str(&other.to_string()),
+    }
+}
+
+/// Appends `s` as a JSON string; the common case needs no escaping.
+fn push_json_str(out: &mut String, s: &str) {
+    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.push('"');
+        out.push_str(s);
+        out.push('"');
+    } else {
+        out.push_str(&Value::String(s.to_string()).to_string());
     }
 }
 
@@ -135,9 +168,30 @@ impl FieldSet {
         if !member && child.is_empty() {
             return;
         }
-        let e = self.nodes.entry(pe).or_default();
-        e.member |= member;
-        e.children.union_with(&child);
+        match self.nodes.entry(pe) {
+            std::collections::btree_map::Entry::Vacant(v) => {
+                v.insert(Entry {
+                    member,
+                    children: child,
+                });
+            }
+            std::collections::btree_map::Entry::Occupied(mut o) => {
+                let e = o.get_mut();
+                e.member |= member;
+                e.children.absorb(child);
+            }
+        }
+    }
+
+    /// Adds every member of `other`, taking its nodes.
+    pub fn absorb(&mut self, other: FieldSet) {
+        if self.is_empty() {
+            *self = other;
+            return;
+        }
+        for (pe, o) in other.nodes {
+            self.insert_child(pe, o.member, o.children);
+        }
     }
 
     pub fn has(&self, path: &[PathElement]) -> bool {

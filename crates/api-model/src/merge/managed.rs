@@ -80,11 +80,23 @@ impl ManagedEntry {
 
     /// How Kubernetes names this manager in conflict messages.
     fn describe(&self) -> String {
-        describe_manager(&self.manager, &self.operation, &self.api_version, &self.subresource, self.time.as_deref())
+        describe_manager(
+            &self.manager,
+            &self.operation,
+            &self.api_version,
+            &self.subresource,
+            self.time.as_deref(),
+        )
     }
 }
 
-fn describe_manager(manager: &str, op: &str, api_version: &str, sub: &str, time: Option<&str>) -> String {
+fn describe_manager(
+    manager: &str,
+    op: &str,
+    api_version: &str,
+    sub: &str,
+    time: Option<&str>,
+) -> String {
     let mut s = format!("{manager:?}");
     if !sub.is_empty() {
         s.push_str(&format!(" with subresource {sub:?}"));
@@ -118,13 +130,20 @@ pub(crate) fn decode(obj: &Value) -> Vec<ManagedEntry> {
 pub(crate) fn encode(obj: &mut Value, mut entries: Vec<ManagedEntry>) {
     entries.retain(|e| !e.fields.is_empty());
     entries.sort_by(|a, b| {
-        (&a.operation, &a.time, &a.manager, &a.api_version, &a.subresource).cmp(&(
-            &b.operation,
-            &b.time,
-            &b.manager,
-            &b.api_version,
-            &b.subresource,
-        ))
+        (
+            &a.operation,
+            &a.time,
+            &a.manager,
+            &a.api_version,
+            &a.subresource,
+        )
+            .cmp(&(
+                &b.operation,
+                &b.time,
+                &b.manager,
+                &b.api_version,
+                &b.subresource,
+            ))
     });
     let Value::Object(root) = obj else { return };
     let meta = root
@@ -181,7 +200,8 @@ pub fn record_update(
     api_version: &str,
     now: &str,
 ) {
-    let sent = matches!(new.pointer("/metadata/managedFields"), Some(Value::Array(a)) if !a.is_empty());
+    let sent =
+        matches!(new.pointer("/metadata/managedFields"), Some(Value::Array(a)) if !a.is_empty());
     let mut entries = match (sent, old) {
         (true, _) => decode(new),
         (false, Some(o)) => decode(o),
@@ -248,7 +268,12 @@ pub(crate) fn take_ownership(
 }
 
 /// The entry `before-first-apply` that owns everything an untracked object holds.
-pub(crate) fn before_first_apply(live: &Value, shape: Shape, api_version: &str, now: &str) -> ManagedEntry {
+pub(crate) fn before_first_apply(
+    live: &Value,
+    shape: Shape,
+    api_version: &str,
+    now: &str,
+) -> ManagedEntry {
     let mut fields = field_set(live, shape);
     strip(&mut fields);
     ManagedEntry {
@@ -297,7 +322,10 @@ pub fn conflict_cause_message(c: &Conflict) -> String {
 /// `Apply failed with 1 conflict: conflict with "kubectl": .spec.replicas`.
 pub fn conflict_message(conflicts: &[Conflict]) -> String {
     if let [c] = conflicts {
-        return format!("Apply failed with 1 conflict: conflict with {}: {}", c.described, c.field);
+        return format!(
+            "Apply failed with 1 conflict: conflict with {}: {}",
+            c.described, c.field
+        );
     }
     let mut managers: Vec<&str> = conflicts.iter().map(|c| c.described.as_str()).collect();
     managers.sort_unstable();
@@ -309,5 +337,9 @@ pub fn conflict_message(conflicts: &[Conflict]) -> String {
             lines.push(format!("- {}", c.field));
         }
     }
-    format!("Apply failed with {} conflicts: {}", conflicts.len(), lines.join("\n"))
+    format!(
+        "Apply failed with {} conflicts: {}",
+        conflicts.len(),
+        lines.join("\n")
+    )
 }

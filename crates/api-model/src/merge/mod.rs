@@ -41,12 +41,20 @@ pub(crate) struct Shape<'a>(pub(crate) Option<Node<'a>>);
 impl<'a> Shape<'a> {
     /// The schema of property or map entry `name` of an object.
     pub(crate) fn child(self, name: &str) -> Shape<'a> {
-        let Some(n) = self.0 else { return self };
+        self.field(name).0
+    }
+
+    /// The schema of property or map entry `name`, and whether it is a declared property (a
+    /// struct field, not a map entry).
+    pub(crate) fn field(self, name: &str) -> (Shape<'a>, bool) {
+        let Some(n) = self.0 else {
+            return (self, false);
+        };
         let r = n.resolved();
         if let Some(f) = r.field(name) {
-            return Shape(Some(f));
+            return (Shape(Some(f)), true);
         }
-        Shape(r.values())
+        (Shape(r.values()), false)
     }
 
     /// Whether `name` is a declared property (a struct field, not a map entry).

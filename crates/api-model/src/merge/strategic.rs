@@ -91,7 +91,12 @@ pub fn strategic_merge(original: &Value, patch: &Value, schema: Node) -> Result<
 }
 
 /// Merges `patch` into `target`; false when a `$patch: delete` asks for `target` to go.
-fn merge_object(target: &mut Value, patch: &Map<String, Value>, shape: Shape, at: &At) -> Result<bool> {
+fn merge_object(
+    target: &mut Value,
+    patch: &Map<String, Value>,
+    shape: Shape,
+    at: &At,
+) -> Result<bool> {
     match patch.get(PATCH) {
         None => {}
         Some(Value::String(d)) if d == "merge" => {}
@@ -132,7 +137,8 @@ fn merge_object(target: &mut Value, patch: &Map<String, Value>, shape: Shape, at
         }
     }
     for (k, pv) in patch {
-        if k == PATCH || k == RETAIN_KEYS || k.starts_with(SET_ORDER) || k.starts_with(DELETE_FROM) {
+        if k == PATCH || k == RETAIN_KEYS || k.starts_with(SET_ORDER) || k.starts_with(DELETE_FROM)
+        {
             continue;
         }
         if ordered.contains(&k.as_str()) {
@@ -148,7 +154,13 @@ fn merge_object(target: &mut Value, patch: &Map<String, Value>, shape: Shape, at
     Ok(true)
 }
 
-fn merge_field(t: &mut Map<String, Value>, k: &str, pv: &Value, shape: Shape, at: &At) -> Result<()> {
+fn merge_field(
+    t: &mut Map<String, Value>,
+    k: &str,
+    pv: &Value,
+    shape: Shape,
+    at: &At,
+) -> Result<()> {
     match pv {
         Value::Null => {
             t.remove(k);
@@ -167,7 +179,10 @@ fn merge_field(t: &mut Map<String, Value>, k: &str, pv: &Value, shape: Shape, at
                 Some(Value::Array(cur)) => cur,
                 _ => Vec::new(),
             };
-            t.insert(k.to_string(), Value::Array(merge_list(cur, items, shape, at)?));
+            t.insert(
+                k.to_string(),
+                Value::Array(merge_list(cur, items, shape, at)?),
+            );
         }
         scalar => {
             t.insert(k.to_string(), scalar.clone());
@@ -205,14 +220,20 @@ fn merge_list(cur: Vec<Value>, patch: &[Value], shape: Shape, at: &At) -> Result
         }
         return Ok(out);
     }
-    let kind = element_kind(cur.iter().chain(patch.iter().filter(|p| !is_directive(p))), at)?;
+    let kind = element_kind(
+        cur.iter().chain(patch.iter().filter(|p| !is_directive(p))),
+        at,
+    )?;
     match kind {
         Kind::Empty => Ok(Vec::new()),
         Kind::Scalar if patch.iter().any(is_replace) => Ok(patch_scalars(patch).cloned().collect()),
         Kind::Scalar => Ok(merge_scalars(cur, patch)),
         Kind::Object => {
             let Some(key) = shape.merge_key() else {
-                return Err(at.err(format!("cannot merge lists without merge key for {}", describe(at))));
+                return Err(at.err(format!(
+                    "cannot merge lists without merge key for {}",
+                    describe(at)
+                )));
             };
             merge_keyed(cur, patch, key, item_shape, at)
         }
@@ -275,7 +296,13 @@ fn merge_scalars(cur: Vec<Value>, patch: &[Value]) -> Vec<Value> {
 
 /// Lists of objects merged by `key`: deletions first, then each patch item merged into the
 /// item with the same key or added.
-fn merge_keyed(mut cur: Vec<Value>, patch: &[Value], key: &str, item: Shape, at: &At) -> Result<Vec<Value>> {
+fn merge_keyed(
+    mut cur: Vec<Value>,
+    patch: &[Value],
+    key: &str,
+    item: Shape,
+    at: &At,
+) -> Result<Vec<Value>> {
     let mut replace = false;
     for (i, p) in patch.iter().enumerate() {
         let Some(d) = p.get(PATCH) else { continue };
@@ -288,11 +315,17 @@ fn merge_keyed(mut cur: Vec<Value>, patch: &[Value], key: &str, item: Shape, at:
                 cur.retain(|c| c.get(key) != Some(id));
             }
             Some("replace") => replace = true,
-            Some("merge") => return Err(at.err("merging lists cannot yet be specified in the patch")),
+            Some("merge") => {
+                return Err(at.err("merging lists cannot yet be specified in the patch"))
+            }
             _ => return Err(at.err(format!("unknown patch type: {} in map: {p}", plain(d)))),
         }
     }
-    let items: Vec<(usize, &Value)> = patch.iter().enumerate().filter(|(_, p)| !is_directive(p)).collect();
+    let items: Vec<(usize, &Value)> = patch
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| !is_directive(p))
+        .collect();
     if replace {
         let mut out = Vec::with_capacity(items.len());
         for (i, p) in items {
@@ -300,7 +333,10 @@ fn merge_keyed(mut cur: Vec<Value>, patch: &[Value], key: &str, item: Shape, at:
         }
         return Ok(out);
     }
-    let server_order: Vec<Value> = cur.iter().map(|c| c.get(key).cloned().unwrap_or(Value::Null)).collect();
+    let server_order: Vec<Value> = cur
+        .iter()
+        .map(|c| c.get(key).cloned().unwrap_or(Value::Null))
+        .collect();
     let mut patch_items: Vec<Value> = Vec::with_capacity(items.len());
     for (i, p) in items {
         let at = At::Index(at, i);
@@ -343,17 +379,26 @@ fn interleave(
     };
     let li: Vec<Option<usize>> = left.iter().map(pos).collect();
     let ri: Vec<Option<usize>> = right.iter().map(pos).collect();
-    merge_sorted(left, right, |i, j| {
-        matches!((li[i], ri[j]), (Some(l), Some(r)) if l < r)
-    })
+    merge_sorted(
+        left,
+        right,
+        |i, j| matches!((li[i], ri[j]), (Some(l), Some(r)) if l < r),
+    )
 }
 
 /// Merges two sequences, taking from `left` while `left_first(i, j)` says its next item goes
 /// before the next one of `right`.
-fn merge_sorted(left: Vec<Value>, right: Vec<Value>, left_first: impl Fn(usize, usize) -> bool) -> Vec<Value> {
+fn merge_sorted(
+    left: Vec<Value>,
+    right: Vec<Value>,
+    left_first: impl Fn(usize, usize) -> bool,
+) -> Vec<Value> {
     let (ln, rn) = (left.len(), right.len());
     let mut out = Vec::with_capacity(ln + rn);
-    let (mut l, mut r) = (left.into_iter().enumerate().peekable(), right.into_iter().enumerate().peekable());
+    let (mut l, mut r) = (
+        left.into_iter().enumerate().peekable(),
+        right.into_iter().enumerate().peekable(),
+    );
     loop {
         let take_left = match (l.peek(), r.peek()) {
             (None, None) => break,
@@ -379,7 +424,12 @@ fn plain(v: &Value) -> String {
     }
 }
 
-fn retain_keys(t: &mut Map<String, Value>, patch: &Map<String, Value>, keys: &Value, at: &At) -> Result<()> {
+fn retain_keys(
+    t: &mut Map<String, Value>,
+    patch: &Map<String, Value>,
+    keys: &Value,
+    at: &At,
+) -> Result<()> {
     let Value::Array(keys) = keys else {
         return Err(at.err("invalid patch format of retainKeys"));
     };
@@ -389,7 +439,9 @@ fn retain_keys(t: &mut Map<String, Value>, patch: &Map<String, Value>, keys: &Va
             continue;
         }
         if !listed(k) {
-            return Err(at.err(format!("invalid patch format of retainKeys: {k:?} is not in the $retainKeys list")));
+            return Err(at.err(format!(
+                "invalid patch format of retainKeys: {k:?} is not in the $retainKeys list"
+            )));
         }
     }
     t.retain(|k, _| listed(k));
@@ -464,7 +516,13 @@ fn set_element_order(
 }
 
 /// The items of the patch list must appear in the `$setElementOrder` list, in its order.
-fn check_order(patch: &[Value], order_ids: &[Value], id: &impl Fn(&Value) -> Value, order: &[Value], at: &At) -> Result<()> {
+fn check_order(
+    patch: &[Value],
+    order_ids: &[Value],
+    id: &impl Fn(&Value) -> Value,
+    order: &[Value],
+    at: &At,
+) -> Result<()> {
     let mut pos = 0;
     for p in patch.iter().filter(|p| !is_directive(p)) {
         let want = id(p);

@@ -28,11 +28,13 @@ pub(crate) fn item_element(item: &Value, lt: ListType, item_shape: Shape) -> Opt
 /// The elements of every item of a granular list, or `None` when the list must be treated as
 /// one value (it is atomic, or an item lacks its keys).
 pub(crate) fn item_elements(items: &[Value], shape: Shape) -> Option<Vec<PathElement>> {
-    let lt = shape.list_type();
+    elements(items, shape.list_type(), shape.items())
+}
+
+fn elements(items: &[Value], lt: ListType, item_shape: Shape) -> Option<Vec<PathElement>> {
     if lt == ListType::Atomic {
         return None;
     }
-    let item_shape = shape.items();
     items
         .iter()
         .map(|i| item_element(i, lt, item_shape))
@@ -48,10 +50,10 @@ pub(crate) fn collect(v: &Value, shape: Shape, out: &mut FieldSet) -> bool {
                 return true;
             }
             for (k, cv) in m {
-                let cs = shape.child(k);
+                let (cs, named) = shape.field(k);
                 let mut child = FieldSet::new();
                 let leaf = collect(cv, cs, &mut child);
-                let member = leaf || is_empty_object(cv) || !shape.is_named(k);
+                let member = leaf || is_empty_object(cv) || !named;
                 if member || !child.is_empty() {
                     out.insert_child(PathElement::field(k), member, child);
                 }
@@ -59,14 +61,15 @@ pub(crate) fn collect(v: &Value, shape: Shape, out: &mut FieldSet) -> bool {
             false
         }
         Value::Array(items) => {
+            let lt = shape.list_type();
             if items.is_empty() {
-                return shape.list_type() == ListType::Atomic;
+                return lt == ListType::Atomic;
             }
-            let Some(pes) = item_elements(items, shape) else {
+            let item_shape = shape.items();
+            let Some(pes) = elements(items, lt, item_shape) else {
                 return true;
             };
-            let item_shape = shape.items();
-            let set_items = shape.list_type() == ListType::Set;
+            let set_items = lt == ListType::Set;
             for (item, pe) in items.iter().zip(pes) {
                 let mut child = FieldSet::new();
                 if !set_items {
@@ -137,7 +140,8 @@ pub(crate) fn compare(old: &Value, new: &Value, shape: Shape, diff: &mut Diff) -
             for (k, ov) in o {
                 let cs = shape.child(k);
                 match n.get(k) {
-                    Some(nv) => descend(ov, nv, cs, PathElement::field(k), diff),
+                    Some(nv) if ov == nv => {}
+                    Some(nv) => descend(ov, nv, cs, || PathElement::field(k), diff),
                     None => removed(ov, cs, PathElement::field(k), diff),
                 }
             }
@@ -145,20 +149,25 @@ pub(crate) fn compare(old: &Value, new: &Value, shape: Shape, diff: &mut Diff) -
                 if !o.contains_key(k) {
                     let mut child = FieldSet::new();
                     collect_all(nv, shape.child(k), &mut child);
-                    diff.changed.insert_child(PathElement::field(k), true, child);
+                    diff.changed
+                        .insert_child(PathElement::field(k), true, child);
                 }
             }
             false
         }
         (Value::Array(o), Value::Array(n)) if !(o.is_empty() && n.is_empty()) => {
-            let (Some(ope), Some(npe)) = (item_elements(o, shape), item_elements(n, shape)) else {
+            let (lt, item_shape) = (shape.list_type(), shape.items());
+            let (Some(ope), Some(npe)) = (elements(o, lt, item_shape), elements(n, lt, item_shape))
+            else {
                 return o != n;
             };
-            let item_shape = shape.items();
-            let set_items = shape.list_type() == ListType::Set;
+            let set_items = lt == ListType::Set;
             for (ov, pe) in o.iter().zip(&ope) {
                 match npe.iter().position(|p| p == pe) {
-                    Some(j) if !set_items => descend(ov, &n[j], item_shape, pe.clone(), diff),
+                    Some(j) if !set_items && *ov != n[j] => {
+                        descend(ov, &n[j], item_shape, || pe.clone(), diff)
+                    }
+                    Some(_) => {}
                     Some(_) => {}
                     None => removed(ov, item_shape, pe.clone(), diff),
                 }
@@ -179,14 +188,14 @@ pub(crate) fn compare(old: &Value, new: &Value, shape: Shape, diff: &mut Diff) -
 }
 
 /// Compares a field or item present in both versions.
-fn descend(ov: &Value, nv: &Value, shape: Shape, pe: PathElement, diff: &mut Diff) {
+fn descend(ov: &Value, nv: &Value, shape: Shape, pe: impl Fn() -> PathElement, diff: &mut Diff) {
     let mut sub = Diff::default();
     let changed = compare(ov, nv, shape, &mut sub);
     if changed || !sub.changed.is_empty() {
-        diff.changed.insert_child(pe.clone(), changed, sub.changed);
+        diff.changed.insert_child(pe(), changed, sub.changed);
     }
     if !sub.removed.is_empty() {
-        diff.removed.insert_child(pe, false, sub.removed);
+        diff.removed.insert_child(pe(), false, sub.removed);
     }
 }
 

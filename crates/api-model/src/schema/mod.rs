@@ -8,7 +8,8 @@
 mod builtin;
 pub mod patch_meta;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::OnceLock;
 
 use serde_json::Value;
@@ -21,15 +22,76 @@ pub struct Definitions {
     pub defs: BTreeMap<String, Value>,
 }
 
+static BUILTIN: OnceLock<Definitions> = OnceLock::new();
+
 /// The definitions of every built-in kind, built once.
 pub fn builtin() -> &'static Definitions {
-    static DEFS: OnceLock<Definitions> = OnceLock::new();
-    DEFS.get_or_init(builtin::generate)
+    BUILTIN.get_or_init(builtin::generate)
+}
+
+/// Hashes a node's address as it is: addresses are already spread.
+#[derive(Default)]
+struct AddressHasher(u64);
+
+impl Hasher for AddressHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 << 8 | u64::from(*b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.0 = (n as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+type Resolved = HashMap<usize, &'static Value, BuildHasherDefault<AddressHasher>>;
+
+/// Where every reference in the built-in definitions leads, by the referring node's
+/// address: resolving is on the path of every merge, and walking `$ref`/`allOf` through
+/// the named definitions each time costs more than the merge itself.
+fn builtin_resolved() -> &'static Resolved {
+    static RESOLVED: OnceLock<Resolved> = OnceLock::new();
+    RESOLVED.get_or_init(|| {
+        let defs = builtin();
+        let mut out = Resolved::default();
+        let mut stack: Vec<&'static Value> = defs.defs.values().collect();
+        while let Some(v) = stack.pop() {
+            match v {
+                Value::Object(m) => {
+                    if m.contains_key("$ref") || m.contains_key("allOf") {
+                        out.insert(v as *const Value as usize, defs.resolve_slow(v));
+                    }
+                    stack.extend(m.values());
+                }
+                Value::Array(items) => stack.extend(items),
+                _ => {}
+            }
+        }
+        out
+    })
 }
 
 impl Definitions {
     /// The definition that follows `$ref` in `schema`, or `schema` itself.
     pub fn resolve<'a>(&'a self, schema: &'a Value) -> &'a Value {
+        if !matches!(schema, Value::Object(m) if m.contains_key("$ref") || m.contains_key("allOf"))
+        {
+            return schema;
+        }
+        if BUILTIN.get().is_some_and(|b| std::ptr::eq(self, b)) {
+            if let Some(r) = builtin_resolved().get(&(schema as *const Value as usize)) {
+                return r;
+            }
+        }
+        self.resolve_slow(schema)
+    }
+
+    fn resolve_slow<'a>(&'a self, schema: &'a Value) -> &'a Value {
         let mut s = schema;
         // allOf with one member is how a described reference is written.
         for _ in 0..8 {

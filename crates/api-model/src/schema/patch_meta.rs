@@ -204,7 +204,10 @@ mod tests {
             assert!(defs.defs.contains_key(*name), "{name}");
         }
         for (def, prop, _) in super::KEY_DEFAULTS {
-            assert!(defs.defs[*def]["properties"].get(*prop).is_some(), "{def}.{prop}");
+            assert!(
+                defs.defs[*def]["properties"].get(*prop).is_some(),
+                "{def}.{prop}"
+            );
         }
     }
 
@@ -228,7 +231,12 @@ mod tests {
             let node = super::super::Node::new(defs, &defs.defs[m.definition]);
             let items = node.field(m.property).and_then(|f| f.items()).unwrap();
             for k in m.list_map_keys.iter().chain(m.patch_merge_key.iter()) {
-                assert!(items.field(k).is_some(), "{}.{}: {k}", m.definition, m.property);
+                assert!(
+                    items.field(k).is_some(),
+                    "{}.{}: {k}",
+                    m.definition,
+                    m.property
+                );
             }
         }
     }
@@ -260,30 +268,115 @@ mod tests {
         let core = |t: &str| format!("io.k8s.api.core.v1.{t}");
         let meta = "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta";
         let cases: &[(String, &str, &str, Value)] = &[
-            (core("PodSpec"), "tolerations", "x-kubernetes-list-type", json!("atomic")),
-            (core("PodSpec"), "volumes", "x-kubernetes-patch-strategy", json!("merge,retainKeys")),
-            (core("PodSpec"), "nodeSelector", "x-kubernetes-map-type", json!("atomic")),
+            (
+                core("PodSpec"),
+                "tolerations",
+                "x-kubernetes-list-type",
+                json!("atomic"),
+            ),
+            (
+                core("PodSpec"),
+                "volumes",
+                "x-kubernetes-patch-strategy",
+                json!("merge,retainKeys"),
+            ),
+            (
+                core("PodSpec"),
+                "nodeSelector",
+                "x-kubernetes-map-type",
+                json!("atomic"),
+            ),
             (
                 core("PodSpec"),
                 "topologySpreadConstraints",
                 "x-kubernetes-list-map-keys",
                 json!(["topologyKey", "whenUnsatisfiable"]),
             ),
-            (core("Container"), "ports", "x-kubernetes-list-map-keys", json!(["containerPort", "protocol"])),
-            (core("EphemeralContainer"), "env", "x-kubernetes-patch-merge-key", json!("name")),
-            (core("Container"), "volumeDevices", "x-kubernetes-patch-merge-key", json!("devicePath")),
-            (core("NodeStatus"), "addresses", "x-kubernetes-patch-merge-key", json!("type")),
-            (core("NodeStatus"), "images", "x-kubernetes-list-type", json!("atomic")),
-            (core("ResourceRequirements"), "claims", "x-kubernetes-list-type", json!("map")),
+            (
+                core("Container"),
+                "ports",
+                "x-kubernetes-list-map-keys",
+                json!(["containerPort", "protocol"]),
+            ),
+            (
+                core("EphemeralContainer"),
+                "env",
+                "x-kubernetes-patch-merge-key",
+                json!("name"),
+            ),
+            (
+                core("Container"),
+                "volumeDevices",
+                "x-kubernetes-patch-merge-key",
+                json!("devicePath"),
+            ),
+            (
+                core("NodeStatus"),
+                "addresses",
+                "x-kubernetes-patch-merge-key",
+                json!("type"),
+            ),
+            (
+                core("NodeStatus"),
+                "images",
+                "x-kubernetes-list-type",
+                json!("atomic"),
+            ),
+            (
+                core("ResourceRequirements"),
+                "claims",
+                "x-kubernetes-list-type",
+                json!("map"),
+            ),
             (core("ContainerPort"), "protocol", "default", json!("TCP")),
-            (meta.into(), "finalizers", "x-kubernetes-patch-strategy", json!("merge")),
-            (meta.into(), "finalizers", "x-kubernetes-list-type", json!("set")),
-            (meta.into(), "managedFields", "x-kubernetes-list-type", json!("atomic")),
-            (meta.into(), "ownerReferences", "x-kubernetes-patch-merge-key", json!("uid")),
-            ("io.k8s.api.apps.v1.DeploymentSpec".into(), "strategy", "x-kubernetes-patch-strategy", json!("retainKeys")),
-            ("io.k8s.api.batch.v1.JobStatus".into(), "conditions", "x-kubernetes-list-type", json!("atomic")),
-            ("io.k8s.api.discovery.v1.Endpoint".into(), "addresses", "x-kubernetes-list-type", json!("set")),
-            ("io.k8s.api.rbac.v1.ClusterRole".into(), "rules", "x-kubernetes-list-type", json!("atomic")),
+            (
+                meta.into(),
+                "finalizers",
+                "x-kubernetes-patch-strategy",
+                json!("merge"),
+            ),
+            (
+                meta.into(),
+                "finalizers",
+                "x-kubernetes-list-type",
+                json!("set"),
+            ),
+            (
+                meta.into(),
+                "managedFields",
+                "x-kubernetes-list-type",
+                json!("atomic"),
+            ),
+            (
+                meta.into(),
+                "ownerReferences",
+                "x-kubernetes-patch-merge-key",
+                json!("uid"),
+            ),
+            (
+                "io.k8s.api.apps.v1.DeploymentSpec".into(),
+                "strategy",
+                "x-kubernetes-patch-strategy",
+                json!("retainKeys"),
+            ),
+            (
+                "io.k8s.api.batch.v1.JobStatus".into(),
+                "conditions",
+                "x-kubernetes-list-type",
+                json!("atomic"),
+            ),
+            (
+                "io.k8s.api.discovery.v1.Endpoint".into(),
+                "addresses",
+                "x-kubernetes-list-type",
+                json!("set"),
+            ),
+            (
+                "io.k8s.api.rbac.v1.ClusterRole".into(),
+                "rules",
+                "x-kubernetes-list-type",
+                json!("atomic"),
+            ),
         ];
         for (d, p, k, want) in cases {
             assert_eq!(ext(d, p, k).as_ref(), Some(want), "{d}.{p} {k}");

@@ -31,7 +31,7 @@ use serde_json::{json, Map, Value};
 
 pub use custom::{custom_cells, custom_columns, CustomPrinter};
 pub use jsonpath::{JsonPath, JsonPathError};
-pub use time::{format_rfc3339, human_duration, parse_rfc3339, short_human_duration};
+pub use time::{format_rfc3339, human_duration, parse_rfc3339, short_human_duration, Timestamp};
 
 /// The type of a column's cells, as a TableColumnDefinition names it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -213,7 +213,7 @@ pub(crate) const AGE: Spec = col(
     Doc::Field(META, "creationTimestamp"),
 );
 
-/// Descriptions shared by the controllers' columns.
+/// The template's containers and images, which the controllers show in wide output.
 pub(crate) const CONTAINERS: Spec = wide(
     "Containers",
     ColumnType::String,

@@ -5,7 +5,7 @@
 
 use serde_json::{json, Value};
 
-use super::format::{age, condition_true, items, name, text};
+use super::format::{age, condition_true, items, name, or_none, text};
 use super::time::{parse_rfc3339, since_timestamp, Timestamp};
 use super::ColumnType::String as S;
 use super::{col, wide, Doc, Printer, AGE, NAME};
@@ -117,10 +117,6 @@ fn cells(pod: &Value, now: i64) -> Vec<Value> {
         or_none(text(&status["nominatedNodeName"])),
         readiness_gates(pod).into(),
     ]
-}
-
-fn or_none(s: &str) -> Value {
-    super::format::or_none(s)
 }
 
 /// An init container with `restartPolicy: Always` runs beside the containers (a sidecar).

@@ -118,7 +118,10 @@ impl ResponseStatus {
 pub fn http_code(e: &Error) -> u16 {
     match e {
         Error::NotFound { .. } | Error::UnknownKind { .. } => 404,
-        Error::AlreadyExists { .. } | Error::Conflict { .. } | Error::Precondition(_) => 409,
+        Error::AlreadyExists { .. }
+        | Error::Conflict { .. }
+        | Error::FieldConflicts { .. }
+        | Error::Precondition(_) => 409,
         Error::Invalid { .. } => 422,
         Error::BadRequest(_) => 400,
         Error::Expired { .. } => 410,

@@ -249,9 +249,7 @@ impl Pods for PodsService {
 type OutputStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
 /// The caller's messages until its stream ends or fails.
-fn ok_until_error<T: Send + 'static>(
-    s: Streaming<T>,
-) -> impl Stream<Item = T> + Send + 'static {
+fn ok_until_error<T: Send + 'static>(s: Streaming<T>) -> impl Stream<Item = T> + Send + 'static {
     s.take_while(|r| std::future::ready(r.is_ok()))
         .filter_map(|r| std::future::ready(r.ok()))
 }

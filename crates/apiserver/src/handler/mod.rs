@@ -4,6 +4,7 @@
 //! Reads are served from the watch cache after a ReadIndex round; writes are
 //! compare-and-swap transactions on the store, which forwards them to the leader.
 
+mod apply;
 mod delete;
 mod read;
 mod write;
@@ -15,8 +16,8 @@ use raft_store::Store;
 use rkube_proto::api::{Object, TypeRef};
 use serde_json::Value;
 
+pub use apply::schema_node;
 pub use read::{ListOptions, WatchStream};
-
 
 use crate::admission::{Admission, AdmissionRequest, Operation};
 use crate::auth::{Attributes, AuthnChain, AuthzChain, Credentials, UserInfo};
@@ -65,6 +66,8 @@ pub struct WriteOptions {
     pub field_manager: String,
     /// Server-side apply takes fields other managers own.
     pub force: bool,
+    /// The managed fields a create made by an apply records (instead of an Update entry).
+    pub managed_fields: Option<Value>,
 }
 
 /// How often an update whose caller gave no resourceVersion is retried after losing a

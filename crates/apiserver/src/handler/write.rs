@@ -27,6 +27,8 @@ pub enum Change<'a> {
     Approval(Value),
     Patch(PatchKind, &'a [u8], bool),
     Bind(String, String),
+    /// A server-side apply of this configuration (to the status when true).
+    Apply(&'a Value, bool),
 }
 
 mod rand_name {
@@ -98,6 +100,13 @@ impl Api {
             let st = crate::registry::crd::accepted_status(&obj);
             obj["status"] = st;
         }
+        match &opts.managed_fields {
+            Some(mf) => object::meta_mut(&mut obj).insert("managedFields".into(), mf.clone()),
+            None => {
+                super::apply::record(&rt, None, &mut obj, "", opts, user);
+                None
+            }
+        };
         if opts.dry_run {
             return envelope(&rt, &obj);
         }
@@ -237,9 +246,29 @@ impl Api {
         rt: &ResourceType,
         cur: &Value,
         change: &Change<'_>,
+        opts: &WriteOptions,
     ) -> Result<(Value, Option<String>)> {
         let mut precondition = None;
         let mut new = match change {
+            Change::Apply(applied, status) => {
+                let rv = object::resource_version(applied);
+                if !rv.is_empty() {
+                    precondition = Some(rv.to_string());
+                }
+                let merged = super::apply::merged(rt, Some(cur), applied, opts)?;
+                if *status {
+                    let mut new = cur.clone();
+                    new["status"] = merged["status"].clone();
+                    new["metadata"]["managedFields"] = merged["metadata"]["managedFields"].clone();
+                    new
+                } else if rt.has_status {
+                    let mut new = merged;
+                    new["status"] = cur["status"].clone();
+                    new
+                } else {
+                    merged
+                }
+            }
             Change::Replace(obj) => {
                 let rv = object::resource_version(obj);
                 if !rv.is_empty() {
@@ -376,7 +405,8 @@ impl Api {
             Change::Replace(_) => ("update", ""),
             Change::Status(_) => ("update", "status"),
             Change::Approval(_) => ("update", "approval"),
-            Change::Patch(_, _, true) => ("patch", "status"),
+            Change::Patch(_, _, true) | Change::Apply(_, true) => ("patch", "status"),
+            Change::Apply(..) => ("patch", ""),
             Change::Patch(..) => ("patch", ""),
             Change::Bind(..) => ("create", "binding"),
         };
@@ -402,7 +432,7 @@ impl Api {
                 return Err(Self::not_found(rt, name));
             };
             let cur_v = cur.value()?;
-            let (desired, precondition) = self.desired(rt, &cur_v, &change)?;
+            let (desired, precondition) = self.desired(rt, &cur_v, &change, opts)?;
             if let Some(p) = &precondition {
                 if *p != cur.rv.to_string() {
                     if attempt == 0 {
@@ -436,6 +466,9 @@ impl Api {
             } else {
                 Default::default()
             };
+            if !matches!(change, Change::Apply(..) | Change::Bind(..)) {
+                super::apply::record(rt, Some(&cur_v), &mut new, sub, opts, user);
+            }
             if new == cur_v || opts.dry_run {
                 return envelope(rt, &new);
             }

@@ -105,7 +105,10 @@ pub(super) fn custom(t: &ResourceType, schema: Option<&Value>) -> [(String, Valu
         Some(Value::Object(s)) => s.clone(),
         _ => Map::from_iter([
             ("type".to_string(), json!("object")),
-            ("x-kubernetes-preserve-unknown-fields".to_string(), json!(true)),
+            (
+                "x-kubernetes-preserve-unknown-fields".to_string(),
+                json!(true),
+            ),
         ]),
     };
     def.entry("type").or_insert_with(|| json!("object"));
@@ -113,7 +116,10 @@ pub(super) fn custom(t: &ResourceType, schema: Option<&Value>) -> [(String, Valu
         .entry("properties")
         .or_insert_with(|| Value::Object(Map::new()));
     if let Value::Object(props) = props {
-        props.insert("apiVersion".into(), string_property(API_VERSION_DESCRIPTION));
+        props.insert(
+            "apiVersion".into(),
+            string_property(API_VERSION_DESCRIPTION),
+        );
         props.insert("kind".into(), string_property(KIND_DESCRIPTION));
         let mut meta = reference(OBJECT_META);
         meta["description"] = json!(METADATA_DESCRIPTION);

@@ -12,6 +12,7 @@
 //! changes (its generation) and kept until it changes again.
 
 mod defs;
+mod params;
 mod paths;
 mod proto;
 mod serve;
@@ -25,14 +26,14 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
+use defs::Defs;
 use parking_lot::Mutex;
+use paths::PathItem;
 use prost::Message;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha512};
 
 use crate::registry::{Registry, Schema};
-use defs::Defs;
-use paths::PathItem;
 
 /// The OpenAPI documents of one server, rebuilt when its registry changes.
 #[derive(Default)]
@@ -115,9 +116,7 @@ impl Model {
 
     /// A definition by name, custom or built-in.
     fn definition(&self, name: &str) -> Option<&Value> {
-        self.custom
-            .get(name)
-            .or_else(|| defs::builtin().get(name))
+        self.custom.get(name).or_else(|| defs::builtin().get(name))
     }
 }
 

@@ -122,34 +122,36 @@ fn parameter(p: &Value) -> pb::Parameter {
             schema: p.get("schema").map(schema),
             vendor_extension: extensions(p),
         }),
-        "path" => non_body(NonBody::PathParameterSubSchema(pb::PathParameterSubSchema {
-            required: flag(p, "required"),
-            r#in: location,
-            description: text(p, "description"),
-            name: text(p, "name"),
-            r#type: text(p, "type"),
-            unique_items: flag(p, "uniqueItems"),
-            vendor_extension: extensions(p),
-            ..Default::default()
-        })),
-        _ => non_body(NonBody::QueryParameterSubSchema(pb::QueryParameterSubSchema {
-            required: flag(p, "required"),
-            r#in: location,
-            description: text(p, "description"),
-            name: text(p, "name"),
-            r#type: text(p, "type"),
-            unique_items: flag(p, "uniqueItems"),
-            vendor_extension: extensions(p),
-            ..Default::default()
-        })),
+        "path" => non_body(NonBody::PathParameterSubSchema(
+            pb::PathParameterSubSchema {
+                required: flag(p, "required"),
+                r#in: location,
+                description: text(p, "description"),
+                name: text(p, "name"),
+                r#type: text(p, "type"),
+                unique_items: flag(p, "uniqueItems"),
+                vendor_extension: extensions(p),
+                ..Default::default()
+            },
+        )),
+        _ => non_body(NonBody::QueryParameterSubSchema(
+            pb::QueryParameterSubSchema {
+                required: flag(p, "required"),
+                r#in: location,
+                description: text(p, "description"),
+                name: text(p, "name"),
+                r#type: text(p, "type"),
+                unique_items: flag(p, "uniqueItems"),
+                vendor_extension: extensions(p),
+                ..Default::default()
+            },
+        )),
     };
     pb::Parameter { oneof: Some(oneof) }
 }
 
 fn non_body(oneof: pb::non_body_parameter::Oneof) -> pb::parameter::Oneof {
-    pb::parameter::Oneof::NonBodyParameter(pb::NonBodyParameter {
-        oneof: Some(oneof),
-    })
+    pb::parameter::Oneof::NonBodyParameter(pb::NonBodyParameter { oneof: Some(oneof) })
 }
 
 /// A JSON schema as gnostic's `Schema`.
@@ -228,7 +230,9 @@ fn additional(v: &Value) -> Option<Box<pb::AdditionalPropertiesItem>> {
         Value::Object(_) => Oneof::Schema(Box::new(schema(v))),
         _ => return None,
     };
-    Some(Box::new(pb::AdditionalPropertiesItem { oneof: Some(oneof) }))
+    Some(Box::new(pb::AdditionalPropertiesItem {
+        oneof: Some(oneof),
+    }))
 }
 
 /// The `x-…` keys of an object, in key order.

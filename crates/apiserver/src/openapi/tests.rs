@@ -51,7 +51,7 @@ fn definition<'a>(doc: &'a pb::Document, name: &str) -> Option<&'a pb::Schema> {
     named.value.as_ref()
 }
 
-fn extension<'a>(exts: &'a [pb::NamedAny], name: &str) -> Option<Value> {
+fn extension(exts: &[pb::NamedAny], name: &str) -> Option<Value> {
     let e = exts.iter().find(|e| e.name == name)?;
     let yaml = &e.value.as_ref()?.yaml;
     Some(serde_yaml_ng::from_str(yaml).expect("extension values are YAML"))
@@ -59,7 +59,10 @@ fn extension<'a>(exts: &'a [pb::NamedAny], name: &str) -> Option<Value> {
 
 fn property<'a>(s: &'a pb::Schema, name: &str) -> Option<&'a pb::Schema> {
     let props = s.properties.as_ref()?;
-    let named = props.additional_properties.iter().find(|p| p.name == name)?;
+    let named = props
+        .additional_properties
+        .iter()
+        .find(|p| p.name == name)?;
     named.value.as_ref()
 }
 
@@ -77,14 +80,23 @@ fn v2_protobuf_holds_deployment_with_its_group_version_kind() {
     assert_eq!(doc.swagger, "2.0");
     let deployment =
         definition(&doc, "io.k8s.api.apps.v1.Deployment").expect("the Deployment definition");
-    let gvk = extension(&deployment.vendor_extension, "x-kubernetes-group-version-kind");
+    let gvk = extension(
+        &deployment.vendor_extension,
+        "x-kubernetes-group-version-kind",
+    );
     assert_eq!(
         gvk,
         Some(json!([{"group": "apps", "kind": "Deployment", "version": "v1"}]))
     );
     let spec = property(deployment, "spec").expect("Deployment.spec");
-    assert_eq!(spec.r#ref, "#/definitions/io.k8s.api.apps.v1.DeploymentSpec");
-    assert!(!spec.description.is_empty(), "a described reference keeps its description");
+    assert_eq!(
+        spec.r#ref,
+        "#/definitions/io.k8s.api.apps.v1.DeploymentSpec"
+    );
+    assert!(
+        !spec.description.is_empty(),
+        "a described reference keeps its description"
+    );
 }
 
 #[test]
@@ -100,8 +112,8 @@ fn patch_metadata_is_on_pod_spec_containers() {
     assert_eq!(ext("x-kubernetes-list-map-keys"), Some(json!(["name"])));
 
     let core = v3(&OpenApi::new(), &registry, "api/v1");
-    let containers = &core["components"]["schemas"]["io.k8s.api.core.v1.PodSpec"]["properties"]
-        ["containers"];
+    let containers =
+        &core["components"]["schemas"]["io.k8s.api.core.v1.PodSpec"]["properties"]["containers"];
     assert_eq!(containers["x-kubernetes-patch-merge-key"], json!("name"));
 }
 
@@ -119,7 +131,11 @@ fn check_v2_schema(doc: &pb::Document, s: &pb::Schema, at: &str, errors: &mut Ve
         }
         return;
     }
-    let types = s.r#type.as_ref().map(|t| t.value.clone()).unwrap_or_default();
+    let types = s
+        .r#type
+        .as_ref()
+        .map(|t| t.value.clone())
+        .unwrap_or_default();
     if types.len() > 1 {
         errors.push(format!("{at}: more than one type"));
     }
@@ -138,7 +154,10 @@ fn check_v2_schema(doc: &pb::Document, s: &pb::Schema, at: &str, errors: &mut Ve
         check_v2_schema(doc, item, &format!("{at}[]"), errors);
     }
     use pb::additional_properties_item::Oneof;
-    if let Some(Oneof::Schema(v)) = s.additional_properties.as_ref().and_then(|a| a.oneof.as_ref())
+    if let Some(Oneof::Schema(v)) = s
+        .additional_properties
+        .as_ref()
+        .and_then(|a| a.oneof.as_ref())
     {
         check_v2_schema(doc, v, &format!("{at}{{}}"), errors);
     }
@@ -167,7 +186,10 @@ fn v2_patch_has_field_validation(doc: &pb::Document, gvk: &Value) -> bool {
     let global = |r: &str| {
         let params = doc.parameters.as_ref()?;
         let name = r.strip_prefix("#/parameters/")?;
-        let p = params.additional_properties.iter().find(|p| p.name == name)?;
+        let p = params
+            .additional_properties
+            .iter()
+            .find(|p| p.name == name)?;
         p.value.clone()
     };
     let query_name = |p: &pb::Parameter| match &p.oneof {
@@ -265,7 +287,10 @@ fn explain_finds_deployment_spec_strategy_in_v3() {
     assert_eq!(v3_dangling(&doc), Vec::<String>::new());
     let item = &doc["paths"]["/apis/apps/v1/namespaces/{namespace}/deployments"];
     let gvk = &item["get"]["x-kubernetes-group-version-kind"];
-    assert_eq!(gvk, &json!({"group": "apps", "kind": "Deployment", "version": "v1"}));
+    assert_eq!(
+        gvk,
+        &json!({"group": "apps", "kind": "Deployment", "version": "v1"})
+    );
     let schemas = doc["components"]["schemas"].as_object().expect("schemas");
     let kind = schemas
         .values()
@@ -283,9 +308,14 @@ fn explain_finds_deployment_spec_strategy_in_v3() {
     };
     let spec = resolve(&kind["properties"]["spec"]);
     let strategy = &spec["properties"]["strategy"];
-    assert!(strategy["description"].as_str().is_some_and(|d| !d.is_empty()));
+    assert!(strategy["description"]
+        .as_str()
+        .is_some_and(|d| !d.is_empty()));
     let strategy = resolve(strategy);
-    assert!(strategy["properties"]["rollingUpdate"].is_object(), "{strategy}");
+    assert!(
+        strategy["properties"]["rollingUpdate"].is_object(),
+        "{strategy}"
+    );
 }
 
 #[test]
@@ -304,7 +334,10 @@ fn a_custom_kind_appears_once_registered() {
     let expected = json!({"group": "stable.example.com", "kind": "CronTab", "version": "v1"});
     assert_eq!(gvk, Some(json!([expected])));
     let meta = property(crontab, "metadata").expect("CronTab.metadata");
-    assert_eq!(meta.r#ref, "#/definitions/io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta");
+    assert_eq!(
+        meta.r#ref,
+        "#/definitions/io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"
+    );
     let image = property(property(crontab, "spec").expect("spec"), "image").expect("image");
     assert!(image.r#type.is_none(), "a nullable field has no type in v2");
 
@@ -315,7 +348,10 @@ fn a_custom_kind_appears_once_registered() {
     let (_, hash) = openapi
         .v3_document(&registry, "apis/stable.example.com/v1")
         .expect("the CronTab document");
-    assert_eq!(url, format!("/openapi/v3/apis/stable.example.com/v1?hash={hash}"));
+    assert_eq!(
+        url,
+        format!("/openapi/v3/apis/stable.example.com/v1?hash={hash}")
+    );
     let doc = v3(&openapi, &registry, "apis/stable.example.com/v1");
     assert_eq!(v3_dangling(&doc), Vec::<String>::new());
     let image = &doc["components"]["schemas"][name]["properties"]["spec"]["properties"]["image"];
@@ -323,11 +359,15 @@ fn a_custom_kind_appears_once_registered() {
     let patch = &doc["paths"]["/apis/stable.example.com/v1/namespaces/{namespace}/crontabs/{name}"]
         ["patch"]["requestBody"]["content"];
     assert!(patch.get("application/merge-patch+json").is_some());
-    assert!(patch.get("application/strategic-merge-patch+json").is_none());
+    assert!(patch
+        .get("application/strategic-merge-patch+json")
+        .is_none());
 
     registry.remove("stable.example.com/v1", "CronTab");
     assert!(definition(&decode_v2(&openapi, &registry), name).is_none());
-    assert!(openapi.v3_document(&registry, "apis/stable.example.com/v1").is_none());
+    assert!(openapi
+        .v3_document(&registry, "apis/stable.example.com/v1")
+        .is_none());
 }
 
 #[test]
@@ -378,18 +418,28 @@ fn the_endpoints_answer_as_kube_apiserver_does() {
     let r = openapi.serve_v2(&registry, &headers(&[(header::ACCEPT, pb)]));
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(r.headers()[header::CONTENT_TYPE], V2_PROTOBUF);
-    let etag = r.headers()[header::ETAG].to_str().expect("ETag").to_string();
+    let etag = r.headers()[header::ETAG]
+        .to_str()
+        .expect("ETag")
+        .to_string();
     let again = headers(&[(header::ACCEPT, pb), (header::IF_NONE_MATCH, &etag)]);
-    assert_eq!(openapi.serve_v2(&registry, &again).status(), StatusCode::NOT_MODIFIED);
+    assert_eq!(
+        openapi.serve_v2(&registry, &again).status(),
+        StatusCode::NOT_MODIFIED
+    );
     let r = openapi.serve_v2(&registry, &HeaderMap::new());
     assert_eq!(r.headers()[header::CONTENT_TYPE], "application/json");
 
-    let (_, hash) = openapi.v3_document(&registry, "apis/apps/v1").expect("apps/v1");
+    let (_, hash) = openapi
+        .v3_document(&registry, "apis/apps/v1")
+        .expect("apps/v1");
     let none = HeaderMap::new();
     let current = format!("hash={hash}");
     let r = openapi.serve_v3(&registry, "apis/apps/v1", Some(&current), &none);
     assert_eq!(r.status(), StatusCode::OK);
-    assert!(r.headers()[header::CACHE_CONTROL].to_str().is_ok_and(|c| c.contains("immutable")));
+    assert!(r.headers()[header::CACHE_CONTROL]
+        .to_str()
+        .is_ok_and(|c| c.contains("immutable")));
     let r = openapi.serve_v3(&registry, "apis/apps/v1", Some("hash=0BAD"), &none);
     assert_eq!(r.status(), StatusCode::MOVED_PERMANENTLY);
     let location = r.headers()[header::LOCATION].to_str().expect("Location");

@@ -8,7 +8,8 @@
 use serde_json::{json, Map, Value};
 
 use super::defs;
-use super::paths::{Body, In, Op, Param, PathItem, SHARED};
+use super::params::{In, Param, SHARED};
+use super::paths::{Body, Op, PathItem};
 use super::Model;
 
 /// The whole v2 document.
@@ -65,7 +66,8 @@ fn operation(op: &Op) -> Value {
         .responses
         .iter()
         .map(|(code, def)| {
-            let answer = json!({"description": super::status_text(code), "schema": defs::reference(def)});
+            let answer =
+                json!({"description": super::status_text(code), "schema": defs::reference(def)});
             (code.to_string(), answer)
         })
         .collect();

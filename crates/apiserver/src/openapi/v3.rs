@@ -10,7 +10,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::{json, Map, Value};
 
 use super::defs::{self, V2_PREFIX};
-use super::paths::{Body, In, Op, Param, PathItem, OPERATION_DEFINITIONS};
+use super::params::{In, Param};
+use super::paths::{Body, Op, PathItem, OPERATION_DEFINITIONS};
 use super::{Group, Model};
 
 const V3_PREFIX: &str = "#/components/schemas/";
@@ -68,7 +69,10 @@ fn to_v3(schema: &Value) -> Value {
             let mut out: Map<String, Value> = Map::new();
             let mut target = None;
             for (k, v) in obj {
-                match (k.as_str(), v.as_str().and_then(|r| r.strip_prefix(V2_PREFIX))) {
+                match (
+                    k.as_str(),
+                    v.as_str().and_then(|r| r.strip_prefix(V2_PREFIX)),
+                ) {
                     ("$ref", Some(name)) => target = Some(format!("{V3_PREFIX}{name}")),
                     _ => {
                         out.insert(k.clone(), to_v3(v));

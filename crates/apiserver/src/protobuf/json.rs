@@ -165,22 +165,18 @@ impl Converter {
             Some(Proto::List(items)) if !items.is_empty() => items
                 .iter()
                 .enumerate()
-                .map(|(i, v)| {
-                    self.element(v)
-                        .map_err(|e| e.within(format!("{field}[{i}]")))
-                })
+                .map(|(i, v)| self.element(v).map_err(|e| e.within(format!("[{i}]"))))
                 .collect::<Result<Vec<_>>>()
                 .map(Some),
             _ => Ok(None),
         }
     }
 
-    /// A message field in its JSON form, `None` when unset.
+    /// A message field in its JSON form, `None` when unset. The field is not a JSON path
+    /// segment: the unions that hold it are written as the field's value itself.
     fn nested(&self, msg: &DynamicMessage, field: &str) -> Result<Option<Value>> {
         match msg.get_field_by_name(field).as_deref() {
-            Some(Proto::Message(m)) if msg.has_field_by_name(field) => {
-                self.message(m).map_err(|e| e.within(field))
-            }
+            Some(Proto::Message(m)) if msg.has_field_by_name(field) => self.message(m),
             _ => Ok(None),
         }
     }

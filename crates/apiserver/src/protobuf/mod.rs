@@ -14,6 +14,10 @@ mod json;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_envelope;
+#[cfg(test)]
+mod tests_kubectl;
+#[cfg(test)]
 mod tests_special;
 
 use std::sync::OnceLock;

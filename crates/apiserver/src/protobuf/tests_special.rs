@@ -1,16 +1,18 @@
-//! The types whose JSON is not their protobuf shape: micro times, raw JSON and nested
-//! envelopes, managed fields, `ExtraValue` lists and apiextensions' schema unions.
+//! The types whose JSON is not their protobuf shape: micro times, int-or-strings, raw JSON
+//! and nested envelopes, managed fields, `ExtraValue` lists and apiextensions' schema unions.
 
 use prost_reflect::Value as Proto;
 use serde_json::json;
 
 use super::decode;
-use super::tests::{body, list, m, map, msg, s};
+use super::tests::{bad_request, body, int_or_string, list, m, map, msg, s};
 use crate::error::Error;
 
 const META: &str = "k8s.io.apimachinery.pkg.apis.meta.v1.";
 const APIEXT: &str = "k8s.io.apiextensions_apiserver.pkg.apis.apiextensions.v1.";
 const RAW: &str = "k8s.io.apimachinery.pkg.runtime.RawExtension";
+const CORE: &str = "k8s.io.api.core.v1.";
+const INT_OR_STRING: &str = "k8s.io.apimachinery.pkg.util.intstr.IntOrString";
 
 fn named(name: &str) -> Proto {
     m(
@@ -261,5 +263,33 @@ fn json_schema_props_take_their_json_names_and_union_forms() {
             .pointer("/spec/versions/0/schema/openAPIV3Schema")
             .cloned()),
         Some(want_schema)
+    );
+}
+
+#[test]
+fn values_json_cannot_hold_name_their_field() {
+    let service = |target: Proto| {
+        let port = m(
+            &format!("{CORE}ServicePort"),
+            vec![("port", Proto::I32(80)), ("targetPort", target)],
+        );
+        let spec = m(
+            &format!("{CORE}ServiceSpec"),
+            vec![("ports", list(vec![port]))],
+        );
+        msg(&format!("{CORE}Service"), vec![("spec", spec)])
+    };
+    let bad_type = m(INT_OR_STRING, vec![("type", Proto::I64(7))]);
+    let message = bad_request(&body("v1", "Service", &service(bad_type)));
+    assert_eq!(
+        message,
+        "the protobuf body of v1 Service is invalid: spec.ports[0].targetPort: \
+         IntOrString type 7 is neither 0 (int) nor 1 (string)"
+    );
+    let good = decode(&body("v1", "Service", &service(int_or_string(Some(0), ""))));
+    assert_eq!(
+        good.ok()
+            .and_then(|v| v.pointer("/spec/ports/0/targetPort").cloned()),
+        Some(json!(0))
     );
 }

@@ -189,7 +189,6 @@ impl<'de> Visitor<'de> for Walk<'_> {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -199,10 +198,7 @@ mod tests {
     #[test]
     fn finds_duplicate_keys_by_path() {
         let body = br#"{"metadata":{"name":"a","name":"b"},"spec":{"containers":[{"x":1,"x":2}]}}"#;
-        assert_eq!(
-            duplicates(body),
-            ["metadata.name", "spec.containers[0].x"]
-        );
+        assert_eq!(duplicates(body), ["metadata.name", "spec.containers[0].x"]);
         assert!(duplicates(br#"{"a":{"b":1},"c":[1,2]}"#).is_empty());
     }
 
@@ -213,7 +209,10 @@ mod tests {
         let obj = json!({"apiVersion": "v1", "kind": "ConfigMap",
             "metadata": {"name": "c", "bogus": 1}, "data": {"a": "b"}, "extra": null, "spec": {}});
         let p = field_problems(&rt, &obj, Vec::new());
-        assert_eq!(p, ["unknown field \"metadata.bogus\"", "unknown field \"spec\""]);
+        assert_eq!(
+            p,
+            ["unknown field \"metadata.bogus\"", "unknown field \"spec\""]
+        );
         assert!(enforce(Validation::Strict, "ConfigMap", "v1", p.clone()).is_err());
         assert!(enforce(Validation::Ignore, "ConfigMap", "v1", p).is_ok());
     }

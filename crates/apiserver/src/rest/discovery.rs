@@ -305,8 +305,10 @@ pub fn resource_list(reg: &Registry, group: &str, version: &str) -> Option<Value
         .iter()
         .filter(|e| e.group == group && e.version == version)
     {
-        resources.push(json!({"name": e.plural, "singularName": "", "namespaced": false,
-                              "kind": e.kind, "verbs": ["create"]}));
+        resources.push(
+            json!({"name": e.plural, "singularName": "", "namespaced": false,
+                              "kind": e.kind, "verbs": ["create"]}),
+        );
     }
     if resources.is_empty() {
         return None;
@@ -404,7 +406,10 @@ mod tests {
         let d = rs.iter().find(|r| r["name"] == "deployments").unwrap();
         assert_eq!(d["shortNames"], json!(["deploy"]));
         assert_eq!(d["categories"], json!(["all"]));
-        let scale = rs.iter().find(|r| r["name"] == "deployments/scale").unwrap();
+        let scale = rs
+            .iter()
+            .find(|r| r["name"] == "deployments/scale")
+            .unwrap();
         assert_eq!(scale["group"], "autoscaling");
         assert_eq!(scale["kind"], "Scale");
         let core = resource_list(&reg, "", "v1").unwrap();

@@ -94,8 +94,7 @@ pub async fn serve(rest: Arc<Rest>, req: Request) -> Response {
     let (resp, labels) = match authenticate(&rest.api, &req).await {
         Err(e) => (error_response(&e), None),
         Ok(user) => {
-            let (out, warnings) =
-                crate::admission::collect_warnings(route(&rest, user, req)).await;
+            let (out, warnings) = crate::admission::collect_warnings(route(&rest, user, req)).await;
             let (mut resp, labels) = out;
             add_warnings(resp.headers_mut(), &warnings);
             (resp, labels)
@@ -111,7 +110,11 @@ pub async fn serve(rest: Arc<Rest>, req: Request) -> Response {
         };
         let labels = crate::metrics::RestDurationLabels {
             verb: verb.to_uppercase(),
-            dry_run: if l.dry_run { "All".into() } else { String::new() },
+            dry_run: if l.dry_run {
+                "All".into()
+            } else {
+                String::new()
+            },
             group: l.group,
             version: l.version,
             resource: l.resource,
@@ -119,9 +122,11 @@ pub async fn serve(rest: Arc<Rest>, req: Request) -> Response {
             scope: l.scope.to_string(),
             component: "apiserver".into(),
         };
-        rest.api
-            .metrics
-            .observe_rest(labels, resp.status().as_u16(), start.elapsed().as_secs_f64());
+        rest.api.metrics.observe_rest(
+            labels,
+            resp.status().as_u16(),
+            start.elapsed().as_secs_f64(),
+        );
     }
     resp
 }

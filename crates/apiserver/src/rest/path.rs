@@ -133,12 +133,18 @@ mod tests {
             ),
             ("/api/v1/pods", t("", "v1", "", "pods", "", "")),
             ("/api/v1/namespaces", t("", "v1", "", "namespaces", "", "")),
-            ("/api/v1/namespaces/a", t("", "v1", "", "namespaces", "a", "")),
+            (
+                "/api/v1/namespaces/a",
+                t("", "v1", "", "namespaces", "a", ""),
+            ),
             (
                 "/api/v1/namespaces/a/status",
                 t("", "v1", "", "namespaces", "a", "status"),
             ),
-            ("/api/v1/namespaces/a/pods", t("", "v1", "a", "pods", "", "")),
+            (
+                "/api/v1/namespaces/a/pods",
+                t("", "v1", "a", "pods", "", ""),
+            ),
             (
                 "/api/v1/namespaces/a/pods/p/log",
                 t("", "v1", "a", "pods", "p", "log"),
@@ -148,7 +154,14 @@ mod tests {
                 t("apps", "v1", "a", "deployments", "d", "scale"),
             ),
             ("/apis/rbac.authorization.k8s.io/v1/clusterroles/x", {
-                t("rbac.authorization.k8s.io", "v1", "", "clusterroles", "x", "")
+                t(
+                    "rbac.authorization.k8s.io",
+                    "v1",
+                    "",
+                    "clusterroles",
+                    "x",
+                    "",
+                )
             }),
             ("/api/v1/namespaces/a/pods/p/log/extra", None),
             ("/healthz", None),

@@ -75,6 +75,7 @@ impl Query {
             dry_run: !dry.is_empty(),
             field_manager: manager.to_string(),
             force: self.flag("force")?,
+            ..Default::default()
         })
     }
 

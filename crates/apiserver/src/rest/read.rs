@@ -35,9 +35,10 @@ pub fn namespace(rt: &ResourceType, t: &Target, collection: bool) -> Result<Stri
 
 /// Whether the Accept header asks for a Table.
 pub fn wants_table(h: &HeaderMap) -> bool {
-    header(h, "accept").split(',').next().is_some_and(|first| {
-        first.contains("as=Table") && first.contains("g=meta.k8s.io")
-    })
+    header(h, "accept")
+        .split(',')
+        .next()
+        .is_some_and(|first| first.contains("as=Table") && first.contains("g=meta.k8s.io"))
 }
 
 pub fn json_bytes(code: StatusCode, body: Vec<u8>) -> Response {
@@ -69,7 +70,14 @@ pub async fn get(
         let rv = obj.resource_version.clone();
         return Ok(super::status::json_response(
             StatusCode::OK,
-            &super::table::of(&rest.api, rt, vec![v], &rv, "", super::table::Include::Object)?,
+            &super::table::of(
+                &rest.api,
+                rt,
+                vec![v],
+                &rv,
+                "",
+                super::table::Include::Object,
+            )?,
         ));
     }
     Ok(json_bytes(StatusCode::OK, obj.json.to_vec()))
@@ -150,7 +158,8 @@ pub fn list_json(rt: &ResourceType, l: &ListResponse) -> Vec<u8> {
             meta["remainingItemCount"] = l.remaining_item_count.into();
         }
     }
-    let head = serde_json::json!({"kind": format!("{}List", rt.kind), "apiVersion": rt.api_version()});
+    let head =
+        serde_json::json!({"kind": format!("{}List", rt.kind), "apiVersion": rt.api_version()});
     let head = serde_json::to_string(&head).unwrap_or_default();
     out.extend_from_slice(&head.as_bytes()[..head.len() - 1]);
     out.extend_from_slice(b",\"metadata\":");

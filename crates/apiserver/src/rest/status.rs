@@ -11,9 +11,10 @@ use crate::error::{Error, FieldError, FieldErrorKind};
 pub fn http_code(e: &Error) -> StatusCode {
     match e {
         Error::NotFound { .. } | Error::UnknownKind { .. } => StatusCode::NOT_FOUND,
-        Error::AlreadyExists { .. } | Error::Conflict { .. } | Error::Precondition(_) => {
-            StatusCode::CONFLICT
-        }
+        Error::AlreadyExists { .. }
+        | Error::Conflict { .. }
+        | Error::FieldConflicts { .. }
+        | Error::Precondition(_) => StatusCode::CONFLICT,
         Error::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
         Error::BadRequest(_) => StatusCode::BAD_REQUEST,
         Error::Expired { .. } => StatusCode::GONE,
@@ -66,6 +67,11 @@ pub fn status_of(e: &Error) -> Value {
             let (group, kind) = split_resource(resource);
             json!({"name": name, "group": group, "kind": kind})
         }
+        Error::FieldConflicts { causes, .. } => json!({
+            "causes": causes.iter().map(|(field, message)| json!({
+                "reason": "FieldManagerConflict", "message": message, "field": field,
+            })).collect::<Vec<_>>(),
+        }),
         Error::Invalid { kind, name, causes } => json!({
             "name": name,
             "kind": kind,
@@ -132,7 +138,10 @@ mod tests {
         let s = status_of(&e);
         assert_eq!(s["code"], 422);
         assert_eq!(s["reason"], "Invalid");
-        assert_eq!(s["details"]["causes"][0]["field"], "spec.containers[0].image");
+        assert_eq!(
+            s["details"]["causes"][0]["field"],
+            "spec.containers[0].image"
+        );
         assert_eq!(s["details"]["causes"][0]["reason"], "FieldValueRequired");
         assert_eq!(s["details"]["causes"][0]["message"], "Required value");
     }
@@ -146,7 +155,10 @@ mod tests {
         assert_eq!(status_of(&nf)["code"], 404);
         assert_eq!(status_of(&nf)["details"]["group"], "apps");
         assert_eq!(status_of(&nf)["details"]["kind"], "deployments");
-        assert_eq!(http_code(&Error::conflict("pods", "p")), StatusCode::CONFLICT);
+        assert_eq!(
+            http_code(&Error::conflict("pods", "p")),
+            StatusCode::CONFLICT
+        );
         let gone = Error::Expired {
             requested: 1,
             oldest: 5,

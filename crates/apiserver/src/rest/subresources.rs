@@ -210,8 +210,12 @@ async fn scale(
         patch: serde_json::to_vec(&p).unwrap_or_default().into(),
         status: false,
     };
-    let out = rest.api.patch_with(user, &r, PatchKind::Merge, &opts).await?;
-    let obj: Value = serde_json::from_slice(&out.json).map_err(|e| Error::Internal(e.to_string()))?;
+    let out = rest
+        .api
+        .patch_with(user, &r, PatchKind::Merge, &opts)
+        .await?;
+    let obj: Value =
+        serde_json::from_slice(&out.json).map_err(|e| Error::Internal(e.to_string()))?;
     Ok(json_response(StatusCode::OK, &scale_of(&obj)))
 }
 
@@ -251,7 +255,9 @@ async fn binding(rest: &Rest, user: &UserInfo, t: &Target, req: Request) -> Resu
         .map_err(|e| Error::BadRequest(format!("the Binding is not valid JSON: {e}")))?;
     let node = b["target"]["name"].as_str().unwrap_or("");
     let uid = b["metadata"]["uid"].as_str().unwrap_or("");
-    rest.api.bind(user, &t.namespace, &t.name, node, uid).await?;
+    rest.api
+        .bind(user, &t.namespace, &t.name, node, uid)
+        .await?;
     Ok(json_response(
         StatusCode::CREATED,
         &super::status::success(Value::Null),
@@ -266,7 +272,8 @@ async fn eviction(
     req: Request,
 ) -> Result<Response> {
     let ns = namespace(rt, t, false)?;
-    rest.api.authorize(user, "create", rt, "eviction", &ns, &t.name)?;
+    rest.api
+        .authorize(user, "create", rt, "eviction", &ns, &t.name)?;
     let (_, bytes) = read_body(rest, req).await?;
     let ev: Value = if bytes.is_empty() {
         Value::Null
@@ -301,7 +308,8 @@ async fn token(
     req: Request,
 ) -> Result<Response> {
     let ns = namespace(rt, t, false)?;
-    rest.api.authorize(user, "create", rt, "token", &ns, &t.name)?;
+    rest.api
+        .authorize(user, "create", rt, "token", &ns, &t.name)?;
     let (headers, bytes) = read_body(rest, req).await?;
     let ct = headers.get("content-type").and_then(|v| v.to_str().ok());
     let (body, _) = super::body::decode_any(ct, &bytes)?;

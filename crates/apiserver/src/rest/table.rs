@@ -27,10 +27,10 @@ impl Include {
         }
     }
 
-    fn row_object(self, obj: Value) -> Value {
+    fn row_object(self, obj: &Value) -> Value {
         match self {
             Include::None => Value::Null,
-            Include::Object => obj,
+            Include::Object => obj.clone(),
             Include::Metadata => json!({
                 "kind": "PartialObjectMetadata",
                 "apiVersion": "meta.k8s.io/v1",
@@ -73,15 +73,28 @@ pub fn of(
         Schema::Custom(_) => printer_columns(api, rt),
         Schema::Builtin(_) => None,
     };
-    let _ = (custom, now);
-    let columns = json!([{"name": "Name", "type": "string", "format": "name", "description": "", "priority": 0}]);
-    let rows: Vec<Value> = objs
-        .into_iter()
-        .map(|o| json!({"cells": [o["metadata"]["name"].clone()], "object": include.row_object(o)}))
-        .collect();
-    let mut t = json!({"kind": "Table", "apiVersion": "meta.k8s.io/v1",
-        "metadata": {"resourceVersion": resource_version, "continue": continue_token},
-        "columnDefinitions": columns, "rows": rows});
+    let (columns, rows) = match custom {
+        Some(pc) => {
+            let p = api_model::table::CustomPrinter::new(&pc);
+            let rows = objs
+                .into_iter()
+                .map(|o| {
+                    let cells = p.cells(&o, now);
+                    api_model::table::TableRow::new(cells, include.row_object(&o))
+                })
+                .collect();
+            (p.columns().to_vec(), rows)
+        }
+        None => {
+            let p = api_model::table::Printer::for_kind(&rt.group, &rt.kind);
+            let rows = objs
+                .into_iter()
+                .map(|o| p.row(&o, include.row_object(&o), now))
+                .collect();
+            (p.columns(), rows)
+        }
+    };
+    let mut t = api_model::table::table(&columns, rows, resource_version, continue_token);
     if include == Include::None {
         if let Some(rows) = t["rows"].as_array_mut() {
             for r in rows {

@@ -128,16 +128,14 @@ pub async fn watch(
     };
     let rest = rest.clone();
     let deadline = tokio::time::sleep(timeout);
-    let lines = stream
-        .take_until(deadline)
-        .scan(false, move |done, ev| {
-            if *done {
-                return futures::future::ready(None);
-            }
-            let (b, last) = event_line(&rest, &rt, table, ev);
-            *done = last;
-            futures::future::ready(Some(Ok::<_, std::convert::Infallible>(b)))
-        });
+    let lines = stream.take_until(deadline).scan(false, move |done, ev| {
+        if *done {
+            return futures::future::ready(None);
+        }
+        let (b, last) = event_line(&rest, &rt, table, ev);
+        *done = last;
+        futures::future::ready(Some(Ok::<_, std::convert::Infallible>(b)))
+    });
     let body = axum::body::Body::from_stream(lines);
     Ok((
         StatusCode::OK,

@@ -38,7 +38,9 @@ async fn object_body(rest: &Rest, rt: &ResourceType, q: &Query, req: Request) ->
     let ct = headers.get("content-type").and_then(|v| v.to_str().ok());
     let (obj, dups) = body::decode_any(ct, &bytes)?;
     if !obj.is_object() {
-        return Err(Error::BadRequest("the request body must be a JSON object".into()));
+        return Err(Error::BadRequest(
+            "the request body must be a JSON object".into(),
+        ));
     }
     if validation != Validation::Ignore {
         let problems = body::field_problems(rt, &obj, dups);
@@ -166,9 +168,7 @@ pub async fn patch(
     let (headers, bytes) = read_body(rest, req).await?;
     let media = media_type(headers.get("content-type").and_then(|v| v.to_str().ok())).to_string();
     if media == "application/apply-patch+yaml" {
-        return Err(Error::BadRequest(
-            "server-side apply (application/apply-patch+yaml) is not served".into(),
-        ));
+        return apply(rest, user, rt, t, &opts, validation, &bytes, status).await;
     }
     let kind = patch_kind(rt, &media)?;
     if validation != Validation::Ignore {
@@ -185,6 +185,46 @@ pub async fn patch(
     };
     let patched = rest.api.patch_with(user, &r, kind, &opts).await?;
     Ok(object_response(StatusCode::OK, &patched))
+}
+
+/// `application/apply-patch+yaml`: server-side apply of the configuration in the body.
+#[allow(clippy::too_many_arguments)]
+async fn apply(
+    rest: &Rest,
+    user: &UserInfo,
+    rt: &ResourceType,
+    t: &Target,
+    opts: &WriteOptions,
+    validation: Validation,
+    body: &[u8],
+    status: bool,
+) -> Result<Response> {
+    let ns = namespace(rt, t, false)?;
+    let (mut obj, _) = body::decode(Some("application/yaml"), body)?;
+    if !obj.is_object() {
+        return Err(Error::BadRequest(
+            "the applied configuration must be an object".into(),
+        ));
+    }
+    match object::name(&obj) {
+        "" => object::set(&mut obj, "name", t.name.clone()),
+        n if n != t.name => {
+            return Err(Error::BadRequest(format!(
+                "the name of the object ({n}) does not match the name on the URL ({})",
+                t.name
+            )))
+        }
+        _ => {}
+    }
+    if validation != Validation::Ignore {
+        let problems = body::field_problems(rt, &obj, Vec::new());
+        body::enforce(validation, &rt.kind, &rt.api_version(), problems)?;
+    }
+    let out = rest
+        .api
+        .apply_with(user, &envelope(rt, &ns, &t.name, &obj)?, status, opts)
+        .await?;
+    Ok(object_response(StatusCode::OK, &out))
 }
 
 /// DeleteOptions from the body and the query (the query wins, as in Kubernetes).

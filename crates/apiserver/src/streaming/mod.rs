@@ -96,7 +96,7 @@ pub async fn portforward(
 
 /// Where sessions go: checks the pod, then connects to what runs it.
 #[async_trait::async_trait]
-pub trait Sessions: Send + 'static {
+pub trait Sessions: Send + Sync + 'static {
     /// Checks pod `ns/pod` can serve `purpose` (for `container`, empty: its only one),
     /// and names the container.
     async fn resolve(
@@ -151,13 +151,18 @@ pub async fn remote_command(
     query: String,
     req: axum::extract::Request,
 ) -> Response {
+    // The request (its body is not Sync) stays out of what is held across awaits.
+    let negotiated =
+        options::StreamOptions::parse(&query, purpose == Purpose::Exec).and_then(|o| {
+            let t = upgrade::negotiate(
+                req.headers(),
+                &[websocket::V5, websocket::V4],
+                &[REMOTE_COMMAND_V4],
+            )?;
+            Ok((o, t))
+        });
     let prepared = async {
-        let opts = options::StreamOptions::parse(&query, purpose == Purpose::Exec)?;
-        let transport = upgrade::negotiate(
-            req.headers(),
-            &[websocket::V5, websocket::V4],
-            &[REMOTE_COMMAND_V4],
-        )?;
+        let (opts, transport) = negotiated?;
         let container = sessions
             .resolve(&namespace, &pod, &opts.container, purpose)
             .await?;
@@ -202,13 +207,15 @@ pub async fn port_forward(
     query: String,
     req: axum::extract::Request,
 ) -> Response {
-    let prepared = async {
-        options::parse_ports(&query)?;
-        let transport = upgrade::negotiate(
+    let negotiated = options::parse_ports(&query).and_then(|_| {
+        upgrade::negotiate(
             req.headers(),
             &[websocket::PORT_FORWARD_TUNNEL],
             &[PORT_FORWARD],
-        )?;
+        )
+    });
+    let prepared = async {
+        let transport = negotiated?;
         sessions
             .resolve(&namespace, &pod, "", Purpose::PortForward)
             .await?;

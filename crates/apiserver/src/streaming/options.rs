@@ -98,12 +98,18 @@ mod tests {
             let e = StreamOptions::parse(q, exec).unwrap_err().to_string();
             assert!(e.contains(want), "{q}: {e}");
         }
-        assert!(StreamOptions::parse("stdout=1", false).is_ok(), "attach needs no command");
+        assert!(
+            StreamOptions::parse("stdout=1", false).is_ok(),
+            "attach needs no command"
+        );
     }
 
     #[test]
     fn ports_are_repeated_or_comma_separated() {
-        assert_eq!(parse_ports("ports=80&ports=443,8080").unwrap(), [80, 443, 8080]);
+        assert_eq!(
+            parse_ports("ports=80&ports=443,8080").unwrap(),
+            [80, 443, 8080]
+        );
         assert!(parse_ports("ports=0").is_err());
         assert!(parse_ports("ports=http").is_err());
         assert_eq!(parse_ports("").unwrap(), Vec::<u16>::new());

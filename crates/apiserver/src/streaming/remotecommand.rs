@@ -66,7 +66,11 @@ async fn bridge(
                 ClientEvent::StdinClosed => Input::CloseStdin(true),
                 ClientEvent::Resize(width, height) => Input::Resize(TerminalSize { width, height }),
             };
-            if in_tx.send(StreamInput { input: Some(input) }).await.is_err() {
+            if in_tx
+                .send(StreamInput { input: Some(input) })
+                .await
+                .is_err()
+            {
                 return;
             }
         }
@@ -80,7 +84,9 @@ async fn bridge(
             Some(Ok(o)) => match o.output {
                 Some(Output::Stdout(b)) => ServerEvent::Stdout(b),
                 Some(Output::Stderr(b)) => ServerEvent::Stderr(b),
-                Some(Output::Exit(e)) if !e.error.is_empty() => break Some(status::failure(&e.error)),
+                Some(Output::Exit(e)) if !e.error.is_empty() => {
+                    break Some(status::failure(&e.error))
+                }
                 Some(Output::Exit(e)) if e.exit_code != 0 && exec => {
                     break Some(status::exit_code(&command, e.exit_code))
                 }
@@ -138,7 +144,9 @@ where
                 return;
             }
         };
-        let t = get(&s.headers, "streamtype").unwrap_or_default().to_string();
+        let t = get(&s.headers, "streamtype")
+            .unwrap_or_default()
+            .to_string();
         if wanted.contains(&t.as_str()) && !streams.iter().any(|(have, _)| *have == t) {
             streams.push((t, s));
         }
@@ -147,8 +155,13 @@ where
         let i = streams.iter().position(|(have, _)| have == t)?;
         Some(streams.swap_remove(i).1)
     };
-    let (error, stdin, stdout, stderr, resize) =
-        (take(ERROR), take(STDIN), take(STDOUT), take(STDERR), take(RESIZE));
+    let (error, stdin, stdout, stderr, resize) = (
+        take(ERROR),
+        take(STDIN),
+        take(STDOUT),
+        take(STDERR),
+        take(RESIZE),
+    );
     let Some(error) = error else { return };
     let (ev_tx, ev_rx) = mpsc::channel(16);
     if let Some(mut s) = stdin {
@@ -265,7 +278,9 @@ pub(crate) async fn serve_websocket<IO>(
     };
     if let Some(result) = result {
         let _ = sink
-            .send(Message::Binary(websocket::encode(websocket::ERROR, &result).into()))
+            .send(Message::Binary(
+                websocket::encode(websocket::ERROR, &result).into(),
+            ))
             .await;
         let _ = sink
             .send(Message::Close(Some(CloseFrame {

@@ -63,21 +63,23 @@ pub fn failure(what: &str) -> Vec<u8> {
     })
 }
 
-/// The HTTP code Kubernetes answers `e` with.
+/// The HTTP code Kubernetes answers `e` with, from its gRPC code (which every error
+/// variant maps).
 fn http_code(e: &Error) -> StatusCode {
-    match e {
-        Error::NotFound { .. } | Error::UnknownKind { .. } => StatusCode::NOT_FOUND,
-        Error::AlreadyExists { .. } | Error::Conflict { .. } | Error::Precondition(_) => {
-            StatusCode::CONFLICT
-        }
-        Error::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-        Error::BadRequest(_) => StatusCode::BAD_REQUEST,
-        Error::Expired { .. } => StatusCode::GONE,
-        Error::Forbidden(_) => StatusCode::FORBIDDEN,
-        Error::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-        Error::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-        Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-        Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    use tonic::Code;
+    if matches!(e, Error::Invalid { .. }) {
+        return StatusCode::UNPROCESSABLE_ENTITY;
+    }
+    match e.code() {
+        Code::NotFound => StatusCode::NOT_FOUND,
+        Code::AlreadyExists | Code::Aborted | Code::FailedPrecondition => StatusCode::CONFLICT,
+        Code::InvalidArgument => StatusCode::BAD_REQUEST,
+        Code::OutOfRange => StatusCode::GONE,
+        Code::PermissionDenied => StatusCode::FORBIDDEN,
+        Code::Unauthenticated => StatusCode::UNAUTHORIZED,
+        Code::ResourceExhausted => StatusCode::PAYLOAD_TOO_LARGE,
+        Code::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
 

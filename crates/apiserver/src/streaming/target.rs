@@ -55,12 +55,12 @@ fn check(p: &Pod, name: &str, container: &str, purpose: Purpose) -> Result<Strin
         .unwrap_or_default();
     if phase == "Succeeded" || phase == "Failed" {
         return Err(Error::BadRequest(match purpose {
-            Purpose::Exec => format!(
-                "cannot exec into a container in a completed pod; current phase is {phase}"
-            ),
-            Purpose::Attach => format!(
-                "cannot attach to a container in a completed pod; current phase is {phase}"
-            ),
+            Purpose::Exec => {
+                format!("cannot exec into a container in a completed pod; current phase is {phase}")
+            }
+            Purpose::Attach => {
+                format!("cannot attach to a container in a completed pod; current phase is {phase}")
+            }
             Purpose::PortForward => {
                 format!("cannot forward ports of a completed pod; current phase is {phase}")
             }
@@ -138,7 +138,11 @@ mod tests {
         }));
         assert_eq!(check(&two, "p", "a", Purpose::Exec).unwrap(), "a");
         let cases = [
-            ("", Purpose::Exec, "a container name must be specified for pod p, choose one of: [a b]"),
+            (
+                "",
+                Purpose::Exec,
+                "a container name must be specified for pod p, choose one of: [a b]",
+            ),
             ("c", Purpose::Attach, "container c is not valid for pod p"),
             ("b", Purpose::Exec, "container b is not running in pod p"),
         ];
@@ -150,10 +154,17 @@ mod tests {
             "spec": {"nodeName": "n1", "containers": [{"name": "a"}]},
             "status": {"phase": "Succeeded"}
         }));
-        let e = check(&done, "p", "", Purpose::Exec).unwrap_err().to_string();
-        assert_eq!(e, "cannot exec into a container in a completed pod; current phase is Succeeded");
+        let e = check(&done, "p", "", Purpose::Exec)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "cannot exec into a container in a completed pod; current phase is Succeeded"
+        );
         let pending = pod(json!({"spec": {"containers": [{"name": "a"}]}}));
-        let e = check(&pending, "p", "", Purpose::PortForward).unwrap_err().to_string();
+        let e = check(&pending, "p", "", Purpose::PortForward)
+            .unwrap_err()
+            .to_string();
         assert_eq!(e, "pod p does not have a host assigned");
     }
 }

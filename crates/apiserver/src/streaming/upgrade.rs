@@ -43,7 +43,9 @@ fn values(headers: &HeaderMap, name: &str) -> Vec<String> {
 }
 
 fn upgrades_to(headers: &HeaderMap, to: &str) -> bool {
-    let upgrade = values(headers, "upgrade").iter().any(|u| u.eq_ignore_ascii_case(to));
+    let upgrade = values(headers, "upgrade")
+        .iter()
+        .any(|u| u.eq_ignore_ascii_case(to));
     let connection = values(headers, "connection")
         .iter()
         .any(|c| c.eq_ignore_ascii_case("upgrade"));
@@ -75,7 +77,11 @@ pub fn negotiate(
         let key = headers
             .get("sec-websocket-key")
             .ok_or_else(|| Error::BadRequest("Sec-WebSocket-Key: Required value".into()))?;
-        if headers.get("sec-websocket-version").map(HeaderValue::as_bytes) != Some(b"13") {
+        if headers
+            .get("sec-websocket-version")
+            .map(HeaderValue::as_bytes)
+            != Some(b"13")
+        {
             return Err(Error::BadRequest(
                 "Sec-WebSocket-Version: only version 13 is supported".into(),
             ));
@@ -165,7 +171,10 @@ mod tests {
             ("upgrade", "websocket"),
             ("sec-websocket-version", "13"),
             ("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ=="),
-            ("sec-websocket-protocol", "v5.channel.k8s.io, v4.channel.k8s.io"),
+            (
+                "sec-websocket-protocol",
+                "v5.channel.k8s.io, v4.channel.k8s.io",
+            ),
         ]);
         assert_eq!(
             negotiate(&ws, &["v4.channel.k8s.io", "v5.channel.k8s.io"], &[]).unwrap(),
@@ -188,7 +197,10 @@ mod tests {
             }
         );
         let e = negotiate(&spdy, &[], &["portforward.k8s.io"]).unwrap_err();
-        assert!(e.to_string().contains("unable to negotiate protocol"), "{e}");
+        assert!(
+            e.to_string().contains("unable to negotiate protocol"),
+            "{e}"
+        );
         let plain = headers(&[("connection", "keep-alive")]);
         assert!(negotiate(&plain, &["x"], &["y"])
             .unwrap_err()

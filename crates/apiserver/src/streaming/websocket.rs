@@ -91,7 +91,11 @@ mod tests {
     #[test]
     fn messages_are_read_by_their_channel_byte() {
         let cases: Vec<(&[u8], bool, Inbound)> = vec![
-            (b"\x00ls\n", false, Inbound::Stdin(Bytes::from_static(b"ls\n"))),
+            (
+                b"\x00ls\n",
+                false,
+                Inbound::Stdin(Bytes::from_static(b"ls\n")),
+            ),
             (b"\x00", true, Inbound::Stdin(Bytes::new())),
             (
                 b"\x04{\"Width\":80,\"Height\":24}",
@@ -105,7 +109,11 @@ mod tests {
             (b"", true, Inbound::Ignored),
         ];
         for (msg, v5, want) in cases {
-            assert_eq!(decode(&Bytes::copy_from_slice(msg), v5), want, "{msg:?} v5={v5}");
+            assert_eq!(
+                decode(&Bytes::copy_from_slice(msg), v5),
+                want,
+                "{msg:?} v5={v5}"
+            );
         }
         assert_eq!(encode(STDERR, b"oops"), b"\x02oops");
         assert_eq!(encode(ERROR, b""), b"\x03");

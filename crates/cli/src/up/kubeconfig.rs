@@ -73,15 +73,30 @@ pub fn merge(path: &Path, c: &Credentials<'_>) -> anyhow::Result<()> {
     let mut cluster = Mapping::new();
     cluster.insert("server".into(), c.server.clone().into());
     cluster.insert("certificate-authority-data".into(), b64(c.ca_pem));
-    upsert(&mut doc, "clusters", CONTEXT, named(CONTEXT, "cluster", cluster.into()));
+    upsert(
+        &mut doc,
+        "clusters",
+        CONTEXT,
+        named(CONTEXT, "cluster", cluster.into()),
+    );
     let mut user = Mapping::new();
     user.insert("client-certificate-data".into(), b64(c.cert_pem));
     user.insert("client-key-data".into(), b64(c.key_pem));
-    upsert(&mut doc, "users", CONTEXT, named(CONTEXT, "user", user.into()));
+    upsert(
+        &mut doc,
+        "users",
+        CONTEXT,
+        named(CONTEXT, "user", user.into()),
+    );
     let mut ctx = Mapping::new();
     ctx.insert("cluster".into(), CONTEXT.into());
     ctx.insert("user".into(), CONTEXT.into());
-    upsert(&mut doc, "contexts", CONTEXT, named(CONTEXT, "context", ctx.into()));
+    upsert(
+        &mut doc,
+        "contexts",
+        CONTEXT,
+        named(CONTEXT, "context", ctx.into()),
+    );
     doc.insert("current-context".into(), CONTEXT.into());
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent)?;

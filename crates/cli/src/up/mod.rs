@@ -223,7 +223,9 @@ async fn write_kubeconfig(
     let members = state.members.iter().filter_map(|m| m.api).collect();
     tokio::spawn(kubeconfig::balance(listener, members));
     let read = |p: &Option<PathBuf>, what: &str| -> anyhow::Result<String> {
-        let p = p.as_ref().with_context(|| format!("the admin configuration names no {what}"))?;
+        let p = p
+            .as_ref()
+            .with_context(|| format!("the admin configuration names no {what}"))?;
         std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))
     };
     let (cert, key) = (read(&admin.cert, "certificate")?, read(&admin.key, "key")?);

@@ -83,7 +83,9 @@ impl<R: AsyncRead + Unpin> AsyncRead for EioIsEof<R> {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         match Pin::new(&mut self.0).poll_read(cx, buf) {
-            Poll::Ready(Err(e)) if e.raw_os_error() == Some(rustix::io::Errno::IO.raw_os_error()) => {
+            Poll::Ready(Err(e))
+                if e.raw_os_error() == Some(rustix::io::Errno::IO.raw_os_error()) =>
+            {
                 Poll::Ready(Ok(()))
             }
             other => other,
@@ -123,10 +125,13 @@ mod tests {
         // The echo of the input, then what the process wrote (\n becomes \r\n), then
         // end-of-file once the slave is closed.
         let mut out = Vec::new();
-        tokio::time::timeout(std::time::Duration::from_secs(10), reader.read_to_end(&mut out))
-            .await
-            .expect("the master reaches end-of-file once the slave is closed")
-            .unwrap();
+        tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            reader.read_to_end(&mut out),
+        )
+        .await
+        .expect("the master reaches end-of-file once the slave is closed")
+        .unwrap();
         let text = String::from_utf8_lossy(&out);
         assert!(text.ends_with("out\r\n"), "{text:?}");
     }

@@ -104,8 +104,7 @@ impl ProcessRuntime {
         timeout: Duration,
     ) -> Result<ExecResult> {
         let mut c = self.exec_command(id, dir, cmd)?;
-        c.stdin(Stdio::null())
-            .kill_on_drop(true);
+        c.stdin(Stdio::null()).kill_on_drop(true);
         match tokio::time::timeout(timeout, c.output()).await {
             Ok(Ok(o)) => Ok(ExecResult {
                 exit_code: o.status.code().unwrap_or(128 + 9),

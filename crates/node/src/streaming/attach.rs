@@ -70,7 +70,10 @@ async fn follow(
         file.read_to_end(&mut buf).await?;
         offset += buf.len() as u64;
         partial.extend_from_slice(&buf);
-        let complete = partial.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+        let complete = partial
+            .iter()
+            .rposition(|b| *b == b'\n')
+            .map_or(0, |i| i + 1);
         let lines: Vec<u8> = partial.drain(..complete).collect();
         for line in lines.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
             let Some((stream, text)) = parse_line(line) else {
@@ -121,9 +124,18 @@ mod tests {
     #[test]
     fn log_lines_become_what_the_process_wrote() {
         let cases: [(&[u8], Option<(Stream, &[u8])>); 4] = [
-            (b"2024-01-01T00:00:00Z stdout F hello world", Some((Stream::Stdout, b"hello world\n"))),
-            (b"2024-01-01T00:00:00Z stderr P part", Some((Stream::Stderr, b"part"))),
-            (b"2024-01-01T00:00:00Z stdout F ", Some((Stream::Stdout, b"\n"))),
+            (
+                b"2024-01-01T00:00:00Z stdout F hello world",
+                Some((Stream::Stdout, b"hello world\n")),
+            ),
+            (
+                b"2024-01-01T00:00:00Z stderr P part",
+                Some((Stream::Stderr, b"part")),
+            ),
+            (
+                b"2024-01-01T00:00:00Z stdout F ",
+                Some((Stream::Stdout, b"\n")),
+            ),
             (b"garbage", None),
         ];
         for (line, want) in cases {

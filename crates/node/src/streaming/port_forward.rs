@@ -93,9 +93,8 @@ async fn dial_in_netns(netns: PathBuf, addr: SocketAddr) -> std::io::Result<TcpS
     std::thread::spawn(move || {
         let r = (|| -> std::io::Result<std::net::TcpStream> {
             let f = std::fs::File::open(&netns)?;
-            nix::sched::setns(&f, nix::sched::CloneFlags::CLONE_NEWNET).map_err(|e| {
-                std::io::Error::other(format!("joining {}: {e}", netns.display()))
-            })?;
+            nix::sched::setns(&f, nix::sched::CloneFlags::CLONE_NEWNET)
+                .map_err(|e| std::io::Error::other(format!("joining {}: {e}", netns.display())))?;
             let s = std::net::TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT).map_err(|e| {
                 std::io::Error::new(
                     e.kind(),

@@ -99,12 +99,16 @@ fn fields_v1_round_trips() {
     let docs = [
         doc,
         json!({}),
-        json!({"f:metadata": {"f:finalizers": {".": {}, "v:\"a\"": {}}, "f:labels": {".": {}}}}),
+        json!({"f:metadata": {"f:finalizers": {".": {}, "v:\"a\"": {}}, "f:labels": {}}}),
         json!({"f:spec": {"f:list": {"i:0": {}, "i:10": {"f:x": {}}}}}),
     ];
     for d in docs {
         assert_eq!(set(d.clone()).to_json(), d);
     }
+    // A lone "." marks a member, as an empty object does; it is written the short way.
+    let lone = set(json!({"f:labels": {".": {}}}));
+    assert!(lone.has(&[PathElement::field("labels")]));
+    assert_eq!(lone.to_json(), json!({"f:labels": {}}));
 }
 
 #[test]
@@ -135,7 +139,10 @@ fn union_difference_intersection() {
         a.difference(&b).to_json(),
         json!({"f:spec": {"f:replicas": {}, "f:template": {}}})
     );
-    assert_eq!(a.intersection(&b).to_json(), json!({"f:spec": {"f:template": {"f:x": {}}}}));
+    assert_eq!(
+        a.intersection(&b).to_json(),
+        json!({"f:spec": {"f:template": {"f:x": {}}}})
+    );
     assert!(a.difference(&a).is_empty());
     assert_eq!(a.union(&FieldSet::new()), a);
     assert!(a.intersection(&FieldSet::new()).is_empty());
@@ -147,8 +154,17 @@ fn paths_print_as_kubernetes_does() {
     let c = PathElement::key([("name", &json!("nginx"))]);
     let port = PathElement::key([("protocol", &json!("TCP")), ("containerPort", &json!(80))]);
     s.insert(&[PathElement::field("spec"), PathElement::field("replicas")]);
-    s.insert(&[PathElement::field("spec"), PathElement::field("containers"), c.clone()]);
-    s.insert(&[PathElement::field("c"), c, PathElement::field("ports"), port]);
+    s.insert(&[
+        PathElement::field("spec"),
+        PathElement::field("containers"),
+        c.clone(),
+    ]);
+    s.insert(&[
+        PathElement::field("c"),
+        c,
+        PathElement::field("ports"),
+        port,
+    ]);
     s.insert(&[PathElement::field("f"), PathElement::value(&json!("x"))]);
     s.insert(&[PathElement::field("l"), PathElement::index(3)]);
     assert_eq!(

@@ -34,16 +34,22 @@ fn cases() -> Vec<(&'static str, Node<'static>, Value, Value, Value)> {
         (
             "env merges by name inside the container it names",
             pod(),
-            containers(json!([{"name": "a", "env": [{"name": "X", "value": "1"}, {"name": "Y", "value": "2"}]}])),
+            containers(
+                json!([{"name": "a", "env": [{"name": "X", "value": "1"}, {"name": "Y", "value": "2"}]}]),
+            ),
             containers(json!([{"name": "a", "env": [{"name": "Y", "value": "3"}]}])),
-            containers(json!([{"name": "a", "env": [{"name": "X", "value": "1"}, {"name": "Y", "value": "3"}]}])),
+            containers(
+                json!([{"name": "a", "env": [{"name": "X", "value": "1"}, {"name": "Y", "value": "3"}]}]),
+            ),
         ),
         (
             "server-only items keep their place relative to the patch's items",
             pod(),
             containers(json!([{"name": "a"}, {"name": "b"}, {"name": "c"}])),
             containers(json!([{"name": "d"}, {"name": "b", "image": "b"}])),
-            containers(json!([{"name": "d"}, {"name": "a"}, {"name": "b", "image": "b"}, {"name": "c"}])),
+            containers(
+                json!([{"name": "d"}, {"name": "a"}, {"name": "b", "image": "b"}, {"name": "c"}]),
+            ),
         ),
         (
             "$patch: replace in a list replaces the list",
@@ -63,7 +69,9 @@ fn cases() -> Vec<(&'static str, Node<'static>, Value, Value, Value)> {
             "$patch: delete removes every item with the merge key",
             pod(),
             containers(json!([{"name": "nginx"}, {"name": "log-tailer"}])),
-            containers(json!([{"name": "nginx", "image": "nginx-1.0"}, {"$patch": "delete", "name": "log-tailer"}])),
+            containers(
+                json!([{"name": "nginx", "image": "nginx-1.0"}, {"$patch": "delete", "name": "log-tailer"}]),
+            ),
             containers(json!([{"name": "nginx", "image": "nginx-1.0"}])),
         ),
         (
@@ -143,8 +151,12 @@ fn cases() -> Vec<(&'static str, Node<'static>, Value, Value, Value)> {
             "ports merge by containerPort",
             pod(),
             containers(json!([{"name": "a", "ports": [{"containerPort": 80, "name": "http"}]}])),
-            containers(json!([{"name": "a", "ports": [{"containerPort": 80, "name": "web"}, {"containerPort": 443}]}])),
-            containers(json!([{"name": "a", "ports": [{"containerPort": 80, "name": "web"}, {"containerPort": 443}]}])),
+            containers(
+                json!([{"name": "a", "ports": [{"containerPort": 80, "name": "web"}, {"containerPort": 443}]}]),
+            ),
+            containers(
+                json!([{"name": "a", "ports": [{"containerPort": 80, "name": "web"}, {"containerPort": 443}]}]),
+            ),
         ),
         (
             "a field with patch strategy replace is replaced, not merged",
@@ -180,14 +192,21 @@ fn cases() -> Vec<(&'static str, Node<'static>, Value, Value, Value)> {
 #[test]
 fn directives_follow_kubernetes() {
     for (name, schema, original, patch, want) in cases() {
-        let got = strategic_merge(&original, &patch, schema)
-            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let got =
+            strategic_merge(&original, &patch, schema).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(got, want, "{name}");
     }
 }
 
 /// (what it shows, schema, original, patch, error path, start of the message)
-fn errors() -> Vec<(&'static str, Node<'static>, Value, Value, &'static str, &'static str)> {
+fn errors() -> Vec<(
+    &'static str,
+    Node<'static>,
+    Value,
+    Value,
+    &'static str,
+    &'static str,
+)> {
     vec![
         (
             "an item without the merge key",
@@ -263,7 +282,10 @@ fn errors_name_the_field_and_the_reason() {
         assert_eq!(e.path, path, "{name}");
         assert!(e.message.starts_with(message), "{name}: {}", e.message);
         let shown = e.to_string();
-        assert!(shown.contains(message) && shown.starts_with(path), "{name}: {shown}");
+        assert!(
+            shown.contains(message) && shown.starts_with(path),
+            "{name}: {shown}"
+        );
     }
 }
 

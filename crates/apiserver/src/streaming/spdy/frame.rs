@@ -132,7 +132,11 @@ impl Frame {
             }
             SYN_REPLY | HEADERS => {
                 if len < 4 {
-                    return Err(bad(if kind == SYN_REPLY { "SYN_REPLY" } else { "HEADERS" }));
+                    return Err(bad(if kind == SYN_REPLY {
+                        "SYN_REPLY"
+                    } else {
+                        "HEADERS"
+                    }));
                 }
                 let stream_id = body.get_u32() & STREAM_MASK;
                 if kind == SYN_REPLY {

@@ -19,8 +19,8 @@ fn frames_have_the_spdy3_wire_layout() {
                 headers: b(b"hb"),
             },
             vec![
-                0x80, 0x03, 0x00, 0x01, 0x01, 0x00, 0x00, 0x0c, 0, 0, 0, 1, 0, 0, 0, 0, 0x40,
-                0x00, b'h', b'b',
+                0x80, 0x03, 0x00, 0x01, 0x01, 0x00, 0x00, 0x0c, 0, 0, 0, 1, 0, 0, 0, 0, 0x40, 0x00,
+                b'h', b'b',
             ],
         ),
         (
@@ -30,7 +30,9 @@ fn frames_have_the_spdy3_wire_layout() {
                 flags: 0,
                 headers: b(b"x"),
             },
-            vec![0x80, 0x03, 0x00, 0x02, 0x00, 0x00, 0x00, 0x05, 0, 0, 0, 3, b'x'],
+            vec![
+                0x80, 0x03, 0x00, 0x02, 0x00, 0x00, 0x00, 0x05, 0, 0, 0, 3, b'x',
+            ],
         ),
         (
             "RST_STREAM cancel",
@@ -78,7 +80,9 @@ fn frames_have_the_spdy3_wire_layout() {
                 stream_id: 0,
                 delta: 0x1000,
             },
-            vec![0x80, 0x03, 0x00, 0x09, 0, 0, 0, 8, 0, 0, 0, 0, 0, 0, 0x10, 0],
+            vec![
+                0x80, 0x03, 0x00, 0x09, 0, 0, 0, 8, 0, 0, 0, 0, 0, 0, 0x10, 0,
+            ],
         ),
         (
             "DATA with FIN",
@@ -143,7 +147,10 @@ fn bad_frames_are_refused_and_unknown_ones_skipped() {
         (
             "a PING of 3 bytes",
             vec![0x80, 0x03, 0x00, 0x06, 0, 0, 0, 3, 0, 0, 1],
-            Err(FrameError::Malformed { kind: "PING", len: 3 }),
+            Err(FrameError::Malformed {
+                kind: "PING",
+                len: 3,
+            }),
         ),
         (
             "SETTINGS whose count disagrees with its length",

@@ -7,16 +7,71 @@ use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, 
 
 /// The words SPDY/3 primes zlib with, each preceded by its 32-bit length in the dictionary.
 const DICTIONARY_WORDS: [&str; 65] = [
-    "options", "head", "post", "put", "delete", "trace", "accept", "accept-charset",
-    "accept-encoding", "accept-language", "accept-ranges", "age", "allow", "authorization",
-    "cache-control", "connection", "content-base", "content-encoding", "content-language",
-    "content-length", "content-location", "content-md5", "content-range", "content-type",
-    "date", "etag", "expect", "expires", "from", "host", "if-match", "if-modified-since",
-    "if-none-match", "if-range", "if-unmodified-since", "last-modified", "location",
-    "max-forwards", "pragma", "proxy-authenticate", "proxy-authorization", "range", "referer",
-    "retry-after", "server", "te", "trailer", "transfer-encoding", "upgrade", "user-agent",
-    "vary", "via", "warning", "www-authenticate", "method", "get", "status", "200 OK",
-    "version", "HTTP/1.1", "url", "public", "set-cookie", "keep-alive", "origin",
+    "options",
+    "head",
+    "post",
+    "put",
+    "delete",
+    "trace",
+    "accept",
+    "accept-charset",
+    "accept-encoding",
+    "accept-language",
+    "accept-ranges",
+    "age",
+    "allow",
+    "authorization",
+    "cache-control",
+    "connection",
+    "content-base",
+    "content-encoding",
+    "content-language",
+    "content-length",
+    "content-location",
+    "content-md5",
+    "content-range",
+    "content-type",
+    "date",
+    "etag",
+    "expect",
+    "expires",
+    "from",
+    "host",
+    "if-match",
+    "if-modified-since",
+    "if-none-match",
+    "if-range",
+    "if-unmodified-since",
+    "last-modified",
+    "location",
+    "max-forwards",
+    "pragma",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "range",
+    "referer",
+    "retry-after",
+    "server",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "user-agent",
+    "vary",
+    "via",
+    "warning",
+    "www-authenticate",
+    "method",
+    "get",
+    "status",
+    "200 OK",
+    "version",
+    "HTTP/1.1",
+    "url",
+    "public",
+    "set-cookie",
+    "keep-alive",
+    "origin",
 ];
 
 /// What follows the words in the dictionary, as it is.
@@ -90,9 +145,7 @@ impl Compressor {
             out.reserve(256);
             let before = self.0.total_in();
             // Compressing into a vector with spare room only fails on a programming error.
-            let _ = self
-                .0
-                .compress_vec(input, &mut out, FlushCompress::Sync);
+            let _ = self.0.compress_vec(input, &mut out, FlushCompress::Sync);
             input = &input[(self.0.total_in() - before) as usize..];
             if input.is_empty() && out.len() < out.capacity() {
                 return out;
@@ -137,7 +190,9 @@ impl Decompressor {
                 out.reserve(out.len().max(256));
             }
             let before = self.z.total_in();
-            let r = self.z.decompress_vec(block, &mut out, FlushDecompress::Sync);
+            let r = self
+                .z
+                .decompress_vec(block, &mut out, FlushDecompress::Sync);
             block = &block[(self.z.total_in() - before) as usize..];
             match r {
                 Ok(Status::Ok | Status::BufError) => {
@@ -221,7 +276,11 @@ mod tests {
     fn blocks_round_trip_through_one_context_per_direction() {
         let (mut c, mut d) = (Compressor::new(), Decompressor::new());
         let blocks: Vec<Vec<(&str, &str)>> = vec![
-            vec![("streamtype", "error"), ("port", "8080"), ("requestid", "0")],
+            vec![
+                ("streamtype", "error"),
+                ("port", "8080"),
+                ("requestid", "0"),
+            ],
             vec![("streamtype", "data"), ("port", "8080"), ("requestid", "0")],
             vec![],
             vec![("X-Multi", "a\0b")],
@@ -250,7 +309,10 @@ mod tests {
     fn malformed_blocks_are_errors() {
         let cases: Vec<(&str, Vec<u8>)> = vec![
             ("count only, pairs missing", vec![0, 0, 0, 1]),
-            ("value length past the end", vec![0, 0, 0, 1, 0, 0, 0, 1, b'a', 0, 0, 0, 9]),
+            (
+                "value length past the end",
+                vec![0, 0, 0, 1, 0, 0, 0, 1, b'a', 0, 0, 0, 9],
+            ),
             ("empty name", vec![0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0]),
         ];
         for (name, raw) in cases {

@@ -1,0 +1,1 @@
+//! Stock kubectl against the handlers.
