@@ -327,14 +327,14 @@ fn prune_object(
             }
             continue;
         }
-        let named = shape.is_named(name);
+        let (child_shape, named) = shape.field(name);
         let in_last = member || named;
         let in_keep = keep.has_member(pe) || (named && keep.touches(pe));
         if in_last && !in_keep {
             t.remove(name);
         } else if !last_child.is_empty() {
             let Some(v) = t.get_mut(name) else { continue };
-            if prune_value(v, last_child, keep.child(pe), shape.child(name)) {
+            if prune_value(v, last_child, keep.child(pe), child_shape) {
                 t.remove(name);
             }
         }

@@ -228,9 +228,24 @@ impl FieldSet {
         self.nodes.iter().map(|(pe, e)| (pe, e.member, &e.children))
     }
 
-    /// Removes `pe` (as a member and everything under it) from this level.
-    pub(crate) fn remove(&mut self, pe: &PathElement) {
-        self.nodes.remove(pe);
+    /// The set under `pe`, to change it; emptied nodes are not pruned.
+    pub(crate) fn child_mut(&mut self, pe: &PathElement) -> Option<&mut FieldSet> {
+        self.nodes.get_mut(pe).map(|e| &mut e.children)
+    }
+
+    /// Keeps at this level only the elements `keep` accepts.
+    pub(crate) fn retain(&mut self, mut keep: impl FnMut(&PathElement) -> bool) {
+        self.nodes.retain(|pe, _| keep(pe));
+    }
+
+    /// Removes the membership of `pe`, keeping what is under it.
+    pub(crate) fn demote(&mut self, pe: &PathElement) {
+        if let Some(e) = self.nodes.get_mut(pe) {
+            e.member = false;
+            if e.children.is_empty() {
+                self.nodes.remove(pe);
+            }
+        }
     }
 
     pub fn union(&self, other: &FieldSet) -> FieldSet {

@@ -161,27 +161,24 @@ pub(crate) fn encode(obj: &mut Value, mut entries: Vec<ManagedEntry>) {
 /// Removes from `set` the fields no manager owns: the object's identity and what the server
 /// alone sets (name, uid, resourceVersion, managedFields, …).
 pub(crate) fn strip(set: &mut FieldSet) {
-    for top in ["apiVersion", "kind"] {
-        set.remove(&PathElement::field(top));
-    }
+    const TOP: [&str; 2] = ["f:apiVersion", "f:kind"];
+    const META: [&str; 9] = [
+        "f:name",
+        "f:namespace",
+        "f:creationTimestamp",
+        "f:selfLink",
+        "f:uid",
+        "f:clusterName",
+        "f:generation",
+        "f:managedFields",
+        "f:resourceVersion",
+    ];
+    set.retain(|pe| !TOP.contains(&pe.as_str()));
     let meta = PathElement::field("metadata");
-    let Some(m) = set.child(&meta) else { return };
-    let mut m = m.clone();
-    for f in [
-        "name",
-        "namespace",
-        "creationTimestamp",
-        "selfLink",
-        "uid",
-        "clusterName",
-        "generation",
-        "managedFields",
-        "resourceVersion",
-    ] {
-        m.remove(&PathElement::field(f));
+    if let Some(m) = set.child_mut(&meta) {
+        m.retain(|pe| !META.contains(&pe.as_str()));
     }
-    set.remove(&meta);
-    set.insert_child(meta, false, m);
+    set.demote(&meta);
 }
 
 /// Records the ownership a create, update or patch by `manager` takes: the fields the write

@@ -57,13 +57,6 @@ impl<'a> Shape<'a> {
         (Shape(r.values()), false)
     }
 
-    /// Whether `name` is a declared property (a struct field, not a map entry).
-    pub(crate) fn is_named(self, name: &str) -> bool {
-        self.0
-            .and_then(|n| n.resolved().schema.get("properties"))
-            .is_some_and(|p| p.get(name).is_some())
-    }
-
     /// The schema of a list's items.
     pub(crate) fn items(self) -> Shape<'a> {
         Shape(self.0.and_then(|n| n.items()))

@@ -168,7 +168,6 @@ pub(crate) fn compare(old: &Value, new: &Value, shape: Shape, diff: &mut Diff) -
                         descend(ov, &n[j], item_shape, || pe.clone(), diff)
                     }
                     Some(_) => {}
-                    Some(_) => {}
                     None => removed(ov, item_shape, pe.clone(), diff),
                 }
             }

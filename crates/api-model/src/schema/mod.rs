@@ -12,9 +12,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::OnceLock;
 
-use serde_json::Value;
-
 pub use builtin::ROOTS;
+use serde_json::Value;
 
 /// Named OpenAPI definitions; references are `#/definitions/<name>`.
 #[derive(Clone, Debug, Default)]

@@ -82,6 +82,7 @@ pub(super) fn builtin() -> &'static Defs {
             let (group, version) = split_api_version(root.api_version);
             if let Some(Value::Object(def)) = defs.get_mut(root.definition) {
                 def.insert(GVK.into(), json!([gvk(group, version, root.kind)]));
+                relax_required(def, root.definition);
             }
             let list = list_definition(root.definition, group, version, root.kind);
             defs.insert(format!("{}List", root.definition), list);
@@ -128,6 +129,31 @@ pub(super) fn custom(t: &ResourceType, schema: Option<&Value>) -> [(String, Valu
     def.insert(GVK.into(), json!([gvk(&t.group, &t.version, &t.kind)]));
     let list = list_definition(&name, &t.group, &t.version, &t.kind);
     [(format!("{name}List"), list), (name, Value::Object(def))]
+}
+
+/// Fields the `k8s-openapi` types hold without `Option` (so their schemas require them) that
+/// Kubernetes publishes as optional: `metadata` of every kind but Event, and `spec` of these.
+const OPTIONAL_SPEC: &[&str] = &[
+    "io.k8s.api.apps.v1.DaemonSet",
+    "io.k8s.api.apps.v1.Deployment",
+    "io.k8s.api.apps.v1.ReplicaSet",
+    "io.k8s.api.apps.v1.StatefulSet",
+    "io.k8s.api.autoscaling.v2.HorizontalPodAutoscaler",
+    "io.k8s.api.batch.v1.CronJob",
+];
+
+fn relax_required(def: &mut Map<String, Value>, name: &str) {
+    let optional = |field: &str| match field {
+        "metadata" => name != "io.k8s.api.core.v1.Event",
+        "spec" => OPTIONAL_SPEC.contains(&name),
+        _ => false,
+    };
+    if let Some(Value::Array(required)) = def.get_mut("required") {
+        required.retain(|f| !f.as_str().is_some_and(optional));
+        if required.is_empty() {
+            def.remove("required");
+        }
+    }
 }
 
 fn string_property(description: &str) -> Value {

@@ -88,6 +88,18 @@ fn v2_protobuf_holds_deployment_with_its_group_version_kind() {
         gvk,
         Some(json!([{"group": "apps", "kind": "Deployment", "version": "v1"}]))
     );
+    // As Kubernetes publishes them, though the k8s-openapi types hold both without Option.
+    let required = &deployment.required;
+    assert!(
+        !required.iter().any(|f| f == "metadata" || f == "spec"),
+        "{required:?}"
+    );
+    let event = definition(&doc, "io.k8s.api.core.v1.Event").expect("Event");
+    assert!(
+        event.required.contains(&"metadata".to_string()),
+        "{:?}",
+        event.required
+    );
     let spec = property(deployment, "spec").expect("Deployment.spec");
     assert_eq!(
         spec.r#ref,

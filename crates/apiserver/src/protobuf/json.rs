@@ -1,7 +1,7 @@
 //! Kubernetes JSON from a decoded Kubernetes protobuf message, as Go's `encoding/json` writes
 //! the same object after Go's protobuf decoding: proto field names are the JSON names (but
-//! for the few in [`go_fields`]), zero non-pointer scalars are left out, and the types with
-//! their own JSON form (times, quantities, int-or-strings, raw JSON, …) take that form.
+//! for the few in [`go_fields`]), zero scalars are written only where Go writes them, and the
+//! types with their own JSON form (times, quantities, int-or-strings, raw JSON, …) take it.
 
 use base64::Engine;
 use prost_reflect::{
@@ -113,9 +113,7 @@ impl Converter {
                 Ok(Some(Value::Object(out)))
             }
             Proto::Message(m) => self.message(m),
-            scalar if is_zero(scalar) && !go_fields::is_pointer_scalar(message, field.name()) => {
-                Ok(None)
-            }
+            scalar if is_zero(scalar) && !go_fields::writes_zero(message, field.name()) => Ok(None),
             scalar => scalar_json(scalar).map(Some),
         }
     }

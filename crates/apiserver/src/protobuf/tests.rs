@@ -156,7 +156,7 @@ fn self_subject_access_review_from_kubectl_auth_can_i() {
         "kind": "SelfSubjectAccessReview",
         "metadata": {},
         "spec": {"resourceAttributes": {"namespace": "default", "verb": "create", "resource": "pods"}},
-        "status": {},
+        "status": {"allowed": false},
     });
     assert_eq!(got.ok(), Some(want));
 }
@@ -195,7 +195,7 @@ fn token_request_from_kubectl_create_token() {
         "kind": "TokenRequest",
         "metadata": {"name": "builder", "namespace": "ci"},
         "spec": {"audiences": ["https://kubernetes.default.svc"], "expirationSeconds": 600},
-        "status": {},
+        "status": {"token": ""},
     });
     assert_eq!(got.ok(), Some(want));
 }

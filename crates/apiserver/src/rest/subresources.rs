@@ -23,20 +23,22 @@ use crate::registry::ResourceType;
 /// An apiserver error from the status of a gRPC call made inside this server.
 pub fn from_grpc(s: tonic::Status) -> Error {
     let msg = s.message().to_string();
-    let reason = s
-        .metadata()
-        .get(crate::error::REASON_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    match (s.code(), reason) {
-        (tonic::Code::NotFound, _) => Error::NotFound {
-            resource: "pods".into(),
-            name: msg,
+    let missing_pod = msg
+        .strip_prefix("pods \"")
+        .and_then(|m| m.strip_suffix("\" not found"));
+    match s.code() {
+        tonic::Code::NotFound => match missing_pod {
+            Some(name) => Error::NotFound {
+                resource: "pods".into(),
+                name: name.to_string(),
+            },
+            // A container that is not there (yet): Kubernetes answers 400.
+            None => Error::BadRequest(msg),
         },
-        (tonic::Code::PermissionDenied, _) => Error::Forbidden(msg),
-        (tonic::Code::Unauthenticated, _) => Error::Unauthorized(msg),
-        (tonic::Code::InvalidArgument, _) => Error::BadRequest(msg),
-        (tonic::Code::Unavailable, _) => Error::Unavailable(msg),
+        tonic::Code::PermissionDenied => Error::Forbidden(msg),
+        tonic::Code::Unauthenticated => Error::Unauthorized(msg),
+        tonic::Code::InvalidArgument => Error::BadRequest(msg),
+        tonic::Code::Unavailable => Error::Unavailable(msg),
         _ => Error::Internal(msg),
     }
 }

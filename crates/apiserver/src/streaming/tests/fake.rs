@@ -163,8 +163,8 @@ fn exit(code: i32) -> Output {
 
 /// The fake's commands: `cat CODE` copies stdin to stdout until stdin ends, then exits
 /// with CODE; `sizes` prints each terminal size until it reads `q`; `hello` prints a
-/// line and exits 0; `tty` says whether it has a terminal and its first size, then
-/// echoes lines until `exit`.
+/// line and exits 0; `tty` echoes lines until `exit`, then says whether it has a
+/// terminal and its first size.
 async fn play(
     open: StreamOpen,
     mut input: mpsc::Receiver<StreamInput>,
@@ -227,14 +227,13 @@ async fn tty(
     tx: &mpsc::Sender<Result<StreamOutput, tonic::Status>>,
 ) -> i32 {
     let mut line = Vec::new();
-    let mut sized = false;
+    let mut size = None;
+    let mut exiting = false;
+    // Input and resizes travel apart (separate SPDY streams): on `exit`, wait for the
+    // terminal's size if it has not come yet.
     while let Some(m) = input.recv().await {
         match m.input {
-            Some(Input::Resize(s)) if !sized => {
-                sized = true;
-                let msg = format!("tty={} size={}x{}\r\n", open.tty, s.width, s.height);
-                let _ = tx.send(out(Output::Stdout(msg.into()))).await;
-            }
+            Some(Input::Resize(s)) if size.is_none() => size = Some((s.width, s.height)),
             Some(Input::Stdin(b)) => {
                 for c in b {
                     if c != b'\r' && c != b'\n' {
@@ -243,18 +242,22 @@ async fn tty(
                     }
                     let text = String::from_utf8_lossy(&line).into_owned();
                     line.clear();
-                    if text == "exit" {
-                        return 0;
+                    exiting |= text == "exit";
+                    if !exiting {
+                        let msg = format!("echo:{text}\r\n");
+                        let _ = tx.send(out(Output::Stdout(msg.into()))).await;
                     }
-                    let msg = format!("echo:{text}\r\n");
-                    let _ = tx.send(out(Output::Stdout(msg.into()))).await;
                 }
             }
-            Some(Input::CloseStdin(_)) => return 0,
             _ => {}
         }
+        if let (true, Some((w, h))) = (exiting, size) {
+            let msg = format!("tty={} size={w}x{h}\r\n", open.tty);
+            let _ = tx.send(out(Output::Stdout(msg.into()))).await;
+            return 0;
+        }
     }
-    0
+    1
 }
 
 #[async_trait::async_trait]
