@@ -25,8 +25,9 @@ pub enum ApplyError {
     /// `FieldManagerConflict` causes).
     #[error("{}", conflict_message(.0))]
     Conflicts(Vec<Conflict>),
-    /// The configuration cannot be applied (a 400/422).
-    #[error("{path}: {message}")]
+    /// The configuration cannot be applied (a 400/422); `path` is empty when the error is
+    /// about the whole configuration.
+    #[error("{}{message}", if path.is_empty() { String::new() } else { format!("{path}: ") })]
     Invalid { path: String, message: String },
 }
 
@@ -43,6 +44,40 @@ pub fn apply(
     api_version: &str,
     now: &str,
 ) -> Result<Value, ApplyError> {
+    let to = Target {
+        manager,
+        subresource: "",
+        api_version,
+        now,
+    };
+    apply_to(live, applied, &to, force, schema)
+}
+
+/// Who applies, to what, and when.
+pub struct Target<'a> {
+    pub manager: &'a str,
+    /// `status` for an apply to the status subresource; empty for the object itself.
+    pub subresource: &'a str,
+    pub api_version: &'a str,
+    /// The time that stamps the applier's entry (RFC 3339).
+    pub now: &'a str,
+}
+
+/// [`apply`] to a subresource: the applier's entry records `to.subresource`. The caller
+/// leaves in `applied` only what the subresource may change.
+pub fn apply_to(
+    live: Option<&Value>,
+    applied: &Value,
+    to: &Target,
+    force: bool,
+    schema: Option<Node>,
+) -> Result<Value, ApplyError> {
+    let Target {
+        manager,
+        subresource: sub,
+        api_version,
+        now,
+    } = *to;
     let shape = Shape(schema);
     validate(applied, shape)?;
     let empty = Value::Object(Map::new());
@@ -59,7 +94,7 @@ pub fn apply(
     merge_into(&mut merged, applied, shape);
     let mine = entries
         .iter()
-        .position(|e| e.is(manager, APPLY, api_version, ""));
+        .position(|e| e.is(manager, APPLY, api_version, sub));
     if let Some(last) = mine.map(|i| &entries[i].fields).filter(|f| !f.is_empty()) {
         let mut keep = applied_set;
         for (i, e) in entries.iter().enumerate() {
@@ -91,7 +126,7 @@ pub fn apply(
             e.fields.subtract(&diff.removed);
         }
     }
-    record_applier(&mut entries, mine, owned, &diff, manager, api_version, now);
+    record_applier(&mut entries, mine, owned, &diff, to);
     encode(&mut merged, entries);
     Ok(merged)
 }
@@ -103,10 +138,9 @@ fn record_applier(
     mine: Option<usize>,
     owned: FieldSet,
     diff: &Diff,
-    manager: &str,
-    api_version: &str,
-    now: &str,
+    to: &Target,
 ) {
+    let (api_version, now) = (to.api_version, to.now);
     let changed = !diff.changed.is_empty() || !diff.removed.is_empty();
     match mine {
         Some(i) => {
@@ -118,11 +152,11 @@ fn record_applier(
             e.api_version = api_version.to_string();
         }
         None => entries.push(ManagedEntry {
-            manager: manager.to_string(),
+            manager: to.manager.to_string(),
             operation: APPLY.to_string(),
             api_version: api_version.to_string(),
             time: Some(now.to_string()),
-            subresource: String::new(),
+            subresource: to.subresource.to_string(),
             fields: owned,
         }),
     }

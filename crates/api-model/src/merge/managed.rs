@@ -213,12 +213,12 @@ pub fn record_update(
     strip(&mut diff.changed);
     strip(&mut diff.removed);
     if diff.changed.is_empty() && diff.removed.is_empty() {
-        if !sent {
-            if let Some(kept) = old.and_then(|o| o.pointer("/metadata/managedFields")) {
-                let kept = kept.clone();
-                if let Some(Value::Object(meta)) = new.get_mut("metadata") {
-                    meta.insert("managedFields".into(), kept);
-                }
+        if sent {
+            encode(new, entries);
+        } else if let Some(kept) = old.and_then(|o| o.pointer("/metadata/managedFields")) {
+            let kept = kept.clone();
+            if let Some(Value::Object(meta)) = new.get_mut("metadata") {
+                meta.insert("managedFields".into(), kept);
             }
         }
         return;

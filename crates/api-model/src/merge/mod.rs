@@ -13,7 +13,7 @@ mod walk;
 #[cfg(test)]
 mod tests;
 
-pub use apply::{apply, ApplyError};
+pub use apply::{apply, apply_to, ApplyError, Target};
 pub use fields::{FieldSet, FieldsError, PathElement};
 pub use managed::{
     conflict_cause_message, conflict_message, record_update, Conflict, ManagedEntry,

@@ -184,3 +184,38 @@ impl<'a> Node<'a> {
         self.ext("type").and_then(|t| t.as_str())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{json, Value};
+
+    use super::{builtin, Definitions};
+
+    /// Every reference of the built-in definitions resolves through the cache as it does by
+    /// walking the definitions; other definitions walk.
+    #[test]
+    fn resolution_through_the_cache_matches_the_walk() {
+        let defs = builtin();
+        let mut stack: Vec<&Value> = defs.defs.values().collect();
+        let mut refs = 0;
+        while let Some(v) = stack.pop() {
+            match v {
+                Value::Object(m) => {
+                    if m.contains_key("$ref") || m.contains_key("allOf") {
+                        refs += 1;
+                        assert!(std::ptr::eq(defs.resolve(v), defs.resolve_slow(v)), "{v}");
+                    }
+                    stack.extend(m.values());
+                }
+                Value::Array(items) => stack.extend(items),
+                _ => {}
+            }
+        }
+        assert!(refs > 100, "{refs}");
+
+        let mut own = Definitions::default();
+        own.defs.insert("T".into(), json!({"type": "string"}));
+        let r = json!({"$ref": "#/definitions/T"});
+        assert_eq!(own.resolve(&r), &json!({"type": "string"}));
+    }
+}

@@ -50,7 +50,6 @@ struct Snapshot {
 }
 
 /// A document's bytes and the hash of them (its ETag, and the `hash` of v3 URLs).
-#[derive(Clone)]
 struct Encoded {
     body: Bytes,
     hash: String,
@@ -79,14 +78,14 @@ struct V3 {
 
 /// What the documents are written from: the paths of every served kind by group-version,
 /// and the definitions of custom kinds (the built-in ones are in [`defs::builtin`]).
-pub(super) struct Model {
+struct Model {
     custom: Defs,
     groups: BTreeMap<String, Group>,
 }
 
 /// The paths of one group-version and the definitions of its kinds and their lists.
 #[derive(Default)]
-pub(super) struct Group {
+struct Group {
     items: Vec<PathItem>,
     roots: Vec<String>,
 }

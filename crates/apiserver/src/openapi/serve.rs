@@ -11,7 +11,7 @@ use crate::registry::Registry;
 
 /// The v2 protobuf media type as answered. Clients ask with `@v1.0`, which Go's MIME
 /// parser rejects in a Content-Type, so the answer spells it with a dot.
-pub const V2_PROTOBUF: &str = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf";
+pub(super) const V2_PROTOBUF: &str = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf";
 const V2_PROTOBUF_ASKED: &str = "application/com.github.proto-openapi.spec.v2@v1.0+protobuf";
 const JSON: &str = "application/json";
 /// A year: what "never changes" means to an HTTP cache.

@@ -4,9 +4,7 @@
 //! types with their own JSON form (times, quantities, int-or-strings, raw JSON, …) take it.
 
 use base64::Engine;
-use prost_reflect::{
-    DynamicMessage, FieldDescriptor, Kind, MapKey, ReflectMessage, Value as Proto,
-};
+use prost_reflect::{DynamicMessage, FieldDescriptor, MapKey, ReflectMessage, Value as Proto};
 use serde_json::{Map, Number, Value};
 
 use super::{format, go_fields};
@@ -297,9 +295,4 @@ fn map_key(key: &MapKey) -> String {
         MapKey::U32(v) => v.to_string(),
         MapKey::U64(v) => v.to_string(),
     }
-}
-
-/// Whether a field holds a message (used by the envelope reader).
-pub(super) fn is_message(field: &FieldDescriptor, full_name: &str) -> bool {
-    matches!(field.kind(), Kind::Message(m) if m.full_name() == full_name)
 }

@@ -23,7 +23,8 @@ mod tests_special;
 use std::sync::OnceLock;
 
 use prost_reflect::{
-    DescriptorPool, DynamicMessage, MessageDescriptor, ReflectMessage, Value as Proto,
+    DescriptorPool, DynamicMessage, FieldDescriptor, Kind, MessageDescriptor, ReflectMessage,
+    Value as Proto,
 };
 use serde_json::{Map, Value};
 
@@ -210,8 +211,8 @@ fn kind_message(pool: &DescriptorPool, api_version: &str, kind: &str) -> Result<
         .ok_or_else(not_registered)?;
     if let Some(desc) = pool.get_message_by_name(&format!("{package}.{version}.{kind}")) {
         let metadata = desc.get_field_by_name("metadata");
-        let has_meta = metadata
-            .is_some_and(|f| json::is_message(&f, OBJECT_META) || json::is_message(&f, LIST_META));
+        let has_meta =
+            metadata.is_some_and(|f| is_message(&f, OBJECT_META) || is_message(&f, LIST_META));
         if has_meta || (desc.package_name() == META_V1 && META_KINDS.contains(&kind)) {
             return Ok(desc);
         }
@@ -220,4 +221,9 @@ fn kind_message(pool: &DescriptorPool, api_version: &str, kind: &str) -> Result<
         return message_named(pool, &format!("{META_V1}.{kind}"));
     }
     Err(not_registered())
+}
+
+/// Whether a field holds the message named `full_name`.
+fn is_message(field: &FieldDescriptor, full_name: &str) -> bool {
+    matches!(field.kind(), Kind::Message(m) if m.full_name() == full_name)
 }

@@ -10,88 +10,90 @@ use super::{decode, pool, MAGIC};
 
 const CORE: &str = "k8s.io.api.core.v1.";
 
+/// A kind of every served group version, and the message it is decoded as.
+const SERVED_KINDS: &[(&str, &str, &str)] = &[
+    ("v1", "Pod", "k8s.io.api.core.v1.Pod"),
+    ("v1", "Namespace", "k8s.io.api.core.v1.Namespace"),
+    ("apps/v1", "Deployment", "k8s.io.api.apps.v1.Deployment"),
+    ("batch/v1", "CronJob", "k8s.io.api.batch.v1.CronJob"),
+    (
+        "coordination.k8s.io/v1",
+        "Lease",
+        "k8s.io.api.coordination.v1.Lease",
+    ),
+    (
+        "discovery.k8s.io/v1",
+        "EndpointSlice",
+        "k8s.io.api.discovery.v1.EndpointSlice",
+    ),
+    ("autoscaling/v1", "Scale", "k8s.io.api.autoscaling.v1.Scale"),
+    (
+        "autoscaling/v2",
+        "HorizontalPodAutoscaler",
+        "k8s.io.api.autoscaling.v2.HorizontalPodAutoscaler",
+    ),
+    ("policy/v1", "Eviction", "k8s.io.api.policy.v1.Eviction"),
+    (
+        "rbac.authorization.k8s.io/v1",
+        "RoleBinding",
+        "k8s.io.api.rbac.v1.RoleBinding",
+    ),
+    (
+        "certificates.k8s.io/v1",
+        "CertificateSigningRequest",
+        "k8s.io.api.certificates.v1.CertificateSigningRequest",
+    ),
+    (
+        "authorization.k8s.io/v1",
+        "SelfSubjectAccessReview",
+        "k8s.io.api.authorization.v1.SelfSubjectAccessReview",
+    ),
+    (
+        "authentication.k8s.io/v1",
+        "SelfSubjectReview",
+        "k8s.io.api.authentication.v1.SelfSubjectReview",
+    ),
+    (
+        "authentication.k8s.io/v1beta1",
+        "SelfSubjectReview",
+        "k8s.io.api.authentication.v1beta1.SelfSubjectReview",
+    ),
+    (
+        "admissionregistration.k8s.io/v1",
+        "ValidatingWebhookConfiguration",
+        "k8s.io.api.admissionregistration.v1.ValidatingWebhookConfiguration",
+    ),
+    (
+        "scheduling.k8s.io/v1",
+        "PriorityClass",
+        "k8s.io.api.scheduling.v1.PriorityClass",
+    ),
+    (
+        "apiextensions.k8s.io/v1",
+        "CustomResourceDefinition",
+        "k8s.io.apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinition",
+    ),
+    (
+        "meta.k8s.io/v1",
+        "DeleteOptions",
+        "k8s.io.apimachinery.pkg.apis.meta.v1.DeleteOptions",
+    ),
+    (
+        "apps/v1",
+        "DeleteOptions",
+        "k8s.io.apimachinery.pkg.apis.meta.v1.DeleteOptions",
+    ),
+    (
+        "autoscaling/v2",
+        "DeleteOptions",
+        "k8s.io.apimachinery.pkg.apis.meta.v1.DeleteOptions",
+    ),
+];
+
 #[test]
 fn every_served_group_resolves_its_kinds() {
-    let kinds = [
-        ("v1", "Pod", "k8s.io.api.core.v1.Pod"),
-        ("v1", "Namespace", "k8s.io.api.core.v1.Namespace"),
-        ("apps/v1", "Deployment", "k8s.io.api.apps.v1.Deployment"),
-        ("batch/v1", "CronJob", "k8s.io.api.batch.v1.CronJob"),
-        (
-            "coordination.k8s.io/v1",
-            "Lease",
-            "k8s.io.api.coordination.v1.Lease",
-        ),
-        (
-            "discovery.k8s.io/v1",
-            "EndpointSlice",
-            "k8s.io.api.discovery.v1.EndpointSlice",
-        ),
-        ("autoscaling/v1", "Scale", "k8s.io.api.autoscaling.v1.Scale"),
-        (
-            "autoscaling/v2",
-            "HorizontalPodAutoscaler",
-            "k8s.io.api.autoscaling.v2.HorizontalPodAutoscaler",
-        ),
-        ("policy/v1", "Eviction", "k8s.io.api.policy.v1.Eviction"),
-        (
-            "rbac.authorization.k8s.io/v1",
-            "RoleBinding",
-            "k8s.io.api.rbac.v1.RoleBinding",
-        ),
-        (
-            "certificates.k8s.io/v1",
-            "CertificateSigningRequest",
-            "k8s.io.api.certificates.v1.CertificateSigningRequest",
-        ),
-        (
-            "authorization.k8s.io/v1",
-            "SelfSubjectAccessReview",
-            "k8s.io.api.authorization.v1.SelfSubjectAccessReview",
-        ),
-        (
-            "authentication.k8s.io/v1",
-            "SelfSubjectReview",
-            "k8s.io.api.authentication.v1.SelfSubjectReview",
-        ),
-        (
-            "authentication.k8s.io/v1beta1",
-            "SelfSubjectReview",
-            "k8s.io.api.authentication.v1beta1.SelfSubjectReview",
-        ),
-        (
-            "admissionregistration.k8s.io/v1",
-            "ValidatingWebhookConfiguration",
-            "k8s.io.api.admissionregistration.v1.ValidatingWebhookConfiguration",
-        ),
-        (
-            "scheduling.k8s.io/v1",
-            "PriorityClass",
-            "k8s.io.api.scheduling.v1.PriorityClass",
-        ),
-        (
-            "apiextensions.k8s.io/v1",
-            "CustomResourceDefinition",
-            "k8s.io.apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinition",
-        ),
-        (
-            "meta.k8s.io/v1",
-            "DeleteOptions",
-            "k8s.io.apimachinery.pkg.apis.meta.v1.DeleteOptions",
-        ),
-        (
-            "apps/v1",
-            "DeleteOptions",
-            "k8s.io.apimachinery.pkg.apis.meta.v1.DeleteOptions",
-        ),
-        (
-            "autoscaling/v2",
-            "DeleteOptions",
-            "k8s.io.apimachinery.pkg.apis.meta.v1.DeleteOptions",
-        ),
-    ];
     let pool = pool().expect("descriptors load");
-    for (api_version, kind, message) in kinds {
+    for &(api_version, kind, message) in SERVED_KINDS {
         let desc = super::kind_message(pool, api_version, kind)
             .unwrap_or_else(|e| panic!("{api_version} {kind}: {e}"));
         assert_eq!(desc.full_name(), message);

@@ -54,14 +54,66 @@ pub fn field_problems(rt: &ResourceType, obj: &Value, dups: Vec<String>) -> Vec<
         .into_iter()
         .map(|d| format!("duplicate field {d:?}"))
         .collect();
-    if let Schema::Builtin(_) = rt.schema {
-        if let Ok(pruned) = rt.check_schema(obj.clone()) {
-            let mut unknown = Vec::new();
-            pruned_paths(obj, &pruned, "", &mut unknown);
-            out.extend(unknown.into_iter().map(|u| format!("unknown field {u:?}")));
+    let mut unknown = Vec::new();
+    match &rt.schema {
+        Schema::Builtin(_) => {
+            if let Ok(pruned) = rt.check_schema(obj.clone()) {
+                pruned_paths(obj, &pruned, "", &mut unknown);
+            }
         }
+        Schema::Custom(Some(schema)) => {
+            if let Some(m) = obj.as_object() {
+                for (k, v) in m {
+                    // apiVersion, kind and metadata are the API's, not the schema's.
+                    if !matches!(k.as_str(), "apiVersion" | "kind" | "metadata") {
+                        match schema.get("properties").and_then(|p| p.get(k)) {
+                            Some(s) => unknown_in_schema(v, s, k, &mut unknown),
+                            None if preserves(schema) => {}
+                            None => unknown.push(k.clone()),
+                        }
+                    }
+                }
+            }
+        }
+        Schema::Custom(None) => {}
     }
+    out.extend(unknown.into_iter().map(|u| format!("unknown field {u:?}")));
     out
+}
+
+fn preserves(schema: &Value) -> bool {
+    schema["x-kubernetes-preserve-unknown-fields"] == Value::Bool(true)
+}
+
+/// Fields of `v` that a CRD's structural schema does not declare (and does not preserve).
+fn unknown_in_schema(v: &Value, schema: &Value, path: &str, out: &mut Vec<String>) {
+    if preserves(schema) || schema["x-kubernetes-embedded-resource"] == Value::Bool(true) {
+        return;
+    }
+    match v {
+        Value::Object(m) => {
+            let props = schema.get("properties").and_then(|p| p.as_object());
+            let extra = schema.get("additionalProperties");
+            for (k, child) in m {
+                let p = join(path, k);
+                match (props.and_then(|ps| ps.get(k)), extra) {
+                    (Some(s), _) => unknown_in_schema(child, s, &p, out),
+                    (None, Some(s @ Value::Object(_))) => unknown_in_schema(child, s, &p, out),
+                    (None, Some(Value::Bool(true))) => {}
+                    (None, _) if props.is_some() => out.push(p),
+                    (None, _) => {}
+                }
+            }
+        }
+        Value::Array(items) => {
+            if let Some(s) = schema.get("items") {
+                for (i, item) in items.iter().enumerate() {
+                    unknown_in_schema(item, s, &format!("{path}[{i}]"), out);
+                }
+            }
+        }
+        _ => {}
+    }
 }
 
 /// Applies `fieldValidation` to the problems found: Strict refuses, Warn warns.
@@ -215,6 +267,33 @@ mod tests {
         );
         assert!(enforce(Validation::Strict, "ConfigMap", "v1", p.clone()).is_err());
         assert!(enforce(Validation::Ignore, "ConfigMap", "v1", p).is_ok());
+    }
+
+    #[test]
+    fn finds_fields_a_crd_schema_does_not_declare() {
+        let schema = json!({"type": "object", "properties": {
+            "spec": {"type": "object", "properties": {"a": {"type": "string"},
+                "free": {"type": "object", "x-kubernetes-preserve-unknown-fields": true},
+                "m": {"type": "object", "additionalProperties": {"type": "string"}}}}}});
+        let rt = crate::registry::ResourceType {
+            group: "example.com".into(),
+            version: "v1".into(),
+            kind: "Thing".into(),
+            plural: "things".into(),
+            singular: "thing".into(),
+            namespaced: true,
+            short_names: vec![],
+            categories: vec![],
+            has_status: false,
+            fields: &[],
+            schema: Schema::Custom(Some(schema)),
+        };
+        let obj = json!({"apiVersion": "example.com/v1", "kind": "Thing", "metadata": {"name": "t"},
+            "spec": {"a": "x", "bogus": 1, "free": {"anything": 1}, "m": {"k": "v"}}, "top": 1});
+        assert_eq!(
+            field_problems(&rt, &obj, Vec::new()),
+            ["unknown field \"spec.bogus\"", "unknown field \"top\""]
+        );
     }
 
     #[test]

@@ -193,7 +193,7 @@ pub async fn remote_command(
             Upgraded::Spdy(io, _) => remotecommand::serve_spdy(io, upstream, open).await,
             Upgraded::WebSocket(ws, protocol) => {
                 let v5 = protocol == websocket::V5;
-                remotecommand::serve_websocket(ws, v5, upstream, open).await
+                remotecommand::serve_websocket(*ws, v5, upstream, open).await
             }
         }
     })
@@ -230,7 +230,7 @@ pub async fn port_forward(
     upgrade::upgrade(req, transport, move |up| async move {
         match up {
             Upgraded::Spdy(io, _) => portforward::serve_spdy(io, upstream, target).await,
-            Upgraded::WebSocket(ws, _) => portforward::serve_tunnel(ws, upstream, target).await,
+            Upgraded::WebSocket(ws, _) => portforward::serve_tunnel(*ws, upstream, target).await,
         }
     })
 }

@@ -26,7 +26,7 @@ pub enum Transport {
 
 /// An upgraded connection.
 pub enum Upgraded {
-    WebSocket(WebSocketStream<Io>, String),
+    WebSocket(Box<WebSocketStream<Io>>, String),
     Spdy(Io, String),
 }
 
@@ -143,7 +143,7 @@ where
         let up = match t {
             Transport::Spdy { protocol } => Upgraded::Spdy(io, protocol),
             Transport::WebSocket { protocol, .. } => Upgraded::WebSocket(
-                WebSocketStream::from_raw_socket(io, Role::Server, None).await,
+                Box::new(WebSocketStream::from_raw_socket(io, Role::Server, None).await),
                 protocol,
             ),
         };

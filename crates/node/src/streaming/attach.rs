@@ -123,7 +123,8 @@ mod tests {
 
     #[test]
     fn log_lines_become_what_the_process_wrote() {
-        let cases: [(&[u8], Option<(Stream, &[u8])>); 4] = [
+        type Written<'a> = Option<(Stream, &'a [u8])>;
+        let cases: [(&[u8], Written); 4] = [
             (
                 b"2024-01-01T00:00:00Z stdout F hello world",
                 Some((Stream::Stdout, b"hello world\n")),

@@ -4,7 +4,9 @@
 use serde_json::{json, Value};
 
 use super::deployment;
-use crate::merge::{apply, conflict_message, record_update, ApplyError, Conflict, FieldSet};
+use crate::merge::{
+    apply, apply_to, conflict_message, record_update, ApplyError, Conflict, FieldSet, Target,
+};
 
 const T1: &str = "2026-01-01T00:00:00Z";
 const T2: &str = "2026-01-02T00:00:00Z";
@@ -350,4 +352,34 @@ fn invalid_configurations_are_refused() {
         assert_eq!(p, path);
         assert!(message.contains(msg), "{message}");
     }
+}
+
+#[test]
+fn an_apply_to_status_has_its_own_entry() {
+    let live = ok(None, &deploy(json!({"replicas": 2})), "kubectl");
+    let status = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"}, "status": {"replicas": 2}});
+    let to = Target {
+        manager: "kubectl",
+        subresource: "status",
+        api_version: "apps/v1",
+        now: T2,
+    };
+    let out = apply_to(Some(&live), &status, &to, false, Some(deployment())).unwrap();
+    let e = entries(&out, "kubectl");
+    assert_eq!(e.len(), 2);
+    assert_eq!(e[1]["subresource"], "status");
+    assert_eq!(
+        owned(&out, "kubectl"),
+        [".spec.replicas", ".status.replicas"]
+    );
+    assert_eq!(out["spec"]["replicas"], 2, "the main entry's fields stay");
+}
+
+#[test]
+fn an_invalid_whole_configuration_reads_without_a_path() {
+    let e = apply_as(None, &json!([1]), "a", false).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "the applied configuration must be a JSON object"
+    );
 }

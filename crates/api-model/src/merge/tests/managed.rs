@@ -189,6 +189,11 @@ fn untracked_objects_stay_untracked_and_sent_managed_fields_reset() {
     let mut reset = created.clone();
     reset["metadata"]["managedFields"] = json!([{}]);
     reset["spec"]["paused"] = json!(true);
+    let mut only_reset = created.clone();
+    only_reset["metadata"]["managedFields"] = json!([{}]);
+    let cleared = write(Some(&created), only_reset, "b", "", T2);
+    assert!(cleared["metadata"].get("managedFields").is_none());
+
     let out = write(Some(&created), reset, "b", "", T2);
     assert_eq!(
         summary(&out),

@@ -5,6 +5,7 @@ mod fields;
 mod managed;
 mod perf;
 mod strategic;
+mod tmp_k8s;
 
 use crate::schema::{builtin, Node};
 

@@ -138,7 +138,8 @@ fn a_partial_frame_waits_for_more_bytes() {
 
 #[test]
 fn bad_frames_are_refused_and_unknown_ones_skipped() {
-    let cases: Vec<(&str, Vec<u8>, Result<Option<Frame>, FrameError>)> = vec![
+    type Parsed = Result<Option<Frame>, FrameError>;
+    let cases: Vec<(&str, Vec<u8>, Parsed)> = vec![
         (
             "SPDY/2",
             vec![0x80, 0x02, 0x00, 0x06, 0, 0, 0, 4, 0, 0, 0, 1],

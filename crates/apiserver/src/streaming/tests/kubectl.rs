@@ -81,14 +81,30 @@ async fn kubectl_exec_returns_output_and_exit_codes() {
         for v in VERSIONS {
             let bin = kubectl(v);
             let (code, out, err) = run(&bin, &cfg, &["exec", "p", "--", "hello", "5"], b"").await;
-            assert_eq!((code, out.as_str()), (5, "hello from c\n"), "kubectl {v}: {err}");
-            let (code, out, err) =
-                run(&bin, &cfg, &["exec", "-i", "p", "--", "cat", "0"], b"from stdin").await;
-            assert_eq!((code, out.as_str()), (0, "from stdin"), "kubectl {v}: {err}");
+            assert_eq!(
+                (code, out.as_str()),
+                (5, "hello from c\n"),
+                "kubectl {v}: {err}"
+            );
+            let (code, out, err) = run(
+                &bin,
+                &cfg,
+                &["exec", "-i", "p", "--", "cat", "0"],
+                b"from stdin",
+            )
+            .await;
+            assert_eq!(
+                (code, out.as_str()),
+                (0, "from stdin"),
+                "kubectl {v}: {err}"
+            );
             assert!(err.contains("stdin closed"), "kubectl {v}: {err}");
             let (code, _, err) = run(&bin, &cfg, &["exec", "p", "-c", "x", "--", "ls"], b"").await;
             assert_ne!(code, 0);
-            assert!(err.contains("container x is not valid for pod p"), "kubectl {v}: {err}");
+            assert!(
+                err.contains("container x is not valid for pod p"),
+                "kubectl {v}: {err}"
+            );
         }
     })
     .await
@@ -145,10 +161,18 @@ async fn kubectl_port_forward_carries_http() {
                 .unwrap();
             let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
             let first = lines.next_line().await.unwrap().unwrap_or_default();
-            assert!(first.starts_with("Forwarding from 127.0.0.1"), "kubectl {v}: {first}");
+            assert!(
+                first.starts_with("Forwarding from 127.0.0.1"),
+                "kubectl {v}: {first}"
+            );
             for _ in 0..2 {
                 let out = Command::new("curl")
-                    .args(["-sS", "--max-time", "20", &format!("http://127.0.0.1:{local}/")])
+                    .args([
+                        "-sS",
+                        "--max-time",
+                        "20",
+                        &format!("http://127.0.0.1:{local}/"),
+                    ])
                     .output()
                     .await
                     .unwrap();
