@@ -1,7 +1,8 @@
 //! Patches: JSON merge patch (RFC 7386), JSON patch (RFC 6902) and Kubernetes' strategic
-//! merge patch, where lists of the built-in kinds merge by their merge key.
+//! merge patch, which merges by the kind's patch metadata (`api_model::merge`).
 
-use serde_json::{Map, Value};
+use api_model::schema::Node;
+use serde_json::Value;
 
 use crate::error::{Error, Result};
 
@@ -13,7 +14,9 @@ pub enum PatchKind {
     Json,
 }
 
-pub fn apply(kind: PatchKind, target: &Value, patch: &[u8]) -> Result<Value> {
+/// Applies `patch` to `target`. A strategic merge patch needs the kind's schema (`schema`):
+/// custom kinds without one do not take it, as in Kubernetes.
+pub fn apply(kind: PatchKind, target: &Value, patch: &[u8], schema: Option<Node>) -> Result<Value> {
     let p: Value = serde_json::from_slice(patch)
         .map_err(|e| Error::BadRequest(format!("the patch is not valid JSON: {e}")))?;
     let mut out = target.clone();
@@ -31,121 +34,16 @@ pub fn apply(kind: PatchKind, target: &Value, patch: &[u8]) -> Result<Value> {
                     "a strategic merge patch must be a JSON object".into(),
                 ));
             }
-            strategic(&mut out, &p);
+            let Some(schema) = schema else {
+                return Err(Error::BadRequest(
+                    "strategic merge patch is not supported for this kind (it has no schema); use a JSON merge patch".into(),
+                ));
+            };
+            out = api_model::merge::strategic_merge(target, &p, schema)
+                .map_err(|e| Error::BadRequest(format!("the strategic merge patch does not apply: {e}")))?;
         }
     }
     Ok(out)
-}
-
-/// The merge key of a list field of the built-in kinds, by field name and, where one name
-/// means two lists, by what the items hold.
-fn merge_key(field: &str, items: &[Value]) -> Option<&'static str> {
-    Some(match field {
-        "containers"
-        | "initContainers"
-        | "ephemeralContainers"
-        | "env"
-        | "volumes"
-        | "imagePullSecrets"
-        | "resourceClaims" => "name",
-        "volumeMounts" => "mountPath",
-        "volumeDevices" => "devicePath",
-        "conditions" | "addresses" => "type",
-        "ownerReferences" => "uid",
-        "hostAliases" => "ip",
-        "topologySpreadConstraints" => "topologyKey",
-        "ports" => {
-            if items.iter().any(|i| i.get("containerPort").is_some()) {
-                "containerPort"
-            } else {
-                "port"
-            }
-        }
-        _ => return None,
-    })
-}
-
-/// Lists of scalars that merge as sets instead of being replaced.
-fn merges_as_set(field: &str) -> bool {
-    field == "finalizers"
-}
-
-fn strategic(target: &mut Value, patch: &Value) {
-    let Some(pm) = patch.as_object() else {
-        *target = patch.clone();
-        return;
-    };
-    if pm.get("$patch").and_then(|v| v.as_str()) == Some("replace") {
-        let mut p = pm.clone();
-        p.remove("$patch");
-        *target = Value::Object(p);
-        return;
-    }
-    if !target.is_object() {
-        *target = Value::Object(Map::new());
-    }
-    let tm = target.as_object_mut().expect("object");
-    for (k, pv) in pm {
-        if k.starts_with('$') {
-            continue;
-        }
-        match pv {
-            Value::Null => {
-                tm.remove(k);
-            }
-            Value::Object(_) => strategic(tm.entry(k.clone()).or_insert(Value::Null), pv),
-            Value::Array(items) => {
-                let cur = tm.get(k).and_then(|v| v.as_array()).cloned();
-                let merged = match (cur, merge_key(k, items)) {
-                    (Some(cur), Some(key)) => merge_list(cur, items, key),
-                    (Some(mut cur), None) if merges_as_set(k) => {
-                        for i in items {
-                            if !cur.contains(i) {
-                                cur.push(i.clone());
-                            }
-                        }
-                        cur
-                    }
-                    _ => items.iter().filter(|i| !is_directive(i)).cloned().collect(),
-                };
-                tm.insert(k.clone(), Value::Array(merged));
-            }
-            other => {
-                tm.insert(k.clone(), other.clone());
-            }
-        }
-    }
-}
-
-fn is_directive(v: &Value) -> bool {
-    v.get("$patch").is_some()
-}
-
-fn merge_list(mut cur: Vec<Value>, patch: &[Value], key: &str) -> Vec<Value> {
-    if patch
-        .iter()
-        .any(|p| p.get("$patch").and_then(|v| v.as_str()) == Some("replace"))
-    {
-        return patch.iter().filter(|p| !is_directive(p)).cloned().collect();
-    }
-    for p in patch {
-        let id = p.get(key);
-        let pos = id.and_then(|id| cur.iter().position(|c| c.get(key) == Some(id)));
-        let delete = p.get("$patch").and_then(|v| v.as_str()) == Some("delete");
-        match (pos, delete) {
-            (Some(i), true) => {
-                cur.remove(i);
-            }
-            (None, true) => {}
-            (Some(i), false) => strategic(&mut cur[i], p),
-            (None, false) => {
-                let mut item = Value::Null;
-                strategic(&mut item, p);
-                cur.push(item);
-            }
-        }
-    }
-    cur
 }
 
 #[cfg(test)]
@@ -153,6 +51,10 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    fn pod_schema() -> Option<Node<'static>> {
+        api_model::schema::builtin().root("v1", "Pod")
+    }
 
     #[test]
     fn strategic_merges_containers_by_name() {
@@ -162,11 +64,11 @@ mod tests {
         let patch = json!({"spec": {"containers": [
             {"name": "a", "image": "a:2", "env": [{"name": "Y", "value": "2"}]},
             {"name": "b", "$patch": "delete"}]}});
-        let out = apply(PatchKind::Strategic, &pod, patch.to_string().as_bytes()).unwrap();
+        let out = apply(PatchKind::Strategic, &pod, patch.to_string().as_bytes(), pod_schema()).unwrap();
         assert_eq!(
             out,
             json!({"spec": {"containers": [{"name": "a", "image": "a:2",
-                "env": [{"name": "X", "value": "1"}, {"name": "Y", "value": "2"}]}]}})
+                "env": [{"name": "Y", "value": "2"}, {"name": "X", "value": "1"}]}]}})
         );
     }
 
@@ -174,7 +76,7 @@ mod tests {
     fn merge_patch_replaces_lists_and_null_deletes() {
         let obj = json!({"metadata": {"labels": {"a": "1", "b": "2"}}, "spec": {"l": [1, 2]}});
         let p = json!({"metadata": {"labels": {"a": null}}, "spec": {"l": [3]}});
-        let out = apply(PatchKind::Merge, &obj, p.to_string().as_bytes()).unwrap();
+        let out = apply(PatchKind::Merge, &obj, p.to_string().as_bytes(), None).unwrap();
         assert_eq!(
             out,
             json!({"metadata": {"labels": {"b": "2"}}, "spec": {"l": [3]}})
@@ -185,18 +87,19 @@ mod tests {
     fn json_patch_and_bad_patches() {
         let obj = json!({"spec": {"replicas": 1}});
         let p = json!([{"op": "replace", "path": "/spec/replicas", "value": 3}]);
-        let out = apply(PatchKind::Json, &obj, p.to_string().as_bytes()).unwrap();
+        let out = apply(PatchKind::Json, &obj, p.to_string().as_bytes(), None).unwrap();
         assert_eq!(out["spec"]["replicas"], 3);
-        assert!(apply(PatchKind::Merge, &obj, b"{nope").is_err());
+        assert!(apply(PatchKind::Merge, &obj, b"{nope", None).is_err());
         let p = json!([{"op": "remove", "path": "/spec/missing"}]);
-        assert!(apply(PatchKind::Json, &obj, p.to_string().as_bytes()).is_err());
+        assert!(apply(PatchKind::Json, &obj, p.to_string().as_bytes(), None).is_err());
     }
 
     #[test]
     fn finalizers_merge_as_a_set() {
         let obj = json!({"metadata": {"finalizers": ["a"]}});
         let p = json!({"metadata": {"finalizers": ["b", "a"]}});
-        let out = apply(PatchKind::Strategic, &obj, p.to_string().as_bytes()).unwrap();
-        assert_eq!(out["metadata"]["finalizers"], json!(["a", "b"]));
+        let out = apply(PatchKind::Strategic, &obj, p.to_string().as_bytes(), pod_schema()).unwrap();
+        // As Kubernetes merges: the patch's order, then what only the object had.
+        assert_eq!(out["metadata"]["finalizers"], json!(["b", "a"]));
     }
 }

@@ -123,103 +123,148 @@ async fn exec_attach_and_port_forward_reach_the_process_runtime() {
     let dir = www.path().join("www").to_string_lossy().into_owned();
     let port = free_port();
     web_pod(&client, &dir, port).await;
+    create(
+        &client,
+        json!({"metadata": {"name": "ticker"},
+        "spec": {"nodeName": "w1", "containers": [{"name": "c", "image": "busybox",
+            "command": ["/bin/sh", "-c", "i=0; while :; do i=$((i+1)); echo tick $i; echo tock $i >&2; sleep 0.2; done"]}]}}),
+    )
+    .await;
+    wait_pod(&client, "ticker", "ticker running", |p| running(p, "c")).await;
     let mut pods = pods_client(&cluster).await;
     tokio::time::timeout(DEADLINE, async {
-        // Pipes: stdin in, both outputs out, the exit code last.
-        let script = "read x; echo got:$x; echo oops >&2; exit 3";
-        let (out, err, exit) = session(
-            &mut pods,
-            exec("web", &["/bin/sh", "-c", script], true, false),
-            vec![
-                Input::Stdin(Bytes::from_static(b"hello\n")),
-                Input::CloseStdin(true),
-            ],
-        )
-        .await;
-        assert_eq!(
-            (out.as_str(), err.as_str(), exit.exit_code),
-            ("got:hello\n", "oops\n", 3)
-        );
-        // A terminal: its size is set before the input that follows it is read.
-        let script = "read x; stty size; tty; echo x=$x";
-        let (out, _, exit) = session(
-            &mut pods,
-            exec("web", &["/bin/sh", "-c", script], true, true),
-            vec![
-                Input::Resize(TerminalSize {
-                    width: 100,
-                    height: 30,
-                }),
-                Input::Stdin(Bytes::from_static(b"abc\r")),
-            ],
-        )
-        .await;
-        assert_eq!(exit.exit_code, 0, "{out}");
-        assert!(out.contains("30 100"), "{out:?}");
-        assert!(out.contains("/dev/pts/"), "{out:?}");
-        assert!(out.contains("x=abc"), "{out:?}");
-        // A command that does not exist.
-        let (_, err, exit) = session(
-            &mut pods,
-            exec("web", &["/no/such/binary"], false, false),
-            vec![],
-        )
-        .await;
-        assert_ne!(exit.exit_code, 0, "{err}");
-        // Attach streams what the container writes from now on; it has no stdin.
-        let attach = StreamOpen {
-            kind: StreamKind::Attach.into(),
-            stdin: true,
-            ..exec("web", &[], true, false)
-        };
-        let (tx, rx) = mpsc::channel(1);
-        tx.send(StreamInput {
-            input: Some(Input::Open(attach)),
-        })
-        .await
-        .unwrap();
-        let refused = match pods.stream(ReceiverStream::new(rx)).await {
-            Err(e) => e.message().to_string(),
-            Ok(r) => match r.into_inner().next().await {
-                Some(Err(e)) => e.message().to_string(),
-                other => panic!("attach with stdin: {other:?}"),
-            },
-        };
-        assert!(refused.contains("was not started with stdin"), "{refused}");
-        // Port-forward: one connection, an HTTP request and its answer.
-        let (tx, rx) = mpsc::channel(4);
-        let open = PortForwardOpen {
-            namespace: "default".into(),
-            pod: "web".into(),
-            port: port.into(),
-        };
-        tx.send(PortForwardInput {
-            input: Some(PfInput::Open(open)),
-        })
-        .await
-        .unwrap();
-        let req = Bytes::from_static(b"GET /index.html HTTP/1.0\r\n\r\n");
-        tx.send(PortForwardInput {
-            input: Some(PfInput::Data(req)),
-        })
-        .await
-        .unwrap();
-        drop(tx);
-        let mut outputs = pods
-            .port_forward(ReceiverStream::new(rx))
-            .await
-            .unwrap()
-            .into_inner();
-        let mut body = Vec::new();
-        while let Some(o) = outputs.next().await {
-            body.extend_from_slice(&o.unwrap().data);
-        }
-        let body = String::from_utf8_lossy(&body);
-        assert!(body.starts_with("HTTP/1.1 200 OK"), "{body}");
-        assert!(body.contains("hello-from-pod"), "{body}");
+        exec_with_pipes(&mut pods).await;
+        exec_with_a_terminal(&mut pods).await;
+        attach_streams_output(&mut pods).await;
+        port_forward_carries_http(&mut pods, port).await;
     })
     .await
     .expect("the sessions end within the deadline");
+}
+
+/// Pipes: stdin in, both outputs out, the exit code last; a missing command fails.
+async fn exec_with_pipes(pods: &mut PodsClient<Channel>) {
+    let script = "read x; echo got:$x; echo oops >&2; exit 3";
+    let (out, err, exit) = session(
+        pods,
+        exec("web", &["/bin/sh", "-c", script], true, false),
+        vec![
+            Input::Stdin(Bytes::from_static(b"hello\n")),
+            Input::CloseStdin(true),
+        ],
+    )
+    .await;
+    assert_eq!(
+        (out.as_str(), err.as_str(), exit.exit_code),
+        ("got:hello\n", "oops\n", 3)
+    );
+    let (_, err, exit) = session(
+        pods,
+        exec("web", &["/no/such/binary"], false, false),
+        vec![],
+    )
+    .await;
+    assert_ne!(exit.exit_code, 0, "{err}");
+}
+
+/// A terminal: its size is set before the input that follows it is read.
+async fn exec_with_a_terminal(pods: &mut PodsClient<Channel>) {
+    let script = "read x; stty size; tty; echo x=$x";
+    let (out, _, exit) = session(
+        pods,
+        exec("web", &["/bin/sh", "-c", script], true, true),
+        vec![
+            Input::Resize(TerminalSize {
+                width: 100,
+                height: 30,
+            }),
+            Input::Stdin(Bytes::from_static(b"abc\r")),
+        ],
+    )
+    .await;
+    assert_eq!(exit.exit_code, 0, "{out}");
+    assert!(out.contains("30 100"), "{out:?}");
+    assert!(out.contains("/dev/pts/"), "{out:?}");
+    assert!(out.contains("x=abc"), "{out:?}");
+}
+
+/// Attach streams what the container writes from now on, each on its stream; asking for
+/// stdin is refused, since the container was not started with it.
+async fn attach_streams_output(pods: &mut PodsClient<Channel>) {
+    let attach = |stdin| StreamOpen {
+        kind: StreamKind::Attach.into(),
+        stdin,
+        ..exec("ticker", &[], stdin, false)
+    };
+    let (tx, rx) = mpsc::channel(1);
+    tx.send(StreamInput {
+        input: Some(Input::Open(attach(false))),
+    })
+    .await
+    .unwrap();
+    let mut outputs = pods
+        .stream(ReceiverStream::new(rx))
+        .await
+        .unwrap()
+        .into_inner();
+    let (mut out, mut err) = (String::new(), String::new());
+    while !(out.contains("tick") && err.contains("tock")) {
+        match outputs.next().await.unwrap().unwrap().output {
+            Some(Output::Stdout(b)) => out.push_str(&String::from_utf8_lossy(&b)),
+            Some(Output::Stderr(b)) => err.push_str(&String::from_utf8_lossy(&b)),
+            other => panic!("attach ended early: {other:?}"),
+        }
+    }
+    assert!(
+        !out.contains("tock") && !err.contains("tick"),
+        "{out:?} {err:?}"
+    );
+    drop(outputs);
+    let (tx, rx) = mpsc::channel(1);
+    tx.send(StreamInput {
+        input: Some(Input::Open(attach(true))),
+    })
+    .await
+    .unwrap();
+    let refused = match pods.stream(ReceiverStream::new(rx)).await {
+        Err(e) => e.message().to_string(),
+        Ok(r) => match r.into_inner().next().await {
+            Some(Err(e)) => e.message().to_string(),
+            other => panic!("attach with stdin: {other:?}"),
+        },
+    };
+    assert!(refused.contains("was not started with stdin"), "{refused}");
+}
+
+/// Port-forward: one connection, an HTTP request and its answer.
+async fn port_forward_carries_http(pods: &mut PodsClient<Channel>, port: u16) {
+    let (tx, rx) = mpsc::channel(4);
+    let open = PortForwardOpen {
+        namespace: "default".into(),
+        pod: "web".into(),
+        port: port.into(),
+    };
+    for input in [
+        PfInput::Open(open),
+        PfInput::Data(Bytes::from_static(b"GET /index.html HTTP/1.0\r\n\r\n")),
+    ] {
+        tx.send(PortForwardInput { input: Some(input) })
+            .await
+            .unwrap();
+    }
+    drop(tx);
+    let mut outputs = pods
+        .port_forward(ReceiverStream::new(rx))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut body = Vec::new();
+    while let Some(o) = outputs.next().await {
+        body.extend_from_slice(&o.unwrap().data);
+    }
+    let body = String::from_utf8_lossy(&body);
+    assert!(body.starts_with("HTTP/1.1 200 OK"), "{body}");
+    assert!(body.contains("hello-from-pod"), "{body}");
 }
 
 /// A kubeconfig for the cluster's admin, for kubectl.

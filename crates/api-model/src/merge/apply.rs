@@ -54,6 +54,7 @@ pub fn apply(
 }
 
 /// Who applies, to what, and when.
+#[derive(Clone, Copy, Debug)]
 pub struct Target<'a> {
     pub manager: &'a str,
     /// `status` for an apply to the status subresource; empty for the object itself.
@@ -110,6 +111,7 @@ pub fn apply_to(
     let mut diff = Diff::default();
     compare(live_v, &merged, shape, &mut diff);
     strip(&mut diff.changed);
+    strip(&mut diff.removed);
     let mut conflicts = Vec::new();
     for (i, e) in entries.iter().enumerate() {
         if Some(i) != mine {
@@ -205,12 +207,7 @@ fn validate_value(v: &Value, shape: Shape, path: &mut String) -> Result<(), Appl
             let mut seen = HashMap::with_capacity(items.len());
             for (i, item) in items.iter().enumerate() {
                 let Some(pe) = item_element(item, lt, item_shape) else {
-                    let keys = match lt {
-                        ListType::Map(keys) => Value::Array(keys.to_vec()),
-                        _ => Value::Null,
-                    };
-                    let msg = format!("element {i}: associative list with keys {keys} has an element that omits a key field (and doesn't have a default value)");
-                    return Err(invalid(path, msg));
+                    return Err(invalid(path, missing_key(i, item, lt, item_shape)));
                 };
                 if seen.insert(pe.clone(), i).is_some() {
                     return Err(invalid(path, format!("duplicate entries for key {pe}")));
@@ -226,6 +223,25 @@ fn validate_value(v: &Value, shape: Shape, path: &mut String) -> Result<(), Appl
         _ => {}
     }
     Ok(())
+}
+
+/// Why item `i` of a list-map has no identity, in the words of Kubernetes.
+fn missing_key(i: usize, item: &Value, lt: ListType, item_shape: Shape) -> String {
+    let ListType::Map(keys) = lt else {
+        return format!("element {i}: cannot be identified");
+    };
+    if !item.is_object() {
+        return format!("element {i}: associative list with keys may not have non-map elements");
+    }
+    let missing = keys
+        .iter()
+        .filter_map(|k| k.as_str())
+        .find(|k| item.get(*k).is_none() && item_shape.default_of(k).is_none())
+        .unwrap_or_default();
+    format!(
+        "element {i}: associative list with keys has an element that omits key field {missing:?} \
+         (and doesn't have default value)"
+    )
 }
 
 /// `v` without its nulls: what a configuration value sets where nothing was.

@@ -183,6 +183,8 @@ fn property_mut<'a>(
 
 #[cfg(test)]
 mod tests {
+    use serde_json::Value;
+
     use super::super::builtin;
 
     #[test]
@@ -256,134 +258,52 @@ mod tests {
         assert_eq!(env.ext("x-kubernetes-list-type").unwrap(), "map");
     }
 
-    /// Spot checks against the markers on the Go types, one per kind of marker.
+    /// Spot checks against the markers on the Go types, one per kind of marker:
+    /// (definition, property, extension, value).
+    #[rustfmt::skip]
+    const MARKERS: &[(&str, &str, &str, &str)] = &[
+        ("core.v1.PodSpec", "tolerations", "list-type", r#""atomic""#),
+        ("core.v1.PodSpec", "volumes", "patch-strategy", r#""merge,retainKeys""#),
+        ("core.v1.PodSpec", "nodeSelector", "map-type", r#""atomic""#),
+        ("core.v1.PodSpec", "topologySpreadConstraints", "list-map-keys", r#"["topologyKey","whenUnsatisfiable"]"#),
+        ("core.v1.Container", "ports", "list-map-keys", r#"["containerPort","protocol"]"#),
+        ("core.v1.EphemeralContainer", "env", "patch-merge-key", r#""name""#),
+        ("core.v1.Container", "volumeDevices", "patch-merge-key", r#""devicePath""#),
+        ("core.v1.NodeStatus", "addresses", "patch-merge-key", r#""type""#),
+        ("core.v1.NodeStatus", "images", "list-type", r#""atomic""#),
+        ("core.v1.ResourceRequirements", "claims", "list-type", r#""map""#),
+        ("apps.v1.DeploymentSpec", "strategy", "patch-strategy", r#""retainKeys""#),
+        ("batch.v1.JobStatus", "conditions", "list-type", r#""atomic""#),
+        ("discovery.v1.Endpoint", "addresses", "list-type", r#""set""#),
+        ("rbac.v1.ClusterRole", "rules", "list-type", r#""atomic""#),
+        ("meta.v1.ObjectMeta", "finalizers", "patch-strategy", r#""merge""#),
+        ("meta.v1.ObjectMeta", "finalizers", "list-type", r#""set""#),
+        ("meta.v1.ObjectMeta", "managedFields", "list-type", r#""atomic""#),
+        ("meta.v1.ObjectMeta", "ownerReferences", "patch-merge-key", r#""uid""#),
+        ("apps.v1.DeploymentSpec", "selector", "map-type", r#""atomic""#),
+    ];
+
     #[test]
     fn markers_match_kubernetes() {
         let defs = builtin();
-        let prop = |d: &str, p: &str| {
-            let node = super::super::Node::new(defs, &defs.defs[d]);
-            node.field(p).unwrap()
-        };
-        let ext = |d: &str, p: &str, k: &str| prop(d, p).ext(k).cloned();
-        let core = |t: &str| format!("io.k8s.api.core.v1.{t}");
-        let meta = "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta";
-        let cases: &[(String, &str, &str, Value)] = &[
-            (
-                core("PodSpec"),
-                "tolerations",
-                "x-kubernetes-list-type",
-                json!("atomic"),
-            ),
-            (
-                core("PodSpec"),
-                "volumes",
-                "x-kubernetes-patch-strategy",
-                json!("merge,retainKeys"),
-            ),
-            (
-                core("PodSpec"),
-                "nodeSelector",
-                "x-kubernetes-map-type",
-                json!("atomic"),
-            ),
-            (
-                core("PodSpec"),
-                "topologySpreadConstraints",
-                "x-kubernetes-list-map-keys",
-                json!(["topologyKey", "whenUnsatisfiable"]),
-            ),
-            (
-                core("Container"),
-                "ports",
-                "x-kubernetes-list-map-keys",
-                json!(["containerPort", "protocol"]),
-            ),
-            (
-                core("EphemeralContainer"),
-                "env",
-                "x-kubernetes-patch-merge-key",
-                json!("name"),
-            ),
-            (
-                core("Container"),
-                "volumeDevices",
-                "x-kubernetes-patch-merge-key",
-                json!("devicePath"),
-            ),
-            (
-                core("NodeStatus"),
-                "addresses",
-                "x-kubernetes-patch-merge-key",
-                json!("type"),
-            ),
-            (
-                core("NodeStatus"),
-                "images",
-                "x-kubernetes-list-type",
-                json!("atomic"),
-            ),
-            (
-                core("ResourceRequirements"),
-                "claims",
-                "x-kubernetes-list-type",
-                json!("map"),
-            ),
-            (core("ContainerPort"), "protocol", "default", json!("TCP")),
-            (
-                meta.into(),
-                "finalizers",
-                "x-kubernetes-patch-strategy",
-                json!("merge"),
-            ),
-            (
-                meta.into(),
-                "finalizers",
-                "x-kubernetes-list-type",
-                json!("set"),
-            ),
-            (
-                meta.into(),
-                "managedFields",
-                "x-kubernetes-list-type",
-                json!("atomic"),
-            ),
-            (
-                meta.into(),
-                "ownerReferences",
-                "x-kubernetes-patch-merge-key",
-                json!("uid"),
-            ),
-            (
-                "io.k8s.api.apps.v1.DeploymentSpec".into(),
-                "strategy",
-                "x-kubernetes-patch-strategy",
-                json!("retainKeys"),
-            ),
-            (
-                "io.k8s.api.batch.v1.JobStatus".into(),
-                "conditions",
-                "x-kubernetes-list-type",
-                json!("atomic"),
-            ),
-            (
-                "io.k8s.api.discovery.v1.Endpoint".into(),
-                "addresses",
-                "x-kubernetes-list-type",
-                json!("set"),
-            ),
-            (
-                "io.k8s.api.rbac.v1.ClusterRole".into(),
-                "rules",
-                "x-kubernetes-list-type",
-                json!("atomic"),
-            ),
-        ];
-        for (d, p, k, want) in cases {
-            assert_eq!(ext(d, p, k).as_ref(), Some(want), "{d}.{p} {k}");
+        for (d, p, ext, want) in MARKERS {
+            let name = match d.strip_prefix("meta.") {
+                Some(m) => format!("io.k8s.apimachinery.pkg.apis.meta.{m}"),
+                None => format!("io.k8s.api.{d}"),
+            };
+            let node = super::super::Node::new(defs, &defs.defs[&name]);
+            let got = node
+                .field(p)
+                .unwrap()
+                .ext(&format!("x-kubernetes-{ext}"))
+                .cloned();
+            let want: Value = serde_json::from_str(want).unwrap();
+            assert_eq!(got, Some(want), "{name}.{p} {ext}");
         }
-        let sel = prop("io.k8s.api.apps.v1.DeploymentSpec", "selector");
-        assert_eq!(sel.ext("x-kubernetes-map-type").unwrap(), "atomic");
+        let port = super::super::Node::new(defs, &defs.defs["io.k8s.api.core.v1.ContainerPort"]);
+        assert_eq!(
+            port.field("protocol").unwrap().ext("default").unwrap(),
+            "TCP"
+        );
     }
-
-    use serde_json::{json, Value};
 }

@@ -304,7 +304,7 @@ impl Api {
                 certificates::merge_approval(cur, obj)
             }
             Change::Patch(kind, body, status) => {
-                let patched = patch::apply(*kind, cur, body)?;
+                let patched = patch::apply(*kind, cur, body, super::schema_node(rt))?;
                 let rv = object::resource_version(&patched);
                 if !rv.is_empty() && rv != object::resource_version(cur) {
                     precondition = Some(rv.to_string());

@@ -38,12 +38,15 @@ pub fn decode(content_type: Option<&str>, body: &[u8]) -> Result<(Value, Vec<Str
 
 /// Decodes an object body of any accepted type, protobuf included.
 pub fn decode_any(content_type: Option<&str>, body: &[u8]) -> Result<(Value, Vec<String>)> {
+    if media_type(content_type) == crate::protobuf::CONTENT_TYPE {
+        return Ok((crate::protobuf::decode(body)?, Vec::new()));
+    }
     decode(content_type, body)
 }
 
 pub fn unsupported(media: &str) -> Error {
     Error::BadRequest(format!(
-        "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml (got {media:?})"
+        "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, application/vnd.kubernetes.protobuf (got {media:?})"
     ))
 }
 

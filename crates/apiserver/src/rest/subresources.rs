@@ -178,7 +178,7 @@ async fn scale(
             "application/json-patch+json" => PatchKind::Json,
             _ => PatchKind::Merge,
         };
-        crate::patch::apply(kind, &cur_scale, &bytes)?
+        crate::patch::apply(kind, &cur_scale, &bytes, None)?
     };
     let Some(replicas) = new_scale["spec"]["replicas"].as_i64() else {
         return Err(Error::invalid(
@@ -251,10 +251,18 @@ async fn logs(rest: &Rest, t: &Target, q: &Query, req: Request) -> Result<Respon
         .into_response())
 }
 
+/// A request body of any accepted type.
+async fn any_body(rest: &Rest, req: Request) -> Result<Value> {
+    let (headers, bytes) = read_body(rest, req).await?;
+    if bytes.is_empty() {
+        return Ok(Value::Null);
+    }
+    let ct = headers.get("content-type").and_then(|v| v.to_str().ok());
+    Ok(super::body::decode_any(ct, &bytes)?.0)
+}
+
 async fn binding(rest: &Rest, user: &UserInfo, t: &Target, req: Request) -> Result<Response> {
-    let (_, bytes) = read_body(rest, req).await?;
-    let b: Value = serde_json::from_slice(&bytes)
-        .map_err(|e| Error::BadRequest(format!("the Binding is not valid JSON: {e}")))?;
+    let b = any_body(rest, req).await?;
     let node = b["target"]["name"].as_str().unwrap_or("");
     let uid = b["metadata"]["uid"].as_str().unwrap_or("");
     rest.api
@@ -276,13 +284,7 @@ async fn eviction(
     let ns = namespace(rt, t, false)?;
     rest.api
         .authorize(user, "create", rt, "eviction", &ns, &t.name)?;
-    let (_, bytes) = read_body(rest, req).await?;
-    let ev: Value = if bytes.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_slice(&bytes)
-            .map_err(|e| Error::BadRequest(format!("the Eviction is not valid JSON: {e}")))?
-    };
+    let ev = any_body(rest, req).await?;
     let o = &ev["deleteOptions"];
     let dr = DeleteRequest {
         r#type: type_ref(rt),
@@ -312,10 +314,12 @@ async fn token(
     let ns = namespace(rt, t, false)?;
     rest.api
         .authorize(user, "create", rt, "token", &ns, &t.name)?;
-    let (headers, bytes) = read_body(rest, req).await?;
-    let ct = headers.get("content-type").and_then(|v| v.to_str().ok());
-    let (body, _) = super::body::decode_any(ct, &bytes)?;
-    let json = serde_json::to_vec(&body).map_err(|e| Error::Internal(e.to_string()))?;
+    let body = any_body(rest, req).await?;
+    let json = if body.is_null() {
+        Vec::new()
+    } else {
+        serde_json::to_vec(&body).map_err(|e| Error::Internal(e.to_string()))?
+    };
     let mut v = rest.tokens.request(&ns, &t.name, &json, "").await?;
     v["apiVersion"] = "authentication.k8s.io/v1".into();
     v["kind"] = "TokenRequest".into();

@@ -139,7 +139,7 @@ fn patch_problems(
     let Ok(cur) = cur.value() else {
         return Vec::new();
     };
-    match crate::patch::apply(kind, &cur, patch) {
+    match crate::patch::apply(kind, &cur, patch, crate::handler::schema_node(rt)) {
         Ok(patched) => {
             let dups = if kind == PatchKind::Json {
                 Vec::new()

@@ -115,13 +115,18 @@ const STDOUT: &str = "stdout";
 const STDERR: &str = "stderr";
 const RESIZE: &str = "resize";
 
-/// Serves a session over SPDY (`v4.channel.k8s.io`): waits for the client's streams, then
-/// bridges them.
-pub(crate) async fn serve_spdy<IO>(io: IO, upstream: Arc<dyn Upstream>, open: StreamOpen)
-where
-    IO: AsyncRead + AsyncWrite + Send + 'static,
-{
-    let mut conn = Connection::serve(io);
+/// The streams of one exec or attach session, by type.
+struct Streams {
+    error: Stream,
+    stdin: Option<Stream>,
+    stdout: Option<Stream>,
+    stderr: Option<Stream>,
+    resize: Option<Stream>,
+}
+
+/// Waits for the streams `open` asks for (the error stream always); streams of other
+/// types, or repeated ones, are refused by dropping them.
+async fn accept_streams(conn: &mut Connection, open: &StreamOpen) -> Option<Streams> {
     let mut wanted = vec![ERROR];
     for (on, t) in [
         (open.stdin, STDIN),
@@ -138,10 +143,10 @@ where
     while streams.len() < wanted.len() {
         let s = match tokio::time::timeout_at(deadline, conn.streams.recv()).await {
             Ok(Some(s)) => s,
-            Ok(None) => return,
+            Ok(None) => return None,
             Err(_) => {
                 tracing::debug!("exec: the client did not open its streams in time");
-                return;
+                return None;
             }
         };
         let t = get(&s.headers, "streamtype")
@@ -155,14 +160,17 @@ where
         let i = streams.iter().position(|(have, _)| have == t)?;
         Some(streams.swap_remove(i).1)
     };
-    let (error, stdin, stdout, stderr, resize) = (
-        take(ERROR),
-        take(STDIN),
-        take(STDOUT),
-        take(STDERR),
-        take(RESIZE),
-    );
-    let Some(error) = error else { return };
+    Some(Streams {
+        error: take(ERROR)?,
+        stdin: take(STDIN),
+        stdout: take(STDOUT),
+        stderr: take(STDERR),
+        resize: take(RESIZE),
+    })
+}
+
+/// The client's stdin and resize streams as events.
+fn client_events(stdin: Option<Stream>, resize: Option<Stream>) -> mpsc::Receiver<ClientEvent> {
     let (ev_tx, ev_rx) = mpsc::channel(16);
     if let Some(mut s) = stdin {
         let tx = ev_tx.clone();
@@ -176,21 +184,34 @@ where
         });
     }
     if let Some(mut s) = resize {
-        let tx = ev_tx.clone();
         tokio::spawn(async move {
             let mut d = ResizeDecoder::default();
             while let Some(b) = s.data.recv().await {
                 for (w, h) in d.push(&b) {
-                    if tx.send(ClientEvent::Resize(w, h)).await.is_err() {
+                    if ev_tx.send(ClientEvent::Resize(w, h)).await.is_err() {
                         return;
                     }
                 }
             }
         });
     }
-    drop(ev_tx);
+    ev_rx
+}
+
+/// Serves a session over SPDY (`v4.channel.k8s.io`): waits for the client's streams, then
+/// bridges them.
+pub(crate) async fn serve_spdy<IO>(io: IO, upstream: Arc<dyn Upstream>, open: StreamOpen)
+where
+    IO: AsyncRead + AsyncWrite + Send + 'static,
+{
+    let mut conn = Connection::serve(io);
+    let Some(streams) = accept_streams(&mut conn, &open).await else {
+        return;
+    };
+    let ev_rx = client_events(streams.stdin, streams.resize);
     let (out_tx, mut out_rx) = mpsc::channel(16);
-    let (stdout, stderr) = (stdout.map(|s| s.writer), stderr.map(|s| s.writer));
+    let stdout = streams.stdout.map(|s| s.writer);
+    let stderr = streams.stderr.map(|s| s.writer);
     let write = async {
         while let Some(ev) = out_rx.recv().await {
             let (w, b) = match ev {
@@ -215,8 +236,9 @@ where
     for w in [&stdout, &stderr].into_iter().flatten() {
         let _ = w.finish().await;
     }
-    let _ = error.writer.send(Bytes::from(result)).await;
-    let _ = error.writer.finish().await;
+    let error = streams.error.writer;
+    let _ = error.send(Bytes::from(result)).await;
+    let _ = error.finish().await;
     conn.close(CLOSE_GRACE).await;
 }
 

@@ -69,34 +69,7 @@ fn check(p: &Pod, name: &str, container: &str, purpose: Purpose) -> Result<Strin
     if purpose == Purpose::PortForward {
         return Ok(String::new());
     }
-    let names: Vec<&str> = spec.containers.iter().map(|c| c.name.as_str()).collect();
-    let others: Vec<&str> = spec
-        .init_containers
-        .iter()
-        .flatten()
-        .map(|c| c.name.as_str())
-        .chain(
-            spec.ephemeral_containers
-                .iter()
-                .flatten()
-                .map(|c| c.name.as_str()),
-        )
-        .collect();
-    let container = match (container, names.as_slice()) {
-        ("", [only]) => only.to_string(),
-        ("", _) => {
-            return Err(Error::BadRequest(format!(
-                "a container name must be specified for pod {name}, choose one of: [{}]",
-                names.join(" ")
-            )))
-        }
-        (c, _) if names.contains(&c) || others.contains(&c) => c.to_string(),
-        (c, _) => {
-            return Err(Error::BadRequest(format!(
-                "container {c} is not valid for pod {name}"
-            )))
-        }
-    };
+    let container = container_name(&spec, name, container)?;
     let status = p.status.as_ref().and_then(|s| {
         s.container_statuses
             .iter()
@@ -114,6 +87,38 @@ fn check(p: &Pod, name: &str, container: &str, purpose: Purpose) -> Result<Strin
         )));
     }
     Ok(container)
+}
+
+/// `container` if the pod has it, or the pod's only container when it is empty.
+fn container_name(
+    spec: &k8s_openapi::api::core::v1::PodSpec,
+    name: &str,
+    container: &str,
+) -> Result<String, Error> {
+    let names: Vec<&str> = spec.containers.iter().map(|c| c.name.as_str()).collect();
+    let others: Vec<&str> = spec
+        .init_containers
+        .iter()
+        .flatten()
+        .map(|c| c.name.as_str())
+        .chain(
+            spec.ephemeral_containers
+                .iter()
+                .flatten()
+                .map(|c| c.name.as_str()),
+        )
+        .collect();
+    match (container, names.as_slice()) {
+        ("", [only]) => Ok(only.to_string()),
+        ("", _) => Err(Error::BadRequest(format!(
+            "a container name must be specified for pod {name}, choose one of: [{}]",
+            names.join(" ")
+        ))),
+        (c, _) if names.contains(&c) || others.contains(&c) => Ok(c.to_string()),
+        (c, _) => Err(Error::BadRequest(format!(
+            "container {c} is not valid for pod {name}"
+        ))),
+    }
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 mod fake;
 mod kubectl;
 mod spdy_client;
+mod tls;
 
 use std::time::Duration;
 

@@ -383,6 +383,25 @@ impl Runtime for CriRuntime {
         })
     }
 
+    async fn exec_interactive(
+        &self,
+        id: &str,
+        cmd: &[String],
+        stdin: bool,
+        tty: bool,
+    ) -> Result<super::interactive::Interactive> {
+        let req = super::cri_stream::exec_request(id, cmd, stdin, tty);
+        let url = self
+            .rt
+            .clone()
+            .exec(req)
+            .await
+            .map_err(err)?
+            .into_inner()
+            .url;
+        super::cri_stream::connect(&url, stdin, tty).await
+    }
+
     async fn update_pod_cidr(&self, cidr: &str) -> Result<()> {
         self.rt
             .clone()

@@ -27,19 +27,33 @@ pub struct Interactive {
     pub exit: Pin<Box<dyn Future<Output = super::Result<i32>> + Send>>,
 }
 
-/// The master side of a pseudo-terminal, kept to resize it.
-pub struct Terminal(OwnedFd);
+type Resize = Box<dyn Fn(u16, u16) -> io::Result<()> + Send + Sync>;
+
+/// The process's terminal, kept to resize it: the master side of a local
+/// pseudo-terminal, or a runtime's resize channel.
+pub struct Terminal(Resize);
 
 impl Terminal {
-    /// Sets the size the process sees (TIOCSWINSZ; it gets SIGWINCH).
+    pub fn new(resize: impl Fn(u16, u16) -> io::Result<()> + Send + Sync + 'static) -> Self {
+        Terminal(Box::new(resize))
+    }
+
+    /// A local pseudo-terminal's master: TIOCSWINSZ, and the process gets SIGWINCH.
+    fn master(fd: OwnedFd) -> Self {
+        Terminal::new(move |width, height| {
+            let size = rustix::termios::Winsize {
+                ws_row: height,
+                ws_col: width,
+                ws_xpixel: 0,
+                ws_ypixel: 0,
+            };
+            rustix::termios::tcsetwinsize(&fd, size).map_err(io::Error::from)
+        })
+    }
+
+    /// Sets the size (columns, rows) the process sees.
     pub fn resize(&self, width: u16, height: u16) -> io::Result<()> {
-        let size = rustix::termios::Winsize {
-            ws_row: height,
-            ws_col: width,
-            ws_xpixel: 0,
-            ws_ypixel: 0,
-        };
-        rustix::termios::tcsetwinsize(&self.0, size).map_err(io::Error::from)
+        (self.0)(width, height)
     }
 }
 
@@ -65,7 +79,7 @@ pub fn open_pty() -> io::Result<Pty> {
     let reader = tokio::fs::File::from_std(std::fs::File::from(master.try_clone()?));
     let writer = tokio::fs::File::from_std(std::fs::File::from(master.try_clone()?));
     Ok(Pty {
-        terminal: Terminal(master),
+        terminal: Terminal::master(master),
         reader: Box::pin(EioIsEof(reader)),
         writer: Box::pin(writer),
         slave,

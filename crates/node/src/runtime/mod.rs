@@ -7,6 +7,7 @@ pub mod cgroups;
 pub mod cni;
 pub mod cri;
 mod cri_convert;
+mod cri_stream;
 pub mod interactive;
 mod isolation;
 pub mod process;

@@ -105,7 +105,11 @@ pub(super) fn set_element_order(
             .filter_map(|i| i.get(k))
             .collect();
         server_ids.retain(|s| !deleted.contains(&s));
-        let added: Vec<Value> = merged.iter().map(id).filter(|m| !server_ids.contains(m)).collect();
+        let added: Vec<Value> = merged
+            .iter()
+            .map(id)
+            .filter(|m| !server_ids.contains(m))
+            .collect();
         server_ids.extend(added);
         server_ids.truncate(len);
     }

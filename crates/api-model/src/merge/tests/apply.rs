@@ -338,7 +338,11 @@ fn invalid_configurations_are_refused() {
     let twice = containers(json!([{"name": "a"}, {"name": "a"}]));
     let cases = [
         (managed, "metadata.managedFields", "must be nil"),
-        (no_key, "spec.template.spec.containers", "omits a key field"),
+        (
+            no_key,
+            "spec.template.spec.containers",
+            "element 0: associative list with keys has an element that omits key field \"name\"",
+        ),
         (
             twice,
             "spec.template.spec.containers",
@@ -382,4 +386,45 @@ fn an_invalid_whole_configuration_reads_without_a_path() {
         e.to_string(),
         "the applied configuration must be a JSON object"
     );
+}
+
+#[test]
+fn set_items_an_update_added_stay_in_place_between_applies() {
+    let fin = |f: Value| json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "finalizers": f}});
+    let live = ok(None, &fin(json!(["a", "c"])), "default");
+    let mut updated = live.clone();
+    updated["metadata"]["finalizers"] = json!(["a", "b", "c", "d"]);
+    record_update(
+        Some(&live),
+        &mut updated,
+        "controller",
+        "",
+        Some(deployment()),
+        "apps/v1",
+        T2,
+    );
+
+    let out = ok(
+        Some(&updated),
+        &fin(json!(["a", "aprime", "c", "cprime"])),
+        "default",
+    );
+    assert_eq!(
+        out["metadata"]["finalizers"],
+        json!(["a", "b", "aprime", "c", "d", "cprime"])
+    );
+    let v = |s: &str| format!(".metadata.finalizers[=\"{s}\"]");
+    assert_eq!(
+        owned(&out, "default"),
+        [v("a"), v("aprime"), v("c"), v("cprime")]
+    );
+    assert_eq!(owned(&out, "controller"), [v("b"), v("d")]);
+
+    let shared = ok(Some(&updated), &fin(json!(["a", "b", "c"])), "default");
+    assert_eq!(
+        shared["metadata"]["finalizers"],
+        json!(["a", "b", "c", "d"])
+    );
+    assert_eq!(owned(&shared, "default"), [v("a"), v("b"), v("c")]);
+    assert_eq!(owned(&shared, "controller"), [v("b"), v("d")]);
 }

@@ -5,7 +5,6 @@ mod fields;
 mod managed;
 mod perf;
 mod strategic;
-mod tmp_k8s;
 
 use crate::schema::{builtin, Node};
 

@@ -134,6 +134,38 @@ fn cases() -> Vec<(&'static str, Node<'static>, Value, Value, Value)> {
             containers(json!([{"name": "b"}, {"name": "c", "image": "c:2"}, {"name": "a"}])),
         ),
         (
+            "$setElementOrder keeps server-only items between the items it orders",
+            pod(),
+            containers(
+                json!([{"name": "a", "image": "a"}, {"name": "b"}, {"name": "x"}, {"name": "c"}, {"name": "d"}]),
+            ),
+            json!({"spec": {"$setElementOrder/containers": [{"name": "b"}, {"name": "a"}, {"name": "d"}, {"name": "c"}]}}),
+            containers(
+                json!([{"name": "b"}, {"name": "a", "image": "a"}, {"name": "x"}, {"name": "d"}, {"name": "c"}]),
+            ),
+        ),
+        (
+            "with $setElementOrder, items the patch adds take the places of those it deletes",
+            pod(),
+            containers(
+                json!([{"name": "a"}, {"name": "b", "image": "b"}, {"name": "d", "image": "d"}]),
+            ),
+            json!({"spec": {
+                "$setElementOrder/containers": [{"name": "b"}, {"name": "c"}],
+                "containers": [{"name": "c"}, {"$patch": "delete", "name": "a"}]
+            }}),
+            containers(
+                json!([{"name": "b", "image": "b"}, {"name": "d", "image": "d"}, {"name": "c"}]),
+            ),
+        ),
+        (
+            "$setElementOrder with an added value of a primitive list",
+            pod(),
+            json!({"metadata": {"finalizers": ["a", "d", "b"]}}),
+            json!({"metadata": {"$setElementOrder/finalizers": ["c", "a", "b"], "finalizers": ["c"]}}),
+            json!({"metadata": {"finalizers": ["c", "a", "d", "b"]}}),
+        ),
+        (
             "$retainKeys clears the union members it does not list",
             deployment(),
             json!({"spec": {"strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1}}}}),

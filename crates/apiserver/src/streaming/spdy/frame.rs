@@ -97,7 +97,7 @@ impl Frame {
             return Ok(None);
         }
         let head = buf.split_to(8);
-        let mut body = buf.split_to(len).freeze();
+        let body = buf.split_to(len).freeze();
         let flags = head[4];
         if head[0] & 0x80 == 0 {
             let stream_id = u32::from_be_bytes([head[0], head[1], head[2], head[3]]) & STREAM_MASK;
@@ -112,99 +112,7 @@ impl Frame {
             return Err(FrameError::Version(version));
         }
         let kind = u16::from_be_bytes([head[2], head[3]]);
-        let bad = |kind| FrameError::Malformed { kind, len };
-        let frame = match kind {
-            SYN_STREAM => {
-                if len < 10 {
-                    return Err(bad("SYN_STREAM"));
-                }
-                let stream_id = body.get_u32() & STREAM_MASK;
-                let associated_id = body.get_u32() & STREAM_MASK;
-                let priority = body.get_u8() >> 5;
-                body.advance(1); // the credential slot
-                Frame::SynStream {
-                    stream_id,
-                    associated_id,
-                    priority,
-                    flags,
-                    headers: body,
-                }
-            }
-            SYN_REPLY | HEADERS => {
-                if len < 4 {
-                    return Err(bad(if kind == SYN_REPLY {
-                        "SYN_REPLY"
-                    } else {
-                        "HEADERS"
-                    }));
-                }
-                let stream_id = body.get_u32() & STREAM_MASK;
-                if kind == SYN_REPLY {
-                    Frame::SynReply {
-                        stream_id,
-                        flags,
-                        headers: body,
-                    }
-                } else {
-                    Frame::Headers {
-                        stream_id,
-                        flags,
-                        headers: body,
-                    }
-                }
-            }
-            RST_STREAM => {
-                if len != 8 {
-                    return Err(bad("RST_STREAM"));
-                }
-                Frame::RstStream {
-                    stream_id: body.get_u32() & STREAM_MASK,
-                    status: body.get_u32(),
-                }
-            }
-            SETTINGS => {
-                if len < 4 {
-                    return Err(bad("SETTINGS"));
-                }
-                let n = body.get_u32() as usize;
-                if len != 4 + 8 * n {
-                    return Err(bad("SETTINGS"));
-                }
-                let entries = (0..n)
-                    .map(|_| {
-                        let fid = body.get_u32();
-                        ((fid >> 24) as u8, fid & 0x00ff_ffff, body.get_u32())
-                    })
-                    .collect();
-                Frame::Settings { flags, entries }
-            }
-            PING => {
-                if len != 4 {
-                    return Err(bad("PING"));
-                }
-                Frame::Ping { id: body.get_u32() }
-            }
-            GOAWAY => {
-                if len != 8 {
-                    return Err(bad("GOAWAY"));
-                }
-                Frame::GoAway {
-                    last_good_stream_id: body.get_u32() & STREAM_MASK,
-                    status: body.get_u32(),
-                }
-            }
-            WINDOW_UPDATE => {
-                if len != 8 {
-                    return Err(bad("WINDOW_UPDATE"));
-                }
-                Frame::WindowUpdate {
-                    stream_id: body.get_u32() & STREAM_MASK,
-                    delta: body.get_u32() & STREAM_MASK,
-                }
-            }
-            kind => Frame::Unknown { kind },
-        };
-        Ok(Some(frame))
+        parse_control(kind, flags, body).map(Some)
     }
 
     /// Appends the frame's wire form to `out`. Data longer than [`MAX_LENGTH`] must be
@@ -290,6 +198,105 @@ impl Frame {
             Frame::Unknown { kind } => control(out, *kind, 0, 0),
         }
     }
+}
+
+/// A control frame's body, after its 8-byte header.
+fn parse_control(kind: u16, flags: u8, mut body: Bytes) -> Result<Frame, FrameError> {
+    let len = body.len();
+    let bad = |kind| FrameError::Malformed { kind, len };
+    let fixed = |name, want: usize| if len == want { Ok(()) } else { Err(bad(name)) };
+    let frame = match kind {
+        SYN_STREAM => {
+            if len < 10 {
+                return Err(bad("SYN_STREAM"));
+            }
+            let stream_id = body.get_u32() & STREAM_MASK;
+            let associated_id = body.get_u32() & STREAM_MASK;
+            let priority = body.get_u8() >> 5;
+            body.advance(1); // the credential slot
+            Frame::SynStream {
+                stream_id,
+                associated_id,
+                priority,
+                flags,
+                headers: body,
+            }
+        }
+        SYN_REPLY | HEADERS => {
+            let name = if kind == SYN_REPLY {
+                "SYN_REPLY"
+            } else {
+                "HEADERS"
+            };
+            if len < 4 {
+                return Err(bad(name));
+            }
+            let stream_id = body.get_u32() & STREAM_MASK;
+            if kind == SYN_REPLY {
+                Frame::SynReply {
+                    stream_id,
+                    flags,
+                    headers: body,
+                }
+            } else {
+                Frame::Headers {
+                    stream_id,
+                    flags,
+                    headers: body,
+                }
+            }
+        }
+        RST_STREAM => {
+            fixed("RST_STREAM", 8)?;
+            Frame::RstStream {
+                stream_id: body.get_u32() & STREAM_MASK,
+                status: body.get_u32(),
+            }
+        }
+        SETTINGS => parse_settings(flags, body)?,
+        PING => {
+            fixed("PING", 4)?;
+            Frame::Ping { id: body.get_u32() }
+        }
+        GOAWAY => {
+            fixed("GOAWAY", 8)?;
+            Frame::GoAway {
+                last_good_stream_id: body.get_u32() & STREAM_MASK,
+                status: body.get_u32(),
+            }
+        }
+        WINDOW_UPDATE => {
+            fixed("WINDOW_UPDATE", 8)?;
+            Frame::WindowUpdate {
+                stream_id: body.get_u32() & STREAM_MASK,
+                delta: body.get_u32() & STREAM_MASK,
+            }
+        }
+        kind => Frame::Unknown { kind },
+    };
+    Ok(frame)
+}
+
+fn parse_settings(flags: u8, mut body: Bytes) -> Result<Frame, FrameError> {
+    let len = body.len();
+    let bad = FrameError::Malformed {
+        kind: "SETTINGS",
+        len,
+    };
+    if len < 4 {
+        return Err(bad);
+    }
+    let n = body.get_u32() as usize;
+    if len != 4 + 8 * n {
+        return Err(bad);
+    }
+    let entries = (0..n)
+        .map(|_| {
+            let fid = body.get_u32();
+            ((fid >> 24) as u8, fid & 0x00ff_ffff, body.get_u32())
+        })
+        .collect();
+    Ok(Frame::Settings { flags, entries })
 }
 
 #[cfg(test)]

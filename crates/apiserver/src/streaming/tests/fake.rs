@@ -61,55 +61,63 @@ fn query(req: &Request) -> String {
 }
 
 impl Server {
+    /// Serves [`router`] in plaintext.
     pub async fn start() -> Server {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let pods = "/api/v1/namespaces/{ns}/pods/{pod}";
-        let router = axum::Router::new()
-            .route(
-                &format!("{pods}/exec"),
-                any(
-                    |Path((ns, pod)): Path<(String, String)>, req: Request| async move {
-                        let q = query(&req);
-                        crate::streaming::remote_command(
-                            FakeSessions,
-                            Purpose::Exec,
-                            ns,
-                            pod,
-                            q,
-                            req,
-                        )
-                        .await
-                    },
-                ),
-            )
-            .route(
-                &format!("{pods}/portforward"),
-                any(
-                    |Path((ns, pod)): Path<(String, String)>, req: Request| async move {
-                        let q = query(&req);
-                        crate::streaming::port_forward(FakeSessions, ns, pod, q, req).await
-                    },
-                ),
-            )
-            .route(
-                pods,
-                get(|Path((ns, pod)): Path<(String, String)>| async move {
-                    json_response(pod_json(&ns, &pod))
-                }),
-            )
-            .route("/api", get(|| async { json_response(api_versions()) }))
-            .route("/api/v1", get(|| async { json_response(core_resources()) }))
-            .route(
-                "/apis",
-                get(|| async {
-                    json_response(json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": []}))
-                }),
-            );
         let incoming = tonic::transport::server::TcpIncoming::from(listener);
+        let task = tokio::spawn(crate::streaming::serve_with_upgrades(incoming, router()));
+        Server { addr, task }
+    }
+
+    /// Serves `router` over TLS with `tls`.
+    pub async fn start_tls(tls: Arc<pki::rustls::ServerConfig>, router: axum::Router) -> Server {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let incoming = pki::tls_incoming(listener, tls);
         let task = tokio::spawn(crate::streaming::serve_with_upgrades(incoming, router));
         Server { addr, task }
     }
+}
+
+/// The streaming subresources of the fake's pods, and what kubectl reads before it
+/// streams: discovery and the pod.
+pub fn router() -> axum::Router {
+    let pods = "/api/v1/namespaces/{ns}/pods/{pod}";
+    axum::Router::new()
+        .route(
+            &format!("{pods}/exec"),
+            any(
+                |Path((ns, pod)): Path<(String, String)>, req: Request| async move {
+                    let q = query(&req);
+                    crate::streaming::remote_command(FakeSessions, Purpose::Exec, ns, pod, q, req)
+                        .await
+                },
+            ),
+        )
+        .route(
+            &format!("{pods}/portforward"),
+            any(
+                |Path((ns, pod)): Path<(String, String)>, req: Request| async move {
+                    let q = query(&req);
+                    crate::streaming::port_forward(FakeSessions, ns, pod, q, req).await
+                },
+            ),
+        )
+        .route(
+            pods,
+            get(|Path((ns, pod)): Path<(String, String)>| async move {
+                json_response(pod_json(&ns, &pod))
+            }),
+        )
+        .route("/api", get(|| async { json_response(api_versions()) }))
+        .route("/api/v1", get(|| async { json_response(core_resources()) }))
+        .route(
+            "/apis",
+            get(|| async {
+                json_response(json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": []}))
+            }),
+        )
 }
 
 fn json_response(v: serde_json::Value) -> axum::response::Response {

@@ -14,7 +14,7 @@ use super::fake::{self, Server};
 const VERSIONS: [&str; 7] = ["1.27", "1.28", "1.29", "1.30", "1.31", "1.32", "1.33"];
 const DEADLINE: Duration = Duration::from_secs(60);
 
-fn kubectl(version: &str) -> PathBuf {
+pub(super) fn kubectl(version: &str) -> PathBuf {
     let on_path = std::env::var_os("PATH")
         .into_iter()
         .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
@@ -44,7 +44,12 @@ fn kubeconfig(dir: &Path, server: &Server) -> PathBuf {
 }
 
 /// Runs `kubectl --kubeconfig CFG <args>` with `stdin`; its exit code, stdout and stderr.
-async fn run(bin: &Path, cfg: &Path, args: &[&str], stdin: &[u8]) -> (i32, String, String) {
+pub(super) async fn run(
+    bin: &Path,
+    cfg: &Path,
+    args: &[&str],
+    stdin: &[u8],
+) -> (i32, String, String) {
     let cfg = cfg.display().to_string();
     let args = [&["--kubeconfig", cfg.as_str()], args].concat();
     run_program(bin, &args, stdin).await
@@ -188,4 +193,27 @@ async fn kubectl_port_forward_carries_http() {
     })
     .await
     .expect("kubectl and curl finish within the deadline");
+}
+
+#[tokio::test]
+#[ignore = "idles 70 s, past kubectl's 61 s WebSocket heartbeat deadline; runs stock kubectl"]
+async fn an_idle_session_outlives_the_heartbeat_deadline() {
+    tokio::time::timeout(Duration::from_secs(120), async {
+        let server = Server::start().await;
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = kubeconfig(dir.path(), &server);
+        let runs = VERSIONS.iter().map(|v| {
+            let script = format!(
+                "(sleep 70; printf late) | {} --kubeconfig {} exec -i p -- cat 0",
+                kubectl(v).display(),
+                cfg.display()
+            );
+            async move { (v, run_program(Path::new("sh"), &["-c", &script], b"").await) }
+        });
+        for (v, (code, out, err)) in futures::future::join_all(runs).await {
+            assert_eq!((code, out.as_str()), (0, "late"), "kubectl {v}: {err}");
+        }
+    })
+    .await
+    .expect("the sessions end within the deadline");
 }
