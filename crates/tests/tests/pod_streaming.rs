@@ -1,7 +1,7 @@
 //! Interactive exec, attach and port-forward against a real control plane and a node
-//! agent on the process runtime: first through the apiserver's gRPC `Pods` service (the
-//! node's streaming calls end to end), then with stock kubectl through the REST API —
-//! 1.27 over SPDY/3.1, 1.33 over WebSocket.
+//! agent on the process runtime (and exec on containerd): first through the apiserver's
+//! gRPC `Pods` service (the node's streaming calls end to end), then with stock kubectl
+//! through the REST API — 1.27 over SPDY/3.1, 1.33 over WebSocket.
 
 use std::process::Stdio;
 use std::time::Duration;
@@ -13,6 +13,7 @@ use rkube_proto::api::port_forward_input::Input as PfInput;
 use rkube_proto::api::stream_input::Input;
 use rkube_proto::api::stream_output::Output;
 use rkube_proto::api::*;
+use rkube_tests::containerd::{Containerd, IMAGE};
 use rkube_tests::fake_kubelet::cluster_with_nodes;
 use rkube_tests::netns::is_root;
 use rkube_tests::node_agent::NodeAgent;
@@ -265,6 +266,66 @@ async fn port_forward_carries_http(pods: &mut PodsClient<Channel>, port: u16) {
     let body = String::from_utf8_lossy(&body);
     assert!(body.starts_with("HTTP/1.1 200 OK"), "{body}");
     assert!(body.contains("hello-from-pod"), "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn exec_on_containerd_goes_through_its_streaming_server() {
+    assert!(is_root(), "containerd needs root");
+    let ctd = Containerd::start();
+    let (cluster, client, _fake) = cluster_with_nodes(1, &[]).await;
+    let sock = ctd.socket().to_string_lossy().to_string();
+    let node = NodeAgent::start(
+        &cluster.node_access("w1"),
+        "w1",
+        &["--runtime", "cri", "--cri-socket", &sock],
+    );
+    node.wait_ready(&client).await;
+    create(
+        &client,
+        json!({"metadata": {"name": "box"},
+        "spec": {"nodeName": "w1", "containers": [{"name": "c", "image": IMAGE,
+            "command": ["/bin/sh", "-c", "sleep 3600"]}]}}),
+    )
+    .await;
+    wait_pod(&client, "box", "box running", |p| running(p, "c")).await;
+    let mut pods = pods_client(&cluster).await;
+    tokio::time::timeout(DEADLINE, async {
+        let script = "echo out; echo err >&2; exit 3";
+        let (out, err, exit) = session(
+            &mut pods,
+            exec("box", &["/bin/sh", "-c", script], false, false),
+            vec![],
+        )
+        .await;
+        assert_eq!(
+            (out.as_str(), err.as_str(), exit.exit_code, exit.error.as_str()),
+            ("out\n", "err\n", 3, "")
+        );
+        // The runtime applies resizes apart from input: wait for the size to show.
+        let script =
+            "read x; for i in $(seq 50); do s=$(stty size); [ \"$s\" = '30 100' ] && break; \
+                      sleep 0.1; done; echo size=$s; tty; echo x=$x";
+        let (out, _, exit) = session(
+            &mut pods,
+            exec("box", &["/bin/sh", "-c", script], true, true),
+            vec![
+                Input::Resize(TerminalSize {
+                    width: 100,
+                    height: 30,
+                }),
+                Input::Stdin(Bytes::from_static(b"abc\r")),
+            ],
+        )
+        .await;
+        assert_eq!(exit.exit_code, 0, "{out}");
+        assert!(out.contains("size=30 100"), "{out:?}");
+        assert!(out.contains("/dev/pts/"), "{out:?}");
+        assert!(out.contains("x=abc"), "{out:?}");
+    })
+    .await
+    .expect("the sessions end within the deadline");
+    drop(node);
+    drop(ctd);
 }
 
 /// A kubeconfig for the cluster's admin, for kubectl.

@@ -62,6 +62,30 @@ pub(super) fn merged(
     .map_err(|e| apply_error(rt, object::name(applied), e))
 }
 
+/// The object an apply to the existing `cur` stores: the merge, with the status kept from
+/// `cur` (or, for an apply to the status subresource, only the status taken).
+pub(super) fn desired(
+    rt: &ResourceType,
+    cur: &Value,
+    applied: &Value,
+    status: bool,
+    opts: &WriteOptions,
+) -> Result<Value> {
+    let merged = merged(rt, Some(cur), applied, opts)?;
+    Ok(if status {
+        let mut new = cur.clone();
+        new["status"] = merged["status"].clone();
+        new["metadata"]["managedFields"] = merged["metadata"]["managedFields"].clone();
+        new
+    } else if rt.has_status {
+        let mut new = merged;
+        new["status"] = cur["status"].clone();
+        new
+    } else {
+        merged
+    })
+}
+
 /// The manager a write without `fieldManager` is recorded under: the user's name.
 fn manager<'a>(opts: &'a WriteOptions, user: &'a UserInfo) -> &'a str {
     if opts.field_manager.is_empty() {

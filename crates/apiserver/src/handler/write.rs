@@ -255,19 +255,7 @@ impl Api {
                 if !rv.is_empty() {
                     precondition = Some(rv.to_string());
                 }
-                let merged = super::apply::merged(rt, Some(cur), applied, opts)?;
-                if *status {
-                    let mut new = cur.clone();
-                    new["status"] = merged["status"].clone();
-                    new["metadata"]["managedFields"] = merged["metadata"]["managedFields"].clone();
-                    new
-                } else if rt.has_status {
-                    let mut new = merged;
-                    new["status"] = cur["status"].clone();
-                    new
-                } else {
-                    merged
-                }
+                super::apply::desired(rt, cur, applied, *status, opts)?
             }
             Change::Replace(obj) => {
                 let rv = object::resource_version(obj);

@@ -57,19 +57,19 @@ pub(super) async fn connect(url: &str, stdin: bool, tty: bool) -> Result<Interac
     let v5 = protocol == V5;
     let (mut sink, mut source) = ws.split();
     let (msg_tx, mut msg_rx) = mpsc::channel::<Vec<u8>>(16);
-    tokio::spawn(async move {
+    let writer = tokio::spawn(async move {
+        // Nothing more to send is no reason to close: the session ends from the server.
         while let Some(m) = msg_rx.recv().await {
             if sink.send(Message::Binary(m.into())).await.is_err() {
                 return;
             }
         }
-        let _ = sink.close().await;
     });
     let stdin = stdin.then(|| forward_stdin(msg_tx.clone(), v5));
     let (out_w, out_r) = tokio::io::duplex(64 * 1024);
     let (err_w, err_r) = tokio::io::duplex(64 * 1024);
     let (exit_tx, exit_rx) = oneshot::channel();
-    tokio::spawn(async move {
+    let reader = tokio::spawn(async move {
         let (mut out_w, mut err_w, mut status) = (Some(out_w), Some(err_w), Vec::new());
         while let Some(Ok(msg)) = source.next().await {
             let Message::Binary(b) = msg else { continue };
@@ -102,12 +102,16 @@ pub(super) async fn connect(url: &str, stdin: bool, tty: bool) -> Result<Interac
         })
     });
     drop(msg_tx);
+    let guard = AbortOnDrop([reader.abort_handle(), writer.abort_handle()]);
     Ok(Interactive {
         stdin,
         stdout: Some(Box::pin(out_r)),
         stderr: (!tty).then(|| Box::pin(err_r) as super::interactive::Reader),
         terminal,
         exit: Box::pin(async move {
+            // The caller gone (this future dropped) closes the connection, and with it
+            // the session at the runtime.
+            let _guard = guard;
             exit_rx.await.unwrap_or_else(|_| {
                 Err(Error::Io(
                     "CRI exec: the session ended without a status".into(),
@@ -115,6 +119,16 @@ pub(super) async fn connect(url: &str, stdin: bool, tty: bool) -> Result<Interac
             })
         }),
     })
+}
+
+struct AbortOnDrop([tokio::task::AbortHandle; 2]);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        for h in &self.0 {
+            h.abort();
+        }
+    }
 }
 
 /// A writer whose bytes go out on the stdin channel; its end is v5's close signal.

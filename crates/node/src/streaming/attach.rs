@@ -31,7 +31,7 @@ pub(crate) fn attach(
     let (id, path) = (c.id.clone(), c.log_path.clone());
     let (done_tx, done_rx) = tokio::sync::oneshot::channel();
     tokio::spawn(async move {
-        let r = follow(rt, &id, &path, out_w, err_w).await;
+        let r = follow(rt, &id, &path, out_w, err_w, &done_tx).await;
         let _ = done_tx.send(r);
     });
     Ok(Interactive {
@@ -49,13 +49,14 @@ pub(crate) fn attach(
 }
 
 /// Copies the log's new lines to `out` and `err` until the container stops running or
-/// the caller goes away.
+/// the caller goes away (`done` closed).
 async fn follow(
     rt: Arc<dyn Runtime>,
     id: &str,
     path: &std::path::Path,
     mut out: DuplexStream,
     mut err: DuplexStream,
+    done: &tokio::sync::oneshot::Sender<crate::runtime::Result<()>>,
 ) -> crate::runtime::Result<()> {
     let mut file = tokio::fs::File::open(path).await?;
     let mut offset = file.seek(SeekFrom::End(0)).await?;
@@ -88,7 +89,7 @@ async fn follow(
                 return Ok(());
             }
         }
-        if !running {
+        if !running || done.is_closed() {
             return Ok(());
         }
         tokio::time::sleep(POLL).await;

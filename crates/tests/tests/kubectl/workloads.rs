@@ -283,28 +283,16 @@ fn server_side_apply(k: &Kubectl, ns: &str) {
 }
 
 fn logs_and_exec(k: &Kubectl, ns: &str) {
-    k.ok(&[
-        "run",
-        "talker",
-        "-n",
-        ns,
-        "--image=busybox:1.36",
-        "--restart=Never",
-        "--",
-        "sh",
-        "-c",
-        "echo one; echo two; sleep 2; echo three",
-    ]);
-    wait(60, "talker running", || {
-        k.ok(&[
-            "get",
-            "pod",
-            "talker",
-            "-n",
-            ns,
-            "-o",
-            "jsonpath={.status.phase}",
-        ]) != "Pending"
+    let script = "echo one; echo two; sleep 2; echo three";
+    let run = [
+        "run", "talker", "-n", ns, "--image=busybox:1.36", "--restart=Never", "--command",
+        "--", "sh", "-c", script,
+    ];
+    k.ok(&run);
+    let started = "jsonpath={.status.containerStatuses[0].state.running.startedAt}\
+                   {.status.containerStatuses[0].state.terminated.reason}";
+    wait(60, "talker started", || {
+        !k.ok(&["get", "pod", "talker", "-n", ns, "-o", started]).is_empty()
     });
     let logs = k.ok(&["logs", "-f", "talker", "-n", ns]);
     assert_eq!(
