@@ -8,7 +8,8 @@
 //! - [`encryption`]: encryption at rest of the resources an `EncryptionConfiguration` names;
 //! - [`tokens`]: service-account tokens, signed with a key every member shares through
 //!   the store;
-//! - [`grpc`]: the `rkube.api.v1` services; [`server`]: starting it all.
+//! - [`grpc`]: the `rkube.api.v1` services; [`server`]: starting it all;
+//! - [`streaming`]: `exec`, `attach` and `portforward` over SPDY/3.1 and WebSocket.
 //!
 //! It depends on `raft-store` and `rkube-proto`; nothing but the `rkube` binary depends on
 //! it — every other component reaches it over gRPC through the `client` crate.

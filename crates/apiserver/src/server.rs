@@ -349,38 +349,30 @@ async fn rewrite_stale(api: Arc<Api>) {
 }
 
 /// Serves `router` on the API port: TLS with the cluster's or the operator's certificate,
-/// or plaintext with a warning.
+/// or plaintext with a warning. hyper serves HTTP/1.1 (with upgrades, which exec and
+/// port-forward need) and HTTP/2 (gRPC and REST) on every connection.
 fn serve_api(
     listener: TcpListener,
     tls: Option<&ServingTls>,
     router: axum::Router,
 ) -> Result<JoinHandle<()>, StartError> {
-    let mut builder = tonic::transport::Server::builder()
-        .accept_http1(true)
-        .tcp_nodelay(true);
-    match tls {
-        Some(ServingTls::Cluster(cert)) => {
-            let cfg = cert.server_config(pki::ClientAuth::Optional, &[b"h2", b"http/1.1"])?;
-            let server = builder.add_routes(router.into());
-            let incoming = pki::tls_incoming(listener, cfg);
-            return Ok(spawn_serving(server.serve_with_incoming(incoming)));
+    let alpn: &[&[u8]] = &[b"h2", b"http/1.1"];
+    let config = match tls {
+        Some(ServingTls::Cluster(cert)) => cert.server_config(pki::ClientAuth::Optional, alpn)?,
+        Some(ServingTls::Files(files)) => files.rustls_config(alpn)?,
+        None => {
+            tracing::warn!("the API port is plaintext (--insecure-plaintext)");
+            let incoming =
+                tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+            return Ok(tokio::spawn(crate::streaming::serve_with_upgrades(
+                incoming, router,
+            )));
         }
-        Some(ServingTls::Files(files)) => builder = builder.tls_config(files.server_config()?)?,
-        None => tracing::warn!("the API port is plaintext (--insecure-plaintext)"),
-    }
-    let server = builder.add_routes(router.into());
-    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
-    Ok(spawn_serving(server.serve_with_incoming(incoming)))
-}
-
-fn spawn_serving(
-    serving: impl std::future::Future<Output = Result<(), tonic::transport::Error>> + Send + 'static,
-) -> JoinHandle<()> {
-    tokio::spawn(async move {
-        if let Err(e) = serving.await {
-            tracing::error!(error = %e, "API listener stopped");
-        }
-    })
+    };
+    let incoming = pki::tls_incoming(listener, config);
+    Ok(tokio::spawn(crate::streaming::serve_with_upgrades(
+        incoming, router,
+    )))
 }
 
 /// Creates the bootstrap namespaces once the cluster has a leader. Every member does this;

@@ -2,8 +2,7 @@
 //! cluster's own certificates come from the `pki` crate.
 
 use std::path::PathBuf;
-
-use tonic::transport::{Certificate, Identity, ServerTlsConfig};
+use std::sync::Arc;
 
 /// Files of the serving certificate, and of the CA that signs client certificates.
 #[derive(Clone, Debug, Default)]
@@ -15,15 +14,17 @@ pub struct TlsFiles {
 }
 
 impl TlsFiles {
-    pub fn server_config(&self) -> Result<ServerTlsConfig, String> {
+    /// The rustls configuration of these files, offering `alpn`.
+    pub fn rustls_config(&self, alpn: &[&[u8]]) -> Result<Arc<pki::rustls::ServerConfig>, String> {
         let read = |p: &PathBuf| std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()));
-        let mut cfg = ServerTlsConfig::new()
-            .identity(Identity::from_pem(read(&self.cert)?, read(&self.key)?));
-        if let Some(ca) = &self.client_ca {
-            cfg = cfg
-                .client_ca_root(Certificate::from_pem(read(ca)?))
-                .client_auth_optional(true);
-        }
-        Ok(cfg)
+        let ca = self.client_ca.as_ref().map(read).transpose()?;
+        let cfg = crate::streaming::serve::server_config_from_pem(
+            &read(&self.cert)?,
+            &read(&self.key)?,
+            ca.as_deref(),
+        )?;
+        let mut cfg = (*cfg).clone();
+        cfg.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+        Ok(Arc::new(cfg))
     }
 }

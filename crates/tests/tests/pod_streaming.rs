@@ -170,7 +170,7 @@ async fn exec_with_pipes(pods: &mut PodsClient<Channel>) {
 
 /// A terminal: its size is set before the input that follows it is read.
 async fn exec_with_a_terminal(pods: &mut PodsClient<Channel>) {
-    let script = "read x; stty size; tty; echo x=$x";
+    let script = "read x; stty size; tty; echo x=$x term=$TERM";
     let (out, _, exit) = session(
         pods,
         exec("web", &["/bin/sh", "-c", script], true, true),
@@ -186,7 +186,7 @@ async fn exec_with_a_terminal(pods: &mut PodsClient<Channel>) {
     assert_eq!(exit.exit_code, 0, "{out}");
     assert!(out.contains("30 100"), "{out:?}");
     assert!(out.contains("/dev/pts/"), "{out:?}");
-    assert!(out.contains("x=abc"), "{out:?}");
+    assert!(out.contains("x=abc term=xterm"), "{out:?}");
 }
 
 /// Attach streams what the container writes from now on, each on its stream; asking for
@@ -379,7 +379,6 @@ async fn run(program: &std::path::Path, args: &[&str], stdin: &[u8]) -> (i32, St
 }
 
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "needs the REST API's pods routes, and the API port serving HTTP/1.1 upgrades (apiserver::streaming::serve_with_upgrades)"]
 async fn kubectl_exec_and_port_forward_through_the_rest_api() {
     assert!(
         is_root(),

@@ -78,6 +78,9 @@ pub async fn serve(
         ("log", "get") if pods => logs(rest, t, &q, req).await,
         ("binding", "create") if pods => binding(rest, &user, t, req).await,
         ("eviction", "create") if pods => eviction(rest, &user, rt, t, req).await,
+        ("exec" | "attach" | "portforward", "get" | "create") if pods => {
+            connect(rest, &user, rt, t, req).await
+        }
         ("token", "create") if rt.group.is_empty() && rt.plural == "serviceaccounts" => {
             token(rest, &user, rt, t, req).await
         }
@@ -86,6 +89,30 @@ pub async fn serve(
             name: format!("{} ({verb})", t.name),
         }),
     }
+}
+
+/// `pods/exec`, `pods/attach`, `pods/portforward`: authorized as `create` (whether the
+/// client upgrades with GET for WebSocket or POST for SPDY), then upgraded and bridged to
+/// the node agent.
+async fn connect(
+    rest: &Rest,
+    user: &UserInfo,
+    rt: &ResourceType,
+    t: &Target,
+    req: Request,
+) -> Result<Response> {
+    let sub = t.subresource.as_str();
+    rest.api
+        .authorize(user, "create", rt, sub, &t.namespace, &t.name)?;
+    let query = req.uri().query().unwrap_or_default().to_string();
+    let (api, tokens) = (rest.api.clone(), rest.tokens.clone());
+    let agent = rest.pods.agent_client.clone();
+    let (ns, pod) = (t.namespace.clone(), t.name.clone());
+    Ok(match sub {
+        "exec" => crate::streaming::exec(api, tokens, agent, ns, pod, query, req).await,
+        "attach" => crate::streaming::attach(api, tokens, agent, ns, pod, query, req).await,
+        _ => crate::streaming::portforward(api, tokens, agent, ns, pod, query, req).await,
+    })
 }
 
 fn scalable(rt: &ResourceType) -> bool {

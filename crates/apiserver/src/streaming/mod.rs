@@ -10,16 +10,16 @@
 //! `pods/exec`, `pods/attach` or `pods/portforward`. The upgrade needs a server that
 //! serves HTTP/1.1 upgrades: [`serve::serve_with_upgrades`].
 
-pub mod options;
-pub mod portforward;
-pub mod remotecommand;
+pub(crate) mod options;
+pub(crate) mod portforward;
+pub(crate) mod remotecommand;
 pub mod serve;
-pub mod spdy;
-pub mod status;
+pub(crate) mod spdy;
+pub(crate) mod status;
 pub mod target;
-pub mod upgrade;
+pub(crate) mod upgrade;
 pub mod upstream;
-pub mod websocket;
+pub(crate) mod websocket;
 
 use std::sync::Arc;
 
@@ -190,7 +190,7 @@ pub async fn remote_command(
     };
     upgrade::upgrade(req, transport, move |up| async move {
         match up {
-            Upgraded::Spdy(io, _) => remotecommand::serve_spdy(io, upstream, open).await,
+            Upgraded::Spdy(io) => remotecommand::serve_spdy(io, upstream, open).await,
             Upgraded::WebSocket(ws, protocol) => {
                 let v5 = protocol == websocket::V5;
                 remotecommand::serve_websocket(*ws, v5, upstream, open).await
@@ -229,7 +229,7 @@ pub async fn port_forward(
     let target = portforward::Target { namespace, pod };
     upgrade::upgrade(req, transport, move |up| async move {
         match up {
-            Upgraded::Spdy(io, _) => portforward::serve_spdy(io, upstream, target).await,
+            Upgraded::Spdy(io) => portforward::serve_spdy(io, upstream, target).await,
             Upgraded::WebSocket(ws, _) => portforward::serve_tunnel(*ws, upstream, target).await,
         }
     })

@@ -28,6 +28,10 @@ use super::websocket::{self, Inbound, ResizeDecoder};
 const STREAM_CREATION_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long the client has to close its side once the session has ended.
 const CLOSE_GRACE: Duration = Duration::from_secs(5);
+/// kubectl 1.30–1.32 read a WebSocket before setting up the streams they read into, and
+/// drop what arrives before (kubernetes#131189, fixed in 1.33). Its setup takes
+/// microseconds; output held this long after the upgrade is never dropped.
+const WEBSOCKET_SETUP_GRACE: Duration = Duration::from_millis(25);
 
 pub(crate) enum ClientEvent {
     Stdin(Bytes),
@@ -280,8 +284,10 @@ pub(crate) async fn serve_websocket<IO>(
         }
     });
     let (out_tx, mut out_rx) = mpsc::channel(16);
+    let setup = tokio::time::Instant::now() + WEBSOCKET_SETUP_GRACE;
     let write = async {
         while let Some(ev) = out_rx.recv().await {
+            tokio::time::sleep_until(setup).await;
             let msg = match ev {
                 ServerEvent::Stdout(b) => websocket::encode(websocket::STDOUT, &b),
                 ServerEvent::Stderr(b) => websocket::encode(websocket::STDERR, &b),
@@ -299,6 +305,7 @@ pub(crate) async fn serve_websocket<IO>(
         }
     };
     if let Some(result) = result {
+        tokio::time::sleep_until(setup).await;
         let _ = sink
             .send(Message::Binary(
                 websocket::encode(websocket::ERROR, &result).into(),

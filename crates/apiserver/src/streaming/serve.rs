@@ -56,3 +56,74 @@ where
         });
     }
 }
+
+/// A TLS server configuration from PEM files an operator provides (`--tls-cert-file`,
+/// `--tls-private-key-file`, an optional client CA whose certificates then authenticate),
+/// offering HTTP/2 and HTTP/1.1, for [`serve_with_upgrades`] over [`pki::tls_incoming`].
+pub fn server_config_from_pem(
+    cert_pem: &[u8],
+    key_pem: &[u8],
+    client_ca_pem: Option<&[u8]>,
+) -> Result<std::sync::Arc<pki::rustls::ServerConfig>, String> {
+    use pki::rustls::pki_types::pem::PemObject;
+    use pki::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    use pki::rustls::server::WebPkiClientVerifier;
+    let certs = CertificateDer::pem_slice_iter(cert_pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("the serving certificate: {e}"))?;
+    let key = PrivateKeyDer::from_pem_slice(key_pem)
+        .map_err(|e| format!("the serving certificate's key: {e}"))?;
+    let builder = pki::rustls::ServerConfig::builder_with_provider(pki::provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?;
+    let builder = match client_ca_pem {
+        Some(ca) => {
+            let mut roots = pki::rustls::RootCertStore::empty();
+            for c in CertificateDer::pem_slice_iter(ca) {
+                let c = c.map_err(|e| format!("the client CA: {e}"))?;
+                roots.add(c).map_err(|e| format!("the client CA: {e}"))?;
+            }
+            let verifier =
+                WebPkiClientVerifier::builder_with_provider(roots.into(), pki::provider())
+                    .allow_unauthenticated()
+                    .build()
+                    .map_err(|e| format!("the client CA: {e}"))?;
+            builder.with_client_cert_verifier(verifier)
+        }
+        None => builder.with_no_client_auth(),
+    };
+    let mut cfg = builder
+        .with_single_cert(certs, key)
+        .map_err(|e| format!("the serving certificate: {e}"))?;
+    cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(std::sync::Arc::new(cfg))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn operator_files_make_a_server_configuration() {
+        let token = pki::ClusterToken::generate().unwrap();
+        let ca = pki::ClusterCa::from_token(&token).unwrap();
+        let leaf = ca
+            .issue(&pki::LeafSpec {
+                common_name: "apiserver".into(),
+                organizations: vec![],
+                sans: vec!["127.0.0.1".into()],
+                usage: pki::Usage::Server,
+                validity: std::time::Duration::from_secs(60),
+            })
+            .unwrap();
+        let (cert, key) = (leaf.cert_pem.as_bytes(), leaf.key_pem.as_bytes());
+        let ca_pem = ca.cert_pem().as_bytes();
+        let cfg = server_config_from_pem(cert, key, Some(ca_pem)).unwrap();
+        assert_eq!(cfg.alpn_protocols, [b"h2".to_vec(), b"http/1.1".to_vec()]);
+        server_config_from_pem(cert, key, None).unwrap();
+        let e = server_config_from_pem(b"", key, None).unwrap_err();
+        assert!(e.contains("serving certificate"), "{e}");
+        let e = server_config_from_pem(cert, b"nope", None).unwrap_err();
+        assert!(e.contains("key"), "{e}");
+    }
+}

@@ -27,7 +27,7 @@ pub enum Transport {
 /// An upgraded connection.
 pub enum Upgraded {
     WebSocket(Box<WebSocketStream<Io>>, String),
-    Spdy(Io, String),
+    Spdy(Io),
 }
 
 /// Every value of `name`, across repeated headers and comma-separated lists.
@@ -141,7 +141,7 @@ where
             }
         };
         let up = match t {
-            Transport::Spdy { protocol } => Upgraded::Spdy(io, protocol),
+            Transport::Spdy { .. } => Upgraded::Spdy(io),
             Transport::WebSocket { protocol, .. } => Upgraded::WebSocket(
                 Box::new(WebSocketStream::from_raw_socket(io, Role::Server, None).await),
                 protocol,

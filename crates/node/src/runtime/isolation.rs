@@ -96,7 +96,8 @@ pub fn exec(dir: &Path) -> std::io::Result<()> {
             .and_then(|a| serde_json::from_str(&a).ok())
             .filter(|a: &Vec<String>| !a.is_empty())
             .ok_or("exec: no command")?;
-        if std::env::var(EXEC_TTY_ENV).as_deref() == Ok("1") {
+        let tty = std::env::var(EXEC_TTY_ENV).as_deref() == Ok("1");
+        if tty {
             rustix::process::setsid().map_err(|e| format!("exec: a new session: {e}"))?;
             rustix::process::ioctl_tiocsctty(std::io::stdin())
                 .map_err(|e| format!("exec: the controlling terminal: {e}"))?;
@@ -122,6 +123,10 @@ pub fn exec(dir: &Path) -> std::io::Result<()> {
         let mut cmd = command(&spec, &argv[0], &argv[1..]);
         if spec.working_dir.is_none() && spec.isolate {
             cmd.current_dir("/");
+        }
+        // As container runtimes do for a terminal the container does not name itself.
+        if tty && !spec.env.iter().any(|(k, _)| k == "TERM") {
+            cmd.env("TERM", "xterm");
         }
         Err(format!("exec {:?}: {}", argv[0], cmd.exec()))
     })();

@@ -5,8 +5,6 @@
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 pub const VERSION: u16 = 3;
-/// The largest frame payload the 24-bit length allows.
-pub const MAX_LENGTH: usize = (1 << 24) - 1;
 pub const FLAG_FIN: u8 = 0x01;
 
 const SYN_STREAM: u16 = 1;
@@ -18,10 +16,8 @@ const GOAWAY: u16 = 7;
 const HEADERS: u16 = 8;
 const WINDOW_UPDATE: u16 = 9;
 
-/// RST_STREAM status codes.
+/// RST_STREAM status: the peer broke the protocol.
 pub const RST_PROTOCOL_ERROR: u32 = 1;
-pub const RST_REFUSED_STREAM: u32 = 3;
-pub const RST_CANCEL: u32 = 5;
 
 /// A frame, with header blocks still compressed.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -115,8 +111,8 @@ impl Frame {
         parse_control(kind, flags, body).map(Some)
     }
 
-    /// Appends the frame's wire form to `out`. Data longer than [`MAX_LENGTH`] must be
-    /// split by the caller.
+    /// Appends the frame's wire form to `out`. Data longer than the 24-bit length allows
+    /// must be split by the caller.
     pub fn write(&self, out: &mut BytesMut) {
         let control = |out: &mut BytesMut, kind: u16, flags: u8, len: usize| {
             out.put_u16(0x8000 | VERSION);

@@ -2,6 +2,9 @@
 
 use super::*;
 
+/// RST_STREAM's CANCEL status.
+const RST_CANCEL: u32 = 5;
+
 fn b(s: &[u8]) -> Bytes {
     Bytes::copy_from_slice(s)
 }

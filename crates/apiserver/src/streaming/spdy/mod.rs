@@ -6,4 +6,4 @@ pub mod conn;
 pub mod frame;
 pub mod headers;
 
-pub use conn::{Connection, Stream, StreamWriter};
+pub use conn::{Connection, Stream};

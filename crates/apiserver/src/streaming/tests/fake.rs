@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::extract::{Path, Request};
-use axum::routing::{any, get};
+use axum::routing::{any, get, MethodRouter};
 use bytes::Bytes;
 use rkube_proto::api::port_forward_input::Input as PfInput;
 use rkube_proto::api::stream_input::Input;
@@ -23,8 +23,12 @@ use crate::streaming::{Purpose, Sessions};
 
 pub struct Server {
     pub addr: SocketAddr,
+    /// The `Upgrade` header of every streaming request, lowercase, in order.
+    pub upgrades: Upgrades,
     task: tokio::task::JoinHandle<()>,
 }
+
+pub type Upgrades = Arc<parking_lot::Mutex<Vec<String>>>;
 
 impl Drop for Server {
     fn drop(&mut self) {
@@ -66,44 +70,73 @@ impl Server {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let incoming = tonic::transport::server::TcpIncoming::from(listener);
-        let task = tokio::spawn(crate::streaming::serve_with_upgrades(incoming, router()));
-        Server { addr, task }
+        let upgrades = Upgrades::default();
+        let router = router(upgrades.clone());
+        let task = tokio::spawn(crate::streaming::serve_with_upgrades(incoming, router));
+        Server {
+            addr,
+            upgrades,
+            task,
+        }
     }
 
-    /// Serves `router` over TLS with `tls`.
-    pub async fn start_tls(tls: Arc<pki::rustls::ServerConfig>, router: axum::Router) -> Server {
+    /// Serves [`router`] and `more` over TLS with `tls`.
+    pub async fn start_tls(tls: Arc<pki::rustls::ServerConfig>, more: axum::Router) -> Server {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let incoming = pki::tls_incoming(listener, tls);
+        let upgrades = Upgrades::default();
+        let router = more.merge(router(upgrades.clone()));
         let task = tokio::spawn(crate::streaming::serve_with_upgrades(incoming, router));
-        Server { addr, task }
+        Server {
+            addr,
+            upgrades,
+            task,
+        }
     }
+
+    /// The transport of the last streaming request: `websocket` or `spdy/3.1`.
+    pub fn last_upgrade(&self) -> String {
+        self.upgrades.lock().last().cloned().unwrap_or_default()
+    }
+}
+
+/// A streaming subresource: records the upgrade asked for, then serves `purpose`
+/// (port-forward when `None`).
+fn streaming(upgrades: Upgrades, purpose: Option<Purpose>) -> MethodRouter {
+    any(
+        move |Path((ns, pod)): Path<(String, String)>, req: Request| async move {
+            let upgrade = req
+                .headers()
+                .get("upgrade")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_ascii_lowercase();
+            upgrades.lock().push(upgrade);
+            let q = query(&req);
+            match purpose {
+                Some(p) => crate::streaming::remote_command(FakeSessions, p, ns, pod, q, req).await,
+                None => crate::streaming::port_forward(FakeSessions, ns, pod, q, req).await,
+            }
+        },
+    )
 }
 
 /// The streaming subresources of the fake's pods, and what kubectl reads before it
 /// streams: discovery and the pod.
-pub fn router() -> axum::Router {
+pub fn router(upgrades: Upgrades) -> axum::Router {
     let pods = "/api/v1/namespaces/{ns}/pods/{pod}";
+    let up = || upgrades.clone();
     axum::Router::new()
         .route(
             &format!("{pods}/exec"),
-            any(
-                |Path((ns, pod)): Path<(String, String)>, req: Request| async move {
-                    let q = query(&req);
-                    crate::streaming::remote_command(FakeSessions, Purpose::Exec, ns, pod, q, req)
-                        .await
-                },
-            ),
+            streaming(up(), Some(Purpose::Exec)),
         )
         .route(
-            &format!("{pods}/portforward"),
-            any(
-                |Path((ns, pod)): Path<(String, String)>, req: Request| async move {
-                    let q = query(&req);
-                    crate::streaming::port_forward(FakeSessions, ns, pod, q, req).await
-                },
-            ),
+            &format!("{pods}/attach"),
+            streaming(up(), Some(Purpose::Attach)),
         )
+        .route(&format!("{pods}/portforward"), streaming(up(), None))
         .route(
             pods,
             get(|Path((ns, pod)): Path<(String, String)>| async move {
@@ -169,7 +202,7 @@ fn exit(code: i32) -> Output {
     })
 }
 
-/// The fake's commands: `cat CODE` copies stdin to stdout until stdin ends, then exits
+/// Attach says what it attached to. The fake's commands: `cat CODE` copies stdin to stdout until stdin ends, then exits
 /// with CODE; `sizes` prints each terminal size until it reads `q`; `hello` prints a
 /// line and exits 0; `tty` echoes lines until `exit`, then says whether it has a
 /// terminal and its first size.
@@ -179,6 +212,12 @@ async fn play(
     tx: mpsc::Sender<Result<StreamOutput, tonic::Status>>,
 ) {
     let arg = |i: usize| open.command.get(i).cloned().unwrap_or_default();
+    if open.kind() == StreamKind::Attach {
+        let what = format!("attached to {} (stdin={})\n", open.container, open.stdin);
+        let _ = tx.send(out(Output::Stdout(what.into()))).await;
+        let _ = tx.send(out(exit(0))).await;
+        return;
+    }
     let code = match arg(0).as_str() {
         "cat" => {
             while let Some(m) = input.recv().await {

@@ -1,6 +1,7 @@
-//! Stock kubectl against the handlers: 1.27 speaks SPDY, 1.33 WebSocket (v5 for exec,
-//! the SPDY tunnel for port-forward). The binaries are `kubectl.<version>` next to the
-//! `kubectl` on PATH.
+//! Stock kubectl 1.27 to 1.33 against the handlers: exec and attach over SPDY/3.1 up to
+//! 1.29 and over WebSocket (v5) from 1.30; port-forward over SPDY up to 1.30 and through
+//! the WebSocket tunnel from 1.31 (each test checks which one was used). The binaries
+//! are `kubectl.<version>` next to the `kubectl` on PATH.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -29,6 +30,21 @@ pub(super) fn kubectl(version: &str) -> PathBuf {
     let bin = dir.join(format!("kubectl.{version}"));
     assert!(bin.exists(), "{} is missing", bin.display());
     bin
+}
+
+/// The transport kubectl `version` upgrades to: WebSocket from minor `since` on (1.30 for
+/// exec and attach, 1.31 for port-forward), SPDY/3.1 before.
+pub(super) fn transport(version: &str, since: u32) -> &'static str {
+    let minor: u32 = version
+        .split('.')
+        .nth(1)
+        .and_then(|m| m.parse().ok())
+        .unwrap_or(0);
+    if minor >= since {
+        "websocket"
+    } else {
+        "spdy/3.1"
+    }
 }
 
 fn kubeconfig(dir: &Path, server: &Server) -> PathBuf {
@@ -77,7 +93,7 @@ async fn run_program(program: &Path, args: &[&str], stdin: &[u8]) -> (i32, Strin
 }
 
 #[tokio::test]
-#[ignore = "runs stock kubectl 1.27 and 1.33 (kubectl.<version> next to kubectl on PATH)"]
+#[ignore = "runs stock kubectl 1.27 to 1.33 (kubectl.<version> next to kubectl on PATH)"]
 async fn kubectl_exec_returns_output_and_exit_codes() {
     tokio::time::timeout(DEADLINE, async {
         let server = Server::start().await;
@@ -91,6 +107,7 @@ async fn kubectl_exec_returns_output_and_exit_codes() {
                 (5, "hello from c\n"),
                 "kubectl {v}: {err}"
             );
+            assert_eq!(server.last_upgrade(), transport(v, 30), "kubectl {v}");
             let (code, out, err) = run(
                 &bin,
                 &cfg,
@@ -117,7 +134,28 @@ async fn kubectl_exec_returns_output_and_exit_codes() {
 }
 
 #[tokio::test]
-#[ignore = "runs stock kubectl 1.27 and 1.33 (kubectl.<version> next to kubectl on PATH)"]
+#[ignore = "runs stock kubectl 1.27 to 1.33 (kubectl.<version> next to kubectl on PATH)"]
+async fn kubectl_attach_streams_the_containers_output() {
+    tokio::time::timeout(DEADLINE, async {
+        let server = Server::start().await;
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = kubeconfig(dir.path(), &server);
+        for v in VERSIONS {
+            let (code, out, err) = run(&kubectl(v), &cfg, &["attach", "p"], b"").await;
+            assert_eq!(
+                (code, out.as_str()),
+                (0, "attached to c (stdin=false)\n"),
+                "kubectl {v}: {err}"
+            );
+            assert_eq!(server.last_upgrade(), transport(v, 30), "kubectl {v}");
+        }
+    })
+    .await
+    .expect("kubectl finishes within the deadline");
+}
+
+#[tokio::test]
+#[ignore = "runs stock kubectl 1.27 to 1.33 (kubectl.<version> next to kubectl on PATH)"]
 async fn kubectl_exec_it_runs_through_a_terminal() {
     tokio::time::timeout(DEADLINE, async {
         let server = Server::start().await;
@@ -139,6 +177,7 @@ async fn kubectl_exec_it_runs_through_a_terminal() {
             assert_eq!(code, 0, "kubectl {v}: {out} {err}");
             assert!(out.contains("tty=true size="), "kubectl {v}: {out:?}");
             assert!(out.contains("echo:hello"), "kubectl {v}: {out:?}");
+            assert_eq!(server.last_upgrade(), transport(v, 30), "kubectl {v}");
         }
     })
     .await
@@ -146,7 +185,7 @@ async fn kubectl_exec_it_runs_through_a_terminal() {
 }
 
 #[tokio::test]
-#[ignore = "runs stock kubectl 1.27 and 1.33 (kubectl.<version> next to kubectl on PATH)"]
+#[ignore = "runs stock kubectl 1.27 to 1.33 (kubectl.<version> next to kubectl on PATH)"]
 async fn kubectl_port_forward_carries_http() {
     tokio::time::timeout(DEADLINE, async {
         let server = Server::start().await;
@@ -188,6 +227,7 @@ async fn kubectl_port_forward_carries_http() {
                     String::from_utf8_lossy(&out.stderr)
                 );
             }
+            assert_eq!(server.last_upgrade(), transport(v, 31), "kubectl {v}");
             child.kill().await.unwrap();
         }
     })

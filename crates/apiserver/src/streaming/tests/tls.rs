@@ -13,8 +13,8 @@ use rkube_proto::api::pods_server::{Pods, PodsServer};
 use rkube_proto::api::*;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::fake::{self, Server};
-use super::kubectl::{kubectl, run};
+use super::fake::Server;
+use super::kubectl::{kubectl, run, transport};
 
 const DEADLINE: Duration = Duration::from_secs(60);
 
@@ -116,7 +116,7 @@ impl Pki {
 
 async fn start(pki: &Pki) -> Server {
     let grpc = tonic::service::Routes::new(PodsServer::new(CertCounter)).into_axum_router();
-    Server::start_tls(pki.server_config(), grpc.merge(fake::router())).await
+    Server::start_tls(pki.server_config(), grpc).await
 }
 
 #[tokio::test]
@@ -167,6 +167,7 @@ async fn kubectl_streams_over_tls_beside_grpc() {
                 (4, "hello from c\n"),
                 "kubectl {v}: {err}"
             );
+            assert_eq!(server.last_upgrade(), transport(v, 30), "kubectl {v}");
             let (code, out, err) = run(
                 &bin,
                 &cfg,
