@@ -262,14 +262,17 @@ impl NodeAgent for NodeAgentService {
         let mut offset = text.len() as u64;
         tokio::spawn(async move {
             let mut partial = String::new();
+            let mut quiet_after_exit = 0;
             if !follow {
                 return;
             }
             loop {
-                let running = rt
+                // Only an exit ends a follow: a status read that fails, or a container
+                // not started yet, does not.
+                let exited_now = rt
                     .container_status(&id)
                     .await
-                    .is_ok_and(|s| s.state == State::Running);
+                    .is_ok_and(|s| s.state == State::Exited);
                 let mut buf = String::new();
                 if file.seek(SeekFrom::Start(offset)).await.is_ok() {
                     let _ = file.read_to_string(&mut buf).await;
@@ -292,7 +295,17 @@ impl NodeAgent for NodeAgentService {
                 {
                     return;
                 }
-                if !running || tx.is_closed() {
+                if tx.is_closed() {
+                    return;
+                }
+                // The container's last lines can reach its log file just after it exits:
+                // stop once two reads in a row after its exit found nothing more.
+                quiet_after_exit = if exited_now && buf.is_empty() {
+                    quiet_after_exit + 1
+                } else {
+                    0
+                };
+                if quiet_after_exit >= 2 {
                     return;
                 }
                 tokio::time::sleep(Duration::from_millis(200)).await;
