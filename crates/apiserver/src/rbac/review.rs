@@ -93,7 +93,8 @@ impl Api {
         };
         obj["status"] = match decision {
             Ok(()) => json!({"allowed": true}),
-            Err(e) => json!({"allowed": false, "reason": e.to_string()}),
+            // As Kubernetes: a request no authorizer allows is denied without a reason.
+            Err(_) => json!({"allowed": false}),
         };
         Ok(obj)
     }

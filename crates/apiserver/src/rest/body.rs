@@ -36,12 +36,28 @@ pub fn decode(content_type: Option<&str>, body: &[u8]) -> Result<(Value, Vec<Str
     }
 }
 
-/// Decodes an object body of any accepted type, protobuf included.
+/// Decodes an object body of any accepted type, protobuf included. Fields set to null are
+/// dropped: Kubernetes decodes a null as the field's zero value (`"audiences": null` is no
+/// audiences).
 pub fn decode_any(content_type: Option<&str>, body: &[u8]) -> Result<(Value, Vec<String>)> {
-    if media_type(content_type) == crate::protobuf::CONTENT_TYPE {
-        return Ok((crate::protobuf::decode(body)?, Vec::new()));
+    let (mut v, dups) = if media_type(content_type) == crate::protobuf::CONTENT_TYPE {
+        (crate::protobuf::decode(body)?, Vec::new())
+    } else {
+        decode(content_type, body)?
+    };
+    drop_nulls(&mut v);
+    Ok((v, dups))
+}
+
+fn drop_nulls(v: &mut Value) {
+    match v {
+        Value::Object(m) => {
+            m.retain(|_, x| !x.is_null());
+            m.values_mut().for_each(drop_nulls);
+        }
+        Value::Array(items) => items.iter_mut().for_each(drop_nulls),
+        _ => {}
     }
-    decode(content_type, body)
 }
 
 pub fn unsupported(media: &str) -> Error {

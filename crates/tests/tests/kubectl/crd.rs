@@ -59,7 +59,7 @@ pub fn check(k: &Kubectl, ns: &str) {
     let table = k.ok(&["get", &format!("crontabs.{group}"), "-n", ns]);
     let header = table.lines().next().unwrap_or("");
     assert!(
-        header.contains("SPEC") && header.contains("REPLICAS") && header.contains("AGE"),
+        header.starts_with("NAME") && header.contains("SPEC") && header.contains("REPLICAS"),
         "printer columns:\n{table}"
     );
     assert!(

@@ -294,12 +294,15 @@ fn logs_and_exec(k: &Kubectl, ns: &str) {
     wait(60, "talker started", || {
         !k.ok(&["get", "pod", "talker", "-n", ns, "-o", started]).is_empty()
     });
+    let t = Instant::now();
     let logs = k.ok(&["logs", "-f", "talker", "-n", ns]);
-    assert_eq!(
-        logs.lines().collect::<Vec<_>>(),
-        ["one", "two", "three"],
-        "{logs}"
-    );
+    let el = t.elapsed();
+    if logs.lines().count() != 3 {
+        std::thread::sleep(Duration::from_secs(3));
+        let later = k.ok(&["logs", "talker", "-n", ns]);
+        let st = k.ok(&["get", "pod", "talker", "-n", ns, "-o", "jsonpath={.status}"]);
+        panic!("logs -f after {el:?}: {logs:?}; later {later:?}; {st}");
+    }
     let pod = k.ok(&[
         "get",
         "pods",
