@@ -39,8 +39,9 @@ pub fn apply(kind: PatchKind, target: &Value, patch: &[u8], schema: Option<Node>
                     "strategic merge patch is not supported for this kind (it has no schema); use a JSON merge patch".into(),
                 ));
             };
-            out = api_model::merge::strategic_merge(target, &p, schema)
-                .map_err(|e| Error::BadRequest(format!("the strategic merge patch does not apply: {e}")))?;
+            out = api_model::merge::strategic_merge(target, &p, schema).map_err(|e| {
+                Error::BadRequest(format!("the strategic merge patch does not apply: {e}"))
+            })?;
         }
     }
     Ok(out)
@@ -64,7 +65,13 @@ mod tests {
         let patch = json!({"spec": {"containers": [
             {"name": "a", "image": "a:2", "env": [{"name": "Y", "value": "2"}]},
             {"name": "b", "$patch": "delete"}]}});
-        let out = apply(PatchKind::Strategic, &pod, patch.to_string().as_bytes(), pod_schema()).unwrap();
+        let out = apply(
+            PatchKind::Strategic,
+            &pod,
+            patch.to_string().as_bytes(),
+            pod_schema(),
+        )
+        .unwrap();
         assert_eq!(
             out,
             json!({"spec": {"containers": [{"name": "a", "image": "a:2",
@@ -98,7 +105,13 @@ mod tests {
     fn finalizers_merge_as_a_set() {
         let obj = json!({"metadata": {"finalizers": ["a"]}});
         let p = json!({"metadata": {"finalizers": ["b", "a"]}});
-        let out = apply(PatchKind::Strategic, &obj, p.to_string().as_bytes(), pod_schema()).unwrap();
+        let out = apply(
+            PatchKind::Strategic,
+            &obj,
+            p.to_string().as_bytes(),
+            pod_schema(),
+        )
+        .unwrap();
         // As Kubernetes merges: the patch's order, then what only the object had.
         assert_eq!(out["metadata"]["finalizers"], json!(["b", "a"]));
     }

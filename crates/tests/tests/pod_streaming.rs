@@ -298,7 +298,12 @@ async fn exec_on_containerd_goes_through_its_streaming_server() {
         )
         .await;
         assert_eq!(
-            (out.as_str(), err.as_str(), exit.exit_code, exit.error.as_str()),
+            (
+                out.as_str(),
+                err.as_str(),
+                exit.exit_code,
+                exit.error.as_str()
+            ),
             ("out\n", "err\n", 3, "")
         );
         // The runtime applies resizes apart from input: wait for the size to show.

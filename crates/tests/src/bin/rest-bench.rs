@@ -62,9 +62,10 @@ async fn h2(cluster: &Cluster, addr: std::net::SocketAddr) -> SendRequest<Full<B
         .connect(name, tcp)
         .await
         .expect("TLS handshake");
-    let (send, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
-        .await
-        .expect("HTTP/2 handshake");
+    let (send, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+            .await
+            .expect("HTTP/2 handshake");
     tokio::spawn(conn);
     send
 }
@@ -115,7 +116,12 @@ async fn load(
     let made = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let mut tasks = Vec::new();
     for w in 0..n {
-        let (api, made, ns, prefix) = (api.clone(), made.clone(), ns.to_string(), prefix.to_string());
+        let (api, made, ns, prefix) = (
+            api.clone(),
+            made.clone(),
+            ns.to_string(),
+            prefix.to_string(),
+        );
         tasks.push(tokio::spawn(async move {
             let mut lat = Vec::new();
             let mut i = 0;
@@ -172,7 +178,11 @@ fn kubeconfig(cluster: &Cluster, dir: &std::path::Path) -> std::path::PathBuf {
     path
 }
 
-fn kubectl_get_all(kubectl: &str, kubeconfig: &std::path::Path, cache: &std::path::Path) -> (usize, Duration) {
+fn kubectl_get_all(
+    kubectl: &str,
+    kubeconfig: &std::path::Path,
+    cache: &std::path::Path,
+) -> (usize, Duration) {
     let t = Instant::now();
     let out = std::process::Command::new(kubectl)
         .args(["get", "pods", "-A", "--no-headers"])
@@ -182,8 +192,18 @@ fn kubectl_get_all(kubectl: &str, kubeconfig: &std::path::Path, cache: &std::pat
         .output()
         .expect("run kubectl");
     let el = t.elapsed();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    (out.stdout.split(|b| *b == b'\n').filter(|l| !l.is_empty()).count(), el)
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (
+        out.stdout
+            .split(|b| *b == b'\n')
+            .filter(|l| !l.is_empty())
+            .count(),
+        el,
+    )
 }
 
 fn median(mut v: Vec<Duration>) -> f64 {
@@ -213,12 +233,28 @@ async fn main() {
     let rest = Arc::new(Api::Rest(conns));
     let dur = Duration::from_secs(args.duration_secs);
     let n = args.clients;
-    println!("pod creates, {n} clients spread over 3 members, {}s per row, rows alternating\n", args.duration_secs);
+    println!(
+        "pod creates, {n} clients spread over 3 members, {}s per row, rows alternating\n",
+        args.duration_secs
+    );
     println!("| API | creates/s | p50 ms | p99 ms |\n|---|---|---|---|");
     for round in 0..args.rounds {
         for (name, api) in [("gRPC", &grpc), ("REST", &rest)] {
-            let (count, el, mut lat) = load(api.clone(), "bench", &format!("{name}{round}"), n, dur, None).await;
-            println!("| {name} | {:.0} | {:.2} | {:.2} |", count as f64 / el.as_secs_f64(), pct(&mut lat, 0.5), pct(&mut lat, 0.99));
+            let (count, el, mut lat) = load(
+                api.clone(),
+                "bench",
+                &format!("{name}{round}"),
+                n,
+                dur,
+                None,
+            )
+            .await;
+            println!(
+                "| {name} | {:.0} | {:.2} | {:.2} |",
+                count as f64 / el.as_secs_f64(),
+                pct(&mut lat, 0.5),
+                pct(&mut lat, 0.99)
+            );
         }
     }
     let t = Instant::now();
@@ -241,5 +277,8 @@ async fn main() {
     }
     println!("\n| what | objects | median ms (5 runs) |\n|---|---|---|");
     println!("| gRPC LIST of every pod | {gn} | {:.0} |", median(g));
-    println!("| `kubectl get pods -A` (Table, wall time) | {kn} | {:.0} |", median(k));
+    println!(
+        "| `kubectl get pods -A` (Table, wall time) | {kn} | {:.0} |",
+        median(k)
+    );
 }

@@ -8,22 +8,26 @@ use std::path::Path;
 use rkube_tests::kubectl::run_python;
 
 const PROGRAM: &str = r#"
-import json
+import json, urllib.parse, urllib3
 from kubernetes import client, config
 config.load_kube_config()
-api = client.ApiClient()
+cfg = client.Configuration.get_default_copy()
+http = urllib3.PoolManager(cert_file=cfg.cert_file, key_file=cfg.key_file, ca_certs=cfg.ssl_ca_cert)
 v1 = client.CoreV1Api()
 ns = "default"
 base = "/api/v1/namespaces/default/configmaps"
 
+def raw(method, path, body=None, ctype=None, query=None):
+    url = cfg.host + path + ("?" + urllib.parse.urlencode(query) if query else "")
+    headers = {"Accept": "application/json"}
+    if ctype:
+        headers["Content-Type"] = ctype
+    r = http.request(method, url, body=body, headers=headers, preload_content=True)
+    return r.status, r.data
+
 def call(method, path, body, ctype, query=None):
-    try:
-        r = api.call_api(path, method, query_params=query or [], body=body,
-                         header_params={"Content-Type": ctype, "Accept": "application/json"},
-                         _preload_content=False, _return_http_data_only=False)
-        return r[1], json.loads(r[0].data or b"null")
-    except client.ApiException as e:
-        return e.status, json.loads(e.body or b"null")
+    status, data = raw(method, path, body, ctype, query)
+    return status, json.loads(data or b"null")
 
 def names():
     return sorted(c.metadata.name for c in v1.list_namespaced_config_map(ns).items)
@@ -49,10 +53,8 @@ for i in range(150):
     v1.create_namespaced_config_map(ns, client.V1ConfigMap(metadata=client.V1ObjectMeta(name="churn-%d" % i)))
 for i in range(150):
     v1.delete_namespaced_config_map("churn-%d" % i, ns)
-r = api.call_api(base, "GET", query_params=[("watch", "true"), ("resourceVersion", "2"), ("timeoutSeconds", "5")],
-                 header_params={"Accept": "application/json"}, _preload_content=False,
-                 _return_http_data_only=False)
-out["watch"] = [r[1], [json.loads(l) for l in r[0].data.splitlines() if l.strip()]]
+status, data = raw("GET", base, query=[("watch", "true"), ("resourceVersion", "2"), ("timeoutSeconds", "5")])
+out["watch"] = [status, [json.loads(l) for l in data.splitlines() if l.strip()]]
 print(json.dumps(out))
 "#;
 

@@ -285,14 +285,24 @@ fn server_side_apply(k: &Kubectl, ns: &str) {
 fn logs_and_exec(k: &Kubectl, ns: &str) {
     let script = "echo one; echo two; sleep 2; echo three";
     let run = [
-        "run", "talker", "-n", ns, "--image=busybox:1.36", "--restart=Never", "--command",
-        "--", "sh", "-c", script,
+        "run",
+        "talker",
+        "-n",
+        ns,
+        "--image=busybox:1.36",
+        "--restart=Never",
+        "--command",
+        "--",
+        "sh",
+        "-c",
+        script,
     ];
     k.ok(&run);
     let started = "jsonpath={.status.containerStatuses[0].state.running.startedAt}\
                    {.status.containerStatuses[0].state.terminated.reason}";
     wait(60, "talker started", || {
-        !k.ok(&["get", "pod", "talker", "-n", ns, "-o", started]).is_empty()
+        !k.ok(&["get", "pod", "talker", "-n", ns, "-o", started])
+            .is_empty()
     });
     let t = Instant::now();
     let logs = k.ok(&["logs", "-f", "talker", "-n", ns]);
