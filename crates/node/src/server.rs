@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use futures::Stream;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use k8s_openapi::jiff;
 use parking_lot::Mutex;
 use rkube_proto::api::node_agent_server::NodeAgent;
 use rkube_proto::api::*;
@@ -192,9 +193,15 @@ impl NodeAgentService {
 }
 
 /// A CRI log line as the user reads it: the text, with its time in front if asked.
-fn render(line: &str, timestamps: bool) -> Option<String> {
+/// The text of one CRI log line, if it was written at or after `since`.
+fn render(line: &str, timestamps: bool, since: Option<jiff::Timestamp>) -> Option<String> {
     let mut f = line.splitn(4, ' ');
     let (ts, _stream, tag, text) = (f.next()?, f.next()?, f.next()?, f.next().unwrap_or(""));
+    if let Some(since) = since {
+        if ts.parse::<jiff::Timestamp>().is_ok_and(|t| t < since) {
+            return None;
+        }
+    }
     let nl = if tag == "F" { "\n" } else { "" };
     Some(if timestamps {
         format!("{ts} {text}{nl}")
@@ -240,13 +247,21 @@ impl NodeAgent for NodeAgentService {
         let mut file = tokio::fs::File::open(&path)
             .await
             .map_err(|e| Status::not_found(format!("logs of {}: {e}", c.name)))?;
+        let since = (r.since_seconds > 0)
+            .then(|| {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs() as i64);
+                jiff::Timestamp::from_second(now - r.since_seconds).ok()
+            })
+            .flatten();
         let mut text = String::new();
         file.read_to_string(&mut text)
             .await
             .map_err(|e| Status::internal(e.to_string()))?;
         let mut lines: Vec<String> = text
             .lines()
-            .filter_map(|l| render(l, r.timestamps))
+            .filter_map(|l| render(l, r.timestamps, since))
             .collect();
         if r.tail_lines > 0 && lines.len() > r.tail_lines as usize {
             lines.drain(..lines.len() - r.tail_lines as usize);
@@ -282,7 +297,7 @@ impl NodeAgent for NodeAgentService {
                 let complete = partial.rfind('\n').map_or(0, |i| i + 1);
                 let out: String = partial[..complete]
                     .lines()
-                    .filter_map(|l| render(l, r.timestamps))
+                    .filter_map(|l| render(l, r.timestamps, since))
                     .collect();
                 partial.drain(..complete);
                 if !out.is_empty()

@@ -258,6 +258,7 @@ async fn logs(rest: &Rest, t: &Target, q: &Query, req: Request) -> Result<Respon
         previous: q.flag("previous")?,
         tail_lines: q.int("tailLines")?.unwrap_or(0).max(0),
         timestamps: q.flag("timestamps")?,
+        since_seconds: q.int("sinceSeconds")?.unwrap_or(0).max(0),
     };
     let (parts, _) = req.into_parts();
     let md = tonic::metadata::MetadataMap::from_headers(parts.headers);

@@ -57,6 +57,7 @@ pub async fn logs(ctx: &Ctx, a: &LogsArgs) -> anyhow::Result<()> {
             previous: a.previous,
             tail_lines: a.tail.unwrap_or(0),
             timestamps: a.timestamps,
+            since_seconds: 0,
         })
         .await?;
     let mut out = std::io::stdout();

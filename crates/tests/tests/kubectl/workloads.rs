@@ -313,6 +313,16 @@ fn logs_and_exec(k: &Kubectl, ns: &str) {
         let st = k.ok(&["get", "pod", "talker", "-n", ns, "-o", "jsonpath={.status}"]);
         panic!("logs -f after {el:?}: {logs:?}; later {later:?}; {st}");
     }
+    assert_eq!(k.ok(&["logs", "talker", "-n", ns, "--tail=1"]), "three\n");
+    assert_eq!(
+        k.ok(&["logs", "talker", "-n", ns, "--since=1h"])
+            .lines()
+            .count(),
+        3
+    );
+    // Every line is over two seconds old now.
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(k.ok(&["logs", "talker", "-n", ns, "--since=1s"]), "");
     let pod = k.ok(&[
         "get",
         "pods",
