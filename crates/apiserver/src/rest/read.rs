@@ -128,16 +128,11 @@ pub async fn list(
     };
     if wants_table(h) {
         let include = super::table::Include::parse(q.str("includeObject"))?;
-        let objs = list
-            .items
-            .iter()
-            .map(|o| serde_json::from_slice(&o.json))
-            .collect::<std::result::Result<Vec<_>, _>>()
-            .map_err(|e| Error::Internal(format!("stored object: {e}")))?;
-        let table = super::table::of(
+        let items: Vec<bytes::Bytes> = list.items.iter().map(|o| o.json.clone()).collect();
+        let table = super::table::of_stored(
             &rest.api,
             rt,
-            objs,
+            &items,
             &list.resource_version,
             &list.continue_token,
             include,

@@ -77,12 +77,17 @@ enum Api {
 
 async fn create_one(api: &Api, w: usize, ns: &str, name: &str) -> bool {
     match api {
-        Api::Grpc(cs) => cs[w % cs.len()]
-            .create(CreateRequest {
-                object: Some(api_object("v1", "Pod", ns, pod_json(ns, name))),
-            })
-            .await
-            .is_ok(),
+        Api::Grpc(cs) => {
+            let r = cs[w % cs.len()]
+                .create(CreateRequest {
+                    object: Some(api_object("v1", "Pod", ns, pod_json(ns, name))),
+                })
+                .await;
+            if let Err(e) = &r {
+                eprintln!("create {ns}/{name}: {e}");
+            }
+            r.is_ok()
+        }
         Api::Rest(conns) => {
             let mut s = conns[w % conns.len()].clone();
             let body = serde_json::to_vec(&pod_json(ns, name)).unwrap_or_default();
@@ -206,6 +211,19 @@ fn kubectl_get_all(
     )
 }
 
+/// One REST LIST of every pod, read to the end: `(bytes, time)`.
+async fn rest_list(conn: &SendRequest<Full<Bytes>>, accept: &str) -> (usize, Duration) {
+    let t = Instant::now();
+    let req = hyper::Request::get("/api/v1/pods")
+        .header("accept", accept)
+        .body(Full::new(Bytes::new()))
+        .expect("request");
+    let resp = conn.clone().send_request(req).await.expect("list");
+    assert!(resp.status().is_success(), "{}", resp.status());
+    let body = resp.into_body().collect().await.expect("body").to_bytes();
+    (body.len(), t.elapsed())
+}
+
 fn median(mut v: Vec<Duration>) -> f64 {
     v.sort();
     v[v.len() / 2].as_secs_f64() * 1000.0
@@ -232,6 +250,48 @@ async fn main() {
     let grpc = Arc::new(Api::Grpc(grpc));
     let rest = Arc::new(Api::Rest(conns));
     let dur = Duration::from_secs(args.duration_secs);
+    let t = Instant::now();
+    let (made, _, _) = load(grpc.clone(), "list", "fill", 64, dur, Some(args.list_pods)).await;
+    eprintln!("filled {made} pods in {:.1}s", t.elapsed().as_secs_f64());
+    let Api::Grpc(cs) = &*grpc else { return };
+    let Api::Rest(conns) = &*rest else { return };
+    let table = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json";
+    let dir = tempfile::tempdir().expect("temp dir");
+    let kc = kubeconfig(&cluster, dir.path());
+    let cache = dir.path().join("cache");
+    kubectl_get_all(&args.kubectl, &kc, &cache);
+    let (mut g, mut k, mut rj, mut rt) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut gn, mut kn, mut rjb, mut rtb) = (0, 0, 0, 0);
+    for _ in 0..5 {
+        let (b, d) = rest_list(&conns[0], "application/json").await;
+        rjb = b;
+        rj.push(d);
+        let (b, d) = rest_list(&conns[0], table).await;
+        rtb = b;
+        rt.push(d);
+        let (c, d) = grpc_list(&cs[0], "").await;
+        gn = c;
+        g.push(d);
+        let (c, d) = kubectl_get_all(&args.kubectl, &kc, &cache);
+        kn = c;
+        k.push(d);
+    }
+    println!("\n| what | objects | median ms (5 runs) |\n|---|---|---|");
+    println!("| gRPC LIST of every pod | {gn} | {:.0} |", median(g));
+    println!(
+        "| REST LIST, JSON ({} MB) | {gn} | {:.0} |",
+        rjb / 1_000_000,
+        median(rj)
+    );
+    println!(
+        "| REST LIST, Table ({} MB) | {gn} | {:.0} |",
+        rtb / 1_000_000,
+        median(rt)
+    );
+    println!(
+        "| `kubectl get pods -A` (Table, wall time) | {kn} | {:.0} |",
+        median(k)
+    );
     let n = args.clients;
     println!(
         "pod creates, {n} clients spread over 3 members, {}s per row, rows alternating\n",
@@ -243,7 +303,7 @@ async fn main() {
             let (count, el, mut lat) = load(
                 api.clone(),
                 "bench",
-                &format!("{name}{round}"),
+                &format!("{}{round}", name.to_lowercase()),
                 n,
                 dur,
                 None,
@@ -257,28 +317,4 @@ async fn main() {
             );
         }
     }
-    let t = Instant::now();
-    let (made, _, _) = load(grpc.clone(), "list", "fill", 64, dur, Some(args.list_pods)).await;
-    eprintln!("filled {made} pods in {:.1}s", t.elapsed().as_secs_f64());
-    let Api::Grpc(cs) = &*grpc else { return };
-    let dir = tempfile::tempdir().expect("temp dir");
-    let kc = kubeconfig(&cluster, dir.path());
-    let cache = dir.path().join("cache");
-    kubectl_get_all(&args.kubectl, &kc, &cache);
-    let (mut g, mut k) = (Vec::new(), Vec::new());
-    let (mut gn, mut kn) = (0, 0);
-    for _ in 0..5 {
-        let (c, d) = grpc_list(&cs[0], "").await;
-        gn = c;
-        g.push(d);
-        let (c, d) = kubectl_get_all(&args.kubectl, &kc, &cache);
-        kn = c;
-        k.push(d);
-    }
-    println!("\n| what | objects | median ms (5 runs) |\n|---|---|---|");
-    println!("| gRPC LIST of every pod | {gn} | {:.0} |", median(g));
-    println!(
-        "| `kubectl get pods -A` (Table, wall time) | {kn} | {:.0} |",
-        median(k)
-    );
 }

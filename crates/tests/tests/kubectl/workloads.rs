@@ -363,6 +363,17 @@ fn discovery(k: &Kubectl) {
             .any(|l| l.starts_with("deployments") && l.contains("deploy") && l.contains("apps/v1")),
         "{r}"
     );
+    let metrics = k.ok(&["get", "--raw", "/metrics"]);
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("apiserver_request_total{")
+                && l.contains("verb=\"LIST\"")
+                && l.contains("resource=\"pods\"")
+                && l.contains("code=\"200\"")),
+        "REST requests are counted"
+    );
+    assert!(metrics.contains("apiserver_request_duration_seconds_bucket{"));
     let explain = k.ok(&["explain", "deployment.spec.strategy"]);
     assert!(explain.contains("rollingUpdate"), "{explain}");
 }
