@@ -2,8 +2,7 @@
 //! an exec or attach (success, a non-zero exit code, or what failed), and as the body of
 //! a request refused before the upgrade.
 
-use axum::http::{header, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Status, StatusCause, StatusDetails};
 
 use crate::error::Error;
@@ -63,50 +62,14 @@ pub fn failure(what: &str) -> Vec<u8> {
     })
 }
 
-/// The HTTP code Kubernetes answers `e` with, from its gRPC code (which every error
-/// variant maps).
-fn http_code(e: &Error) -> StatusCode {
-    use tonic::Code;
-    if matches!(e, Error::Invalid { .. }) {
-        return StatusCode::UNPROCESSABLE_ENTITY;
-    }
-    match e.code() {
-        Code::NotFound => StatusCode::NOT_FOUND,
-        Code::AlreadyExists | Code::Aborted | Code::FailedPrecondition => StatusCode::CONFLICT,
-        Code::InvalidArgument => StatusCode::BAD_REQUEST,
-        Code::OutOfRange => StatusCode::GONE,
-        Code::PermissionDenied => StatusCode::FORBIDDEN,
-        Code::Unauthenticated => StatusCode::UNAUTHORIZED,
-        Code::ResourceExhausted => StatusCode::PAYLOAD_TOO_LARGE,
-        Code::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-        _ => StatusCode::INTERNAL_SERVER_ERROR,
-    }
-}
-
-/// A request refused before the upgrade: its Status, with the HTTP code of its reason.
+/// A request refused before the upgrade: its Status, as the REST API answers errors.
 pub fn error_response(e: &Error) -> Response {
-    let code = http_code(e);
-    let details = match e {
-        Error::NotFound { resource, name } => Some(StatusDetails {
-            kind: Some(resource.clone()),
-            name: Some(name.clone()),
-            ..Default::default()
-        }),
-        _ => None,
-    };
-    let body = status(Status {
-        status: Some("Failure".into()),
-        message: Some(e.to_string()),
-        reason: Some(e.reason().into()),
-        code: Some(i32::from(code.as_u16())),
-        details,
-        ..Default::default()
-    });
-    (code, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+    crate::rest::error_response(e)
 }
 
 #[cfg(test)]
 mod tests {
+    use axum::http::StatusCode;
     use serde_json::Value;
 
     use super::*;
