@@ -90,6 +90,9 @@ struct State {
     tx: broadcast::Sender<Msg>,
 }
 
+/// How long a consistent read waits for the store to confirm a leader before failing.
+const FRESH_RETRY: Duration = Duration::from_secs(3);
+
 pub struct WatchCache {
     state: RwLock<State>,
     registry: Arc<Registry>,
@@ -238,7 +241,19 @@ impl WatchCache {
     /// A consistent read point: after a ReadIndex round, the cache holds every write that
     /// was acknowledged before this call. Returns that revision.
     pub async fn wait_fresh(&self, store: &Store) -> Result<i64> {
-        store.read_barrier().await?;
+        // A leader change (or a follower that cannot reach the leader for a moment) makes
+        // the barrier fail; wait it out briefly instead of failing the read.
+        let deadline = std::time::Instant::now() + FRESH_RETRY;
+        loop {
+            match store.read_barrier().await.map_err(Error::from) {
+                Ok(()) => break,
+                Err(Error::Unavailable(e)) if std::time::Instant::now() < deadline => {
+                    tracing::debug!(error = %e, "read barrier failed; retrying");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
         let rev = store.revision();
         self.wait_revision(rev, store.config().request_timeout)
             .await?;

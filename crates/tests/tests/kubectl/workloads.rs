@@ -341,6 +341,28 @@ fn logs_and_exec(k: &Kubectl, ns: &str) {
         text(&out.stderr)
     );
     assert_eq!(text(&out.stdout), "out\n");
+    // cp both ways (tar through exec). The process runtime's containers see the host's
+    // files, so the copy goes to a directory this test owns and removes.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let src = dir.path().join("in.txt");
+    std::fs::write(&src, "copied\n").expect("write");
+    let remote = dir.path().join("remote.txt");
+    let (src, remote) = (
+        src.to_str().expect("utf-8"),
+        remote.to_str().expect("utf-8"),
+    );
+    k.ok(&["cp", src, &format!("{pod}:{remote}"), "-n", ns]);
+    assert_eq!(
+        k.ok(&["exec", &pod, "-n", ns, "--", "cat", remote]),
+        "copied\n"
+    );
+    let back = dir.path().join("back.txt");
+    let back_s = back.to_str().expect("utf-8");
+    k.ok(&["cp", &format!("{pod}:{remote}"), back_s, "-n", ns]);
+    assert_eq!(
+        std::fs::read_to_string(&back).expect("copied back"),
+        "copied\n"
+    );
 }
 
 fn auth(k: &Kubectl, ns: &str) {
