@@ -282,7 +282,6 @@ impl ApiServer {
                 tokens: tokens.clone(),
                 agent_client: agent_client.clone(),
             },
-            tokens: tokens.clone(),
         };
         let http = crate::http::routes(api.clone(), tokens.clone(), ca_pem);
         let router = crate::rest::router(routes.into_axum_router(), http, rest);

@@ -73,7 +73,6 @@ fn subresources(t: &ResourceType) -> Vec<Sub> {
             verbs: GPU,
         });
     }
-    let core = t.group.is_empty();
     let scale = Sub {
         name: "scale",
         gvk: Some(("autoscaling", "v1", "Scale")),
@@ -129,7 +128,6 @@ fn subresources(t: &ResourceType) -> Vec<Sub> {
             verbs: GPU,
         });
     }
-    let _ = core;
     out
 }
 

@@ -38,9 +38,8 @@ pub struct Rest {
     pub bookmark_interval: Duration,
     /// Largest request body read, in bytes.
     pub max_body: usize,
-    /// `pods/log` and exec go through the same service as gRPC callers'.
+    /// `pods/log`, exec and tokens go through the same service as gRPC callers'.
     pub pods: crate::grpc::PodsService,
-    pub tokens: Arc<crate::tokens::Tokens>,
 }
 
 /// The version this server reports at `/version`.
@@ -190,14 +189,7 @@ async fn route(rest: &Rest, user: UserInfo, req: Request) -> Routed {
         return (non_resource(rest, &user, &uri_path, || Ok(version())), None);
     }
     let Some(parsed) = path::parse(&uri_path) else {
-        return (
-            status::failure(
-                StatusCode::NOT_FOUND,
-                "NotFound",
-                &format!("the server could not find the requested resource ({uri_path})"),
-            ),
-            None,
-        );
+        return (not_found(&uri_path), None);
     };
     let api = &rest.api;
     let accept = header(req.headers(), "accept");
@@ -227,15 +219,20 @@ async fn route(rest: &Rest, user: UserInfo, req: Request) -> Routed {
                             .ok_or_else(|| not_served(&uri_path))
                     })
                 }
-                (Path::Target(_), _) => unreachable_target(),
+                // Targets were routed above.
+                (Path::Target(_), _) => not_found(&uri_path),
             };
             (resp, None)
         }
     }
 }
 
-fn unreachable_target() -> Response {
-    status::failure(StatusCode::NOT_FOUND, "NotFound", "not found")
+fn not_found(path: &str) -> Response {
+    status::failure(
+        StatusCode::NOT_FOUND,
+        "NotFound",
+        &format!("the server could not find the requested resource ({path})"),
+    )
 }
 
 fn not_served(path: &str) -> Error {

@@ -105,14 +105,13 @@ async fn connect(
     rest.api
         .authorize(user, "create", rt, sub, &t.namespace, &t.name)?;
     let query = req.uri().query().unwrap_or_default().to_string();
-    let (api, tokens) = (rest.api.clone(), rest.tokens.clone());
-    let agent = rest.pods.agent_client.clone();
+    let purpose = match sub {
+        "exec" => crate::streaming::Purpose::Exec,
+        "attach" => crate::streaming::Purpose::Attach,
+        _ => crate::streaming::Purpose::PortForward,
+    };
     let (ns, pod) = (t.namespace.clone(), t.name.clone());
-    Ok(match sub {
-        "exec" => crate::streaming::exec(api, tokens, agent, ns, pod, query, req).await,
-        "attach" => crate::streaming::attach(api, tokens, agent, ns, pod, query, req).await,
-        _ => crate::streaming::portforward(api, tokens, agent, ns, pod, query, req).await,
-    })
+    Ok(crate::streaming::serve(&rest.pods, purpose, ns, pod, query, req).await)
 }
 
 fn scalable(rt: &ResourceType) -> bool {
@@ -348,7 +347,7 @@ async fn token(
     } else {
         serde_json::to_vec(&body).map_err(|e| Error::Internal(e.to_string()))?
     };
-    let mut v = rest.tokens.request(&ns, &t.name, &json, "").await?;
+    let mut v = rest.pods.tokens.request(&ns, &t.name, &json, "").await?;
     v["apiVersion"] = "authentication.k8s.io/v1".into();
     v["kind"] = "TokenRequest".into();
     Ok(json_bytes(

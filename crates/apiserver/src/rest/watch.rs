@@ -54,15 +54,9 @@ fn event_line(
     let ev = match ev {
         Ok(ev) => ev,
         Err(s) => {
-            let mut e = from_status(&s);
-            if let Error::Expired { .. } = e {
-                e = Error::BadRequest(s.message().to_string());
-                let mut st = status_of(&e);
-                st["code"] = 410.into();
-                st["reason"] = "Expired".into();
-                return (line(&json!({"type": "ERROR", "object": st})), true);
-            }
-            return (error_event(&e), true);
+            let mut st = status_of(&from_status(&s));
+            st["message"] = s.message().into();
+            return (line(&json!({"type": "ERROR", "object": st})), true);
         }
     };
     let json = ev.object.map(|o| o.json).unwrap_or_default();

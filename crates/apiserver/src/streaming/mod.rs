@@ -39,59 +39,26 @@ pub const REMOTE_COMMAND_V4: &str = "v4.channel.k8s.io";
 /// The SPDY subprotocol of portforward.
 pub const PORT_FORWARD: &str = "portforward.k8s.io";
 
-/// `GET` (WebSocket) or `POST` (SPDY) `/api/v1/namespaces/{namespace}/pods/{pod}/exec`.
-pub async fn exec(
-    api: Arc<Api>,
-    tokens: Arc<Tokens>,
-    agent_client: Option<Arc<pki::RenewingCert>>,
+/// `pods/exec` and `pods/attach` (`GET` for WebSocket, `POST` for SPDY) and
+/// `pods/portforward` (`GET` for the WebSocket tunnel, `POST` for SPDY), bridged to the
+/// node agent of the pod that `pods` dials.
+pub async fn serve(
+    pods: &crate::grpc::PodsService,
+    purpose: Purpose,
     namespace: String,
     pod: String,
     query: String,
     req: axum::extract::Request,
 ) -> Response {
     let upstream = Node {
-        api,
-        tokens,
-        agent_client,
+        api: pods.api.clone(),
+        tokens: pods.tokens.clone(),
+        agent_client: pods.agent_client.clone(),
     };
-    remote_command(upstream, Purpose::Exec, namespace, pod, query, req).await
-}
-
-/// `GET` (WebSocket) or `POST` (SPDY) `/api/v1/namespaces/{namespace}/pods/{pod}/attach`.
-pub async fn attach(
-    api: Arc<Api>,
-    tokens: Arc<Tokens>,
-    agent_client: Option<Arc<pki::RenewingCert>>,
-    namespace: String,
-    pod: String,
-    query: String,
-    req: axum::extract::Request,
-) -> Response {
-    let upstream = Node {
-        api,
-        tokens,
-        agent_client,
-    };
-    remote_command(upstream, Purpose::Attach, namespace, pod, query, req).await
-}
-
-/// `GET` (WebSocket tunnel) or `POST` (SPDY)
-/// `/api/v1/namespaces/{namespace}/pods/{pod}/portforward`.
-pub async fn portforward(
-    api: Arc<Api>,
-    tokens: Arc<Tokens>,
-    agent_client: Option<Arc<pki::RenewingCert>>,
-    namespace: String,
-    pod: String,
-    query: String,
-    req: axum::extract::Request,
-) -> Response {
-    let upstream = Node {
-        api,
-        tokens,
-        agent_client,
-    };
-    port_forward(upstream, namespace, pod, query, req).await
+    match purpose {
+        Purpose::PortForward => port_forward(upstream, namespace, pod, query, req).await,
+        p => remote_command(upstream, p, namespace, pod, query, req).await,
+    }
 }
 
 /// Where sessions go: checks the pod, then connects to what runs it.

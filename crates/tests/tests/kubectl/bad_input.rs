@@ -1,7 +1,9 @@
 //! Bad input over REST, each answered with a Status naming the problem, and nothing
 //! written: a malformed body, an unknown field under Strict, a JSON patch to a missing
 //! path, an apply without a fieldManager, a protobuf body with a wrong magic, and a watch
-//! from a version the watch cache no longer holds (410 in an ERROR event).
+//! from a version the watch cache no longer holds (410 in an ERROR event). Attacks are
+//! refused the same way: no credentials (401), and a ServiceAccount token with no grants
+//! listing secrets, creating, exec'ing or impersonating an admin (403).
 
 use std::path::Path;
 
@@ -47,6 +49,26 @@ out["jp_after"] = v1.read_namespaced_config_map("jp", ns).metadata.resource_vers
 out["apply"] = call("PATCH", base + "/applied", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: applied\n",
     "application/apply-patch+yaml")
 v1.delete_namespaced_config_map("jp", ns)
+# Attacks: no credentials at all, and a ServiceAccount token with no grants.
+anon = urllib3.PoolManager(ca_certs=cfg.ssl_ca_cert)
+def attack(method, path, token=None, body=None, extra=None):
+    headers = {"Accept": "application/json", "Content-Type": "application/json"}
+    if token:
+        headers["Authorization"] = "Bearer " + token
+    headers.update(extra or {})
+    r = anon.request(method, cfg.host + path, body=body, headers=headers)
+    return r.status, json.loads(r.data or b"null")
+token = v1.create_namespaced_service_account_token("default", ns,
+    client.AuthenticationV1TokenRequest(spec=client.V1TokenRequestSpec(audiences=[]))).status.token
+cm = json.dumps({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "stolen"}})
+out["anon_list"] = attack("GET", "/api/v1/pods")
+out["anon_discovery"] = attack("GET", "/apis")
+out["anon_create"] = attack("POST", base, body=cm)
+out["sa_list"] = attack("GET", "/api/v1/namespaces/kube-system/secrets", token)
+out["sa_create"] = attack("POST", base, token, cm)
+out["sa_exec"] = attack("POST", "/api/v1/namespaces/default/pods/any/exec?command=id&stdout=true", token)
+out["sa_impersonate"] = attack("GET", "/api/v1/namespaces/kube-system/secrets", token,
+    extra={"Impersonate-User": "admin", "Impersonate-Group": "system:masters"})
 out["after"] = names() == before
 # Churn past the watch cache window, then watch from the first version.
 for i in range(150):
@@ -86,6 +108,12 @@ pub fn check(kubeconfig: &Path) {
     assert_status(&v["apply"], 400, "an apply without a fieldManager");
     let msg = v["apply"][1]["message"].as_str().unwrap_or("");
     assert!(msg.contains("fieldManager"), "{msg}");
+    for case in ["anon_list", "anon_discovery", "anon_create"] {
+        assert_status(&v[case], 401, case);
+    }
+    for case in ["sa_list", "sa_create", "sa_exec", "sa_impersonate"] {
+        assert_status(&v[case], 403, case);
+    }
     assert_eq!(v["after"], true, "no bad request wrote anything");
     let watch = &v["watch"];
     assert_eq!(watch[0], 200, "{watch}");
