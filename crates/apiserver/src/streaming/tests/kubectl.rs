@@ -93,7 +93,6 @@ async fn run_program(program: &Path, args: &[&str], stdin: &[u8]) -> (i32, Strin
 }
 
 #[tokio::test]
-#[ignore = "runs stock kubectl 1.27 to 1.33 (kubectl.<version> next to kubectl on PATH)"]
 async fn kubectl_exec_returns_output_and_exit_codes() {
     tokio::time::timeout(DEADLINE, async {
         let server = Server::start().await;
@@ -134,7 +133,6 @@ async fn kubectl_exec_returns_output_and_exit_codes() {
 }
 
 #[tokio::test]
-#[ignore = "runs stock kubectl 1.27 to 1.33 (kubectl.<version> next to kubectl on PATH)"]
 async fn kubectl_attach_streams_the_containers_output() {
     tokio::time::timeout(DEADLINE, async {
         let server = Server::start().await;
@@ -155,7 +153,6 @@ async fn kubectl_attach_streams_the_containers_output() {
 }
 
 #[tokio::test]
-#[ignore = "runs stock kubectl 1.27 to 1.33 (kubectl.<version> next to kubectl on PATH)"]
 async fn kubectl_exec_it_runs_through_a_terminal() {
     tokio::time::timeout(DEADLINE, async {
         let server = Server::start().await;
@@ -185,7 +182,6 @@ async fn kubectl_exec_it_runs_through_a_terminal() {
 }
 
 #[tokio::test]
-#[ignore = "runs stock kubectl 1.27 to 1.33 (kubectl.<version> next to kubectl on PATH)"]
 async fn kubectl_port_forward_carries_http() {
     tokio::time::timeout(DEADLINE, async {
         let server = Server::start().await;
@@ -236,7 +232,6 @@ async fn kubectl_port_forward_carries_http() {
 }
 
 #[tokio::test]
-#[ignore = "idles 70 s, past kubectl's 61 s WebSocket heartbeat deadline; runs stock kubectl"]
 async fn an_idle_session_outlives_the_heartbeat_deadline() {
     tokio::time::timeout(Duration::from_secs(120), async {
         let server = Server::start().await;

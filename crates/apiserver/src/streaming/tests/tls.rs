@@ -153,7 +153,6 @@ async fn grpc_over_http2_sees_the_client_certificate() {
 }
 
 #[tokio::test]
-#[ignore = "runs stock kubectl 1.27 and 1.33 (kubectl.<version> next to kubectl on PATH)"]
 async fn kubectl_streams_over_tls_beside_grpc() {
     tokio::time::timeout(DEADLINE, async {
         let pki = Pki::new();
