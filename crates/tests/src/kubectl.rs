@@ -17,6 +17,24 @@ pub fn kubectl_bin(minor: &str) -> PathBuf {
     p
 }
 
+/// Writes a kubeconfig for `cluster`'s admin (its namespace `default`, member 0 as the
+/// server) into `dir`.
+pub fn admin_kubeconfig(cluster: &crate::Cluster, dir: &Path) -> PathBuf {
+    let p = &cluster.pki;
+    let text = format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: https://{}\n    certificate-authority: {}\n\
+         users:\n- name: u\n  user:\n    client-certificate: {}\n    client-key: {}\n\
+         contexts:\n- name: c\n  context: {{cluster: c, user: u, namespace: default}}\ncurrent-context: c\n",
+        cluster.members[0].client,
+        p.ca_file.display(),
+        p.admin.cert.display(),
+        p.admin.key.display()
+    );
+    let path = dir.join("kubeconfig");
+    std::fs::write(&path, text).expect("write the kubeconfig");
+    path
+}
+
 fn which(name: &str) -> Option<PathBuf> {
     std::env::split_paths(&std::env::var_os("PATH")?)
         .map(|d| d.join(name))

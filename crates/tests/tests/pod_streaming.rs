@@ -1,5 +1,6 @@
-//! Interactive exec, attach and port-forward against a real control plane and a node
-//! agent on the process runtime (and exec on containerd): first through the apiserver's
+//! Interactive exec, attach (with stdin, and `stdinOnce`) and port-forward against a real
+//! control plane and a node agent on the process runtime (and exec and attach on
+//! containerd): first through the apiserver's
 //! gRPC `Pods` service (the node's streaming calls end to end), then with stock kubectl
 //! through the REST API — 1.27 over SPDY/3.1, 1.33 over WebSocket.
 
@@ -132,11 +133,18 @@ async fn exec_attach_and_port_forward_reach_the_process_runtime() {
     )
     .await;
     wait_pod(&client, "ticker", "ticker running", |p| running(p, "c")).await;
+    for (name, once) in [("echo", false), ("once", true)] {
+        create(&client, echo_pod(name, "busybox", once)).await;
+        wait_pod(&client, name, "running", |p| running(p, "c")).await;
+    }
     let mut pods = pods_client(&cluster).await;
     tokio::time::timeout(DEADLINE, async {
         exec_with_pipes(&mut pods).await;
         exec_with_a_terminal(&mut pods).await;
         attach_streams_output(&mut pods).await;
+        attach_writes_to_stdin(&mut pods, "echo").await;
+        attach_writes_to_stdin(&mut pods, "echo").await;
+        stdin_once_ends_with_the_first_attach(&mut pods).await;
         port_forward_carries_http(&mut pods, port).await;
     })
     .await
@@ -190,7 +198,7 @@ async fn exec_with_a_terminal(pods: &mut PodsClient<Channel>) {
 }
 
 /// Attach streams what the container writes from now on, each on its stream; asking for
-/// stdin is refused, since the container was not started with it.
+/// stdin is refused, since the container was not created with it.
 async fn attach_streams_output(pods: &mut PodsClient<Channel>) {
     let attach = |stdin| StreamOpen {
         kind: StreamKind::Attach.into(),
@@ -234,7 +242,85 @@ async fn attach_streams_output(pods: &mut PodsClient<Channel>) {
             other => panic!("attach with stdin: {other:?}"),
         },
     };
-    assert!(refused.contains("was not started with stdin"), "{refused}");
+    assert!(
+        refused.contains("was not created with stdin: true"),
+        "{refused}"
+    );
+}
+
+/// A pod whose container keeps stdin open (`stdinOnce` with `once`) and answers each line
+/// it reads with `got <line>`, then `eof` and exits when its stdin ends.
+fn echo_pod(name: &str, image: &str, once: bool) -> serde_json::Value {
+    json!({"metadata": {"name": name},
+    "spec": {"nodeName": "w1", "restartPolicy": "Never", "containers": [{"name": "c",
+        "image": image, "stdin": true, "stdinOnce": once,
+        "command": ["/bin/sh", "-c", "while read l; do echo got $l; done; echo eof"]}]}})
+}
+
+fn attach(pod: &str, stdin: bool) -> StreamOpen {
+    StreamOpen {
+        kind: StreamKind::Attach.into(),
+        ..exec(pod, &[], stdin, false)
+    }
+}
+
+/// Attaches to `pod` with stdin, writes a line and reads the container's answer, then
+/// goes away: the container keeps running with its stdin open for the next client.
+async fn attach_writes_to_stdin(pods: &mut PodsClient<Channel>, pod: &str) {
+    let (tx, rx) = mpsc::channel(4);
+    let line = format!("line-{}", rand_suffix());
+    for input in [
+        Input::Open(attach(pod, true)),
+        Input::Stdin(Bytes::from(format!("{line}\n"))),
+    ] {
+        tx.send(StreamInput { input: Some(input) }).await.unwrap();
+    }
+    let mut outputs = pods
+        .stream(ReceiverStream::new(rx))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut out = String::new();
+    while !out.contains(&format!("got {line}\n")) {
+        match outputs.next().await.unwrap().unwrap().output {
+            Some(Output::Stdout(b)) => out.push_str(&String::from_utf8_lossy(&b)),
+            other => panic!("attach to {pod} ended early: {other:?} after {out:?}"),
+        }
+    }
+    assert!(!out.contains("eof"), "{out:?}");
+}
+
+fn rand_suffix() -> u32 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos()
+}
+
+/// With `stdinOnce`, the end of the first client's input is the end of the container's:
+/// it answers, sees the end, and exits, which ends the session.
+async fn stdin_once_ends_with_the_first_attach(pods: &mut PodsClient<Channel>) {
+    let (out, _, exit) = session(
+        pods,
+        attach("once", true),
+        vec![
+            Input::Stdin(Bytes::from_static(b"only\n")),
+            Input::CloseStdin(true),
+        ],
+    )
+    .await;
+    assert_eq!((out.as_str(), exit.error.as_str()), ("got only\neof\n", ""));
+    let (tx, rx) = mpsc::channel(1);
+    tx.send(StreamInput {
+        input: Some(Input::Open(attach("once", true))),
+    })
+    .await
+    .unwrap();
+    let refused = match pods.stream(ReceiverStream::new(rx)).await {
+        Err(e) => e.message().to_string(),
+        Ok(r) => format!("{:?}", r.into_inner().next().await),
+    };
+    assert!(refused.contains("not running"), "{refused}");
 }
 
 /// Port-forward: one connection, an HTTP request and its answer.
@@ -288,8 +374,12 @@ async fn exec_on_containerd_goes_through_its_streaming_server() {
     )
     .await;
     wait_pod(&client, "box", "box running", |p| running(p, "c")).await;
+    create(&client, echo_pod("echo", IMAGE, false)).await;
+    wait_pod(&client, "echo", "echo running", |p| running(p, "c")).await;
     let mut pods = pods_client(&cluster).await;
     tokio::time::timeout(DEADLINE, async {
+        attach_writes_to_stdin(&mut pods, "echo").await;
+        attach_writes_to_stdin(&mut pods, "echo").await;
         let script = "echo out; echo err >&2; exit 3";
         let (out, err, exit) = session(
             &mut pods,
@@ -333,35 +423,6 @@ async fn exec_on_containerd_goes_through_its_streaming_server() {
     drop(ctd);
 }
 
-/// A kubeconfig for the cluster's admin, for kubectl.
-fn kubeconfig(cluster: &rkube_tests::Cluster, dir: &std::path::Path) -> std::path::PathBuf {
-    let path = dir.join("kubeconfig");
-    let cfg = format!(
-        "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: https://{}\n    certificate-authority: {}\n\
-         contexts:\n- name: c\n  context:\n    cluster: c\n    user: admin\n    namespace: default\n\
-         current-context: c\nusers:\n- name: admin\n  user:\n    client-certificate: {}\n    client-key: {}\n",
-        cluster.members[0].client,
-        cluster.pki.ca_file.display(),
-        cluster.pki.admin.cert.display(),
-        cluster.pki.admin.key.display(),
-    );
-    std::fs::write(&path, cfg).unwrap();
-    path
-}
-
-fn kubectl(version: &str) -> std::path::PathBuf {
-    let on_path = std::env::var_os("PATH")
-        .into_iter()
-        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
-        .map(|d| d.join("kubectl"))
-        .find(|p| p.exists())
-        .expect("kubectl is on PATH");
-    let dir = std::fs::canonicalize(on_path).unwrap();
-    let bin = dir.parent().unwrap().join(format!("kubectl.{version}"));
-    assert!(bin.exists(), "{} is missing", bin.display());
-    bin
-}
-
 async fn run(program: &std::path::Path, args: &[&str], stdin: &[u8]) -> (i32, String, String) {
     let mut child = tokio::process::Command::new(program)
         .args(args)
@@ -384,7 +445,7 @@ async fn run(program: &std::path::Path, args: &[&str], stdin: &[u8]) -> (i32, St
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn kubectl_exec_and_port_forward_through_the_rest_api() {
+async fn kubectl_exec_attach_and_port_forward_through_the_rest_api() {
     assert!(
         is_root(),
         "the process runtime's exec enters namespaces as root"
@@ -396,11 +457,11 @@ async fn kubectl_exec_and_port_forward_through_the_rest_api() {
     let dir = www.path().join("www").to_string_lossy().into_owned();
     let port = free_port();
     web_pod(&client, &dir, port).await;
-    let cfg = kubeconfig(&cluster, www.path());
+    let cfg = rkube_tests::kubectl::admin_kubeconfig(&cluster, www.path());
     let cfg = cfg.to_string_lossy().into_owned();
     tokio::time::timeout(DEADLINE, async {
         for v in ["1.27", "1.33"] {
-            let bin = kubectl(v);
+            let bin = rkube_tests::kubectl::kubectl_bin(v);
             let args = [
                 "--kubeconfig",
                 &cfg,
@@ -425,6 +486,16 @@ async fn kubectl_exec_and_port_forward_through_the_rest_api() {
             .await;
             assert_eq!(code, 0, "kubectl {v}: {out} {err}");
             assert!(out.contains("x=typed"), "kubectl {v}: {out:?}");
+            let pod = format!("once-{}", v.replace('.', ""));
+            create(&client, echo_pod(&pod, "busybox", true)).await;
+            wait_pod(&client, &pod, "running", |p| running(p, "c")).await;
+            let args = ["--kubeconfig", &cfg, "attach", "-i", &pod];
+            let (code, out, err) = run(&bin, &args, b"hello\n").await;
+            assert_eq!(
+                (code, out.as_str()),
+                (0, "got hello\neof\n"),
+                "kubectl {v}: {err}"
+            );
             let local = free_port();
             let mut pf = tokio::process::Command::new(&bin)
                 .args([

@@ -402,6 +402,30 @@ impl Runtime for CriRuntime {
         super::cri_stream::connect(&url, stdin, tty).await
     }
 
+    async fn attach(
+        &self,
+        id: &str,
+        stdin: bool,
+        tty: bool,
+    ) -> Result<super::interactive::Interactive> {
+        let req = cri::AttachRequest {
+            container_id: id.into(),
+            stdin,
+            tty,
+            stdout: true,
+            stderr: !tty,
+        };
+        let url = self
+            .rt
+            .clone()
+            .attach(req)
+            .await
+            .map_err(err)?
+            .into_inner()
+            .url;
+        super::cri_stream::connect(&url, stdin, tty).await
+    }
+
     async fn update_pod_cidr(&self, cidr: &str) -> Result<()> {
         self.rt
             .clone()

@@ -111,6 +111,8 @@ pub fn container_config(cfg: &ContainerConfig, log_path: &Path) -> cri::Containe
             resources: Some(resources),
             security_context: Some(container_security(&cfg.security)),
         }),
+        stdin: cfg.stdin,
+        stdin_once: cfg.stdin_once,
         ..Default::default()
     }
 }

@@ -32,18 +32,22 @@ pub(super) async fn connect(url: &str, stdin: bool, tty: bool) -> Result<Interac
     let ws_url = match url.split_once("://") {
         Some(("https", rest)) => format!("wss://{rest}"),
         Some((_, rest)) => format!("ws://{rest}"),
-        None => return Err(Error::Io(format!("CRI exec: bad streaming URL {url:?}"))),
+        None => {
+            return Err(Error::Io(format!(
+                "CRI streaming: bad streaming URL {url:?}"
+            )))
+        }
     };
     let mut req = ws_url
         .into_client_request()
-        .map_err(io("CRI exec: the streaming URL"))?;
+        .map_err(io("CRI streaming: the streaming URL"))?;
     req.headers_mut().insert(
         "sec-websocket-protocol",
         HeaderValue::from_static("v5.channel.k8s.io, v4.channel.k8s.io"),
     );
     let (ws, resp) = tokio_tungstenite::connect_async(req)
         .await
-        .map_err(io("CRI exec: connecting to the streaming server"))?;
+        .map_err(io("CRI streaming: connecting to the streaming server"))?;
     let protocol = resp
         .headers()
         .get("sec-websocket-protocol")
@@ -51,7 +55,7 @@ pub(super) async fn connect(url: &str, stdin: bool, tty: bool) -> Result<Interac
         .unwrap_or_default();
     if protocol != V5 && protocol != V4 {
         return Err(Error::Unsupported(format!(
-            "CRI exec: the streaming server speaks {protocol:?}, not {V5} or {V4}"
+            "CRI streaming: the streaming server speaks {protocol:?}, not {V5} or {V4}"
         )));
     }
     let v5 = protocol == V5;
@@ -114,7 +118,7 @@ pub(super) async fn connect(url: &str, stdin: bool, tty: bool) -> Result<Interac
             let _guard = guard;
             exit_rx.await.unwrap_or_else(|_| {
                 Err(Error::Io(
-                    "CRI exec: the session ended without a status".into(),
+                    "CRI streaming: the session ended without a status".into(),
                 ))
             })
         }),
@@ -186,7 +190,7 @@ fn exit_of(status: &[u8]) -> Result<i32> {
     }
     let s: Status = serde_json::from_slice(status).map_err(|e| {
         Error::Io(format!(
-            "CRI exec: the status {:?}: {e}",
+            "CRI streaming: the status {:?}: {e}",
             String::from_utf8_lossy(status)
         ))
     })?;
@@ -205,7 +209,7 @@ fn exit_of(status: &[u8]) -> Result<i32> {
             return Ok(code);
         }
     }
-    Err(Error::Io(format!("CRI exec: {}", s.message)))
+    Err(Error::Io(format!("CRI streaming: {}", s.message)))
 }
 
 /// What a CRI `Exec` asks for.

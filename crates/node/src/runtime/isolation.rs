@@ -51,9 +51,10 @@ fn read_spec(dir: &Path) -> Result<ShimSpec, String> {
 /// Stage two: isolates this process as `DIR/spec.json` says and runs the container in
 /// it. Returns only on failure, once the failure has been reported.
 pub fn init(dir: &Path) -> std::io::Result<()> {
-    // The report channel comes as standard input; the container gets /dev/null there.
+    // The report channel comes as standard input; the container gets its own stdin pipe
+    // there, or /dev/null.
     let report = rustix::io::fcntl_dupfd_cloexec(std::io::stdin(), 3)?;
-    rustix::stdio::dup2_stdin(File::open("/dev/null")?)?;
+    rustix::stdio::dup2_stdin(super::shim_stdin::for_container()?)?;
     let Err(e) = read_spec(dir).and_then(|spec| start(&spec));
     File::from(report).write_all(e.as_bytes())?;
     std::process::exit(127)

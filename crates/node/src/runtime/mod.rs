@@ -14,6 +14,7 @@ pub mod process;
 mod process_security;
 pub mod security;
 pub mod shim;
+pub(crate) mod shim_stdin;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -103,6 +104,12 @@ pub struct ContainerConfig {
     pub memory_limit_bytes: Option<i64>,
     #[serde(default)]
     pub security: SecurityConfig,
+    /// The container's stdin stays open for `attach` (`stdin: true` in the pod spec).
+    #[serde(default)]
+    pub stdin: bool,
+    /// Its stdin closes when the first attached client lets go of it (`stdinOnce`).
+    #[serde(default)]
+    pub stdin_once: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -184,6 +191,28 @@ pub trait Runtime: Send + Sync {
     ) -> Result<interactive::Interactive> {
         Err(Error::Unsupported(format!(
             "interactive exec is not supported by the {} runtime",
+            self.name()
+        )))
+    }
+    /// Attaches to container `id`'s main process where the runtime streams it itself
+    /// (CRI `Attach`): its output from now on, and its stdin if asked. `Unsupported`: the
+    /// caller follows the container's log and writes through [`Runtime::attach_stdin`].
+    async fn attach(
+        &self,
+        _id: &str,
+        _stdin: bool,
+        _tty: bool,
+    ) -> Result<interactive::Interactive> {
+        Err(Error::Unsupported(format!(
+            "the {} runtime does not stream attach itself",
+            self.name()
+        )))
+    }
+    /// A writer into the stdin of container `id`, which must have been created with
+    /// `stdin: true`. Closing it lets go of stdin (a `stdinOnce` container sees its end).
+    async fn attach_stdin(&self, _id: &str) -> Result<interactive::Writer> {
+        Err(Error::Unsupported(format!(
+            "the {} runtime cannot write to a container's stdin",
             self.name()
         )))
     }

@@ -298,6 +298,8 @@ impl Runtime for ProcessRuntime {
             netns: self.netns_of(&rec.sandbox_id),
             security,
             isolate: self.root_user,
+            stdin: cfg.stdin,
+            stdin_once: cfg.stdin_once,
         };
         write_json(&dir.join("spec.json"), &spec)?;
         let mut child = tokio::process::Command::new(&self.shim_exe)
@@ -464,6 +466,12 @@ impl Runtime for ProcessRuntime {
         tty: bool,
     ) -> Result<interactive::Interactive> {
         self.spawn_exec(id, self.container_dir(id), cmd, stdin, tty)
+    }
+
+    async fn attach_stdin(&self, id: &str) -> Result<interactive::Writer> {
+        let rec = self.record(id)?;
+        let cfg = &rec.config;
+        super::shim_stdin::open(&self.container_dir(id), &cfg.name, cfg.stdin).await
     }
 
     async fn update_pod_cidr(&self, cidr: &str) -> Result<()> {

@@ -18,6 +18,7 @@ use std::sync::{Arc, Mutex};
 use serde::{Deserialize, Serialize};
 
 use super::isolation::STAGE_ENV;
+use super::shim_stdin::Stdin;
 use super::{Mount, SecurityConfig};
 
 /// What the shim runs.
@@ -39,6 +40,11 @@ pub struct ShimSpec {
     /// capabilities as `security` says. Otherwise it runs as the runtime's user.
     #[serde(default)]
     pub isolate: bool,
+    /// The container's stdin stays open for attach ([`super::shim_stdin`]).
+    #[serde(default)]
+    pub stdin: bool,
+    #[serde(default)]
+    pub stdin_once: bool,
 }
 
 /// How the process ended.
@@ -134,9 +140,15 @@ fn enter_network(spec: &ShimSpec) -> std::io::Result<()> {
 
 /// Starts the second stage, which becomes the container's process; returns it once it
 /// runs the container's command, or why it could not.
-fn spawn_container(dir: &Path) -> std::io::Result<Result<std::process::Child, String>> {
+fn spawn_container(
+    dir: &Path,
+    stdin: Option<&Stdin>,
+) -> std::io::Result<Result<std::process::Child, String>> {
     let (mut report, report_tx) = std::io::pipe()?;
     let mut cmd = Command::new("/proc/self/exe");
+    if let Some(s) = stdin {
+        cmd.env(super::shim_stdin::STDIN_PATH_ENV, s.path());
+    }
     cmd.arg("node-shim")
         .arg(dir)
         .env(STAGE_ENV, "init")
@@ -197,9 +209,13 @@ pub fn run(dir: &Path) -> std::io::Result<()> {
             .append(true)
             .open(&spec.log_path)?,
     ));
+    let stdin = match spec.stdin {
+        true => Some(Stdin::new(dir)?),
+        false => None,
+    };
     let started = enter_network(&spec)
         .map_err(|e| e.to_string())
-        .and_then(|()| spawn_container(dir).map_err(|e| e.to_string())?);
+        .and_then(|()| spawn_container(dir, stdin.as_ref()).map_err(|e| e.to_string())?);
     let mut child = match started {
         Ok(c) => c,
         Err(e) => {
@@ -212,6 +228,9 @@ pub fn run(dir: &Path) -> std::io::Result<()> {
         }
     };
     let pid = child.id() as i32;
+    if let Some(s) = stdin {
+        s.relay(spec.stdin_once);
+    }
     for cg in &home {
         let _ = std::fs::write(cg.join("cgroup.procs"), std::process::id().to_string());
     }

@@ -1,6 +1,8 @@
-//! Attach to a container's main process: what it writes from now on, read from its CRI
-//! log as it grows, on stdout and stderr as the process wrote it. The container's own
-//! stdin is not kept open by the runtimes rkube drives, so attach carries no input.
+//! Attach to a container's main process. A runtime that streams attach itself (CRI
+//! `Attach`) carries it whole. Otherwise what the process writes from now on is read
+//! from its CRI log as it grows, on stdout and stderr as the process wrote it, and the
+//! caller's input goes to the stdin the runtime keeps open for a container created with
+//! `stdin: true`.
 
 use std::io::SeekFrom;
 use std::sync::Arc;
@@ -11,31 +13,41 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt, DuplexStream};
 use tonic::Status;
 
 use crate::runtime::interactive::Interactive;
-use crate::runtime::{ContainerStatus, Runtime, State};
+use crate::runtime::{ContainerStatus, Error, Runtime, State};
 
 const POLL: Duration = Duration::from_millis(100);
 
-pub(crate) fn attach(
+pub(crate) async fn attach(
     rt: Arc<dyn Runtime>,
     c: &ContainerStatus,
     open: &StreamOpen,
 ) -> Result<Interactive, Status> {
-    if open.stdin {
-        return Err(Status::failed_precondition(format!(
-            "container {:?} was not started with stdin open: attach can carry only its output",
-            c.name
-        )));
+    match rt.attach(&c.id, open.stdin, open.tty).await {
+        Err(Error::Unsupported(_)) => {}
+        r => return r.map_err(super::status),
     }
+    let stdin = match open.stdin {
+        true => Some(rt.attach_stdin(&c.id).await.map_err(super::status)?),
+        false => None,
+    };
+    // From here on: what the process writes once the caller can write to it is followed.
+    let mut log = tokio::fs::File::open(&c.log_path)
+        .await
+        .map_err(|e| super::status(e.into()))?;
+    let offset = log
+        .seek(SeekFrom::End(0))
+        .await
+        .map_err(|e| super::status(e.into()))?;
     let (out_w, out_r) = tokio::io::duplex(64 * 1024);
     let (err_w, err_r) = tokio::io::duplex(64 * 1024);
-    let (id, path) = (c.id.clone(), c.log_path.clone());
+    let id = c.id.clone();
     let (done_tx, done_rx) = tokio::sync::oneshot::channel();
     tokio::spawn(async move {
-        let r = follow(rt, &id, &path, out_w, err_w, &done_tx).await;
+        let r = follow(rt, &id, (log, offset), out_w, err_w, &done_tx).await;
         let _ = done_tx.send(r);
     });
     Ok(Interactive {
-        stdin: None,
+        stdin,
         stdout: Some(Box::pin(out_r)),
         stderr: Some(Box::pin(err_r)),
         terminal: None,
@@ -48,18 +60,16 @@ pub(crate) fn attach(
     })
 }
 
-/// Copies the log's new lines to `out` and `err` until the container stops running or
-/// the caller goes away (`done` closed).
+/// Copies the log's lines from `offset` on to `out` and `err` until the container stops
+/// running or the caller goes away (`done` closed).
 async fn follow(
     rt: Arc<dyn Runtime>,
     id: &str,
-    path: &std::path::Path,
+    (mut file, mut offset): (tokio::fs::File, u64),
     mut out: DuplexStream,
     mut err: DuplexStream,
     done: &tokio::sync::oneshot::Sender<crate::runtime::Result<()>>,
 ) -> crate::runtime::Result<()> {
-    let mut file = tokio::fs::File::open(path).await?;
-    let mut offset = file.seek(SeekFrom::End(0)).await?;
     let mut partial = Vec::new();
     loop {
         let running = rt

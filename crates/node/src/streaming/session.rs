@@ -49,7 +49,7 @@ pub(crate) async fn open(
     }
     let session = match open.kind() {
         StreamKind::Exec => exec(svc.shared.runtime.clone(), &c, &open).await?,
-        StreamKind::Attach => super::attach::attach(svc.shared.runtime.clone(), &c, &open)?,
+        StreamKind::Attach => super::attach::attach(svc.shared.runtime.clone(), &c, &open).await?,
     };
     let (tx, rx) = mpsc::channel(16);
     tokio::spawn(run(session, inbound, tx));

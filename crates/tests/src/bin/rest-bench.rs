@@ -168,21 +168,6 @@ async fn grpc_list(c: &Client, ns: &str) -> (usize, Duration) {
     (r.items.len(), t.elapsed())
 }
 
-/// A kubeconfig for the admin, with member 0 as its server.
-fn kubeconfig(cluster: &Cluster, dir: &std::path::Path) -> std::path::PathBuf {
-    let p = &cluster.pki;
-    let text = format!(
-        "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: https://{}\n    certificate-authority: {}\nusers:\n- name: u\n  user:\n    client-certificate: {}\n    client-key: {}\ncontexts:\n- name: c\n  context: {{cluster: c, user: u}}\ncurrent-context: c\n",
-        cluster.members[0].client,
-        p.ca_file.display(),
-        p.admin.cert.display(),
-        p.admin.key.display()
-    );
-    let path = dir.join("kubeconfig");
-    std::fs::write(&path, text).expect("kubeconfig");
-    path
-}
-
 fn kubectl_get_all(
     kubectl: &str,
     kubeconfig: &std::path::Path,
@@ -257,7 +242,7 @@ async fn main() {
     let Api::Rest(conns) = &*rest else { return };
     let table = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json";
     let dir = tempfile::tempdir().expect("temp dir");
-    let kc = kubeconfig(&cluster, dir.path());
+    let kc = rkube_tests::kubectl::admin_kubeconfig(&cluster, dir.path());
     let cache = dir.path().join("cache");
     kubectl_get_all(&args.kubectl, &kc, &cache);
     let (mut g, mut k, mut rj, mut rt) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());

@@ -227,6 +227,8 @@ impl PodWorker {
                 .and_then(|l| l.get("memory"))
                 .and_then(|q| client::quantity::parse(&q.0)),
             security,
+            stdin: c.stdin.unwrap_or(false),
+            stdin_once: c.stdin_once.unwrap_or(false),
         };
         rt.pull_image(&cfg.image).await?;
         let id = rt.create_container(&sb.id, &cfg).await?;
