@@ -87,7 +87,7 @@ pub struct ResponseStatus {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<&'static str>,
+    pub reason: Option<String>,
     pub code: u16,
 }
 
@@ -104,12 +104,17 @@ impl ResponseStatus {
     }
 
     pub fn failure(e: &Error) -> Self {
+        Self::failed(http_code(e), e.reason().to_string(), e.to_string())
+    }
+
+    /// A failure as the Status a REST response carried.
+    pub fn failed(code: u16, reason: String, message: String) -> Self {
         ResponseStatus {
             metadata: EmptyMeta {},
             status: Some("Failure"),
-            message: Some(e.to_string()),
-            reason: Some(e.reason()),
-            code: http_code(e),
+            message: Some(message),
+            reason: Some(reason),
+            code,
         }
     }
 }

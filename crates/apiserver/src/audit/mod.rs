@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 pub use event::{Event, ObjectRef, ResponseStatus, UserRecord};
 pub use policy::{Attributes, Policy};
-pub use recorder::{Completion, Recorder};
+pub use recorder::{Completion, Hold, Recorder};
 use serde::Serialize;
 
 use crate::auth::UserInfo;

@@ -1,7 +1,7 @@
 //! The audit record of one request: its event, emitted once per stage the policy keeps,
 //! with object bodies only at the levels that carry them.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
 
@@ -113,6 +113,21 @@ impl Drop for Completion {
     fn drop(&mut self) {
         if let Some(mut r) = self.0.take() {
             r.emit(Stage::ResponseComplete);
+        }
+    }
+}
+
+/// Keeps a long-running request's ResponseComplete until every holder has let go: its
+/// response body, and the session of an upgraded connection (exec, attach, port-forward),
+/// which finds its clone among the request's extensions.
+#[derive(Clone, Default)]
+pub struct Hold(Arc<Mutex<Option<Completion>>>);
+
+impl Hold {
+    /// Hands over the completion to record once the last holder lets go.
+    pub fn keep(&self, done: Completion) {
+        if let Ok(mut slot) = self.0.lock() {
+            *slot = Some(done);
         }
     }
 }

@@ -3,6 +3,7 @@
 //! gRPC, everything else comes here) and calls the same handlers, so authentication,
 //! authorization, admission, validation and storage exist once.
 
+mod audit;
 mod body;
 mod discovery;
 mod path;
@@ -88,17 +89,36 @@ fn assert_send(rest: Arc<Rest>, req: Request) {
 }
 
 /// Serves one REST request.
-pub async fn serve(rest: Arc<Rest>, req: Request) -> Response {
+pub async fn serve(rest: Arc<Rest>, mut req: Request) -> Response {
     let start = Instant::now();
-    let (resp, labels) = match authenticate(&rest.api, &req).await {
-        Err(e) => (error_response(&e), None),
-        Ok(user) => {
+    let caller = authenticate(&rest.api, &req).await;
+    let mut audit = audit::begin(&rest, &req, &caller);
+    if let Some(a) = &mut audit {
+        a.hold_in(&mut req);
+    }
+    let body = match &mut audit {
+        Some(a) if caller.user.is_ok() => a.request_body(&rest, req).await,
+        _ => Ok(req),
+    };
+    let (resp, labels) = match (caller.user, body) {
+        (Err(e), _) | (_, Err(e)) => (error_response(&e), None),
+        (Ok(user), Ok(req)) => {
             let (out, warnings) = crate::admission::collect_warnings(route(&rest, user, req)).await;
             let (mut resp, labels) = out;
             add_warnings(resp.headers_mut(), &warnings);
             (resp, labels)
         }
     };
+    let resp = match audit {
+        Some(a) => a.finish(resp).await,
+        None => resp,
+    };
+    observe(&rest, start, &resp, labels);
+    resp
+}
+
+/// Counts a REST request in `apiserver_request_total` and its duration.
+fn observe(rest: &Rest, start: Instant, resp: &Response, labels: Option<RequestLabels>) {
     if let Some(l) = labels {
         let verb = match l.verb {
             "patch" if l.apply => "APPLY",
@@ -127,7 +147,6 @@ pub async fn serve(rest: Arc<Rest>, req: Request) -> Response {
             start.elapsed().as_secs_f64(),
         );
     }
-    resp
 }
 
 /// Who sent the request: its client certificate or bearer token (or anonymous when that
@@ -135,7 +154,7 @@ pub async fn serve(rest: Arc<Rest>, req: Request) -> Response {
 fn authenticate<'a>(
     api: &'a Api,
     req: &Request,
-) -> impl std::future::Future<Output = Result<UserInfo>> + Send + 'a {
+) -> impl std::future::Future<Output = audit::Caller> + Send + 'a {
     use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
     let cert_subject = req
         .extensions()
@@ -150,20 +169,30 @@ async fn authenticate_with(
     api: &Api,
     metadata: tonic::metadata::MetadataMap,
     cert_subject: Option<(String, Vec<String>)>,
-) -> Result<UserInfo> {
-    let user = api
+) -> audit::Caller {
+    let requester = api
         .authn
         .authenticate(&Credentials {
             metadata: &metadata,
             cert_subject,
         })
-        .await?;
-    if user.name == UserInfo::anonymous().name && !api.authn.allow_anonymous {
-        return Err(Error::Unauthorized(
-            "anonymous requests are off: send a client certificate or a bearer token".into(),
-        ));
+        .await
+        .and_then(|user| {
+            if user.name == UserInfo::anonymous().name && !api.authn.allow_anonymous {
+                return Err(Error::Unauthorized(
+                    "anonymous requests are off: send a client certificate or a bearer token"
+                        .into(),
+                ));
+            }
+            Ok(user)
+        });
+    let impersonating = metadata.contains_key(crate::rbac::impersonation::USER);
+    audit::Caller {
+        requester: requester.as_ref().ok().cloned(),
+        user: requester
+            .and_then(|user| crate::rbac::impersonation::apply(&api.authz, user, &metadata)),
+        impersonating,
     }
-    crate::rbac::impersonation::apply(&api.authz, user, &metadata)
 }
 
 /// The labels of `apiserver_request_total` known once the path is parsed.
@@ -404,6 +433,14 @@ async fn dispatch(
 
 /// Reads a request body, up to the limit.
 async fn read_body(rest: &Rest, req: Request) -> Result<(HeaderMap, bytes::Bytes)> {
+    let (parts, bytes) = read_body_parts(rest, req).await?;
+    Ok((parts.headers, bytes))
+}
+
+async fn read_body_parts(
+    rest: &Rest,
+    req: Request,
+) -> Result<(axum::http::request::Parts, bytes::Bytes)> {
     let (parts, body) = req.into_parts();
     let bytes = axum::body::to_bytes(body, rest.max_body)
         .await
@@ -413,7 +450,7 @@ async fn read_body(rest: &Rest, req: Request) -> Result<(HeaderMap, bytes::Bytes
                 rest.max_body
             ))
         })?;
-    Ok((parts.headers, bytes))
+    Ok((parts, bytes))
 }
 
 fn add_warnings(h: &mut HeaderMap, warnings: &[String]) {

@@ -101,7 +101,24 @@ pub fn status_of(e: &Error) -> Value {
 
 /// The response for an error.
 pub fn error_response(e: &Error) -> Response {
-    json_response(http_code(e), &status_of(e))
+    failure_response(http_code(e), &status_of(e))
+}
+
+/// The reason and message of a failed response, for the audit log.
+#[derive(Clone, Debug)]
+pub struct Failure {
+    pub reason: String,
+    pub message: String,
+}
+
+fn failure_response(code: StatusCode, status: &Value) -> Response {
+    let mut r = json_response(code, status);
+    let text = |k: &str| status[k].as_str().unwrap_or_default().to_string();
+    r.extensions_mut().insert(Failure {
+        reason: text("reason"),
+        message: text("message"),
+    });
+    r
 }
 
 /// A Status with a given code, reason and message (for errors the handlers do not make).
@@ -110,7 +127,7 @@ pub fn failure(code: StatusCode, reason: &str, message: &str) -> Response {
         "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
         "message": message, "reason": reason, "code": code.as_u16(),
     });
-    json_response(code, &s)
+    failure_response(code, &s)
 }
 
 /// The Status Kubernetes answers a finished delete or deletecollection with.

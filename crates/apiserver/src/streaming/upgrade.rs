@@ -110,12 +110,15 @@ pub fn negotiate(
 }
 
 /// Answers `101 Switching Protocols` and runs `session` on the connection once upgraded.
+/// The request's audit [`Hold`](crate::audit::Hold), if any, is kept until it ends.
 pub fn upgrade<F, Fut>(mut req: axum::extract::Request, t: Transport, session: F) -> Response
 where
     F: FnOnce(Upgraded) -> Fut + Send + 'static,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
     let on_upgrade = hyper::upgrade::on(&mut req);
+    // The audit record of the request completes when the session ends.
+    let audit = req.extensions().get::<crate::audit::Hold>().cloned();
     let mut resp = Response::new(axum::body::Body::empty());
     *resp.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
     let h = resp.headers_mut();
@@ -148,6 +151,7 @@ where
             ),
         };
         session(up).await;
+        drop(audit);
     });
     resp
 }

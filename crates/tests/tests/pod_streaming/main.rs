@@ -2,9 +2,10 @@
 //! control plane and a node agent on the process runtime (and exec and attach on
 //! containerd): first through the apiserver's
 //! gRPC `Pods` service (the node's streaming calls end to end), then with stock kubectl
-//! through the REST API — 1.27 over SPDY/3.1, 1.33 over WebSocket.
+//! through the REST API ([`kubectl`]).
 
-use std::process::Stdio;
+mod kubectl;
+
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -20,7 +21,6 @@ use rkube_tests::netns::is_root;
 use rkube_tests::node_agent::NodeAgent;
 use rkube_tests::pod_lifecycle::{create, running, wait_pod};
 use serde_json::json;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Channel;
@@ -421,107 +421,4 @@ async fn exec_on_containerd_goes_through_its_streaming_server() {
     .expect("the sessions end within the deadline");
     drop(node);
     drop(ctd);
-}
-
-async fn run(program: &std::path::Path, args: &[&str], stdin: &[u8]) -> (i32, String, String) {
-    let mut child = tokio::process::Command::new(program)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut input = child.stdin.take().unwrap();
-    input.write_all(stdin).await.unwrap();
-    drop(input);
-    let out = child.wait_with_output().await.unwrap();
-    let text = |b: Vec<u8>| String::from_utf8_lossy(&b).into_owned();
-    (
-        out.status.code().unwrap_or(-1),
-        text(out.stdout),
-        text(out.stderr),
-    )
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn kubectl_exec_attach_and_port_forward_through_the_rest_api() {
-    assert!(
-        is_root(),
-        "the process runtime's exec enters namespaces as root"
-    );
-    let (cluster, client, _fake) = cluster_with_nodes(1, &[]).await;
-    let node = NodeAgent::start(&cluster.node_access("w1"), "w1", &[]);
-    node.wait_ready(&client).await;
-    let www = tempfile::tempdir().unwrap();
-    let dir = www.path().join("www").to_string_lossy().into_owned();
-    let port = free_port();
-    web_pod(&client, &dir, port).await;
-    let cfg = rkube_tests::kubectl::admin_kubeconfig(&cluster, www.path());
-    let cfg = cfg.to_string_lossy().into_owned();
-    tokio::time::timeout(DEADLINE, async {
-        for v in ["1.27", "1.33"] {
-            let bin = rkube_tests::kubectl::kubectl_bin(v);
-            let args = [
-                "--kubeconfig",
-                &cfg,
-                "exec",
-                "web",
-                "--",
-                "/bin/sh",
-                "-c",
-                "echo out; exit 7",
-            ];
-            let (code, out, err) = run(&bin, &args, b"").await;
-            assert_eq!((code, out.as_str()), (7, "out\n"), "kubectl {v}: {err}");
-            let inner = format!(
-                "{} --kubeconfig {cfg} exec -it web -- /bin/sh -c 'read x; stty size; echo x=$x'",
-                bin.display()
-            );
-            let (code, out, err) = run(
-                std::path::Path::new("script"),
-                &["-qec", &inner, "/dev/null"],
-                b"typed\r",
-            )
-            .await;
-            assert_eq!(code, 0, "kubectl {v}: {out} {err}");
-            assert!(out.contains("x=typed"), "kubectl {v}: {out:?}");
-            let pod = format!("once-{}", v.replace('.', ""));
-            create(&client, echo_pod(&pod, "busybox", true)).await;
-            wait_pod(&client, &pod, "running", |p| running(p, "c")).await;
-            let args = ["--kubeconfig", &cfg, "attach", "-i", &pod];
-            let (code, out, err) = run(&bin, &args, b"hello\n").await;
-            assert_eq!(
-                (code, out.as_str()),
-                (0, "got hello\neof\n"),
-                "kubectl {v}: {err}"
-            );
-            let local = free_port();
-            let mut pf = tokio::process::Command::new(&bin)
-                .args([
-                    "--kubeconfig",
-                    &cfg,
-                    "port-forward",
-                    "pod/web",
-                    &format!("{local}:{port}"),
-                ])
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .kill_on_drop(true)
-                .spawn()
-                .unwrap();
-            let mut lines = BufReader::new(pf.stdout.take().unwrap()).lines();
-            let first = lines.next_line().await.unwrap().unwrap_or_default();
-            assert!(
-                first.starts_with("Forwarding from 127.0.0.1"),
-                "kubectl {v}: {first}"
-            );
-            let addr: std::net::SocketAddr = format!("127.0.0.1:{local}").parse().unwrap();
-            let body = rkube_tests::http_get(addr, "/index.html").await.unwrap();
-            assert!(body.contains("hello-from-pod"), "kubectl {v}: {body}");
-            pf.kill().await.unwrap();
-        }
-    })
-    .await
-    .expect("kubectl finishes within the deadline");
 }
