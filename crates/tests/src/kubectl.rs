@@ -41,6 +41,18 @@ fn which(name: &str) -> Option<PathBuf> {
         .find(|p| p.exists())
 }
 
+/// Where kubectl keeps its discovery and OpenAPI cache: by default under `~/.kube/cache`,
+/// keyed by server address, which a later cluster on a reused port would inherit.
+pub const CACHE_DIR_ENV: &str = "KUBECACHEDIR";
+
+/// A cache directory of kubectl's own beside `kubeconfig`.
+pub fn cache_dir(kubeconfig: &Path) -> PathBuf {
+    kubeconfig
+        .parent()
+        .unwrap_or(Path::new("."))
+        .join("kubectl-cache")
+}
+
 /// One kubectl version with one kubeconfig.
 pub struct Kubectl {
     pub bin: PathBuf,
@@ -61,6 +73,7 @@ impl Kubectl {
         let mut c = Command::new(&self.bin);
         c.args(args)
             .env("KUBECONFIG", &self.kubeconfig)
+            .env(CACHE_DIR_ENV, cache_dir(&self.kubeconfig))
             .env_remove("KUBECTL_EXTERNAL_DIFF")
             .stdin(Stdio::null());
         c

@@ -11,6 +11,8 @@ use rkube_tests::node_agent::NodeAgent;
 use rkube_tests::pod_lifecycle::{create, running, wait_pod};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
+use rkube_tests::kubectl::{cache_dir, CACHE_DIR_ENV};
+
 use super::{echo_pod, free_port, web_pod, DEADLINE};
 
 /// The audit log of a cluster that records exec and attach at level Metadata.
@@ -80,6 +82,7 @@ async fn exec_is_audited_while_it_runs(
     tag: &str,
 ) {
     let mut cat = tokio::process::Command::new(bin)
+        .env(CACHE_DIR_ENV, cache_dir(cfg.as_ref()))
         .args([
             "--kubeconfig",
             cfg,
@@ -113,6 +116,7 @@ async fn exec_is_audited_while_it_runs(
         .await;
     assert_eq!(started["responseStatus"]["code"], 101, "{started}");
     let (code, _, err) = run(
+        cfg,
         bin,
         &["--kubeconfig", cfg, "exec", "web", "--", "true", tag],
         b"",
@@ -138,8 +142,15 @@ async fn exec_is_audited_while_it_runs(
     audit.wait_for("cat completed", done).await;
 }
 
-async fn run(program: &std::path::Path, args: &[&str], stdin: &[u8]) -> (i32, String, String) {
+/// Runs `program` (kubectl, or a wrapper that runs it) with its own cache beside `cfg`.
+async fn run(
+    cfg: &str,
+    program: &std::path::Path,
+    args: &[&str],
+    stdin: &[u8],
+) -> (i32, String, String) {
     let mut child = tokio::process::Command::new(program)
+        .env(CACHE_DIR_ENV, cache_dir(cfg.as_ref()))
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -188,7 +199,7 @@ async fn kubectl_exec_attach_and_port_forward_through_the_rest_api() {
                 "-c",
                 "echo out; exit 7",
             ];
-            let (code, out, err) = run(&bin, &args, b"").await;
+            let (code, out, err) = run(&cfg, &bin, &args, b"").await;
             assert_eq!((code, out.as_str()), (7, "out\n"), "kubectl {v}: {err}");
             exec_is_audited_while_it_runs(&bin, &cfg, &audit, &format!("v{}", v.replace('.', "-")))
                 .await;
@@ -197,6 +208,7 @@ async fn kubectl_exec_attach_and_port_forward_through_the_rest_api() {
                 bin.display()
             );
             let (code, out, err) = run(
+                &cfg,
                 std::path::Path::new("script"),
                 &["-qec", &inner, "/dev/null"],
                 b"typed\r",
@@ -208,7 +220,7 @@ async fn kubectl_exec_attach_and_port_forward_through_the_rest_api() {
             create(&client, echo_pod(&pod, "busybox", true)).await;
             wait_pod(&client, &pod, "running", |p| running(p, "c")).await;
             let args = ["--kubeconfig", &cfg, "attach", "-i", &pod];
-            let (code, out, err) = run(&bin, &args, b"hello\n").await;
+            let (code, out, err) = run(&cfg, &bin, &args, b"hello\n").await;
             assert_eq!(
                 (code, out.as_str()),
                 (0, "got hello\neof\n"),
@@ -216,6 +228,7 @@ async fn kubectl_exec_attach_and_port_forward_through_the_rest_api() {
             );
             let local = free_port();
             let mut pf = tokio::process::Command::new(&bin)
+                .env(CACHE_DIR_ENV, cache_dir(cfg.as_ref()))
                 .args([
                     "--kubeconfig",
                     &cfg,
