@@ -171,6 +171,12 @@ impl Metrics {
         self.rest_latency.get_or_create(&l).observe(secs);
     }
 
+    /// Adds metrics of components running in this process (the controller-manager's),
+    /// exported under their own names beside the REST API's.
+    pub fn register_component(&self, register: impl FnOnce(&mut Registry)) {
+        register(&mut self.rest_registry.lock());
+    }
+
     pub fn encode(&self) -> String {
         let mut out = String::new();
         let _ = prometheus_client::encoding::text::encode_registry(&mut out, &self.registry.lock());

@@ -301,6 +301,10 @@ pub async fn run(args: ApiServerArgs, components: Option<Components>) -> anyhow:
         }
         if let Some(mut cm) = c.controller_manager {
             cm.signer = pki.as_ref().map(|p| c.cm_options.signer(p.ca.clone()));
+            server
+                .api
+                .metrics
+                .register_component(|r| cm.metrics.register(r));
             let user = "system:kube-controller-manager";
             let client = components_client(&server, pki.as_ref(), config, user)?;
             running.push(tokio::spawn(controllers::manager::run(client, cm)));

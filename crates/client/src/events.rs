@@ -1,6 +1,7 @@
 //! Events for the transitions users look for (`rkube ctl describe`): best effort, off the
 //! caller's path. Controllers and kubelets record through [`Recorder`].
 
+use crate::state::EventType;
 use crate::{Api, ApiObject, Client};
 use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
@@ -15,7 +16,7 @@ pub struct Recorder {
 pub fn event_for<K: ApiObject>(
     obj: &K,
     component: &str,
-    type_: &str,
+    type_: EventType,
     reason: &str,
     message: String,
 ) -> Event {
@@ -39,7 +40,7 @@ pub fn event_for<K: ApiObject>(
         },
         reason: Some(reason.into()),
         message: Some(message),
-        type_: Some(type_.into()),
+        type_: Some(type_.as_str().into()),
         source: Some(EventSource {
             component: Some(component.into()),
             host: None,
@@ -61,7 +62,7 @@ impl Recorder {
     }
 
     /// Records an event about `obj` without waiting for it to be written.
-    pub fn record<K: ApiObject>(&self, obj: &K, type_: &str, reason: &str, message: String) {
+    pub fn record<K: ApiObject>(&self, obj: &K, type_: EventType, reason: &str, message: String) {
         let ev = event_for(obj, &self.component, type_, reason, message);
         let ns = ev.metadata.namespace.clone().unwrap_or_default();
         let api = Api::<Event>::namespaced(self.client.clone(), &ns);

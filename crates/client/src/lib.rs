@@ -5,8 +5,9 @@
 //! - [`watcher`]: event streams that resume from the last resourceVersion and re-list when
 //!   it expired; [`reflector`]: a cache fed by a watcher; [`informer`]: one watch shared by
 //!   many controllers, with a broadcast of changes;
-//! - [`runtime`]: a controller runtime (`reconcile → Action`, error policy, rate-limited
-//!   work queue); [`leader`]: Lease-based leader election.
+//! - [`runtime`]: the controller runtime (`reconcile → Action`, error policy, per-key
+//!   back-off, expectations, leader gating, metrics); [`leader`]: Lease-based leader
+//!   election.
 //!
 //! It holds no server code and depends on no rkube crate but `rkube-proto`.
 
@@ -21,6 +22,8 @@ pub mod metrics;
 pub use api_model::quantity;
 pub mod reflector;
 pub mod runtime;
+pub mod selectors;
+pub mod state;
 pub mod watcher;
 
 pub use api::{Api, ApiObject, DeleteParams, ListParams, ObjectList, PatchParams};

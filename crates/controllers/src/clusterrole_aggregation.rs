@@ -13,8 +13,8 @@ use client::Api;
 use k8s_openapi::api::rbac::v1::{ClusterRole, PolicyRule};
 
 use crate::context::Ctx;
-use crate::scheduler::selectors::selector_matches;
-use crate::worker::{self, Requeue};
+use client::runtime::{backoff, Action, Controller};
+use client::selectors::selector_matches;
 
 /// The rules `role` aggregates from `roles`; None when it has no aggregation rule.
 pub fn aggregated_rules(role: &ClusterRole, roles: &[Arc<ClusterRole>]) -> Option<Vec<PolicyRule>> {
@@ -56,34 +56,36 @@ fn aggregating_roles(ctx: &Ctx) -> Vec<ObjectKey> {
 }
 
 pub async fn run(ctx: Arc<Ctx>) {
-    let q = worker::queue();
     let (c1, c2) = (ctx.clone(), ctx.clone());
-    let feed = worker::feed(
-        ctx.cluster_roles.clone(),
-        q.clone(),
-        move |_: &Change<ClusterRole>| aggregating_roles(&c1),
-        move || aggregating_roles(&c2),
-    );
-    let work = worker::run("clusterrole-aggregation", q, 1, move |key| {
-        let ctx = ctx.clone();
-        async move { reconcile(&ctx, key).await }
-    });
-    tokio::join!(feed, work);
+    Controller::with_resync(
+        "clusterrole-aggregation",
+        Arc::new(move || aggregating_roles(&c1)),
+    )
+    .watches(ctx.cluster_roles.clone(), move |_: &Change<ClusterRole>| {
+        aggregating_roles(&c2)
+    })
+    .metrics(&ctx.metrics)
+    .run(
+        |key, ctx| async move { reconcile(&ctx, key).await },
+        backoff,
+        ctx.clone(),
+    )
+    .await
 }
 
-async fn reconcile(ctx: &Ctx, key: ObjectKey) -> Result<Requeue, client::Error> {
+async fn reconcile(ctx: &Ctx, key: ObjectKey) -> Result<Action, client::Error> {
     let Some(role) = ctx.cluster_roles.get(&key) else {
-        return Ok(None);
+        return Ok(Action::AwaitChange);
     };
     let Some(rules) = aggregated_rules(&role, &ctx.cluster_roles.list()) else {
-        return Ok(None);
+        return Ok(Action::AwaitChange);
     };
     if role
         .rules
         .as_ref()
         .map_or(rules.is_empty(), |r| *r == rules)
     {
-        return Ok(None);
+        return Ok(Action::AwaitChange);
     }
     let mut next = (*role).clone();
     next.rules = Some(rules);
@@ -91,9 +93,9 @@ async fn reconcile(ctx: &Ctx, key: ObjectKey) -> Result<Requeue, client::Error> 
         .replace(&next)
         .await
     {
-        Ok(_) => Ok(None),
+        Ok(_) => Ok(Action::AwaitChange),
         // The role or one it aggregates changed meanwhile: the informer brings it back.
-        Err(e) if e.is_conflict() || e.is_not_found() => Ok(None),
+        Err(e) if e.is_conflict() || e.is_not_found() => Ok(Action::AwaitChange),
         Err(e) => Err(e),
     }
 }

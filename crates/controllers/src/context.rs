@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use client::informer::Informer;
 use client::metrics::PodMetrics;
+use client::runtime::{Controller, Metrics};
 use client::{Api, ApiObject, Client};
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
@@ -22,6 +23,8 @@ use crate::events::Recorder;
 pub struct Ctx {
     pub client: Client,
     pub events: Recorder,
+    /// Every controller's reconcile and queue metrics.
+    pub metrics: Metrics,
     pub pods: Arc<Informer<Pod>>,
     pub replicasets: Arc<Informer<ReplicaSet>>,
     pub replication_controllers: Arc<Informer<ReplicationController>>,
@@ -49,9 +52,10 @@ fn all<K: ApiObject>(client: &Client) -> Arc<Informer<K>> {
 
 impl Ctx {
     /// Starts every informer; they stop when the context is dropped.
-    pub fn start(client: Client, component: &str) -> Arc<Ctx> {
+    pub fn start(client: Client, component: &str, metrics: Metrics) -> Arc<Ctx> {
         Arc::new(Ctx {
             events: Recorder::new(client.clone(), component),
+            metrics,
             pods: all(&client),
             replicasets: all(&client),
             replication_controllers: all(&client),
@@ -83,6 +87,7 @@ impl Ctx {
     pub fn for_controller(&self, client: Client) -> Arc<Ctx> {
         Arc::new(Ctx {
             events: Recorder::new(client.clone(), "controller-manager"),
+            metrics: self.metrics.clone(),
             client,
             pods: self.pods.clone(),
             replicasets: self.replicasets.clone(),
@@ -104,6 +109,15 @@ impl Ctx {
             quotas: self.quotas.clone(),
             cluster_roles: self.cluster_roles.clone(),
         })
+    }
+
+    /// A controller of `primary`, counted in the manager's metrics.
+    pub fn controller<K: ApiObject>(
+        &self,
+        name: &'static str,
+        primary: &Arc<Informer<K>>,
+    ) -> Controller {
+        Controller::new(name, primary.clone()).metrics(&self.metrics)
     }
 
     pub async fn wait_ready(&self) {

@@ -3,6 +3,8 @@
 //! (Allow, Forbid, Replace), `startingDeadlineSeconds`, `suspend`, and the successful and
 //! failed job history limits.
 
+use client::state::EventType;
+use client::state::JobConditionType;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,8 +19,8 @@ use crate::context::Ctx;
 use crate::job::finished;
 use crate::pods::controller_ref;
 use crate::replicaset::owner_ref;
-use crate::scheduler::recorder::now;
-use crate::worker::{self, Requeue};
+use client::events::now;
+use client::runtime::{backoff, Action};
 
 pub const SCHEDULED_AT: &str = "batch.kubernetes.io/cronjob-scheduled-timestamp";
 
@@ -138,26 +140,15 @@ impl Schedule {
 }
 
 pub async fn run(ctx: Arc<Ctx>) {
-    let q = worker::queue();
-    let c1 = ctx.clone();
-    let cjs = worker::feed(
-        ctx.cronjobs.clone(),
-        q.clone(),
-        worker::own_key,
-        move || c1.cronjobs.keys(),
-    );
-    let c2 = ctx.clone();
-    let jobs = worker::feed(
-        ctx.jobs.clone(),
-        q.clone(),
-        |c| worker::controller_key(c, "CronJob"),
-        move || c2.cronjobs.keys(),
-    );
-    let work = worker::run("cronjob", q, 2, move |key| {
-        let ctx = ctx.clone();
-        async move { reconcile(&ctx, key).await }
-    });
-    tokio::join!(cjs, jobs, work);
+    ctx.controller("cronjob", &ctx.cronjobs)
+        .owns(ctx.jobs.clone(), "CronJob")
+        .concurrency(2)
+        .run(
+            |key, ctx| async move { reconcile(&ctx, key).await },
+            backoff,
+            ctx.clone(),
+        )
+        .await
 }
 
 /// Deletes a Job and, in the background, its pods.
@@ -177,12 +168,12 @@ fn ts(t: i64) -> String {
         .unwrap_or_default()
 }
 
-async fn reconcile(ctx: &Ctx, key: ObjectKey) -> Result<Requeue, client::Error> {
+async fn reconcile(ctx: &Ctx, key: ObjectKey) -> Result<Action, client::Error> {
     let Some(cj) = ctx.cronjobs.get(&key) else {
-        return Ok(None);
+        return Ok(Action::AwaitChange);
     };
     if cj.metadata.deletion_timestamp.is_some() {
-        return Ok(None);
+        return Ok(Action::AwaitChange);
     }
     let spec = cj.spec.clone();
     let schedule = match Schedule::parse(&spec.schedule) {
@@ -190,11 +181,11 @@ async fn reconcile(ctx: &Ctx, key: ObjectKey) -> Result<Requeue, client::Error> 
         Err(e) => {
             ctx.events.record(
                 cj.as_ref(),
-                "Warning",
+                EventType::Warning,
                 "UnparseableSchedule",
                 format!("unparseable schedule {:?}: {e}", spec.schedule),
             );
-            return Ok(None);
+            return Ok(Action::AwaitChange);
         }
     };
     let uid = cj.metadata.uid.clone().unwrap_or_default();
@@ -251,7 +242,7 @@ async fn reconcile(ctx: &Ctx, key: ObjectKey) -> Result<Requeue, client::Error> 
             match jobs_api.create(&job).await {
                 Ok(j) => ctx.events.record(
                     cj.as_ref(),
-                    "Normal",
+                    EventType::Normal,
                     "SuccessfulCreate",
                     format!("Created job {}", j.metadata.name.unwrap_or_default()),
                 ),
@@ -263,8 +254,14 @@ async fn reconcile(ctx: &Ctx, key: ObjectKey) -> Result<Requeue, client::Error> 
     }
     // History: keep the newest successful and failed jobs up to their limits.
     for (kind, limit) in [
-        ("Complete", spec.successful_jobs_history_limit.unwrap_or(3)),
-        ("Failed", spec.failed_jobs_history_limit.unwrap_or(1)),
+        (
+            JobConditionType::Complete,
+            spec.successful_jobs_history_limit.unwrap_or(3),
+        ),
+        (
+            JobConditionType::Failed,
+            spec.failed_jobs_history_limit.unwrap_or(1),
+        ),
     ] {
         let done: Vec<&Arc<Job>> = jobs.iter().filter(|j| finished(j) == Some(kind)).collect();
         let extra = done.len().saturating_sub(limit.max(0) as usize);
@@ -293,7 +290,7 @@ async fn reconcile(ctx: &Ctx, key: ObjectKey) -> Result<Requeue, client::Error> 
     let next = schedule
         .next_after(now_s)
         .map_or(60, |n| (n - now_s).max(1));
-    Ok(Some(Duration::from_secs(next as u64)))
+    Ok(Action::Requeue(Duration::from_secs(next as u64)))
 }
 
 #[cfg(test)]

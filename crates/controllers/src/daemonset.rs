@@ -4,6 +4,7 @@
 //! their node by required node affinity on `metadata.name`, as Kubernetes does; they
 //! tolerate the node-condition taints. A changed template replaces pods one at a time.
 
+use client::state::PodPhase;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -21,9 +22,9 @@ use crate::deployment::history::template_hash;
 use crate::pods::{self, controller_ref};
 use crate::replicaset::{owner_ref, pod_from_template};
 use crate::scheduler::plugins::node_affinity::spec_admits;
-use crate::scheduler::recorder::now;
-use crate::scheduler::selectors::tolerated;
-use crate::worker::{self, Requeue};
+use client::events::now;
+use client::runtime::{backoff, Action};
+use client::selectors::tolerated;
 
 pub const HASH_LABEL: &str = "controller-revision-hash";
 
@@ -127,41 +128,25 @@ fn pod_for(ds: &DaemonSet, hash: &str, node: &str) -> Pod {
 }
 
 pub async fn run(ctx: Arc<Ctx>, workers: usize) {
-    let q = worker::queue();
-    let c1 = ctx.clone();
-    let dss = worker::feed(
-        ctx.daemonsets.clone(),
-        q.clone(),
-        worker::own_key,
-        move || c1.daemonsets.keys(),
-    );
-    let c2 = ctx.clone();
-    let pods = worker::feed(
-        ctx.pods.clone(),
-        q.clone(),
-        |c| worker::controller_key(c, "DaemonSet"),
-        move || c2.daemonsets.keys(),
-    );
-    let (c3, c4) = (ctx.clone(), ctx.clone());
-    let nodes = worker::feed(
-        ctx.nodes.clone(),
-        q.clone(),
-        move |_| c3.daemonsets.keys(),
-        move || c4.daemonsets.keys(),
-    );
-    let work = worker::run("daemonset", q, workers, move |key| {
-        let ctx = ctx.clone();
-        async move { reconcile(&ctx, key).await }
-    });
-    tokio::join!(dss, pods, nodes, work);
+    let c = ctx.clone();
+    ctx.controller("daemonset", &ctx.daemonsets)
+        .owns(ctx.pods.clone(), "DaemonSet")
+        .watches(ctx.nodes.clone(), move |_| c.daemonsets.keys())
+        .concurrency(workers)
+        .run(
+            |key, ctx| async move { reconcile(&ctx, key).await },
+            backoff,
+            ctx.clone(),
+        )
+        .await
 }
 
-async fn reconcile(ctx: &Ctx, key: ObjectKey) -> Result<Requeue, client::Error> {
+async fn reconcile(ctx: &Ctx, key: ObjectKey) -> Result<Action, client::Error> {
     let Some(ds) = ctx.daemonsets.get(&key) else {
-        return Ok(None);
+        return Ok(Action::AwaitChange);
     };
     if ds.metadata.deletion_timestamp.is_some() {
-        return Ok(None);
+        return Ok(Action::AwaitChange);
     }
     let spec = ds.spec.clone();
     let uid = ds.metadata.uid.clone().unwrap_or_default();
@@ -187,7 +172,7 @@ async fn reconcile(ctx: &Ctx, key: ObjectKey) -> Result<Requeue, client::Error> 
         let name = node.metadata.name.clone().unwrap_or_default();
         let mut here = by_node.remove(&name).unwrap_or_default();
         // A failed daemon pod is replaced.
-        for p in here.iter().filter(|p| pods::phase(p) == "Failed") {
+        for p in here.iter().filter(|p| pods::phase(p) == PodPhase::Failed) {
             let _ = api
                 .delete(p.metadata.name.as_deref().unwrap_or_default(), Some(0))
                 .await;
@@ -272,5 +257,5 @@ async fn reconcile(ctx: &Ctx, key: ObjectKey) -> Result<Requeue, client::Error> 
             .patch_status(&key.name, PatchParams::Merge, &json!({ "status": status }))
             .await?;
     }
-    Ok(None)
+    Ok(Action::AwaitChange)
 }

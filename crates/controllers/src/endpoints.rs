@@ -21,7 +21,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use crate::context::Ctx;
 use crate::pods;
 use crate::replicaset::owner_ref;
-use crate::worker::{self, Requeue};
+use client::runtime::{backoff, Action};
 
 pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
 pub const MANAGED_BY_LABEL: &str = "endpointslice.kubernetes.io/managed-by";
@@ -38,26 +38,16 @@ fn services_of_namespace(ctx: &Ctx, c: &Change<Pod>) -> Vec<ObjectKey> {
 }
 
 pub async fn run(ctx: Arc<Ctx>, workers: usize) {
-    let q = worker::queue();
-    let c1 = ctx.clone();
-    let svc_feed = worker::feed(
-        ctx.services.clone(),
-        q.clone(),
-        worker::own_key,
-        move || c1.services.keys(),
-    );
-    let (c2, c3) = (ctx.clone(), ctx.clone());
-    let pod_feed = worker::feed(
-        ctx.pods.clone(),
-        q.clone(),
-        move |c| services_of_namespace(&c2, c),
-        move || c3.services.keys(),
-    );
-    let work = worker::run("endpoints", q, workers, move |key| {
-        let ctx = ctx.clone();
-        async move { reconcile(&ctx, key).await }
-    });
-    tokio::join!(svc_feed, pod_feed, work);
+    let c = ctx.clone();
+    ctx.controller("endpoints", &ctx.services)
+        .watches(ctx.pods.clone(), move |ch| services_of_namespace(&c, ch))
+        .concurrency(workers)
+        .run(
+            |key, ctx| async move { reconcile(&ctx, key).await },
+            backoff,
+            ctx.clone(),
+        )
+        .await
 }
 
 /// The port a service port reaches on one pod; `None` when a named port is missing.
@@ -178,7 +168,7 @@ fn subsets(ms: &[Member]) -> Vec<EndpointSubset> {
     by_ports.into_values().collect()
 }
 
-async fn reconcile(ctx: &Ctx, key: ObjectKey) -> Result<Requeue, client::Error> {
+async fn reconcile(ctx: &Ctx, key: ObjectKey) -> Result<Action, client::Error> {
     let eps_api = Api::<Endpoints>::namespaced(ctx.client.clone(), &key.namespace);
     let slices_api = Api::<EndpointSlice>::namespaced(ctx.client.clone(), &key.namespace);
     let svc = ctx.services.get(&key);
@@ -196,7 +186,7 @@ async fn reconcile(ctx: &Ctx, key: ObjectKey) -> Result<Requeue, client::Error> 
                 Err(e) => return Err(e),
             }
         }
-        return Ok(None);
+        return Ok(Action::AwaitChange);
     };
     let ms = members(ctx, &svc);
     let labels = svc.metadata.labels.clone();
@@ -225,7 +215,7 @@ async fn reconcile(ctx: &Ctx, key: ObjectKey) -> Result<Requeue, client::Error> 
         Some(_) => {}
     }
     sync_slices(&slices_api, &svc, &ms).await?;
-    Ok(None)
+    Ok(Action::AwaitChange)
 }
 
 async fn sync_slices(

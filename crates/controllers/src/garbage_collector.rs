@@ -29,7 +29,7 @@ use rkube_proto::api::{GetRequest, TypeRef};
 use serde_json::json;
 
 use crate::context::Ctx;
-use crate::worker::{self, Requeue};
+use client::runtime::{backoff, Action, Controller};
 
 pub const FOREGROUND: &str = "foregroundDeletion";
 pub const ORPHAN: &str = "orphan";
@@ -156,40 +156,45 @@ fn keys<K: ApiObject>(ctx: &Ctx, graph: &Graph, kind: &'static str, c: &Change<K
 }
 
 pub async fn run(ctx: Arc<Ctx>) {
-    let q = worker::queue::<GcKey>();
     let graph = Arc::new(Graph::default());
-    macro_rules! feed {
+    let c = ctx.clone();
+    let every_key = move || {
+        let of = |kind: &'static str, keys: Vec<ObjectKey>| {
+            keys.into_iter().map(move |key| GcKey { kind, key })
+        };
+        of("Pod", c.pods.keys())
+            .chain(of("ReplicaSet", c.replicasets.keys()))
+            .chain(of("Deployment", c.deployments.keys()))
+            .chain(of("Service", c.services.keys()))
+            .chain(of("EndpointSlice", c.endpoint_slices.keys()))
+            .collect()
+    };
+    macro_rules! source {
         ($inf:ident, $kind:literal) => {{
-            let (c1, c2, g) = (ctx.clone(), ctx.clone(), graph.clone());
-            worker::feed(
-                ctx.$inf.clone(),
-                q.clone(),
-                move |c| keys(&c1, &g, $kind, c),
-                move || {
-                    c2.$inf
-                        .keys()
-                        .into_iter()
-                        .map(|key| GcKey { kind: $kind, key })
-                        .collect()
-                },
-            )
+            let (c, g) = (ctx.clone(), graph.clone());
+            move |ch: &Change<_>| keys(&c, &g, $kind, ch)
         }};
     }
-    let work = {
-        let (ctx, graph) = (ctx.clone(), graph.clone());
-        worker::run("garbage-collector", q.clone(), 2, move |key| {
-            let (ctx, graph) = (ctx.clone(), graph.clone());
-            async move { reconcile(&ctx, &graph, key).await }
-        })
-    };
-    tokio::join!(
-        feed!(pods, "Pod"),
-        feed!(replicasets, "ReplicaSet"),
-        feed!(deployments, "Deployment"),
-        feed!(services, "Service"),
-        feed!(endpoint_slices, "EndpointSlice"),
-        work,
-    );
+    Controller::with_resync("garbage-collector", Arc::new(every_key))
+        .watches(ctx.pods.clone(), source!(pods, "Pod"))
+        .watches(ctx.replicasets.clone(), source!(replicasets, "ReplicaSet"))
+        .watches(ctx.deployments.clone(), source!(deployments, "Deployment"))
+        .watches(ctx.services.clone(), source!(services, "Service"))
+        .watches(
+            ctx.endpoint_slices.clone(),
+            source!(endpoint_slices, "EndpointSlice"),
+        )
+        .concurrency(2)
+        .metrics(&ctx.metrics)
+        .run(
+            move |key, ctx| {
+                let graph = graph.clone();
+                async move { reconcile(&ctx, &graph, key).await }
+            },
+            backoff,
+            ctx.clone(),
+        )
+        .await
 }
 
 /// Whether the owner a reference names exists (with that uid).
@@ -298,9 +303,9 @@ async fn patch_meta(
     }
 }
 
-async fn reconcile(ctx: &Ctx, graph: &Graph, k: GcKey) -> Result<Requeue, client::Error> {
+async fn reconcile(ctx: &Ctx, graph: &Graph, k: GcKey) -> Result<Action, client::Error> {
     let Some(m) = meta_of(ctx, &k) else {
-        return Ok(None);
+        return Ok(Action::AwaitChange);
     };
     // Objects listed before the feeds subscribed reach the graph here (every key is
     // reconciled once at start).
@@ -320,7 +325,7 @@ async fn reconcile(ctx: &Ctx, graph: &Graph, k: GcKey) -> Result<Requeue, client
             }
             let rest: Vec<&String> = finalizers.iter().filter(|f| *f != ORPHAN).collect();
             patch_meta(ctx, &k, &m, json!({"finalizers": rest})).await?;
-            return Ok(None);
+            return Ok(Action::AwaitChange);
         }
         if finalizers.iter().any(|f| f == FOREGROUND) {
             let deps = graph.dependents_of(ctx, &uid);
@@ -339,12 +344,12 @@ async fn reconcile(ctx: &Ctx, graph: &Graph, k: GcKey) -> Result<Requeue, client
                 let rest: Vec<&String> = finalizers.iter().filter(|f| *f != FOREGROUND).collect();
                 patch_meta(ctx, &k, &m, json!({"finalizers": rest})).await?;
             }
-            return Ok(None);
+            return Ok(Action::AwaitChange);
         }
     }
     let refs = m.owner_references.clone().unwrap_or_default();
     if refs.is_empty() {
-        return Ok(None);
+        return Ok(Action::AwaitChange);
     }
     let ns = k.key.namespace.clone();
     let mut alive = Vec::new();
@@ -360,5 +365,5 @@ async fn reconcile(ctx: &Ctx, graph: &Graph, k: GcKey) -> Result<Requeue, client
     } else if alive.len() < refs.len() {
         patch_meta(ctx, &k, &m, json!({"ownerReferences": alive})).await?;
     }
-    Ok(None)
+    Ok(Action::AwaitChange)
 }

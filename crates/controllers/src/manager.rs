@@ -23,6 +23,8 @@ pub struct ManagerConfig {
     pub job: crate::job::JobConfig,
     /// The CA `csrsigning` signs with; `None` leaves requests unsigned.
     pub signer: Option<crate::certificates::signing::Signer>,
+    /// Where every controller counts its reconciles and queue.
+    pub metrics: client::runtime::Metrics,
 }
 
 impl ManagerConfig {
@@ -38,6 +40,7 @@ impl ManagerConfig {
             hpa: Default::default(),
             job: Default::default(),
             signer: None,
+            metrics: Default::default(),
         }
     }
 }
@@ -45,14 +48,14 @@ impl ManagerConfig {
 /// Runs until dropped.
 pub async fn run(client: Client, cfg: ManagerConfig) {
     let lease = cfg.leader_election.clone();
-    crate::leading::run_while_leading(client.clone(), lease, || {
+    client::runtime::run_while_leading(client.clone(), lease, || {
         run_leading(client.clone(), cfg.clone())
     })
     .await;
 }
 
 async fn run_leading(client: Client, cfg: ManagerConfig) {
-    let ctx: Arc<Ctx> = Ctx::start(client.clone(), "controller-manager");
+    let ctx: Arc<Ctx> = Ctx::start(client.clone(), "controller-manager", cfg.metrics.clone());
     ctx.wait_ready().await;
     tracing::info!("controller-manager caches synced");
     let mut clients = Vec::new();

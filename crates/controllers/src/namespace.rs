@@ -13,29 +13,24 @@ use rkube_proto::api::{DeleteRequest, ListRequest};
 use serde_json::json;
 
 use crate::context::Ctx;
-use crate::worker::{self, Requeue};
+use client::runtime::{backoff, Action};
 
 pub const FINALIZER: &str = "kubernetes";
 
 pub async fn run(ctx: Arc<Ctx>) {
-    let q = worker::queue();
-    let c1 = ctx.clone();
-    let feed = worker::feed(
-        ctx.namespaces.clone(),
-        q.clone(),
-        worker::own_key,
-        move || c1.namespaces.keys(),
-    );
-    let work = worker::run("namespace", q, 2, move |key| {
-        let ctx = ctx.clone();
-        async move { reconcile(&ctx, key).await }
-    });
-    tokio::join!(feed, work);
+    ctx.controller("namespace", &ctx.namespaces)
+        .concurrency(2)
+        .run(
+            |key, ctx| async move { reconcile(&ctx, key).await },
+            backoff,
+            ctx.clone(),
+        )
+        .await
 }
 
-async fn reconcile(ctx: &Ctx, key: ObjectKey) -> Result<Requeue, client::Error> {
+async fn reconcile(ctx: &Ctx, key: ObjectKey) -> Result<Action, client::Error> {
     let Some(ns) = ctx.namespaces.get(&key) else {
-        return Ok(None);
+        return Ok(Action::AwaitChange);
     };
     let held = ns
         .spec
@@ -43,7 +38,7 @@ async fn reconcile(ctx: &Ctx, key: ObjectKey) -> Result<Requeue, client::Error> 
         .and_then(|s| s.finalizers.as_ref())
         .is_some_and(|f| f.iter().any(|x| x == FINALIZER));
     if ns.metadata.deletion_timestamp.is_none() || !held {
-        return Ok(None);
+        return Ok(Action::AwaitChange);
     }
     let name = key.name.clone();
     let mut left = 0;
@@ -82,7 +77,7 @@ async fn reconcile(ctx: &Ctx, key: ObjectKey) -> Result<Requeue, client::Error> 
     }
     if left > 0 {
         // Pods stop gracefully and finalizers run: look again shortly.
-        return Ok(Some(Duration::from_secs(1)));
+        return Ok(Action::Requeue(Duration::from_secs(1)));
     }
     let rest: Vec<String> = ns
         .spec
@@ -98,8 +93,8 @@ async fn reconcile(ctx: &Ctx, key: ObjectKey) -> Result<Requeue, client::Error> 
         .patch(&name, PatchParams::Merge, &patch)
         .await
     {
-        Ok(_) => Ok(None),
-        Err(e) if e.is_not_found() => Ok(None),
+        Ok(_) => Ok(Action::AwaitChange),
+        Err(e) if e.is_not_found() => Ok(Action::AwaitChange),
         Err(e) => Err(e),
     }
 }

@@ -8,6 +8,7 @@
 //!   that tolerate it for `tolerationSeconds` are evicted when that time has run out.
 //! - Every node gets a `podCIDR` from the cluster CIDR.
 
+use client::state::EventType;
 use std::collections::{BTreeSet, HashMap};
 use std::net::Ipv4Addr;
 use std::sync::Arc;
@@ -22,9 +23,9 @@ use serde_json::json;
 
 use crate::context::Ctx;
 use crate::pods;
-use crate::scheduler::recorder::now;
-use crate::scheduler::selectors::tolerates;
-use crate::worker::{self, Requeue};
+use client::events::now;
+use client::runtime::{backoff, Action};
+use client::selectors::tolerates;
 
 pub const UNREACHABLE: &str = "node.kubernetes.io/unreachable";
 pub const NOT_READY: &str = "node.kubernetes.io/not-ready";
@@ -86,33 +87,24 @@ fn node_of_lease(c: &Change<k8s_openapi::api::coordination::v1::Lease>) -> Vec<O
 }
 
 pub async fn run(ctx: Arc<Ctx>, cfg: NodeLifecycleConfig) {
-    let q = worker::queue();
     let this = Arc::new(Controller {
         cfg,
         first_seen: Mutex::new(HashMap::new()),
         allocated: Mutex::new(HashMap::new()),
     });
-    let c1 = ctx.clone();
-    let nodes = worker::feed(ctx.nodes.clone(), q.clone(), worker::own_key, move || {
-        c1.nodes.keys()
-    });
-    let c2 = ctx.clone();
-    let leases = worker::feed(
-        ctx.node_leases.clone(),
-        q.clone(),
-        node_of_lease,
-        move || c2.nodes.keys(),
-    );
-    let c3 = ctx.clone();
-    let pods = worker::feed(ctx.pods.clone(), q.clone(), node_of_pod, move || {
-        c3.nodes.keys()
-    });
     // One worker: pod CIDRs are handed out one node at a time.
-    let work = worker::run("node-lifecycle", q, 1, move |key| {
-        let (ctx, this) = (ctx.clone(), this.clone());
-        async move { this.reconcile(&ctx, key).await }
-    });
-    tokio::join!(nodes, leases, pods, work);
+    ctx.controller("node-lifecycle", &ctx.nodes)
+        .watches(ctx.node_leases.clone(), node_of_lease)
+        .watches(ctx.pods.clone(), node_of_pod)
+        .run(
+            move |key, ctx| {
+                let this = this.clone();
+                async move { this.reconcile(&ctx, key).await }
+            },
+            backoff,
+            ctx.clone(),
+        )
+        .await
 }
 
 fn ready_condition(n: &Node) -> Option<&k8s_openapi::api::core::v1::NodeCondition> {
@@ -141,10 +133,10 @@ impl Controller {
         lease.max(posted)
     }
 
-    async fn reconcile(&self, ctx: &Ctx, key: ObjectKey) -> Result<Requeue, client::Error> {
+    async fn reconcile(&self, ctx: &Ctx, key: ObjectKey) -> Result<Action, client::Error> {
         let Some(node) = ctx.nodes.get(&key) else {
             self.first_seen.lock().remove(&key.name);
-            return Ok(None);
+            return Ok(Action::AwaitChange);
         };
         let api = Api::<Node>::all(ctx.client.clone());
         self.assign_cidr(ctx, &api, &node).await?;
@@ -178,7 +170,7 @@ impl Controller {
                 .await?;
             ctx.events.record(
                 node.as_ref(),
-                "Normal",
+                EventType::Normal,
                 "NodeNotReady",
                 format!("Node {} status is now: NodeNotReady", key.name),
             );
@@ -214,10 +206,10 @@ impl Controller {
                 "metadata": {"resourceVersion": node.metadata.resource_version}});
             api.patch(&key.name, PatchParams::Merge, &patch).await?;
             // The new taints come back through the watch; evict then.
-            return Ok(Some(self.cfg.monitor_period));
+            return Ok(Action::Requeue(self.cfg.monitor_period));
         }
         let wait = self.evict(ctx, &key.name, &next).await?;
-        Ok(Some(wait.map_or(self.cfg.monitor_period, |w| {
+        Ok(Action::Requeue(wait.map_or(self.cfg.monitor_period, |w| {
             w.min(self.cfg.monitor_period)
         })))
     }
@@ -281,7 +273,7 @@ impl Controller {
                 {
                     Ok(_) => ctx.events.record(
                         p.as_ref(),
-                        "Normal",
+                        EventType::Normal,
                         "TaintManagerEviction",
                         format!("Marking for deletion Pod {ns}/{name}"),
                     ),

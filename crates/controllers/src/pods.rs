@@ -1,21 +1,19 @@
 //! Pod facts controllers share: phase, readiness, availability, controller references,
 //! and the order in which replicas are given up.
 
+use client::state::PodPhase;
 use std::cmp::Reverse;
 
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 
-pub fn phase(p: &Pod) -> &str {
-    p.status
-        .as_ref()
-        .and_then(|s| s.phase.as_deref())
-        .unwrap_or("Pending")
+pub fn phase(p: &Pod) -> PodPhase {
+    PodPhase::of(p)
 }
 
 /// Not finished (Succeeded or Failed).
 pub fn is_active(p: &Pod) -> bool {
-    !matches!(phase(p), "Succeeded" | "Failed")
+    !phase(p).is_finished()
 }
 
 pub fn is_deleting(p: &Pod) -> bool {
@@ -74,9 +72,9 @@ pub fn deletion_rank(p: &Pod) -> impl Ord {
         .and_then(|s| s.node_name.as_deref())
         .is_some_and(|n| !n.is_empty());
     let phase_rank = match phase(p) {
-        "Pending" => 0,
-        "Unknown" => 1,
-        "Running" => 2,
+        PodPhase::Pending => 0,
+        PodPhase::Unknown => 1,
+        PodPhase::Running => 2,
         _ => 3,
     };
     let ready = ready_since(p);

@@ -6,6 +6,7 @@
 //! pods it created or deleted until the watch shows them ("expectations"), so a slow
 //! watch never makes it create or delete twice.
 
+use client::state::EventType;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,11 +20,11 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, 
 use serde_json::json;
 
 use crate::context::Ctx;
-use crate::expectations::Expectations;
 use crate::pods::{self, controller_ref};
-use crate::scheduler::recorder::now;
-use crate::scheduler::selectors::selector_matches;
-use crate::worker::{self, Requeue};
+use client::events::now;
+use client::runtime::Expectations;
+use client::runtime::{backoff, Action};
+use client::selectors::selector_matches;
 
 /// Creates in flight at most, per ReplicaSet and pass (Kubernetes' burst).
 const BURST: usize = 500;
@@ -137,31 +138,20 @@ fn owners<K: Replicated>(ctx: &Ctx, c: &Change<Pod>) -> Vec<ObjectKey> {
 
 /// Runs the controller for ReplicaSets (`K = ReplicaSet`) or ReplicationControllers.
 pub async fn run<K: Replicated>(ctx: Arc<Ctx>, workers: usize) {
-    let q = worker::queue();
     let this = Arc::new(ReplicaSetController::<K>::default());
-    let rs_feed = {
-        let ctx2 = ctx.clone();
-        worker::feed(
-            K::informer(&ctx).clone(),
-            q.clone(),
-            worker::own_key,
-            move || K::informer(&ctx2).keys(),
+    let c = ctx.clone();
+    ctx.controller(K::KIND, K::informer(&ctx))
+        .watches(ctx.pods.clone(), move |ch| owners::<K>(&c, ch))
+        .concurrency(workers)
+        .run(
+            move |key, ctx| {
+                let this = this.clone();
+                async move { this.reconcile(&ctx, key).await }
+            },
+            backoff,
+            ctx.clone(),
         )
-    };
-    let pod_feed = {
-        let (c1, c2) = (ctx.clone(), ctx.clone());
-        worker::feed(
-            ctx.pods.clone(),
-            q.clone(),
-            move |c| owners::<K>(&c1, c),
-            move || K::informer(&c2).keys(),
-        )
-    };
-    let work = worker::run(K::KIND, q, workers, move |key| {
-        let (ctx, this) = (ctx.clone(), this.clone());
-        async move { this.reconcile(&ctx, key).await }
-    });
-    tokio::join!(rs_feed, pod_feed, work);
+        .await
 }
 
 /// The controller reference a ReplicaSet puts on its pods.
@@ -227,10 +217,10 @@ pub async fn set_controller(
 }
 
 impl<K: Replicated> ReplicaSetController<K> {
-    async fn reconcile(&self, ctx: &Ctx, key: ObjectKey) -> Result<Requeue, client::Error> {
+    async fn reconcile(&self, ctx: &Ctx, key: ObjectKey) -> Result<Action, client::Error> {
         let Some(rs) = K::informer(ctx).get(&key) else {
             self.expectations.forget(&key);
-            return Ok(None);
+            return Ok(Action::AwaitChange);
         };
         let spec = rs.view();
         let meta = rs.metadata();
@@ -296,9 +286,9 @@ impl<K: Replicated> ReplicaSetController<K> {
         }
         // Ready pods become available minReadySeconds later: look again then.
         if min_ready > 0 && ready > available {
-            return Ok(Some(Duration::from_secs(min_ready as u64)));
+            return Ok(Action::Requeue(Duration::from_secs(min_ready as u64)));
         }
-        Ok(None)
+        Ok(Action::AwaitChange)
     }
 
     async fn create(
@@ -331,7 +321,7 @@ impl<K: Replicated> ReplicaSetController<K> {
             if let Some(err) = first_err {
                 sync.ctx.events.record(
                     rs,
-                    "Warning",
+                    EventType::Warning,
                     "FailedCreate",
                     format!("Error creating: {err}"),
                 );
@@ -342,7 +332,7 @@ impl<K: Replicated> ReplicaSetController<K> {
         }
         sync.ctx.events.record(
             rs,
-            "Normal",
+            EventType::Normal,
             "SuccessfulCreate",
             format!("Created {n} pod(s)"),
         );
@@ -379,7 +369,7 @@ impl<K: Replicated> ReplicaSetController<K> {
         }
         sync.ctx.events.record(
             rs,
-            "Normal",
+            EventType::Normal,
             "SuccessfulDelete",
             format!("Deleted {n} pod(s)"),
         );

@@ -21,7 +21,7 @@ use rkube_proto::api::{ApiResource, ListRequest};
 use serde_json::{json, Value};
 
 use crate::context::{type_of, Ctx};
-use crate::worker::{self, Requeue};
+use client::runtime::{backoff, Action};
 
 /// How often every quota is recounted even when nothing it watches changed (objects of
 /// kinds without an informer here go away unseen).
@@ -48,36 +48,29 @@ fn quotas_of_released_pod(ctx: &Ctx, c: &Change<Pod>) -> Vec<ObjectKey> {
 }
 
 pub async fn run(ctx: Arc<Ctx>) {
-    let q = worker::queue();
-    let c1 = ctx.clone();
-    let quota_feed = worker::feed(ctx.quotas.clone(), q.clone(), worker::own_key, move || {
-        c1.quotas.keys()
-    });
-    let (c2, c3) = (ctx.clone(), ctx.clone());
-    let pod_feed = worker::feed(
-        ctx.pods.clone(),
-        q.clone(),
-        move |c| quotas_of_released_pod(&c2, c),
-        move || c3.quotas.keys(),
-    );
-    let work = worker::run("resourcequota", q, 2, move |key| {
-        let ctx = ctx.clone();
-        async move { reconcile(&ctx, key).await }
-    });
-    tokio::join!(quota_feed, pod_feed, work);
+    let c = ctx.clone();
+    ctx.controller("resourcequota", &ctx.quotas)
+        .watches(ctx.pods.clone(), move |ch| quotas_of_released_pod(&c, ch))
+        .concurrency(2)
+        .run(
+            |key, ctx| async move { reconcile(&ctx, key).await },
+            backoff,
+            ctx.clone(),
+        )
+        .await
 }
 
-async fn reconcile(ctx: &Ctx, key: ObjectKey) -> Result<Requeue, client::Error> {
+async fn reconcile(ctx: &Ctx, key: ObjectKey) -> Result<Action, client::Error> {
     let api = Api::<ResourceQuota>::namespaced(ctx.client.clone(), &key.namespace);
     let Some(mut rq) = api.get_opt(&key.name).await? else {
-        return Ok(None);
+        return Ok(Action::AwaitChange);
     };
     let q = serde_json::to_value(&rq).unwrap_or_default();
     let hard = match quota::hard_of(&q["spec"]["hard"]) {
         Ok(h) => h,
         Err(e) => {
             tracing::warn!(quota = %key, "{e}");
-            return Ok(None);
+            return Ok(Action::AwaitChange);
         }
     };
     let since: i64 = rq
@@ -88,18 +81,18 @@ async fn reconcile(ctx: &Ctx, key: ObjectKey) -> Result<Requeue, client::Error> 
         .unwrap_or(0);
     let Some(used) = count(ctx, &key.namespace, &q["spec"], &hard, since).await? else {
         // A list was older than the quota: read both again.
-        return Ok(Some(Duration::from_millis(100)));
+        return Ok(Action::Requeue(Duration::from_millis(100)));
     };
     let status = json!({"hard": q["spec"]["hard"], "used": quota::to_status(&hard, &used)});
     if q["status"] == status {
-        return Ok(Some(RECOUNT));
+        return Ok(Action::Requeue(RECOUNT));
     }
     rq.status = serde_json::from_value(status).ok();
     match api.replace_status(&rq).await {
-        Ok(_) => Ok(Some(RECOUNT)),
+        Ok(_) => Ok(Action::Requeue(RECOUNT)),
         // A create charged the quota meanwhile: count again from the new revision.
-        Err(e) if e.is_conflict() => Ok(Some(Duration::ZERO)),
-        Err(e) if e.is_not_found() => Ok(None),
+        Err(e) if e.is_conflict() => Ok(Action::Requeue(Duration::ZERO)),
+        Err(e) if e.is_not_found() => Ok(Action::AwaitChange),
         Err(e) => Err(e),
     }
 }

@@ -10,7 +10,7 @@ use k8s_openapi::api::core::v1::ServiceAccount;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use crate::context::Ctx;
-use crate::worker::{self, Requeue};
+use client::runtime::{backoff, Action};
 
 pub const DEFAULT: &str = "default";
 
@@ -26,43 +26,32 @@ fn namespace_of_sa(c: &Change<ServiceAccount>) -> Vec<ObjectKey> {
 }
 
 pub async fn run(ctx: Arc<Ctx>) {
-    let q = worker::queue();
-    let c1 = ctx.clone();
-    let ns_feed = worker::feed(
-        ctx.namespaces.clone(),
-        q.clone(),
-        worker::own_key,
-        move || c1.namespaces.keys(),
-    );
-    let c2 = ctx.clone();
-    let sa_feed = worker::feed(
-        ctx.service_accounts.clone(),
-        q.clone(),
-        namespace_of_sa,
-        move || c2.namespaces.keys(),
-    );
-    let work = worker::run("serviceaccount", q, 2, move |key| {
-        let ctx = ctx.clone();
-        async move { reconcile(&ctx, key).await }
-    });
-    tokio::join!(ns_feed, sa_feed, work);
+    ctx.controller("serviceaccount", &ctx.namespaces)
+        .watches(ctx.service_accounts.clone(), namespace_of_sa)
+        .concurrency(2)
+        .run(
+            |key, ctx| async move { reconcile(&ctx, key).await },
+            backoff,
+            ctx.clone(),
+        )
+        .await
 }
 
-async fn reconcile(ctx: &Ctx, key: ObjectKey) -> Result<Requeue, client::Error> {
+async fn reconcile(ctx: &Ctx, key: ObjectKey) -> Result<Action, client::Error> {
     let Some(ns) = ctx.namespaces.get(&key) else {
-        return Ok(None);
+        return Ok(Action::AwaitChange);
     };
     let terminating = ns.metadata.deletion_timestamp.is_some()
         || ns.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Terminating");
     if terminating {
-        return Ok(None);
+        return Ok(Action::AwaitChange);
     }
     let sa_key = ObjectKey {
         namespace: key.name.clone(),
         name: DEFAULT.into(),
     };
     if ctx.service_accounts.get(&sa_key).is_some() {
-        return Ok(None);
+        return Ok(Action::AwaitChange);
     }
     let sa = ServiceAccount {
         metadata: ObjectMeta {
@@ -76,10 +65,12 @@ async fn reconcile(ctx: &Ctx, key: ObjectKey) -> Result<Requeue, client::Error> 
         .create(&sa)
         .await
     {
-        Ok(_) => Ok(None),
-        Err(e) if e.is_already_exists() => Ok(None),
+        Ok(_) => Ok(Action::AwaitChange),
+        Err(e) if e.is_already_exists() => Ok(Action::AwaitChange),
         // The namespace went away or started terminating meanwhile.
-        Err(e) if e.is_not_found() || e.code() == tonic::Code::PermissionDenied => Ok(None),
+        Err(e) if e.is_not_found() || e.code() == tonic::Code::PermissionDenied => {
+            Ok(Action::AwaitChange)
+        }
         Err(e) => Err(e),
     }
 }

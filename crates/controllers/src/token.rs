@@ -17,7 +17,7 @@ use k8s_openapi::ByteString;
 use rkube_proto::api::CreateTokenRequest;
 
 use crate::context::Ctx;
-use crate::worker::{self, Requeue};
+use client::runtime::{backoff, key_of, Action, Controller};
 
 pub const SECRET_TYPE: &str = "kubernetes.io/service-account-token";
 pub const SA_NAME: &str = "kubernetes.io/service-account.name";
@@ -59,93 +59,78 @@ fn secret_name(sa: &ServiceAccount) -> String {
 }
 
 pub async fn run(ctx: Arc<Ctx>) {
-    let sa_q = worker::queue();
-    let secret_q = worker::queue();
-    let c = ctx.clone();
-    let sa_feed = worker::feed(
-        ctx.service_accounts.clone(),
-        sa_q.clone(),
-        worker::own_key,
-        move || c.service_accounts.keys(),
-    );
-    // A deleted ServiceAccount sends its Secrets to be deleted.
-    let c = ctx.clone();
-    let (c2, secret_q2) = (ctx.clone(), secret_q.clone());
-    let sa_deleted = worker::feed(
-        ctx.service_accounts.clone(),
-        secret_q2,
-        move |ch: &Change<ServiceAccount>| match ch {
-            Change::Deleted(sa) => {
-                let ns = sa.metadata.namespace.as_deref().unwrap_or_default();
-                let name = sa.metadata.name.as_deref().unwrap_or_default();
-                token_secrets(&c, ns, name)
-                    .iter()
-                    .map(|s| ObjectKey::of(s.as_ref()))
-                    .collect()
-            }
-            Change::Applied(_) => vec![],
-        },
-        Vec::new,
-    );
-    let c = ctx.clone();
-    let secret_feed = worker::feed(
-        ctx.secrets.clone(),
-        secret_q.clone(),
-        |ch: &Change<Secret>| {
-            if is_token_secret(ch.object()) {
-                worker::own_key(ch)
-            } else {
-                vec![]
-            }
-        },
-        move || c2.secrets.keys(),
-    );
-    // A deleted token Secret sends its ServiceAccount to get a new one.
-    let sa_of_secret = worker::feed(
-        ctx.secrets.clone(),
-        sa_q.clone(),
-        |ch: &Change<Secret>| match ch {
+    tokio::join!(run_service_accounts(ctx.clone()), run_secrets(ctx));
+}
+
+/// Every ServiceAccount gets a token Secret; a deleted token Secret sends its
+/// ServiceAccount to get a new one.
+async fn run_service_accounts(ctx: Arc<Ctx>) {
+    ctx.controller("token-serviceaccounts", &ctx.service_accounts)
+        .watches(ctx.secrets.clone(), |ch: &Change<Secret>| match ch {
             Change::Deleted(s) if is_token_secret(s) => vec![ObjectKey {
                 namespace: s.metadata.namespace.clone().unwrap_or_default(),
                 name: annotation(&s.metadata, SA_NAME).to_string(),
             }],
             _ => vec![],
-        },
-        Vec::new,
-    );
-    let c1 = ctx.clone();
-    let sa_work = worker::run("token-serviceaccounts", sa_q, 2, move |key| {
-        let ctx = c1.clone();
-        async move { ensure_secret(&ctx, key).await }
-    });
-    let secret_work = worker::run("token-secrets", secret_q, 2, move |key| {
-        let ctx = c.clone();
-        async move { sync_secret(&ctx, key).await }
-    });
-    tokio::join!(
-        sa_feed,
-        sa_deleted,
-        secret_feed,
-        sa_of_secret,
-        sa_work,
-        secret_work
-    );
+        })
+        .concurrency(2)
+        .run(
+            |key, ctx| async move { ensure_secret(&ctx, key).await },
+            backoff,
+            ctx.clone(),
+        )
+        .await
+}
+
+/// Token Secrets are kept in step with their ServiceAccount; a deleted ServiceAccount
+/// sends its Secrets to be deleted.
+async fn run_secrets(ctx: Arc<Ctx>) {
+    let c = ctx.clone();
+    let token_secrets_of = move |ch: &Change<ServiceAccount>| match ch {
+        Change::Deleted(sa) => {
+            let ns = sa.metadata.namespace.as_deref().unwrap_or_default();
+            let name = sa.metadata.name.as_deref().unwrap_or_default();
+            token_secrets(&c, ns, name)
+                .iter()
+                .map(|s| ObjectKey::of(s.as_ref()))
+                .collect()
+        }
+        Change::Applied(_) => vec![],
+    };
+    let c = ctx.clone();
+    Controller::with_resync("token-secrets", Arc::new(move || c.secrets.keys()))
+        .watches(ctx.secrets.clone(), |ch: &Change<Secret>| {
+            if is_token_secret(ch.object()) {
+                vec![key_of(ch)]
+            } else {
+                vec![]
+            }
+        })
+        .watches(ctx.service_accounts.clone(), token_secrets_of)
+        .concurrency(2)
+        .metrics(&ctx.metrics)
+        .run(
+            |key, ctx| async move { sync_secret(&ctx, key).await },
+            backoff,
+            ctx.clone(),
+        )
+        .await
 }
 
 /// A ServiceAccount without a token Secret gets one; the Secret's own sync fills it.
-async fn ensure_secret(ctx: &Ctx, key: ObjectKey) -> Result<Requeue, client::Error> {
+async fn ensure_secret(ctx: &Ctx, key: ObjectKey) -> Result<Action, client::Error> {
     let Some(sa) = ctx.service_accounts.get(&key) else {
-        return Ok(None);
+        return Ok(Action::AwaitChange);
     };
     if sa.metadata.deletion_timestamp.is_some() {
-        return Ok(None);
+        return Ok(Action::AwaitChange);
     }
     let uid = sa.metadata.uid.clone().unwrap_or_default();
     let has = token_secrets(ctx, &key.namespace, &key.name)
         .iter()
         .any(|s| annotation(&s.metadata, SA_UID) == uid);
     if has {
-        return Ok(None);
+        return Ok(Action::AwaitChange);
     }
     let secret = Secret {
         metadata: ObjectMeta {
@@ -164,20 +149,20 @@ async fn ensure_secret(ctx: &Ctx, key: ObjectKey) -> Result<Requeue, client::Err
         .create(&secret)
         .await
     {
-        Ok(_) => Ok(None),
-        Err(e) if e.is_already_exists() => Ok(None),
+        Ok(_) => Ok(Action::AwaitChange),
+        Err(e) if e.is_already_exists() => Ok(Action::AwaitChange),
         Err(e) => Err(e),
     }
 }
 
 /// Deletes a token Secret whose ServiceAccount is gone (or was re-created: another uid);
 /// fills one that has no token yet.
-async fn sync_secret(ctx: &Ctx, key: ObjectKey) -> Result<Requeue, client::Error> {
+async fn sync_secret(ctx: &Ctx, key: ObjectKey) -> Result<Action, client::Error> {
     let Some(secret) = ctx.secrets.get(&key) else {
-        return Ok(None);
+        return Ok(Action::AwaitChange);
     };
     if !is_token_secret(&secret) || secret.metadata.deletion_timestamp.is_some() {
-        return Ok(None);
+        return Ok(Action::AwaitChange);
     }
     let sa_name = annotation(&secret.metadata, SA_NAME).to_string();
     let want_uid = annotation(&secret.metadata, SA_UID).to_string();
@@ -200,8 +185,8 @@ async fn sync_secret(ctx: &Ctx, key: ObjectKey) -> Result<Requeue, client::Error
                 ..Default::default()
             };
             return match secrets.delete_with(&key.name, &dp).await {
-                Ok(_) => Ok(None),
-                Err(e) if e.is_not_found() => Ok(None),
+                Ok(_) => Ok(Action::AwaitChange),
+                Err(e) if e.is_not_found() => Ok(Action::AwaitChange),
                 Err(e) => Err(e),
             };
         }
@@ -212,7 +197,7 @@ async fn sync_secret(ctx: &Ctx, key: ObjectKey) -> Result<Requeue, client::Error
         .and_then(|d| d.get("token"))
         .is_some_and(|t| !t.0.is_empty());
     if has_token {
-        return Ok(None);
+        return Ok(Action::AwaitChange);
     }
     let resp = ctx
         .client
@@ -237,8 +222,8 @@ async fn sync_secret(ctx: &Ctx, key: ObjectKey) -> Result<Requeue, client::Error
         ByteString(key.namespace.as_bytes().to_vec()),
     );
     match secrets.replace(&updated).await {
-        Ok(_) => Ok(None),
-        Err(e) if e.is_not_found() => Ok(None),
+        Ok(_) => Ok(Action::AwaitChange),
+        Err(e) if e.is_not_found() => Ok(Action::AwaitChange),
         Err(e) => Err(e),
     }
 }

@@ -21,7 +21,7 @@ use pki::RequestInfo;
 
 use super::*;
 use crate::context::Ctx;
-use crate::worker::{self, Requeue};
+use client::runtime::{backoff, Action};
 
 /// What to do with a pending request.
 #[derive(Debug, PartialEq, Eq)]
@@ -158,21 +158,19 @@ fn foreign_name(info: &RequestInfo, node: &Node, name: &str) -> Option<String> {
 }
 
 pub async fn run(ctx: Arc<Ctx>) {
-    let q = worker::queue();
-    let c = ctx.clone();
-    let feed = worker::feed(ctx.csrs.clone(), q.clone(), worker::own_key, move || {
-        c.csrs.keys()
-    });
-    let work = worker::run("csrapproving", q, 2, move |key| {
-        let ctx = ctx.clone();
-        async move { reconcile(&ctx, key).await }
-    });
-    tokio::join!(feed, work);
+    ctx.controller("csrapproving", &ctx.csrs)
+        .concurrency(2)
+        .run(
+            |key, ctx| async move { reconcile(&ctx, key).await },
+            backoff,
+            ctx.clone(),
+        )
+        .await
 }
 
-async fn reconcile(ctx: &Ctx, key: ObjectKey) -> Result<Requeue, client::Error> {
+async fn reconcile(ctx: &Ctx, key: ObjectKey) -> Result<Action, client::Error> {
     let Some(csr) = ctx.csrs.get(&key) else {
-        return Ok(None);
+        return Ok(Action::AwaitChange);
     };
     let info = pki::parse_request(&request_pem(&csr)).map_err(|e| e.to_string());
     let node = |n: &str| {
@@ -188,16 +186,16 @@ async fn reconcile(ctx: &Ctx, key: ObjectKey) -> Result<Requeue, client::Error> 
             api.replace_approval(&with_condition(&csr, "Approved", reason, msg))
                 .await?;
             tracing::info!(csr = %key.name, "certificate request approved");
-            Ok(None)
+            Ok(Action::AwaitChange)
         }
         Verdict::Deny(why) => {
             tracing::warn!(csr = %key.name, reason = %why, "certificate request denied");
             api.replace_approval(&with_condition(&csr, "Denied", "AutoDenied", &why))
                 .await?;
-            Ok(None)
+            Ok(Action::AwaitChange)
         }
-        Verdict::Leave => Ok(None),
-        Verdict::Wait => Ok(Some(std::time::Duration::from_secs(1))),
+        Verdict::Leave => Ok(Action::AwaitChange),
+        Verdict::Wait => Ok(Action::Requeue(std::time::Duration::from_secs(1))),
     }
 }
 

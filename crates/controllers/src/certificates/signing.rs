@@ -14,7 +14,7 @@ use pki::{ClusterCa, Usage};
 
 use super::*;
 use crate::context::Ctx;
-use crate::worker::{self, Requeue};
+use client::runtime::{backoff, Action};
 
 /// The CA the controller signs with, and the longest lifetime it gives.
 #[derive(Clone)]
@@ -55,25 +55,26 @@ pub fn plan(csr: &CertificateSigningRequest, max: Duration) -> Option<(Usage, Du
 }
 
 pub async fn run(ctx: Arc<Ctx>, signer: Signer) {
-    let q = worker::queue();
-    let c = ctx.clone();
-    let feed = worker::feed(ctx.csrs.clone(), q.clone(), worker::own_key, move || {
-        c.csrs.keys()
-    });
     let signer = Arc::new(signer);
-    let work = worker::run("csrsigning", q, 2, move |key| {
-        let (ctx, signer) = (ctx.clone(), signer.clone());
-        async move { reconcile(&ctx, &signer, key).await }
-    });
-    tokio::join!(feed, work);
+    ctx.controller("csrsigning", &ctx.csrs)
+        .concurrency(2)
+        .run(
+            move |key, ctx| {
+                let signer = signer.clone();
+                async move { reconcile(&ctx, &signer, key).await }
+            },
+            backoff,
+            ctx.clone(),
+        )
+        .await
 }
 
-async fn reconcile(ctx: &Ctx, signer: &Signer, key: ObjectKey) -> Result<Requeue, client::Error> {
+async fn reconcile(ctx: &Ctx, signer: &Signer, key: ObjectKey) -> Result<Action, client::Error> {
     let Some(csr) = ctx.csrs.get(&key) else {
-        return Ok(None);
+        return Ok(Action::AwaitChange);
     };
     let Some((usage, validity)) = plan(&csr, signer.duration) else {
-        return Ok(None);
+        return Ok(Action::AwaitChange);
     };
     let api = Api::<CertificateSigningRequest>::all(ctx.client.clone());
     let updated = match signer.ca.sign_request(&request_pem(&csr), usage, validity) {
@@ -90,7 +91,7 @@ async fn reconcile(ctx: &Ctx, signer: &Signer, key: ObjectKey) -> Result<Requeue
         }
     };
     api.replace_status(&updated).await?;
-    Ok(None)
+    Ok(Action::AwaitChange)
 }
 
 #[cfg(test)]

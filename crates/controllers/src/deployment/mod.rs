@@ -8,6 +8,7 @@
 pub mod history;
 pub mod rollout;
 
+use client::state::EventType;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,35 +23,20 @@ use self::rollout::{available, spec_replicas};
 use crate::context::Ctx;
 use crate::pods::controller_ref;
 use crate::replicaset::owner_ref;
-use crate::scheduler::recorder::now;
-use crate::scheduler::selectors::selector_matches;
-use crate::worker::{self, Requeue};
+use client::events::now;
+use client::runtime::{backoff, Action};
+use client::selectors::selector_matches;
 
 pub async fn run(ctx: Arc<Ctx>, workers: usize) {
-    let q = worker::queue();
-    let d_feed = {
-        let c = ctx.clone();
-        worker::feed(
-            ctx.deployments.clone(),
-            q.clone(),
-            worker::own_key,
-            move || c.deployments.keys(),
+    ctx.controller("deployment", &ctx.deployments)
+        .owns(ctx.replicasets.clone(), "Deployment")
+        .concurrency(workers)
+        .run(
+            |key, ctx| async move { reconcile(&ctx, key).await },
+            backoff,
+            ctx.clone(),
         )
-    };
-    let rs_feed = {
-        let c = ctx.clone();
-        worker::feed(
-            ctx.replicasets.clone(),
-            q.clone(),
-            |c| worker::controller_key(c, "Deployment"),
-            move || c.deployments.keys(),
-        )
-    };
-    let work = worker::run("deployment", q, workers, move |key| {
-        let ctx = ctx.clone();
-        async move { reconcile(&ctx, key).await }
-    });
-    tokio::join!(d_feed, rs_feed, work);
+        .await
 }
 
 /// The ReplicaSets the Deployment controls, adopting matching orphans.
@@ -108,7 +94,7 @@ async fn scale(ctx: &Ctx, d: &Deployment, rs: &ReplicaSet, to: i32) -> client::R
     let verb = if to > spec_replicas(rs) { "up" } else { "down" };
     ctx.events.record(
         d,
-        "Normal",
+        EventType::Normal,
         "ScalingReplicaSet",
         format!("Scaled {verb} replica set {name} to {to}"),
     );
@@ -175,19 +161,19 @@ async fn create_new(
         .await?;
     ctx.events.record(
         d,
-        "Normal",
+        EventType::Normal,
         "ScalingReplicaSet",
         format!("Scaled up replica set {name} to {replicas}"),
     );
     Ok(Arc::new(created))
 }
 
-async fn reconcile(ctx: &Ctx, key: ObjectKey) -> Result<Requeue, client::Error> {
+async fn reconcile(ctx: &Ctx, key: ObjectKey) -> Result<Action, client::Error> {
     let Some(d) = ctx.deployments.get(&key) else {
-        return Ok(None);
+        return Ok(Action::AwaitChange);
     };
     if d.metadata.deletion_timestamp.is_some() {
-        return Ok(None);
+        return Ok(Action::AwaitChange);
     }
     let spec = d.spec.clone();
     let replicas = spec.replicas.unwrap_or(1);
@@ -279,7 +265,7 @@ async fn sync_status(
     d: &Deployment,
     new: Option<&ReplicaSet>,
     rss: &[Arc<ReplicaSet>],
-) -> Result<Requeue, client::Error> {
+) -> Result<Action, client::Error> {
     let spec = d.spec.clone();
     let desired = spec.replicas.unwrap_or(1);
     let st = |rs: &ReplicaSet| rs.status.clone().unwrap_or_default();
@@ -447,9 +433,9 @@ async fn sync_status(
         .await?;
     }
     if !complete && spec.paused != Some(true) && p_reason != "ProgressDeadlineExceeded" {
-        return Ok(Some(Duration::from_secs(
+        return Ok(Action::Requeue(Duration::from_secs(
             u64::from(deadline.max(1) as u32).min(30),
         )));
     }
-    Ok(None)
+    Ok(Action::AwaitChange)
 }

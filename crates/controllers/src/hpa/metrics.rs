@@ -1,6 +1,7 @@
 //! From pods and their PodMetrics to what the replica calculator needs: one
 //! [`PodSample`] per pod of the scale target, for one resource.
 
+use client::state::PodPhase;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::jiff::Timestamp;
 
@@ -88,9 +89,9 @@ pub fn sample(
             .filter_map(|q| quantity(resource, &q.0))
             .sum::<i64>()
     });
-    let ignored = pods::is_deleting(pod) || pods::phase(pod) == "Failed";
-    let unready =
-        pods::phase(pod) == "Pending" || (resource == CPU && cpu_unready(pod, fresh, cfg, now));
+    let ignored = pods::is_deleting(pod) || pods::phase(pod) == PodPhase::Failed;
+    let unready = pods::phase(pod) == PodPhase::Pending
+        || (resource == CPU && cpu_unready(pod, fresh, cfg, now));
     PodSample {
         name,
         request,

@@ -9,6 +9,7 @@ mod metrics;
 mod replicas;
 mod status;
 
+use client::state::EventType;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -26,9 +27,9 @@ use serde_json::json;
 
 use crate::context::Ctx;
 use crate::scheduler::resources::{parse, parse_milli, CPU};
-use crate::scheduler::selectors::selector_matches;
-use crate::worker::{self, Requeue};
 use behavior::{Behavior, History};
+use client::runtime::{backoff, key_of, Action};
+use client::selectors::selector_matches;
 use replicas::{Proposal, Target};
 use status::{Measured, Outcome};
 
@@ -163,40 +164,44 @@ pub struct Controller {
 }
 
 pub async fn run(ctx: Arc<Ctx>, cfg: HpaConfig) {
-    let q = worker::queue();
     let c = ctx.clone();
-    // Spec changes start a sync at once; the controller's own status writes do not.
-    let feed = worker::feed(
-        ctx.hpas.clone(),
-        q.clone(),
-        |ch: &Change<HorizontalPodAutoscaler>| {
-            let h = ch.object();
-            let observed = h.status.as_ref().and_then(|s| s.observed_generation);
-            match ch {
-                Change::Applied(_) if observed == h.metadata.generation && observed.is_some() => {
-                    vec![]
-                }
-                _ => worker::own_key(ch),
-            }
-        },
-        move || c.hpas.keys(),
-    );
     let ctl = Arc::new(Controller {
-        ctx,
+        ctx: ctx.clone(),
         cfg,
         histories: Mutex::new(HashMap::new()),
     });
-    let work = worker::run("horizontalpodautoscaler", q, 2, move |key| {
-        let ctl = ctl.clone();
-        async move { ctl.reconcile(key).await }
-    });
-    tokio::join!(feed, work);
+    // Spec changes start a sync at once; the controller's own status writes do not.
+    client::runtime::Controller::with_resync(
+        "horizontalpodautoscaler",
+        Arc::new(move || c.hpas.keys()),
+    )
+    .watches(ctx.hpas.clone(), |ch: &Change<HorizontalPodAutoscaler>| {
+        let h = ch.object();
+        let observed = h.status.as_ref().and_then(|s| s.observed_generation);
+        match ch {
+            Change::Applied(_) if observed == h.metadata.generation && observed.is_some() => {
+                vec![]
+            }
+            _ => vec![key_of(ch)],
+        }
+    })
+    .concurrency(2)
+    .metrics(&ctx.metrics)
+    .run(
+        move |key, _| {
+            let ctl = ctl.clone();
+            async move { ctl.reconcile(key).await }
+        },
+        backoff,
+        ctx,
+    )
+    .await
 }
 
 impl Controller {
-    async fn reconcile(&self, key: ObjectKey) -> Result<Requeue, client::Error> {
+    async fn reconcile(&self, key: ObjectKey) -> Result<Action, client::Error> {
         let Some(hpa) = self.ctx.hpas.get(&key) else {
-            return Ok(None);
+            return Ok(Action::AwaitChange);
         };
         let uid = hpa.metadata.uid.clone().unwrap_or_default();
         let ns = key.namespace.as_str();
@@ -217,10 +222,10 @@ impl Controller {
                 );
                 self.ctx
                     .events
-                    .record(&*hpa, "Warning", "FailedGetScale", msg.clone());
+                    .record(&*hpa, EventType::Warning, "FailedGetScale", msg.clone());
                 out.able = (false, "FailedGetScale", msg);
                 status::write(&self.ctx, &hpa, out).await?;
-                return Ok(Some(self.cfg.sync_period));
+                return Ok(Action::Requeue(self.cfg.sync_period));
             }
         };
         let current = scale.replicas;
@@ -261,7 +266,7 @@ impl Controller {
                 let msg = format!("failed to rescale {} {:?}: {e}", target.kind, target.name);
                 self.ctx
                     .events
-                    .record(&*hpa, "Warning", "FailedRescale", msg.clone());
+                    .record(&*hpa, EventType::Warning, "FailedRescale", msg.clone());
                 out.able = (false, "FailedUpdateScale", msg);
                 status::write(&self.ctx, &hpa, out).await?;
                 return Err(e);
@@ -273,7 +278,7 @@ impl Controller {
             );
             self.ctx.events.record(
                 &*hpa,
-                "Normal",
+                EventType::Normal,
                 "SuccessfulRescale",
                 format!("New size: {desired}; reason: {reason}"),
             );
@@ -291,7 +296,7 @@ impl Controller {
             );
         }
         status::write(&self.ctx, &hpa, out).await?;
-        Ok(Some(self.cfg.sync_period))
+        Ok(Action::Requeue(self.cfg.sync_period))
     }
 
     /// The largest count the metrics ask for, with the reason for the event; `None` when no
@@ -311,7 +316,7 @@ impl Controller {
             Some(s) if !s.is_empty() => s,
             _ => &default,
         };
-        let now_s = crate::scheduler::recorder::now().as_second();
+        let now_s = client::events::now().as_second();
         let pods: Vec<_> = self
             .ctx
             .pods
@@ -380,9 +385,12 @@ impl Controller {
                 errors.len(),
                 specs.len()
             );
-            self.ctx
-                .events
-                .record(hpa, "Warning", "FailedGetResourceMetric", msg.clone());
+            self.ctx.events.record(
+                hpa,
+                EventType::Warning,
+                "FailedGetResourceMetric",
+                msg.clone(),
+            );
             if best.is_none() {
                 out.active = Some((false, "FailedGetResourceMetric", msg));
                 return None;

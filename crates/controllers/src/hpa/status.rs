@@ -37,7 +37,7 @@ pub struct Outcome {
 
 fn set(conds: &mut Vec<HorizontalPodAutoscalerCondition>, type_: &str, c: Cond) {
     let status = if c.0 { "True" } else { "False" }.to_string();
-    let now = Some(Time(crate::scheduler::recorder::now()));
+    let now = Some(Time(client::events::now()));
     match conds.iter_mut().find(|x| x.type_ == type_) {
         Some(x) => {
             if x.status != status {
@@ -100,7 +100,7 @@ pub async fn write(ctx: &Ctx, hpa: &HorizontalPodAutoscaler, out: Outcome) -> cl
         st.current_metrics = Some(out.metrics.into_iter().map(metric_status).collect());
     }
     if out.rescaled {
-        st.last_scale_time = Some(Time(crate::scheduler::recorder::now()));
+        st.last_scale_time = Some(Time(client::events::now()));
     }
     let conds = st.conditions.get_or_insert_with(Vec::new);
     set(conds, "AbleToScale", out.able);

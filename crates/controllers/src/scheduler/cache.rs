@@ -15,7 +15,7 @@ use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 use super::node_info::NodeInfo;
 use super::pod_info::{AffinityTerm, PodInfo};
-use super::selectors::Labels;
+use client::selectors::Labels;
 
 /// How an assigned pod's term acts on pods scheduled after it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

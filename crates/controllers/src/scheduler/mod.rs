@@ -22,7 +22,6 @@ pub mod recorder;
 pub mod resources;
 #[allow(clippy::module_inception)]
 pub mod scheduler;
-pub mod selectors;
 #[cfg(test)]
 pub mod testing;
 
@@ -76,7 +75,7 @@ impl SchedulerConfig {
 /// from a new list.
 pub async fn run(client: Client, cfg: SchedulerConfig, stats: Arc<Stats>) {
     let lease = cfg.leader_election.clone();
-    crate::leading::run_while_leading(client.clone(), lease, || {
+    client::runtime::run_while_leading(client.clone(), lease, || {
         run_leading(client.clone(), cfg.clone(), stats.clone())
     })
     .await;

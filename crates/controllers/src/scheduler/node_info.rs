@@ -7,7 +7,7 @@ use k8s_openapi::api::core::v1::{Node, Taint};
 
 use super::pod_info::{HostPort, PodInfo};
 use super::resources::Resources;
-use super::selectors::Labels;
+use client::selectors::Labels;
 
 #[derive(Clone, Debug, Default)]
 pub struct NodeInfo {

@@ -9,7 +9,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use rustc_hash::FxHashMap as HashMap;
 
 use super::resources::{pod_requests, Resources};
-use super::selectors::{selector_matches, Labels};
+use client::selectors::{selector_matches, Labels};
 
 /// A host port a container asks for.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]

@@ -15,7 +15,7 @@ use super::algorithm::{Algorithm, FitError};
 use super::cache::Cache;
 use super::framework::CycleState;
 use super::pod_info::PodInfo;
-use super::selectors::selector_matches;
+use client::selectors::selector_matches;
 
 #[derive(Clone, Debug)]
 pub struct Candidate {

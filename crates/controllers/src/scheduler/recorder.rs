@@ -2,6 +2,7 @@
 //! (FailedScheduling, Preempted), `status.nominatedNodeName`, and the Failed status of pods
 //! whose deadline passed while pending.
 
+use client::state::EventType;
 use client::{Api, Client, PatchParams};
 use k8s_openapi::api::core::v1::{Event, Pod};
 use serde_json::json;
@@ -32,7 +33,7 @@ impl Recorder {
         }
     }
 
-    pub async fn event(&self, pod: &PodInfo, type_: &str, reason: &str, message: &str) {
+    pub async fn event(&self, pod: &PodInfo, type_: EventType, reason: &str, message: &str) {
         let ev = crate::events::event_for(
             pod.pod.as_ref(),
             &self.component,
@@ -64,7 +65,7 @@ impl Recorder {
         {
             tracing::debug!(pod = %pod.key, error = %e, "setting PodScheduled=False failed");
         }
-        self.event(pod, "Warning", "FailedScheduling", message)
+        self.event(pod, EventType::Warning, "FailedScheduling", message)
             .await;
     }
 
@@ -74,7 +75,8 @@ impl Recorder {
         match api.delete(&victim.key.name, None).await {
             Ok(_) => {
                 let msg = format!("Preempted by pod {} on node {node}", by.uid);
-                self.event(victim, "Normal", "Preempted", &msg).await;
+                self.event(victim, EventType::Normal, "Preempted", &msg)
+                    .await;
             }
             Err(e) if e.is_not_found() => {}
             Err(e) => tracing::warn!(pod = %victim.key, error = %e, "evicting a victim failed"),
@@ -95,7 +97,7 @@ impl Recorder {
             .await
         {
             Ok(_) => {
-                self.event(pod, "Warning", "DeadlineExceeded", &message)
+                self.event(pod, EventType::Warning, "DeadlineExceeded", &message)
                     .await
             }
             Err(e) => tracing::warn!(pod = %pod.key, error = %e, "failing a pod failed"),

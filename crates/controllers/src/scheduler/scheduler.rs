@@ -1,6 +1,7 @@
 //! The scheduling loop: pop a pod, decide, assume, bind — binds run concurrently (the store
 //! commits concurrent writes in shared Raft entries), so the loop never waits for one.
 
+use client::state::EventType;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -67,7 +68,7 @@ pub async fn run_writes(rx: mpsc::Receiver<Write>, recorder: Recorder) {
                             "Successfully assigned {}/{} to {node}",
                             p.namespace, p.key.name
                         );
-                        r.event(&p, "Normal", "Scheduled", &msg).await;
+                        r.event(&p, EventType::Normal, "Scheduled", &msg).await;
                     }
                     Write::Unschedulable {
                         pod,

@@ -8,7 +8,7 @@ use crate::scheduler::framework::{
 };
 use crate::scheduler::node_info::NodeInfo;
 use crate::scheduler::pod_info::PodInfo;
-use crate::scheduler::selectors::{term_matches, Labels};
+use client::selectors::{term_matches, Labels};
 
 pub const NAME: &str = "NodeAffinity";
 pub const REASON: &str = "node(s) didn't match Pod's node affinity/selector";

@@ -6,7 +6,7 @@ use k8s_openapi::api::core::v1::Taint;
 use crate::scheduler::framework::{CycleState, FilterPlugin, Plugin, Status};
 use crate::scheduler::node_info::NodeInfo;
 use crate::scheduler::pod_info::PodInfo;
-use crate::scheduler::selectors::tolerated;
+use client::selectors::tolerated;
 
 pub const NAME: &str = "NodeUnschedulable";
 pub const REASON: &str = "node(s) were unschedulable";

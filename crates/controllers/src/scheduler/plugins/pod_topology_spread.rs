@@ -15,7 +15,7 @@ use crate::scheduler::framework::{
 use crate::scheduler::node_info::NodeInfo;
 use crate::scheduler::plugins::node_affinity::required_matches;
 use crate::scheduler::pod_info::{AffinityTerm, PodInfo};
-use crate::scheduler::selectors::selector_matches;
+use client::selectors::selector_matches;
 
 pub const NAME: &str = "PodTopologySpread";
 pub const REASON: &str = "node(s) didn't match pod topology spread constraints";

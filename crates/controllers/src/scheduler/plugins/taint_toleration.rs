@@ -6,7 +6,7 @@ use crate::scheduler::framework::{
 };
 use crate::scheduler::node_info::NodeInfo;
 use crate::scheduler::pod_info::PodInfo;
-use crate::scheduler::selectors::tolerated;
+use client::selectors::tolerated;
 
 pub const NAME: &str = "TaintToleration";
 

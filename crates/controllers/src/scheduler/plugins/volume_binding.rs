@@ -9,7 +9,7 @@ use crate::scheduler::cache::Cache;
 use crate::scheduler::framework::{CycleState, FilterPlugin, Plugin, PreFilterPlugin, Status};
 use crate::scheduler::node_info::NodeInfo;
 use crate::scheduler::pod_info::PodInfo;
-use crate::scheduler::selectors::term_matches;
+use client::selectors::term_matches;
 
 pub const NAME: &str = "VolumeBinding";
 pub const CONFLICT_REASON: &str = "node(s) had volume node affinity conflict";

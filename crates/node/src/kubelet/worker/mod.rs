@@ -10,6 +10,7 @@ mod setup;
 mod terminated;
 mod terminating;
 
+use client::state::EventType;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -137,7 +138,7 @@ impl PodWorker {
             .unwrap_or_else(|| "Always".into())
     }
 
-    pub fn event(&self, type_: &str, reason: &str, message: String) {
+    pub fn event(&self, type_: EventType, reason: &str, message: String) {
         self.shared.events.record(&self.pod, type_, reason, message);
     }
 
@@ -252,7 +253,11 @@ impl PodWorker {
         run.readiness = prober(&c.readiness_probe, false);
         run.startup = prober(&c.startup_probe, false);
         started?;
-        self.event("Normal", "Started", format!("Started container {}", c.name));
+        self.event(
+            EventType::Normal,
+            "Started",
+            format!("Started container {}", c.name),
+        );
         Ok(())
     }
 
@@ -263,7 +268,7 @@ impl PodWorker {
             StartError::Config(m) => ("CreateContainerConfigError", m),
             StartError::Runtime(m) => (reason, m),
         };
-        self.event("Warning", "Failed", format!("Error: {msg}"));
+        self.event(EventType::Warning, "Failed", format!("Error: {msg}"));
         let run = self.runs.entry(c.name.clone()).or_default();
         run.waiting = Some((reason.into(), msg));
     }
@@ -285,7 +290,7 @@ impl PodWorker {
                     ),
                 ));
                 self.event(
-                    "Normal",
+                    EventType::Normal,
                     "DeadlineExceeded",
                     "Pod was active on the node longer than the specified deadline".into(),
                 );
@@ -344,7 +349,7 @@ pub async fn run(mut w: PodWorker, mut updates: mpsc::Receiver<Update>) {
             Ok(Some(Update::Resync)) => w.last_status = None,
             Ok(Some(Update::Evict(msg))) => {
                 if matches!(w.phase, Phase::Setup | Phase::Init | Phase::Running) {
-                    w.event("Warning", "Evicted", msg.clone());
+                    w.event(EventType::Warning, "Evicted", msg.clone());
                     w.failure = Some(("Evicted".into(), msg));
                     w.grace_deadline = Some(Instant::now());
                     w.phase = Phase::Terminating;

@@ -3,6 +3,7 @@
 //! between restarts, and probed. When no container will run again, the pod has finished:
 //! Succeeded if all exited 0, Failed otherwise.
 
+use client::state::EventType;
 use std::time::{Duration, Instant};
 
 use super::{Phase, PodWorker};
@@ -87,12 +88,12 @@ async fn probe(w: &mut PodWorker, name: &str) {
     }
     if let Some(why) = kill {
         w.event(
-            "Warning",
+            EventType::Warning,
             "Unhealthy",
             format!("{why}; container {name} will be restarted"),
         );
         w.event(
-            "Normal",
+            EventType::Normal,
             "Killing",
             format!("Container {name} failed a probe, will be restarted"),
         );

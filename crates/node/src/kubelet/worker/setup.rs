@@ -6,6 +6,7 @@
 use super::{name, namespace, Phase, PodWorker};
 use crate::kubelet::volumes::{VolumeCtx, VolumeError};
 use crate::runtime::SandboxConfig;
+use client::state::EventType;
 
 pub async fn step(w: &mut PodWorker) -> Phase {
     if w.started.is_none() {
@@ -33,7 +34,7 @@ pub async fn step(w: &mut PodWorker) -> Phase {
             Ok(sb) => w.sandbox = Some(sb),
             Err(e) => {
                 w.event(
-                    "Warning",
+                    EventType::Warning,
                     "FailedCreatePodSandBox",
                     format!("Failed to create pod sandbox: {e}"),
                 );
@@ -59,7 +60,7 @@ pub async fn step(w: &mut PodWorker) -> Phase {
             }
             Err(e) => {
                 w.event(
-                    "Warning",
+                    EventType::Warning,
                     "FailedMount",
                     format!("MountVolume.SetUp failed for volume {:?}: {e}", v.name),
                 );

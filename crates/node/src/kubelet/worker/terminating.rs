@@ -1,6 +1,7 @@
 //! Terminating: each running container gets its preStop hook, then SIGTERM, then SIGKILL
 //! once the grace period (the deletion's, else `terminationGracePeriodSeconds`) is over.
 
+use client::state::EventType;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::{Container, LifecycleHandler};
@@ -75,7 +76,11 @@ pub async fn step(w: &mut PodWorker) -> Phase {
         .filter(|c| w.runs.get(&c.name).is_some_and(|r| r.running()))
         .count();
     if n > 0 {
-        w.event("Normal", "Killing", format!("Stopping {n} container(s)"));
+        w.event(
+            EventType::Normal,
+            "Killing",
+            format!("Stopping {n} container(s)"),
+        );
     }
     futures::future::join_all(stops).await;
     w.observe().await;

@@ -1,16 +1,16 @@
-//! Expectations: the pods a controller has created or deleted and not yet seen so in its
-//! informer. Until they are seen (or a while has passed), the controller does not count
-//! again, so a slow watch never makes it create or delete twice.
+//! Expectations: the objects (a ReplicaSet's or a Job's pods) a controller has created or
+//! deleted and not yet seen so in its informer. Until they are seen (or a while has
+//! passed), the controller does not count again, so a slow watch never makes it create or
+//! delete twice.
 
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
-use client::informer::Informer;
-use client::reflector::ObjectKey;
-use k8s_openapi::api::core::v1::Pod;
 use parking_lot::Mutex;
 
-use crate::pods;
+use crate::informer::Informer;
+use crate::reflector::ObjectKey;
+use crate::ApiObject;
 
 /// Expectations not met after this long are given up (a lost watch event).
 const TTL: Duration = Duration::from_secs(300);
@@ -28,22 +28,22 @@ pub struct Expectations {
 }
 
 impl Expectations {
-    /// Whether every pod `owner` created is in `pods` and every pod it deleted is gone or
-    /// being deleted.
-    pub fn satisfied(&self, owner: &ObjectKey, pods_inf: &Informer<Pod>) -> bool {
+    /// Whether every object `owner` created is in `seen` and every one it deleted is gone
+    /// or being deleted.
+    pub fn satisfied<K: ApiObject>(&self, owner: &ObjectKey, seen: &Informer<K>) -> bool {
         let mut all = self.by_owner.lock();
         let Some(e) = all.get_mut(owner) else {
             return true;
         };
         let get = |name: &String| {
-            pods_inf.get(&ObjectKey {
+            seen.get(&ObjectKey {
                 namespace: owner.namespace.clone(),
                 name: name.clone(),
             })
         };
         e.creates.retain(|n| get(n).is_none());
         e.deletes
-            .retain(|n| get(n).is_some_and(|p| !pods::is_deleting(&p)));
+            .retain(|n| get(n).is_some_and(|o| o.metadata().deletion_timestamp.is_none()));
         let expired = e.since.is_some_and(|t| t.elapsed() > TTL);
         if (e.creates.is_empty() && e.deletes.is_empty()) || expired {
             all.remove(owner);

@@ -2,8 +2,8 @@
 
 use std::future::Future;
 
-use client::leader::{LeaderElection, LeaderElectionConfig};
-use client::Client;
+use crate::client::Client;
+use crate::leader::{LeaderElection, LeaderElectionConfig};
 
 /// Runs `work()` while this candidate holds the Lease (or all the time without one).
 /// Losing the Lease drops the running future, which stops everything it started; winning

@@ -1,4 +1,5 @@
-//! Matching as the scheduler needs it: label selectors, node selector terms, tolerations.
+//! Matching as the scheduler and the controllers need it: label selectors, node selector
+//! terms, tolerations.
 
 use std::collections::BTreeMap;
 
