@@ -5,10 +5,11 @@
 //! down it gives up unscheduled and not-ready pods before ready ones; and it remembers the
 //! pods it created or deleted until the watch shows them ("expectations"), so a slow
 //! watch never makes it create or delete twice.
+//!
+//! [`plan`] decides; `reconcile` makes the calls.
 
 use client::state::EventType;
 use std::sync::Arc;
-use std::time::Duration;
 
 use client::informer::{Change, Informer};
 use client::reflector::ObjectKey;
@@ -20,14 +21,13 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, 
 use serde_json::json;
 
 use crate::context::Ctx;
-use crate::pods::{self, controller_ref};
+use crate::pods::controller_ref;
 use client::events::now;
 use client::runtime::Expectations;
 use client::runtime::{backoff, Action};
-use client::selectors::selector_matches;
 
-/// Creates in flight at most, per ReplicaSet and pass (Kubernetes' burst).
-const BURST: usize = 500;
+mod plan;
+use client::selectors::selector_matches;
 
 /// What this controller reads of a kind that keeps N pods: ReplicaSet and
 /// ReplicationController.
@@ -217,210 +217,126 @@ pub async fn set_controller(
 }
 
 impl<K: Replicated> ReplicaSetController<K> {
+    /// Claims the pods, decides, and carries the decision out.
     async fn reconcile(&self, ctx: &Ctx, key: ObjectKey) -> Result<Action, client::Error> {
         let Some(rs) = K::informer(ctx).get(&key) else {
             self.expectations.forget(&key);
             return Ok(Action::AwaitChange);
         };
-        let spec = rs.view();
+        let view = rs.view();
         let meta = rs.metadata();
         let owner = owner_ref(K::API_VERSION, K::KIND, meta);
-        let desired = spec.replicas.max(0) as usize;
-        let sync = Sync {
-            ctx,
-            key: &key,
-            selector: &spec.selector,
-            owner: &owner,
-            deleting: meta.deletion_timestamp.is_some(),
-        };
-        let active = sync.claim_pods().await?;
-        if !sync.deleting && self.expectations.satisfied(&key, &ctx.pods) {
-            if active.len() < desired {
-                let template = spec.template.clone().unwrap_or_default();
-                self.create(&sync, &template, desired - active.len(), rs.as_ref())
-                    .await?;
-            } else if active.len() > desired {
-                self.delete(&sync, &active, active.len() - desired, rs.as_ref())
-                    .await?;
-            }
+        let deleting = meta.deletion_timestamp.is_some();
+        let pods_api = Api::<Pod>::namespaced(ctx.client.clone(), &key.namespace);
+        let found = ctx.pods.list_namespace(&key.namespace);
+        let claims = plan::claims(&found, &view.selector, &owner.uid, deleting);
+        let active = claim(&pods_api, claims, &owner).await?;
+        let met = self.expectations.satisfied(&key, &ctx.pods);
+        let scale = plan::scale(&active, view.replicas.max(0) as usize, deleting, met);
+        if scale.create > 0 {
+            let template = view.template.clone().unwrap_or_default();
+            let pod = pod_from_template(&template, &owner, &key.namespace);
+            self.create(ctx, &key, &pods_api, &pod, scale.create, rs.as_ref())
+                .await?;
         }
-        let now_s = now().as_second();
-        let min_ready = spec.min_ready_seconds;
-        let ready = active.iter().filter(|p| pods::is_ready(p)).count() as i32;
-        let available = active
-            .iter()
-            .filter(|p| pods::is_available(p, min_ready, now_s))
-            .count() as i32;
-        let template_labels = spec
-            .template
-            .as_ref()
-            .and_then(|t| t.metadata.as_ref())
-            .and_then(|m| m.labels.clone())
-            .unwrap_or_default();
-        let fully_labeled = active
-            .iter()
-            .filter(|p| {
-                let l = p.metadata.labels.clone().unwrap_or_default();
-                template_labels.iter().all(|(k, v)| l.get(k) == Some(v))
-            })
-            .count() as i32;
-        let status = json!({
-            "replicas": active.len(),
-            "fullyLabeledReplicas": fully_labeled,
-            "readyReplicas": ready,
-            "availableReplicas": available,
-            "observedGeneration": meta.generation,
-        });
-        let same = spec.status
-            == (
-                active.len() as i32,
-                fully_labeled,
-                ready,
-                available,
-                meta.generation,
-            );
-        if !same {
+        if !scale.delete.is_empty() {
+            self.delete(ctx, &key, &pods_api, scale.delete, rs.as_ref())
+                .await?;
+        }
+        let (status, requeue) = plan::status(&view, &active, meta.generation, now().as_second());
+        if let Some(status) = status {
             Api::<K>::namespaced(ctx.client.clone(), &key.namespace)
                 .patch_status(&key.name, PatchParams::Merge, &json!({ "status": status }))
                 .await?;
         }
-        // Ready pods become available minReadySeconds later: look again then.
-        if min_ready > 0 && ready > available {
-            return Ok(Action::Requeue(Duration::from_secs(min_ready as u64)));
-        }
-        Ok(Action::AwaitChange)
+        Ok(Action::requeue_after(requeue))
     }
 
+    /// Creates `n` copies of `pod` in slow-start batches; the first failure stops it.
     async fn create(
         &self,
-        sync: &Sync<'_>,
-        template: &PodTemplateSpec,
+        ctx: &Ctx,
+        key: &ObjectKey,
+        api: &Api<Pod>,
+        pod: &Pod,
         n: usize,
         rs: &K,
     ) -> Result<(), client::Error> {
-        let api = Api::<Pod>::namespaced(sync.ctx.client.clone(), &sync.key.namespace);
-        let n = n.min(BURST);
-        let pod = pod_from_template(template, sync.owner, &sync.key.namespace);
-        // Slow start: batches of 1, 2, 4, … so a failing create fails once, not n times.
-        let mut batch = 1;
-        let mut done = 0;
-        while done < n {
-            let size = batch.min(n - done);
-            let results = futures::future::join_all((0..size).map(|_| api.create(&pod))).await;
+        for size in plan::slow_start(n) {
+            let results = futures::future::join_all((0..size).map(|_| api.create(pod))).await;
             let mut first_err = None;
             for r in results {
                 match r {
                     Ok(p) => self
                         .expectations
-                        .created(sync.key, p.metadata.name.unwrap_or_default()),
+                        .created(key, p.metadata.name.unwrap_or_default()),
                     Err(err) => {
                         first_err.get_or_insert(err);
                     }
                 }
             }
             if let Some(err) = first_err {
-                sync.ctx.events.record(
-                    rs,
-                    EventType::Warning,
-                    "FailedCreate",
-                    format!("Error creating: {err}"),
-                );
+                let message = format!("Error creating: {err}");
+                ctx.events
+                    .record(rs, EventType::Warning, "FailedCreate", message);
                 return Err(err);
             }
-            done += size;
-            batch *= 2;
         }
-        sync.ctx.events.record(
-            rs,
-            EventType::Normal,
-            "SuccessfulCreate",
-            format!("Created {n} pod(s)"),
-        );
+        let message = format!("Created {n} pod(s)");
+        ctx.events
+            .record(rs, EventType::Normal, "SuccessfulCreate", message);
         Ok(())
     }
 
+    /// Deletes the pods named `victims` (one already gone counts as deleted).
     async fn delete(
         &self,
-        sync: &Sync<'_>,
-        active: &[Arc<Pod>],
-        n: usize,
+        ctx: &Ctx,
+        key: &ObjectKey,
+        api: &Api<Pod>,
+        victims: Vec<String>,
         rs: &K,
     ) -> Result<(), client::Error> {
-        let api = Api::<Pod>::namespaced(sync.ctx.client.clone(), &sync.key.namespace);
-        let mut ranked: Vec<&Arc<Pod>> = active.iter().collect();
-        ranked.sort_by_key(|p| pods::deletion_rank(p));
-        let victims: Vec<String> = ranked
-            .iter()
-            .take(n)
-            .map(|p| p.metadata.name.clone().unwrap_or_default())
-            .collect();
-        self.expectations
-            .deleting(sync.key, victims.iter().cloned());
+        self.expectations.deleting(key, victims.iter().cloned());
         let results = futures::future::join_all(victims.iter().map(|v| api.delete(v, None))).await;
         for (v, r) in victims.iter().zip(results) {
             match r {
                 Ok(_) => {}
                 Err(e) if e.is_not_found() => {}
                 Err(e) => {
-                    self.expectations.not_deleting(sync.key, v);
+                    self.expectations.not_deleting(key, v);
                     return Err(e);
                 }
             }
         }
-        sync.ctx.events.record(
-            rs,
-            EventType::Normal,
-            "SuccessfulDelete",
-            format!("Deleted {n} pod(s)"),
-        );
+        let message = format!("Deleted {} pod(s)", victims.len());
+        ctx.events
+            .record(rs, EventType::Normal, "SuccessfulDelete", message);
         Ok(())
     }
 }
 
-/// One pass over one ReplicaSet's pods.
-pub struct Sync<'a> {
-    pub ctx: &'a Ctx,
-    pub key: &'a ObjectKey,
-    pub selector: &'a LabelSelector,
-    pub owner: &'a OwnerReference,
-    /// The owner is being deleted: adopt nothing.
-    pub deleting: bool,
-}
-
-impl Sync<'_> {
-    /// The active pods the owner controls, after adopting matching orphans and releasing
-    /// owned pods that no longer match.
-    pub async fn claim_pods(&self) -> Result<Vec<Arc<Pod>>, client::Error> {
-        let api = Api::<Pod>::namespaced(self.ctx.client.clone(), &self.key.namespace);
-        let mut owned = Vec::new();
-        for p in self.ctx.pods.list_namespace(&self.key.namespace) {
-            if !pods::is_active(&p) {
-                continue;
-            }
-            let labels = p.metadata.labels.clone().unwrap_or_default();
-            let matches = selector_matches(self.selector, &labels);
-            match controller_ref(&p.metadata) {
-                Some(r) if r.uid == self.owner.uid => {
-                    if matches {
-                        owned.push(p);
-                    } else if let Err(e) = set_controller(&api, &p, None, &self.owner.uid).await {
-                        if !e.is_not_found() {
-                            return Err(e);
-                        }
-                    }
-                }
-                Some(_) => {}
-                None if matches && !self.deleting && !pods::is_deleting(&p) => {
-                    match set_controller(&api, &p, Some(self.owner), &self.owner.uid).await {
-                        Ok(()) => owned.push(p),
-                        Err(e) if e.is_not_found() || e.is_conflict() => {}
-                        Err(e) => return Err(e),
-                    }
-                }
-                None => {}
-            }
+/// Releases and adopts as `claims` says; the active pods the owner then controls. A pod
+/// gone or changed meanwhile is left for the next pass.
+async fn claim(
+    api: &Api<Pod>,
+    claims: plan::Claims,
+    owner: &OwnerReference,
+) -> Result<Vec<Arc<Pod>>, client::Error> {
+    for p in &claims.release {
+        match set_controller(api, p, None, &owner.uid).await {
+            Ok(()) => {}
+            Err(e) if e.is_not_found() => {}
+            Err(e) => return Err(e),
         }
-        owned.retain(|p| !pods::is_deleting(p));
-        Ok(owned)
     }
+    let mut owned = claims.owned;
+    for p in claims.adopt {
+        match set_controller(api, &p, Some(owner), &owner.uid).await {
+            Ok(()) => owned.push(p),
+            Err(e) if e.is_not_found() || e.is_conflict() => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(owned)
 }
