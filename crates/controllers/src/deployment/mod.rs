@@ -7,19 +7,19 @@
 
 pub mod history;
 pub mod rollout;
+mod status;
 
 use client::state::EventType;
 use std::sync::Arc;
-use std::time::Duration;
 
 use client::reflector::ObjectKey;
 use client::{Api, PatchParams};
-use k8s_openapi::api::apps::v1::{Deployment, DeploymentCondition, ReplicaSet, ReplicaSetSpec};
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet, ReplicaSetSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde_json::json;
 
 use self::history::{HASH_LABEL, REVISION};
-use self::rollout::{available, spec_replicas};
+use self::rollout::spec_replicas;
 use crate::context::Ctx;
 use crate::pods::controller_ref;
 use crate::replicaset::owner_ref;
@@ -175,8 +175,6 @@ async fn reconcile(ctx: &Ctx, key: ObjectKey) -> Result<Action, client::Error> {
     if d.metadata.deletion_timestamp.is_some() {
         return Ok(Action::AwaitChange);
     }
-    let spec = d.spec.clone();
-    let replicas = spec.replicas.unwrap_or(1);
     let rss = claim(ctx, &d).await?;
     let mut new = history::find_new(&d, &rss);
     let olds: Vec<Arc<ReplicaSet>> = rss
@@ -187,255 +185,110 @@ async fn reconcile(ctx: &Ctx, key: ObjectKey) -> Result<Action, client::Error> {
         })
         .cloned()
         .collect();
+    if d.spec.paused != Some(true) {
+        new = roll(ctx, &d, new, &olds, &rss).await?;
+        prune(ctx, &d, &olds).await?;
+    }
+    let plan = status::plan(&d, new.as_deref(), &rss, now());
+    if let Some(status) = &plan.status {
+        Api::<Deployment>::namespaced(ctx.client.clone(), &key.namespace)
+            .patch_status(&key.name, PatchParams::Merge, &json!({ "status": status }))
+            .await?;
+    }
+    Ok(Action::requeue_after(plan.requeue))
+}
+
+/// One step of the rollout: the new ReplicaSet gets the highest revision, then the
+/// strategy scales. Returns the new ReplicaSet (created if there was none).
+async fn roll(
+    ctx: &Ctx,
+    d: &Deployment,
+    new: Option<Arc<ReplicaSet>>,
+    olds: &[Arc<ReplicaSet>],
+    all: &[Arc<ReplicaSet>],
+) -> Result<Option<Arc<ReplicaSet>>, client::Error> {
     let max_old_rev = olds
         .iter()
         .map(|rs| history::revision(rs))
         .max()
         .unwrap_or(0);
-    let paused = spec.paused == Some(true);
-    if !paused {
-        // The new ReplicaSet carries the highest revision (also after a rollback).
-        if let Some(n) = &new {
-            if history::revision(n) <= max_old_rev {
-                let patch =
-                    json!({"metadata": {"annotations": {REVISION: (max_old_rev + 1).to_string()}}});
-                Api::<ReplicaSet>::namespaced(ctx.client.clone(), &key.namespace)
-                    .patch(
-                        n.metadata.name.as_deref().unwrap_or_default(),
-                        PatchParams::Merge,
-                        &patch,
-                    )
-                    .await?;
-            }
-        }
-        let recreate = spec.strategy.as_ref().and_then(|s| s.type_.as_deref()) == Some("Recreate");
-        if recreate {
-            let running: i32 = olds
-                .iter()
-                .map(|rs| rs.status.as_ref().map_or(0, |s| s.replicas))
-                .sum();
-            for rs in olds.iter().filter(|rs| spec_replicas(rs) > 0) {
-                scale(ctx, &d, rs, 0).await?;
-            }
-            if running == 0 && olds.iter().all(|rs| spec_replicas(rs) == 0) {
-                match &new {
-                    Some(n) if spec_replicas(n) != replicas => scale(ctx, &d, n, replicas).await?,
-                    Some(_) => {}
-                    None => new = Some(create_new(ctx, &d, max_old_rev + 1, replicas).await?),
-                }
-            }
-        } else {
-            let all: Vec<Arc<ReplicaSet>> = rss.clone();
-            match &new {
-                Some(n) => {
-                    let to = rollout::new_replicas(&d, n, &all);
-                    if to != spec_replicas(n) {
-                        scale(ctx, &d, n, to).await?;
-                    }
-                }
-                None => {
-                    let probe = ReplicaSet::default();
-                    let to = rollout::new_replicas(&d, &probe, &all);
-                    new = Some(create_new(ctx, &d, max_old_rev + 1, to).await?);
-                }
-            }
-            for (rs, to) in rollout::old_scale_downs(&d, new.as_deref(), &olds) {
-                scale(ctx, &d, &rs, to).await?;
-            }
-        }
-        for rs in history::prunable(&d, &olds) {
-            let name = rs.metadata.name.clone().unwrap_or_default();
-            match Api::<ReplicaSet>::namespaced(ctx.client.clone(), &key.namespace)
-                .delete(&name, None)
-                .await
-            {
-                Ok(_) => {}
-                Err(e) if e.is_not_found() => {}
-                Err(e) => return Err(e),
-            }
-        }
+    // The new ReplicaSet carries the highest revision (also after a rollback).
+    if let Some(n) = new.as_ref().filter(|n| history::revision(n) <= max_old_rev) {
+        let patch = json!({"metadata": {"annotations": {REVISION: (max_old_rev + 1).to_string()}}});
+        let ns = d.metadata.namespace.as_deref().unwrap_or_default();
+        Api::<ReplicaSet>::namespaced(ctx.client.clone(), ns)
+            .patch(
+                n.metadata.name.as_deref().unwrap_or_default(),
+                PatchParams::Merge,
+                &patch,
+            )
+            .await?;
     }
-    sync_status(ctx, &d, new.as_deref(), &rss).await
+    let recreate = d.spec.strategy.as_ref().and_then(|s| s.type_.as_deref()) == Some("Recreate");
+    if recreate {
+        return recreate_step(ctx, d, new, olds, max_old_rev).await;
+    }
+    let new = match new {
+        Some(n) => {
+            let to = rollout::new_replicas(d, &n, all);
+            if to != spec_replicas(&n) {
+                scale(ctx, d, &n, to).await?;
+            }
+            n
+        }
+        None => {
+            let to = rollout::new_replicas(d, &ReplicaSet::default(), all);
+            create_new(ctx, d, max_old_rev + 1, to).await?
+        }
+    };
+    for (rs, to) in rollout::old_scale_downs(d, Some(&new), olds) {
+        scale(ctx, d, &rs, to).await?;
+    }
+    Ok(Some(new))
 }
 
-/// Writes replicas, updatedReplicas, readyReplicas, availableReplicas and the Available
-/// and Progressing conditions; asks to be called again at the progress deadline.
-async fn sync_status(
+/// Recreate: every old pod gone first, then the new ReplicaSet at full size.
+async fn recreate_step(
     ctx: &Ctx,
     d: &Deployment,
-    new: Option<&ReplicaSet>,
-    rss: &[Arc<ReplicaSet>],
-) -> Result<Action, client::Error> {
-    let spec = d.spec.clone();
-    let desired = spec.replicas.unwrap_or(1);
-    let st = |rs: &ReplicaSet| rs.status.clone().unwrap_or_default();
-    let total: i32 = rss.iter().map(|rs| st(rs).replicas).sum();
-    let ready: i32 = rss
+    new: Option<Arc<ReplicaSet>>,
+    olds: &[Arc<ReplicaSet>],
+    max_old_rev: i64,
+) -> Result<Option<Arc<ReplicaSet>>, client::Error> {
+    let replicas = d.spec.replicas.unwrap_or(1);
+    let running: i32 = olds
         .iter()
-        .map(|rs| st(rs).ready_replicas.unwrap_or(0))
+        .map(|rs| rs.status.as_ref().map_or(0, |s| s.replicas))
         .sum();
-    let avail: i32 = rss.iter().map(|rs| available(rs)).sum();
-    let updated = new.map_or(0, |n| st(n).replicas);
-    let (_, max_unavailable) = rollout::surge_and_unavailable(d);
-    let cur = d.status.clone().unwrap_or_default();
-    // Whole seconds, as Kubernetes' Time has them, so a re-read compares equal.
-    let now_t = k8s_openapi::jiff::Timestamp::from_second(now().as_second()).unwrap_or(now());
-    let old_cond = |t: &str| {
-        cur.conditions
-            .iter()
-            .flatten()
-            .find(|c| c.type_.as_deref() == Some(t))
-            .cloned()
-    };
-    let complete = updated == desired
-        && total == desired
-        && avail >= desired
-        && new.is_some_and(|n| st(n).observed_generation == n.metadata.generation);
-    let moved = cur.updated_replicas.unwrap_or(0) != updated
-        || cur.available_replicas.unwrap_or(0) != avail
-        || cur.replicas.unwrap_or(0) != total
-        || cur.observed_generation != d.metadata.generation;
-    let deadline = spec.progress_deadline_seconds.unwrap_or(600);
-    let prog = old_cond("Progressing");
-    let (p_status, p_reason, p_msg, touch) = if spec.paused == Some(true) {
-        (
-            "Unknown",
-            "DeploymentPaused",
-            "Deployment is paused".to_string(),
-            moved,
-        )
-    } else if complete {
-        let name = new
-            .and_then(|n| n.metadata.name.clone())
-            .unwrap_or_default();
-        (
-            "True",
-            "NewReplicaSetAvailable",
-            format!("ReplicaSet {name:?} has successfully progressed."),
-            moved,
-        )
-    } else if moved
-        || prog.is_none()
-        || prog
-            .as_ref()
-            .is_some_and(|p| p.reason.as_deref() == Some("DeploymentPaused"))
-    {
-        let name = new
-            .and_then(|n| n.metadata.name.clone())
-            .unwrap_or_default();
-        (
-            "True",
-            "ReplicaSetUpdated",
-            format!("ReplicaSet {name:?} is progressing."),
-            true,
-        )
-    } else {
-        let last = prog
-            .as_ref()
-            .and_then(|p| p.last_update_time.as_ref())
-            .map_or(0, |t| t.0.as_second());
-        if last + i64::from(deadline) <= now_t.as_second() {
-            let name = new
-                .and_then(|n| n.metadata.name.clone())
-                .unwrap_or_default();
-            (
-                "False",
-                "ProgressDeadlineExceeded",
-                format!("ReplicaSet {name:?} has timed out progressing."),
-                false,
-            )
-        } else {
-            let p = prog.clone().unwrap_or_default();
-            (
-                "True",
-                "ReplicaSetUpdated",
-                p.message.unwrap_or_default(),
-                false,
-            )
+    for rs in olds.iter().filter(|rs| spec_replicas(rs) > 0) {
+        scale(ctx, d, rs, 0).await?;
+    }
+    if running > 0 || olds.iter().any(|rs| spec_replicas(rs) != 0) {
+        return Ok(new);
+    }
+    match new {
+        Some(n) if spec_replicas(&n) != replicas => {
+            scale(ctx, d, &n, replicas).await?;
+            Ok(Some(n))
         }
-    };
-    // A condition's time stays while its status does; a new status starts now.
-    let keep = |c: Option<DeploymentCondition>, status: &str, update: bool| {
-        c.filter(|c| c.status.as_deref() == Some(status))
-            .and_then(|c| {
-                if update {
-                    c.last_update_time
-                } else {
-                    c.last_transition_time
-                }
-            })
-            .map_or_else(|| json!(now_t.to_string()), |t| json!(t))
-    };
-    let p_update = if touch {
-        json!(now_t.to_string())
-    } else {
-        keep(prog.clone(), p_status, true)
-    };
-    let available_ok = avail >= desired - max_unavailable;
-    let (a_status, a_reason) = if available_ok {
-        ("True", "MinimumReplicasAvailable")
-    } else {
-        ("False", "MinimumReplicasUnavailable")
-    };
-    let a = old_cond("Available");
-    let status = json!({
-        "observedGeneration": d.metadata.generation,
-        "replicas": total,
-        "updatedReplicas": updated,
-        "readyReplicas": ready,
-        "availableReplicas": avail,
-        "unavailableReplicas": (desired - avail).max(0),
-        "conditions": [
-            {"type": "Available", "status": a_status, "reason": a_reason,
-             "message": if available_ok { "Deployment has minimum availability." } else { "Deployment does not have minimum availability." },
-             "lastUpdateTime": keep(a.clone(), a_status, true),
-             "lastTransitionTime": keep(a, a_status, false)},
-            {"type": "Progressing", "status": p_status, "reason": p_reason, "message": p_msg,
-             "lastUpdateTime": p_update,
-             "lastTransitionTime": keep(prog.clone(), p_status, false)},
-        ],
-    });
-    let conds_now: Vec<(String, String, String)> = status["conditions"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|c| {
-            let f = |k: &str| c[k].as_str().unwrap_or("").to_string();
-            (f("type"), f("status"), f("reason"))
-        })
-        .collect();
-    let conds_cur: Vec<(String, String, String)> = cur
-        .conditions
-        .iter()
-        .flatten()
-        .map(|c| {
-            (
-                c.type_.clone().unwrap_or_default(),
-                c.status.clone().unwrap_or_default(),
-                c.reason.clone().unwrap_or_default(),
-            )
-        })
-        .collect();
-    let changed = moved
-        || conds_now != conds_cur
-        || cur.ready_replicas.unwrap_or(0) != ready
-        || cur.unavailable_replicas.unwrap_or(0) != (desired - avail).max(0);
-    if changed {
-        Api::<Deployment>::namespaced(
-            ctx.client.clone(),
-            d.metadata.namespace.as_deref().unwrap_or_default(),
-        )
-        .patch_status(
-            d.metadata.name.as_deref().unwrap_or_default(),
-            PatchParams::Merge,
-            &json!({"status": status}),
-        )
-        .await?;
+        Some(n) => Ok(Some(n)),
+        None => Ok(Some(create_new(ctx, d, max_old_rev + 1, replicas).await?)),
     }
-    if !complete && spec.paused != Some(true) && p_reason != "ProgressDeadlineExceeded" {
-        return Ok(Action::Requeue(Duration::from_secs(
-            u64::from(deadline.max(1) as u32).min(30),
-        )));
+}
+
+/// Deletes the old ReplicaSets beyond `revisionHistoryLimit`.
+async fn prune(ctx: &Ctx, d: &Deployment, olds: &[Arc<ReplicaSet>]) -> client::Result<()> {
+    let ns = d.metadata.namespace.as_deref().unwrap_or_default();
+    let api = Api::<ReplicaSet>::namespaced(ctx.client.clone(), ns);
+    for rs in history::prunable(d, olds) {
+        match api
+            .delete(rs.metadata.name.as_deref().unwrap_or_default(), None)
+            .await
+        {
+            Ok(_) => {}
+            Err(e) if e.is_not_found() => {}
+            Err(e) => return Err(e),
+        }
     }
-    Ok(Action::AwaitChange)
+    Ok(())
 }
