@@ -128,11 +128,7 @@ fn progress(
         let msg = format!("ReplicaSet {new_name:?} has timed out progressing.");
         return (Progress::TimedOut, msg, false);
     }
-    (
-        Progress::Updated,
-        prog.message.unwrap_or_default(),
-        false,
-    )
+    (Progress::Updated, prog.message.unwrap_or_default(), false)
 }
 
 /// A condition of `type_`; its times stay while its status does, a new status starts
