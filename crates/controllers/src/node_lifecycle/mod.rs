@@ -25,7 +25,9 @@ use crate::context::Ctx;
 use crate::pods;
 use client::events::now;
 use client::runtime::{backoff, Action};
-use client::selectors::tolerates;
+use client::state::ConditionStatus;
+
+mod plan;
 
 pub const UNREACHABLE: &str = "node.kubernetes.io/unreachable";
 pub const NOT_READY: &str = "node.kubernetes.io/not-ready";
@@ -151,18 +153,9 @@ impl Controller {
             Some(t) => now_s - t > grace && seen.elapsed() > self.cfg.grace_period,
             None => seen.elapsed() > self.cfg.grace_period,
         };
-        let ready = ready_condition(&node).map(|c| c.status.as_str());
-        // The taint key for the node's state, if it needs one.
-        let want = if stale {
-            Some(UNREACHABLE)
-        } else if ready == Some("False") {
-            Some(NOT_READY)
-        } else if ready == Some("True") {
-            None
-        } else {
-            Some(UNREACHABLE)
-        };
-        if stale && ready != Some("Unknown") {
+        let ready = ready_condition(&node).and_then(|c| ConditionStatus::parse(&c.status));
+        let want = plan::state_taint(stale, ready);
+        if stale && ready != Some(ConditionStatus::Unknown) {
             let patch = json!({"status": {"conditions": [{"type": "Ready", "status": "Unknown",
                 "reason": "NodeStatusUnknown", "message": "Kubelet stopped posting node status.",
                 "lastTransitionTime": now().to_string()}]}});
@@ -180,27 +173,7 @@ impl Controller {
             .as_ref()
             .and_then(|s| s.taints.clone())
             .unwrap_or_default();
-        let mut next: Vec<Taint> = taints
-            .iter()
-            .filter(|t| {
-                (t.key != UNREACHABLE && t.key != NOT_READY) || Some(t.key.as_str()) == want
-            })
-            .cloned()
-            .collect();
-        if let Some(k) = want {
-            for effect in ["NoSchedule", "NoExecute"] {
-                if !next.iter().any(|t| t.key == k && t.effect == effect) {
-                    next.push(Taint {
-                        key: k.into(),
-                        effect: effect.into(),
-                        time_added: Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
-                            now(),
-                        )),
-                        value: None,
-                    });
-                }
-            }
-        }
+        let next = plan::next_taints(&taints, want, now());
         if next != taints {
             let patch = json!({"spec": {"taints": next},
                 "metadata": {"resourceVersion": node.metadata.resource_version}});
@@ -214,77 +187,40 @@ impl Controller {
         })))
     }
 
-    /// Evicts pods that do not tolerate the node's NoExecute taints (now, or once their
-    /// tolerationSeconds ran out); returns how long until the next eviction is due.
+    /// Evicts the pods due for eviction for the node's NoExecute taints; returns how long
+    /// until the next one is due.
     async fn evict(
         &self,
         ctx: &Ctx,
         node: &str,
         taints: &[Taint],
     ) -> Result<Option<Duration>, client::Error> {
-        let no_exec: Vec<&Taint> = taints.iter().filter(|t| t.effect == "NoExecute").collect();
-        if no_exec.is_empty() {
-            return Ok(None);
-        }
-        let now_s = now().as_second();
-        let mut next: Option<i64> = None;
-        let on_node = ctx.pods.list().into_iter().filter(|p| {
-            p.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(node)
-                && pods::is_active(p)
-                && !pods::is_deleting(p)
-        });
-        for p in on_node {
-            let tols = p
-                .spec
-                .as_ref()
-                .and_then(|s| s.tolerations.clone())
-                .unwrap_or_default();
-            // The earliest time any NoExecute taint evicts this pod (None: never).
-            let mut due: Option<i64> = None;
-            for t in &no_exec {
-                let added = t.time_added.as_ref().map_or(now_s, |x| x.0.as_second());
-                let matching: Vec<_> = tols.iter().filter(|tol| tolerates(tol, t)).collect();
-                let at = if matching.is_empty() {
-                    Some(added)
-                } else if matching.iter().any(|tol| tol.toleration_seconds.is_none()) {
-                    None
-                } else {
-                    let secs = matching
-                        .iter()
-                        .filter_map(|tol| tol.toleration_seconds)
-                        .min()
-                        .unwrap_or(0);
-                    Some(added + secs.max(0))
-                };
-                due = match (due, at) {
-                    (Some(a), Some(b)) => Some(a.min(b)),
-                    (a, b) => a.or(b),
-                };
-            }
-            let Some(due) = due else {
-                continue;
-            };
-            if due <= now_s {
-                let ns = p.metadata.namespace.clone().unwrap_or_default();
-                let name = p.metadata.name.clone().unwrap_or_default();
-                match Api::<Pod>::namespaced(ctx.client.clone(), &ns)
-                    .delete(&name, None)
-                    .await
-                {
-                    Ok(_) => ctx.events.record(
-                        p.as_ref(),
-                        EventType::Normal,
-                        "TaintManagerEviction",
-                        format!("Marking for deletion Pod {ns}/{name}"),
-                    ),
-                    Err(e) if e.is_not_found() => {}
-                    Err(e) => return Err(e),
-                }
-            } else {
-                next = Some(next.map_or(due, |n: i64| n.min(due)));
+        let on_node: Vec<Arc<Pod>> = ctx
+            .pods
+            .list()
+            .into_iter()
+            .filter(|p| p.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(node))
+            .filter(|p| pods::is_active(p) && !pods::is_deleting(p))
+            .collect();
+        let (due, wait) = plan::evictions(&on_node, taints, now().as_second());
+        for p in due {
+            let ns = p.metadata.namespace.clone().unwrap_or_default();
+            let name = p.metadata.name.clone().unwrap_or_default();
+            match Api::<Pod>::namespaced(ctx.client.clone(), &ns)
+                .delete(&name, None)
+                .await
+            {
+                Ok(_) => ctx.events.record(
+                    p.as_ref(),
+                    EventType::Normal,
+                    "TaintManagerEviction",
+                    format!("Marking for deletion Pod {ns}/{name}"),
+                ),
+                Err(e) if e.is_not_found() => {}
+                Err(e) => return Err(e),
             }
         }
-        Ok(next.map(|t| Duration::from_secs((t - now_s).max(1) as u64)))
+        Ok(wait)
     }
 
     /// Gives a node without one the lowest free pod CIDR.
@@ -328,18 +264,7 @@ impl Controller {
             }
             used.extend(mine.values().cloned());
         }
-        let count = 1u64 << (self.cfg.node_mask - bits);
-        let step = 1u64 << (32 - self.cfg.node_mask);
-        let base = u64::from(u32::from(base)) & !((1u64 << (32 - bits)) - 1);
-        let free = (0..count)
-            .map(|i| {
-                format!(
-                    "{}/{}",
-                    Ipv4Addr::from((base + i * step) as u32),
-                    self.cfg.node_mask
-                )
-            })
-            .find(|c| !used.contains(c));
+        let free = plan::free_cidr(base, bits, self.cfg.node_mask, &used);
         let Some(cidr) = free else {
             tracing::warn!(node = ?node.metadata.name, "no pod CIDR left in the cluster CIDR");
             return Ok(());
