@@ -31,6 +31,8 @@ use serde_json::json;
 use crate::context::Ctx;
 use client::runtime::{backoff, Action, Controller};
 
+mod plan;
+
 pub const FOREGROUND: &str = "foregroundDeletion";
 pub const ORPHAN: &str = "orphan";
 
@@ -303,6 +305,8 @@ async fn patch_meta(
     }
 }
 
+/// Serves an owner's finalizer, or collects a dependent whose owners are gone, as
+/// [`plan`] decides.
 async fn reconcile(ctx: &Ctx, graph: &Graph, k: GcKey) -> Result<Action, client::Error> {
     let Some(m) = meta_of(ctx, &k) else {
         return Ok(Action::AwaitChange);
@@ -311,59 +315,62 @@ async fn reconcile(ctx: &Ctx, graph: &Graph, k: GcKey) -> Result<Action, client:
     // reconciled once at start).
     graph.record(&k, &m);
     let uid = m.uid.clone().unwrap_or_default();
-    let finalizers = m.finalizers.clone().unwrap_or_default();
     if m.deletion_timestamp.is_some() {
-        if finalizers.iter().any(|f| f == ORPHAN) {
-            for (dk, dm) in graph.dependents_of(ctx, &uid) {
-                let refs: Vec<&OwnerReference> = dm
-                    .owner_references
-                    .iter()
-                    .flatten()
-                    .filter(|r| r.uid != uid)
-                    .collect();
-                patch_meta(ctx, &dk, &dm, json!({"ownerReferences": refs})).await?;
-            }
-            let rest: Vec<&String> = finalizers.iter().filter(|f| *f != ORPHAN).collect();
-            patch_meta(ctx, &k, &m, json!({"finalizers": rest})).await?;
+        let deps = graph.dependents_of(ctx, &uid);
+        if let Some(f) = plan::finalizing(&m, &deps) {
+            finalize(ctx, &k, &m, &deps, f).await?;
             return Ok(Action::AwaitChange);
         }
-        if finalizers.iter().any(|f| f == FOREGROUND) {
-            let deps = graph.dependents_of(ctx, &uid);
-            for (dk, dm) in &deps {
-                if dm.deletion_timestamp.is_none() {
-                    delete(ctx, dk, dm.uid.as_deref().unwrap_or_default(), "Foreground").await?;
-                }
-            }
-            let blocking = deps.iter().any(|(_, dm)| {
-                dm.owner_references
-                    .iter()
-                    .flatten()
-                    .any(|r| r.uid == uid && r.block_owner_deletion == Some(true))
-            });
-            if !blocking {
-                let rest: Vec<&String> = finalizers.iter().filter(|f| *f != FOREGROUND).collect();
-                patch_meta(ctx, &k, &m, json!({"finalizers": rest})).await?;
-            }
-            return Ok(Action::AwaitChange);
-        }
-    }
-    let refs = m.owner_references.clone().unwrap_or_default();
-    if refs.is_empty() {
-        return Ok(Action::AwaitChange);
     }
     let ns = k.key.namespace.clone();
     let mut alive = Vec::new();
-    for r in &refs {
-        if owner_exists(ctx, r, &ns).await? {
-            alive.push(r.clone());
-        }
+    for r in m.owner_references.iter().flatten() {
+        alive.push(owner_exists(ctx, r, &ns).await?);
     }
-    if alive.is_empty() {
-        if m.deletion_timestamp.is_none() {
-            delete(ctx, &k, &uid, "Background").await?;
+    match plan::owners(&m, &alive) {
+        plan::Owners::Collect => delete(ctx, &k, &uid, "Background").await?,
+        plan::Owners::Keep(refs) => {
+            patch_meta(ctx, &k, &m, json!({"ownerReferences": refs})).await?
         }
-    } else if alive.len() < refs.len() {
-        patch_meta(ctx, &k, &m, json!({"ownerReferences": alive})).await?;
+        plan::Owners::Nothing => {}
     }
     Ok(Action::AwaitChange)
+}
+
+async fn finalize(
+    ctx: &Ctx,
+    k: &GcKey,
+    m: &ObjectMeta,
+    deps: &[(GcKey, ObjectMeta)],
+    f: plan::Finalizing<GcKey>,
+) -> Result<(), client::Error> {
+    let meta_of_dep = |dk: &GcKey| deps.iter().find(|(k, _)| k == dk).map(|(_, m)| m);
+    match f {
+        plan::Finalizing::Orphan {
+            dependents,
+            finalizers,
+        } => {
+            for (dk, refs) in dependents {
+                if let Some(dm) = meta_of_dep(&dk) {
+                    patch_meta(ctx, &dk, dm, json!({"ownerReferences": refs})).await?;
+                }
+            }
+            patch_meta(ctx, k, m, json!({"finalizers": finalizers})).await
+        }
+        plan::Finalizing::Foreground {
+            delete: doomed,
+            finalizers,
+        } => {
+            for dk in doomed {
+                let uid = meta_of_dep(&dk)
+                    .and_then(|m| m.uid.clone())
+                    .unwrap_or_default();
+                delete(ctx, &dk, &uid, "Foreground").await?;
+            }
+            match finalizers {
+                Some(f) => patch_meta(ctx, k, m, json!({"finalizers": f})).await,
+                None => Ok(()),
+            }
+        }
+    }
 }
