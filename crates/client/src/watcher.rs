@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 use futures::{Stream, StreamExt};
-use rkube_proto::api::WatchEvent;
+use rkube_proto::api::{WatchEvent, WatchEventType};
 use tonic::Streaming;
 
 use crate::api::{decode, Api, ApiObject, ListParams};
@@ -121,15 +121,16 @@ where
             match stream.next().await {
                 Some(Ok(ev)) => {
                     self.backoff = Duration::from_millis(50);
+                    let ty = ev.r#type();
                     let Some(obj) = ev.object else { continue };
                     if !obj.resource_version.is_empty() {
                         self.rv = Some(obj.resource_version.clone());
                     }
-                    if ev.r#type == "BOOKMARK" {
+                    if ty == WatchEventType::Bookmark {
                         continue;
                     }
                     match decode::<K>(&obj) {
-                        Ok(k) if ev.r#type == "DELETED" => return Event::Delete(k),
+                        Ok(k) if ty == WatchEventType::Deleted => return Event::Delete(k),
                         Ok(k) => return Event::Apply(k),
                         Err(e) => {
                             tracing::warn!(kind = K::KIND, error = %e, "watcher: undecodable object skipped")

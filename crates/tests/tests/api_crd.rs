@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use futures::StreamExt;
-use rkube_proto::api::{CreateRequest, ListRequest, TypeRef, WatchRequest};
+use rkube_proto::api::{CreateRequest, ListRequest, TypeRef, WatchEventType, WatchRequest};
 use rkube_tests::{api_object as obj, Cluster, Flavor};
 use serde_json::{json, Value};
 use tonic::Code;
@@ -95,8 +95,8 @@ async fn a_crd_serves_its_kind_at_once_on_every_member() {
         .unwrap()
         .unwrap();
     assert_eq!(
-        (first.r#type.as_str(), first.object.unwrap().name.as_str()),
-        ("ADDED", "w1")
+        (first.r#type(), first.object.unwrap().name.as_str()),
+        (WatchEventType::Added, "w1")
     );
     c0.create(CreateRequest {
         object: Some(widget("w2", json!(5))),
@@ -109,8 +109,8 @@ async fn a_crd_serves_its_kind_at_once_on_every_member() {
         .unwrap()
         .unwrap();
     assert_eq!(
-        (second.r#type.as_str(), second.object.unwrap().name.as_str()),
-        ("ADDED", "w2")
+        (second.r#type(), second.object.unwrap().name.as_str()),
+        (WatchEventType::Added, "w2")
     );
     let list = c2
         .list(ListRequest {

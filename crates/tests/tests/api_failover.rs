@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use client::Api;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::ConfigMap;
+use rkube_proto::api::WatchEventType;
 use rkube_tests::{Cluster, Flavor};
 use serde_json::json;
 
@@ -27,7 +28,7 @@ async fn leader_killed_during_creates_loses_nothing_and_watch_has_no_gap() {
 
     // Raw watch: resumes by hand from the last version it saw, so gaps would show.
     let watcher = tokio::spawn(async move {
-        let mut seen: Vec<(i64, String, String)> = Vec::new();
+        let mut seen: Vec<(i64, WatchEventType, String)> = Vec::new();
         let mut rv = start_rv;
         let deadline = Instant::now() + Duration::from_secs(60);
         while Instant::now() < deadline {
@@ -38,10 +39,11 @@ async fn leader_killed_during_creates_loses_nothing_and_watch_has_no_gap() {
             loop {
                 match tokio::time::timeout(Duration::from_secs(5), s.next()).await {
                     Ok(Some(Ok(ev))) => {
+                        let ty = ev.r#type();
                         let obj = ev.object.expect("object");
                         rv = obj.resource_version.clone();
-                        if ev.r#type != "BOOKMARK" {
-                            seen.push((rv.parse().unwrap(), ev.r#type.clone(), obj.name.clone()));
+                        if ty != WatchEventType::Bookmark {
+                            seen.push((rv.parse().unwrap(), ty, obj.name.clone()));
                             if obj.name == "done" {
                                 return seen;
                             }
@@ -97,7 +99,9 @@ async fn leader_killed_during_creates_loses_nothing_and_watch_has_no_gap() {
         assert!(names.contains(a), "the watch skipped the create of {a}");
     }
     assert_eq!(
-        seen.iter().filter(|(_, t, _)| t == "ADDED").count(),
+        seen.iter()
+            .filter(|(_, t, _)| *t == WatchEventType::Added)
+            .count(),
         seen.len()
     );
 

@@ -7,7 +7,8 @@ use std::time::Duration;
 use base64::Engine;
 use futures::Stream;
 use rkube_proto::api::{
-    GetRequest, ListRequest, ListResponse, Object, TypeRef, WatchEvent, WatchRequest,
+    GetRequest, ListRequest, ListResponse, Object, TypeRef, WatchEvent, WatchEventType,
+    WatchRequest,
 };
 use serde_json::json;
 use tokio::sync::{broadcast, mpsc};
@@ -275,7 +276,10 @@ impl Api {
             let rt = rt2;
             let mut seen = if from == 0 { sub.revision } else { from };
             for c in initial.iter().filter(|c| opts.matches(c)) {
-                if send(&tx, "ADDED", cached_envelope(&rt, c)).await.is_err() {
+                if send(&tx, WatchEventType::Added, cached_envelope(&rt, c))
+                    .await
+                    .is_err()
+                {
                     return;
                 }
             }
@@ -311,7 +315,7 @@ impl Api {
                         }
                     },
                     _ = tick.tick(), if bookmarks => {
-                        if send(&tx, "BOOKMARK", bookmark(&rt, seen)).await.is_err() { return; }
+                        if send(&tx, WatchEventType::Bookmark, bookmark(&rt, seen)).await.is_err() { return; }
                     }
                     _ = tx.closed() => return,
                 }
@@ -337,11 +341,11 @@ fn bookmark(rt: &ResourceType, rv: i64) -> Object {
 
 async fn send(
     tx: &mpsc::Sender<Result<WatchEvent, tonic::Status>>,
-    ty: &str,
+    ty: WatchEventType,
     obj: Object,
 ) -> Result<(), ()> {
     tx.send(Ok(WatchEvent {
-        r#type: ty.to_string(),
+        r#type: ty.into(),
         object: Some(obj),
     }))
     .await
@@ -354,18 +358,18 @@ fn translate(
     rt: &ResourceType,
     opts: &ListOptions,
     ev: &crate::cache::CacheEvent,
-) -> Option<(&'static str, Object)> {
+) -> Option<(WatchEventType, Object)> {
     if !ev.obj.key.starts_with(&opts.prefix) {
         return None;
     }
     let now = opts.matches(&ev.obj);
     let before = ev.prev.as_ref().is_some_and(|p| opts.matches(p));
     let ty = match ev.kind {
-        EventKind::Added if now => "ADDED",
-        EventKind::Deleted if before || now => "DELETED",
-        EventKind::Modified if now && before => "MODIFIED",
-        EventKind::Modified if now => "ADDED",
-        EventKind::Modified if before => "DELETED",
+        EventKind::Added if now => WatchEventType::Added,
+        EventKind::Deleted if before || now => WatchEventType::Deleted,
+        EventKind::Modified if now && before => WatchEventType::Modified,
+        EventKind::Modified if now => WatchEventType::Added,
+        EventKind::Modified if before => WatchEventType::Deleted,
         _ => return None,
     };
     Some((ty, cached_envelope(rt, &ev.obj)))

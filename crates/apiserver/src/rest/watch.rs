@@ -8,7 +8,7 @@ use std::time::Duration;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
-use rkube_proto::api::{WatchEvent, WatchRequest};
+use rkube_proto::api::{WatchEvent, WatchEventType, WatchRequest};
 use serde_json::{json, Value};
 
 use super::path::Target;
@@ -59,8 +59,9 @@ fn event_line(
             return (line(&json!({"type": "ERROR", "object": st})), true);
         }
     };
+    let (kind, ty) = (ev.r#type(), type_name(ev.r#type()));
     let json = ev.object.map(|o| o.json).unwrap_or_default();
-    if table && ev.r#type != "BOOKMARK" {
+    if table && kind != WatchEventType::Bookmark {
         let obj: Value = serde_json::from_slice(&json).unwrap_or_default();
         let rv = crate::object::resource_version(&obj).to_string();
         let t = super::table::of(
@@ -72,14 +73,14 @@ fn event_line(
             super::table::Include::Object,
         );
         return match t {
-            Ok(t) => (line(&json!({"type": ev.r#type, "object": t})), false),
+            Ok(t) => (line(&json!({"type": ty, "object": t})), false),
             Err(e) => (error_event(&e), true),
         };
     }
     // The stored JSON goes out as it is, without decoding it.
     let mut b = Vec::with_capacity(json.len() + 40);
     b.extend_from_slice(b"{\"type\":");
-    b.extend_from_slice(&serde_json::to_vec(&ev.r#type).unwrap_or_default());
+    b.extend_from_slice(&serde_json::to_vec(ty).unwrap_or_default());
     b.extend_from_slice(b",\"object\":");
     b.extend_from_slice(&json);
     b.extend_from_slice(b"}\n");
@@ -140,4 +141,15 @@ pub async fn watch(
         body,
     )
         .into_response())
+}
+
+/// Kubernetes' name of a watch event type.
+fn type_name(t: WatchEventType) -> &'static str {
+    match t {
+        WatchEventType::Added => "ADDED",
+        WatchEventType::Modified => "MODIFIED",
+        WatchEventType::Deleted => "DELETED",
+        WatchEventType::Bookmark => "BOOKMARK",
+        WatchEventType::Unspecified => "ERROR",
+    }
 }
