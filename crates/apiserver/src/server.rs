@@ -114,7 +114,7 @@ pub enum ServingTls {
 
 /// A running apiserver.
 pub struct ApiServer {
-    pub api: Arc<Api>,
+    api: Arc<Api>,
     pub local_addr: SocketAddr,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -308,6 +308,36 @@ impl ApiServer {
             local_addr,
             tasks,
         })
+    }
+
+    /// The client URLs every member of the cluster advertises.
+    pub fn member_client_urls(&self) -> Vec<String> {
+        let members = self.api.store.members();
+        members.into_iter().flat_map(|m| m.client_ur_ls).collect()
+    }
+
+    /// Serves the etcd v3 API of the embedded store on `listener` (`tls`: members and
+    /// admins only) until the returned task is aborted.
+    pub fn serve_etcd(
+        &self,
+        listener: TcpListener,
+        tls: Option<Arc<pki::RenewingCert>>,
+    ) -> JoinHandle<()> {
+        let store = self.api.store.clone();
+        tokio::spawn(async move {
+            if let Err(e) = raft_store::etcd::serve(store, listener, tls).await {
+                tracing::error!(error = %e, "etcd API listener stopped");
+            }
+        })
+    }
+
+    /// Adds the metrics of a component running in this process (the controller-manager)
+    /// to the member's `/metrics`.
+    pub fn register_metrics(
+        &self,
+        register: impl FnOnce(&mut prometheus_client::registry::Registry),
+    ) {
+        self.api.metrics.register_component(register);
     }
 
     /// Resolves when the embedded store stopped on a fatal error, with its text.

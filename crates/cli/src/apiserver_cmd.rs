@@ -154,11 +154,9 @@ impl ApiServerArgs {
 /// secured cluster, the CA and the admin client certificate.
 fn client_config_text(server: &ApiServer, tls: bool, creds: Option<&CredentialFiles>) -> String {
     let mut servers = vec![crate::security::url_of(server.local_addr, tls)];
-    for m in server.api.store.members() {
-        for u in m.client_ur_ls {
-            if !servers.contains(&u) {
-                servers.push(u);
-            }
+    for u in server.member_client_urls() {
+        if !servers.contains(&u) {
+            servers.push(u);
         }
     }
     client::ClientConfig {
@@ -282,13 +280,8 @@ pub async fn run(args: ApiServerArgs, components: Option<Components>) -> anyhow:
             let l = tokio::net::TcpListener::bind(addr)
                 .await
                 .with_context(|| format!("--client-listen {addr}"))?;
-            let store = server.api.store.clone();
             let tls = pki.as_ref().map(|p| p.member.clone());
-            Some(tokio::spawn(async move {
-                if let Err(e) = raft_store::etcd::serve(store, l, tls).await {
-                    tracing::error!(error = %e, "etcd API listener stopped");
-                }
-            }))
+            Some(server.serve_etcd(l, tls))
         }
         None => None,
     };
@@ -301,10 +294,7 @@ pub async fn run(args: ApiServerArgs, components: Option<Components>) -> anyhow:
         }
         if let Some(mut cm) = c.controller_manager {
             cm.signer = pki.as_ref().map(|p| c.cm_options.signer(p.ca.clone()));
-            server
-                .api
-                .metrics
-                .register_component(|r| cm.metrics.register(r));
+            server.register_metrics(|r| cm.metrics.register(r));
             let user = "system:kube-controller-manager";
             let client = components_client(&server, pki.as_ref(), config, user)?;
             running.push(tokio::spawn(controllers::manager::run(client, cm)));

@@ -52,7 +52,7 @@ fn web_template(image: &str) -> serde_json::Value {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn replicasets_scale_adopt_and_report_status() {
-    let (_cluster, client, _kubelet) = cluster_with_nodes(3, &["w1", "w2"]).await;
+    let (cluster, client, _kubelet) = cluster_with_nodes(3, &["w1", "w2"]).await;
     let rss = Api::<ReplicaSet>::namespaced(client.clone(), "default");
     let rs: ReplicaSet = serde_json::from_value(json!({
         "apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": {"name": "rs"},
@@ -131,6 +131,26 @@ async fn replicasets_scale_adopt_and_report_status() {
         },
     )
     .await;
+    // The leading member counts the ReplicaSet controller's reconciles on its /metrics.
+    let series = r#"controller_runtime_reconcile_total{controller="ReplicaSet",result="success"}"#;
+    let counted = |text: &str| {
+        text.lines()
+            .filter_map(|l| l.strip_prefix(series)?.trim().parse::<f64>().ok())
+            .any(|n| n > 0.0)
+    };
+    let admin = cluster.pki.rustls(Some(&cluster.pki.admin));
+    let mut texts = Vec::new();
+    for m in &cluster.members {
+        texts.push(
+            pki::https_get(m.client, "/metrics", admin.clone())
+                .await
+                .unwrap(),
+        );
+    }
+    assert!(
+        texts.iter().any(|t| counted(t)),
+        "no member counts ReplicaSet reconciles"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
