@@ -128,23 +128,85 @@ async fn count(
         if list.resource_version.parse::<i64>().unwrap_or(0) < since {
             return Ok(None);
         }
-        for o in list.items {
-            let obj: Value = serde_json::from_slice(&o.json).unwrap_or_default();
-            if !quota::covers(spec, &group, &plural, &obj) {
-                continue;
-            }
-            for (res, n) in quota::usage(&group, &plural, &obj) {
-                if let Some(u) = used.get_mut(&res) {
-                    *u += n;
-                }
+        let objects: Vec<Value> = list
+            .items
+            .iter()
+            .map(|o| serde_json::from_slice(&o.json).unwrap_or_default())
+            .collect();
+        add_usage(&mut used, spec, (&group, &plural), &objects);
+    }
+    Ok(Some(used))
+}
+
+/// Adds what `objects` (of `group`/`plural`) that the quota `spec` covers use to `used`,
+/// for the resources `used` tracks.
+fn add_usage(used: &mut Usage, spec: &Value, (group, plural): (&str, &str), objects: &[Value]) {
+    for obj in objects
+        .iter()
+        .filter(|o| quota::covers(spec, group, plural, o))
+    {
+        for (res, n) in quota::usage(group, plural, obj) {
+            if let Some(u) = used.get_mut(&res) {
+                *u += n;
             }
         }
     }
-    Ok(Some(used))
 }
 
 fn find<'a>(resources: &'a [ApiResource], group: &str, plural: &str) -> Option<&'a ApiResource> {
     resources
         .iter()
         .find(|r| r.group == group && r.name == plural && r.namespaced)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn pod(cpu: &str, phase: &str) -> Value {
+        json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c",
+            "resources": {"requests": {"cpu": cpu}, "limits": {"cpu": cpu}}}]},
+            "status": {"phase": phase}})
+    }
+
+    #[test]
+    fn a_recount_adds_what_covered_live_objects_use() {
+        let hard = quota::hard_of(&json!({"pods": "10", "requests.cpu": "4"})).unwrap();
+        type Row = (&'static str, Value, Vec<Value>, i64, i64);
+        let rows: Vec<Row> = vec![
+            ("no pods", json!({}), vec![], 0, 0),
+            (
+                "two running pods",
+                json!({}),
+                vec![pod("500m", "Running"), pod("1", "Running")],
+                2,
+                1500,
+            ),
+            (
+                "finished pods use nothing",
+                json!({}),
+                vec![pod("1", "Succeeded"), pod("1", "Failed")],
+                0,
+                0,
+            ),
+            (
+                "a Terminating scope covers only pods with a deadline",
+                json!({"scopes": ["Terminating"]}),
+                vec![pod("1", "Running")],
+                0,
+                0,
+            ),
+        ];
+        for (name, spec, objects, pods, millis) in rows {
+            let mut used: Usage = hard.keys().map(|k| (k.clone(), 0)).collect();
+            add_usage(&mut used, &spec, ("", "pods"), &objects);
+            assert_eq!(
+                (used["pods"], used["requests.cpu"]),
+                (pods, millis),
+                "{name}"
+            );
+        }
+    }
 }

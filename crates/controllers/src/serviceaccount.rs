@@ -6,7 +6,7 @@ use std::sync::Arc;
 use client::informer::Change;
 use client::reflector::ObjectKey;
 use client::Api;
-use k8s_openapi::api::core::v1::ServiceAccount;
+use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use crate::context::Ctx;
@@ -41,25 +41,13 @@ async fn reconcile(ctx: &Ctx, key: ObjectKey) -> Result<Action, client::Error> {
     let Some(ns) = ctx.namespaces.get(&key) else {
         return Ok(Action::AwaitChange);
     };
-    let terminating = ns.metadata.deletion_timestamp.is_some()
-        || ns.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Terminating");
-    if terminating {
-        return Ok(Action::AwaitChange);
-    }
     let sa_key = ObjectKey {
         namespace: key.name.clone(),
         name: DEFAULT.into(),
     };
-    if ctx.service_accounts.get(&sa_key).is_some() {
+    let has_default = ctx.service_accounts.get(&sa_key).is_some();
+    let Some(sa) = missing_default(&ns, has_default) else {
         return Ok(Action::AwaitChange);
-    }
-    let sa = ServiceAccount {
-        metadata: ObjectMeta {
-            name: Some(DEFAULT.into()),
-            namespace: Some(key.name.clone()),
-            ..Default::default()
-        },
-        ..Default::default()
     };
     match Api::<ServiceAccount>::namespaced(ctx.client.clone(), &key.name)
         .create(&sa)
@@ -72,5 +60,68 @@ async fn reconcile(ctx: &Ctx, key: ObjectKey) -> Result<Action, client::Error> {
             Ok(Action::AwaitChange)
         }
         Err(e) => Err(e),
+    }
+}
+
+/// The `default` ServiceAccount a namespace lacks; None when it has one or is
+/// terminating.
+fn missing_default(ns: &Namespace, has_default: bool) -> Option<ServiceAccount> {
+    let terminating = ns.metadata.deletion_timestamp.is_some()
+        || ns.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Terminating");
+    if terminating || has_default {
+        return None;
+    }
+    Some(ServiceAccount {
+        metadata: ObjectMeta {
+            name: Some(DEFAULT.into()),
+            namespace: ns.metadata.name.clone(),
+            ..Default::default()
+        },
+        ..Default::default()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{json, Value};
+
+    use super::*;
+
+    fn ns(v: Value) -> Namespace {
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn every_live_namespace_gets_a_default_service_account() {
+        let live = ns(json!({"metadata": {"name": "shop"}}));
+        let rows = [
+            ("live, without one", live.clone(), false, true),
+            ("live, with one", live, true, false),
+            (
+                "being deleted",
+                ns(
+                    json!({"metadata": {"name": "shop", "deletionTimestamp": "2023-11-14T22:13:20Z"}}),
+                ),
+                false,
+                false,
+            ),
+            (
+                "Terminating",
+                ns(json!({"metadata": {"name": "shop"}, "status": {"phase": "Terminating"}})),
+                false,
+                false,
+            ),
+        ];
+        for (name, n, has, want) in rows {
+            let sa = missing_default(&n, has);
+            assert_eq!(sa.is_some(), want, "{name}");
+            if let Some(sa) = sa {
+                let m = sa.metadata;
+                assert_eq!(
+                    (m.name.as_deref(), m.namespace.as_deref()),
+                    (Some("default"), Some("shop"))
+                );
+            }
+        }
     }
 }
