@@ -1,14 +1,18 @@
 //! Events for the transitions users look for (`rkube ctl describe`): best effort, off the
-//! caller's path. Controllers and kubelets record through [`Recorder`].
+//! caller's path. Controllers and kubelets record through [`Recorder`], whose one writer
+//! task ends once every clone of it is gone and what it holds is written.
 
 use crate::state::EventType;
 use crate::{Api, ApiObject, Client};
 use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 
+/// Events waiting to be written at most; beyond that, new ones are dropped.
+const QUEUE: usize = 1024;
+
 #[derive(Clone)]
 pub struct Recorder {
-    client: Client,
+    tx: tokio::sync::mpsc::Sender<Event>,
     component: String,
 }
 
@@ -54,23 +58,31 @@ pub fn event_for<K: ApiObject>(
 }
 
 impl Recorder {
+    /// A recorder writing through `client`; call within a Tokio runtime.
     pub fn new(client: Client, component: &str) -> Self {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Event>(QUEUE);
+        tokio::spawn(async move {
+            while let Some(ev) = rx.recv().await {
+                let ns = ev.metadata.namespace.clone().unwrap_or_default();
+                let api = Api::<Event>::namespaced(client.clone(), &ns);
+                if let Err(e) = api.create(&ev).await {
+                    tracing::debug!(error = %e, "recording an event failed");
+                }
+            }
+        });
         Recorder {
-            client,
+            tx,
             component: component.into(),
         }
     }
 
-    /// Records an event about `obj` without waiting for it to be written.
+    /// Records an event about `obj` without waiting for it to be written (dropped when
+    /// the queue is full).
     pub fn record<K: ApiObject>(&self, obj: &K, type_: EventType, reason: &str, message: String) {
         let ev = event_for(obj, &self.component, type_, reason, message);
-        let ns = ev.metadata.namespace.clone().unwrap_or_default();
-        let api = Api::<Event>::namespaced(self.client.clone(), &ns);
-        tokio::spawn(async move {
-            if let Err(e) = api.create(&ev).await {
-                tracing::debug!(error = %e, "recording an event failed");
-            }
-        });
+        if self.tx.try_send(ev).is_err() {
+            tracing::debug!(reason, "the event queue is full; an event was dropped");
+        }
     }
 }
 
