@@ -203,12 +203,10 @@ impl Controller {
         let Some(hpa) = self.ctx.hpas.get(&key) else {
             return Ok(Action::AwaitChange);
         };
-        let uid = hpa.metadata.uid.clone().unwrap_or_default();
         let ns = key.namespace.as_str();
         let spec = hpa.spec.clone();
         let target = &spec.scale_target_ref;
         let min = spec.min_replicas.unwrap_or(1);
-        let max = spec.max_replicas;
         let mut out = Outcome::default();
         let scale = match scale_of(&self.ctx, ns, &target.kind, &target.name) {
             Ok(Some(s)) => s,
@@ -230,64 +228,10 @@ impl Controller {
         };
         let current = scale.replicas;
         out.current = current;
-        let (desired, reason) = if current == 0 && min != 0 {
-            out.active = Some((
-                false,
-                "ScalingDisabled",
-                "scaling is disabled since the replica count of the target is zero".into(),
-            ));
-            (0, String::new())
-        } else if current > max {
-            (
-                max,
-                "Current number of replicas above Spec.MaxReplicas".into(),
-            )
-        } else if current < min {
-            (
-                min,
-                "Current number of replicas below Spec.MinReplicas".into(),
-            )
-        } else {
-            match self.desired_from_metrics(&hpa, ns, &scale, &spec.metrics, &mut out) {
-                Some((proposal, reason)) => {
-                    let b = Behavior::of(spec.behavior.as_ref(), self.cfg.downscale_stabilization);
-                    let mut hs = self.histories.lock();
-                    let h = hs.entry(uid.clone()).or_default();
-                    let d = behavior::normalize(h, &b, Instant::now(), current, proposal, min, max);
-                    out.limited = Some((d.limited, d.reason, d.message));
-                    (d.replicas, reason)
-                }
-                None => (current, String::new()),
-            }
-        };
+        let (desired, reason) = self.desired(&hpa, &scale, &mut out);
         out.desired = desired;
         if desired != current && !(current == 0 && min != 0) {
-            if let Err(e) = set_replicas(&self.ctx, ns, &target.kind, &target.name, desired).await {
-                let msg = format!("failed to rescale {} {:?}: {e}", target.kind, target.name);
-                self.ctx
-                    .events
-                    .record(&*hpa, EventType::Warning, "FailedRescale", msg.clone());
-                out.able = (false, "FailedUpdateScale", msg);
-                status::write(&self.ctx, &hpa, out).await?;
-                return Err(e);
-            }
-            self.histories.lock().entry(uid).or_default().record_scale(
-                Instant::now(),
-                current,
-                desired,
-            );
-            self.ctx.events.record(
-                &*hpa,
-                EventType::Normal,
-                "SuccessfulRescale",
-                format!("New size: {desired}; reason: {reason}"),
-            );
-            out.able = (
-                true,
-                "SucceededRescale",
-                format!("the HPA controller was able to update the target scale to {desired}"),
-            );
-            out.rescaled = true;
+            self.rescale(&hpa, desired, &reason, &mut out).await?;
         } else {
             out.able = (
                 true,
@@ -297,6 +241,93 @@ impl Controller {
         }
         status::write(&self.ctx, &hpa, out).await?;
         Ok(Action::Requeue(self.cfg.sync_period))
+    }
+
+    /// The replica count to aim for and why: the bounds when the target is outside them,
+    /// else what the metrics propose, normalized by the scaling behavior.
+    fn desired(
+        &self,
+        hpa: &HorizontalPodAutoscaler,
+        scale: &Scale,
+        out: &mut Outcome,
+    ) -> (i32, String) {
+        let spec = &hpa.spec;
+        let (min, max) = (spec.min_replicas.unwrap_or(1), spec.max_replicas);
+        let current = scale.replicas;
+        if current == 0 && min != 0 {
+            out.active = Some((
+                false,
+                "ScalingDisabled",
+                "scaling is disabled since the replica count of the target is zero".into(),
+            ));
+            return (0, String::new());
+        }
+        if current > max {
+            return (
+                max,
+                "Current number of replicas above Spec.MaxReplicas".into(),
+            );
+        }
+        if current < min {
+            return (
+                min,
+                "Current number of replicas below Spec.MinReplicas".into(),
+            );
+        }
+        let ns = hpa.metadata.namespace.as_deref().unwrap_or_default();
+        let Some((proposal, reason)) =
+            self.desired_from_metrics(hpa, ns, scale, &spec.metrics, out)
+        else {
+            return (current, String::new());
+        };
+        let b = Behavior::of(spec.behavior.as_ref(), self.cfg.downscale_stabilization);
+        let uid = hpa.metadata.uid.clone().unwrap_or_default();
+        let mut hs = self.histories.lock();
+        let h = hs.entry(uid).or_default();
+        let d = behavior::normalize(h, &b, Instant::now(), current, proposal, min, max);
+        out.limited = Some((d.limited, d.reason, d.message));
+        (d.replicas, reason)
+    }
+
+    /// Sets the target's replicas to `desired`; a failure is recorded on the HPA's status
+    /// and fails the reconcile.
+    async fn rescale(
+        &self,
+        hpa: &Arc<HorizontalPodAutoscaler>,
+        desired: i32,
+        reason: &str,
+        out: &mut Outcome,
+    ) -> Result<(), client::Error> {
+        let ns = hpa.metadata.namespace.as_deref().unwrap_or_default();
+        let target = &hpa.spec.scale_target_ref;
+        if let Err(e) = set_replicas(&self.ctx, ns, &target.kind, &target.name, desired).await {
+            let msg = format!("failed to rescale {} {:?}: {e}", target.kind, target.name);
+            self.ctx
+                .events
+                .record(&**hpa, EventType::Warning, "FailedRescale", msg.clone());
+            out.able = (false, "FailedUpdateScale", msg);
+            status::write(&self.ctx, hpa, std::mem::take(out)).await?;
+            return Err(e);
+        }
+        let uid = hpa.metadata.uid.clone().unwrap_or_default();
+        self.histories.lock().entry(uid).or_default().record_scale(
+            Instant::now(),
+            out.current,
+            desired,
+        );
+        self.ctx.events.record(
+            &**hpa,
+            EventType::Normal,
+            "SuccessfulRescale",
+            format!("New size: {desired}; reason: {reason}"),
+        );
+        out.able = (
+            true,
+            "SucceededRescale",
+            format!("the HPA controller was able to update the target scale to {desired}"),
+        );
+        out.rescaled = true;
+        Ok(())
     }
 
     /// The largest count the metrics ask for, with the reason for the event; `None` when no
