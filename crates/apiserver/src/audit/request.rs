@@ -61,6 +61,29 @@ pub trait AuditedResponse {
     }
 }
 
+/// The client's `Audit-ID` when it sent a usable one (as Kubernetes), else a new UUID.
+pub fn audit_id(sent: Option<&str>) -> String {
+    sent.filter(|id| !id.is_empty() && id.len() <= 64)
+        .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_string)
+}
+
+/// The `X-Forwarded-For` entries that are addresses, then the peer's address.
+pub fn source_ips(forwarded_for: Option<&str>, peer: Option<std::net::IpAddr>) -> Vec<String> {
+    let mut ips: Vec<String> = forwarded_for
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|s| s.parse::<std::net::IpAddr>().is_ok())
+        .map(str::to_string)
+        .collect();
+    if let Some(ip) = peer.map(|a| a.to_string()) {
+        if !ips.contains(&ip) {
+            ips.push(ip);
+        }
+    }
+    ips
+}
+
 /// Kubernetes' verb for a gRPC method.
 pub fn verb(rpc: &str) -> &str {
     match rpc {

@@ -114,12 +114,15 @@ impl ResourcesService {
         let verb = audited::verb(rpc);
         let object_ref = audited::object_ref(&self.api.registry, &target);
         let info = RequestInfo {
-            audit_id: audit_id(req.metadata()),
+            audit_id: audited::audit_id(header(req.metadata(), AUDIT_ID_HEADER).as_deref()),
             request_uri: audited::request_uri(&object_ref, verb, &target.query),
             verb: verb.to_string(),
             user: requester,
             impersonated,
-            source_ips: source_ips(req),
+            source_ips: audited::source_ips(
+                header(req.metadata(), "x-forwarded-for").as_deref(),
+                req.remote_addr().map(|a| a.ip()),
+            ),
             user_agent: header(req.metadata(), "user-agent").unwrap_or_default(),
             object_ref: Some(object_ref),
             received,
@@ -170,32 +173,6 @@ fn header(md: &MetadataMap, key: &str) -> Option<String> {
     md.get(key)
         .and_then(|v| v.to_str().ok())
         .map(str::to_string)
-}
-
-/// The client's `Audit-ID` when it sent a usable one (as Kubernetes), else a new UUID.
-fn audit_id(md: &MetadataMap) -> String {
-    header(md, AUDIT_ID_HEADER)
-        .filter(|id| !id.is_empty() && id.len() <= 64)
-        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
-}
-
-/// `X-Forwarded-For` entries, then the peer address.
-fn source_ips<T>(req: &Request<T>) -> Vec<String> {
-    let mut ips: Vec<String> = header(req.metadata(), "x-forwarded-for")
-        .map(|h| {
-            h.split(',')
-                .map(str::trim)
-                .filter(|s| s.parse::<std::net::IpAddr>().is_ok())
-                .map(str::to_string)
-                .collect()
-        })
-        .unwrap_or_default();
-    if let Some(ip) = req.remote_addr().map(|a| a.ip().to_string()) {
-        if !ips.contains(&ip) {
-            ips.push(ip);
-        }
-    }
-    ips
 }
 
 /// Adds each distinct warning as a `warning` value.
@@ -414,6 +391,11 @@ mod tests {
 
     #[test]
     fn audit_ids_and_source_ips() {
+        let audit_id = |md: &MetadataMap| audited::audit_id(header(md, AUDIT_ID_HEADER).as_deref());
+        let source_ips = |req: &Request<()>| {
+            let fwd = header(req.metadata(), "x-forwarded-for");
+            audited::source_ips(fwd.as_deref(), req.remote_addr().map(|a| a.ip()))
+        };
         let mut req = Request::new(());
         assert_eq!(audit_id(req.metadata()).len(), 36, "a UUID");
         req.metadata_mut()

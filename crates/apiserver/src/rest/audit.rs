@@ -5,7 +5,7 @@
 
 use axum::body::Body;
 use axum::extract::Request;
-use axum::http::{HeaderMap, HeaderValue, Method};
+use axum::http::{HeaderValue, Method};
 use axum::response::Response;
 use futures::StreamExt;
 use serde_json::Value;
@@ -15,6 +15,7 @@ use super::query::Query;
 use super::status::Failure;
 use super::{header, Rest};
 use crate::audit::event::{MicroTime, ResponseStatus};
+use crate::audit::request as audited;
 use crate::audit::{Hold, ObjectRef, Recorder, RequestInfo};
 use crate::auth::UserInfo;
 use crate::error::Result;
@@ -64,7 +65,7 @@ pub(super) fn begin(rest: &Rest, req: &Request, caller: &Caller) -> Option<Audit
         _ => (non_resource_verb(req.method()), None, false),
     };
     let info = RequestInfo {
-        audit_id: audit_id(req.headers()),
+        audit_id: audited::audit_id(Some(&header(req.headers(), AUDIT_ID_HEADER))),
         request_uri: req
             .uri()
             .path_and_query()
@@ -75,7 +76,7 @@ pub(super) fn begin(rest: &Rest, req: &Request, caller: &Caller) -> Option<Audit
             .impersonating
             .then(|| caller.user.as_ref().ok().cloned())
             .flatten(),
-        source_ips: source_ips(req),
+        source_ips: audited::source_ips(Some(&header(req.headers(), "x-forwarded-for")), peer(req)),
         user_agent: header(req.headers(), "user-agent"),
         object_ref,
         received,
@@ -99,33 +100,15 @@ fn non_resource_verb(m: &Method) -> String {
     }
 }
 
-/// The client's `Audit-ID` when it sent a usable one (as Kubernetes), else a new UUID.
-fn audit_id(h: &HeaderMap) -> String {
-    Some(header(h, AUDIT_ID_HEADER))
-        .filter(|id| !id.is_empty() && id.len() <= 64)
-        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
-}
-
-/// `X-Forwarded-For` entries, then the peer's address.
-fn source_ips(req: &Request) -> Vec<String> {
+/// The peer's address, from the connection info the server put on the request.
+fn peer(req: &Request) -> Option<std::net::IpAddr> {
     use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
-    let mut ips: Vec<String> = header(req.headers(), "x-forwarded-for")
-        .split(',')
-        .map(str::trim)
-        .filter(|s| s.parse::<std::net::IpAddr>().is_ok())
-        .map(str::to_string)
-        .collect();
     let ext = req.extensions();
-    let peer = ext
+    let addr = ext
         .get::<TlsConnectInfo<TcpConnectInfo>>()
         .and_then(|i| i.get_ref().remote_addr())
         .or_else(|| ext.get::<TcpConnectInfo>().and_then(|i| i.remote_addr()));
-    if let Some(ip) = peer.map(|a| a.ip().to_string()) {
-        if !ips.contains(&ip) {
-            ips.push(ip);
-        }
-    }
-    ips
+    addr.map(|a| a.ip())
 }
 
 impl Audit {

@@ -17,6 +17,8 @@ use crate::reflector::ObjectKey;
 use crate::ApiObject;
 
 type Source = Pin<Box<dyn Future<Output = ()> + Send>>;
+/// A source, started once the controller's queue and metrics are final.
+type SourceFn<T> = Box<dyn FnOnce(Feed<T>) -> Source + Send>;
 type Resync<T> = Arc<dyn Fn() -> Vec<T> + Send + Sync>;
 
 /// How long a first failure waits; each further one doubles it.
@@ -29,7 +31,7 @@ pub const MAX_BACKOFF: Duration = Duration::from_secs(300);
 pub struct Controller<T: Key = ObjectKey> {
     name: &'static str,
     queue: Arc<WorkQueue<T>>,
-    sources: Vec<Source>,
+    sources: Vec<SourceFn<T>>,
     resync: Resync<T>,
     concurrency: usize,
     metrics: ControllerMetrics,
@@ -72,12 +74,9 @@ impl<T: Key> Controller<T> {
         K: ApiObject,
         M: Fn(&Change<K>) -> Vec<T> + Send + Sync + 'static,
     {
-        let feed = Feed {
-            queue: self.queue.clone(),
-            resync: self.resync.clone(),
-            metrics: self.metrics.clone(),
-        };
-        self.sources.push(Box::pin(feed.run(informer, map)));
+        self.sources.push(Box::new(move |feed: Feed<T>| {
+            Box::pin(feed.run(informer, map))
+        }));
         self
     }
 
@@ -110,8 +109,12 @@ impl<T: Key> Controller<T> {
         P: Fn(&T, &E, &Ctx) -> Action + Send + Sync + 'static,
     {
         let mut tasks = tokio::task::JoinSet::new();
-        for s in self.sources {
-            tasks.spawn(s);
+        for source in self.sources {
+            tasks.spawn(source(Feed {
+                queue: self.queue.clone(),
+                resync: self.resync.clone(),
+                metrics: self.metrics.clone(),
+            }));
         }
         let worker = Arc::new(Worker {
             name: self.name,
@@ -201,6 +204,11 @@ where
             let action = match result {
                 Ok(a) => {
                     self.queue.forget(&key);
+                    match a {
+                        Action::AwaitChange => self.metrics.success.inc(),
+                        Action::Requeue(_) => self.metrics.requeue_after.inc(),
+                        Action::Backoff => self.metrics.requeue.inc(),
+                    };
                     a
                 }
                 Err(e) => {
@@ -215,18 +223,13 @@ where
         }
     }
 
+    /// Queues `key` again as `action` says.
     fn follow(&self, key: &T, action: Action) {
         match action {
-            Action::AwaitChange => {
-                self.metrics.success.inc();
-            }
-            Action::Requeue(d) => {
-                self.metrics.requeue_after.inc();
-                self.queue.add_after(key.clone(), d);
-            }
+            Action::AwaitChange => {}
+            Action::Requeue(d) => self.queue.add_after(key.clone(), d),
             Action::Backoff => {
                 self.metrics.retries.inc();
-                self.metrics.requeue.inc();
                 self.queue.add_rate_limited(key.clone());
             }
         }
