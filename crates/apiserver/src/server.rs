@@ -2,36 +2,23 @@
 //! TLS port (with the etcd v3 API only when asked), `/healthz`, `/readyz` and an
 //! authenticated `/metrics` on the same port, and the bootstrap namespaces.
 
+mod assemble;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use raft_store::etcd::EtcdService;
-use raft_store::{Store, StoreConfig};
-use rkube_proto::api::discovery_server::DiscoveryServer;
-use rkube_proto::api::pods_server::PodsServer;
-use rkube_proto::api::{auth_server::AuthServer, cluster_server::ClusterServer};
-use rkube_proto::api::{resources_server::ResourcesServer, Object, TypeRef};
+use raft_store::StoreConfig;
+use rkube_proto::api::{Object, TypeRef};
 use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
-use crate::admission::{
-    Admission, Defaults, LimitRanger, NamespaceLifecycle, Priority, ServiceAccount,
-};
-use crate::auth::{
-    Authenticator, AuthnChain, AuthzChain, ClientCertificates, StaticTokens, UserInfo,
-};
-use crate::cache::WatchCache;
-use crate::certificates::{BootstrapTokens, CertificateSigning};
+use crate::auth::UserInfo;
 use crate::error::Error;
-use crate::grpc::{AuthService, ClusterService, DiscoveryService, PodsService, ResourcesService};
 use crate::handler::Api;
-use crate::metrics::Metrics;
-use crate::registry::Registry;
 use crate::tls::TlsFiles;
-use crate::tokens::{verify::ServiceAccountTokens, Tokens};
 
 /// Namespaces every cluster has from the start.
 pub const BOOTSTRAP_NAMESPACES: &[&str] =
@@ -132,104 +119,9 @@ impl ApiServer {
             cfg.store.client_urls = vec![format!("{scheme}://{local_addr}")];
         }
         // Kubernetes' order: client certificates, then bearer tokens, then anonymous.
-        let mut authenticators: Vec<Box<dyn Authenticator>> = Vec::new();
-        let client_certs = match &cfg.tls {
-            Some(ServingTls::Cluster(_)) => true,
-            Some(ServingTls::Files(f)) => f.client_ca.is_some(),
-            None => false,
-        };
-        if client_certs {
-            authenticators.push(Box::new(ClientCertificates));
-        }
-        if let Some(f) = &cfg.token_file {
-            authenticators.push(Box::new(StaticTokens::load(f)?));
-        }
-
-        let encryption = crate::encryption::from_file(cfg.encryption_provider_config.as_deref())
-            .map_err(|e| format!("--encryption-provider-config: {e}"))?;
-        let audit = crate::audit::Auditor::from_config(&cfg.audit)
-            .map_err(|e| format!("{}: {e}", e.flag()))?;
-        let store = Store::open(cfg.store.clone()).await?;
-        let registry = Arc::new(Registry::with_builtins());
-        let cache = WatchCache::new(registry.clone(), cfg.watch_cache_events);
-        if let Some(t) = &encryption {
-            cache.set_encryption(t.clone());
-        }
-        let mut tasks = vec![tokio::spawn(cache.clone().run(store.clone()))];
-        let authz = crate::rbac::Authorization::new(&cfg.authorization_mode)?;
-        let rbac_index = authz.index.clone();
-        if let Some(ix) = &authz.index {
-            tasks.push(tokio::spawn(ix.clone().run(cache.clone())));
-        }
-        if let Some(g) = &authz.graph {
-            tasks.push(tokio::spawn(g.clone().run(cache.clone())));
-        }
-        let tokens = Tokens::new(cache.clone(), store.clone(), cfg.signing_key_wrap);
-        authenticators.push(Box::new(BootstrapTokens {
-            cache: cache.clone(),
-            store: store.clone(),
-        }));
-        authenticators.push(Box::new(ServiceAccountTokens(tokens.clone())));
-        let api = Arc::new(Api {
-            store: store.clone(),
-            registry,
-            cache: cache.clone(),
-            authn: AuthnChain {
-                authenticators,
-                allow_anonymous: cfg.anonymous_auth,
-            },
-            authz: AuthzChain(authz.chain),
-            admission: Admission {
-                mutating: vec![
-                    Box::new(Defaults {
-                        not_ready_seconds: cfg.default_not_ready_toleration_seconds,
-                        unreachable_seconds: cfg.default_unreachable_toleration_seconds,
-                    }),
-                    Box::new(LimitRanger {
-                        cache: cache.clone(),
-                    }),
-                    Box::new(ServiceAccount {
-                        cache: cache.clone(),
-                    }),
-                    Box::new(Priority {
-                        cache: cache.clone(),
-                        store: store.clone(),
-                    }),
-                    Box::new(CertificateSigning),
-                    Box::new(crate::admission::MutatingWebhooks::new(cache.clone())),
-                ],
-                validating: [
-                    Box::new(NamespaceLifecycle {
-                        cache: cache.clone(),
-                        store: store.clone(),
-                    }) as Box<dyn crate::admission::ValidatingAdmission>,
-                    Box::new(LimitRanger {
-                        cache: cache.clone(),
-                    }),
-                    Box::new(crate::admission::PodSecurity {
-                        cache: cache.clone(),
-                        store: store.clone(),
-                        default_level: cfg.pod_security_default,
-                    }),
-                    Box::new(CertificateSigning),
-                ]
-                .into_iter()
-                .chain(authz.admission)
-                .chain([
-                    Box::new(crate::admission::ValidatingWebhooks::new(cache.clone()))
-                        as Box<dyn crate::admission::ValidatingAdmission>,
-                ])
-                .collect(),
-            },
-            max_object_bytes: cfg.max_object_bytes,
-            metrics: Metrics::default(),
-            service_ranges: cfg.service_ranges.clone(),
-            encryption: encryption.clone(),
-            rbac: rbac_index.clone(),
-            audit,
-            quota: crate::admission::ResourceQuota::new(cache.clone()),
-            policy_ready: Default::default(),
-        });
+        let authenticators = assemble::static_authenticators(&cfg)?;
+        let mut tasks = Vec::new();
+        let (api, tokens) = assemble::api(&cfg, authenticators, &mut tasks).await?;
 
         let agent_client = match &cfg.tls {
             Some(ServingTls::Cluster(c)) => {
@@ -239,70 +131,25 @@ impl ApiServer {
             }
             _ => None,
         };
-        // Room above the object limit, so an oversized object reaches validation and gets
-        // an error that names the limit, instead of a transport error.
-        let max_msg = 4 * cfg.max_object_bytes + (1 << 20);
-        let resources = ResourcesServer::new(ResourcesService {
-            api: api.clone(),
-            bookmark_interval: cfg.bookmark_interval,
-        })
-        .max_decoding_message_size(max_msg)
-        .max_encoding_message_size(usize::MAX);
-        let routes = tonic::service::Routes::new(resources)
-            .add_service(DiscoveryServer::new(DiscoveryService { api: api.clone() }))
-            .add_service(ClusterServer::new(ClusterService { api: api.clone() }))
-            .add_service(AuthServer::new(AuthService {
-                api: api.clone(),
-                tokens: tokens.clone(),
-            }))
-            .add_service(PodsServer::new(PodsService {
-                api: api.clone(),
-                tokens: tokens.clone(),
-                agent_client: agent_client.clone(),
-            }));
-        let routes = if cfg.etcd_on_api_port {
-            let guard = match cfg.tls {
-                Some(_) => raft_store::etcd::Guard::AdminsAndMembers,
-                None => raft_store::etcd::Guard::Insecure,
-            };
-            EtcdService::new(store.clone()).add_routes(routes, guard)
-        } else {
-            routes
-        };
-        let ca_pem = match &cfg.tls {
-            Some(ServingTls::Cluster(c)) => Some(c.ca().cert_pem().to_string()),
-            _ => None,
-        };
-        let rest = crate::rest::Rest {
-            api: api.clone(),
-            bookmark_interval: cfg.bookmark_interval,
-            max_body: max_msg,
-            pods: PodsService {
-                api: api.clone(),
-                tokens: tokens.clone(),
-                agent_client: agent_client.clone(),
-            },
-        };
-        let http = crate::http::routes(api.clone(), tokens.clone(), ca_pem);
-        let router = crate::rest::router(routes.into_axum_router(), http, rest);
+        let router = assemble::router(&cfg, &api, &tokens, agent_client);
         tasks.push(serve_api(listener, cfg.tls.as_ref(), router)?);
         tasks.push(tokio::spawn(bootstrap(api.clone())));
-        if rbac_index.is_some() {
+        if api.rbac.is_some() {
             tasks.push(tokio::spawn(crate::rbac::policy::reconcile(api.clone())));
         }
         let services_prefix = api.registry.get("v1", "Service")?.prefix(None);
         tasks.push(tokio::spawn(crate::services::repair::run_with(
-            store.clone(),
+            api.store.clone(),
             services_prefix,
             cfg.service_allocation_repair_interval,
-            encryption,
+            api.encryption.clone(),
         )));
         if api.encryption.is_some() {
             tasks.push(tokio::spawn(rewrite_stale(api.clone())));
         }
         let t = tokens.clone();
         tasks.push(tokio::spawn(async move { t.load_key().await }));
-        tracing::info!(member = %store.name(), %local_addr, "apiserver listening");
+        tracing::info!(member = %api.store.name(), %local_addr, "apiserver listening");
         Ok(ApiServer {
             api,
             local_addr,

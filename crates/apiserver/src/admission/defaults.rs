@@ -147,97 +147,16 @@ fn kind_defaults(kind: &str, obj: &mut Value) {
         }
         "Service" => {
             if let Some(spec) = obj_at(obj, &["spec"]) {
-                default(spec, "type", json!("ClusterIP"));
-                default(spec, "sessionAffinity", json!("None"));
-                if spec["sessionAffinity"] == "ClientIP" {
-                    default(
-                        spec,
-                        "sessionAffinityConfig",
-                        json!({"clientIP": {"timeoutSeconds": 10800}}),
-                    );
-                }
-                if spec["type"] != "ExternalName" {
-                    default(spec, "ipFamilies", json!(["IPv4"]));
-                    default(spec, "ipFamilyPolicy", json!("SingleStack"));
-                    default(spec, "internalTrafficPolicy", json!("Cluster"));
-                }
-                if matches!(spec["type"].as_str(), Some("NodePort" | "LoadBalancer")) {
-                    default(spec, "externalTrafficPolicy", json!("Cluster"));
-                }
-                for p in items(spec, "ports") {
-                    default(p, "protocol", json!("TCP"));
-                    let port = p.get("port").cloned().unwrap_or(Value::Null);
-                    default(p, "targetPort", port);
-                }
+                service_spec(spec);
             }
         }
-        "Deployment" => {
-            if let Some(spec) = obj_at(obj, &["spec"]) {
-                default(spec, "replicas", json!(1));
-                default(spec, "revisionHistoryLimit", json!(10));
-                default(spec, "progressDeadlineSeconds", json!(600));
-                default(
-                    spec,
-                    "strategy",
-                    json!({"type": "RollingUpdate",
-                           "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"}}),
-                );
-            }
-            template(obj, &["spec", "template", "spec"]);
-        }
-        "ReplicaSet" | "ReplicationController" => {
-            if let Some(spec) = obj_at(obj, &["spec"]) {
-                default(spec, "replicas", json!(1));
-            }
-            template(obj, &["spec", "template", "spec"]);
-        }
-        "StatefulSet" => {
-            if let Some(spec) = obj_at(obj, &["spec"]) {
-                default(spec, "replicas", json!(1));
-                default(spec, "podManagementPolicy", json!("OrderedReady"));
-                default(spec, "revisionHistoryLimit", json!(10));
-                default(
-                    spec,
-                    "updateStrategy",
-                    json!({"type": "RollingUpdate",
-                    "rollingUpdate": {"partition": 0}}),
-                );
-            }
-            template(obj, &["spec", "template", "spec"]);
-        }
-        "DaemonSet" => {
-            if let Some(spec) = obj_at(obj, &["spec"]) {
-                default(spec, "revisionHistoryLimit", json!(10));
-                default(
-                    spec,
-                    "updateStrategy",
-                    json!({"type": "RollingUpdate",
-                    "rollingUpdate": {"maxUnavailable": 1, "maxSurge": 0}}),
-                );
-            }
-            template(obj, &["spec", "template", "spec"]);
-        }
-        "Job" => {
-            if let Some(spec) = obj_at(obj, &["spec"]) {
-                default(spec, "parallelism", json!(1));
-                default(spec, "backoffLimit", json!(6));
-                default(spec, "completionMode", json!("NonIndexed"));
-                default(spec, "suspend", json!(false));
-                if spec.get("completions").is_none() {
-                    spec.insert("completions".into(), json!(1));
-                }
-            }
-            template(obj, &["spec", "template", "spec"]);
-        }
-        "CronJob" => {
-            if let Some(spec) = obj_at(obj, &["spec"]) {
-                default(spec, "concurrencyPolicy", json!("Allow"));
-                default(spec, "suspend", json!(false));
-                default(spec, "successfulJobsHistoryLimit", json!(3));
-                default(spec, "failedJobsHistoryLimit", json!(1));
-            }
-            template(obj, &["spec", "jobTemplate", "spec", "template", "spec"]);
-        }
+        "Deployment"
+        | "ReplicaSet"
+        | "ReplicationController"
+        | "StatefulSet"
+        | "DaemonSet"
+        | "Job"
+        | "CronJob" => workload_defaults(kind, obj),
         "Secret" => {
             string_data(obj);
             if let Some(m) = obj.as_object_mut() {
@@ -251,6 +170,98 @@ fn kind_defaults(kind: &str, obj: &mut Value) {
                     default(st, "phase", json!("Active"));
                 }
             }
+        }
+        _ => {}
+    }
+}
+
+fn service_spec(spec: &mut Map<String, Value>) {
+    default(spec, "type", json!("ClusterIP"));
+    default(spec, "sessionAffinity", json!("None"));
+    if spec["sessionAffinity"] == "ClientIP" {
+        default(
+            spec,
+            "sessionAffinityConfig",
+            json!({"clientIP": {"timeoutSeconds": 10800}}),
+        );
+    }
+    if spec["type"] != "ExternalName" {
+        default(spec, "ipFamilies", json!(["IPv4"]));
+        default(spec, "ipFamilyPolicy", json!("SingleStack"));
+        default(spec, "internalTrafficPolicy", json!("Cluster"));
+    }
+    if matches!(spec["type"].as_str(), Some("NodePort" | "LoadBalancer")) {
+        default(spec, "externalTrafficPolicy", json!("Cluster"));
+    }
+    for p in items(spec, "ports") {
+        default(p, "protocol", json!("TCP"));
+        let port = p.get("port").cloned().unwrap_or(Value::Null);
+        default(p, "targetPort", port);
+    }
+}
+
+/// A workload's spec defaults, then those of its pod template.
+fn workload_defaults(kind: &str, obj: &mut Value) {
+    if let Some(spec) = obj_at(obj, &["spec"]) {
+        workload_spec(kind, spec);
+    }
+    if kind == "CronJob" {
+        template(obj, &["spec", "jobTemplate", "spec", "template", "spec"]);
+    } else {
+        template(obj, &["spec", "template", "spec"]);
+    }
+}
+
+fn workload_spec(kind: &str, spec: &mut Map<String, Value>) {
+    match kind {
+        "Deployment" => {
+            default(spec, "replicas", json!(1));
+            default(spec, "revisionHistoryLimit", json!(10));
+            default(spec, "progressDeadlineSeconds", json!(600));
+            default(
+                spec,
+                "strategy",
+                json!({"type": "RollingUpdate",
+                       "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"}}),
+            );
+        }
+        "ReplicaSet" | "ReplicationController" => {
+            default(spec, "replicas", json!(1));
+        }
+        "StatefulSet" => {
+            default(spec, "replicas", json!(1));
+            default(spec, "podManagementPolicy", json!("OrderedReady"));
+            default(spec, "revisionHistoryLimit", json!(10));
+            default(
+                spec,
+                "updateStrategy",
+                json!({"type": "RollingUpdate",
+                "rollingUpdate": {"partition": 0}}),
+            );
+        }
+        "DaemonSet" => {
+            default(spec, "revisionHistoryLimit", json!(10));
+            default(
+                spec,
+                "updateStrategy",
+                json!({"type": "RollingUpdate",
+                "rollingUpdate": {"maxUnavailable": 1, "maxSurge": 0}}),
+            );
+        }
+        "Job" => {
+            default(spec, "parallelism", json!(1));
+            default(spec, "backoffLimit", json!(6));
+            default(spec, "completionMode", json!("NonIndexed"));
+            default(spec, "suspend", json!(false));
+            if spec.get("completions").is_none() {
+                spec.insert("completions".into(), json!(1));
+            }
+        }
+        "CronJob" => {
+            default(spec, "concurrencyPolicy", json!("Allow"));
+            default(spec, "suspend", json!(false));
+            default(spec, "successfulJobsHistoryLimit", json!(3));
+            default(spec, "failedJobsHistoryLimit", json!(1));
         }
         _ => {}
     }

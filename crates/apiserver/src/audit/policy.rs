@@ -225,6 +225,30 @@ fn rule(
             Level::None
         }),
     };
+    check_non_resource_urls(&r, path, errs);
+    check_resources(&r, path, errs);
+    let mut omit = stages(&r.omit_stages, &format!("{path}.omitStages"), errs);
+    for s in policy_omit {
+        if !omit.contains(s) {
+            omit.push(*s);
+        }
+    }
+    Rule {
+        level,
+        users: r.users,
+        user_groups: r.user_groups,
+        verbs: r.verbs,
+        resources: r.resources,
+        namespaces: r.namespaces,
+        non_resource_urls: r.non_resource_urls,
+        omit_stages: omit,
+        omit_managed_fields: r.omit_managed_fields.unwrap_or(policy_omit_managed_fields),
+    }
+}
+
+/// Non-resource URLs are paths, with a wildcard only at the end, and a rule has them or
+/// resources, not both.
+fn check_non_resource_urls(r: &RuleSpec, path: &str, errs: &mut Vec<FieldError>) {
     for (i, url) in r.non_resource_urls.iter().enumerate() {
         let field = format!("{path}.nonResourceURLs[{i}]");
         if url == "*" {
@@ -252,6 +276,10 @@ fn rule(
             "rules cannot apply to both regular resources and non-resource URLs",
         ));
     }
+}
+
+/// Resource groups are DNS subdomains, and resource names come with resources.
+fn check_resources(r: &RuleSpec, path: &str, errs: &mut Vec<FieldError>) {
     for (i, gr) in r.resources.iter().enumerate() {
         let field = format!("{path}.resources[{i}]");
         if !gr.group.is_empty() && !is_dns_subdomain(&gr.group) {
@@ -268,23 +296,6 @@ fn rule(
                 "using resourceNames requires at least one resource",
             ));
         }
-    }
-    let mut omit = stages(&r.omit_stages, &format!("{path}.omitStages"), errs);
-    for s in policy_omit {
-        if !omit.contains(s) {
-            omit.push(*s);
-        }
-    }
-    Rule {
-        level,
-        users: r.users,
-        user_groups: r.user_groups,
-        verbs: r.verbs,
-        resources: r.resources,
-        namespaces: r.namespaces,
-        non_resource_urls: r.non_resource_urls,
-        omit_stages: omit,
-        omit_managed_fields: r.omit_managed_fields.unwrap_or(policy_omit_managed_fields),
     }
 }
 

@@ -274,54 +274,85 @@ impl Api {
         let rt2 = rt.clone();
         tokio::spawn(async move {
             let rt = rt2;
-            let mut seen = if from == 0 { sub.revision } else { from };
-            for c in initial.iter().filter(|c| opts.matches(c)) {
-                if send(&tx, WatchEventType::Added, cached_envelope(&rt, c))
-                    .await
-                    .is_err()
-                {
-                    return;
-                }
-            }
-            for ev in sub.replay {
-                if let Some((ty, obj)) = translate(&rt, &opts, &ev) {
-                    if send(&tx, ty, obj).await.is_err() {
-                        return;
-                    }
-                }
-                seen = ev.rv;
-            }
-            let mut rx = sub.rx;
-            let mut tick = tokio::time::interval(bookmark_every);
-            tick.tick().await;
-            loop {
-                tokio::select! {
-                    msg = rx.recv() => match msg {
-                        Ok(Msg::Event(ev)) => {
-                            if let Some((ty, obj)) = translate(&rt, &opts, &ev) {
-                                if send(&tx, ty, obj).await.is_err() { return; }
-                            }
-                            seen = ev.rv;
-                        }
-                        Ok(Msg::Progress(rev)) => seen = seen.max(rev),
-                        Err(broadcast::error::RecvError::Lagged(_)) => {
-                            let _ = tx.send(Err(tonic::Status::unavailable(format!(
-                                "watch fell behind; resume from resourceVersion {seen}")))).await;
-                            return;
-                        }
-                        Err(broadcast::error::RecvError::Closed) => {
-                            let _ = tx.send(Err(Error::Expired { requested: seen, oldest: 0 }.into())).await;
-                            return;
-                        }
-                    },
-                    _ = tick.tick(), if bookmarks => {
-                        if send(&tx, WatchEventType::Bookmark, bookmark(&rt, seen)).await.is_err() { return; }
-                    }
-                    _ = tx.closed() => return,
-                }
-            }
+            let seen = if from == 0 { sub.revision } else { from };
+            let Some(seen) = catch_up(&rt, &opts, &initial, sub.replay, seen, &tx).await else {
+                return;
+            };
+            follow(&rt, &opts, sub.rx, seen, bookmarks, bookmark_every, &tx).await;
         });
         Ok(Box::pin(ReceiverStream::new(rx)))
+    }
+}
+
+type EventSender = mpsc::Sender<Result<WatchEvent, tonic::Status>>;
+
+/// Sends a new watcher the objects it starts from, as ADDED, and the events it resumes
+/// after. The revision it has seen then, or None when it went away.
+async fn catch_up(
+    rt: &ResourceType,
+    opts: &ListOptions,
+    initial: &[Arc<Cached>],
+    replay: Vec<Arc<crate::cache::CacheEvent>>,
+    mut seen: i64,
+    tx: &EventSender,
+) -> Option<i64> {
+    for c in initial.iter().filter(|c| opts.matches(c)) {
+        if send(tx, WatchEventType::Added, cached_envelope(rt, c))
+            .await
+            .is_err()
+        {
+            return None;
+        }
+    }
+    for ev in replay {
+        if let Some((ty, obj)) = translate(rt, opts, &ev) {
+            if send(tx, ty, obj).await.is_err() {
+                return None;
+            }
+        }
+        seen = ev.rv;
+    }
+    Some(seen)
+}
+
+/// Sends live events, and a bookmark every `bookmark_every` when `bookmarks`, until the
+/// watcher goes away, falls behind or the cache closes.
+async fn follow(
+    rt: &ResourceType,
+    opts: &ListOptions,
+    mut rx: broadcast::Receiver<Msg>,
+    mut seen: i64,
+    bookmarks: bool,
+    bookmark_every: Duration,
+    tx: &EventSender,
+) {
+    let mut tick = tokio::time::interval(bookmark_every);
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            msg = rx.recv() => match msg {
+                Ok(Msg::Event(ev)) => {
+                    if let Some((ty, obj)) = translate(rt, opts, &ev) {
+                        if send(tx, ty, obj).await.is_err() { return; }
+                    }
+                    seen = ev.rv;
+                }
+                Ok(Msg::Progress(rev)) => seen = seen.max(rev),
+                Err(broadcast::error::RecvError::Lagged(_)) => {
+                    let _ = tx.send(Err(tonic::Status::unavailable(format!(
+                        "watch fell behind; resume from resourceVersion {seen}")))).await;
+                    return;
+                }
+                Err(broadcast::error::RecvError::Closed) => {
+                    let _ = tx.send(Err(Error::Expired { requested: seen, oldest: 0 }.into())).await;
+                    return;
+                }
+            },
+            _ = tick.tick(), if bookmarks => {
+                if send(tx, WatchEventType::Bookmark, bookmark(rt, seen)).await.is_err() { return; }
+            }
+            _ = tx.closed() => return,
+        }
     }
 }
 
@@ -339,11 +370,7 @@ fn bookmark(rt: &ResourceType, rv: i64) -> Object {
     }
 }
 
-async fn send(
-    tx: &mpsc::Sender<Result<WatchEvent, tonic::Status>>,
-    ty: WatchEventType,
-    obj: Object,
-) -> Result<(), ()> {
+async fn send(tx: &EventSender, ty: WatchEventType, obj: Object) -> Result<(), ()> {
     tx.send(Ok(WatchEvent {
         r#type: ty.into(),
         object: Some(obj),

@@ -1,5 +1,7 @@
 //! Create, update, status update, patch and bind.
 
+mod desired;
+
 use std::sync::Arc;
 
 use rand_name::generate;
@@ -7,13 +9,13 @@ use rkube_proto::api::{Object, PatchRequest};
 use serde_json::{json, Value};
 
 use super::{admission_request, envelope, Api, WriteOptions, MAX_RETRIES};
-use crate::admission::Operation;
+use crate::admission::{AdmissionRequest, Operation};
 use crate::auth::UserInfo;
 use crate::cache::Cached;
 use crate::certificates;
 use crate::error::{Error, Result};
 use crate::object;
-use crate::patch::{self, PatchKind};
+use crate::patch::PatchKind;
 use crate::registry::ResourceType;
 use crate::storage::{self, Swap};
 
@@ -70,30 +72,7 @@ impl Api {
             return envelope(&rt, &self.review(user, &rt, &ns, obj)?);
         }
 
-        let now = object::now();
-        {
-            let m = object::meta_mut(&mut obj);
-            m.insert("uid".into(), object::new_uid().into());
-            m.insert("creationTimestamp".into(), now.into());
-            m.insert("generation".into(), 1.into());
-            for k in [
-                "resourceVersion",
-                "deletionTimestamp",
-                "deletionGracePeriodSeconds",
-                "selfLink",
-                "managedFields",
-            ] {
-                m.remove(k);
-            }
-        }
-        if rt.has_status && rt.kind != "Node" {
-            if let Some(m) = obj.as_object_mut() {
-                m.remove("status");
-                if rt.kind == "Pod" && rt.group.is_empty() {
-                    m.insert("status".into(), json!({"phase": "Pending"}));
-                }
-            }
-        }
+        stamp_new(&rt, &mut obj);
         let req = admission_request(Operation::Create, &rt, user, &ns, &name, None, "");
         let mut obj = self.admit(&req, obj).await?;
         if rt.kind == "CustomResourceDefinition" {
@@ -110,14 +89,26 @@ impl Api {
         if opts.dry_run {
             return envelope(&rt, &obj);
         }
-        let key = rt.key(&ns, &name);
-        let _turn = self.quota.turn(&ns).await;
+        self.store_new(&rt, &ns, name, &obj).await
+    }
+
+    /// Stores the admitted new object `obj`, with its Service values and quota charges,
+    /// under the namespace's quota turn.
+    async fn store_new(
+        &self,
+        rt: &ResourceType,
+        ns: &str,
+        name: String,
+        obj: &Value,
+    ) -> Result<Object> {
+        let key = rt.key(ns, &name);
+        let _turn = self.quota.turn(ns).await;
         for _ in 0..MAX_RETRIES {
             let mut obj = obj.clone();
-            let mut side = self.service_side(&rt, None, &mut obj).await?;
+            let mut side = self.service_side(rt, None, &mut obj).await?;
             let charges = self
                 .quota
-                .charge(&self.store, self.encryption.as_ref(), &rt, &ns, &obj)
+                .charge(&self.store, self.encryption.as_ref(), rt, ns, &obj)
                 .await?;
             for (k, rv, q) in charges {
                 side.guard.push((k.clone(), rv, self.encode(&k, &q)?));
@@ -125,7 +116,7 @@ impl Api {
             match storage::create(&self.store, &key, self.encode(&key, &obj)?, &side).await? {
                 Swap::Done(rev) => {
                     object::set(&mut obj, "resourceVersion", rev.to_string());
-                    return envelope(&rt, &obj);
+                    return envelope(rt, &obj);
                 }
                 Swap::Lost
                     if (side.claim.is_empty() && side.guard.is_empty())
@@ -240,144 +231,6 @@ impl Api {
         .await
     }
 
-    /// The desired object for `change` on top of `cur`, and the precondition it carries.
-    fn desired(
-        &self,
-        rt: &ResourceType,
-        cur: &Value,
-        change: &Change<'_>,
-        opts: &WriteOptions,
-    ) -> Result<(Value, Option<String>)> {
-        let mut precondition = None;
-        let mut new = match change {
-            Change::Apply(applied, status) => {
-                let rv = object::resource_version(applied);
-                if !rv.is_empty() {
-                    precondition = Some(rv.to_string());
-                }
-                super::apply::desired(rt, cur, applied, *status, opts)?
-            }
-            Change::Replace(obj) => {
-                let rv = object::resource_version(obj);
-                if !rv.is_empty() {
-                    precondition = Some(rv.to_string());
-                }
-                let mut new = obj.clone();
-                if rt.has_status {
-                    new["status"] = cur["status"].clone();
-                    if cur.get("status").is_none() {
-                        new.as_object_mut().map(|m| m.remove("status"));
-                    }
-                }
-                new
-            }
-            Change::Status(obj) => {
-                let rv = object::resource_version(obj);
-                if !rv.is_empty() {
-                    precondition = Some(rv.to_string());
-                }
-                if certificates::is_csr(&rt.group, &rt.kind) {
-                    certificates::merge_status(cur, obj)
-                } else {
-                    let mut new = cur.clone();
-                    new["status"] = obj["status"].clone();
-                    new
-                }
-            }
-            Change::Approval(obj) => {
-                let rv = object::resource_version(obj);
-                if !rv.is_empty() {
-                    precondition = Some(rv.to_string());
-                }
-                certificates::merge_approval(cur, obj)
-            }
-            Change::Patch(kind, body, status) => {
-                let patched = patch::apply(*kind, cur, body, super::schema_node(rt))?;
-                let rv = object::resource_version(&patched);
-                if !rv.is_empty() && rv != object::resource_version(cur) {
-                    precondition = Some(rv.to_string());
-                }
-                if *status && certificates::is_csr(&rt.group, &rt.kind) {
-                    certificates::merge_status(cur, &patched)
-                } else if *status {
-                    let mut new = cur.clone();
-                    new["status"] = patched["status"].clone();
-                    new
-                } else if rt.has_status {
-                    let mut new = patched;
-                    new["status"] = cur["status"].clone();
-                    new
-                } else {
-                    patched
-                }
-            }
-            Change::Bind(node, uid) => {
-                if !uid.is_empty() && object::str_of(cur, "uid") != uid {
-                    return Err(Error::Precondition(format!(
-                        "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
-                        object::str_of(cur, "uid")
-                    )));
-                }
-                let assigned = cur["spec"]["nodeName"].as_str().unwrap_or("");
-                if !assigned.is_empty() {
-                    return Err(Error::Conflict {
-                        resource: "pods/binding".into(),
-                        name: object::name(cur).to_string(),
-                        reason: format!(
-                            "pod {} is already assigned to node {assigned:?}",
-                            object::name(cur)
-                        ),
-                    });
-                }
-                if object::is_deleting(cur) {
-                    return Err(Error::Conflict {
-                        resource: "pods/binding".into(),
-                        name: object::name(cur).to_string(),
-                        reason: "pod is being deleted, cannot be assigned to a host".into(),
-                    });
-                }
-                let mut new = cur.clone();
-                new["spec"]["nodeName"] = node.clone().into();
-                let cond = json!({"type": "PodScheduled", "status": "True",
-                                  "lastProbeTime": null, "lastTransitionTime": object::now()});
-                let conds = new["status"]["conditions"]
-                    .as_array()
-                    .cloned()
-                    .unwrap_or_default();
-                let mut conds: Vec<Value> = conds
-                    .into_iter()
-                    .filter(|c| c["type"] != "PodScheduled")
-                    .collect();
-                conds.push(cond);
-                new["status"]["conditions"] = Value::Array(conds);
-                new
-            }
-        };
-        // What the server owns comes from the stored object.
-        let cm = cur["metadata"].clone();
-        let m = object::meta_mut(&mut new);
-        for k in [
-            "uid",
-            "creationTimestamp",
-            "deletionTimestamp",
-            "deletionGracePeriodSeconds",
-            "generation",
-            "namespace",
-            "name",
-        ] {
-            match cm.get(k) {
-                Some(v) => m.insert(k.into(), v.clone()),
-                None => m.remove(k),
-            };
-        }
-        m.insert("resourceVersion".into(), cm["resourceVersion"].clone());
-        if object::spec_differs(cur, &new) {
-            let g = cur["metadata"]["generation"].as_i64().unwrap_or(1) + 1;
-            object::set(&mut new, "generation", g);
-        }
-        Ok((new, precondition))
-    }
-
     /// Applies `change` with compare-and-swap, retrying lost races unless the caller named
     /// the version it changed.
     pub(super) async fn change(
@@ -389,15 +242,7 @@ impl Api {
         change: Change<'_>,
         opts: &WriteOptions,
     ) -> Result<Object> {
-        let (verb, sub) = match &change {
-            Change::Replace(_) => ("update", ""),
-            Change::Status(_) => ("update", "status"),
-            Change::Approval(_) => ("update", "approval"),
-            Change::Patch(_, _, true) | Change::Apply(_, true) => ("patch", "status"),
-            Change::Apply(..) => ("patch", ""),
-            Change::Patch(..) => ("patch", ""),
-            Change::Bind(..) => ("create", "binding"),
-        };
+        let (verb, sub) = change.verb_and_subresource();
         self.authorize(user, verb, rt, sub, ns, name)?;
         if !sub.is_empty() && !matches!(sub, "binding" | "approval") && !rt.has_status {
             return Err(Error::NotFound {
@@ -420,7 +265,7 @@ impl Api {
                 return Err(Self::not_found(rt, name));
             };
             let cur_v = cur.value()?;
-            let (desired, precondition) = self.desired(rt, &cur_v, &change, opts)?;
+            let (desired, precondition) = desired::desired(rt, &cur_v, &change, opts)?;
             if let Some(p) = &precondition {
                 if *p != cur.rv.to_string() {
                     if attempt == 0 {
@@ -432,23 +277,7 @@ impl Api {
                 }
             }
             let req = admission_request(Operation::Update, rt, user, ns, name, Some(&cur_v), sub);
-            let mut new = if sub == "binding" {
-                desired
-            } else {
-                let admitted = self.admit(&req, desired).await?;
-                if sub.is_empty() && !object::is_deleting(&cur_v) && object::is_deleting(&admitted)
-                {
-                    return Err(Error::invalid(
-                        &rt.kind,
-                        name,
-                        vec![crate::error::FieldError::forbidden(
-                            "metadata.deletionTimestamp",
-                            "may only be set by deleting the object",
-                        )],
-                    ));
-                }
-                admitted
-            };
+            let mut new = self.admit_update(&req, &cur_v, desired).await?;
             let side = if sub.is_empty() && !object::is_deleting(&new) {
                 self.service_side(rt, Some(&cur_v), &mut new).await?
             } else {
@@ -460,20 +289,7 @@ impl Api {
             if new == cur_v || opts.dry_run {
                 return envelope(rt, &new);
             }
-            // An object being deleted goes when its last finalizer is removed.
-            let finished = object::is_deleting(&new)
-                && object::all_finalizers(&new, &rt.kind).is_empty()
-                && new["metadata"]["deletionGracePeriodSeconds"]
-                    .as_i64()
-                    .unwrap_or(0)
-                    == 0;
-            let swap = if finished {
-                let release = Self::release_side(rt, &cur_v);
-                storage::delete(&self.store, &key, cur.rv, &release).await?
-            } else {
-                storage::update(&self.store, &key, cur.rv, self.encode(&key, &new)?, &side).await?
-            };
-            match swap {
+            match self.swap_in(rt, &key, cur.rv, &cur_v, &new, &side).await? {
                 Swap::Done(rev) => {
                     object::set(&mut new, "resourceVersion", rev.to_string());
                     return envelope(rt, &new);
@@ -486,4 +302,103 @@ impl Api {
         }
         Err(Error::conflict(&rt.qualified(), name))
     }
+
+    /// Replaces `cur` (at revision `rv`) with `new`, or deletes it when `new` has finished
+    /// deleting.
+    async fn swap_in(
+        &self,
+        rt: &ResourceType,
+        key: &str,
+        rv: i64,
+        cur: &Value,
+        new: &Value,
+        side: &storage::Side,
+    ) -> Result<Swap> {
+        if deletion_finished(rt, new) {
+            let release = Self::release_side(rt, cur);
+            storage::delete(&self.store, key, rv, &release).await
+        } else {
+            storage::update(&self.store, key, rv, self.encode(key, new)?, side).await
+        }
+    }
+
+    /// Runs update admission on `desired`, unless it is a binding. Only a delete may start
+    /// the deletion of the object `cur`.
+    async fn admit_update(
+        &self,
+        req: &AdmissionRequest<'_>,
+        cur: &Value,
+        desired: Value,
+    ) -> Result<Value> {
+        if req.subresource == "binding" {
+            return Ok(desired);
+        }
+        let admitted = self.admit(req, desired).await?;
+        if req.subresource.is_empty() && !object::is_deleting(cur) && object::is_deleting(&admitted)
+        {
+            return Err(Error::invalid(
+                &req.rt.kind,
+                req.name,
+                vec![crate::error::FieldError::forbidden(
+                    "metadata.deletionTimestamp",
+                    "may only be set by deleting the object",
+                )],
+            ));
+        }
+        Ok(admitted)
+    }
+}
+
+impl Change<'_> {
+    /// The verb this change is authorized as, and the subresource it writes.
+    fn verb_and_subresource(&self) -> (&'static str, &'static str) {
+        match self {
+            Change::Replace(_) => ("update", ""),
+            Change::Status(_) => ("update", "status"),
+            Change::Approval(_) => ("update", "approval"),
+            Change::Patch(_, _, true) | Change::Apply(_, true) => ("patch", "status"),
+            Change::Apply(..) => ("patch", ""),
+            Change::Patch(..) => ("patch", ""),
+            Change::Bind(..) => ("create", "binding"),
+        }
+    }
+}
+
+/// Sets what the server owns on a new object: its uid, creation time and first generation,
+/// and no status where status is a subresource (a Pod starts Pending).
+fn stamp_new(rt: &ResourceType, obj: &mut Value) {
+    let now = object::now();
+    {
+        let m = object::meta_mut(obj);
+        m.insert("uid".into(), object::new_uid().into());
+        m.insert("creationTimestamp".into(), now.into());
+        m.insert("generation".into(), 1.into());
+        for k in [
+            "resourceVersion",
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
+            "selfLink",
+            "managedFields",
+        ] {
+            m.remove(k);
+        }
+    }
+    if rt.has_status && rt.kind != "Node" {
+        if let Some(m) = obj.as_object_mut() {
+            m.remove("status");
+            if rt.kind == "Pod" && rt.group.is_empty() {
+                m.insert("status".into(), json!({"phase": "Pending"}));
+            }
+        }
+    }
+}
+
+/// An object being deleted goes when its last finalizer is removed.
+fn deletion_finished(rt: &ResourceType, new: &Value) -> bool {
+    object::is_deleting(new)
+        && object::all_finalizers(new, &rt.kind).is_empty()
+        && new["metadata"]["deletionGracePeriodSeconds"]
+            .as_i64()
+            .unwrap_or(0)
+            == 0
 }

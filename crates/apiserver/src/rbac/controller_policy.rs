@@ -45,9 +45,33 @@ fn pods() -> Value {
     )
 }
 
+/// A role's name and rules.
+type Roles = Vec<(&'static str, Vec<Value>)>;
+
 /// Each controller's name and rules.
 pub fn controller_roles() -> Vec<(&'static str, Vec<Value>)> {
-    let all_read = rule(&["*"], &["*"], READ);
+    [
+        rollout_roles(),
+        account_roles(),
+        endpoint_node_and_gc_roles(),
+        batch_and_daemon_roles(),
+        namespace_and_scaling_roles(),
+        certificate_quota_and_rbac_roles(),
+    ]
+    .into_iter()
+    .flatten()
+    .map(|(n, mut rules)| {
+        // Every controller may find out which kinds exist.
+        rules.push(
+            json!({"nonResourceURLs": ["/api", "/api/*", "/apis", "/apis/*"], "verbs": ["get"]}),
+        );
+        (n, rules)
+    })
+    .collect()
+}
+
+/// The controllers that roll pods out through ReplicaSets and ReplicationControllers.
+fn rollout_roles() -> Roles {
     vec![
         (
             "replicaset-controller",
@@ -74,6 +98,12 @@ pub fn controller_roles() -> Vec<(&'static str, Vec<Value>)> {
             ]
             .concat(),
         ),
+    ]
+}
+
+/// ServiceAccounts and their tokens.
+fn account_roles() -> Roles {
+    vec![
         (
             "service-account-controller",
             vec![rule(&[""], &["serviceaccounts"], &["create"]), events()],
@@ -93,6 +123,12 @@ pub fn controller_roles() -> Vec<(&'static str, Vec<Value>)> {
                 events(),
             ],
         ),
+    ]
+}
+
+/// Endpoints, Node lifecycle and garbage collection.
+fn endpoint_node_and_gc_roles() -> Roles {
+    vec![
         (
             "endpoint-controller",
             vec![
@@ -141,6 +177,12 @@ pub fn controller_roles() -> Vec<(&'static str, Vec<Value>)> {
                 &["get", "list", "watch", "update", "patch", "delete"],
             )],
         ),
+    ]
+}
+
+/// Jobs, CronJobs and DaemonSets.
+fn batch_and_daemon_roles() -> Roles {
+    vec![
         (
             "job-controller",
             [owner("batch", "jobs"), vec![pods()]].concat(),
@@ -181,6 +223,12 @@ pub fn controller_roles() -> Vec<(&'static str, Vec<Value>)> {
             ]
             .concat(),
         ),
+    ]
+}
+
+/// Namespace deletion and horizontal pod autoscaling.
+fn namespace_and_scaling_roles() -> Roles {
+    vec![
         (
             "namespace-controller",
             vec![
@@ -222,6 +270,12 @@ pub fn controller_roles() -> Vec<(&'static str, Vec<Value>)> {
             ]
             .concat(),
         ),
+    ]
+}
+
+/// CertificateSigningRequests, ResourceQuota usage and ClusterRole aggregation.
+fn certificate_quota_and_rbac_roles() -> Roles {
+    vec![
         (
             "certificate-controller",
             vec![
@@ -244,7 +298,7 @@ pub fn controller_roles() -> Vec<(&'static str, Vec<Value>)> {
         (
             "resourcequota-controller",
             vec![
-                all_read,
+                rule(&["*"], &["*"], READ),
                 rule(&[""], &["resourcequotas/status"], UPDATE),
                 events(),
             ],
@@ -258,15 +312,6 @@ pub fn controller_roles() -> Vec<(&'static str, Vec<Value>)> {
             )],
         ),
     ]
-    .into_iter()
-    .map(|(n, mut rules)| {
-        // Every controller may find out which kinds exist.
-        rules.push(
-            json!({"nonResourceURLs": ["/api", "/api/*", "/apis", "/apis/*"], "verbs": ["get"]}),
-        );
-        (n, rules)
-    })
-    .collect()
 }
 
 /// The roles and their bindings to the controllers' ServiceAccounts, as (kind, object).

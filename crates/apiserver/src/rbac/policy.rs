@@ -2,12 +2,15 @@
 //! missing, and brought back to their defaults unless annotated
 //! `rbac.authorization.kubernetes.io/autoupdate: "false"` (as kube-apiserver does).
 
+mod aggregated;
+
 use std::sync::Arc;
 use std::time::Duration;
 
 use rkube_proto::api::{Object, TypeRef};
 use serde_json::{json, Value};
 
+use self::aggregated::{admin_rules, edit_rules, workloads};
 use crate::auth::UserInfo;
 use crate::error::Error;
 use crate::handler::Api;
@@ -24,166 +27,15 @@ fn urls(paths: &[&str], verbs: &[&str]) -> Value {
     json!({"nonResourceURLs": paths, "verbs": verbs})
 }
 
-/// Namespaced workload resources, as the view/edit/admin roles list them.
-fn workloads() -> Vec<Value> {
-    vec![
-        rule(
-            &[""],
-            &[
-                "pods",
-                "pods/log",
-                "pods/status",
-                "services",
-                "services/status",
-                "endpoints",
-                "configmaps",
-                "persistentvolumeclaims",
-                "persistentvolumeclaims/status",
-                "replicationcontrollers",
-                "replicationcontrollers/scale",
-                "replicationcontrollers/status",
-                "serviceaccounts",
-                "events",
-                "limitranges",
-                "resourcequotas",
-                "resourcequotas/status",
-                "namespaces",
-                "namespaces/status",
-            ],
-            READ,
-        ),
-        rule(
-            &["apps"],
-            &[
-                "deployments",
-                "deployments/scale",
-                "deployments/status",
-                "replicasets",
-                "replicasets/scale",
-                "replicasets/status",
-                "statefulsets",
-                "statefulsets/scale",
-                "statefulsets/status",
-                "daemonsets",
-                "daemonsets/status",
-                "controllerrevisions",
-            ],
-            READ,
-        ),
-        rule(
-            &["batch"],
-            &["jobs", "jobs/status", "cronjobs", "cronjobs/status"],
-            READ,
-        ),
-        rule(
-            &["autoscaling"],
-            &[
-                "horizontalpodautoscalers",
-                "horizontalpodautoscalers/status",
-            ],
-            READ,
-        ),
-        rule(
-            &["policy"],
-            &["poddisruptionbudgets", "poddisruptionbudgets/status"],
-            READ,
-        ),
-        rule(&["discovery.k8s.io"], &["endpointslices"], READ),
-        rule(&["metrics.k8s.io"], &["pods"], READ),
-    ]
-}
-
-fn edit_rules() -> Vec<Value> {
-    let mut r = workloads();
-    r.push(rule(
-        &[""],
-        &["secrets"],
-        &[
-            "get",
-            "list",
-            "watch",
-            "create",
-            "update",
-            "patch",
-            "delete",
-            "deletecollection",
-        ],
-    ));
-    r.push(rule(
-        &[""],
-        &[
-            "pods",
-            "pods/exec",
-            "pods/eviction",
-            "services",
-            "endpoints",
-            "configmaps",
-            "persistentvolumeclaims",
-            "replicationcontrollers",
-            "replicationcontrollers/scale",
-            "serviceaccounts",
-            "serviceaccounts/token",
-            "events",
-        ],
-        WRITE,
-    ));
-    r.push(rule(
-        &["apps"],
-        &[
-            "deployments",
-            "deployments/scale",
-            "deployments/rollback",
-            "replicasets",
-            "replicasets/scale",
-            "statefulsets",
-            "statefulsets/scale",
-            "daemonsets",
-        ],
-        WRITE,
-    ));
-    r.push(rule(&["batch"], &["jobs", "cronjobs"], WRITE));
-    r.push(rule(&["autoscaling"], &["horizontalpodautoscalers"], WRITE));
-    r.push(rule(&["policy"], &["poddisruptionbudgets"], WRITE));
-    r.push(rule(&["discovery.k8s.io"], &["endpointslices"], WRITE));
-    r
-}
-
-fn admin_rules() -> Vec<Value> {
-    let mut r = edit_rules();
-    r.push(rule(
-        &["rbac.authorization.k8s.io"],
-        &["roles", "rolebindings"],
-        &[
-            "get",
-            "list",
-            "watch",
-            "create",
-            "update",
-            "patch",
-            "delete",
-            "deletecollection",
-        ],
-    ));
-    r.push(rule(
-        &["authorization.k8s.io"],
-        &["localsubjectaccessreviews"],
-        &["create"],
-    ));
-    r
-}
-
 /// The ClusterRoles: name and rules.
 pub fn cluster_roles() -> Vec<(&'static str, Vec<Value>)> {
-    let events = rule(
-        &["", "events.k8s.io"],
-        &["events"],
-        &["create", "update", "patch"],
-    );
-    let leases = rule(
-        &["coordination.k8s.io"],
-        &["leases"],
-        &["get", "list", "watch", "create", "update", "patch"],
-    );
+    let mut roles = user_roles();
+    roles.extend(component_roles());
+    roles
+}
+
+/// The roles people and every authenticated client are bound to.
+fn user_roles() -> Vec<(&'static str, Vec<Value>)> {
     vec![
         (
             "cluster-admin",
@@ -233,6 +85,39 @@ pub fn cluster_roles() -> Vec<(&'static str, Vec<Value>)> {
                 &["get"],
             )],
         ),
+        // Scrapers: the members' and the components' metrics and health.
+        (
+            "system:monitoring",
+            vec![urls(
+                &[
+                    "/healthz",
+                    "/healthz/*",
+                    "/livez",
+                    "/livez/*",
+                    "/metrics",
+                    "/metrics/slis",
+                    "/readyz",
+                    "/readyz/*",
+                ],
+                &["get"],
+            )],
+        ),
+    ]
+}
+
+/// The roles of the control plane's own components.
+fn component_roles() -> Vec<(&'static str, Vec<Value>)> {
+    let events = rule(
+        &["", "events.k8s.io"],
+        &["events"],
+        &["create", "update", "patch"],
+    );
+    let leases = rule(
+        &["coordination.k8s.io"],
+        &["leases"],
+        &["get", "list", "watch", "create", "update", "patch"],
+    );
+    vec![
         (
             "system:kube-scheduler",
             vec![
@@ -268,6 +153,12 @@ pub fn cluster_roles() -> Vec<(&'static str, Vec<Value>)> {
                 rule(&["*"], &["*"], READ),
                 rule(&[""], &["serviceaccounts"], &["get", "create"]),
                 rule(&[""], &["serviceaccounts/token"], &["create"]),
+                // Whether a caller of its secure port may read what it asks for.
+                rule(
+                    &["authorization.k8s.io"],
+                    &["subjectaccessreviews"],
+                    &["create"],
+                ),
                 events.clone(),
                 leases.clone(),
             ],
@@ -346,6 +237,11 @@ pub fn cluster_role_bindings() -> Vec<BootstrapBinding> {
             "system:node-bootstrapper",
             "system:node-bootstrapper",
             vec![("Group", "system:bootstrappers")],
+        ),
+        (
+            "system:monitoring",
+            "system:monitoring",
+            vec![("Group", "system:monitoring")],
         ),
     ]
 }

@@ -97,13 +97,26 @@ const EVENT_FIELDS: &[&str] = &[
     "type",
 ];
 
-pub fn builtin_types() -> Vec<ResourceType> {
-    let cluster = |short: &'static [&'static str], status: bool| Spec {
+/// A cluster-scoped kind.
+fn cluster(short: &'static [&'static str], status: bool) -> Spec {
+    Spec {
         namespaced: false,
         short,
         status,
         ..NS
-    };
+    }
+}
+
+pub fn builtin_types() -> Vec<ResourceType> {
+    let mut types = core_types();
+    types.extend(workload_types());
+    types.extend(other_group_types());
+    types.push(pod_metrics());
+    types
+}
+
+/// The kinds of the core group (`v1`).
+fn core_types() -> Vec<ResourceType> {
     vec![
         t::<core::v1::Namespace>(Spec {
             fields: &["status.phase"],
@@ -170,6 +183,12 @@ pub fn builtin_types() -> Vec<ResourceType> {
             status: true,
             ..NS
         }),
+    ]
+}
+
+/// The kinds of the `apps` and `batch` groups.
+fn workload_types() -> Vec<ResourceType> {
+    vec![
         t::<apps::v1::ReplicaSet>(Spec {
             short: &["rs"],
             status: true,
@@ -208,6 +227,14 @@ pub fn builtin_types() -> Vec<ResourceType> {
             categories: ALL,
             ..NS
         }),
+    ]
+}
+
+/// The kinds of the remaining groups: leases, endpoint slices, autoscaling, disruption
+/// budgets, RBAC, certificates, access reviews, admission webhooks, priority classes and
+/// CustomResourceDefinitions.
+fn other_group_types() -> Vec<ResourceType> {
+    vec![
         t::<coordination::v1::Lease>(NS),
         t::<discovery::v1::EndpointSlice>(NS),
         t::<autoscaling::v2::HorizontalPodAutoscaler>(Spec {
@@ -234,7 +261,6 @@ pub fn builtin_types() -> Vec<ResourceType> {
         t::<admissionregistration::v1::MutatingWebhookConfiguration>(cluster(&[], false)),
         t::<scheduling::v1::PriorityClass>(cluster(&["pc"], false)),
         t::<apiextensions::CustomResourceDefinition>(cluster(&["crd", "crds"], true)),
-        pod_metrics(),
     ]
 }
 

@@ -56,73 +56,88 @@ pub fn check(schema: &Value, v: &Value, path: &str) -> Result<(), FieldError> {
         }
     }
     match v {
-        Value::Object(map) => {
-            if let Some(req) = schema["required"].as_array() {
-                for r in req.iter().filter_map(|r| r.as_str()) {
-                    if !map.contains_key(r) {
-                        return Err(FieldError::required(child(path, r)));
-                    }
-                }
-            }
-            let props = schema["properties"].as_object();
-            for (k, val) in map {
-                // The object's own metadata and type fields are checked by the server.
-                if path.is_empty() && matches!(k.as_str(), "apiVersion" | "kind" | "metadata") {
-                    continue;
-                }
-                if let Some(s) = props.and_then(|p| p.get(k)) {
-                    check(s, val, &child(path, k))?;
-                } else if schema["additionalProperties"].is_object() {
-                    check(&schema["additionalProperties"], val, &child(path, k))?;
-                }
-            }
-        }
+        Value::Object(map) => check_object(schema, map, path),
         Value::Array(items) if schema["items"].is_object() => {
             for (i, it) in items.iter().enumerate() {
                 check(&schema["items"], it, &format!("{path}[{i}]"))?;
             }
+            Ok(())
         }
-        Value::Number(n) => {
-            let x = n.as_f64().unwrap_or(0.0);
-            if let Some(min) = schema["minimum"].as_f64() {
-                if x < min {
-                    return Err(FieldError::invalid(
-                        path,
-                        n,
-                        format!("should be greater than or equal to {min}"),
-                    ));
-                }
-            }
-            if let Some(max) = schema["maximum"].as_f64() {
-                if x > max {
-                    return Err(FieldError::invalid(
-                        path,
-                        n,
-                        format!("should be less than or equal to {max}"),
-                    ));
-                }
-            }
-        }
-        Value::String(s) => {
-            if let Some(max) = schema["maxLength"].as_u64() {
-                if s.chars().count() as u64 > max {
-                    return Err(FieldError {
-                        path: path.to_string(),
-                        kind: FieldErrorKind::TooLong(max as usize),
-                    });
-                }
-            }
-            if let Some(min) = schema["minLength"].as_u64() {
-                if (s.chars().count() as u64) < min {
-                    return Err(FieldError::invalid(
-                        path,
-                        s,
-                        format!("should be at least {min} chars long"),
-                    ));
-                }
+        Value::Number(n) => check_number(schema, n, path),
+        Value::String(s) => check_string(schema, s, path),
+        _ => Ok(()),
+    }
+}
+
+/// Required properties first, then each property against its own schema, or against
+/// `additionalProperties` when the schema does not name it.
+fn check_object(
+    schema: &Value,
+    map: &serde_json::Map<String, Value>,
+    path: &str,
+) -> Result<(), FieldError> {
+    if let Some(req) = schema["required"].as_array() {
+        for r in req.iter().filter_map(|r| r.as_str()) {
+            if !map.contains_key(r) {
+                return Err(FieldError::required(child(path, r)));
             }
         }
-        _ => {}
+    }
+    let props = schema["properties"].as_object();
+    for (k, val) in map {
+        // The object's own metadata and type fields are checked by the server.
+        if path.is_empty() && matches!(k.as_str(), "apiVersion" | "kind" | "metadata") {
+            continue;
+        }
+        if let Some(s) = props.and_then(|p| p.get(k)) {
+            check(s, val, &child(path, k))?;
+        } else if schema["additionalProperties"].is_object() {
+            check(&schema["additionalProperties"], val, &child(path, k))?;
+        }
+    }
+    Ok(())
+}
+
+fn check_number(schema: &Value, n: &serde_json::Number, path: &str) -> Result<(), FieldError> {
+    let x = n.as_f64().unwrap_or(0.0);
+    if let Some(min) = schema["minimum"].as_f64() {
+        if x < min {
+            return Err(FieldError::invalid(
+                path,
+                n,
+                format!("should be greater than or equal to {min}"),
+            ));
+        }
+    }
+    if let Some(max) = schema["maximum"].as_f64() {
+        if x > max {
+            return Err(FieldError::invalid(
+                path,
+                n,
+                format!("should be less than or equal to {max}"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn check_string(schema: &Value, s: &str, path: &str) -> Result<(), FieldError> {
+    if let Some(max) = schema["maxLength"].as_u64() {
+        if s.chars().count() as u64 > max {
+            return Err(FieldError {
+                path: path.to_string(),
+                kind: FieldErrorKind::TooLong(max as usize),
+            });
+        }
+    }
+    if let Some(min) = schema["minLength"].as_u64() {
+        if (s.chars().count() as u64) < min {
+            return Err(FieldError::invalid(
+                path,
+                s,
+                format!("should be at least {min} chars long"),
+            ));
+        }
     }
     Ok(())
 }

@@ -8,6 +8,7 @@
 //! (`clusterIP: None`) and `type: ExternalName` hold nothing. [`repair`] fixes keys that
 //! writes around the apiserver left wrong.
 
+mod allocate;
 pub mod repair;
 
 use std::collections::BTreeSet;
@@ -20,7 +21,7 @@ use raft_store::Store;
 use serde_json::{json, Value};
 
 use crate::error::{Error, FieldError, Result};
-use crate::storage::{self, Side};
+use crate::storage::Side;
 
 pub const IP_PREFIX: &str = "/rkube/ranges/serviceips/";
 pub const PORT_PREFIX: &str = "/rkube/ranges/servicenodeports/";
@@ -178,12 +179,6 @@ fn carry_over(old: &Value, new: &mut Value) {
     }
 }
 
-fn random_u32() -> u32 {
-    let b = uuid::Uuid::new_v4();
-    let b = b.as_bytes();
-    u32::from_le_bytes([b[0], b[1], b[2], b[3]])
-}
-
 impl ServiceRanges {
     /// Fills in the ClusterIP and NodePorts `new` needs, keeping what `old` (the stored
     /// version, on update) held. Returns the keys to claim and release with the write;
@@ -261,57 +256,16 @@ impl ServiceRanges {
             return Ok(());
         }
         let ip = if requested.is_empty() {
-            let used: BTreeSet<String> =
-                storage::keys(store, IP_PREFIX).await?.into_iter().collect();
-            let free = self.cluster_ips.size() - 2;
-            let start = random_u32();
-            let pick = (0..free)
-                .map(|i| self.cluster_ips.nth_usable(start.wrapping_add(i)))
-                .find(|ip| !used.contains(&ip_key(*ip)));
-            match pick {
-                Some(ip) => ip,
-                None => {
-                    errs.push(FieldError::invalid(
-                        "spec.clusterIPs",
-                        "",
-                        format!(
-                            "failed to allocate a serviceIP: range {} is full",
-                            self.cluster_ips
-                        ),
-                    ));
-                    return Ok(());
-                }
-            }
+            self.pick_ip(store).await?
         } else {
-            let Ok(ip) = requested.parse::<Ipv4Addr>() else {
-                errs.push(FieldError::invalid(
-                    "spec.clusterIPs[0]",
-                    format!("{requested:?}"),
-                    "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)",
-                ));
+            self.requested_ip(store, &requested, old_ip).await?
+        };
+        let ip = match ip {
+            Ok(ip) => ip,
+            Err(e) => {
+                errs.push(e);
                 return Ok(());
-            };
-            let fail = |why: String| {
-                FieldError::invalid(
-                    "spec.clusterIPs",
-                    &requested,
-                    format!("failed to allocate IP {requested}: {why}"),
-                )
-            };
-            if Some(ip) != old_ip {
-                if !self.cluster_ips.usable(ip) {
-                    errs.push(fail(format!(
-                        "the provided IP ({ip}) is not in the valid range. The range of valid IPs is {}",
-                        self.cluster_ips
-                    )));
-                    return Ok(());
-                }
-                if storage::exists(store, &ip_key(ip)).await? {
-                    errs.push(fail("provided IP is already allocated".into()));
-                    return Ok(());
-                }
             }
-            ip
         };
         spec["clusterIP"] = ip.to_string().into();
         spec["clusterIPs"] = json!([ip.to_string()]);
@@ -347,69 +301,16 @@ impl ServiceRanges {
             }
             let port = match requested {
                 Some(n) => {
-                    let Some(n) = u16::try_from(n).ok().filter(|n| *n > 0) else {
-                        errs.push(FieldError::invalid(
-                            path,
-                            n,
-                            "must be between 1 and 65535, inclusive",
-                        ));
-                        continue;
-                    };
-                    if taken.iter().any(|(q, pr)| *q == n && *pr == proto) {
-                        errs.push(FieldError::duplicate(path, n.to_string()));
-                        continue;
-                    }
-                    let ours = old_ports.contains(&n) || taken.iter().any(|(q, _)| *q == n);
-                    if !ours {
-                        if !self.node_ports.contains(&n) {
-                            errs.push(FieldError::invalid(
-                                path,
-                                n,
-                                format!(
-                                    "provided port is not in the valid range. The range of valid ports is {}-{}",
-                                    self.node_ports.start(),
-                                    self.node_ports.end()
-                                ),
-                            ));
-                            continue;
-                        }
-                        if storage::exists(store, &port_key(n)).await? {
-                            errs.push(FieldError::invalid(
-                                path,
-                                n,
-                                "provided port is already allocated",
-                            ));
-                            continue;
-                        }
-                    }
-                    n
+                    self.requested_node_port(store, n, &path, &proto, old_ports, &taken)
+                        .await?
                 }
-                None => {
-                    if used.is_none() {
-                        used = Some(
-                            storage::keys(store, PORT_PREFIX)
-                                .await?
-                                .into_iter()
-                                .collect(),
-                        );
-                    }
-                    let used = used.as_ref().expect("just listed");
-                    let size = u32::from(*self.node_ports.end() - *self.node_ports.start()) + 1;
-                    let start = random_u32();
-                    let pick = (0..size)
-                        .map(|k| self.node_ports.start() + (start.wrapping_add(k) % size) as u16)
-                        .find(|n| {
-                            !used.contains(&port_key(*n)) && !taken.iter().any(|(q, _)| q == n)
-                        });
-                    let Some(n) = pick else {
-                        errs.push(FieldError::invalid(
-                            path,
-                            0,
-                            "failed to allocate a nodePort: range is full",
-                        ));
-                        continue;
-                    };
-                    n
+                None => self.pick_node_port(store, &mut used, &taken, &path).await?,
+            };
+            let port = match port {
+                Ok(port) => port,
+                Err(e) => {
+                    errs.push(e);
+                    continue;
                 }
             };
             p["nodePort"] = port.into();

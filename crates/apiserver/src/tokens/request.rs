@@ -84,104 +84,12 @@ impl Tokens {
         let sa = self.live("serviceaccounts", ns, name)?;
         let sa_uid = object::str_of(&sa, "uid").to_string();
         let now = unix_now();
-        let invalid = |e: FieldError| Error::invalid("TokenRequest", name, vec![e]);
         let (claims, expires) = if !secret_name.is_empty() {
-            let secret = self.live("secrets", ns, secret_name)?;
-            if secret["type"].as_str() != Some(SECRET_TYPE)
-                || secret["metadata"]["annotations"][SA_NAME_ANNOTATION].as_str() != Some(name)
-            {
-                return Err(invalid(FieldError::invalid(
-                    "secretName",
-                    secret_name,
-                    format!(
-                        "must be a Secret of type {SECRET_TYPE} annotated {SA_NAME_ANNOTATION}={name}"
-                    ),
-                )));
-            }
-            let claims = Claims {
-                iss: LEGACY_ISSUER.into(),
-                sub: super::subject(ns, name),
-                legacy_namespace: ns.into(),
-                legacy_secret: secret_name.into(),
-                legacy_sa_name: name.into(),
-                legacy_sa_uid: sa_uid,
-                // Tokens minted again for a re-created Secret of the same name must differ.
-                iat: Some(now),
-                jti: Some(object::new_uid()),
-                ..Default::default()
-            };
+            let claims = self.legacy_claims(ns, name, secret_name, sa_uid, now)?;
             (claims, None)
         } else {
-            let secs = req
-                .spec
-                .expiration_seconds
-                .unwrap_or(DEFAULT_EXPIRATION_SECONDS);
-            if !(MIN_EXPIRATION_SECONDS..=MAX_EXPIRATION_SECONDS).contains(&secs) {
-                return Err(invalid(FieldError::invalid(
-                    "spec.expirationSeconds",
-                    secs,
-                    format!("must be between {MIN_EXPIRATION_SECONDS} (10 minutes) and {MAX_EXPIRATION_SECONDS}"),
-                )));
-            }
-            let mut bound = Bound {
-                namespace: ns.into(),
-                serviceaccount: Ref {
-                    name: name.into(),
-                    uid: sa_uid,
-                },
-                ..Default::default()
-            };
-            if let Some(r) = &req.spec.bound_object_ref {
-                let resource = match r.kind.as_str() {
-                    "Pod" => "pods",
-                    "Secret" => "secrets",
-                    other => {
-                        return Err(invalid(FieldError::not_supported(
-                            "spec.boundObjectRef.kind",
-                            other,
-                            &["Pod", "Secret"],
-                        )))
-                    }
-                };
-                let obj = self.live(resource, ns, &r.name)?;
-                let uid = object::str_of(&obj, "uid").to_string();
-                if !r.uid.is_empty() && r.uid != uid {
-                    return Err(Error::Conflict {
-                        resource: resource.into(),
-                        name: r.name.clone(),
-                        reason: format!(
-                            "the uid in the request ({}) does not match ({uid})",
-                            r.uid
-                        ),
-                    });
-                }
-                let rf = Some(Ref {
-                    name: r.name.clone(),
-                    uid,
-                });
-                if resource == "pods" {
-                    bound.pod = rf;
-                } else {
-                    bound.secret = rf;
-                }
-            }
-            let aud = if req.spec.audiences.is_empty() {
-                vec![API_AUDIENCE.to_string()]
-            } else {
-                req.spec.audiences.clone()
-            };
-            let claims = Claims {
-                iss: ISSUER.into(),
-                sub: super::subject(ns, name),
-                aud,
-                exp: Some(now + secs),
-                iat: Some(now),
-                nbf: Some(now),
-                jti: Some(object::new_uid()),
-                bound: Some(bound),
-                ..Default::default()
-            };
-            (claims, Some(now + secs))
+            let (claims, expires) = self.bound_claims(ns, name, &req.spec, sa_uid, now)?;
+            (claims, Some(expires))
         };
         let token = self.sign(&claims)?;
         let mut status = json!({ "token": token });
@@ -196,4 +104,145 @@ impl Tokens {
             "status": status,
         }))
     }
+
+    /// The claims of a non-expiring token held by Secret `ns/secret_name`, which must be
+    /// one for ServiceAccount `name`.
+    fn legacy_claims(
+        &self,
+        ns: &str,
+        name: &str,
+        secret_name: &str,
+        sa_uid: String,
+        now: i64,
+    ) -> Result<Claims> {
+        let secret = self.live("secrets", ns, secret_name)?;
+        if secret["type"].as_str() != Some(SECRET_TYPE)
+            || secret["metadata"]["annotations"][SA_NAME_ANNOTATION].as_str() != Some(name)
+        {
+            return Err(invalid(
+                name,
+                FieldError::invalid(
+                    "secretName",
+                    secret_name,
+                    format!(
+                        "must be a Secret of type {SECRET_TYPE} annotated {SA_NAME_ANNOTATION}={name}"
+                    ),
+                ),
+            ));
+        }
+        Ok(Claims {
+            iss: LEGACY_ISSUER.into(),
+            sub: super::subject(ns, name),
+            legacy_namespace: ns.into(),
+            legacy_secret: secret_name.into(),
+            legacy_sa_name: name.into(),
+            legacy_sa_uid: sa_uid,
+            // Tokens minted again for a re-created Secret of the same name must differ.
+            iat: Some(now),
+            jti: Some(object::new_uid()),
+            ..Default::default()
+        })
+    }
+
+    /// The claims of an expiring token for ServiceAccount `ns/name`, bound to the object
+    /// `spec` names, if any; and when it expires.
+    fn bound_claims(
+        &self,
+        ns: &str,
+        name: &str,
+        spec: &Spec,
+        sa_uid: String,
+        now: i64,
+    ) -> Result<(Claims, i64)> {
+        let secs = spec
+            .expiration_seconds
+            .unwrap_or(DEFAULT_EXPIRATION_SECONDS);
+        if !(MIN_EXPIRATION_SECONDS..=MAX_EXPIRATION_SECONDS).contains(&secs) {
+            return Err(invalid(
+                name,
+                FieldError::invalid(
+                    "spec.expirationSeconds",
+                    secs,
+                    format!("must be between {MIN_EXPIRATION_SECONDS} (10 minutes) and {MAX_EXPIRATION_SECONDS}"),
+                ),
+            ));
+        }
+        let mut bound = Bound {
+            namespace: ns.into(),
+            serviceaccount: Ref {
+                name: name.into(),
+                uid: sa_uid,
+            },
+            ..Default::default()
+        };
+        if let Some(r) = &spec.bound_object_ref {
+            self.bind_object(ns, name, r, &mut bound)?;
+        }
+        let aud = if spec.audiences.is_empty() {
+            vec![API_AUDIENCE.to_string()]
+        } else {
+            spec.audiences.clone()
+        };
+        let claims = Claims {
+            iss: ISSUER.into(),
+            sub: super::subject(ns, name),
+            aud,
+            exp: Some(now + secs),
+            iat: Some(now),
+            nbf: Some(now),
+            jti: Some(object::new_uid()),
+            bound: Some(bound),
+            ..Default::default()
+        };
+        Ok((claims, now + secs))
+    }
+
+    /// Binds the token to the Pod or Secret `r` names, which must exist (with its uid, if
+    /// `r` gives one). `name` is the ServiceAccount's.
+    fn bind_object(
+        &self,
+        ns: &str,
+        name: &str,
+        r: &BoundObjectRef,
+        bound: &mut Bound,
+    ) -> Result<()> {
+        let resource = match r.kind.as_str() {
+            "Pod" => "pods",
+            "Secret" => "secrets",
+            other => {
+                return Err(invalid(
+                    name,
+                    FieldError::not_supported(
+                        "spec.boundObjectRef.kind",
+                        other,
+                        &["Pod", "Secret"],
+                    ),
+                ))
+            }
+        };
+        let obj = self.live(resource, ns, &r.name)?;
+        let uid = object::str_of(&obj, "uid").to_string();
+        if !r.uid.is_empty() && r.uid != uid {
+            return Err(Error::Conflict {
+                resource: resource.into(),
+                name: r.name.clone(),
+                reason: format!("the uid in the request ({}) does not match ({uid})", r.uid),
+            });
+        }
+        let rf = Some(Ref {
+            name: r.name.clone(),
+            uid,
+        });
+        if resource == "pods" {
+            bound.pod = rf;
+        } else {
+            bound.secret = rf;
+        }
+        Ok(())
+    }
+}
+
+/// A TokenRequest for ServiceAccount `name` that fails validation.
+fn invalid(name: &str, e: FieldError) -> Error {
+    Error::invalid("TokenRequest", name, vec![e])
 }

@@ -59,61 +59,9 @@ impl EtcdService {
             running.retain(|_, r| !r.task.is_finished());
             match msg.request_union {
                 Some(RequestUnion::CreateRequest(c)) => {
-                    let id = if c.watch_id != 0 {
-                        c.watch_id
-                    } else {
-                        while running.contains_key(&next_id) {
-                            next_id += 1;
-                        }
-                        next_id
-                    };
-                    if running.contains_key(&id) {
-                        let mut r = self.resp(id, self.store.revision());
-                        r.canceled = true;
-                        r.cancel_reason = "etcdserver: duplicate watch ID".into();
-                        let _ = tx.send(Ok(r)).await;
-                        continue;
-                    }
-                    let opts = WatchOptions {
-                        key: c.key.clone(),
-                        range_end: c.range_end.clone(),
-                        start_revision: c.start_revision,
-                        prev_kv: c.prev_kv,
-                        no_put: c.filters.contains(&(FilterType::Noput as i32)),
-                        no_delete: c.filters.contains(&(FilterType::Nodelete as i32)),
-                    };
-                    match self.store.watch(opts).await {
-                        Err(e) => {
-                            let mut created = self.resp(id, self.store.revision());
-                            created.created = true;
-                            created.canceled = true;
-                            created.cancel_reason = e.to_string();
-                            let _ = tx.send(Ok(created)).await;
-                        }
-                        Ok(w) => {
-                            // The header says which revision the watch starts after, never
-                            // older than what a linearizable read would have returned.
-                            let mut created =
-                                self.resp(id, self.store.revision().max(w.start_after()));
-                            created.created = true;
-                            if tx.send(Ok(created)).await.is_err() {
-                                return;
-                            }
-                            let (ptx, prx) = mpsc::channel(4);
-                            let this = self.clone();
-                            let out = tx.clone();
-                            let notify = c.progress_notify;
-                            let task = tokio::spawn(async move {
-                                this.run_watcher(id, w, out, prx, notify).await
-                            });
-                            running.insert(
-                                id,
-                                Running {
-                                    task,
-                                    progress: ptx,
-                                },
-                            );
-                        }
+                    let client_listens = self.create(c, &mut running, &mut next_id, &tx).await;
+                    if !client_listens {
+                        return;
                     }
                 }
                 Some(RequestUnion::CancelRequest(c)) => {
@@ -135,6 +83,64 @@ impl EtcdService {
         for (_, r) in running {
             r.task.abort();
         }
+    }
+
+    /// Starts the watcher `c` asks for, under its own id or the next free one, and tells
+    /// the client. False when the client has gone away.
+    async fn create(
+        &self,
+        c: WatchCreateRequest,
+        running: &mut HashMap<i64, Running>,
+        next_id: &mut i64,
+        tx: &Out,
+    ) -> bool {
+        let id = if c.watch_id != 0 {
+            c.watch_id
+        } else {
+            while running.contains_key(next_id) {
+                *next_id += 1;
+            }
+            *next_id
+        };
+        if running.contains_key(&id) {
+            let mut r = self.resp(id, self.store.revision());
+            r.canceled = true;
+            r.cancel_reason = "etcdserver: duplicate watch ID".into();
+            let _ = tx.send(Ok(r)).await;
+            return true;
+        }
+        match self.store.watch(watch_options(&c)).await {
+            Err(e) => {
+                let mut created = self.resp(id, self.store.revision());
+                created.created = true;
+                created.canceled = true;
+                created.cancel_reason = e.to_string();
+                let _ = tx.send(Ok(created)).await;
+            }
+            Ok(w) => {
+                // The header says which revision the watch starts after, never
+                // older than what a linearizable read would have returned.
+                let mut created = self.resp(id, self.store.revision().max(w.start_after()));
+                created.created = true;
+                if tx.send(Ok(created)).await.is_err() {
+                    return false;
+                }
+                let (ptx, prx) = mpsc::channel(4);
+                let this = self.clone();
+                let out = tx.clone();
+                let notify = c.progress_notify;
+                let task =
+                    tokio::spawn(async move { this.run_watcher(id, w, out, prx, notify).await });
+                running.insert(
+                    id,
+                    Running {
+                        task,
+                        progress: ptx,
+                    },
+                );
+            }
+        }
+        true
     }
 
     async fn run_watcher(
@@ -193,5 +199,16 @@ impl EtcdService {
                 return;
             }
         }
+    }
+}
+
+fn watch_options(c: &WatchCreateRequest) -> WatchOptions {
+    WatchOptions {
+        key: c.key.clone(),
+        range_end: c.range_end.clone(),
+        start_revision: c.start_revision,
+        prev_kv: c.prev_kv,
+        no_put: c.filters.contains(&(FilterType::Noput as i32)),
+        no_delete: c.filters.contains(&(FilterType::Nodelete as i32)),
     }
 }

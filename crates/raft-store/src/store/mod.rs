@@ -11,6 +11,7 @@ mod lease;
 mod peer;
 mod propose;
 mod read_index;
+mod setup;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -19,7 +20,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use openraft::error::RaftError;
-use openraft::Config;
 use rocksdb::{ColumnFamilyDescriptor, Options, DB};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -178,73 +178,20 @@ pub(crate) fn open_db(dir: &std::path::Path) -> Result<DB> {
     Ok(DB::open_cf_descriptors(&opts, dir.join("db"), cfs)?)
 }
 
-/// Data directories are 0700 and their files 0600, also when an older version or another
-/// umask created them.
-fn restrict_data(dir: &std::path::Path) -> Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    let err = |e: pki::Error| Error::Storage(e.to_string());
-    pki::restrict_dir(dir).map_err(err)?;
-    let db = dir.join("db");
-    pki::restrict_dir(&db).map_err(err)?;
-    let entries =
-        std::fs::read_dir(&db).map_err(|e| Error::Storage(format!("{}: {e}", db.display())))?;
-    for entry in entries.flatten() {
-        let path = entry.path();
-        if path.is_file() {
-            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
-                .map_err(|e| Error::Storage(format!("{}: {e}", path.display())))?;
-        }
-    }
-    Ok(())
-}
-
 impl Store {
     /// Opens (or creates) the member's data, starts its peer listener and Raft, and — for a
     /// new cluster — proposes the initial membership. Returns before the cluster has formed.
     pub async fn open(cfg: StoreConfig) -> Result<Store> {
-        let own_addr = cfg
-            .initial_cluster
-            .get(&cfg.name)
-            .cloned()
-            .unwrap_or_else(|| cfg.peer_listen.to_string());
-        if cfg.initial_cluster_state == ClusterState::New
-            && !cfg.initial_cluster.contains_key(&cfg.name)
-        {
-            return Err(Error::invalid(
-                "initial-cluster",
-                format!("does not list this member ({})", cfg.name),
-            ));
-        }
+        let own_addr = setup::own_addr(&cfg);
+        setup::check(&cfg)?;
         let id = member_id(&own_addr);
-        // A single entry must always fit in one peer message, or replication would stall.
-        let smallest = 4 * cfg.limits.max_request_bytes + (1 << 20);
-        if cfg.max_peer_message_bytes < smallest {
-            return Err(Error::invalid(
-                "max-peer-message-bytes",
-                format!("must be at least {smallest} (4 x max-request-bytes + 1 MiB)"),
-            ));
-        }
-        restrict_data(&cfg.data_dir)?;
+        setup::restrict_data(&cfg.data_dir)?;
         let db = Arc::new(open_db(&cfg.data_dir)?);
         let log = LogStore::new(db.clone())?;
         let sm = StateMachine::new(db.clone(), cfg.data_dir.clone())?;
         let shared = sm.shared.clone();
 
-        let raft_cfg = Config {
-            cluster_name: "rkube".into(),
-            heartbeat_interval: cfg.heartbeat_interval.as_millis() as u64,
-            election_timeout_min: cfg.election_timeout.as_millis() as u64,
-            // openraft grants no vote while a leader lease (= the maximum election timeout)
-            // lasts, so a narrow range keeps failover close to one election timeout.
-            election_timeout_max: cfg.election_timeout.as_millis() as u64 * 3 / 2,
-            install_snapshot_timeout: 10_000,
-            snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(cfg.snapshot_entries),
-            max_in_snapshot_log_to_keep: cfg.snapshot_entries / 10,
-            max_payload_entries: 256,
-            ..Default::default()
-        }
-        .validate()
-        .map_err(|e| Error::invalid("raft config", e.to_string()))?;
+        let raft_cfg = setup::raft_config(&cfg)?;
         let peers = Peers::new(
             cfg.peer_dial_overrides.clone(),
             cfg.tls.clone(),
@@ -254,17 +201,10 @@ impl Store {
             .await
             .map_err(|e| Error::Storage(e.to_string()))?;
 
-        let mut ids: Vec<String> = cfg
-            .initial_cluster
-            .iter()
-            .map(|(n, a)| format!("{n}={a}"))
-            .collect();
-        ids.sort();
-        let cluster_id = member_id(&ids.join(","));
         let store = Store {
             inner: Arc::new(Inner {
                 id,
-                cluster_id,
+                cluster_id: setup::cluster_id(&cfg),
                 cfg: cfg.clone(),
                 raft,
                 sm: shared,
@@ -286,22 +226,14 @@ impl Store {
         }
 
         if cfg.initial_cluster_state == ClusterState::New {
-            let members: BTreeMap<NodeId, Member> = cfg
-                .initial_cluster
-                .iter()
-                .map(|(name, addr)| {
-                    (
-                        member_id(addr),
-                        Member {
-                            name: name.clone(),
-                            peer_addr: addr.clone(),
-                        },
-                    )
-                })
-                .collect();
             // Every founding member proposes the same membership at log index 0; on a
             // restart the log is not empty and this is refused, so it never re-initialises.
-            match store.inner.raft.initialize(members).await {
+            match store
+                .inner
+                .raft
+                .initialize(setup::initial_members(&cfg))
+                .await
+            {
                 Ok(()) => tracing::info!(member = %cfg.name, "initialised the cluster membership"),
                 Err(RaftError::APIError(openraft::error::InitializeError::NotAllowed(_))) => {}
                 Err(e) => return Err(Error::Storage(e.to_string())),

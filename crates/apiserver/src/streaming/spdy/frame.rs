@@ -114,11 +114,6 @@ impl Frame {
     /// Appends the frame's wire form to `out`. Data longer than the 24-bit length allows
     /// must be split by the caller.
     pub fn write(&self, out: &mut BytesMut) {
-        let control = |out: &mut BytesMut, kind: u16, flags: u8, len: usize| {
-            out.put_u16(0x8000 | VERSION);
-            out.put_u16(kind);
-            out.put_u32((u32::from(flags) << 24) | (len as u32 & 0x00ff_ffff));
-        };
         match self {
             Frame::SynStream {
                 stream_id,
@@ -138,20 +133,12 @@ impl Frame {
                 stream_id,
                 flags,
                 headers,
-            } => {
-                control(out, SYN_REPLY, *flags, 4 + headers.len());
-                out.put_u32(stream_id & STREAM_MASK);
-                out.put_slice(headers);
-            }
+            } => header_block(out, SYN_REPLY, *flags, *stream_id, headers),
             Frame::Headers {
                 stream_id,
                 flags,
                 headers,
-            } => {
-                control(out, HEADERS, *flags, 4 + headers.len());
-                out.put_u32(stream_id & STREAM_MASK);
-                out.put_slice(headers);
-            }
+            } => header_block(out, HEADERS, *flags, *stream_id, headers),
             Frame::RstStream { stream_id, status } => {
                 control(out, RST_STREAM, 0, 8);
                 out.put_u32(stream_id & STREAM_MASK);
@@ -194,6 +181,20 @@ impl Frame {
             Frame::Unknown { kind } => control(out, *kind, 0, 0),
         }
     }
+}
+
+/// A control frame's 8-byte header, for a body of `len` bytes.
+fn control(out: &mut BytesMut, kind: u16, flags: u8, len: usize) {
+    out.put_u16(0x8000 | VERSION);
+    out.put_u16(kind);
+    out.put_u32((u32::from(flags) << 24) | (len as u32 & 0x00ff_ffff));
+}
+
+/// A SYN_REPLY or HEADERS frame: a stream id and a compressed header block.
+fn header_block(out: &mut BytesMut, kind: u16, flags: u8, stream_id: u32, headers: &[u8]) {
+    control(out, kind, flags, 4 + headers.len());
+    out.put_u32(stream_id & STREAM_MASK);
+    out.put_slice(headers);
 }
 
 /// A control frame's body, after its 8-byte header.
