@@ -13,11 +13,14 @@ use client::Api;
 use k8s_openapi::api::rbac::v1::{ClusterRole, PolicyRule};
 
 use crate::context::Ctx;
-use client::runtime::{backoff, Action, Controller};
+use client::runtime::{backoff, Action};
 use client::selectors::selector_matches;
 
 /// The rules `role` aggregates from `roles`; None when it has no aggregation rule.
-pub fn aggregated_rules(role: &ClusterRole, roles: &[Arc<ClusterRole>]) -> Option<Vec<PolicyRule>> {
+pub(crate) fn aggregated_rules(
+    role: &ClusterRole,
+    roles: &[Arc<ClusterRole>],
+) -> Option<Vec<PolicyRule>> {
     let selectors = role
         .aggregation_rule
         .as_ref()?
@@ -55,16 +58,15 @@ fn aggregating_roles(ctx: &Ctx) -> Vec<ObjectKey> {
         .collect()
 }
 
-pub async fn run(ctx: Arc<Ctx>) {
+pub(crate) async fn run(ctx: Arc<Ctx>) {
     let (c1, c2) = (ctx.clone(), ctx.clone());
-    Controller::with_resync(
+    ctx.controller_with_resync(
         "clusterrole-aggregation",
         Arc::new(move || aggregating_roles(&c1)),
     )
     .watches(ctx.cluster_roles.clone(), move |_: &Change<ClusterRole>| {
         aggregating_roles(&c2)
     })
-    .metrics(&ctx.metrics)
     .run(
         |key, ctx| async move { reconcile(&ctx, key).await },
         backoff,

@@ -1,11 +1,12 @@
 //! What every controller of the controller-manager reads and writes through: the client,
-//! one shared informer per kind, and the event recorder.
+//! one shared informer per kind, the event recorder, and the token that shuts every
+//! controller down.
 
 use std::sync::Arc;
 
 use client::informer::Informer;
 use client::metrics::PodMetrics;
-use client::runtime::{Controller, Metrics};
+use client::runtime::{CancellationToken, Controller, Key, Metrics};
 use client::{Api, ApiObject, Client};
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
@@ -20,11 +21,14 @@ use k8s_openapi::api::rbac::v1::ClusterRole;
 
 use crate::events::Recorder;
 
-pub struct Ctx {
+pub(crate) struct Ctx {
     pub client: Client,
     pub events: Recorder,
     /// Every controller's reconcile and queue metrics.
     pub metrics: Metrics,
+    /// Cancelled to shut down: every controller stops taking keys and lets the reconciles
+    /// under way finish.
+    pub shutdown: CancellationToken,
     pub pods: Arc<Informer<Pod>>,
     pub replicasets: Arc<Informer<ReplicaSet>>,
     pub replication_controllers: Arc<Informer<ReplicationController>>,
@@ -52,10 +56,16 @@ fn all<K: ApiObject>(client: &Client) -> Arc<Informer<K>> {
 
 impl Ctx {
     /// Starts every informer; they stop when the context is dropped.
-    pub fn start(client: Client, component: &str, metrics: Metrics) -> Arc<Ctx> {
+    pub(crate) fn start(
+        client: Client,
+        component: &str,
+        metrics: Metrics,
+        shutdown: CancellationToken,
+    ) -> Arc<Ctx> {
         Arc::new(Ctx {
             events: Recorder::new(client.clone(), component),
             metrics,
+            shutdown,
             pods: all(&client),
             replicasets: all(&client),
             replication_controllers: all(&client),
@@ -84,10 +94,11 @@ impl Ctx {
 
     /// The same informers, with writes (and events) made through `client`: what one
     /// controller sees when it acts under its own credentials.
-    pub fn for_controller(&self, client: Client) -> Arc<Ctx> {
+    pub(crate) fn for_controller(&self, client: Client) -> Arc<Ctx> {
         Arc::new(Ctx {
             events: Recorder::new(client.clone(), "controller-manager"),
             metrics: self.metrics.clone(),
+            shutdown: self.shutdown.clone(),
             client,
             pods: self.pods.clone(),
             replicasets: self.replicasets.clone(),
@@ -111,16 +122,30 @@ impl Ctx {
         })
     }
 
-    /// A controller of `primary`, counted in the manager's metrics.
-    pub fn controller<K: ApiObject>(
+    /// A controller of `primary`, counted in the manager's metrics and shut down with it.
+    pub(crate) fn controller<K: ApiObject>(
         &self,
         name: &'static str,
         primary: &Arc<Informer<K>>,
     ) -> Controller {
-        Controller::new(name, primary.clone()).metrics(&self.metrics)
+        Controller::new(name, primary.clone())
+            .metrics(&self.metrics)
+            .graceful_shutdown_on(self.shutdown.clone())
     }
 
-    pub async fn wait_ready(&self) {
+    /// A controller of keys of its own (`resync` lists them all), counted in the manager's
+    /// metrics and shut down with it.
+    pub(crate) fn controller_with_resync<T: Key>(
+        &self,
+        name: &'static str,
+        resync: Arc<dyn Fn() -> Vec<T> + Send + Sync>,
+    ) -> Controller<T> {
+        Controller::with_resync(name, resync)
+            .metrics(&self.metrics)
+            .graceful_shutdown_on(self.shutdown.clone())
+    }
+
+    pub(crate) async fn wait_ready(&self) {
         self.pods.wait_ready().await;
         self.replicasets.wait_ready().await;
         self.replication_controllers.wait_ready().await;
@@ -144,7 +169,7 @@ impl Ctx {
 }
 
 /// The type reference of a kind that discovery lists, for requests about any kind.
-pub fn type_of(r: &rkube_proto::api::ApiResource) -> rkube_proto::api::TypeRef {
+pub(crate) fn type_of(r: &rkube_proto::api::ApiResource) -> rkube_proto::api::TypeRef {
     rkube_proto::api::TypeRef {
         api_version: if r.group.is_empty() {
             r.version.clone()

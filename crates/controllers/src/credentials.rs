@@ -13,13 +13,13 @@ use k8s_openapi::api::core::v1::ServiceAccount;
 use rkube_proto::api::CreateTokenRequest;
 use serde_json::json;
 
-pub const NAMESPACE: &str = "kube-system";
+pub(crate) const NAMESPACE: &str = "kube-system";
 
 /// How long a controller's token lives.
 const TOKEN_SECONDS: u64 = 3600;
 
 /// Every controller that writes, by the name of its ServiceAccount and role.
-pub const CONTROLLERS: &[&str] = &[
+pub(crate) const CONTROLLERS: &[&str] = &[
     "replicaset-controller",
     "replication-controller",
     "deployment-controller",
@@ -68,7 +68,7 @@ async fn token(base: &Client, name: &str) -> Result<String, client::Error> {
 }
 
 /// A client that acts as controller `name`, retrying until the apiserver gives a token.
-pub async fn client_for(base: &Client, name: &'static str) -> Client {
+pub(crate) async fn client_for(base: &Client, name: &'static str) -> Client {
     let mut wait = Duration::from_millis(100);
     loop {
         match token(base, name).await.and_then(|t| base.with_token(t)) {
@@ -83,7 +83,7 @@ pub async fn client_for(base: &Client, name: &'static str) -> Client {
 }
 
 /// Renews the tokens of `clients` (controller name, client) until dropped.
-pub async fn keep_renewed(base: Client, clients: Vec<(&'static str, Client)>) {
+pub(crate) async fn keep_renewed(base: Client, clients: Vec<(&'static str, Client)>) {
     let every = Duration::from_secs(TOKEN_SECONDS * 2 / 3);
     loop {
         tokio::time::sleep(every).await;

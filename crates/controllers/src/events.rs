@@ -1,3 +1,3 @@
 //! Events: the recorder every controller shares, from the `client` crate.
 
-pub use client::events::{event_for, Recorder};
+pub(crate) use client::events::{event_for, Recorder};

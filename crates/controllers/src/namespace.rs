@@ -15,9 +15,9 @@ use serde_json::json;
 use crate::context::Ctx;
 use client::runtime::{backoff, Action};
 
-pub const FINALIZER: &str = "kubernetes";
+pub(crate) const FINALIZER: &str = "kubernetes";
 
-pub async fn run(ctx: Arc<Ctx>) {
+pub(crate) async fn run(ctx: Arc<Ctx>) {
     ctx.controller("namespace", &ctx.namespaces)
         .concurrency(2)
         .run(

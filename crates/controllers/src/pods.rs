@@ -7,21 +7,21 @@ use std::cmp::Reverse;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 
-pub fn phase(p: &Pod) -> PodPhase {
+pub(crate) fn phase(p: &Pod) -> PodPhase {
     PodPhase::of(p)
 }
 
 /// Not finished (Succeeded or Failed).
-pub fn is_active(p: &Pod) -> bool {
+pub(crate) fn is_active(p: &Pod) -> bool {
     !phase(p).is_finished()
 }
 
-pub fn is_deleting(p: &Pod) -> bool {
+pub(crate) fn is_deleting(p: &Pod) -> bool {
     p.metadata.deletion_timestamp.is_some()
 }
 
 /// When the Ready condition last became True; `None` when not ready.
-pub fn ready_since(p: &Pod) -> Option<i64> {
+pub(crate) fn ready_since(p: &Pod) -> Option<i64> {
     let c = p
         .status
         .as_ref()?
@@ -36,17 +36,17 @@ pub fn ready_since(p: &Pod) -> Option<i64> {
     })
 }
 
-pub fn is_ready(p: &Pod) -> bool {
+pub(crate) fn is_ready(p: &Pod) -> bool {
     ready_since(p).is_some()
 }
 
 /// Ready for at least `min_ready_seconds` at `now` (seconds since the epoch).
-pub fn is_available(p: &Pod, min_ready_seconds: i32, now: i64) -> bool {
+pub(crate) fn is_available(p: &Pod, min_ready_seconds: i32, now: i64) -> bool {
     ready_since(p)
         .is_some_and(|t| min_ready_seconds <= 0 || t + i64::from(min_ready_seconds) <= now)
 }
 
-pub fn controller_ref(
+pub(crate) fn controller_ref(
     meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
 ) -> Option<&OwnerReference> {
     meta.owner_references
@@ -65,7 +65,7 @@ fn restarts(p: &Pod) -> i32 {
 /// A key that sorts the pods to give up first to the front, as Kubernetes ranks them:
 /// unscheduled before scheduled, Pending before Unknown before Running, not ready before
 /// ready, ready for less time first, more restarts first, newer first.
-pub fn deletion_rank(p: &Pod) -> impl Ord {
+pub(crate) fn deletion_rank(p: &Pod) -> impl Ord {
     let scheduled = p
         .spec
         .as_ref()

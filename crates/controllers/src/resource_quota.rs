@@ -47,7 +47,7 @@ fn quotas_of_released_pod(ctx: &Ctx, c: &Change<Pod>) -> Vec<ObjectKey> {
         .collect()
 }
 
-pub async fn run(ctx: Arc<Ctx>) {
+pub(crate) async fn run(ctx: Arc<Ctx>) {
     let c = ctx.clone();
     ctx.controller("resourcequota", &ctx.quotas)
         .watches(ctx.pods.clone(), move |ch| quotas_of_released_pod(&c, ch))

@@ -12,7 +12,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use crate::context::Ctx;
 use client::runtime::{backoff, Action};
 
-pub const DEFAULT: &str = "default";
+pub(crate) const DEFAULT: &str = "default";
 
 fn namespace_of_sa(c: &Change<ServiceAccount>) -> Vec<ObjectKey> {
     let sa = c.object();
@@ -25,7 +25,7 @@ fn namespace_of_sa(c: &Change<ServiceAccount>) -> Vec<ObjectKey> {
     }
 }
 
-pub async fn run(ctx: Arc<Ctx>) {
+pub(crate) async fn run(ctx: Arc<Ctx>) {
     ctx.controller("serviceaccount", &ctx.namespaces)
         .watches(ctx.service_accounts.clone(), namespace_of_sa)
         .concurrency(2)

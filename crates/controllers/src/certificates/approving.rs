@@ -25,7 +25,7 @@ use client::runtime::{backoff, Action};
 
 /// What to do with a pending request.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Verdict {
+pub(crate) enum Verdict {
     Approve(&'static str),
     Deny(String),
     /// Not ours to decide.
@@ -64,7 +64,7 @@ fn node_of(info: &RequestInfo) -> Result<&str, String> {
 }
 
 /// Decides on a pending request, given what it asks for and the Node it names.
-pub fn decide(
+pub(crate) fn decide(
     csr: &CertificateSigningRequest,
     info: &Result<RequestInfo, String>,
     node: impl Fn(&str) -> Option<Arc<Node>>,
@@ -157,7 +157,7 @@ fn foreign_name(info: &RequestInfo, node: &Node, name: &str) -> Option<String> {
         .or_else(|| info.dns_names.iter().find(|d| !has_dns(d)).cloned())
 }
 
-pub async fn run(ctx: Arc<Ctx>) {
+pub(crate) async fn run(ctx: Arc<Ctx>) {
     ctx.controller("csrapproving", &ctx.csrs)
         .concurrency(2)
         .run(

@@ -2,7 +2,7 @@
 //! CertificateSigningRequests nodes make for themselves, `csrsigning` signs approved
 //! requests with the cluster CA.
 
-pub mod approving;
+pub(crate) mod approving;
 pub mod signing;
 
 use k8s_openapi::api::certificates::v1::{
@@ -10,14 +10,14 @@ use k8s_openapi::api::certificates::v1::{
 };
 
 /// A node's client certificate for the API (`system:node:<name>` in `system:nodes`).
-pub const KUBELET_CLIENT_SIGNER: &str = "kubernetes.io/kube-apiserver-client-kubelet";
+pub(crate) const KUBELET_CLIENT_SIGNER: &str = "kubernetes.io/kube-apiserver-client-kubelet";
 /// A node agent's serving certificate (its node's addresses).
-pub const KUBELET_SERVING_SIGNER: &str = "kubernetes.io/kubelet-serving";
+pub(crate) const KUBELET_SERVING_SIGNER: &str = "kubernetes.io/kubelet-serving";
 /// Any client certificate for the API; never approved automatically.
-pub const API_CLIENT_SIGNER: &str = "kubernetes.io/kube-apiserver-client";
-pub const NODES_GROUP: &str = "system:nodes";
-pub const NODE_USER_PREFIX: &str = "system:node:";
-pub const BOOTSTRAPPERS_GROUP: &str = "system:bootstrappers";
+pub(crate) const API_CLIENT_SIGNER: &str = "kubernetes.io/kube-apiserver-client";
+pub(crate) const NODES_GROUP: &str = "system:nodes";
+pub(crate) const NODE_USER_PREFIX: &str = "system:node:";
+pub(crate) const BOOTSTRAPPERS_GROUP: &str = "system:bootstrappers";
 
 pub(crate) fn condition(csr: &CertificateSigningRequest, type_: &str) -> bool {
     csr.status

@@ -34,7 +34,7 @@ impl fmt::Debug for Signer {
 }
 
 /// What to sign a request as, if this signer signs it now.
-pub fn plan(csr: &CertificateSigningRequest, max: Duration) -> Option<(Usage, Duration)> {
+pub(crate) fn plan(csr: &CertificateSigningRequest, max: Duration) -> Option<(Usage, Duration)> {
     if !condition(csr, "Approved")
         || condition(csr, "Denied")
         || condition(csr, "Failed")
@@ -54,7 +54,7 @@ pub fn plan(csr: &CertificateSigningRequest, max: Duration) -> Option<(Usage, Du
     Some((usage, asked.map_or(max, |a| a.min(max))))
 }
 
-pub async fn run(ctx: Arc<Ctx>, signer: Signer) {
+pub(crate) async fn run(ctx: Arc<Ctx>, signer: Signer) {
     let signer = Arc::new(signer);
     ctx.controller("csrsigning", &ctx.csrs)
         .concurrency(2)

@@ -24,10 +24,7 @@ use client::events::now;
 mod plan;
 mod schedule;
 
-pub use plan::SCHEDULED_AT;
-pub use schedule::Schedule;
-
-pub async fn run(ctx: Arc<Ctx>) {
+pub(crate) async fn run(ctx: Arc<Ctx>) {
     ctx.controller("cronjob", &ctx.cronjobs)
         .owns(ctx.jobs.clone(), "CronJob")
         .concurrency(2)

@@ -15,11 +15,11 @@ use super::schedule::Schedule;
 use crate::job::finished;
 use crate::replicaset::owner_ref;
 
-pub const SCHEDULED_AT: &str = "batch.kubernetes.io/cronjob-scheduled-timestamp";
+pub(crate) const SCHEDULED_AT: &str = "batch.kubernetes.io/cronjob-scheduled-timestamp";
 
 /// What to do for one CronJob.
 #[derive(Debug, Default)]
-pub struct Plan {
+pub(crate) struct Plan {
     /// The Job due now.
     pub create: Option<Job>,
     /// Running Jobs the new one replaces (`concurrencyPolicy: Replace`).
@@ -33,7 +33,7 @@ pub struct Plan {
 }
 
 /// The most recent scheduled time after `last` and not after `now`.
-pub fn most_recent_due(schedule: &Schedule, last: i64, now: i64) -> Option<i64> {
+pub(crate) fn most_recent_due(schedule: &Schedule, last: i64, now: i64) -> Option<i64> {
     let mut due = None;
     let mut t = last;
     while let Some(n) = schedule.next_after(t).filter(|n| *n <= now) {
@@ -45,7 +45,7 @@ pub fn most_recent_due(schedule: &Schedule, last: i64, now: i64) -> Option<i64> 
 
 /// Decides for `cj`, whose Jobs (oldest first) are `jobs`, at `now`; an error names
 /// what is wrong with the schedule.
-pub fn plan(cj: &CronJob, jobs: &[Arc<Job>], now: i64) -> Result<Plan, String> {
+pub(crate) fn plan(cj: &CronJob, jobs: &[Arc<Job>], now: i64) -> Result<Plan, String> {
     let spec = &cj.spec;
     let schedule = Schedule::parse(&spec.schedule)?;
     let last = cj

@@ -5,7 +5,7 @@ use k8s_openapi::jiff::Timestamp;
 
 /// A parsed five-field schedule: the allowed values of each field.
 #[derive(Debug, PartialEq)]
-pub struct Schedule {
+pub(crate) struct Schedule {
     minutes: Vec<u32>,
     hours: Vec<u32>,
     days: Vec<u32>,
@@ -54,7 +54,7 @@ fn field(s: &str, lo: u32, hi: u32, name: &str) -> Result<Vec<u32>, String> {
 }
 
 impl Schedule {
-    pub fn parse(s: &str) -> Result<Schedule, String> {
+    pub(crate) fn parse(s: &str) -> Result<Schedule, String> {
         let s = match s.trim() {
             "@yearly" | "@annually" => "0 0 1 1 *",
             "@monthly" => "0 0 1 * *",
@@ -85,7 +85,7 @@ impl Schedule {
     }
 
     /// Whether the minute starting at `t` (seconds since the epoch, UTC) is scheduled.
-    pub fn matches(&self, t: i64) -> bool {
+    pub(crate) fn matches(&self, t: i64) -> bool {
         let Ok(ts) = Timestamp::from_second(t) else {
             return false;
         };
@@ -106,7 +106,7 @@ impl Schedule {
     }
 
     /// The first scheduled minute after `after`, within a year.
-    pub fn next_after(&self, after: i64) -> Option<i64> {
+    pub(crate) fn next_after(&self, after: i64) -> Option<i64> {
         let mut t = (after / 60 + 1) * 60;
         for _ in 0..(366 * 24 * 60) {
             if self.matches(t) {

@@ -23,9 +23,7 @@ use client::events::now;
 
 mod plan;
 
-pub use plan::HASH_LABEL;
-
-pub async fn run(ctx: Arc<Ctx>, workers: usize) {
+pub(crate) async fn run(ctx: Arc<Ctx>, workers: usize) {
     let c = ctx.clone();
     ctx.controller("daemonset", &ctx.daemonsets)
         .owns(ctx.pods.clone(), "DaemonSet")

@@ -19,7 +19,7 @@ use crate::pods;
 use crate::replicaset::{owner_ref, pod_from_template};
 use crate::scheduler::plugins::node_affinity::spec_admits;
 
-pub const HASH_LABEL: &str = "controller-revision-hash";
+pub(crate) const HASH_LABEL: &str = "controller-revision-hash";
 
 /// The taints every daemon pod tolerates, as Kubernetes adds them.
 fn daemon_tolerations() -> Vec<Toleration> {
@@ -122,14 +122,14 @@ fn pod_for(ds: &DaemonSet, hash: &str, node: &str) -> Pod {
 
 /// A pod to delete; a failed one goes at once (grace 0).
 #[derive(Debug, PartialEq)]
-pub struct Deletion {
+pub(crate) struct Deletion {
     pub name: String,
     pub grace_seconds: Option<i64>,
 }
 
 /// What to do for one DaemonSet.
 #[derive(Debug, Default)]
-pub struct Plan {
+pub(crate) struct Plan {
     pub create: Vec<Pod>,
     pub delete: Vec<Deletion>,
     /// The new status, when it differs from the DaemonSet's.
@@ -157,7 +157,7 @@ fn delete(p: &Pod, grace_seconds: Option<i64>) -> Deletion {
 }
 
 /// Decides for `ds`, whose live pods are `owned`, over `nodes` at `now_s`.
-pub fn plan(ds: &DaemonSet, owned: &[Arc<Pod>], nodes: &[Arc<Node>], now_s: i64) -> Plan {
+pub(crate) fn plan(ds: &DaemonSet, owned: &[Arc<Pod>], nodes: &[Arc<Node>], now_s: i64) -> Plan {
     let hash = template_hash(&ds.spec.template, 0);
     let mut by_node: HashMap<String, Vec<&Arc<Pod>>> = HashMap::new();
     for p in owned {

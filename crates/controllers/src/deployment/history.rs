@@ -8,13 +8,13 @@ use k8s_openapi::api::core::v1::PodTemplateSpec;
 use serde_json::Value;
 
 pub const HASH_LABEL: &str = "pod-template-hash";
-pub const REVISION: &str = "deployment.kubernetes.io/revision";
-pub const DESIRED_REPLICAS: &str = "deployment.kubernetes.io/desired-replicas";
-pub const MAX_REPLICAS: &str = "deployment.kubernetes.io/max-replicas";
+pub(crate) const REVISION: &str = "deployment.kubernetes.io/revision";
+pub(crate) const DESIRED_REPLICAS: &str = "deployment.kubernetes.io/desired-replicas";
+pub(crate) const MAX_REPLICAS: &str = "deployment.kubernetes.io/max-replicas";
 
 /// A short, stable name suffix for a template: FNV-1a over its JSON, written in
 /// Kubernetes' alphabet for generated names (no vowels, no look-alike digits).
-pub fn template_hash(t: &PodTemplateSpec, collision_count: i32) -> String {
+pub(crate) fn template_hash(t: &PodTemplateSpec, collision_count: i32) -> String {
     let mut v = serde_json::to_value(t).unwrap_or_default();
     strip_hash_label(&mut v);
     let mut h: u32 = 0x811c_9dc5;
@@ -44,7 +44,7 @@ fn strip_hash_label(v: &mut Value) {
 }
 
 /// Whether two templates are equal but for the hash label.
-pub fn same_template(a: &PodTemplateSpec, b: &PodTemplateSpec) -> bool {
+pub(crate) fn same_template(a: &PodTemplateSpec, b: &PodTemplateSpec) -> bool {
     let mut x = serde_json::to_value(a).unwrap_or_default();
     let mut y = serde_json::to_value(b).unwrap_or_default();
     strip_hash_label(&mut x);
@@ -63,7 +63,7 @@ pub fn revision(rs: &ReplicaSet) -> i64 {
 
 /// The ReplicaSet running the Deployment's current template, if any; the oldest wins
 /// when several do.
-pub fn find_new(d: &Deployment, rss: &[Arc<ReplicaSet>]) -> Option<Arc<ReplicaSet>> {
+pub(crate) fn find_new(d: &Deployment, rss: &[Arc<ReplicaSet>]) -> Option<Arc<ReplicaSet>> {
     let t = &d.spec.template;
     let mut same: Vec<&Arc<ReplicaSet>> = rss
         .iter()
@@ -80,7 +80,7 @@ pub fn find_new(d: &Deployment, rss: &[Arc<ReplicaSet>]) -> Option<Arc<ReplicaSe
 
 /// Old ReplicaSets without pods beyond `revisionHistoryLimit` (default 10), oldest first:
 /// the ones to delete.
-pub fn prunable(d: &Deployment, olds: &[Arc<ReplicaSet>]) -> Vec<Arc<ReplicaSet>> {
+pub(crate) fn prunable(d: &Deployment, olds: &[Arc<ReplicaSet>]) -> Vec<Arc<ReplicaSet>> {
     let limit = d.spec.revision_history_limit.unwrap_or(10).max(0) as usize;
     let mut idle: Vec<Arc<ReplicaSet>> = olds
         .iter()

@@ -6,7 +6,7 @@
 //! gets the next revision.
 
 pub mod history;
-pub mod rollout;
+pub(crate) mod rollout;
 mod status;
 
 use client::state::EventType;
@@ -27,7 +27,7 @@ use client::events::now;
 use client::runtime::{backoff, Action};
 use client::selectors::selector_matches;
 
-pub async fn run(ctx: Arc<Ctx>, workers: usize) {
+pub(crate) async fn run(ctx: Arc<Ctx>, workers: usize) {
     ctx.controller("deployment", &ctx.deployments)
         .owns(ctx.replicasets.clone(), "Deployment")
         .concurrency(workers)

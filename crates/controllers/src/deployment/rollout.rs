@@ -9,7 +9,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 /// `maxSurge` and `maxUnavailable` as pod counts: a percentage of `replicas`, surge
 /// rounded up and unavailability down; both 0 would stall, so unavailability is then 1.
-pub fn surge_and_unavailable(d: &Deployment) -> (i32, i32) {
+pub(crate) fn surge_and_unavailable(d: &Deployment) -> (i32, i32) {
     let spec = d.spec.clone();
     let replicas = spec.replicas.unwrap_or(1);
     let ru = spec
@@ -38,11 +38,11 @@ pub fn surge_and_unavailable(d: &Deployment) -> (i32, i32) {
     (surge, unavailable)
 }
 
-pub fn spec_replicas(rs: &ReplicaSet) -> i32 {
+pub(crate) fn spec_replicas(rs: &ReplicaSet) -> i32 {
     rs.spec.replicas.unwrap_or(0)
 }
 
-pub fn available(rs: &ReplicaSet) -> i32 {
+pub(crate) fn available(rs: &ReplicaSet) -> i32 {
     rs.status
         .as_ref()
         .and_then(|s| s.available_replicas)
@@ -50,7 +50,7 @@ pub fn available(rs: &ReplicaSet) -> i32 {
 }
 
 /// The new ReplicaSet's next size under RollingUpdate.
-pub fn new_replicas(d: &Deployment, new: &ReplicaSet, all: &[Arc<ReplicaSet>]) -> i32 {
+pub(crate) fn new_replicas(d: &Deployment, new: &ReplicaSet, all: &[Arc<ReplicaSet>]) -> i32 {
     let replicas = d.spec.replicas.unwrap_or(1);
     let cur = spec_replicas(new);
     if cur >= replicas {
@@ -68,7 +68,7 @@ pub fn new_replicas(d: &Deployment, new: &ReplicaSet, all: &[Arc<ReplicaSet>]) -
 /// How far each old ReplicaSet (oldest first) may shrink now under RollingUpdate:
 /// first pods that are not available anyway, then available ones down to
 /// `replicas - maxUnavailable` available overall.
-pub fn old_scale_downs(
+pub(crate) fn old_scale_downs(
     d: &Deployment,
     new: Option<&ReplicaSet>,
     olds: &[Arc<ReplicaSet>],

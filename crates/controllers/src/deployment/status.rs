@@ -14,7 +14,7 @@ use super::rollout::{self, available};
 
 /// Why a Deployment is (or is not) progressing, as Kubernetes names it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Progress {
+pub(crate) enum Progress {
     Paused,
     /// NewReplicaSetAvailable.
     Complete,
@@ -45,7 +45,7 @@ impl Progress {
 
 /// The status to write (None: unchanged) and when to look again.
 #[derive(Debug)]
-pub struct StatusPlan {
+pub(crate) struct StatusPlan {
     pub status: Option<DeploymentStatus>,
     pub requeue: Option<Duration>,
 }
@@ -156,7 +156,7 @@ fn condition_now(
 }
 
 /// Decides the status of `d` at `now` from its new ReplicaSet and all of its ReplicaSets.
-pub fn plan(
+pub(crate) fn plan(
     d: &Deployment,
     new: Option<&ReplicaSet>,
     rss: &[Arc<ReplicaSet>],

@@ -21,9 +21,9 @@ mod plan;
 
 use plan::Member;
 
-pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
-pub const MANAGED_BY_LABEL: &str = "endpointslice.kubernetes.io/managed-by";
-pub const MANAGED_BY: &str = "endpointslice-controller.k8s.io";
+pub(crate) const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
+pub(crate) const MANAGED_BY_LABEL: &str = "endpointslice.kubernetes.io/managed-by";
+pub(crate) const MANAGED_BY: &str = "endpointslice-controller.k8s.io";
 
 fn services_of_namespace(ctx: &Ctx, c: &Change<Pod>) -> Vec<ObjectKey> {
     let ns = c.object().metadata.namespace.clone().unwrap_or_default();
@@ -34,7 +34,7 @@ fn services_of_namespace(ctx: &Ctx, c: &Change<Pod>) -> Vec<ObjectKey> {
         .collect()
 }
 
-pub async fn run(ctx: Arc<Ctx>, workers: usize) {
+pub(crate) async fn run(ctx: Arc<Ctx>, workers: usize) {
     let c = ctx.clone();
     ctx.controller("endpoints", &ctx.services)
         .watches(ctx.pods.clone(), move |ch| services_of_namespace(&c, ch))

@@ -38,7 +38,7 @@ fn target_port(svc_port: &k8s_openapi::api::core::v1::ServicePort, pod: &Pod) ->
 }
 
 /// One selected pod: its address, readiness and the resolved ports.
-pub struct Member {
+pub(crate) struct Member {
     pod: Arc<Pod>,
     ip: String,
     ready: bool,
@@ -46,7 +46,7 @@ pub struct Member {
 }
 
 /// The pods of `pods` (the Service's namespace) that the Service selects, by address.
-pub fn members(svc: &Service, pods: &[Arc<Pod>]) -> Vec<Member> {
+pub(crate) fn members(svc: &Service, pods: &[Arc<Pod>]) -> Vec<Member> {
     let spec = svc.spec.clone().unwrap_or_default();
     let selector = spec.selector.clone().unwrap_or_default();
     let publish_not_ready = spec.publish_not_ready_addresses == Some(true);
@@ -101,7 +101,7 @@ fn target_ref(p: &Pod) -> ObjectReference {
 }
 
 /// Endpoints subsets: one per distinct set of resolved ports.
-pub fn subsets(ms: &[Member]) -> Vec<EndpointSubset> {
+pub(crate) fn subsets(ms: &[Member]) -> Vec<EndpointSubset> {
     let mut by_ports: BTreeMap<Vec<(Option<String>, i32, String)>, EndpointSubset> =
         BTreeMap::new();
     for m in ms.iter().filter(|m| !m.ports.is_empty()) {
@@ -139,7 +139,7 @@ pub fn subsets(ms: &[Member]) -> Vec<EndpointSubset> {
 
 /// The EndpointSlices of `svc`: `<service>-<i>`, at most 100 endpoints each, one empty
 /// slice when nothing is selected.
-pub fn slices(svc: &Service, ms: &[Member]) -> Vec<EndpointSlice> {
+pub(crate) fn slices(svc: &Service, ms: &[Member]) -> Vec<EndpointSlice> {
     let name = svc.metadata.name.clone().unwrap_or_default();
     let ports: Vec<SlicePort> = ms
         .first()
@@ -200,14 +200,14 @@ fn endpoint(m: &Member) -> Endpoint {
 
 /// How the slices that exist become the slices wanted.
 #[derive(Debug, Default)]
-pub struct SliceChanges {
+pub(crate) struct SliceChanges {
     pub create: Vec<EndpointSlice>,
     /// Wanted slices carrying the resourceVersion of the one they replace.
     pub replace: Vec<EndpointSlice>,
     pub delete: Vec<String>,
 }
 
-pub fn slice_changes(want: Vec<EndpointSlice>, existing: &[EndpointSlice]) -> SliceChanges {
+pub(crate) fn slice_changes(want: Vec<EndpointSlice>, existing: &[EndpointSlice]) -> SliceChanges {
     let mut c = SliceChanges::default();
     let name = |s: &EndpointSlice| s.metadata.name.clone().unwrap_or_default();
     for w in &want {

@@ -29,16 +29,16 @@ use rkube_proto::api::{GetRequest, TypeRef};
 use serde_json::json;
 
 use crate::context::Ctx;
-use client::runtime::{backoff, Action, Controller};
+use client::runtime::{backoff, Action};
 
 mod plan;
 
-pub const FOREGROUND: &str = "foregroundDeletion";
-pub const ORPHAN: &str = "orphan";
+pub(crate) const FOREGROUND: &str = "foregroundDeletion";
+pub(crate) const ORPHAN: &str = "orphan";
 
 /// An object of one of the kinds the collector knows.
 #[derive(Clone, Debug, Hash, PartialEq, Eq)]
-pub struct GcKey {
+pub(crate) struct GcKey {
     kind: &'static str,
     key: ObjectKey,
 }
@@ -157,7 +157,7 @@ fn keys<K: ApiObject>(ctx: &Ctx, graph: &Graph, kind: &'static str, c: &Change<K
     out
 }
 
-pub async fn run(ctx: Arc<Ctx>) {
+pub(crate) async fn run(ctx: Arc<Ctx>) {
     let graph = Arc::new(Graph::default());
     let c = ctx.clone();
     let every_key = move || {
@@ -177,7 +177,7 @@ pub async fn run(ctx: Arc<Ctx>) {
             move |ch: &Change<_>| keys(&c, &g, $kind, ch)
         }};
     }
-    Controller::with_resync("garbage-collector", Arc::new(every_key))
+    ctx.controller_with_resync("garbage-collector", Arc::new(every_key))
         .watches(ctx.pods.clone(), source!(pods, "Pod"))
         .watches(ctx.replicasets.clone(), source!(replicasets, "ReplicaSet"))
         .watches(ctx.deployments.clone(), source!(deployments, "Deployment"))
@@ -187,7 +187,6 @@ pub async fn run(ctx: Arc<Ctx>) {
             source!(endpoint_slices, "EndpointSlice"),
         )
         .concurrency(2)
-        .metrics(&ctx.metrics)
         .run(
             move |key, ctx| {
                 let graph = graph.clone();

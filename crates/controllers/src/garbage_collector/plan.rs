@@ -7,7 +7,7 @@ use super::{FOREGROUND, ORPHAN};
 
 /// What to do for an owner being deleted with a finalizer the collector serves.
 #[derive(Debug, PartialEq)]
-pub enum Finalizing<K> {
+pub(crate) enum Finalizing<K> {
     /// `orphan`: each dependent keeps its other owner references; then the finalizer goes.
     Orphan {
         dependents: Vec<(K, Vec<OwnerReference>)>,
@@ -23,7 +23,7 @@ pub enum Finalizing<K> {
 
 /// What to do for an owner being deleted, given its dependents; None when it carries no
 /// finalizer of the collector's (or is not being deleted).
-pub fn finalizing<K: Clone>(
+pub(crate) fn finalizing<K: Clone>(
     m: &ObjectMeta,
     dependents: &[(K, ObjectMeta)],
 ) -> Option<Finalizing<K>> {
@@ -76,7 +76,7 @@ pub fn finalizing<K: Clone>(
 
 /// What to do for a dependent given which of its owners exist.
 #[derive(Debug, PartialEq)]
-pub enum Owners {
+pub(crate) enum Owners {
     /// Every owner is gone: delete it (in the background).
     Collect,
     /// Some owners are gone: keep the references to these.
@@ -85,7 +85,7 @@ pub enum Owners {
 }
 
 /// `alive[i]` says whether the owner `m.ownerReferences[i]` names exists.
-pub fn owners(m: &ObjectMeta, alive: &[bool]) -> Owners {
+pub(crate) fn owners(m: &ObjectMeta, alive: &[bool]) -> Owners {
     let refs = m.owner_references.clone().unwrap_or_default();
     let kept: Vec<OwnerReference> = refs
         .iter()

@@ -7,20 +7,20 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::autoscaling::v2::{HPAScalingRules, HorizontalPodAutoscalerBehavior};
 
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub enum Select {
+pub(crate) enum Select {
     Max,
     Min,
     Disabled,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub enum Policy {
+pub(crate) enum Policy {
     Pods(i32),
     Percent(i32),
 }
 
 #[derive(Clone, Debug, PartialEq)]
-pub struct Rules {
+pub(crate) struct Rules {
     pub stabilization: Duration,
     pub select: Select,
     /// Each policy with its period.
@@ -28,7 +28,7 @@ pub struct Rules {
 }
 
 #[derive(Clone, Debug, PartialEq)]
-pub struct Behavior {
+pub(crate) struct Behavior {
     pub up: Rules,
     pub down: Rules,
 }
@@ -71,7 +71,10 @@ fn rules(r: Option<&HPAScalingRules>, default: Rules) -> Rules {
 impl Behavior {
     /// The HPA's behavior with Kubernetes' defaults filled in. `down_window` is the
     /// controller's default scale-down stabilization window.
-    pub fn of(b: Option<&HorizontalPodAutoscalerBehavior>, down_window: Duration) -> Behavior {
+    pub(crate) fn of(
+        b: Option<&HorizontalPodAutoscalerBehavior>,
+        down_window: Duration,
+    ) -> Behavior {
         let up = Rules {
             stabilization: Duration::ZERO,
             select: Select::Max,
@@ -91,7 +94,7 @@ impl Behavior {
 
 /// What one HPA remembers between syncs: recent recommendations and scale events.
 #[derive(Debug, Default)]
-pub struct History {
+pub(crate) struct History {
     recommendations: Vec<(Instant, i32)>,
     /// (when, replicas added) and (when, replicas removed).
     ups: Vec<(Instant, i32)>,
@@ -99,7 +102,7 @@ pub struct History {
 }
 
 impl History {
-    pub fn record_scale(&mut self, now: Instant, from: i32, to: i32) {
+    pub(crate) fn record_scale(&mut self, now: Instant, from: i32, to: i32) {
         if to > from {
             self.ups.push((now, to - from));
         } else if to < from {
@@ -110,7 +113,7 @@ impl History {
 
 /// The outcome, with the ScalingLimited condition's reason and message.
 #[derive(Debug, PartialEq)]
-pub struct Decision {
+pub(crate) struct Decision {
     pub replicas: i32,
     pub limited: bool,
     pub reason: &'static str,
@@ -173,9 +176,12 @@ fn down_limit(h: &History, r: &Rules, now: Instant, current: i32) -> i32 {
     out
 }
 
+const TOO_MANY: &str = "the desired replica count is more than the maximum replica count";
+const TOO_FEW: &str = "the desired replica count is less than the minimum replica count";
+
 /// Turns the metrics' `desired` into the replicas to set: stabilized over the windows,
 /// limited by the policies, and kept within `[min, max]`.
-pub fn normalize(
+pub(crate) fn normalize(
     h: &mut History,
     b: &Behavior,
     now: Instant,
@@ -184,6 +190,23 @@ pub fn normalize(
     min: i32,
     max: i32,
 ) -> Decision {
+    let (up_rec, down_rec) = stabilize(h, b, now, desired);
+    forget_old_scales(h, b, now);
+    limit(
+        h,
+        b,
+        now,
+        current,
+        current.max(up_rec).min(down_rec),
+        min,
+        max,
+    )
+}
+
+/// The lowest recommendation within the scale-up window and the highest within the
+/// scale-down window, `desired` included; records `desired` and forgets what no window
+/// needs any more.
+fn stabilize(h: &mut History, b: &Behavior, now: Instant, desired: i32) -> (i32, i32) {
     let (mut up_rec, mut down_rec) = (desired, desired);
     for (t, r) in &h.recommendations {
         let age = now.duration_since(*t);
@@ -198,6 +221,11 @@ pub fn normalize(
     h.recommendations
         .retain(|(t, _)| now.duration_since(*t) < keep);
     h.recommendations.push((now, desired));
+    (up_rec, down_rec)
+}
+
+/// Forgets scale events older than the longest policy period.
+fn forget_old_scales(h: &mut History, b: &Behavior, now: Instant) {
     let longest =
         b.up.policies
             .iter()
@@ -207,20 +235,27 @@ pub fn normalize(
             .unwrap_or(PERIOD);
     h.ups.retain(|(t, _)| now.duration_since(*t) < longest);
     h.downs.retain(|(t, _)| now.duration_since(*t) < longest);
+}
 
-    let mut want = current.max(up_rec).min(down_rec);
-    let ok = |replicas, message: &str| Decision {
-        replicas,
-        limited: false,
-        reason: "DesiredWithinRange",
-        message: message.into(),
-    };
-    let limit = |replicas, reason, message: &str| Decision {
+fn limited(replicas: i32, reason: &'static str, message: &str) -> Decision {
+    Decision {
         replicas,
         limited: true,
         reason,
         message: message.into(),
-    };
+    }
+}
+
+/// `want` held to the policies' rate limits and to `[min, max]`.
+fn limit(
+    h: &History,
+    b: &Behavior,
+    now: Instant,
+    current: i32,
+    want: i32,
+    min: i32,
+    max: i32,
+) -> Decision {
     if want > current {
         let cap = up_limit(h, &b.up, now, current).max(current);
         let (bound, reason, msg) = if max > cap {
@@ -230,23 +265,15 @@ pub fn normalize(
                 "the desired replica count is increasing faster than the maximum scale rate",
             )
         } else {
-            (
-                max,
-                "TooManyReplicas",
-                "the desired replica count is more than the maximum replica count",
-            )
+            (max, "TooManyReplicas", TOO_MANY)
         };
         if want > bound {
-            return limit(bound, reason, msg);
+            return limited(bound, reason, msg);
         }
     } else if want < current {
         let floor = down_limit(h, &b.down, now, current).min(current);
         let (bound, reason, msg) = if min > floor {
-            (
-                min,
-                "TooFewReplicas",
-                "the desired replica count is less than the minimum replica count",
-            )
+            (min, "TooFewReplicas", TOO_FEW)
         } else {
             (
                 floor,
@@ -255,96 +282,21 @@ pub fn normalize(
             )
         };
         if want < bound {
-            return limit(bound, reason, msg);
+            return limited(bound, reason, msg);
         }
     } else if want > max {
-        want = max;
-        return limit(
-            want,
-            "TooManyReplicas",
-            "the desired replica count is more than the maximum replica count",
-        );
+        return limited(max, "TooManyReplicas", TOO_MANY);
     } else if want < min {
-        want = min;
-        return limit(
-            want,
-            "TooFewReplicas",
-            "the desired replica count is less than the minimum replica count",
-        );
+        return limited(min, "TooFewReplicas", TOO_FEW);
     }
-    ok(want, "the desired count is within the acceptable range")
+    Decision {
+        replicas: want,
+        limited: false,
+        reason: "DesiredWithinRange",
+        message: "the desired count is within the acceptable range".into(),
+    }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn secs(n: u64) -> Duration {
-        Duration::from_secs(n)
-    }
-
-    #[test]
-    fn defaults_scale_up_by_four_pods_or_double_per_period() {
-        let b = Behavior::of(None, secs(300));
-        let t0 = Instant::now();
-        let mut h = History::default();
-        // From 1, doubling gives 2 but four pods give 5: Max picks 5.
-        let d = normalize(&mut h, &b, t0, 1, 20, 1, 10);
-        assert_eq!((d.replicas, d.reason), (5, "ScaleUpLimit"));
-        h.record_scale(t0, 1, 5);
-        // Within the same period the budget is spent: still 5 (start 1 → at most 5).
-        let d = normalize(&mut h, &b, t0 + secs(5), 5, 20, 1, 10);
-        assert_eq!(d.replicas, 5);
-        // A period later: 5 → 9 (four pods) or 10 (doubling): Max picks 10.
-        let d = normalize(&mut h, &b, t0 + secs(16), 5, 20, 1, 12);
-        assert_eq!((d.replicas, d.reason), (10, "ScaleUpLimit"));
-        let d = normalize(&mut h, &b, t0 + secs(40), 10, 20, 1, 10);
-        assert_eq!((d.replicas, d.reason), (10, "TooManyReplicas"));
-    }
-
-    #[test]
-    fn scale_down_waits_for_the_stabilization_window() {
-        let b = Behavior::of(None, secs(300));
-        let t0 = Instant::now();
-        let mut h = History::default();
-        assert_eq!(normalize(&mut h, &b, t0, 6, 6, 1, 10).replicas, 6);
-        // The metrics drop, but a higher recommendation is within five minutes.
-        assert_eq!(
-            normalize(&mut h, &b, t0 + secs(60), 6, 2, 1, 10).replicas,
-            6
-        );
-        assert_eq!(
-            normalize(&mut h, &b, t0 + secs(200), 6, 2, 1, 10).replicas,
-            6
-        );
-        // After the window, the highest recent recommendation is 2.
-        let d = normalize(&mut h, &b, t0 + secs(301), 6, 2, 1, 10);
-        assert_eq!(d.replicas, 2);
-        assert!(!d.limited);
-    }
-
-    #[test]
-    fn policies_from_the_spec_and_min_max() {
-        let spec: HorizontalPodAutoscalerBehavior = serde_json::from_value(serde_json::json!({
-            "scaleDown": {"stabilizationWindowSeconds": 0,
-                "policies": [{"type": "Pods", "value": 1, "periodSeconds": 60}]},
-            "scaleUp": {"selectPolicy": "Disabled"}
-        }))
-        .unwrap();
-        let b = Behavior::of(Some(&spec), secs(300));
-        let t0 = Instant::now();
-        let mut h = History::default();
-        assert_eq!(normalize(&mut h, &b, t0, 3, 9, 1, 10).replicas, 3);
-        let d = normalize(&mut h, &b, t0, 5, 1, 2, 10);
-        assert_eq!((d.replicas, d.reason), (4, "ScaleDownLimit"));
-        h.record_scale(t0, 5, 4);
-        assert_eq!(
-            normalize(&mut h, &b, t0 + secs(30), 4, 1, 2, 10).replicas,
-            4
-        );
-        let d = normalize(&mut h, &b, t0 + secs(61), 4, 1, 2, 10);
-        assert_eq!((d.replicas, d.reason), (3, "ScaleDownLimit"));
-        let d = normalize(&mut h, &b, t0 + secs(62), 4, 1, 4, 10);
-        assert_eq!((d.replicas, d.reason), (4, "TooFewReplicas"));
-    }
-}
+#[path = "behavior_tests.rs"]
+mod tests;

@@ -51,7 +51,7 @@ fn window_secs(w: &str) -> i64 {
 }
 
 /// The sample of `pod` for `resource`, limited to container `container` when given.
-pub fn sample(
+pub(crate) fn sample(
     pod: &Pod,
     m: Option<&PodMetrics>,
     resource: &str,
@@ -134,14 +134,5 @@ fn cpu_unready(pod: &Pod, m: Option<&PodMetrics>, cfg: &HpaConfig, now: i64) -> 
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn windows() {
-        assert_eq!(window_secs("15s"), 15);
-        assert_eq!(window_secs("1m30s"), 90);
-        assert_eq!(window_secs("500ms"), 1);
-        assert_eq!(window_secs(""), 0);
-    }
-}
+#[path = "metrics_tests.rs"]
+mod tests;

@@ -13,7 +13,8 @@ use crate::context::Ctx;
 use crate::scheduler::resources::CPU;
 
 /// One metric as measured this sync.
-pub struct Measured {
+#[derive(Debug, PartialEq)]
+pub(crate) struct Measured {
     pub resource: String,
     pub container: Option<String>,
     pub utilization: Option<i32>,
@@ -21,11 +22,11 @@ pub struct Measured {
 }
 
 /// A condition: status, reason, message.
-pub type Cond = (bool, &'static str, String);
+pub(crate) type Cond = (bool, &'static str, String);
 
 /// What a sync found and did.
-#[derive(Default)]
-pub struct Outcome {
+#[derive(Debug, Default, PartialEq)]
+pub(crate) struct Outcome {
     pub current: i32,
     pub desired: i32,
     pub able: Cond,
@@ -90,7 +91,11 @@ fn metric_status(m: Measured) -> MetricStatus {
     }
 }
 
-pub async fn write(ctx: &Ctx, hpa: &HorizontalPodAutoscaler, out: Outcome) -> client::Result<()> {
+pub(crate) async fn write(
+    ctx: &Ctx,
+    hpa: &HorizontalPodAutoscaler,
+    out: Outcome,
+) -> client::Result<()> {
     let before = hpa.status.clone().unwrap_or_default();
     let mut st = before.clone();
     st.observed_generation = hpa.metadata.generation;

@@ -26,11 +26,11 @@ use client::runtime::{backoff, Action};
 
 mod plan;
 
-pub use plan::finished;
+pub(crate) use plan::finished;
 use plan::{Plan, World};
 
-pub const JOB_NAME_LABEL: &str = "batch.kubernetes.io/job-name";
-pub const CONTROLLER_UID_LABEL: &str = "batch.kubernetes.io/controller-uid";
+pub(crate) const JOB_NAME_LABEL: &str = "batch.kubernetes.io/job-name";
+pub(crate) const CONTROLLER_UID_LABEL: &str = "batch.kubernetes.io/controller-uid";
 
 /// The back-off between failed pods and their replacements.
 #[derive(Clone, Debug)]
@@ -51,7 +51,7 @@ impl Default for JobConfig {
 
 /// The delay before a Job with `failures` failed pods may create another:
 /// `base · 2^(failures-1)`, at most `max`.
-pub fn backoff_delay(failures: i32, base: Duration, max: Duration) -> Duration {
+pub(crate) fn backoff_delay(failures: i32, base: Duration, max: Duration) -> Duration {
     if failures <= 0 {
         return Duration::ZERO;
     }
@@ -82,7 +82,7 @@ impl Backoff {
     }
 }
 
-pub async fn run(ctx: Arc<Ctx>, workers: usize, cfg: JobConfig) {
+pub(crate) async fn run(ctx: Arc<Ctx>, workers: usize, cfg: JobConfig) {
     let expectations = Arc::new(Expectations::default());
     let backoffs = Arc::new((Backoff::default(), cfg));
     ctx.controller("job", &ctx.jobs)

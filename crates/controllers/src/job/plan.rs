@@ -16,7 +16,7 @@ use crate::pods;
 use crate::replicaset::{owner_ref, pod_from_template};
 
 /// What the controller sees of one Job besides the Job itself.
-pub struct World<'a> {
+pub(crate) struct World<'a> {
     /// The pods the Job controls.
     pub pods: &'a [Arc<Pod>],
     /// Every pod it created or deleted lately is in the informer.
@@ -27,7 +27,7 @@ pub struct World<'a> {
 
 /// Why a Job failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum FailReason {
+pub(crate) enum FailReason {
     BackoffLimitExceeded,
     DeadlineExceeded,
 }
@@ -50,14 +50,14 @@ impl FailReason {
 
 /// How a Job ends.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum End {
+pub(crate) enum End {
     Complete,
     Failed(FailReason),
 }
 
 /// An event to record about the Job.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Note {
+pub(crate) struct Note {
     pub type_: EventType,
     pub reason: &'static str,
     pub message: String,
@@ -65,7 +65,7 @@ pub struct Note {
 
 /// What to do for one Job.
 #[derive(Debug, Default)]
-pub struct Plan {
+pub(crate) struct Plan {
     /// Pods to create, from the Job's template.
     pub create: Vec<Pod>,
     /// Names of pods to delete: extra ones, or every active one when the Job failed.
@@ -103,7 +103,7 @@ impl<'a> Counts<'a> {
 }
 
 /// The condition that ended the Job, if it has ended.
-pub fn finished(job: &Job) -> Option<JobConditionType> {
+pub(crate) fn finished(job: &Job) -> Option<JobConditionType> {
     job.status
         .as_ref()?
         .conditions
@@ -115,7 +115,7 @@ pub fn finished(job: &Job) -> Option<JobConditionType> {
 }
 
 /// Decides what to do for `job` at `now`.
-pub fn plan(job: &Job, w: &World, now: Timestamp) -> Plan {
+pub(crate) fn plan(job: &Job, w: &World, now: Timestamp) -> Plan {
     let spec = job.spec.clone().unwrap_or_default();
     let counts = Counts::of(w.pods);
     let start = job

@@ -29,8 +29,8 @@ use client::state::ConditionStatus;
 
 mod plan;
 
-pub const UNREACHABLE: &str = "node.kubernetes.io/unreachable";
-pub const NOT_READY: &str = "node.kubernetes.io/not-ready";
+pub(crate) const UNREACHABLE: &str = "node.kubernetes.io/unreachable";
+pub(crate) const NOT_READY: &str = "node.kubernetes.io/not-ready";
 
 #[derive(Clone, Debug)]
 pub struct NodeLifecycleConfig {
@@ -88,7 +88,7 @@ fn node_of_lease(c: &Change<k8s_openapi::api::coordination::v1::Lease>) -> Vec<O
     }]
 }
 
-pub async fn run(ctx: Arc<Ctx>, cfg: NodeLifecycleConfig) {
+pub(crate) async fn run(ctx: Arc<Ctx>, cfg: NodeLifecycleConfig) {
     let this = Arc::new(Controller {
         cfg,
         first_seen: Mutex::new(HashMap::new()),

@@ -18,7 +18,7 @@ use super::{NOT_READY, UNREACHABLE};
 /// The taint key a node's state calls for: unreachable when its heartbeats stopped
 /// (`stale`) or its Ready condition is missing or Unknown, not-ready when Ready=False,
 /// none when Ready=True.
-pub fn state_taint(stale: bool, ready: Option<ConditionStatus>) -> Option<&'static str> {
+pub(crate) fn state_taint(stale: bool, ready: Option<ConditionStatus>) -> Option<&'static str> {
     match (stale, ready) {
         (true, _) => Some(UNREACHABLE),
         (false, Some(ConditionStatus::False)) => Some(NOT_READY),
@@ -30,7 +30,7 @@ pub fn state_taint(stale: bool, ready: Option<ConditionStatus>) -> Option<&'stat
 /// The node's taints with the state taints as `want` says: the other state taint goes,
 /// the wanted one is there as NoSchedule and NoExecute (added `now` when new), and every
 /// other taint stays as it is.
-pub fn next_taints(taints: &[Taint], want: Option<&str>, now: Timestamp) -> Vec<Taint> {
+pub(crate) fn next_taints(taints: &[Taint], want: Option<&str>, now: Timestamp) -> Vec<Taint> {
     let mut next: Vec<Taint> = taints
         .iter()
         .filter(|t| (t.key != UNREACHABLE && t.key != NOT_READY) || Some(t.key.as_str()) == want)
@@ -54,7 +54,7 @@ pub fn next_taints(taints: &[Taint], want: Option<&str>, now: Timestamp) -> Vec<
 /// When `pod` is to be evicted for the NoExecute taints `no_exec` (seconds since the
 /// epoch): at once for a taint it does not tolerate, `tolerationSeconds` after the taint
 /// was added for one it tolerates for a while, never for one it tolerates for good.
-pub fn eviction_due(pod: &Pod, no_exec: &[&Taint], now_s: i64) -> Option<i64> {
+pub(crate) fn eviction_due(pod: &Pod, no_exec: &[&Taint], now_s: i64) -> Option<i64> {
     let tols = pod
         .spec
         .as_ref()
@@ -85,7 +85,7 @@ pub fn eviction_due(pod: &Pod, no_exec: &[&Taint], now_s: i64) -> Option<i64> {
 
 /// Of the pods on a node with `taints`, those due for eviction now, and how long until
 /// the next one is.
-pub fn evictions(
+pub(crate) fn evictions(
     pods: &[Arc<Pod>],
     taints: &[Taint],
     now_s: i64,
@@ -108,7 +108,12 @@ pub fn evictions(
 }
 
 /// The lowest `/mask` block of `base/bits` that `used` does not hold.
-pub fn free_cidr(base: Ipv4Addr, bits: u8, mask: u8, used: &BTreeSet<String>) -> Option<String> {
+pub(crate) fn free_cidr(
+    base: Ipv4Addr,
+    bits: u8,
+    mask: u8,
+    used: &BTreeSet<String>,
+) -> Option<String> {
     if mask < bits || mask > 32 {
         return None;
     }

@@ -31,7 +31,7 @@ use client::selectors::selector_matches;
 
 /// What this controller reads of a kind that keeps N pods: ReplicaSet and
 /// ReplicationController.
-pub struct View {
+pub(crate) struct View {
     pub selector: LabelSelector,
     pub replicas: i32,
     pub template: Option<PodTemplateSpec>,
@@ -40,7 +40,7 @@ pub struct View {
     pub status: (i32, i32, i32, i32, Option<i64>),
 }
 
-pub trait Replicated: ApiObject {
+pub(crate) trait Replicated: ApiObject {
     fn informer(ctx: &Ctx) -> &Arc<Informer<Self>>;
     fn view(&self) -> View;
 }
@@ -99,7 +99,7 @@ impl Replicated for ReplicationController {
     }
 }
 
-pub struct ReplicaSetController<K> {
+pub(crate) struct ReplicaSetController<K> {
     expectations: Expectations,
     _k: std::marker::PhantomData<fn() -> K>,
 }
@@ -137,7 +137,7 @@ fn owners<K: Replicated>(ctx: &Ctx, c: &Change<Pod>) -> Vec<ObjectKey> {
 }
 
 /// Runs the controller for ReplicaSets (`K = ReplicaSet`) or ReplicationControllers.
-pub async fn run<K: Replicated>(ctx: Arc<Ctx>, workers: usize) {
+pub(crate) async fn run<K: Replicated>(ctx: Arc<Ctx>, workers: usize) {
     let this = Arc::new(ReplicaSetController::<K>::default());
     let c = ctx.clone();
     ctx.controller(K::KIND, K::informer(&ctx))
@@ -155,7 +155,7 @@ pub async fn run<K: Replicated>(ctx: Arc<Ctx>, workers: usize) {
 }
 
 /// The controller reference a ReplicaSet puts on its pods.
-pub fn owner_ref(api_version: &str, kind: &str, meta: &ObjectMeta) -> OwnerReference {
+pub(crate) fn owner_ref(api_version: &str, kind: &str, meta: &ObjectMeta) -> OwnerReference {
     OwnerReference {
         api_version: api_version.into(),
         kind: kind.into(),
@@ -167,7 +167,11 @@ pub fn owner_ref(api_version: &str, kind: &str, meta: &ObjectMeta) -> OwnerRefer
 }
 
 /// A pod from a template, owned by `owner`.
-pub fn pod_from_template(template: &PodTemplateSpec, owner: &OwnerReference, ns: &str) -> Pod {
+pub(crate) fn pod_from_template(
+    template: &PodTemplateSpec,
+    owner: &OwnerReference,
+    ns: &str,
+) -> Pod {
     let tm = template.metadata.clone().unwrap_or_default();
     Pod {
         metadata: ObjectMeta {
@@ -186,7 +190,7 @@ pub fn pod_from_template(template: &PodTemplateSpec, owner: &OwnerReference, ns:
 
 /// Adds (`Some`) or removes (`None`) a controller reference on a pod, guarded by the pod's
 /// resourceVersion.
-pub async fn set_controller(
+pub(crate) async fn set_controller(
     pods: &Api<Pod>,
     p: &Pod,
     owner: Option<&OwnerReference>,

@@ -15,11 +15,11 @@ use crate::pods::{self, controller_ref};
 use client::selectors::selector_matches;
 
 /// Creates in flight at most, per ReplicaSet and pass (Kubernetes' burst).
-pub const BURST: usize = 500;
+pub(crate) const BURST: usize = 500;
 
 /// The pods of a namespace as one ReplicaSet sees them.
 #[derive(Debug, Default)]
-pub struct Claims {
+pub(crate) struct Claims {
     /// Active pods it controls and still selects.
     pub owned: Vec<Arc<Pod>>,
     /// Orphans it selects, to adopt.
@@ -31,7 +31,7 @@ pub struct Claims {
 /// Sorts the active pods of a namespace into what the ReplicaSet with `owner_uid` and
 /// `selector` owns, adopts and releases. A ReplicaSet being deleted adopts nothing, and
 /// no pod being deleted is adopted or counted.
-pub fn claims(
+pub(crate) fn claims(
     pods: &[Arc<Pod>],
     selector: &LabelSelector,
     owner_uid: &str,
@@ -57,7 +57,7 @@ pub fn claims(
 
 /// How many pods to create, or which to delete, for `active` to become `desired`.
 #[derive(Debug, Default, PartialEq)]
-pub struct Scale {
+pub(crate) struct Scale {
     /// At most [`BURST`].
     pub create: usize,
     /// The names of the pods to give up first, as Kubernetes ranks them.
@@ -66,7 +66,12 @@ pub struct Scale {
 
 /// Scales toward `desired` unless the ReplicaSet is being deleted or earlier creates and
 /// deletes are not yet seen (`expectations_met`).
-pub fn scale(active: &[Arc<Pod>], desired: usize, deleting: bool, expectations_met: bool) -> Scale {
+pub(crate) fn scale(
+    active: &[Arc<Pod>],
+    desired: usize,
+    deleting: bool,
+    expectations_met: bool,
+) -> Scale {
     if deleting || !expectations_met {
         return Scale::default();
     }
@@ -90,7 +95,7 @@ pub fn scale(active: &[Arc<Pod>], desired: usize, deleting: bool, expectations_m
 
 /// Slow start: creates go in batches of 1, 2, 4, … so a create that fails fails once,
 /// not `n` times.
-pub fn slow_start(n: usize) -> Vec<usize> {
+pub(crate) fn slow_start(n: usize) -> Vec<usize> {
     let (mut batches, mut batch, mut done) = (Vec::new(), 1, 0);
     while done < n {
         let size = batch.min(n - done);
@@ -103,7 +108,7 @@ pub fn slow_start(n: usize) -> Vec<usize> {
 
 /// The status `active` gives, None when `view` already says so; and, when ready pods are
 /// still to become available, when to look again.
-pub fn status(
+pub(crate) fn status(
     view: &View,
     active: &[Arc<Pod>],
     generation: Option<i64>,

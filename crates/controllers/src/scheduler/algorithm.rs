@@ -11,14 +11,14 @@ use super::pod_info::PodInfo;
 
 /// Why a pod fits no node: the status of every node that was looked at.
 #[derive(Clone, Debug, Default)]
-pub struct FitError {
+pub(crate) struct FitError {
     pub nodes: usize,
     pub statuses: HashMap<String, Status>,
 }
 
 impl FitError {
     /// Nodes with the same reason, counted: ("Insufficient cpu", 3).
-    pub fn reason_counts(&self) -> BTreeMap<String, usize> {
+    pub(crate) fn reason_counts(&self) -> BTreeMap<String, usize> {
         let mut counts = BTreeMap::new();
         for s in self.statuses.values() {
             for r in &s.reasons {
@@ -30,7 +30,7 @@ impl FitError {
 
     /// As kube-scheduler words it: "0/5 nodes are available: 2 Insufficient cpu, 3
     /// node(s) had untolerated taint {k: v}."
-    pub fn message(&self) -> String {
+    pub(crate) fn message(&self) -> String {
         let mut parts: Vec<String> = self
             .reason_counts()
             .into_iter()
@@ -45,7 +45,7 @@ impl FitError {
     }
 
     /// Nodes where preempting pods could help (every failure there was Unschedulable).
-    pub fn preemption_candidates(&self) -> Vec<&str> {
+    pub(crate) fn preemption_candidates(&self) -> Vec<&str> {
         self.statuses
             .iter()
             .filter(|(_, s)| s.code == Code::Unschedulable)
@@ -54,12 +54,12 @@ impl FitError {
     }
 }
 
-pub enum Decision {
-    Fit { node: String, feasible: usize },
+pub(crate) enum Decision {
+    Fit { node: String },
     NoFit(FitError),
 }
 
-pub struct Algorithm {
+pub(crate) struct Algorithm {
     pub profile: Profile,
     /// Percentage of nodes to look at once enough fit (`None`: Kubernetes' adaptive
     /// default, 50% minus 1% per 125 nodes, at least 5%).
@@ -72,7 +72,7 @@ pub struct Algorithm {
 const MIN_FEASIBLE_NODES_TO_FIND: usize = 100;
 
 impl Algorithm {
-    pub fn new(profile: Profile, percentage_of_nodes_to_score: Option<u32>) -> Self {
+    pub(crate) fn new(profile: Profile, percentage_of_nodes_to_score: Option<u32>) -> Self {
         Algorithm {
             profile,
             percentage_of_nodes_to_score,
@@ -103,7 +103,7 @@ impl Algorithm {
     }
 
     /// Filters one node, leaving room for pods nominated to it that outrank `pod`.
-    pub fn filter_node(
+    pub(crate) fn filter_node(
         &self,
         state: &CycleState,
         pod: &PodInfo,
@@ -126,7 +126,12 @@ impl Algorithm {
     }
 
     /// Runs every PreFilter plugin; a rejection applies to every node.
-    pub fn pre_filter(&self, state: &mut CycleState, pod: &PodInfo, cache: &Cache) -> Status {
+    pub(crate) fn pre_filter(
+        &self,
+        state: &mut CycleState,
+        pod: &PodInfo,
+        cache: &Cache,
+    ) -> Status {
         for p in &self.profile.pre_filter {
             let s = p.pre_filter(state, pod, cache);
             if !matches!(s.code, Code::Success | Code::Skip) {
@@ -136,7 +141,7 @@ impl Algorithm {
         Status::success()
     }
 
-    pub fn schedule(&mut self, cache: &Cache, pod: &PodInfo) -> Decision {
+    pub(crate) fn schedule(&mut self, cache: &Cache, pod: &PodInfo) -> Decision {
         let nodes = cache.nodes();
         let all = cache.node_count();
         let mut err = FitError {
@@ -182,14 +187,12 @@ impl Algorithm {
             0 => Decision::NoFit(err),
             1 => Decision::Fit {
                 node: feasible[0].name.clone(),
-                feasible: 1,
             },
-            count => {
+            _ => {
                 let scores = self.score(&mut state, pod, &feasible, cache);
                 let best = self.select(&scores);
                 Decision::Fit {
                     node: feasible[best].name.clone(),
-                    feasible: count,
                 }
             }
         }

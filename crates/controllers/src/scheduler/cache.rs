@@ -19,7 +19,7 @@ use client::selectors::Labels;
 
 /// How an assigned pod's term acts on pods scheduled after it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum TermKind {
+pub(crate) enum TermKind {
     /// Required anti-affinity: matching pods may not share its topology domain.
     RequiredAnti,
     /// A preference (positive: affinity, negative: anti-affinity), or required affinity
@@ -29,7 +29,7 @@ pub enum TermKind {
 
 /// One distinct term of assigned pods, with how many such pods sit on each node.
 #[derive(Clone, Debug)]
-pub struct TermCount {
+pub(crate) struct TermCount {
     pub kind: TermKind,
     pub term: AffinityTerm,
     pub per_node: HashMap<String, i64>,
@@ -39,10 +39,10 @@ type TermId = (Arc<str>, TermKind);
 
 /// The weight existing pods' required affinity terms carry in scoring, as Kubernetes'
 /// `hardPodAffinityWeight` default.
-pub const HARD_POD_AFFINITY_WEIGHT: i32 = 1;
+pub(crate) const HARD_POD_AFFINITY_WEIGHT: i32 = 1;
 
 #[derive(Default)]
-pub struct Cache {
+pub(crate) struct Cache {
     nodes: Vec<NodeInfo>,
     index: HashMap<String, usize>,
     /// Assigned and assumed pods, and whether each is only assumed.
@@ -63,20 +63,20 @@ pub struct Cache {
 }
 
 impl Cache {
-    pub fn nodes(&self) -> &[NodeInfo] {
+    pub(crate) fn nodes(&self) -> &[NodeInfo] {
         &self.nodes
     }
 
-    pub fn node(&self, name: &str) -> Option<&NodeInfo> {
+    pub(crate) fn node(&self, name: &str) -> Option<&NodeInfo> {
         self.index.get(name).map(|i| &self.nodes[*i])
     }
 
     /// Nodes with an object (not placeholders).
-    pub fn node_count(&self) -> usize {
+    pub(crate) fn node_count(&self) -> usize {
         self.nodes.iter().filter(|n| n.node.is_some()).count()
     }
 
-    pub fn image_node_count(&self, image: &str) -> usize {
+    pub(crate) fn image_node_count(&self, image: &str) -> usize {
         self.image_nodes.get(image).copied().unwrap_or(0)
     }
 
@@ -115,7 +115,7 @@ impl Cache {
 
     /// Adds or updates a node; true when something a plugin looks at changed (so pods
     /// that did not fit may fit now), false for e.g. a heartbeat.
-    pub fn set_node(&mut self, node: Arc<Node>) -> bool {
+    pub(crate) fn set_node(&mut self, node: Arc<Node>) -> bool {
         let name = node.metadata.name.clone().unwrap_or_default();
         let mut n = std::mem::take(self.node_mut(&name));
         self.count_images(&n, -1);
@@ -142,7 +142,7 @@ impl Cache {
         changed
     }
 
-    pub fn remove_node(&mut self, name: &str) {
+    pub(crate) fn remove_node(&mut self, name: &str) {
         let Some(&i) = self.index.get(name) else {
             return;
         };
@@ -152,20 +152,20 @@ impl Cache {
         self.drop_node_if_empty(name);
     }
 
-    pub fn pod(&self, key: &ObjectKey) -> Option<&Arc<PodInfo>> {
+    pub(crate) fn pod(&self, key: &ObjectKey) -> Option<&Arc<PodInfo>> {
         self.pods.get(key).map(|(p, _)| p)
     }
 
-    pub fn is_assumed(&self, key: &ObjectKey) -> bool {
+    pub(crate) fn is_assumed(&self, key: &ObjectKey) -> bool {
         self.pods.get(key).is_some_and(|(_, a)| *a)
     }
 
-    pub fn pod_count(&self) -> usize {
+    pub(crate) fn pod_count(&self) -> usize {
         self.pods.len()
     }
 
     /// Places a pod on its node (`p.node_name`); replaces an earlier version.
-    pub fn add_pod(&mut self, p: Arc<PodInfo>, assumed: bool) {
+    pub(crate) fn add_pod(&mut self, p: Arc<PodInfo>, assumed: bool) {
         self.remove_pod(&p.key);
         self.node_mut(&p.node_name.clone()).add_pod(p.clone());
         for (k, v) in &p.labels {
@@ -179,7 +179,7 @@ impl Cache {
     }
 
     /// Removes a pod (assumed or assigned); returns it.
-    pub fn remove_pod(&mut self, key: &ObjectKey) -> Option<Arc<PodInfo>> {
+    pub(crate) fn remove_pod(&mut self, key: &ObjectKey) -> Option<Arc<PodInfo>> {
         let (p, _) = self.pods.remove(key)?;
         if let Some(&i) = self.index.get(&p.node_name) {
             self.nodes[i].remove_pod(&p);
@@ -268,7 +268,10 @@ impl Cache {
     }
 
     /// Terms of assigned pods that may select `pod` (each still to be matched).
-    pub fn terms_for<'a>(&'a self, pod: &'a PodInfo) -> impl Iterator<Item = &'a TermCount> + 'a {
+    pub(crate) fn terms_for<'a>(
+        &'a self,
+        pod: &'a PodInfo,
+    ) -> impl Iterator<Item = &'a TermCount> + 'a {
         pod.labels
             .iter()
             .filter_map(|(k, v)| self.terms_by_label.get(&(k.clone(), v.clone())))
@@ -278,13 +281,14 @@ impl Cache {
     }
 
     /// The distinct terms of assigned pods.
-    pub fn terms(&self) -> impl Iterator<Item = &TermCount> {
+    #[cfg(test)]
+    pub(crate) fn terms(&self) -> impl Iterator<Item = &TermCount> {
         self.terms.values()
     }
 
     /// Assigned pods a term selects. Uses the label index when the selector names a label
     /// value, and looks at every pod otherwise.
-    pub fn matching_pods<'a>(
+    pub(crate) fn matching_pods<'a>(
         &'a self,
         term: &'a AffinityTerm,
     ) -> Box<dyn Iterator<Item = &'a Arc<PodInfo>> + 'a> {
@@ -309,12 +313,12 @@ impl Cache {
         }
     }
 
-    pub fn nominate(&mut self, p: Arc<PodInfo>, node: &str) {
+    pub(crate) fn nominate(&mut self, p: Arc<PodInfo>, node: &str) {
         self.unnominate(&p.key);
         self.nominated.entry(node.to_string()).or_default().push(p);
     }
 
-    pub fn unnominate(&mut self, key: &ObjectKey) {
+    pub(crate) fn unnominate(&mut self, key: &ObjectKey) {
         self.nominated.retain(|_, ps| {
             ps.retain(|p| p.key != *key);
             !ps.is_empty()
@@ -322,7 +326,7 @@ impl Cache {
     }
 
     /// Pods nominated to `node` that a pod of `priority` must leave room for.
-    pub fn nominated_for(
+    pub(crate) fn nominated_for(
         &self,
         node: &str,
         priority: i32,
@@ -337,7 +341,7 @@ impl Cache {
             .collect()
     }
 
-    pub fn has_nominations(&self) -> bool {
+    pub(crate) fn has_nominations(&self) -> bool {
         !self.nominated.is_empty()
     }
 }

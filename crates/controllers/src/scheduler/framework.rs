@@ -9,96 +9,94 @@ use super::node_info::NodeInfo;
 use super::pod_info::PodInfo;
 
 /// The highest score a Score plugin gives a node, after normalization.
-pub const MAX_NODE_SCORE: i64 = 100;
+pub(crate) const MAX_NODE_SCORE: i64 = 100;
 
 /// What a plugin's answer means to the scheduler.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Code {
+pub(crate) enum Code {
     Success,
     /// The pod does not fit now; preempting lower-priority pods might make it fit.
     Unschedulable,
     /// The pod does not fit, and preemption on this node cannot change that.
     UnschedulableAndUnresolvable,
-    /// Something went wrong inside the plugin; the pod is retried.
-    Error,
     /// (PreFilter, PreScore) the plugin has nothing to do for this pod.
     Skip,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Status {
+pub(crate) struct Status {
     pub code: Code,
     /// Human-readable reasons, as they appear in FailedScheduling events.
     pub reasons: Vec<String>,
 }
 
 impl Status {
-    pub const fn success() -> Self {
+    pub(crate) const fn success() -> Self {
         Status {
             code: Code::Success,
             reasons: Vec::new(),
         }
     }
 
-    pub const fn skip() -> Self {
+    pub(crate) const fn skip() -> Self {
         Status {
             code: Code::Skip,
             reasons: Vec::new(),
         }
     }
 
-    pub fn new(code: Code, reason: impl Into<String>) -> Self {
+    pub(crate) fn new(code: Code, reason: impl Into<String>) -> Self {
         Status {
             code,
             reasons: vec![reason.into()],
         }
     }
 
-    pub fn unschedulable(reason: impl Into<String>) -> Self {
+    pub(crate) fn unschedulable(reason: impl Into<String>) -> Self {
         Status::new(Code::Unschedulable, reason)
     }
 
-    pub fn unresolvable(reason: impl Into<String>) -> Self {
+    pub(crate) fn unresolvable(reason: impl Into<String>) -> Self {
         Status::new(Code::UnschedulableAndUnresolvable, reason)
     }
 
-    pub fn is_success(&self) -> bool {
+    pub(crate) fn is_success(&self) -> bool {
         self.code == Code::Success
     }
 }
 
 /// Data a plugin computes once per pod (PreFilter, PreScore) and reads per node.
 #[derive(Default)]
-pub struct CycleState {
+pub(crate) struct CycleState {
     data: HashMap<&'static str, Box<dyn Any + Send + Sync>>,
 }
 
 impl CycleState {
-    pub fn write<T: Any + Send + Sync>(&mut self, key: &'static str, v: T) {
+    pub(crate) fn write<T: Any + Send + Sync>(&mut self, key: &'static str, v: T) {
         self.data.insert(key, Box::new(v));
     }
 
-    pub fn read<T: Any>(&self, key: &'static str) -> Option<&T> {
+    pub(crate) fn read<T: Any>(&self, key: &'static str) -> Option<&T> {
         self.data.get(key).and_then(|v| v.downcast_ref())
     }
 }
 
-pub trait Plugin: Send + Sync {
+pub(crate) trait Plugin: Send + Sync {
     fn name(&self) -> &'static str;
 }
 
 /// Runs once per pod before any node is looked at; may reject the pod outright.
-pub trait PreFilterPlugin: Plugin {
+pub(crate) trait PreFilterPlugin: Plugin {
     fn pre_filter(&self, state: &mut CycleState, pod: &PodInfo, cache: &Cache) -> Status;
 }
 
 /// Says whether the pod can run on one node.
-pub trait FilterPlugin: Plugin {
+pub(crate) trait FilterPlugin: Plugin {
     fn filter(&self, state: &CycleState, pod: &PodInfo, node: &NodeInfo) -> Status;
 }
 
 /// Runs once per pod on the nodes that passed filtering, before scoring.
-pub trait PreScorePlugin: Plugin {
+pub(crate) trait PreScorePlugin: Plugin {
     fn pre_score(
         &self,
         state: &mut CycleState,
@@ -110,14 +108,14 @@ pub trait PreScorePlugin: Plugin {
 
 /// Ranks a feasible node; `normalize` brings the raw scores of all nodes into
 /// 0..=MAX_NODE_SCORE.
-pub trait ScorePlugin: Plugin {
+pub(crate) trait ScorePlugin: Plugin {
     fn score(&self, state: &CycleState, pod: &PodInfo, node: &NodeInfo) -> i64;
 
     fn normalize(&self, _state: &CycleState, _pod: &PodInfo, _scores: &mut [i64]) {}
 }
 
 /// Scales scores so that the highest becomes MAX_NODE_SCORE (or, `reverse`, the lowest).
-pub fn normalize_by_max(scores: &mut [i64], reverse: bool) {
+pub(crate) fn normalize_by_max(scores: &mut [i64], reverse: bool) {
     let max = scores.iter().copied().max().unwrap_or(0);
     for s in scores.iter_mut() {
         *s = match (max, reverse) {
@@ -130,7 +128,7 @@ pub fn normalize_by_max(scores: &mut [i64], reverse: bool) {
 }
 
 /// Scales scores that may be negative into 0..=MAX_NODE_SCORE by their range.
-pub fn normalize_by_range(scores: &mut [i64]) {
+pub(crate) fn normalize_by_range(scores: &mut [i64]) {
     let (min, max) = scores
         .iter()
         .fold((i64::MAX, i64::MIN), |(lo, hi), s| (lo.min(*s), hi.max(*s)));
@@ -145,7 +143,7 @@ pub fn normalize_by_range(scores: &mut [i64]) {
 
 /// The plugins a profile runs, in order, with each Score plugin's weight.
 #[derive(Default)]
-pub struct Profile {
+pub(crate) struct Profile {
     pub pre_filter: Vec<Box<dyn PreFilterPlugin>>,
     pub filter: Vec<Box<dyn FilterPlugin>>,
     pub pre_score: Vec<Box<dyn PreScorePlugin>>,
@@ -154,7 +152,7 @@ pub struct Profile {
 
 impl Profile {
     /// Runs every Filter plugin; the first failure wins.
-    pub fn run_filters(&self, state: &CycleState, pod: &PodInfo, node: &NodeInfo) -> Status {
+    pub(crate) fn run_filters(&self, state: &CycleState, pod: &PodInfo, node: &NodeInfo) -> Status {
         for f in &self.filter {
             let s = f.filter(state, pod, node);
             if !s.is_success() {

@@ -21,7 +21,7 @@ use super::queue::SchedulingQueue;
 
 /// PriorityClass values by name, and the global default.
 #[derive(Default)]
-pub struct Priorities {
+pub(crate) struct Priorities {
     classes: HashMap<String, i32>,
     default: Option<(String, i32)>,
 }
@@ -29,7 +29,7 @@ pub struct Priorities {
 impl Priorities {
     /// The pod's priority: `spec.priority` when admission set it, else its class's value,
     /// else the global default class's, else 0.
-    pub fn of(&self, pod: &Pod) -> i32 {
+    pub(crate) fn of(&self, pod: &Pod) -> i32 {
         let spec = pod.spec.as_ref();
         if let Some(p) = spec.and_then(|s| s.priority) {
             return p;
@@ -57,7 +57,7 @@ impl Priorities {
     }
 }
 
-pub struct Shared {
+pub(crate) struct Shared {
     pub cache: Mutex<Cache>,
     pub queue: SchedulingQueue,
     pub priorities: Mutex<Priorities>,
@@ -126,7 +126,7 @@ impl Shared {
     }
 
     /// Watches pods until the stream ends (it does not, by itself).
-    pub async fn run_pods(self: Arc<Self>, client: Client, ready: watch::Sender<bool>) {
+    pub(crate) async fn run_pods(self: Arc<Self>, client: Client, ready: watch::Sender<bool>) {
         let mut stream = watcher::watcher(Api::<Pod>::all(client), Default::default()).boxed();
         let mut seen: Option<HashSet<ObjectKey>> = None;
         while let Some(ev) = stream.next().await {
@@ -161,7 +161,7 @@ impl Shared {
         }
     }
 
-    pub async fn run_nodes(self: Arc<Self>, client: Client, ready: watch::Sender<bool>) {
+    pub(crate) async fn run_nodes(self: Arc<Self>, client: Client, ready: watch::Sender<bool>) {
         let mut stream = watcher::watcher(Api::<Node>::all(client), Default::default()).boxed();
         let mut seen: Option<HashSet<String>> = None;
         while let Some(ev) = stream.next().await {
@@ -199,7 +199,7 @@ impl Shared {
     }
 
     /// Mirrors a small kind into the cache through `apply(shared, object, deleted)`.
-    pub async fn run_mirror<K: ApiObject>(
+    pub(crate) async fn run_mirror<K: ApiObject>(
         self: Arc<Self>,
         client: Client,
         ready: watch::Sender<bool>,
@@ -220,7 +220,7 @@ impl Shared {
     }
 }
 
-pub fn apply_namespace(s: &Shared, ns: Namespace, deleted: bool) {
+pub(crate) fn apply_namespace(s: &Shared, ns: Namespace, deleted: bool) {
     let name = ns.metadata.name.clone().unwrap_or_default();
     let mut c = s.cache.lock();
     if deleted {
@@ -231,7 +231,7 @@ pub fn apply_namespace(s: &Shared, ns: Namespace, deleted: bool) {
     }
 }
 
-pub fn apply_pvc(s: &Shared, pvc: PersistentVolumeClaim, deleted: bool) {
+pub(crate) fn apply_pvc(s: &Shared, pvc: PersistentVolumeClaim, deleted: bool) {
     let key = ObjectKey::of(&pvc);
     let mut c = s.cache.lock();
     if deleted {
@@ -241,7 +241,7 @@ pub fn apply_pvc(s: &Shared, pvc: PersistentVolumeClaim, deleted: bool) {
     }
 }
 
-pub fn apply_pv(s: &Shared, pv: PersistentVolume, deleted: bool) {
+pub(crate) fn apply_pv(s: &Shared, pv: PersistentVolume, deleted: bool) {
     let name = pv.metadata.name.clone().unwrap_or_default();
     let mut c = s.cache.lock();
     if deleted {
@@ -251,7 +251,7 @@ pub fn apply_pv(s: &Shared, pv: PersistentVolume, deleted: bool) {
     }
 }
 
-pub fn apply_pdb(s: &Shared, pdb: PodDisruptionBudget, deleted: bool) {
+pub(crate) fn apply_pdb(s: &Shared, pdb: PodDisruptionBudget, deleted: bool) {
     let key = ObjectKey::of(&pdb);
     let mut c = s.cache.lock();
     if deleted {
@@ -261,6 +261,6 @@ pub fn apply_pdb(s: &Shared, pdb: PodDisruptionBudget, deleted: bool) {
     }
 }
 
-pub fn apply_priority_class(s: &Shared, pc: PriorityClass, deleted: bool) {
+pub(crate) fn apply_priority_class(s: &Shared, pc: PriorityClass, deleted: bool) {
     s.priorities.lock().apply(&pc, deleted);
 }

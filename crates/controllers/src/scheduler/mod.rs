@@ -9,21 +9,21 @@
 //!
 //! Only the instance holding the `kube-system/kube-scheduler` Lease acts.
 
-pub mod algorithm;
-pub mod cache;
-pub mod framework;
-pub mod informer;
-pub mod node_info;
-pub mod plugins;
-pub mod pod_info;
-pub mod preemption;
-pub mod queue;
-pub mod recorder;
-pub mod resources;
+pub(crate) mod algorithm;
+pub(crate) mod cache;
+pub(crate) mod framework;
+pub(crate) mod informer;
+pub(crate) mod node_info;
+pub(crate) mod plugins;
+pub(crate) mod pod_info;
+pub(crate) mod preemption;
+pub(crate) mod queue;
+pub(crate) mod recorder;
+pub(crate) mod resources;
 #[allow(clippy::module_inception)]
-pub mod scheduler;
+pub(crate) mod scheduler;
 #[cfg(test)]
-pub mod testing;
+pub(crate) mod testing;
 
 use std::sync::Arc;
 
@@ -90,6 +90,32 @@ async fn run_leading(client: Client, cfg: SchedulerConfig, stats: Arc<Stats>) {
         scheduler_name: cfg.scheduler_name.clone(),
     });
     let mut tasks = JoinSet::new();
+    for mut r in start_watches(&mut tasks, &shared, &client) {
+        let _ = r.wait_for(|r| *r).await;
+    }
+    {
+        let c = shared.cache.lock();
+        tracing::info!(
+            nodes = c.node_count(),
+            pods = c.pod_count(),
+            pending = shared.queue.len(),
+            "scheduler caches synced"
+        );
+    }
+    start_scheduling(&mut tasks, shared, client, &cfg, stats);
+    // No task ends by itself; if one does, stop them all.
+    tasks.join_next().await;
+    tracing::error!("a scheduler task ended; stopping");
+    tasks.shutdown().await;
+}
+
+/// Starts the watches that fill the cache and the queue; each returned flag turns true
+/// once its watch has listed.
+fn start_watches(
+    tasks: &mut JoinSet<()>,
+    shared: &Arc<Shared>,
+    client: &Client,
+) -> Vec<watch::Receiver<bool>> {
     let mut ready = Vec::new();
     let mut ready_flag = || {
         let (tx, rx) = watch::channel(false);
@@ -129,33 +155,30 @@ async fn run_leading(client: Client, cfg: SchedulerConfig, stats: Arc<Stats>) {
     let (tx, _) = ready_flag();
     tasks.spawn(shared.clone().run_nodes(client.clone(), tx));
     let (pods_tx, _) = ready_flag();
-    {
-        let (shared, client) = (shared.clone(), client.clone());
-        tasks.spawn(async move {
-            // Priorities must be known before the first pod is queued.
-            let _ = pc_rx.wait_for(|r| *r).await;
-            shared.run_pods(client, pods_tx).await;
-        });
-    }
-    for mut r in ready {
-        let _ = r.wait_for(|r| *r).await;
-    }
-    {
-        let c = shared.cache.lock();
-        tracing::info!(
-            nodes = c.node_count(),
-            pods = c.pod_count(),
-            pending = shared.queue.len(),
-            "scheduler caches synced"
-        );
-    }
+    let (shared, client) = (shared.clone(), client.clone());
+    tasks.spawn(async move {
+        // Priorities must be known before the first pod is queued.
+        let _ = pc_rx.wait_for(|r| *r).await;
+        shared.run_pods(client, pods_tx).await;
+    });
+    ready
+}
+
+/// Starts the event writer, the binder, the queue's flusher and the scheduling loop.
+fn start_scheduling(
+    tasks: &mut JoinSet<()>,
+    shared: Arc<Shared>,
+    client: Client,
+    cfg: &SchedulerConfig,
+    stats: Arc<Stats>,
+) {
     let recorder = recorder::Recorder::new(client.clone(), &cfg.scheduler_name);
     let (writes_tx, writes_rx) = mpsc::channel(1024);
     let (binds_tx, binds_rx) = mpsc::unbounded_channel();
     tasks.spawn(scheduler::run_writes(writes_rx, recorder));
     tasks.spawn(scheduler::run_binder(
         shared.clone(),
-        client.clone(),
+        client,
         binds_rx,
         cfg.bind_concurrency.max(1),
         writes_tx.clone(),
@@ -165,8 +188,4 @@ async fn run_leading(client: Client, cfg: SchedulerConfig, stats: Arc<Stats>) {
     tasks.spawn(scheduler::run_flusher(shared.clone()));
     let alg = Algorithm::new(plugins::default_profile(), cfg.percentage_of_nodes_to_score);
     tasks.spawn(scheduler::run_loop(shared, alg, binds_tx, writes_tx, stats));
-    // No task ends by itself; if one does, stop them all.
-    tasks.join_next().await;
-    tracing::error!("a scheduler task ended; stopping");
-    tasks.shutdown().await;
 }

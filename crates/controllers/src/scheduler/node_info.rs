@@ -10,7 +10,7 @@ use super::resources::Resources;
 use client::selectors::Labels;
 
 #[derive(Clone, Debug, Default)]
-pub struct NodeInfo {
+pub(crate) struct NodeInfo {
     pub name: String,
     /// `None` for a placeholder: pods are known on a node whose object is not (yet).
     pub node: Option<Arc<Node>>,
@@ -27,21 +27,22 @@ pub struct NodeInfo {
 }
 
 impl NodeInfo {
-    pub fn new(name: &str) -> Self {
+    pub(crate) fn new(name: &str) -> Self {
         NodeInfo {
             name: name.to_string(),
             ..Default::default()
         }
     }
 
-    /// A node with its object set; for tests and the cache.
-    pub fn of(node: Arc<Node>) -> Self {
+    /// A node with its object set.
+    #[cfg(test)]
+    pub(crate) fn of(node: Arc<Node>) -> Self {
         let mut n = NodeInfo::new(node.metadata.name.as_deref().unwrap_or_default());
         n.set_node(node);
         n
     }
 
-    pub fn set_node(&mut self, node: Arc<Node>) {
+    pub(crate) fn set_node(&mut self, node: Arc<Node>) {
         let spec = node.spec.clone().unwrap_or_default();
         let status = node.status.clone().unwrap_or_default();
         self.labels = node.metadata.labels.clone().unwrap_or_default();
@@ -61,7 +62,7 @@ impl NodeInfo {
         self.node = Some(node);
     }
 
-    pub fn add_pod(&mut self, p: Arc<PodInfo>) {
+    pub(crate) fn add_pod(&mut self, p: Arc<PodInfo>) {
         self.requested.add(&p.requests);
         self.non_zero_requested.add(&p.non_zero);
         self.used_ports.extend(p.host_ports.iter().cloned());
@@ -69,7 +70,7 @@ impl NodeInfo {
     }
 
     /// Removes a pod by key; false when it was not here.
-    pub fn remove_pod(&mut self, p: &PodInfo) -> bool {
+    pub(crate) fn remove_pod(&mut self, p: &PodInfo) -> bool {
         let Some(i) = self.pods.iter().position(|q| q.key == p.key) else {
             return false;
         };

@@ -13,7 +13,7 @@ use client::selectors::{selector_matches, Labels};
 
 /// A host port a container asks for.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct HostPort {
+pub(crate) struct HostPort {
     pub protocol: String,
     /// "0.0.0.0" when unset.
     pub ip: String,
@@ -21,7 +21,7 @@ pub struct HostPort {
 }
 
 impl HostPort {
-    pub fn conflicts(&self, o: &HostPort) -> bool {
+    pub(crate) fn conflicts(&self, o: &HostPort) -> bool {
         let any = |ip: &str| ip == "0.0.0.0" || ip.is_empty();
         self.port == o.port
             && self.protocol == o.protocol
@@ -31,7 +31,7 @@ impl HostPort {
 
 /// A pod (anti-)affinity term, with the namespaces it selects resolved.
 #[derive(Clone, Debug)]
-pub struct AffinityTerm {
+pub(crate) struct AffinityTerm {
     /// `None` selects no pod.
     pub selector: Option<LabelSelector>,
     pub namespaces: BTreeSet<String>,
@@ -55,7 +55,7 @@ impl AffinityTerm {
         )
     }
 
-    pub fn from_parts(
+    pub(crate) fn from_parts(
         selector: Option<LabelSelector>,
         namespaces: BTreeSet<String>,
         namespace_selector: Option<LabelSelector>,
@@ -74,7 +74,7 @@ impl AffinityTerm {
     }
 
     /// Whether the term selects `pod`; `namespaces` holds every namespace's labels.
-    pub fn matches(&self, pod: &PodInfo, namespaces: &HashMap<String, Labels>) -> bool {
+    pub(crate) fn matches(&self, pod: &PodInfo, namespaces: &HashMap<String, Labels>) -> bool {
         let Some(sel) = &self.selector else {
             return false;
         };
@@ -88,19 +88,19 @@ impl AffinityTerm {
     }
 
     /// A label pair every pod this term selects carries, if its selector names one.
-    pub fn required_label(&self) -> Option<(&String, &String)> {
+    pub(crate) fn required_label(&self) -> Option<(&String, &String)> {
         self.selector.as_ref()?.match_labels.as_ref()?.iter().next()
     }
 }
 
 #[derive(Clone, Debug)]
-pub struct WeightedTerm {
+pub(crate) struct WeightedTerm {
     pub weight: i32,
     pub term: AffinityTerm,
 }
 
 #[derive(Clone, Debug)]
-pub struct PodInfo {
+pub(crate) struct PodInfo {
     pub pod: Arc<Pod>,
     pub key: ObjectKey,
     pub uid: String,
@@ -123,7 +123,7 @@ pub struct PodInfo {
 
 impl PodInfo {
     /// `priority` is the resolved priority (from `spec.priority` or its PriorityClass).
-    pub fn new(pod: Arc<Pod>, priority: i32) -> Self {
+    pub(crate) fn new(pod: Arc<Pod>, priority: i32) -> Self {
         let meta = &pod.metadata;
         let namespace = meta.namespace.clone().unwrap_or_default();
         let spec = pod.spec.clone().unwrap_or_default();
@@ -196,19 +196,12 @@ impl PodInfo {
         }
     }
 
-    pub fn spec(&self) -> &k8s_openapi::api::core::v1::PodSpec {
+    pub(crate) fn spec(&self) -> &k8s_openapi::api::core::v1::PodSpec {
         static EMPTY: std::sync::OnceLock<k8s_openapi::api::core::v1::PodSpec> =
             std::sync::OnceLock::new();
         self.pod
             .spec
             .as_ref()
             .unwrap_or_else(|| EMPTY.get_or_init(Default::default))
-    }
-
-    pub fn has_affinity_terms(&self) -> bool {
-        !(self.required_affinity.is_empty()
-            && self.required_anti_affinity.is_empty()
-            && self.preferred_affinity.is_empty()
-            && self.preferred_anti_affinity.is_empty())
     }
 }

@@ -18,7 +18,7 @@ use super::pod_info::PodInfo;
 use client::selectors::selector_matches;
 
 #[derive(Clone, Debug)]
-pub struct Candidate {
+pub(crate) struct Candidate {
     pub node: String,
     pub victims: Vec<Arc<PodInfo>>,
     /// Victims whose eviction a PodDisruptionBudget does not allow.
@@ -83,7 +83,7 @@ fn split_by_budget(
 
 /// Whether the pod may preempt at all: not with `preemptionPolicy: Never`, and not while
 /// victims of an earlier preemption on its nominated node are still terminating.
-pub fn eligible(pod: &PodInfo, cache: &Cache) -> bool {
+pub(crate) fn eligible(pod: &PodInfo, cache: &Cache) -> bool {
     let spec = pod.spec();
     if spec.preemption_policy.as_deref() == Some("Never") {
         return false;
@@ -106,7 +106,12 @@ pub fn eligible(pod: &PodInfo, cache: &Cache) -> bool {
 }
 
 /// The best node to preempt on, with its victims; `None` when preemption cannot help.
-pub fn find(alg: &Algorithm, cache: &Cache, pod: &PodInfo, err: &FitError) -> Option<Candidate> {
+pub(crate) fn find(
+    alg: &Algorithm,
+    cache: &Cache,
+    pod: &PodInfo,
+    err: &FitError,
+) -> Option<Candidate> {
     if !eligible(pod, cache) {
         return None;
     }

@@ -15,10 +15,10 @@ use tokio::sync::Notify;
 
 use super::pod_info::PodInfo;
 
-pub const INITIAL_BACKOFF: Duration = Duration::from_secs(1);
-pub const MAX_BACKOFF: Duration = Duration::from_secs(10);
+pub(crate) const INITIAL_BACKOFF: Duration = Duration::from_secs(1);
+pub(crate) const MAX_BACKOFF: Duration = Duration::from_secs(10);
 /// An unschedulable pod is retried at least this often, change or not.
-pub const MAX_UNSCHEDULABLE: Duration = Duration::from_secs(300);
+pub(crate) const MAX_UNSCHEDULABLE: Duration = Duration::from_secs(300);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Area {
@@ -28,7 +28,7 @@ enum Area {
 }
 
 #[derive(Clone, Debug)]
-pub struct QueuedPod {
+pub(crate) struct QueuedPod {
     pub info: Arc<PodInfo>,
     /// Scheduling attempts so far.
     pub attempts: u32,
@@ -102,14 +102,14 @@ impl Inner {
 }
 
 #[derive(Default)]
-pub struct SchedulingQueue {
+pub(crate) struct SchedulingQueue {
     inner: Mutex<Inner>,
     notify: Notify,
 }
 
 impl SchedulingQueue {
     /// A new pending pod, or a newer version of one.
-    pub fn add(&self, info: Arc<PodInfo>) {
+    pub(crate) fn add(&self, info: Arc<PodInfo>) {
         let mut q = self.inner.lock();
         if let Some(slot) = q.in_flight.get_mut(&info.key) {
             *slot = Some(info);
@@ -140,7 +140,7 @@ impl SchedulingQueue {
         self.notify.notify_one();
     }
 
-    pub fn delete(&self, key: &ObjectKey) {
+    pub(crate) fn delete(&self, key: &ObjectKey) {
         let mut q = self.inner.lock();
         q.pods.remove(key);
         if q.in_flight.contains_key(key) {
@@ -148,13 +148,8 @@ impl SchedulingQueue {
         }
     }
 
-    pub fn contains(&self, key: &ObjectKey) -> bool {
-        let q = self.inner.lock();
-        q.pods.contains_key(key) || q.in_flight.contains_key(key)
-    }
-
     /// The next pod to schedule, and the cycle number it is scheduled in.
-    pub async fn pop(&self) -> (QueuedPod, u64) {
+    pub(crate) async fn pop(&self) -> (QueuedPod, u64) {
         loop {
             let notified = self.notify.notified();
             {
@@ -176,7 +171,7 @@ impl SchedulingQueue {
     }
 
     /// The pod left the scheduler (bound, or given up); forgets it.
-    pub fn done(&self, key: &ObjectKey) {
+    pub(crate) fn done(&self, key: &ObjectKey) {
         let mut q = self.inner.lock();
         q.in_flight.remove(key);
         q.deleted_in_flight.remove(key);
@@ -184,7 +179,7 @@ impl SchedulingQueue {
 
     /// Puts a pod that found no node back: to back-off when the cluster changed during its
     /// cycle (or `backoff` is set, for errors), else to the unschedulable area.
-    pub fn requeue(&self, mut qp: QueuedPod, cycle: u64, backoff: bool) {
+    pub(crate) fn requeue(&self, mut qp: QueuedPod, cycle: u64, backoff: bool) {
         let mut q = self.inner.lock();
         let newer = q.in_flight.remove(&qp.info.key).flatten();
         if q.deleted_in_flight.remove(&qp.info.key) {
@@ -204,7 +199,7 @@ impl SchedulingQueue {
     }
 
     /// The cluster changed in a way that may let unschedulable pods fit.
-    pub fn move_all_to_active_or_backoff(&self) {
+    pub(crate) fn move_all_to_active_or_backoff(&self) {
         let mut q = self.inner.lock();
         q.move_request_cycle = q.cycle;
         let stuck: Vec<ObjectKey> = q
@@ -232,7 +227,7 @@ impl SchedulingQueue {
 
     /// Moves pods whose back-off ended, that waited too long as unschedulable, or whose
     /// `due` says so (a deadline passed), to the active heap. Call it about once a second.
-    pub fn flush(&self, due: impl Fn(&PodInfo) -> bool) {
+    pub(crate) fn flush(&self, due: impl Fn(&PodInfo) -> bool) {
         let mut q = self.inner.lock();
         let now = Instant::now();
         let ready: Vec<ObjectKey> = q
@@ -257,11 +252,12 @@ impl SchedulingQueue {
     }
 
     /// Pending pods (all areas), for metrics and tests.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.inner.lock().pods.len()
     }
 
-    pub fn is_empty(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_empty(&self) -> bool {
         self.len() == 0
     }
 }

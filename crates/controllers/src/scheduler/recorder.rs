@@ -9,10 +9,10 @@ use serde_json::json;
 
 use super::pod_info::PodInfo;
 
-pub const COMPONENT: &str = "default-scheduler";
+pub(crate) const COMPONENT: &str = "default-scheduler";
 
 /// Now; the clock is read through std (jiff's clock feature is off in k8s-openapi).
-pub use client::events::now;
+pub(crate) use client::events::now;
 
 fn now_rfc3339() -> String {
     now().to_string()
@@ -20,20 +20,20 @@ fn now_rfc3339() -> String {
 
 /// Records, logging failures: none of these writes may stop scheduling.
 #[derive(Clone)]
-pub struct Recorder {
+pub(crate) struct Recorder {
     client: Client,
     component: String,
 }
 
 impl Recorder {
-    pub fn new(client: Client, scheduler_name: &str) -> Self {
+    pub(crate) fn new(client: Client, scheduler_name: &str) -> Self {
         Recorder {
             client,
             component: scheduler_name.to_string(),
         }
     }
 
-    pub async fn event(&self, pod: &PodInfo, type_: EventType, reason: &str, message: &str) {
+    pub(crate) async fn event(&self, pod: &PodInfo, type_: EventType, reason: &str, message: &str) {
         let ev = crate::events::event_for(
             pod.pod.as_ref(),
             &self.component,
@@ -49,7 +49,12 @@ impl Recorder {
 
     /// PodScheduled=False with the reason, and a FailedScheduling event; also
     /// `status.nominatedNodeName` when preemption chose a node.
-    pub async fn unschedulable(&self, pod: &PodInfo, message: &str, nominated: Option<&str>) {
+    pub(crate) async fn unschedulable(
+        &self,
+        pod: &PodInfo,
+        message: &str,
+        nominated: Option<&str>,
+    ) {
         let api = Api::<Pod>::namespaced(self.client.clone(), &pod.namespace);
         let mut status = json!({"conditions": [{
             "type": "PodScheduled", "status": "False", "reason": "Unschedulable",
@@ -70,7 +75,7 @@ impl Recorder {
     }
 
     /// Evicts a preemption victim: a graceful delete, and a Preempted event.
-    pub async fn preempt(&self, victim: &PodInfo, by: &PodInfo, node: &str) {
+    pub(crate) async fn preempt(&self, victim: &PodInfo, by: &PodInfo, node: &str) {
         let api = Api::<Pod>::namespaced(self.client.clone(), &victim.namespace);
         match api.delete(&victim.key.name, None).await {
             Ok(_) => {
@@ -84,7 +89,7 @@ impl Recorder {
     }
 
     /// A pending pod whose activeDeadlineSeconds passed: Failed / DeadlineExceeded.
-    pub async fn deadline_exceeded(&self, pod: &PodInfo) {
+    pub(crate) async fn deadline_exceeded(&self, pod: &PodInfo) {
         let api = Api::<Pod>::namespaced(self.client.clone(), &pod.namespace);
         let message = format!(
             "Pod was pending longer than its activeDeadlineSeconds ({}s)",

@@ -6,19 +6,19 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::{Container, PodSpec};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
-pub const CPU: &str = "cpu";
-pub const MEMORY: &str = "memory";
-pub const EPHEMERAL_STORAGE: &str = "ephemeral-storage";
-pub const PODS: &str = "pods";
+pub(crate) const CPU: &str = "cpu";
+pub(crate) const MEMORY: &str = "memory";
+pub(crate) const EPHEMERAL_STORAGE: &str = "ephemeral-storage";
+pub(crate) const PODS: &str = "pods";
 
 /// What a container without a cpu request counts as when scoring, as Kubernetes has it.
-pub const DEFAULT_MILLI_CPU_REQUEST: i64 = 100;
+pub(crate) const DEFAULT_MILLI_CPU_REQUEST: i64 = 100;
 /// What a container without a memory request counts as when scoring (200 MiB).
-pub const DEFAULT_MEMORY_REQUEST: i64 = 200 * 1024 * 1024;
+pub(crate) const DEFAULT_MEMORY_REQUEST: i64 = 200 * 1024 * 1024;
 
 /// An amount of every resource the scheduler knows.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Resources {
+pub(crate) struct Resources {
     pub milli_cpu: i64,
     pub memory: i64,
     pub ephemeral_storage: i64,
@@ -28,7 +28,7 @@ pub struct Resources {
 }
 
 impl Resources {
-    pub fn from_list(list: Option<&BTreeMap<String, Quantity>>) -> Resources {
+    pub(crate) fn from_list(list: Option<&BTreeMap<String, Quantity>>) -> Resources {
         let mut r = Resources::default();
         for (name, q) in list.into_iter().flatten() {
             r.set(name, q);
@@ -49,7 +49,7 @@ impl Resources {
         }
     }
 
-    pub fn add(&mut self, o: &Resources) {
+    pub(crate) fn add(&mut self, o: &Resources) {
         self.milli_cpu += o.milli_cpu;
         self.memory += o.memory;
         self.ephemeral_storage += o.ephemeral_storage;
@@ -59,7 +59,7 @@ impl Resources {
         }
     }
 
-    pub fn sub(&mut self, o: &Resources) {
+    pub(crate) fn sub(&mut self, o: &Resources) {
         self.milli_cpu -= o.milli_cpu;
         self.memory -= o.memory;
         self.ephemeral_storage -= o.ephemeral_storage;
@@ -84,7 +84,7 @@ impl Resources {
 /// A pod's effective request: the larger of its running containers (plus sidecars) and any
 /// init container (plus the sidecars started before it), plus the pod overhead. `pods` is 1.
 /// The second value counts unset cpu and memory requests at their scoring defaults.
-pub fn pod_requests(spec: &PodSpec) -> (Resources, Resources) {
+pub(crate) fn pod_requests(spec: &PodSpec) -> (Resources, Resources) {
     let req = |c: &Container| {
         Resources::from_list(c.resources.as_ref().and_then(|r| r.requests.as_ref()))
     };
@@ -125,7 +125,7 @@ pub fn pod_requests(spec: &PodSpec) -> (Resources, Resources) {
     (total(&req), total(&non_zero))
 }
 
-pub use client::quantity::{parse, parse_milli};
+pub(crate) use client::quantity::{parse, parse_milli};
 
 #[cfg(test)]
 mod tests {

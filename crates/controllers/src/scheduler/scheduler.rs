@@ -12,10 +12,10 @@ use rkube_proto::api::BindRequest;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
-use super::algorithm::{Algorithm, Decision};
+use super::algorithm::{Algorithm, Decision, FitError};
 use super::informer::Shared;
 use super::pod_info::PodInfo;
-use super::preemption;
+use super::preemption::{self, Candidate};
 use super::queue::QueuedPod;
 use super::recorder::Recorder;
 
@@ -29,7 +29,7 @@ pub struct Stats {
 }
 
 /// Writes that follow a decision; best effort, off the scheduling path.
-pub enum Write {
+pub(crate) enum Write {
     Scheduled(Arc<PodInfo>, String),
     Unschedulable {
         pod: Arc<PodInfo>,
@@ -44,20 +44,20 @@ pub enum Write {
     DeadlineExceeded(Arc<PodInfo>),
 }
 
-pub struct Bind {
+pub(crate) struct Bind {
     pub qp: QueuedPod,
     pub cycle: u64,
     pub node: String,
 }
 
 /// Whether a pending pod's activeDeadlineSeconds, counted from its creation, has passed.
-pub fn deadline_passed(pod: &PodInfo) -> bool {
+pub(crate) fn deadline_passed(pod: &PodInfo) -> bool {
     pod.spec()
         .active_deadline_seconds
         .is_some_and(|d| pod.created + d <= super::recorder::now().as_second())
 }
 
-pub async fn run_writes(rx: mpsc::Receiver<Write>, recorder: Recorder) {
+pub(crate) async fn run_writes(rx: mpsc::Receiver<Write>, recorder: Recorder) {
     ReceiverStream::new(rx)
         .for_each_concurrent(32, |w| {
             let r = recorder.clone();
@@ -84,7 +84,7 @@ pub async fn run_writes(rx: mpsc::Receiver<Write>, recorder: Recorder) {
 }
 
 /// Sends binds, `concurrency` at a time; a failed bind un-assumes the pod and requeues it.
-pub async fn run_binder(
+pub(crate) async fn run_binder(
     shared: Arc<Shared>,
     client: Client,
     rx: mpsc::UnboundedReceiver<Bind>,
@@ -153,7 +153,7 @@ pub async fn run_binder(
 }
 
 /// Moves back-off and long-unschedulable pods to the active heap, once a second.
-pub async fn run_flusher(shared: Arc<Shared>) {
+pub(crate) async fn run_flusher(shared: Arc<Shared>) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
         tick.tick().await;
@@ -161,7 +161,10 @@ pub async fn run_flusher(shared: Arc<Shared>) {
     }
 }
 
-pub async fn run_loop(
+/// Pops pods and decides for each, one at a time: a fit is assumed and handed to the
+/// binder; a pod that fits nowhere is requeued, after nominating it where preemption would
+/// make room.
+pub(crate) async fn run_loop(
     shared: Arc<Shared>,
     mut alg: Algorithm,
     binds: mpsc::UnboundedSender<Bind>,
@@ -180,55 +183,21 @@ pub async fn run_loop(
             let _ = writes.send(Write::DeadlineExceeded(pod)).await;
             continue;
         }
-        let (decision, preempt) = {
-            let mut cache = shared.cache.lock();
-            if cache.pod(&pod.key).is_some() {
-                // Assigned meanwhile (the watch raced the queue).
-                drop(cache);
-                shared.queue.done(&pod.key);
-                continue;
-            }
-            match alg.schedule(&cache, &pod) {
-                Decision::Fit { node, .. } => {
-                    let mut assumed = (*pod).clone();
-                    assumed.node_name = node.clone();
-                    cache.unnominate(&pod.key);
-                    cache.add_pod(Arc::new(assumed), true);
-                    (Ok(node), None)
-                }
-                Decision::NoFit(err) => {
-                    let c = preemption::find(&alg, &cache, &pod, &err);
-                    if let Some(c) = &c {
-                        cache.nominate(pod.clone(), &c.node);
-                    }
-                    (Err(err), c)
-                }
-            }
+        let Some(decision) = decide(&shared, &mut alg, &pod) else {
+            // Assigned meanwhile (the watch raced the queue).
+            shared.queue.done(&pod.key);
+            continue;
         };
         match decision {
             Ok(node) => {
                 let _ = binds.send(Bind { qp, cycle, node });
             }
-            Err(err) => {
+            Err((err, candidate)) => {
                 stats.unschedulable.fetch_add(1, Ordering::Relaxed);
                 let mut message = err.message();
-                let nominated = preempt.as_ref().map(|c| c.node.clone());
-                if let Some(c) = preempt {
-                    stats.preemptions.fetch_add(1, Ordering::Relaxed);
-                    message.push_str(&format!(
-                        " preemption: {} victim(s) on node {}.",
-                        c.victims.len(),
-                        c.node
-                    ));
-                    for v in c.victims {
-                        let _ = writes
-                            .send(Write::Preempt {
-                                victim: v,
-                                by: pod.clone(),
-                                node: c.node.clone(),
-                            })
-                            .await;
-                    }
+                let nominated = candidate.as_ref().map(|c| c.node.clone());
+                if let Some(c) = candidate {
+                    preempt(&pod, c, &writes, &stats, &mut message).await;
                 }
                 tracing::debug!(pod = %pod.key, %message, "unschedulable");
                 shared.queue.requeue(qp, cycle, false);
@@ -241,5 +210,60 @@ pub async fn run_loop(
                     .await;
             }
         }
+    }
+}
+
+/// Decides for `pod` under the cache lock: the node it is assumed on, or why it fits
+/// nowhere with the preemption that would make room (the pod is nominated there). `None`
+/// when the pod is in the cache already.
+fn decide(
+    shared: &Shared,
+    alg: &mut Algorithm,
+    pod: &Arc<PodInfo>,
+) -> Option<Result<String, (FitError, Option<Candidate>)>> {
+    let mut cache = shared.cache.lock();
+    if cache.pod(&pod.key).is_some() {
+        return None;
+    }
+    Some(match alg.schedule(&cache, pod) {
+        Decision::Fit { node } => {
+            let mut assumed = (**pod).clone();
+            assumed.node_name = node.clone();
+            cache.unnominate(&pod.key);
+            cache.add_pod(Arc::new(assumed), true);
+            Ok(node)
+        }
+        Decision::NoFit(err) => {
+            let c = preemption::find(alg, &cache, pod, &err);
+            if let Some(c) = &c {
+                cache.nominate(pod.clone(), &c.node);
+            }
+            Err((err, c))
+        }
+    })
+}
+
+/// Evicts the victims of `c` to make room for `by`, and says so in `message`.
+async fn preempt(
+    by: &Arc<PodInfo>,
+    c: Candidate,
+    writes: &mpsc::Sender<Write>,
+    stats: &Stats,
+    message: &mut String,
+) {
+    stats.preemptions.fetch_add(1, Ordering::Relaxed);
+    message.push_str(&format!(
+        " preemption: {} victim(s) on node {}.",
+        c.victims.len(),
+        c.node
+    ));
+    for v in c.victims {
+        let _ = writes
+            .send(Write::Preempt {
+                victim: v,
+                by: by.clone(),
+                node: c.node.clone(),
+            })
+            .await;
     }
 }

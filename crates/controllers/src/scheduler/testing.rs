@@ -12,7 +12,7 @@ use super::pod_info::PodInfo;
 
 /// A node with `cpu` and `memory` allocatable, 110 pods; `extra` is merged into the object
 /// (e.g. `{"metadata": {"labels": …}, "spec": {"taints": …}}`).
-pub fn node(name: &str, cpu: &str, memory: &str, extra: Value) -> Node {
+pub(crate) fn node(name: &str, cpu: &str, memory: &str, extra: Value) -> Node {
     let mut v = json!({
         "metadata": {"name": name, "labels": {"kubernetes.io/hostname": name}},
         "status": {"allocatable": {"cpu": cpu, "memory": memory, "pods": "110",
@@ -23,7 +23,7 @@ pub fn node(name: &str, cpu: &str, memory: &str, extra: Value) -> Node {
 }
 
 /// A pod in namespace `default`; `meta` is merged into its metadata.
-pub fn pod(name: &str, meta: Value, spec: Value) -> PodInfo {
+pub(crate) fn pod(name: &str, meta: Value, spec: Value) -> PodInfo {
     let mut m = json!({"name": name, "namespace": "default", "uid": format!("uid-{name}")});
     merge(&mut m, meta);
     let p: Pod = serde_json::from_value(json!({"metadata": m, "spec": spec})).expect("pod");
@@ -32,7 +32,7 @@ pub fn pod(name: &str, meta: Value, spec: Value) -> PodInfo {
 }
 
 /// A pod with one container asking for `cpu` and `memory`.
-pub fn pod_requesting(name: &str, cpu: &str, memory: &str) -> PodInfo {
+pub(crate) fn pod_requesting(name: &str, cpu: &str, memory: &str) -> PodInfo {
     pod(
         name,
         json!({}),
@@ -42,7 +42,7 @@ pub fn pod_requesting(name: &str, cpu: &str, memory: &str) -> PodInfo {
 }
 
 /// The same pod, placed on `node`.
-pub fn on(mut p: PodInfo, node: &str) -> Arc<PodInfo> {
+pub(crate) fn on(mut p: PodInfo, node: &str) -> Arc<PodInfo> {
     p.node_name = node.to_string();
     Arc::new(p)
 }
@@ -59,7 +59,7 @@ fn merge(base: &mut Value, extra: Value) {
 }
 
 /// A cache holding `nodes` and `pods`.
-pub fn cache(nodes: Vec<Node>, pods: Vec<Arc<PodInfo>>) -> Cache {
+pub(crate) fn cache(nodes: Vec<Node>, pods: Vec<Arc<PodInfo>>) -> Cache {
     let mut c = Cache::default();
     for n in nodes {
         c.set_node(Arc::new(n));
@@ -72,7 +72,7 @@ pub fn cache(nodes: Vec<Node>, pods: Vec<Arc<PodInfo>>) -> Cache {
 
 /// Runs `profile`'s PreFilter and Filter plugins for `pod` on every node of `cache`:
 /// (node, status) in node order.
-pub fn filter_all(profile: &Profile, cache: &Cache, pod: &PodInfo) -> Vec<(String, Status)> {
+pub(crate) fn filter_all(profile: &Profile, cache: &Cache, pod: &PodInfo) -> Vec<(String, Status)> {
     let mut state = CycleState::default();
     for p in &profile.pre_filter {
         let s = p.pre_filter(&mut state, pod, cache);
@@ -93,7 +93,7 @@ pub fn filter_all(profile: &Profile, cache: &Cache, pod: &PodInfo) -> Vec<(Strin
 
 /// Runs `profile`'s PreScore and Score plugins (with normalization) for `pod` on every
 /// node of `cache`; weights are ignored.
-pub fn score_all(profile: &Profile, cache: &Cache, pod: &PodInfo) -> Vec<(String, i64)> {
+pub(crate) fn score_all(profile: &Profile, cache: &Cache, pod: &PodInfo) -> Vec<(String, i64)> {
     let mut state = CycleState::default();
     for p in &profile.pre_filter {
         p.pre_filter(&mut state, pod, cache);

@@ -7,9 +7,9 @@ use crate::scheduler::node_info::NodeInfo;
 use crate::scheduler::plugins::node_resources_fit::utilization;
 use crate::scheduler::pod_info::PodInfo;
 
-pub const NAME: &str = "NodeResourcesBalancedAllocation";
+pub(crate) const NAME: &str = "NodeResourcesBalancedAllocation";
 
-pub struct BalancedAllocation;
+pub(crate) struct BalancedAllocation;
 
 impl Plugin for BalancedAllocation {
     fn name(&self) -> &'static str {

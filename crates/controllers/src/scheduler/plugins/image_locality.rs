@@ -8,7 +8,7 @@ use crate::scheduler::framework::{
 use crate::scheduler::node_info::NodeInfo;
 use crate::scheduler::pod_info::PodInfo;
 
-pub const NAME: &str = "ImageLocality";
+pub(crate) const NAME: &str = "ImageLocality";
 
 const MB: i64 = 1024 * 1024;
 /// Below this the score is 0: small images are cheap to pull anywhere.
@@ -16,7 +16,7 @@ const MIN_THRESHOLD: i64 = 23 * MB;
 /// Per container; at or above this the score is the maximum.
 const MAX_CONTAINER_THRESHOLD: i64 = 1000 * MB;
 
-pub struct ImageLocality;
+pub(crate) struct ImageLocality;
 
 /// For each of the pod's images: the fraction of nodes that have it.
 struct Spread(Vec<(String, f64)>);

@@ -12,13 +12,13 @@ use crate::scheduler::framework::{
 use crate::scheduler::node_info::NodeInfo;
 use crate::scheduler::pod_info::{AffinityTerm, PodInfo};
 
-pub const NAME: &str = "InterPodAffinity";
-pub const AFFINITY_REASON: &str = "node(s) didn't match pod affinity rules";
-pub const ANTI_AFFINITY_REASON: &str = "node(s) didn't match pod anti-affinity rules";
-pub const EXISTING_ANTI_AFFINITY_REASON: &str =
+pub(crate) const NAME: &str = "InterPodAffinity";
+pub(crate) const AFFINITY_REASON: &str = "node(s) didn't match pod affinity rules";
+pub(crate) const ANTI_AFFINITY_REASON: &str = "node(s) didn't match pod anti-affinity rules";
+pub(crate) const EXISTING_ANTI_AFFINITY_REASON: &str =
     "node(s) didn't satisfy existing pods anti-affinity rules";
 
-pub struct InterPodAffinity;
+pub(crate) struct InterPodAffinity;
 
 /// Counts per topology key, then per value.
 type TopologyCounts = HashMap<String, HashMap<String, i64>>;

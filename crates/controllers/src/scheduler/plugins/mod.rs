@@ -1,21 +1,21 @@
 //! The default plugins, one per file, and the default profile that runs them.
 
-pub mod balanced_allocation;
-pub mod image_locality;
-pub mod inter_pod_affinity;
-pub mod node_affinity;
-pub mod node_name;
-pub mod node_ports;
-pub mod node_resources_fit;
-pub mod node_unschedulable;
-pub mod pod_topology_spread;
-pub mod taint_toleration;
-pub mod volume_binding;
+pub(crate) mod balanced_allocation;
+pub(crate) mod image_locality;
+pub(crate) mod inter_pod_affinity;
+pub(crate) mod node_affinity;
+pub(crate) mod node_name;
+pub(crate) mod node_ports;
+pub(crate) mod node_resources_fit;
+pub(crate) mod node_unschedulable;
+pub(crate) mod pod_topology_spread;
+pub(crate) mod taint_toleration;
+pub(crate) mod volume_binding;
 
 use super::framework::Profile;
 
 /// The plugins and score weights of Kubernetes' default profile.
-pub fn default_profile() -> Profile {
+pub(crate) fn default_profile() -> Profile {
     use balanced_allocation::BalancedAllocation;
     use image_locality::ImageLocality;
     use inter_pod_affinity::InterPodAffinity;

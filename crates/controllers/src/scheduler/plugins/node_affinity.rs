@@ -10,10 +10,10 @@ use crate::scheduler::node_info::NodeInfo;
 use crate::scheduler::pod_info::PodInfo;
 use client::selectors::{term_matches, Labels};
 
-pub const NAME: &str = "NodeAffinity";
-pub const REASON: &str = "node(s) didn't match Pod's node affinity/selector";
+pub(crate) const NAME: &str = "NodeAffinity";
+pub(crate) const REASON: &str = "node(s) didn't match Pod's node affinity/selector";
 
-pub struct NodeAffinity;
+pub(crate) struct NodeAffinity;
 
 impl Plugin for NodeAffinity {
     fn name(&self) -> &'static str {
@@ -22,13 +22,13 @@ impl Plugin for NodeAffinity {
 }
 
 /// Whether the pod's nodeSelector and required node affinity admit the node.
-pub fn required_matches(pod: &PodInfo, node: &NodeInfo) -> bool {
+pub(crate) fn required_matches(pod: &PodInfo, node: &NodeInfo) -> bool {
     spec_admits(pod.spec(), &node.name, &node.labels)
 }
 
 /// Whether a pod spec's nodeSelector and required node affinity admit a node with this
 /// name and these labels.
-pub fn spec_admits(spec: &PodSpec, node_name: &str, labels: &Labels) -> bool {
+pub(crate) fn spec_admits(spec: &PodSpec, node_name: &str, labels: &Labels) -> bool {
     let selector_ok = spec
         .node_selector
         .iter()

@@ -4,10 +4,10 @@ use crate::scheduler::framework::{CycleState, FilterPlugin, Plugin, Status};
 use crate::scheduler::node_info::NodeInfo;
 use crate::scheduler::pod_info::PodInfo;
 
-pub const NAME: &str = "NodeName";
-pub const REASON: &str = "node(s) didn't match the requested node name";
+pub(crate) const NAME: &str = "NodeName";
+pub(crate) const REASON: &str = "node(s) didn't match the requested node name";
 
-pub struct NodeName;
+pub(crate) struct NodeName;
 
 impl Plugin for NodeName {
     fn name(&self) -> &'static str {

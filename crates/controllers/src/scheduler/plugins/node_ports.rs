@@ -5,10 +5,10 @@ use crate::scheduler::framework::{CycleState, FilterPlugin, Plugin, Status};
 use crate::scheduler::node_info::NodeInfo;
 use crate::scheduler::pod_info::PodInfo;
 
-pub const NAME: &str = "NodePorts";
-pub const REASON: &str = "node(s) didn't have free ports for the requested pod ports";
+pub(crate) const NAME: &str = "NodePorts";
+pub(crate) const REASON: &str = "node(s) didn't have free ports for the requested pod ports";
 
-pub struct NodePorts;
+pub(crate) struct NodePorts;
 
 impl Plugin for NodePorts {
     fn name(&self) -> &'static str {

@@ -9,10 +9,10 @@ use crate::scheduler::node_info::NodeInfo;
 use crate::scheduler::pod_info::PodInfo;
 use crate::scheduler::resources::Resources;
 
-pub const NAME: &str = "NodeResourcesFit";
-pub const TOO_MANY_PODS: &str = "Too many pods";
+pub(crate) const NAME: &str = "NodeResourcesFit";
+pub(crate) const TOO_MANY_PODS: &str = "Too many pods";
 
-pub struct NodeResourcesFit;
+pub(crate) struct NodeResourcesFit;
 
 impl Plugin for NodeResourcesFit {
     fn name(&self) -> &'static str {
@@ -21,7 +21,7 @@ impl Plugin for NodeResourcesFit {
 }
 
 /// What is short on `node` for `requests`: one "Insufficient <resource>" per resource.
-pub fn insufficient(requests: &Resources, node: &NodeInfo) -> Vec<String> {
+pub(crate) fn insufficient(requests: &Resources, node: &NodeInfo) -> Vec<String> {
     let (have, used) = (&node.allocatable, &node.requested);
     let mut out = Vec::new();
     if used.pods + 1 > have.pods {
@@ -66,7 +66,7 @@ impl FilterPlugin for NodeResourcesFit {
 }
 
 /// The fraction of cpu and memory requested once the pod is placed (non-zero requests).
-pub fn utilization(pod: &PodInfo, node: &NodeInfo) -> [(i64, i64); 2] {
+pub(crate) fn utilization(pod: &PodInfo, node: &NodeInfo) -> [(i64, i64); 2] {
     let r = &node.non_zero_requested;
     let a = &node.allocatable;
     [

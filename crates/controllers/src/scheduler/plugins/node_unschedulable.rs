@@ -8,11 +8,11 @@ use crate::scheduler::node_info::NodeInfo;
 use crate::scheduler::pod_info::PodInfo;
 use client::selectors::tolerated;
 
-pub const NAME: &str = "NodeUnschedulable";
-pub const REASON: &str = "node(s) were unschedulable";
-pub const TAINT_KEY: &str = "node.kubernetes.io/unschedulable";
+pub(crate) const NAME: &str = "NodeUnschedulable";
+pub(crate) const REASON: &str = "node(s) were unschedulable";
+pub(crate) const TAINT_KEY: &str = "node.kubernetes.io/unschedulable";
 
-pub struct NodeUnschedulable;
+pub(crate) struct NodeUnschedulable;
 
 impl Plugin for NodeUnschedulable {
     fn name(&self) -> &'static str {

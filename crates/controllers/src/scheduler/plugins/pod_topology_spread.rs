@@ -17,12 +17,12 @@ use crate::scheduler::plugins::node_affinity::required_matches;
 use crate::scheduler::pod_info::{AffinityTerm, PodInfo};
 use client::selectors::selector_matches;
 
-pub const NAME: &str = "PodTopologySpread";
-pub const REASON: &str = "node(s) didn't match pod topology spread constraints";
-pub const MISSING_LABEL_REASON: &str =
+pub(crate) const NAME: &str = "PodTopologySpread";
+pub(crate) const REASON: &str = "node(s) didn't match pod topology spread constraints";
+pub(crate) const MISSING_LABEL_REASON: &str =
     "node(s) didn't match pod topology spread constraints (missing required label)";
 
-pub struct PodTopologySpread;
+pub(crate) struct PodTopologySpread;
 
 /// One constraint with the matching pods counted per domain.
 struct Counted {

@@ -8,9 +8,9 @@ use crate::scheduler::node_info::NodeInfo;
 use crate::scheduler::pod_info::PodInfo;
 use client::selectors::tolerated;
 
-pub const NAME: &str = "TaintToleration";
+pub(crate) const NAME: &str = "TaintToleration";
 
-pub struct TaintToleration;
+pub(crate) struct TaintToleration;
 
 impl Plugin for TaintToleration {
     fn name(&self) -> &'static str {

@@ -11,11 +11,11 @@ use crate::scheduler::node_info::NodeInfo;
 use crate::scheduler::pod_info::PodInfo;
 use client::selectors::term_matches;
 
-pub const NAME: &str = "VolumeBinding";
-pub const CONFLICT_REASON: &str = "node(s) had volume node affinity conflict";
-pub const UNBOUND_REASON: &str = "pod has unbound immediate PersistentVolumeClaims";
+pub(crate) const NAME: &str = "VolumeBinding";
+pub(crate) const CONFLICT_REASON: &str = "node(s) had volume node affinity conflict";
+pub(crate) const UNBOUND_REASON: &str = "pod has unbound immediate PersistentVolumeClaims";
 
-pub struct VolumeBinding;
+pub(crate) struct VolumeBinding;
 
 /// The node affinity of every bound volume the pod uses.
 struct Volumes(Vec<NodeSelector>);
