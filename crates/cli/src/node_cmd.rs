@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, ValueEnum};
-use node::kubelet::{self, KubeletConfig};
+use node::kubelet::KubeletConfig;
 use node::runtime::process::ProcessRuntime;
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -171,8 +171,7 @@ pub async fn run(args: &NodeArgs) -> anyhow::Result<bool> {
     cfg.metrics_interval = Duration::from_millis(args.metrics_interval_ms.max(100));
     cfg.pod_manifest_path = args.pod_manifest_path.clone();
     cfg.listen = args.listen;
-    cfg.eviction = node::kubelet::eviction::Thresholds::parse(&args.eviction_hard)
-        .map_err(anyhow::Error::msg)?;
+    cfg.eviction = node::kubelet::Thresholds::parse(&args.eviction_hard)?;
     cfg.eviction_interval = Duration::from_millis(args.eviction_interval_ms.max(100));
     cfg.file_check_interval = Duration::from_millis(args.file_check_frequency_ms.max(100));
     cfg.tls = creds.tls;
@@ -195,7 +194,7 @@ pub async fn run(args: &NodeArgs) -> anyhow::Result<bool> {
             }
         };
         tokio::select! {
-            r = kubelet::run(client, cfg, runtime.clone()) => r.map(|()| false).map_err(anyhow::Error::msg),
+            r = node::run(client, cfg, runtime.clone()) => r.map(|()| false).map_err(anyhow::Error::from),
             _ = crate::proxy_cmd::stop_signal() => {
                 if args.stop_pods_on_exit {
                     tracing::info!("interrupted; stopping the agent, then the pods");
@@ -206,7 +205,7 @@ pub async fn run(args: &NodeArgs) -> anyhow::Result<bool> {
             }
             p = proxy_ended => {
                 let why = match p {
-                    Ok(Err(e)) => e,
+                    Ok(Err(e)) => e.to_string(),
                     Ok(Ok(())) => "stopped".into(),
                     Err(e) => e.to_string(),
                 };

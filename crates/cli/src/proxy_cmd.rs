@@ -43,7 +43,5 @@ pub async fn run(args: ProxyArgs) -> anyhow::Result<()> {
         anyhow::bail!("--proxy-mode none: nothing to run");
     };
     let client = args.client.client()?;
-    node::proxy::run(client, &args.name, mode, stop_signal())
-        .await
-        .map_err(anyhow::Error::msg)
+    Ok(node::proxy::run(client, &args.name, mode, stop_signal()).await?)
 }

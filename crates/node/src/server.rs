@@ -6,31 +6,41 @@
 //! cluster's public key.
 
 use std::io::SeekFrom;
-use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures::Stream;
+use futures::{Stream, StreamExt};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use k8s_openapi::jiff;
 use parking_lot::Mutex;
 use rkube_proto::api::node_agent_server::NodeAgent;
 use rkube_proto::api::*;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
-use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
-use crate::kubelet::Shared;
-use crate::runtime::{ContainerStatus, State};
+use crate::runtime::{Runtime, State};
 
 pub const NODE_AUDIENCE: &str = "rkube-node";
 pub const APISERVER_USER: &str = "system:apiserver";
 
+/// Where the agent API gets the cluster's token-signing public keys: the control plane.
+#[tonic::async_trait]
+pub trait KeySource: Send + Sync + 'static {
+    async fn public_keys(&self) -> client::Result<PublicKeysResponse>;
+}
+
+#[tonic::async_trait]
+impl KeySource for client::Client {
+    async fn public_keys(&self) -> client::Result<PublicKeysResponse> {
+        client::Client::public_keys(self).await
+    }
+}
+
 /// Checks the apiserver's tokens with the cluster's public keys (re-fetched, at most every
 /// 10 s, when a token does not verify).
 pub struct Verifier {
-    shared: Arc<Shared>,
+    source: Arc<dyn KeySource>,
     /// The agent API speaks TLS: callers are known by their client certificate.
     tls: bool,
     keys: Mutex<(Vec<DecodingKey>, String, Option<Instant>)>,
@@ -43,9 +53,9 @@ struct NodeClaims {
 }
 
 impl Verifier {
-    pub fn new(shared: Arc<Shared>, tls: bool) -> Self {
+    pub fn new(source: Arc<dyn KeySource>, tls: bool) -> Self {
         Verifier {
-            shared,
+            source,
             tls,
             keys: Mutex::new((Vec::new(), String::new(), None)),
         }
@@ -60,7 +70,7 @@ impl Verifier {
         if recent {
             return;
         }
-        match self.shared.client.public_keys().await {
+        match self.source.public_keys().await {
             Ok(r) => {
                 let keys = r
                     .pem
@@ -124,71 +134,15 @@ impl Verifier {
     }
 }
 
+/// The agent API: it needs only the container runtime, and a verifier for its callers.
 pub struct NodeAgentService {
-    pub shared: Arc<Shared>,
-    pub verifier: Arc<Verifier>,
+    pub(crate) runtime: Arc<dyn Runtime>,
+    verifier: Verifier,
 }
 
 impl NodeAgentService {
-    /// The container `name` of pod `ns/pod` (the only one when `name` is empty): its
-    /// current container, or the one before with `previous`.
-    pub(crate) async fn container(
-        &self,
-        ns: &str,
-        pod: &str,
-        name: &str,
-        previous: bool,
-    ) -> Result<(ContainerStatus, PathBuf), Status> {
-        let rt = &self.shared.runtime;
-        let sb = rt
-            .list_pod_sandboxes()
-            .await
-            .map_err(|e| Status::internal(e.to_string()))?
-            .into_iter()
-            .find(|s| s.config.namespace == ns && s.config.name == pod)
-            .ok_or_else(|| {
-                Status::not_found(format!("pod {ns}/{pod} is not running on this node"))
-            })?;
-        let mut cs = rt
-            .list_containers(&sb.id)
-            .await
-            .map_err(|e| Status::internal(e.to_string()))?;
-        let mut names: Vec<String> = cs.iter().map(|c| c.name.clone()).collect();
-        names.sort();
-        names.dedup();
-        let name = match (name, names.as_slice()) {
-            ("", [only]) => only.clone(),
-            ("", _) => {
-                return Err(Status::invalid_argument(format!(
-                    "a container name must be specified for pod {pod}, choose one of: [{}]",
-                    names.join(" ")
-                )))
-            }
-            (n, _) => n.to_string(),
-        };
-        cs.retain(|c| c.name == name);
-        cs.sort_by_key(|c| c.attempt);
-        let cur = cs
-            .last()
-            .cloned()
-            .ok_or_else(|| Status::not_found(format!("container {name:?} is not in pod {pod}")))?;
-        if !previous {
-            let path = cur.log_path.clone();
-            return Ok((cur, path));
-        }
-        if cur.attempt == 0 {
-            return Err(Status::invalid_argument(format!(
-                "previous terminated container {name:?} in pod {pod:?} not found"
-            )));
-        }
-        let path = sb
-            .config
-            .log_dir
-            .join(&name)
-            .join(format!("{}.log", cur.attempt - 1));
-        let mut prev = cur;
-        prev.state = State::Exited;
-        Ok((prev, path))
+    pub fn new(runtime: Arc<dyn Runtime>, verifier: Verifier) -> Self {
+        NodeAgentService { runtime, verifier }
     }
 }
 
@@ -212,6 +166,61 @@ fn render(line: &str, timestamps: bool, since: Option<jiff::Timestamp>) -> Optio
 
 type LogStream = Pin<Box<dyn Stream<Item = Result<LogChunk, Status>> + Send>>;
 
+/// A followed log: what the container writes after the first read, until it exits. The
+/// stream reads the file only while the caller reads the stream, so a caller that goes
+/// away leaves nothing running.
+struct Follow {
+    runtime: Arc<dyn Runtime>,
+    id: String,
+    file: tokio::fs::File,
+    offset: u64,
+    /// The start of a line whose end has not been written yet.
+    partial: String,
+    quiet_after_exit: u32,
+    timestamps: bool,
+    since: Option<jiff::Timestamp>,
+}
+
+impl Follow {
+    /// The next complete lines, or `None` once the container exited and its log is read.
+    async fn next(&mut self) -> Option<Vec<u8>> {
+        loop {
+            // Only an exit ends a follow: a status read that fails, or a container not
+            // started yet, does not.
+            let exited_now = self
+                .runtime
+                .container_status(&self.id)
+                .await
+                .is_ok_and(|s| s.state == State::Exited);
+            let mut buf = String::new();
+            if self.file.seek(SeekFrom::Start(self.offset)).await.is_ok() {
+                let _ = self.file.read_to_string(&mut buf).await;
+            }
+            self.offset += buf.len() as u64;
+            self.partial.push_str(&buf);
+            let complete = self.partial.rfind('\n').map_or(0, |i| i + 1);
+            let out: String = self.partial[..complete]
+                .lines()
+                .filter_map(|l| render(l, self.timestamps, self.since))
+                .collect();
+            self.partial.drain(..complete);
+            // The container's last lines can reach its log file just after it exits: stop
+            // once two reads in a row after its exit found nothing more.
+            self.quiet_after_exit = match exited_now && buf.is_empty() {
+                true => self.quiet_after_exit + 1,
+                false => 0,
+            };
+            if !out.is_empty() {
+                return Some(out.into_bytes());
+            }
+            if self.quiet_after_exit >= 2 {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
 #[tonic::async_trait]
 impl NodeAgent for NodeAgentService {
     type LogsStream = LogStream;
@@ -223,7 +232,7 @@ impl NodeAgent for NodeAgentService {
         req: Request<tonic::Streaming<StreamInput>>,
     ) -> Result<Response<Self::StreamStream>, Status> {
         self.verifier.verify(&req).await?;
-        crate::streaming::session::open(self, req.into_inner())
+        crate::streaming::session::open(&self.runtime, req.into_inner())
             .await
             .map(Response::new)
     }
@@ -233,7 +242,7 @@ impl NodeAgent for NodeAgentService {
         req: Request<tonic::Streaming<PortForwardInput>>,
     ) -> Result<Response<Self::PortForwardStream>, Status> {
         self.verifier.verify(&req).await?;
-        crate::streaming::port_forward::open(self, req.into_inner())
+        crate::streaming::port_forward::open(&self.runtime, req.into_inner())
             .await
             .map(Response::new)
     }
@@ -241,19 +250,19 @@ impl NodeAgent for NodeAgentService {
     async fn logs(&self, req: Request<LogsRequest>) -> Result<Response<LogStream>, Status> {
         self.verifier.verify(&req).await?;
         let r = req.into_inner();
-        let (c, path) = self
-            .container(&r.namespace, &r.pod, &r.container, r.previous)
-            .await?;
+        let (c, path) = crate::streaming::container(
+            self.runtime.as_ref(),
+            &r.namespace,
+            &r.pod,
+            &r.container,
+            r.previous,
+        )
+        .await?;
         let mut file = tokio::fs::File::open(&path)
             .await
             .map_err(|e| Status::not_found(format!("logs of {}: {e}", c.name)))?;
         let since = (r.since_seconds > 0)
-            .then(|| {
-                let now = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(0, |d| d.as_secs() as i64);
-                jiff::Timestamp::from_second(now - r.since_seconds).ok()
-            })
+            .then(|| jiff::Timestamp::from_second(crate::host::now_secs() - r.since_seconds).ok())
             .flatten();
         let mut text = String::new();
         file.read_to_string(&mut text)
@@ -266,75 +275,40 @@ impl NodeAgent for NodeAgentService {
         if r.tail_lines > 0 && lines.len() > r.tail_lines as usize {
             lines.drain(..lines.len() - r.tail_lines as usize);
         }
-        let (tx, rx) = tokio::sync::mpsc::channel(64);
-        let _ = tx
-            .send(Ok(LogChunk {
-                data: lines.concat().into_bytes().into(),
-            }))
-            .await;
-        let follow = r.follow && !r.previous;
-        let (rt, id) = (self.shared.runtime.clone(), c.id.clone());
-        let mut offset = text.len() as u64;
-        tokio::spawn(async move {
-            let mut partial = String::new();
-            let mut quiet_after_exit = 0;
-            if !follow {
-                return;
-            }
-            loop {
-                // Only an exit ends a follow: a status read that fails, or a container
-                // not started yet, does not.
-                let exited_now = rt
-                    .container_status(&id)
-                    .await
-                    .is_ok_and(|s| s.state == State::Exited);
-                let mut buf = String::new();
-                if file.seek(SeekFrom::Start(offset)).await.is_ok() {
-                    let _ = file.read_to_string(&mut buf).await;
-                }
-                offset += buf.len() as u64;
-                partial.push_str(&buf);
-                let complete = partial.rfind('\n').map_or(0, |i| i + 1);
-                let out: String = partial[..complete]
-                    .lines()
-                    .filter_map(|l| render(l, r.timestamps, since))
-                    .collect();
-                partial.drain(..complete);
-                if !out.is_empty()
-                    && tx
-                        .send(Ok(LogChunk {
-                            data: out.into_bytes().into(),
-                        }))
-                        .await
-                        .is_err()
-                {
-                    return;
-                }
-                if tx.is_closed() {
-                    return;
-                }
-                // The container's last lines can reach its log file just after it exits:
-                // stop once two reads in a row after its exit found nothing more.
-                quiet_after_exit = if exited_now && buf.is_empty() {
-                    quiet_after_exit + 1
-                } else {
-                    0
-                };
-                if quiet_after_exit >= 2 {
-                    return;
-                }
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
+        let first = futures::stream::once(std::future::ready(Ok(LogChunk {
+            data: lines.concat().into_bytes().into(),
+        })));
+        if !r.follow || r.previous {
+            return Ok(Response::new(Box::pin(first)));
+        }
+        let follow = Follow {
+            runtime: self.runtime.clone(),
+            id: c.id.clone(),
+            file,
+            offset: text.len() as u64,
+            partial: String::new(),
+            quiet_after_exit: 0,
+            timestamps: r.timestamps,
+            since,
+        };
+        let rest = futures::stream::unfold(follow, |mut f| async move {
+            let data = f.next().await?;
+            Some((Ok(LogChunk { data: data.into() }), f))
         });
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+        Ok(Response::new(Box::pin(first.chain(rest))))
     }
 
     async fn exec(&self, req: Request<ExecRequest>) -> Result<Response<ExecResponse>, Status> {
         self.verifier.verify(&req).await?;
         let r = req.into_inner();
-        let (c, _) = self
-            .container(&r.namespace, &r.pod, &r.container, false)
-            .await?;
+        let (c, _) = crate::streaming::container(
+            self.runtime.as_ref(),
+            &r.namespace,
+            &r.pod,
+            &r.container,
+            false,
+        )
+        .await?;
         if c.state != State::Running {
             return Err(Status::failed_precondition(format!(
                 "container {:?} is not running",
@@ -350,7 +324,6 @@ impl NodeAgent for NodeAgentService {
             60
         });
         let out = self
-            .shared
             .runtime
             .exec_sync(&c.id, &r.command, timeout)
             .await

@@ -277,7 +277,7 @@ impl Drop for NodeAgent {
         // Volumes of pods the killed agent never tore down (memory-medium emptyDirs are
         // tmpfs mounts), deepest first, then the data directory's own tmpfs: a mount left
         // behind would keep the directory from being removed.
-        node::kubelet::volumes::unmount_under(&self.data_dir());
+        node::kubelet::unmount_under(&self.data_dir());
         if self.tmpfs {
             let _ = std::process::Command::new("umount")
                 .args(["-l"])

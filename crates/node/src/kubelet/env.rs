@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use client::{Api, Client};
-use k8s_openapi::api::core::v1::{ConfigMap, Container, Pod, Secret};
+use k8s_openapi::api::core::v1::{ConfigMap, Container, EnvFromSource, EnvVarSource, Pod, Secret};
 
 /// ConfigMaps and Secrets read once per container start.
 pub struct Sources<'a> {
@@ -116,6 +116,22 @@ pub fn expand(s: &str, vars: &BTreeMap<String, String>) -> String {
     out
 }
 
+/// Variables in the order they were first set; a later value replaces an earlier one.
+#[derive(Default)]
+struct Env {
+    vars: BTreeMap<String, String>,
+    order: Vec<String>,
+}
+
+impl Env {
+    fn set(&mut self, k: String, v: String) {
+        if !self.vars.contains_key(&k) {
+            self.order.push(k.clone());
+        }
+        self.vars.insert(k, v);
+    }
+}
+
 /// The environment of container `c`, in order: Service variables, `envFrom`, then `env`.
 pub async fn resolve(
     src: &Sources<'_>,
@@ -125,83 +141,98 @@ pub async fn resolve(
     pod_ip: &str,
     host_ip: &str,
 ) -> Result<Vec<(String, String)>, String> {
-    let mut vars: BTreeMap<String, String> = service_env.clone();
-    let mut order: Vec<String> = vars.keys().cloned().collect();
-    let mut set = |vars: &mut BTreeMap<String, String>, k: String, v: String| {
-        if !vars.contains_key(&k) {
-            order.push(k.clone());
-        }
-        vars.insert(k, v);
+    let mut env = Env {
+        vars: service_env.clone(),
+        order: service_env.keys().cloned().collect(),
     };
     for from in c.env_from.iter().flatten() {
-        let prefix = from.prefix.clone().unwrap_or_default();
-        if let Some(r) = &from.config_map_ref {
-            match src.config_map(&r.name).await? {
-                Some(cm) => {
-                    for (k, v) in cm.data.iter().flatten() {
-                        set(&mut vars, format!("{prefix}{k}"), v.clone());
-                    }
-                }
-                None if r.optional == Some(true) => {}
-                None => return Err(format!("configmap {:?} not found", r.name)),
-            }
-        }
-        if let Some(r) = &from.secret_ref {
-            match src.secret(&r.name).await? {
-                Some(s) => {
-                    for (k, v) in secret_data(&s) {
-                        set(&mut vars, format!("{prefix}{k}"), v);
-                    }
-                }
-                None if r.optional == Some(true) => {}
-                None => return Err(format!("secret {:?} not found", r.name)),
-            }
-        }
+        env_from(src, from, &mut env).await?;
     }
     for e in c.env.iter().flatten() {
-        let value = if let Some(v) = &e.value {
-            expand(v, &vars)
-        } else if let Some(vf) = &e.value_from {
-            if let Some(f) = &vf.field_ref {
-                field_ref(pod, &f.field_path, pod_ip, host_ip)?
-            } else if let Some(r) = &vf.config_map_key_ref {
-                let cm = src.config_map(&r.name).await?;
-                match cm.as_ref().and_then(|cm| cm.data.as_ref()?.get(&r.key)) {
-                    Some(v) => v.clone(),
-                    None if r.optional == Some(true) => continue,
-                    None => {
-                        return Err(format!(
-                            "key {:?} of configmap {:?} not found",
-                            r.key, r.name
-                        ))
-                    }
-                }
-            } else if let Some(r) = &vf.secret_key_ref {
-                let s = src.secret(&r.name).await?;
-                match s.as_ref().and_then(|s| secret_data(s).remove(&r.key)) {
-                    Some(v) => v,
-                    None if r.optional == Some(true) => continue,
-                    None => {
-                        return Err(format!("key {:?} of secret {:?} not found", r.key, r.name))
-                    }
-                }
-            } else if let Some(r) = &vf.resource_field_ref {
-                resource_field(c, &r.resource)
-            } else {
-                String::new()
-            }
-        } else {
-            String::new()
+        let value = match (&e.value, &e.value_from) {
+            (Some(v), _) => expand(v, &env.vars),
+            (None, Some(vf)) => match value_from(src, pod, c, vf, pod_ip, host_ip).await? {
+                Some(v) => v,
+                None => continue,
+            },
+            (None, None) => String::new(),
         };
-        set(&mut vars, e.name.clone(), value);
+        env.set(e.name.clone(), value);
     }
+    let Env { mut vars, order } = env;
     Ok(order
         .into_iter()
         .map(|k| {
-            let v = vars[&k].clone();
+            let v = vars.remove(&k).unwrap_or_default();
             (k, v)
         })
         .collect())
+}
+
+/// The variables of one `envFrom` source: every key of a ConfigMap or Secret.
+async fn env_from(src: &Sources<'_>, from: &EnvFromSource, env: &mut Env) -> Result<(), String> {
+    let prefix = from.prefix.clone().unwrap_or_default();
+    if let Some(r) = &from.config_map_ref {
+        match src.config_map(&r.name).await? {
+            Some(cm) => {
+                for (k, v) in cm.data.iter().flatten() {
+                    env.set(format!("{prefix}{k}"), v.clone());
+                }
+            }
+            None if r.optional == Some(true) => {}
+            None => return Err(format!("configmap {:?} not found", r.name)),
+        }
+    }
+    if let Some(r) = &from.secret_ref {
+        match src.secret(&r.name).await? {
+            Some(s) => {
+                for (k, v) in secret_data(&s) {
+                    env.set(format!("{prefix}{k}"), v);
+                }
+            }
+            None if r.optional == Some(true) => {}
+            None => return Err(format!("secret {:?} not found", r.name)),
+        }
+    }
+    Ok(())
+}
+
+/// The value of a `valueFrom`; `None` when an optional key is missing (the variable is
+/// not set).
+async fn value_from(
+    src: &Sources<'_>,
+    pod: &Pod,
+    c: &Container,
+    vf: &EnvVarSource,
+    pod_ip: &str,
+    host_ip: &str,
+) -> Result<Option<String>, String> {
+    if let Some(f) = &vf.field_ref {
+        return field_ref(pod, &f.field_path, pod_ip, host_ip).map(Some);
+    }
+    if let Some(r) = &vf.config_map_key_ref {
+        let cm = src.config_map(&r.name).await?;
+        return match cm.as_ref().and_then(|cm| cm.data.as_ref()?.get(&r.key)) {
+            Some(v) => Ok(Some(v.clone())),
+            None if r.optional == Some(true) => Ok(None),
+            None => Err(format!(
+                "key {:?} of configmap {:?} not found",
+                r.key, r.name
+            )),
+        };
+    }
+    if let Some(r) = &vf.secret_key_ref {
+        let s = src.secret(&r.name).await?;
+        return match s.as_ref().and_then(|s| secret_data(s).remove(&r.key)) {
+            Some(v) => Ok(Some(v)),
+            None if r.optional == Some(true) => Ok(None),
+            None => Err(format!("key {:?} of secret {:?} not found", r.key, r.name)),
+        };
+    }
+    Ok(Some(match &vf.resource_field_ref {
+        Some(r) => resource_field(c, &r.resource),
+        None => String::new(),
+    }))
 }
 
 /// `limits.cpu` (whole cores, rounded up), `limits.memory` (bytes), and the requests.

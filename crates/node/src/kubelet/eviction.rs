@@ -11,8 +11,9 @@ use client::{Api, ListParams};
 use k8s_openapi::api::core::v1::Pod;
 use tokio::sync::mpsc;
 
-use super::status::qos_class;
+use super::qos::qos_class;
 use super::Shared;
+use crate::host;
 use crate::runtime::State;
 
 /// The hard eviction thresholds.
@@ -42,7 +43,7 @@ impl Default for Thresholds {
 impl Thresholds {
     /// Parses `memory.available<100Mi,nodefs.available<10%`; an empty string turns
     /// eviction off.
-    pub fn parse(s: &str) -> Result<Thresholds, String> {
+    pub fn parse(s: &str) -> crate::Result<Thresholds> {
         let mut t = Thresholds {
             memory_available: None,
             nodefs_available: None,
@@ -50,29 +51,30 @@ impl Thresholds {
         for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
             let (signal, value) = part
                 .split_once('<')
-                .ok_or_else(|| format!("--eviction-hard: {part:?} is not SIGNAL<QUANTITY"))?;
+                .ok_or_else(|| invalid(format!("{part:?} is not SIGNAL<QUANTITY")))?;
             let amount = match value.strip_suffix('%') {
                 Some(p) => Amount::Percent(
                     p.parse()
-                        .map_err(|_| format!("--eviction-hard: {value:?} is not a percentage"))?,
+                        .map_err(|_| invalid(format!("{value:?} is not a percentage")))?,
                 ),
                 None => Amount::Bytes(
                     client::quantity::parse(value)
                         .filter(|n| *n >= 0)
-                        .ok_or_else(|| format!("--eviction-hard: {value:?} is not a quantity"))?
+                        .ok_or_else(|| invalid(format!("{value:?} is not a quantity")))?
                         as u64,
                 ),
             };
             match (signal, amount) {
                 ("memory.available", Amount::Bytes(b)) => t.memory_available = Some(b),
                 ("memory.available", Amount::Percent(p)) => {
-                    t.memory_available = Some((super::register::memory_bytes() as f64 * p / 100.0) as u64)
+                    t.memory_available =
+                        Some((crate::host::memory_bytes() as f64 * p / 100.0) as u64)
                 }
                 ("nodefs.available", a) => t.nodefs_available = Some(a),
                 (other, _) => {
-                    return Err(format!(
-                        "--eviction-hard: signal {other:?} is not supported (memory.available, nodefs.available)"
-                    ))
+                    return Err(invalid(format!(
+                        "signal {other:?} is not supported (memory.available, nodefs.available)"
+                    )))
                 }
             }
         }
@@ -80,39 +82,22 @@ impl Thresholds {
     }
 }
 
-/// A /proc/meminfo field, in bytes.
-pub fn meminfo(key: &str) -> Option<u64> {
-    std::fs::read_to_string("/proc/meminfo")
-        .ok()?
-        .lines()
-        .find_map(|l| {
-            let v = l.strip_prefix(key)?.strip_prefix(':')?;
-            v.split_whitespace()
-                .next()?
-                .parse::<u64>()
-                .ok()
-                .map(|kb| kb * 1024)
-        })
+fn invalid(reason: String) -> crate::Error {
+    crate::Error::invalid("--eviction-hard", reason)
 }
 
 /// (memory pressure, disk pressure) as the thresholds see the node now.
 pub fn pressure(shared: &Shared) -> (bool, bool) {
     let t = &shared.cfg.eviction;
-    let mem = match (t.memory_available, meminfo("MemAvailable")) {
+    let mem = match (t.memory_available, host::meminfo("MemAvailable")) {
         (Some(min), Some(avail)) => avail < min,
         _ => false,
     };
-    let disk = match (
-        t.nodefs_available,
-        rustix::fs::statvfs(&shared.cfg.data_dir),
-    ) {
-        (Some(a), Ok(s)) if s.f_blocks > 0 => {
-            let avail = s.f_bavail * s.f_frsize;
-            match a {
-                Amount::Bytes(b) => avail < b,
-                Amount::Percent(p) => (avail as f64) < (s.f_blocks * s.f_frsize) as f64 * p / 100.0,
-            }
-        }
+    let disk = match (t.nodefs_available, host::filesystem(&shared.cfg.data_dir)) {
+        (Some(a), Some(fs)) if fs.total > 0 => match a {
+            Amount::Bytes(b) => fs.available < b,
+            Amount::Percent(p) => (fs.available as f64) < fs.total as f64 * p / 100.0,
+        },
         _ => false,
     };
     (mem, disk)
@@ -220,9 +205,11 @@ mod tests {
         assert_eq!(Thresholds::parse("").unwrap().memory_available, None);
         assert!(Thresholds::parse("memory.available>1")
             .unwrap_err()
+            .to_string()
             .contains("SIGNAL<QUANTITY"));
         assert!(Thresholds::parse("pid.available<10")
             .unwrap_err()
+            .to_string()
             .contains("not supported"));
     }
 

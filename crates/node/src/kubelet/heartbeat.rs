@@ -18,17 +18,7 @@ fn now_micro() -> String {
 /// thresholds, pids over 90% of pid_max.
 pub fn pressure(shared: &Shared) -> (bool, bool, bool) {
     let (mem, disk) = super::eviction::pressure(shared);
-    let pid_max: u64 = std::fs::read_to_string("/proc/sys/kernel/pid_max")
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(u64::MAX);
-    let procs = std::fs::read_dir("/proc")
-        .map(|d| {
-            d.flatten()
-                .filter(|e| e.file_name().to_string_lossy().parse::<u64>().is_ok())
-                .count() as u64
-        })
-        .unwrap_or(0);
+    let (procs, pid_max) = crate::host::processes();
     (mem, disk, procs * 10 > pid_max * 9)
 }
 

@@ -2,20 +2,23 @@
 //! the pods bound to it from a watch ([`source`]) and runs each through a pod worker
 //! ([`worker`]) on a [`crate::runtime::Runtime`].
 
-pub mod env;
-pub mod eviction;
-pub mod heartbeat;
-pub mod probe;
-pub mod register;
-pub mod security_context;
-pub mod service_env;
-pub mod source;
-pub mod static_pods;
-pub mod status;
-pub mod usage;
-pub mod volume_mounts;
-pub mod volumes;
-pub mod worker;
+mod env;
+mod eviction;
+mod heartbeat;
+mod probe;
+mod qos;
+mod register;
+mod security_context;
+mod service_env;
+mod source;
+mod static_pods;
+mod usage;
+mod volume_mounts;
+mod volumes;
+mod worker;
+
+pub use eviction::{Amount, Thresholds};
+pub use volumes::unmount_under;
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
@@ -26,8 +29,8 @@ use client::events::Recorder;
 use client::Client;
 use parking_lot::Mutex;
 
-use crate::certs;
 use crate::runtime::Runtime;
+use tokio::task::JoinSet;
 
 #[derive(Clone, Debug)]
 pub struct KubeletConfig {
@@ -93,25 +96,25 @@ impl KubeletConfig {
 }
 
 /// What every part of the kubelet shares.
-pub struct Shared {
-    pub client: Client,
-    pub runtime: Arc<dyn Runtime>,
-    pub cfg: KubeletConfig,
-    pub events: Recorder,
+struct Shared {
+    client: Client,
+    runtime: Arc<dyn Runtime>,
+    cfg: KubeletConfig,
+    events: Recorder,
     /// Whether the kubelet runs as root (tmpfs volumes, mounts, cgroups).
-    pub root: bool,
+    root: bool,
     /// Pods already removed from the API whose workers are still cleaning up.
-    pub gone: Mutex<HashSet<String>>,
+    gone: Mutex<HashSet<String>>,
     /// The port the agent API listens on.
-    pub agent_port: u16,
+    agent_port: u16,
     /// The pod CIDR handed to the runtime.
-    pub pod_cidr: Mutex<Option<String>>,
+    pod_cidr: Mutex<Option<String>>,
     /// Every Service, for the discovery variables of containers.
-    pub services: Arc<client::informer::Informer<k8s_openapi::api::core::v1::Service>>,
+    services: Arc<client::informer::Informer<k8s_openapi::api::core::v1::Service>>,
 }
 
 /// Hands the node's pod CIDR to the runtime when it is new.
-pub async fn set_pod_cidr(shared: &Shared, cidr: &str) {
+async fn set_pod_cidr(shared: &Shared, cidr: &str) {
     if shared.pod_cidr.lock().as_deref() == Some(cidr) {
         return;
     }
@@ -141,111 +144,50 @@ async fn wait_pod_cidr(shared: &Shared) {
     tracing::info!("the node has no pod CIDR yet; pods start on the host network until it does");
 }
 
-/// Waits (a little) for the agent API's first serving certificate, so that logs and exec
-/// work by the time pods run.
-async fn wait_serving(served: &pki::ServedCert) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while !served.is_set() && std::time::Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    if !served.is_set() {
-        tracing::warn!(
-            "no serving certificate yet: logs and exec fail until its request is signed"
-        );
-    }
+/// A kubelet whose Node is registered, and which keeps it alive: its heartbeats and
+/// usage samples run until it is dropped.
+pub struct Kubelet {
+    shared: Arc<Shared>,
+    tasks: JoinSet<()>,
 }
 
-/// Now, in Unix seconds.
-pub use crate::runtime::shim::unix_now as now_secs;
+impl Kubelet {
+    /// Registers the node (its agent API on `agent_port`), waits a little for its pod
+    /// CIDR, and starts its heartbeats.
+    pub async fn register(
+        client: Client,
+        cfg: KubeletConfig,
+        runtime: Arc<dyn Runtime>,
+        agent_port: u16,
+    ) -> crate::Result<Kubelet> {
+        let services =
+            client::informer::Informer::start(client::Api::all(client.clone()), Default::default());
+        let shared = Arc::new(Shared {
+            agent_port,
+            events: Recorder::new(client.clone(), "kubelet"),
+            client,
+            runtime,
+            root: rustix::process::geteuid().is_root(),
+            gone: Mutex::new(HashSet::new()),
+            pod_cidr: Mutex::new(None),
+            services,
+            cfg,
+        });
+        register::register(&shared).await?;
+        wait_pod_cidr(&shared).await;
+        tracing::info!(node = %shared.cfg.node_name, runtime = shared.runtime.name(), "node registered");
+        let mut tasks = JoinSet::new();
+        tasks.spawn(heartbeat::run(shared.clone()));
+        tasks.spawn(usage::run(shared.clone()));
+        Ok(Kubelet { shared, tasks })
+    }
 
-/// Runs the kubelet until the future is dropped.
-pub async fn run(
-    client: Client,
-    cfg: KubeletConfig,
-    runtime: Arc<dyn Runtime>,
-) -> Result<(), String> {
-    std::fs::create_dir_all(&cfg.data_dir)
-        .map_err(|e| format!("--data-dir {}: {e}", cfg.data_dir.display()))?;
-    let listener = tokio::net::TcpListener::bind(cfg.listen)
-        .await
-        .map_err(|e| format!("--listen {}: {e}", cfg.listen))?;
-    let agent_port = listener.local_addr().map_err(|e| e.to_string())?.port();
-    let services =
-        client::informer::Informer::start(client::Api::all(client.clone()), Default::default());
-    let shared = Arc::new(Shared {
-        agent_port,
-        events: Recorder::new(client.clone(), "kubelet"),
-        client,
-        runtime,
-        root: rustix::process::geteuid().is_root(),
-        gone: Mutex::new(HashSet::new()),
-        pod_cidr: Mutex::new(None),
-        services,
-        cfg,
-    });
-    register::register(&shared).await?;
-    wait_pod_cidr(&shared).await;
-    tracing::info!(node = %shared.cfg.node_name, runtime = shared.runtime.name(), "node registered");
-    let hb = tokio::spawn(heartbeat::run(shared.clone()));
-    let usage = tokio::spawn(usage::run(shared.clone()));
-    let tls = shared.cfg.tls.clone();
-    let serving = tls.as_ref().map(|t| {
-        let dir = shared.cfg.data_dir.join("pki");
-        let spec = certs::CertSpec::serving(
-            &shared.cfg.node_name,
-            vec![shared.cfg.node_ip.clone()],
-            &dir,
-        );
-        tokio::spawn(certs::serve(
-            shared.client.clone(),
-            t.served.clone(),
-            spec,
-            t.ca_pem.clone(),
-        ))
-    });
-    if let Some(t) = &tls {
-        wait_serving(&t.served).await;
+    /// Runs the pods and eviction until the pod watch ends. Dropping the future stops
+    /// everything the kubelet started.
+    pub async fn run(self) -> crate::Result<()> {
+        let Kubelet { shared, mut tasks } = self;
+        let (evict_tx, evict_rx) = tokio::sync::mpsc::channel(8);
+        tasks.spawn(eviction::run(shared.clone(), evict_tx));
+        source::run(shared, evict_rx).await
     }
-    let svc = crate::server::NodeAgentService {
-        verifier: Arc::new(crate::server::Verifier::new(shared.clone(), tls.is_some())),
-        shared: shared.clone(),
-    };
-    let server_cfg = match &tls {
-        Some(t) => Some(
-            t.served
-                .server_config(&t.ca_pem, pki::ClientAuth::Required, &[b"h2"])
-                .map_err(|e| format!("the agent API's TLS: {e}"))?,
-        ),
-        None => None,
-    };
-    let api = tokio::spawn(async move {
-        let server = tonic::transport::Server::builder().add_service(
-            rkube_proto::api::node_agent_server::NodeAgentServer::new(svc),
-        );
-        let r = match server_cfg {
-            Some(cfg) => {
-                server
-                    .serve_with_incoming(pki::tls_incoming(listener, cfg))
-                    .await
-            }
-            None => {
-                let incoming = tonic::transport::server::TcpIncoming::from(listener);
-                server.serve_with_incoming(incoming).await
-            }
-        };
-        if let Err(e) = r {
-            tracing::error!(error = %e, "the agent API stopped");
-        }
-    });
-    let (evict_tx, evict_rx) = tokio::sync::mpsc::channel(8);
-    let evictor = tokio::spawn(eviction::run(shared.clone(), evict_tx));
-    let r = source::run(shared, evict_rx).await;
-    evictor.abort();
-    hb.abort();
-    usage.abort();
-    api.abort();
-    if let Some(s) = serving {
-        s.abort();
-    }
-    r
 }

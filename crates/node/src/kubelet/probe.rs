@@ -100,12 +100,33 @@ pub fn resolve_named_ports(mut probe: Probe, c: &k8s_openapi::api::core::v1::Con
     probe
 }
 
-fn port_of(p: &IntOrString) -> Result<u16, String> {
+/// Why a probe attempt failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Failure {
+    #[error("{0}")]
+    Exec(#[from] crate::runtime::Error),
+    #[error("exit code {0}")]
+    ExitCode(i32),
+    #[error("port {0} out of range")]
+    PortRange(i32),
+    #[error("no container port is named {0:?}")]
+    PortName(String),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("timed out")]
+    TimedOut,
+    #[error("not an HTTP response: {0:?}")]
+    NotHttp(String),
+    #[error("HTTP probe failed with statuscode: {0}")]
+    Status(u16),
+    #[error("the probe has no handler (exec, httpGet or tcpSocket)")]
+    NoHandler,
+}
+
+fn port_of(p: &IntOrString) -> Result<u16, Failure> {
     match p {
-        IntOrString::Int(n) => u16::try_from(*n).map_err(|_| format!("port {n} out of range")),
-        IntOrString::String(s) => s
-            .parse()
-            .map_err(|_| format!("no container port is named {s:?}")),
+        IntOrString::Int(n) => u16::try_from(*n).map_err(|_| Failure::PortRange(*n)),
+        IntOrString::String(s) => s.parse().map_err(|_| Failure::PortName(s.clone())),
     }
 }
 
@@ -116,17 +137,13 @@ pub async fn run(
     container_id: &str,
     pod_ip: &str,
     timeout: Duration,
-) -> Result<(), String> {
+) -> Result<(), Failure> {
     if let Some(e) = &p.exec {
         let cmd = e.command.clone().unwrap_or_default();
-        let r = rt
-            .exec_sync(container_id, &cmd, timeout)
-            .await
-            .map_err(|e| e.to_string())?;
-        return if r.exit_code == 0 {
-            Ok(())
-        } else {
-            Err(format!("exit code {}", r.exit_code))
+        let r = rt.exec_sync(container_id, &cmd, timeout).await?;
+        return match r.exit_code {
+            0 => Ok(()),
+            code => Err(Failure::ExitCode(code)),
         };
     }
     if let Some(t) = &p.tcp_socket {
@@ -134,9 +151,9 @@ pub async fn run(
         let port = port_of(&t.port)?;
         return tokio::time::timeout(timeout, TcpStream::connect((host.as_str(), port)))
             .await
-            .map_err(|_| "timed out".to_string())?
+            .map_err(|_| Failure::TimedOut)?
             .map(drop)
-            .map_err(|e| e.to_string());
+            .map_err(Failure::Io);
     }
     if let Some(h) = &p.http_get {
         let host = h.host.clone().unwrap_or_else(|| pod_ip.to_string());
@@ -148,29 +165,24 @@ pub async fn run(
         }
         req.push_str("\r\n");
         let fut = async {
-            let mut s = TcpStream::connect((host.as_str(), port))
-                .await
-                .map_err(|e| e.to_string())?;
-            s.write_all(req.as_bytes())
-                .await
-                .map_err(|e| e.to_string())?;
+            let mut s = TcpStream::connect((host.as_str(), port)).await?;
+            s.write_all(req.as_bytes()).await?;
             let mut head = vec![0u8; 64];
-            let n = s.read(&mut head).await.map_err(|e| e.to_string())?;
+            let n = s.read(&mut head).await?;
             let line = String::from_utf8_lossy(&head[..n]).to_string();
             let code: u16 = line
                 .split_whitespace()
                 .nth(1)
                 .and_then(|c| c.parse().ok())
-                .ok_or_else(|| format!("not an HTTP response: {line:?}"))?;
-            if (200..400).contains(&code) {
-                Ok(())
-            } else {
-                Err(format!("HTTP probe failed with statuscode: {code}"))
+                .ok_or(Failure::NotHttp(line))?;
+            match code {
+                200..400 => Ok(()),
+                code => Err(Failure::Status(code)),
             }
         };
         return tokio::time::timeout(timeout, fut)
             .await
-            .map_err(|_| "timed out".to_string())?;
+            .map_err(|_| Failure::TimedOut)?;
     }
-    Err("the probe has no handler (exec, httpGet or tcpSocket)".into())
+    Err(Failure::NoHandler)
 }

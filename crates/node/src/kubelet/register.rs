@@ -6,66 +6,51 @@ use k8s_openapi::api::core::v1::Node;
 use serde_json::{json, Value};
 
 use super::Shared;
-
-/// Bytes of physical memory, from /proc/meminfo.
-pub fn memory_bytes() -> u64 {
-    super::eviction::meminfo("MemTotal").unwrap_or(0)
-}
-
-/// Bytes of the filesystem holding `dir`.
-pub fn disk_bytes(dir: &std::path::Path) -> u64 {
-    rustix::fs::statvfs(dir).map_or(0, |s| s.f_blocks * s.f_frsize)
-}
+use crate::{host, Error};
 
 pub fn capacity(shared: &Shared) -> Value {
-    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let disk = host::filesystem(&shared.cfg.data_dir).map_or(0, |f| f.total);
     json!({
-        "cpu": cpus.to_string(),
-        "memory": format!("{}Ki", memory_bytes() / 1024),
-        "ephemeral-storage": format!("{}Ki", disk_bytes(&shared.cfg.data_dir) / 1024),
+        "cpu": host::cpus().to_string(),
+        "memory": format!("{}Ki", host::memory_bytes() / 1024),
+        "ephemeral-storage": format!("{}Ki", disk / 1024),
         "pods": shared.cfg.max_pods.to_string(),
     })
 }
 
-fn node_info(shared: &Shared) -> Value {
-    let uname = rustix::system::uname();
+fn node_info(shared: &Shared, id: &host::Identity) -> Value {
     json!({
         "architecture": std::env::consts::ARCH,
         "operatingSystem": "linux",
-        "kernelVersion": uname.release().to_string_lossy(),
-        "osImage": std::fs::read_to_string("/etc/os-release").ok()
-            .and_then(|s| s.lines().find_map(|l| l.strip_prefix("PRETTY_NAME=").map(|v| v.trim_matches('"').to_string())))
-            .unwrap_or_else(|| "Linux".into()),
+        "kernelVersion": id.kernel,
+        "osImage": id.os_image,
         "containerRuntimeVersion": shared.runtime.version(),
         "kubeletVersion": concat!("v1.32.0-rkube-", env!("CARGO_PKG_VERSION")),
         "kubeProxyVersion": "",
-        "machineID": std::fs::read_to_string("/etc/machine-id").unwrap_or_default().trim(),
+        "machineID": id.machine_id,
         "systemUUID": "",
-        "bootID": std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap_or_default().trim(),
+        "bootID": id.boot_id,
     })
 }
 
 /// The node's status apart from conditions.
 pub fn status(shared: &Shared) -> Value {
     let cap = capacity(shared);
-    let hostname = rustix::system::uname()
-        .nodename()
-        .to_string_lossy()
-        .to_string();
+    let id = host::identity();
     json!({
         "capacity": cap,
         "allocatable": cap,
         "addresses": [
             {"type": "InternalIP", "address": shared.cfg.node_ip},
-            {"type": "Hostname", "address": hostname},
+            {"type": "Hostname", "address": id.hostname},
         ],
-        "nodeInfo": node_info(shared),
+        "nodeInfo": node_info(shared, &id),
         "daemonEndpoints": {"kubeletEndpoint": {"Port": shared.agent_port}},
     })
 }
 
 /// Creates the Node, or takes over an existing one of the same name (labels merged).
-pub async fn register(shared: &Shared) -> Result<(), String> {
+pub async fn register(shared: &Shared) -> crate::Result<()> {
     let api = Api::<Node>::all(shared.client.clone());
     let name = &shared.cfg.node_name;
     let mut labels = json!({
@@ -81,7 +66,7 @@ pub async fn register(shared: &Shared) -> Result<(), String> {
     let exists = api
         .get_opt(name)
         .await
-        .map_err(|e| format!("reading node {name}: {e}"))?;
+        .map_err(|e| Error::request(format!("reading node {name}"), e))?;
     if exists.is_some() {
         api.patch(
             name,
@@ -89,13 +74,14 @@ pub async fn register(shared: &Shared) -> Result<(), String> {
             &json!({"metadata": {"labels": labels}}),
         )
         .await
-        .map_err(|e| format!("updating node {name}: {e}"))?;
+        .map_err(|e| Error::request(format!("updating node {name}"), e))?;
     } else {
-        let n: Node = serde_json::from_value(node).map_err(|e| e.to_string())?;
+        let n: Node =
+            serde_json::from_value(node).map_err(|e| Error::invalid("--node-labels", e))?;
         match api.create(&n).await {
             Ok(_) => {}
             Err(e) if e.is_already_exists() => {}
-            Err(e) => return Err(format!("registering node {name}: {e}")),
+            Err(e) => return Err(Error::request(format!("registering node {name}"), e)),
         }
     }
     api.patch_status(
@@ -104,6 +90,6 @@ pub async fn register(shared: &Shared) -> Result<(), String> {
         &json!({ "status": status(shared) }),
     )
     .await
-    .map_err(|e| format!("node {name} status: {e}"))?;
+    .map_err(|e| Error::request(format!("node {name} status"), e))?;
     Ok(())
 }

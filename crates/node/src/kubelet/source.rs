@@ -6,14 +6,16 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use client::state::PodPhase;
 use client::watcher::{self, watcher, Event};
 use client::{Api, ListParams};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
 use tokio::sync::mpsc;
+use tokio::task::JoinSet;
 
 use super::static_pods;
-use super::worker::{self, Phase, PodWorker, Update};
+use super::worker::{self, PodWorker, Update};
 use super::Shared;
 use crate::runtime::{Sandbox, State};
 
@@ -24,13 +26,13 @@ async fn new_worker(shared: &Arc<Shared>, pod: Pod, existing: Option<Sandbox>) -
         shared: shared.clone(),
         pod,
         uid,
-        phase: Phase::Setup,
+        life: Default::default(),
         sandbox: None,
         volumes: Default::default(),
         runs: Default::default(),
         failure: None,
         started: None,
-        pod_phase: "Pending",
+        pod_phase: PodPhase::Pending,
         grace_deadline: None,
         last_status: None,
     };
@@ -59,7 +61,7 @@ async fn new_worker(shared: &Arc<Shared>, pod: Pod, existing: Option<Sandbox>) -
                 .as_ref()
                 .is_some_and(|c| c.state == State::Running)
         }) {
-            w.pod_phase = "Running";
+            w.pod_phase = PodPhase::Running;
         }
         tracing::info!(pod = %worker::name(&w.pod), containers = w.runs.len(), "adopted a running pod");
         w.sandbox = Some(sb);
@@ -72,6 +74,8 @@ struct Source {
     /// Sandboxes found at start that no worker has taken yet.
     existing: HashMap<String, Sandbox>,
     workers: HashMap<String, mpsc::Sender<Update>>,
+    /// The workers' tasks: dropping the source stops them.
+    tasks: JoinSet<()>,
     /// The static pods running, by uid.
     statics: HashMap<String, Pod>,
 }
@@ -83,7 +87,17 @@ impl Source {
         let w = new_worker(&self.shared, pod, sb).await;
         let (tx, rx) = mpsc::channel(16);
         self.workers.insert(uid, tx);
-        tokio::spawn(worker::run(w, rx));
+        self.tasks.spawn(worker::run(w, rx));
+    }
+
+    /// Forgets the workers that ended.
+    fn reap(&mut self) {
+        self.workers.retain(|_, tx| !tx.is_closed());
+        while let Some(r) = self.tasks.try_join_next() {
+            if let Err(e) = r {
+                tracing::error!(error = %e, "a pod worker panicked");
+            }
+        }
     }
 
     async fn send(&self, uid: &str, u: Update) {
@@ -98,12 +112,7 @@ impl Source {
         if self.workers.contains_key(&uid) {
             return self.send(&uid, Update::Pod(Box::new(pod))).await;
         }
-        let terminal = pod
-            .status
-            .as_ref()
-            .and_then(|s| s.phase.as_deref())
-            .is_some_and(|p| p == "Succeeded" || p == "Failed");
-        if terminal
+        if PodPhase::of(&pod).is_finished()
             && !self.existing.contains_key(&uid)
             && pod.metadata.deletion_timestamp.is_none()
         {
@@ -141,12 +150,38 @@ impl Source {
         }
         self.statics = now;
     }
+
+    /// The first list after a (re)connect is complete: workers whose pods vanished while
+    /// the watch was down stop, and at the very first, sandboxes no pod owns are removed.
+    async fn listed(&mut self, listed: &[String], first: bool) {
+        let gone: Vec<String> = self
+            .workers
+            .keys()
+            .filter(|uid| !listed.contains(uid) && !self.statics.contains_key(*uid))
+            .cloned()
+            .collect();
+        for uid in gone {
+            self.send(&uid, Update::Gone).await;
+        }
+        if !first {
+            return;
+        }
+        for (uid, sb) in self.existing.drain() {
+            tracing::info!(pod = %sb.config.name, %uid, "removing a pod that no longer exists");
+            if let Err(e) = self.shared.runtime.remove_pod_sandbox(&sb.id).await {
+                tracing::warn!(error = %e, "removing an orphaned sandbox failed");
+            }
+            super::volumes::VolumeCtx::cleanup(&self.shared.cfg.data_dir.join("pods").join(&uid));
+        }
+    }
 }
 
+/// Runs a worker for every pod bound to the node, and for every static pod, until the pod
+/// watch ends; dropping the future stops the workers.
 pub async fn run(
     shared: Arc<Shared>,
     mut evictions: mpsc::Receiver<(String, String)>,
-) -> Result<(), String> {
+) -> crate::Result<()> {
     let api = Api::<Pod>::all(shared.client.clone());
     let cfg = watcher::Config {
         selectors: ListParams::default().fields(&format!("spec.nodeName={}", shared.cfg.node_name)),
@@ -155,8 +190,7 @@ pub async fn run(
     let existing: HashMap<String, Sandbox> = shared
         .runtime
         .list_pod_sandboxes()
-        .await
-        .map_err(|e| format!("listing the runtime's pods: {e}"))?
+        .await?
         .into_iter()
         .map(|sb| (sb.config.uid.clone(), sb))
         .collect();
@@ -164,6 +198,7 @@ pub async fn run(
         shared: shared.clone(),
         existing,
         workers: HashMap::new(),
+        tasks: JoinSet::new(),
         statics: HashMap::new(),
     };
     // Static pods first: they take their sandboxes before orphans are cleaned up.
@@ -176,7 +211,7 @@ pub async fn run(
         let ev = tokio::select! {
             ev = stream.next() => match ev {
                 Some(ev) => ev,
-                None => return Err("the pod watch ended".into()),
+                None => return Err(crate::Error::Ended("the pod watch")),
             },
             _ = file_tick.tick() => {
                 src.sync_static().await;
@@ -187,7 +222,7 @@ pub async fn run(
                 continue;
             }
         };
-        src.workers.retain(|_, tx| !tx.is_closed());
+        src.reap();
         match ev {
             Event::Init => listed.clear(),
             Event::Apply(pod) | Event::InitApply(pod) => {
@@ -207,28 +242,8 @@ pub async fn run(
                 }
             }
             Event::InitDone => {
-                // Workers whose pods vanished while the watch was down stop now.
-                let gone: Vec<String> = src
-                    .workers
-                    .keys()
-                    .filter(|uid| !listed.contains(uid) && !src.statics.contains_key(*uid))
-                    .cloned()
-                    .collect();
-                for uid in gone {
-                    src.send(&uid, Update::Gone).await;
-                }
-                if first_list {
-                    first_list = false;
-                    for (uid, sb) in src.existing.drain() {
-                        tracing::info!(pod = %sb.config.name, %uid, "removing a pod that no longer exists");
-                        if let Err(e) = shared.runtime.remove_pod_sandbox(&sb.id).await {
-                            tracing::warn!(error = %e, "removing an orphaned sandbox failed");
-                        }
-                        super::volumes::VolumeCtx::cleanup(
-                            &shared.cfg.data_dir.join("pods").join(&uid),
-                        );
-                    }
-                }
+                src.listed(&listed, first_list).await;
+                first_list = false;
             }
         }
     }

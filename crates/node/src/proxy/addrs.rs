@@ -7,6 +7,8 @@
 use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
 
+use crate::{Error, Result};
+
 /// The dummy interface of `node`: `rks-` and a hash of the name, so several node agents
 /// on one host keep their own (an interface name has at most 15 bytes).
 pub fn interface_name(node: &str) -> String {
@@ -36,17 +38,22 @@ pub struct Addrs {
     added: BTreeSet<Ipv4Addr>,
 }
 
-async fn ip(args: &[&str]) -> Result<(), String> {
+/// Runs `ip ARGS`; what is there already counts as done.
+async fn ip(args: &[&str]) -> Result<()> {
+    let command = format!("ip {}", args.join(" "));
     let out = tokio::process::Command::new("ip")
         .args(args)
         .output()
         .await
-        .map_err(|e| format!("ip {}: {e}", args.join(" ")))?;
+        .map_err(|e| Error::io(&command, e))?;
     let err = String::from_utf8_lossy(&out.stderr);
     if out.status.success() || err.contains("File exists") {
         Ok(())
     } else {
-        Err(format!("ip {}: {}", args.join(" "), err.trim()))
+        Err(Error::Command {
+            command,
+            output: err.trim().to_string(),
+        })
     }
 }
 
@@ -61,7 +68,9 @@ impl Addrs {
     }
 
     /// Makes `want` local (and only those of them this proxy added before stay added).
-    pub async fn sync(&mut self, want: &BTreeSet<Ipv4Addr>) -> Result<(), String> {
+    /// Fails with every address that could not be added or removed, or with the one
+    /// error that left no device to add them to.
+    pub async fn sync(&mut self, want: &BTreeSet<Ipv4Addr>) -> Result<(), Vec<Error>> {
         let mut errs = Vec::new();
         for gone in self.added.difference(want).copied().collect::<Vec<_>>() {
             let cidr = format!("{gone}/32");
@@ -76,15 +85,16 @@ impl Addrs {
                 continue;
             }
             if !self.root {
-                errs.push(format!(
-                    "ClusterIP {ip_}: only root can make it local; give the apiserver a --service-cluster-ip-range inside 127.0.0.0/8 to run the proxy without root"
+                errs.push(Error::invalid(
+                    format!("ClusterIP {ip_}"),
+                    "only root can make it local; give the apiserver a --service-cluster-ip-range inside 127.0.0.0/8 to run the proxy without root",
                 ));
                 continue;
             }
             let dev = match &self.device {
                 Some(d) => d.clone(),
                 None => {
-                    let d = self.open_device().await?;
+                    let d = self.open_device().await.map_err(|e| vec![e])?;
                     self.device = Some(d.clone());
                     d
                 }
@@ -105,19 +115,21 @@ impl Addrs {
         if errs.is_empty() {
             Ok(())
         } else {
-            Err(errs.join("; "))
+            Err(errs)
         }
     }
 
     /// The node's dummy interface, up; `lo` where the kernel has no dummy interfaces.
-    async fn open_device(&self) -> Result<String, String> {
+    async fn open_device(&self) -> Result<String> {
         let link = interface_name(&self.node);
         match ip(&["link", "add", &link, "type", "dummy"]).await {
             Ok(()) => {
                 ip(&["link", "set", &link, "up"]).await?;
                 Ok(link)
             }
-            Err(e) if e.contains("Unknown device type") => Ok("lo".into()),
+            Err(Error::Command { output, .. }) if output.contains("Unknown device type") => {
+                Ok("lo".into())
+            }
             Err(e) => Err(e),
         }
     }

@@ -25,6 +25,7 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 use tokio::sync::broadcast::error::TryRecvError;
 
 use self::table::ServicePort;
+use crate::{Error, Result};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
@@ -33,13 +34,14 @@ pub enum Mode {
 }
 
 impl std::str::FromStr for Mode {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
         match s {
             "userspace" => Ok(Mode::Userspace),
             "nftables" => Ok(Mode::Nftables),
-            _ => Err(format!(
-                "{s:?}: supported values: \"nftables\", \"userspace\""
+            _ => Err(Error::invalid(
+                format!("{s:?}"),
+                "supported values: \"nftables\", \"userspace\"",
             )),
         }
     }
@@ -79,7 +81,7 @@ pub async fn run(
     node: &str,
     mode: Mode,
     stop: impl Future<Output = ()>,
-) -> Result<(), String> {
+) -> Result<()> {
     let mut backend = match mode {
         Mode::Userspace => Backend::Userspace(userspace::Userspace::new(node).await),
         Mode::Nftables => Backend::Nftables(nftables::Nftables::new(node).await?),
@@ -128,4 +130,20 @@ pub async fn run(
     backend.shutdown().await;
     tracing::info!(node, "service proxy stopped");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn modes_parse_and_others_are_refused() {
+        assert_eq!("nftables".parse::<Mode>().unwrap(), Mode::Nftables);
+        assert_eq!("userspace".parse::<Mode>().unwrap(), Mode::Userspace);
+        let e = "iptables".parse::<Mode>().unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            r#""iptables": supported values: "nftables", "userspace""#
+        );
+    }
 }

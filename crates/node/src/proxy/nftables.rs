@@ -20,6 +20,7 @@ use std::fmt::Write as _;
 use std::net::SocketAddr;
 
 use super::table::ServicePort;
+use crate::{Error, Result};
 
 /// What the table holds besides its fixed skeleton.
 #[derive(Default, Debug, PartialEq)]
@@ -240,7 +241,8 @@ fn script(t: &str, old: Option<&Desired>, new: &Desired) -> String {
     s
 }
 
-async fn nft(script: &str) -> Result<(), String> {
+/// Runs `script` in one `nft -f` transaction.
+async fn nft(script: &str) -> Result<()> {
     use tokio::io::AsyncWriteExt;
     let mut child = tokio::process::Command::new("nft")
         .args(["-f", "-"])
@@ -248,24 +250,24 @@ async fn nft(script: &str) -> Result<(), String> {
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()
-        .map_err(|e| format!("nft: {e}"))?;
+        .map_err(|e| Error::io("nft", e))?;
     let mut stdin = child.stdin.take().expect("piped");
     stdin
         .write_all(script.as_bytes())
         .await
-        .map_err(|e| format!("nft: {e}"))?;
+        .map_err(|e| Error::io("nft", e))?;
     drop(stdin);
     let out = child
         .wait_with_output()
         .await
-        .map_err(|e| format!("nft: {e}"))?;
+        .map_err(|e| Error::io("nft", e))?;
     if out.status.success() {
         Ok(())
     } else {
-        Err(format!(
-            "nft: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
+        Err(Error::Command {
+            command: "nft".into(),
+            output: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        })
     }
 }
 
@@ -281,11 +283,11 @@ pub fn table_name(node: &str) -> String {
 
 impl Nftables {
     /// Checks that nft works here (root, nf_tables) before anything is relied on.
-    pub async fn new(node: &str) -> Result<Self, String> {
+    pub async fn new(node: &str) -> Result<Self> {
         let table = table_name(node);
         nft(&format!("add table ip {table}\ndelete table ip {table}\n"))
             .await
-            .map_err(|e| format!("--proxy-mode nftables needs root and nf_tables: {e}"))?;
+            .map_err(|e| e.context("--proxy-mode nftables needs root and nf_tables"))?;
         Ok(Nftables {
             table,
             applied: None,
@@ -397,5 +399,30 @@ mod tests {
         assert!(ext.contains("numgen random mod 1"), "{ext}");
         let svc = chain("svc-");
         assert!(svc.contains("numgen random mod 2"), "{svc}");
+    }
+
+    #[test]
+    fn nft_not_working_is_said_behind_the_flag() {
+        let failed = Error::Command {
+            command: "nft".into(),
+            output: "Operation not permitted".into(),
+        };
+        assert_eq!(
+            failed
+                .context("--proxy-mode nftables needs root and nf_tables")
+                .to_string(),
+            "--proxy-mode nftables needs root and nf_tables: nft: Operation not permitted"
+        );
+        let missing = Error::io("nft", std::io::ErrorKind::NotFound.into());
+        let e = missing.context("--proxy-mode nftables needs root and nf_tables");
+        assert!(
+            matches!(&e, Error::Context { source, .. } if matches!(**source, Error::Io { .. })),
+            "{e:?}"
+        );
+        assert!(
+            e.to_string()
+                .starts_with("--proxy-mode nftables needs root and nf_tables: nft: "),
+            "{e}"
+        );
     }
 }

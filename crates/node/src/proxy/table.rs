@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::core::v1::{Service, ServiceSpec};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 
 /// The label that ties an EndpointSlice to its Service.
@@ -64,7 +64,22 @@ pub fn build(
     slices: &[&EndpointSlice],
     node: &str,
 ) -> BTreeMap<String, ServicePort> {
-    let mut by_service: BTreeMap<(String, String), Vec<&EndpointSlice>> = BTreeMap::new();
+    let by_service = slices_by_service(slices);
+    let mut out = BTreeMap::new();
+    for svc in services {
+        for sp in service_ports(svc, &by_service, node) {
+            out.insert(sp.name.clone(), sp);
+        }
+    }
+    out
+}
+
+/// EndpointSlices by the (namespace, name) of their Service.
+type SlicesByService<'a> = BTreeMap<(String, String), Vec<&'a EndpointSlice>>;
+
+/// The IPv4 slices among `slices` that name their Service.
+fn slices_by_service<'a>(slices: &[&'a EndpointSlice]) -> SlicesByService<'a> {
+    let mut by_service = SlicesByService::new();
     for s in slices {
         if s.address_type != "IPv4" {
             continue;
@@ -80,75 +95,82 @@ pub fn build(
         let ns = s.metadata.namespace.clone().unwrap_or_default();
         by_service.entry((ns, svc.clone())).or_default().push(s);
     }
-    let mut out = BTreeMap::new();
-    for svc in services {
-        let ns = svc.metadata.namespace.clone().unwrap_or_default();
-        let name = svc.metadata.name.clone().unwrap_or_default();
-        let Some(spec) = &svc.spec else { continue };
-        if spec.type_.as_deref() == Some("ExternalName") {
+    by_service
+}
+
+/// The entries of `svc` for node `node`, in the order of its ports.
+fn service_ports(svc: &Service, by_service: &SlicesByService, node: &str) -> Vec<ServicePort> {
+    let ns = svc.metadata.namespace.clone().unwrap_or_default();
+    let name = svc.metadata.name.clone().unwrap_or_default();
+    let Some(spec) = &svc.spec else {
+        return vec![];
+    };
+    if spec.type_.as_deref() == Some("ExternalName") {
+        return vec![];
+    }
+    let cluster_ip = spec
+        .cluster_ip
+        .as_deref()
+        .and_then(|ip| ip.parse::<Ipv4Addr>().ok());
+    let affinity = session_affinity(spec);
+    let own = by_service.get(&(ns.clone(), name.clone()));
+    let internal_local = spec.internal_traffic_policy.as_deref() == Some("Local");
+    let local_external = node_port_type(spec.type_.as_deref())
+        && spec.external_traffic_policy.as_deref() == Some("Local");
+    let mut out = Vec::new();
+    for p in spec.ports.iter().flatten() {
+        let Some(protocol) = Protocol::parse(p.protocol.as_deref()) else {
+            continue;
+        };
+        let node_port = p.node_port.and_then(|n| u16::try_from(n).ok());
+        if cluster_ip.is_none() && node_port.is_none() {
             continue;
         }
-        let cluster_ip = spec
-            .cluster_ip
-            .as_deref()
-            .and_then(|ip| ip.parse::<Ipv4Addr>().ok());
-        let affinity = (spec.session_affinity.as_deref() == Some("ClientIP")).then(|| {
-            let secs = spec
-                .session_affinity_config
-                .as_ref()
-                .and_then(|c| c.client_ip.as_ref())
-                .and_then(|c| c.timeout_seconds)
-                .unwrap_or(10800);
-            Duration::from_secs(secs.max(1) as u64)
+        let port_name = p.name.clone().unwrap_or_default();
+        let all: Vec<(SocketAddr, bool)> = own
+            .into_iter()
+            .flatten()
+            .flat_map(|s| endpoints_of(s, &port_name, protocol, node))
+            .collect();
+        out.push(ServicePort {
+            name: format!("{ns}/{name}:{port_name}"),
+            cluster_ip,
+            port: u16::try_from(p.port).unwrap_or(0),
+            node_port,
+            protocol,
+            affinity,
+            endpoints: pick(&all, internal_local),
+            external_endpoints: pick(&all, local_external),
+            local_external,
         });
-        let own = by_service.get(&(ns.clone(), name.clone()));
-        let internal_local = spec.internal_traffic_policy.as_deref() == Some("Local");
-        let local_external = node_port_type(spec.type_.as_deref())
-            && spec.external_traffic_policy.as_deref() == Some("Local");
-        for p in spec.ports.iter().flatten() {
-            let Some(protocol) = Protocol::parse(p.protocol.as_deref()) else {
-                continue;
-            };
-            let node_port = p.node_port.and_then(|n| u16::try_from(n).ok());
-            if cluster_ip.is_none() && node_port.is_none() {
-                continue;
-            }
-            let port_name = p.name.clone().unwrap_or_default();
-            let all: Vec<(SocketAddr, bool)> = own
-                .into_iter()
-                .flatten()
-                .flat_map(|s| endpoints_of(s, &port_name, protocol, node))
-                .collect();
-            let pick = |local_only: bool| {
-                let mut v: Vec<SocketAddr> = all
-                    .iter()
-                    .filter(|(_, local)| *local || !local_only)
-                    .map(|(a, _)| *a)
-                    .collect();
-                v.sort();
-                v.dedup();
-                v
-            };
-            let endpoints = pick(internal_local);
-            let external_endpoints = pick(local_external);
-            let key = format!("{ns}/{name}:{port_name}");
-            out.insert(
-                key.clone(),
-                ServicePort {
-                    name: key,
-                    cluster_ip,
-                    port: u16::try_from(p.port).unwrap_or(0),
-                    node_port,
-                    protocol,
-                    affinity,
-                    endpoints,
-                    external_endpoints,
-                    local_external,
-                },
-            );
-        }
     }
     out
+}
+
+/// The timeout of `sessionAffinity: ClientIP`, if the Service has it.
+fn session_affinity(spec: &ServiceSpec) -> Option<Duration> {
+    (spec.session_affinity.as_deref() == Some("ClientIP")).then(|| {
+        let secs = spec
+            .session_affinity_config
+            .as_ref()
+            .and_then(|c| c.client_ip.as_ref())
+            .and_then(|c| c.timeout_seconds)
+            .unwrap_or(10800);
+        Duration::from_secs(secs.max(1) as u64)
+    })
+}
+
+/// The addresses of `all` (each with whether it is on this node), sorted and without
+/// repeats; the local ones alone if `local_only`.
+fn pick(all: &[(SocketAddr, bool)], local_only: bool) -> Vec<SocketAddr> {
+    let mut v: Vec<SocketAddr> = all
+        .iter()
+        .filter(|(_, local)| *local || !local_only)
+        .map(|(a, _)| *a)
+        .collect();
+    v.sort();
+    v.dedup();
+    v
 }
 
 fn node_port_type(t: Option<&str>) -> bool {

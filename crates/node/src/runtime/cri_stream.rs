@@ -3,13 +3,16 @@
 //! where offered, else `v4.channel.k8s.io`, which cannot signal the end of stdin (only a
 //! terminal's input, or a command that stops reading, ends there).
 
+use futures::stream::{SplitSink, SplitStream};
 use futures::{SinkExt, StreamExt};
 use k8s_cri::v1 as cri;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
+use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use super::interactive::{Interactive, Terminal};
 use super::{Error, Result};
@@ -29,6 +32,40 @@ fn io(what: &str) -> impl FnOnce(tokio_tungstenite::tungstenite::Error) -> Error
 
 /// Connects to the exec session at `url` (from CRI `Exec`).
 pub(super) async fn connect(url: &str, stdin: bool, tty: bool) -> Result<Interactive> {
+    let (ws, v5) = open(url).await?;
+    let (sink, source) = ws.split();
+    let (msg_tx, msg_rx) = mpsc::channel::<Vec<u8>>(16);
+    let writer = tokio::spawn(send_all(sink, msg_rx));
+    let stdin = stdin.then(|| forward_stdin(msg_tx.clone(), v5));
+    let (out_w, out_r) = tokio::io::duplex(64 * 1024);
+    let (err_w, err_r) = tokio::io::duplex(64 * 1024);
+    let (exit_tx, exit_rx) = oneshot::channel();
+    let reader = tokio::spawn(demultiplex(source, out_w, err_w, exit_tx));
+    let terminal = tty.then(|| resize_channel(msg_tx.clone()));
+    drop(msg_tx);
+    let guard = AbortOnDrop([reader.abort_handle(), writer.abort_handle()]);
+    Ok(Interactive {
+        stdin,
+        stdout: Some(Box::pin(out_r)),
+        stderr: (!tty).then(|| Box::pin(err_r) as super::interactive::Reader),
+        terminal,
+        exit: Box::pin(async move {
+            // The caller gone (this future dropped) closes the connection, and with it
+            // the session at the runtime.
+            let _guard = guard;
+            exit_rx.await.unwrap_or_else(|_| {
+                Err(Error::Io(
+                    "CRI streaming: the session ended without a status".into(),
+                ))
+            })
+        }),
+    })
+}
+
+type WebSocket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// The WebSocket of the session at `url`, and whether it speaks v5.
+async fn open(url: &str) -> Result<(WebSocket, bool)> {
     let ws_url = match url.split_once("://") {
         Some(("https", rest)) => format!("wss://{rest}"),
         Some((_, rest)) => format!("ws://{rest}"),
@@ -58,70 +95,57 @@ pub(super) async fn connect(url: &str, stdin: bool, tty: bool) -> Result<Interac
             "CRI streaming: the streaming server speaks {protocol:?}, not {V5} or {V4}"
         )));
     }
-    let v5 = protocol == V5;
-    let (mut sink, mut source) = ws.split();
-    let (msg_tx, mut msg_rx) = mpsc::channel::<Vec<u8>>(16);
-    let writer = tokio::spawn(async move {
-        // Nothing more to send is no reason to close: the session ends from the server.
-        while let Some(m) = msg_rx.recv().await {
-            if sink.send(Message::Binary(m.into())).await.is_err() {
-                return;
+    Ok((ws, protocol == V5))
+}
+
+/// Sends every message of `msg_rx` to the server.
+async fn send_all(mut sink: SplitSink<WebSocket, Message>, mut msg_rx: mpsc::Receiver<Vec<u8>>) {
+    // Nothing more to send is no reason to close: the session ends from the server.
+    while let Some(m) = msg_rx.recv().await {
+        if sink.send(Message::Binary(m.into())).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Copies the server's stdout and stderr channels into `out_w` and `err_w`; when the
+/// session ends, sends the exit code its error channel gave.
+async fn demultiplex(
+    mut source: SplitStream<WebSocket>,
+    out_w: DuplexStream,
+    err_w: DuplexStream,
+    exit_tx: oneshot::Sender<Result<i32>>,
+) {
+    let (mut out_w, mut err_w, mut status) = (Some(out_w), Some(err_w), Vec::new());
+    while let Some(Ok(msg)) = source.next().await {
+        let Message::Binary(b) = msg else { continue };
+        let to = match b.first() {
+            Some(&STDOUT) => &mut out_w,
+            Some(&STDERR) => &mut err_w,
+            Some(&ERROR) => {
+                status.extend_from_slice(&b[1..]);
+                continue;
+            }
+            _ => continue,
+        };
+        // A reader that went away no longer wants that stream.
+        if let Some(w) = to {
+            if w.write_all(&b[1..]).await.is_err() {
+                *to = None;
             }
         }
-    });
-    let stdin = stdin.then(|| forward_stdin(msg_tx.clone(), v5));
-    let (out_w, out_r) = tokio::io::duplex(64 * 1024);
-    let (err_w, err_r) = tokio::io::duplex(64 * 1024);
-    let (exit_tx, exit_rx) = oneshot::channel();
-    let reader = tokio::spawn(async move {
-        let (mut out_w, mut err_w, mut status) = (Some(out_w), Some(err_w), Vec::new());
-        while let Some(Ok(msg)) = source.next().await {
-            let Message::Binary(b) = msg else { continue };
-            let to = match b.first() {
-                Some(&STDOUT) => &mut out_w,
-                Some(&STDERR) => &mut err_w,
-                Some(&ERROR) => {
-                    status.extend_from_slice(&b[1..]);
-                    continue;
-                }
-                _ => continue,
-            };
-            // A reader that went away no longer wants that stream.
-            if let Some(w) = to {
-                if w.write_all(&b[1..]).await.is_err() {
-                    *to = None;
-                }
-            }
-        }
-        drop((out_w, err_w));
-        let _ = exit_tx.send(exit_of(&status));
-    });
-    let terminal = tty.then(|| {
-        let tx = msg_tx.clone();
-        Terminal::new(move |width, height| {
-            let size = format!("{{\"Width\":{width},\"Height\":{height}}}");
-            let msg = [&[RESIZE], size.as_bytes()].concat();
-            tx.try_send(msg)
-                .map_err(|e| std::io::Error::other(format!("resize: {e}")))
-        })
-    });
-    drop(msg_tx);
-    let guard = AbortOnDrop([reader.abort_handle(), writer.abort_handle()]);
-    Ok(Interactive {
-        stdin,
-        stdout: Some(Box::pin(out_r)),
-        stderr: (!tty).then(|| Box::pin(err_r) as super::interactive::Reader),
-        terminal,
-        exit: Box::pin(async move {
-            // The caller gone (this future dropped) closes the connection, and with it
-            // the session at the runtime.
-            let _guard = guard;
-            exit_rx.await.unwrap_or_else(|_| {
-                Err(Error::Io(
-                    "CRI streaming: the session ended without a status".into(),
-                ))
-            })
-        }),
+    }
+    drop((out_w, err_w));
+    let _ = exit_tx.send(exit_of(&status));
+}
+
+/// The terminal of the session: a resize goes out on the resize channel.
+fn resize_channel(tx: mpsc::Sender<Vec<u8>>) -> Terminal {
+    Terminal::new(move |width, height| {
+        let size = format!("{{\"Width\":{width},\"Height\":{height}}}");
+        let msg = [&[RESIZE], size.as_bytes()].concat();
+        tx.try_send(msg)
+            .map_err(|e| std::io::Error::other(format!("resize: {e}")))
     })
 }
 

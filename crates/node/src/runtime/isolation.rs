@@ -30,7 +30,10 @@ use nix::sched::{setns, unshare, CloneFlags};
 use nix::unistd::{Gid, Uid};
 use rustix::thread::CapabilitySet;
 
-use super::security::{DEFAULT_MASKED_PATHS, DEFAULT_READONLY_PATHS, HOST_SECRETS};
+use super::beneath::PathError;
+use super::security::{
+    UnknownCapability, DEFAULT_MASKED_PATHS, DEFAULT_READONLY_PATHS, HOST_SECRETS,
+};
 use super::shim::ShimSpec;
 use super::Mount;
 
@@ -42,10 +45,65 @@ pub const EXEC_ARGV_ENV: &str = "RKUBE_SHIM_EXEC_ARGV";
 /// controlling terminal in a session of its own.
 pub const EXEC_TTY_ENV: &str = "RKUBE_SHIM_EXEC_TTY";
 
-fn read_spec(dir: &Path) -> Result<ShimSpec, String> {
-    let bytes =
-        std::fs::read(dir.join("spec.json")).map_err(|e| format!("reading the spec: {e}"))?;
-    serde_json::from_slice(&bytes).map_err(|e| format!("reading the spec: {e}"))
+/// Why the container's process could not be isolated or started, reported as text (to the
+/// shim, or on stderr for `exec`). Not retryable: the spec or the node must change.
+#[derive(Debug, thiserror::Error)]
+enum Error {
+    /// A file, the spec, a system call of rustix's or the `exec`; `what` says what for.
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A system call of nix's (mounts, namespaces, ids); `what` says what it was for.
+    #[error("{what}: {source}")]
+    Sys {
+        what: String,
+        #[source]
+        source: nix::Error,
+    },
+    #[error("volume source {}: {source}", path.display())]
+    VolumeSource {
+        path: std::path::PathBuf,
+        #[source]
+        source: PathError,
+    },
+    #[error(transparent)]
+    Capability(#[from] UnknownCapability),
+    #[error("capabilities {0:?} are not available to the node's runtime")]
+    CapabilitiesUnavailable(CapabilitySet),
+    #[error("{field} {value} is not a valid id")]
+    Id { field: &'static str, value: i64 },
+    #[error("the container has no command")]
+    NoCommand,
+    #[error("exec: no command")]
+    NoExecCommand,
+    #[error("exec: the container is not running")]
+    NotRunning,
+}
+
+type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// An I/O error (rustix's errors read as `std::io`'s) while doing `what`.
+fn io<E: Into<std::io::Error>>(what: impl std::fmt::Display) -> impl FnOnce(E) -> Error {
+    move |e| Error::Io {
+        what: what.to_string(),
+        source: e.into(),
+    }
+}
+
+/// A nix system call failed while doing `what`.
+fn sys(what: impl std::fmt::Display) -> impl FnOnce(nix::Error) -> Error {
+    move |source| Error::Sys {
+        what: what.to_string(),
+        source,
+    }
+}
+
+fn read_spec(dir: &Path) -> Result<ShimSpec> {
+    let bytes = std::fs::read(dir.join("spec.json")).map_err(io("reading the spec"))?;
+    serde_json::from_slice(&bytes).map_err(io("reading the spec"))
 }
 
 /// Stage two: isolates this process as `DIR/spec.json` says and runs the container in
@@ -56,26 +114,25 @@ pub fn init(dir: &Path) -> std::io::Result<()> {
     let report = rustix::io::fcntl_dupfd_cloexec(std::io::stdin(), 3)?;
     rustix::stdio::dup2_stdin(super::shim_stdin::for_container()?)?;
     let Err(e) = read_spec(dir).and_then(|spec| start(&spec));
-    File::from(report).write_all(e.as_bytes())?;
+    File::from(report).write_all(e.to_string().as_bytes())?;
     std::process::exit(127)
 }
 
-fn start(spec: &ShimSpec) -> Result<Infallible, String> {
+fn start(spec: &ShimSpec) -> Result<Infallible> {
     if spec.isolate {
         mount_namespace(spec)?;
         credentials(spec)?;
     } else if spec.security.no_new_privs {
-        rustix::thread::set_no_new_privs(true).map_err(|e| format!("no_new_privs: {e}"))?;
+        rustix::thread::set_no_new_privs(true).map_err(io("no_new_privs"))?;
     }
     let argv = &spec.argv;
-    let program = argv.first().ok_or("the container has no command")?;
+    let program = argv.first().ok_or(Error::NoCommand)?;
     let mut cmd = command(spec, program, &argv[1..]);
-    if spec.working_dir.is_none() && spec.isolate {
-        cmd.current_dir("/");
-    }
-    Err(format!("starting {program:?}: {}", cmd.exec()))
+    Err(io(format!("starting {program:?}"))(cmd.exec()))
 }
 
+/// `program` with the spec's environment, in its working directory (`/` in a mount
+/// namespace of its own, when the spec names none).
 fn command(spec: &ShimSpec, program: &str, args: &[String]) -> Command {
     let mut cmd = Command::new(program);
     cmd.args(args)
@@ -84,68 +141,65 @@ fn command(spec: &ShimSpec, program: &str, args: &[String]) -> Command {
         .env("PATH", super::shim::path_of(&spec.env));
     if let Some(wd) = &spec.working_dir {
         cmd.current_dir(wd);
+    } else if spec.isolate {
+        cmd.current_dir("/");
     }
     cmd
 }
 
 /// `exec` into the running container of `DIR`: its namespaces, its credentials.
 pub fn exec(dir: &Path) -> std::io::Result<()> {
-    let r = (|| -> Result<Infallible, String> {
-        let spec = read_spec(dir)?;
-        let argv: Vec<String> = std::env::var(EXEC_ARGV_ENV)
-            .ok()
-            .and_then(|a| serde_json::from_str(&a).ok())
-            .filter(|a: &Vec<String>| !a.is_empty())
-            .ok_or("exec: no command")?;
-        let tty = std::env::var(EXEC_TTY_ENV).as_deref() == Ok("1");
-        if tty {
-            rustix::process::setsid().map_err(|e| format!("exec: a new session: {e}"))?;
-            rustix::process::ioctl_tiocsctty(std::io::stdin())
-                .map_err(|e| format!("exec: the controlling terminal: {e}"))?;
-        }
-        let pid: super::shim::ProcessId = std::fs::read(dir.join("pid"))
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .filter(|p: &super::shim::ProcessId| p.alive())
-            .ok_or("exec: the container is not running")?;
-        if spec.isolate {
-            for (ns, flag) in [
-                ("net", CloneFlags::CLONE_NEWNET),
-                ("mnt", CloneFlags::CLONE_NEWNS),
-            ] {
-                let f = File::open(format!("/proc/{}/ns/{ns}", pid.pid))
-                    .map_err(|e| format!("exec: the container's {ns} namespace: {e}"))?;
-                setns(&f, flag).map_err(|e| format!("exec: joining the {ns} namespace: {e}"))?;
-            }
-            credentials(&spec)?;
-        } else if spec.security.no_new_privs {
-            rustix::thread::set_no_new_privs(true).map_err(|e| format!("no_new_privs: {e}"))?;
-        }
-        let mut cmd = command(&spec, &argv[0], &argv[1..]);
-        if spec.working_dir.is_none() && spec.isolate {
-            cmd.current_dir("/");
-        }
-        // As container runtimes do for a terminal the container does not name itself.
-        if tty && !spec.env.iter().any(|(k, _)| k == "TERM") {
-            cmd.env("TERM", "xterm");
-        }
-        Err(format!("exec {:?}: {}", argv[0], cmd.exec()))
-    })();
-    let Err(e) = r;
+    let Err(e) = exec_in(dir);
     eprintln!("{e}");
     std::process::exit(126)
 }
 
-fn err(what: impl std::fmt::Display) -> impl FnOnce(nix::Error) -> String {
-    move |e| format!("{what}: {e}")
+/// Enters the container of `dir` and `exec`s the command [`EXEC_ARGV_ENV`] names.
+fn exec_in(dir: &Path) -> Result<Infallible> {
+    let spec = read_spec(dir)?;
+    let argv: Vec<String> = std::env::var(EXEC_ARGV_ENV)
+        .ok()
+        .and_then(|a| serde_json::from_str(&a).ok())
+        .filter(|a: &Vec<String>| !a.is_empty())
+        .ok_or(Error::NoExecCommand)?;
+    let tty = std::env::var(EXEC_TTY_ENV).as_deref() == Ok("1");
+    if tty {
+        rustix::process::setsid().map_err(io("exec: a new session"))?;
+        rustix::process::ioctl_tiocsctty(std::io::stdin())
+            .map_err(io("exec: the controlling terminal"))?;
+    }
+    let pid: super::shim::ProcessId = std::fs::read(dir.join("pid"))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .filter(|p: &super::shim::ProcessId| p.alive())
+        .ok_or(Error::NotRunning)?;
+    if spec.isolate {
+        for (ns, flag) in [
+            ("net", CloneFlags::CLONE_NEWNET),
+            ("mnt", CloneFlags::CLONE_NEWNS),
+        ] {
+            let f = File::open(format!("/proc/{}/ns/{ns}", pid.pid))
+                .map_err(io(format!("exec: the container's {ns} namespace")))?;
+            setns(&f, flag).map_err(sys(format!("exec: joining the {ns} namespace")))?;
+        }
+        credentials(&spec)?;
+    } else if spec.security.no_new_privs {
+        rustix::thread::set_no_new_privs(true).map_err(io("no_new_privs"))?;
+    }
+    let mut cmd = command(&spec, &argv[0], &argv[1..]);
+    // As container runtimes do for a terminal the container does not name itself.
+    if tty && !spec.env.iter().any(|(k, _)| k == "TERM") {
+        cmd.env("TERM", "xterm");
+    }
+    Err(io(format!("exec {:?}", argv[0]))(cmd.exec()))
 }
 
 /// A private mount namespace for the container (root only).
-fn mount_namespace(spec: &ShimSpec) -> Result<(), String> {
-    unshare(CloneFlags::CLONE_NEWNS).map_err(err("a private mount namespace"))?;
+fn mount_namespace(spec: &ShimSpec) -> Result<()> {
+    unshare(CloneFlags::CLONE_NEWNS).map_err(sys("a private mount namespace"))?;
     let private = MsFlags::MS_REC | MsFlags::MS_PRIVATE;
     mount(None::<&str>, "/", None::<&str>, private, None::<&str>)
-        .map_err(err("making / private"))?;
+        .map_err(sys("making / private"))?;
     // Opened before anything is hidden: the volumes live in the node's data directory.
     let sources = spec
         .mounts
@@ -187,7 +241,7 @@ fn mount_namespace(spec: &ShimSpec) -> Result<(), String> {
             match remount(p, true, &opts) {
                 // Below a masked directory: hidden already.
                 Err(nix::Error::ENOENT) => {}
-                r => r.map_err(err(format!("making {point} read-only")))?,
+                r => r.map_err(sys(format!("making {point} read-only")))?,
             }
         }
     }
@@ -204,9 +258,9 @@ fn mount_namespace(spec: &ShimSpec) -> Result<(), String> {
                 MsFlags::MS_BIND | MsFlags::MS_REC,
                 None::<&str>,
             )
-            .map_err(err(format!("binding {}", p.display())))?;
+            .map_err(sys(format!("binding {}", p.display())))?;
             remount(p, true, "nosuid,nodev,noexec")
-                .map_err(err(format!("making {} read-only", p.display())))?;
+                .map_err(sys(format!("making {} read-only", p.display())))?;
         }
     }
     for m in spec.mounts.iter().filter(|m| m.read_only) {
@@ -217,34 +271,42 @@ fn mount_namespace(spec: &ShimSpec) -> Result<(), String> {
             .map(|(_, o)| o)
             .unwrap_or_default();
         remount(Path::new(&m.container_path), true, &opts)
-            .map_err(err(format!("making {} read-only", m.container_path)))?;
+            .map_err(sys(format!("making {} read-only", m.container_path)))?;
     }
     Ok(())
 }
 
 /// The source of a volume mount, held open (a `subPath` opened without leaving its
 /// volume).
-fn open_source(m: &Mount) -> Result<OwnedFd, String> {
-    let what = |e: &dyn std::fmt::Display| format!("volume source {}: {e}", m.host_path.display());
+fn open_source(m: &Mount) -> Result<OwnedFd> {
+    let what = format!("volume source {}", m.host_path.display());
     match &m.volume_root {
         Some(root) => {
-            let rel = m.host_path.strip_prefix(root).map_err(|e| what(&e))?;
-            super::beneath::open_beneath(root, &rel.to_string_lossy(), false).map_err(|e| what(&e))
+            let rel = m
+                .host_path
+                .strip_prefix(root)
+                .map_err(|e| io(what)(std::io::Error::other(e)))?;
+            super::beneath::open_beneath(root, &rel.to_string_lossy(), false).map_err(|source| {
+                Error::VolumeSource {
+                    path: m.host_path.clone(),
+                    source,
+                }
+            })
         }
         None => {
             use rustix::fs::{Mode, OFlags};
             rustix::fs::open(&m.host_path, OFlags::PATH | OFlags::CLOEXEC, Mode::empty())
-                .map_err(|e| what(&e))
+                .map_err(io(what))
         }
     }
 }
 
 /// Hides `p`: an empty read-only tmpfs over a directory, /dev/null over a file.
-fn mask(p: &Path) -> Result<(), String> {
+fn mask(p: &Path) -> Result<()> {
     let Ok(meta) = std::fs::symlink_metadata(p) else {
         return Ok(());
     };
-    let what = err(format!("masking {}", p.display()));
+    let what = sys(format!("masking {}", p.display()));
     if meta.is_dir() {
         let flags =
             MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
@@ -270,13 +332,11 @@ fn mask(p: &Path) -> Result<(), String> {
     }
 }
 
-fn bind(m: &Mount, src: &OwnedFd) -> Result<(), String> {
+fn bind(m: &Mount, src: &OwnedFd) -> Result<()> {
     let dst = Path::new(&m.container_path);
     let what = format!("mounting {} at {}", m.host_path.display(), m.container_path);
     let src_path = super::beneath::fd_path(src);
-    let is_dir = std::fs::metadata(&src_path)
-        .map_err(|e| format!("{what}: {e}"))?
-        .is_dir();
+    let is_dir = std::fs::metadata(&src_path).map_err(io(&what))?.is_dir();
     let made = if is_dir {
         std::fs::create_dir_all(dst)
     } else {
@@ -287,15 +347,15 @@ fn bind(m: &Mount, src: &OwnedFd) -> Result<(), String> {
                 false => File::create(dst).map(drop),
             })
     };
-    made.map_err(|e| format!("{what}: creating the mount point: {e}"))?;
+    made.map_err(io(format!("{what}: creating the mount point")))?;
     let flags = MsFlags::MS_BIND | MsFlags::MS_REC;
-    mount(Some(&src_path), dst, None::<&str>, flags, None::<&str>).map_err(err(what))
+    mount(Some(&src_path), dst, None::<&str>, flags, None::<&str>).map_err(sys(what))
 }
 
 /// Every mount point of this namespace with its per-mount options, in mount order.
-fn mount_table() -> Result<Vec<(String, String)>, String> {
-    let text = std::fs::read_to_string("/proc/self/mountinfo")
-        .map_err(|e| format!("reading the mount table: {e}"))?;
+fn mount_table() -> Result<Vec<(String, String)>> {
+    let text =
+        std::fs::read_to_string("/proc/self/mountinfo").map_err(io("reading the mount table"))?;
     Ok(text
         .lines()
         .filter_map(|l| {
@@ -359,28 +419,22 @@ fn known_capabilities() -> CapabilitySet {
     CapabilitySet::from_bits_retain(u64::MAX >> (63 - last))
 }
 
-fn id(v: i64, field: &str) -> Result<u32, String> {
-    u32::try_from(v).map_err(|_| format!("{field} {v} is not a valid id"))
+fn id(value: i64, field: &'static str) -> Result<u32> {
+    u32::try_from(value).map_err(|_| Error::Id { field, value })
 }
 
 /// Groups, gid, uid, capabilities and no_new_privs, as the spec says (root only).
-fn credentials(spec: &ShimSpec) -> Result<(), String> {
+fn credentials(spec: &ShimSpec) -> Result<()> {
     let sec = &spec.security;
     let known = known_capabilities();
     // "All" is what the runtime has: in a container itself, that may be less.
     let all = rustix::thread::capabilities(None)
-        .map_err(|e| format!("reading capabilities: {e}"))?
+        .map_err(io("reading capabilities"))?
         .permitted
         & known;
-    let keep = sec
-        .capabilities(all)
-        .map_err(|e| e.to_string())?
-        .unwrap_or(all);
+    let keep = sec.capabilities(all)?.unwrap_or(all);
     if !all.contains(keep) {
-        return Err(format!(
-            "capabilities {:?} are not available to the node's runtime",
-            keep - all
-        ));
+        return Err(Error::CapabilitiesUnavailable(keep - all));
     }
     let uid = sec.run_as_user.map_or(Ok(0), |u| id(u, "runAsUser"))?;
     // Kubernetes: without runAsGroup the primary group is root's.
@@ -390,7 +444,7 @@ fn credentials(spec: &ShimSpec) -> Result<(), String> {
         .iter()
         .map(|g| id(*g, "supplementalGroups").map(Gid::from_raw))
         .collect::<Result<Vec<_>, _>>()?;
-    let caps = |e: rustix::io::Errno| format!("setting capabilities: {e}");
+    let caps = |e: rustix::io::Errno| io("setting capabilities")(e);
     for bit in 0..64u32 {
         let c = CapabilitySet::from_bits_retain(1 << bit);
         if known.contains(c) && !keep.contains(c) {
@@ -399,9 +453,9 @@ fn credentials(spec: &ShimSpec) -> Result<(), String> {
     }
     // The permitted set survives the change of uid; what the process keeps is set after.
     rustix::thread::set_keep_capabilities(true).map_err(caps)?;
-    nix::unistd::setgroups(&groups).map_err(err("setgroups"))?;
-    nix::unistd::setgid(Gid::from_raw(gid)).map_err(err(format!("setgid {gid}")))?;
-    nix::unistd::setuid(Uid::from_raw(uid)).map_err(err(format!("setuid {uid}")))?;
+    nix::unistd::setgroups(&groups).map_err(sys("setgroups"))?;
+    nix::unistd::setgid(Gid::from_raw(gid)).map_err(sys(format!("setgid {gid}")))?;
+    nix::unistd::setuid(Uid::from_raw(uid)).map_err(sys(format!("setuid {uid}")))?;
     rustix::thread::set_keep_capabilities(false).map_err(caps)?;
     let sets = rustix::thread::CapabilitySets {
         effective: keep,
@@ -420,7 +474,7 @@ fn credentials(spec: &ShimSpec) -> Result<(), String> {
         }
     }
     if sec.no_new_privs {
-        rustix::thread::set_no_new_privs(true).map_err(|e| format!("no_new_privs: {e}"))?;
+        rustix::thread::set_no_new_privs(true).map_err(io("no_new_privs"))?;
     }
     Ok(())
 }

@@ -14,8 +14,9 @@ use serde::{Deserialize, Serialize};
 
 use super::cgroups::{proc_usage, Cgroups};
 use super::cni::CniConfig;
-use super::shim::{unix_now, ExitInfo, ProcessId, ShimSpec};
+use super::shim::{ExitInfo, ProcessId, ShimSpec};
 use super::*;
+use crate::host::now_secs;
 
 /// One container as recorded on disk.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -256,7 +257,7 @@ impl Runtime for ProcessRuntime {
             id: id.clone(),
             sandbox_id: sandbox_id.to_string(),
             config: cfg.clone(),
-            created_at: unix_now(),
+            created_at: now_secs(),
             started_at: None,
         };
         write_json(&dir.join("record.json"), &rec)?;
@@ -320,7 +321,7 @@ impl Runtime for ProcessRuntime {
         tokio::spawn(async move {
             let _ = child.wait().await;
         });
-        rec.started_at = Some(unix_now());
+        rec.started_at = Some(now_secs());
         write_json(&dir.join("record.json"), &rec)?;
         let started = self
             .wait_until(Duration::from_secs(10), || {
@@ -360,7 +361,7 @@ impl Runtime for ProcessRuntime {
                 &dir.join("exit.json"),
                 &ExitInfo {
                     exit_code: 137,
-                    finished_at: unix_now(),
+                    finished_at: now_secs(),
                     signal: Some(9),
                     error: None,
                 },
@@ -419,7 +420,7 @@ impl Runtime for ProcessRuntime {
             }
             (None, State::Exited) => (
                 Some(137),
-                Some(unix_now()),
+                Some(now_secs()),
                 "Error",
                 "the container's shim is gone".into(),
             ),

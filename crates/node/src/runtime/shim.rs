@@ -80,12 +80,6 @@ impl ProcessId {
     }
 }
 
-pub fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
-}
-
 fn rfc3339_nano() -> String {
     let ns = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -125,25 +119,44 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     std::fs::rename(tmp, path)
 }
 
+/// Why the container's process did not start; its text is the container's error in
+/// `exit.json`. Not retryable as it is: the container is created again.
+#[derive(Debug, thiserror::Error)]
+enum StartError {
+    /// Opening the pod's network namespace, or the pipe the second stage reports on.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    #[error("joining {}: {source}", netns.display())]
+    Network {
+        netns: PathBuf,
+        #[source]
+        source: nix::Error,
+    },
+    #[error("starting the container's process: {0}")]
+    Spawn(#[source] std::io::Error),
+    /// What the second stage reported ([`super::isolation`]).
+    #[error("{0}")]
+    Isolation(String),
+}
+
 /// Puts the shim — and so the container it starts — into the pod's network namespace.
 /// The shim is single-threaded here, so the namespace it joins is the one its child
 /// inherits.
-fn enter_network(spec: &ShimSpec) -> std::io::Result<()> {
+fn enter_network(spec: &ShimSpec) -> Result<(), StartError> {
     use nix::sched::{setns, CloneFlags};
     if let Some(ns) = &spec.netns {
         let f = File::open(ns)?;
-        setns(&f, CloneFlags::CLONE_NEWNET)
-            .map_err(|e| std::io::Error::other(format!("joining {}: {e}", ns.display())))?;
+        setns(&f, CloneFlags::CLONE_NEWNET).map_err(|source| StartError::Network {
+            netns: ns.clone(),
+            source,
+        })?;
     }
     Ok(())
 }
 
 /// Starts the second stage, which becomes the container's process; returns it once it
 /// runs the container's command, or why it could not.
-fn spawn_container(
-    dir: &Path,
-    stdin: Option<&Stdin>,
-) -> std::io::Result<Result<std::process::Child, String>> {
+fn spawn_container(dir: &Path, stdin: Option<&Stdin>) -> Result<std::process::Child, StartError> {
     let (mut report, report_tx) = std::io::pipe()?;
     let mut cmd = Command::new("/proc/self/exe");
     if let Some(s) = stdin {
@@ -156,20 +169,17 @@ fn spawn_container(
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0);
-    let mut child = match cmd.spawn() {
-        Ok(c) => c,
-        Err(e) => return Ok(Err(format!("starting the container's process: {e}"))),
-    };
+    let mut child = cmd.spawn().map_err(StartError::Spawn)?;
     // The only writer left is the child's, closed by its exec.
     drop(cmd);
     let mut why = String::new();
     report.read_to_string(&mut why)?;
     if why.is_empty() {
-        return Ok(Ok(child));
+        return Ok(child);
     }
     let _ = child.kill();
     let _ = child.wait();
-    Ok(Err(why))
+    Err(StartError::Isolation(why))
 }
 
 /// Runs the container described in `dir`; returns when it has exited. The same binary
@@ -182,58 +192,80 @@ pub fn run(dir: &Path) -> std::io::Result<()> {
     }
     let spec: ShimSpec = serde_json::from_slice(&std::fs::read(dir.join("spec.json"))?)
         .map_err(std::io::Error::other)?;
-    let exit = |info: ExitInfo| {
-        write_atomic(
-            &dir.join("exit.json"),
-            &serde_json::to_vec(&info).unwrap_or_default(),
-        )
-    };
-    // Join the container's cgroups so the process starts in them; the shim leaves again
-    // once it has started, so the cgroups hold the container alone.
-    let home: Vec<PathBuf> = spec
-        .cgroups
-        .iter()
-        .filter_map(|cg| own_cgroup(cg))
-        .collect();
-    for cg in &spec.cgroups {
-        if let Err(e) = std::fs::write(cg.join("cgroup.procs"), std::process::id().to_string()) {
-            tracing::warn!(cgroup = %cg.display(), error = %e, "joining the cgroup failed");
-        }
-    }
-    if let Some(parent) = spec.log_path.parent() {
-        std::fs::create_dir_all(parent)?;
-    }
-    let log = Arc::new(Mutex::new(
-        OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&spec.log_path)?,
-    ));
+    let home = join_cgroups(&spec.cgroups);
+    let log = open_log(&spec.log_path)?;
     let stdin = match spec.stdin {
         true => Some(Stdin::new(dir)?),
         false => None,
     };
-    let started = enter_network(&spec)
-        .map_err(|e| e.to_string())
-        .and_then(|()| spawn_container(dir, stdin.as_ref()).map_err(|e| e.to_string())?);
-    let mut child = match started {
+    let started = enter_network(&spec).and_then(|()| spawn_container(dir, stdin.as_ref()));
+    let child = match started {
         Ok(c) => c,
         Err(e) => {
-            return exit(ExitInfo {
-                exit_code: 128,
-                finished_at: unix_now(),
-                signal: None,
-                error: Some(e),
-            });
+            return write_exit(
+                dir,
+                ExitInfo {
+                    exit_code: 128,
+                    finished_at: crate::host::now_secs(),
+                    signal: None,
+                    error: Some(e.to_string()),
+                },
+            );
         }
     };
-    let pid = child.id() as i32;
     if let Some(s) = stdin {
         s.relay(spec.stdin_once);
     }
     for cg in &home {
         let _ = std::fs::write(cg.join("cgroup.procs"), std::process::id().to_string());
     }
+    let status = supervise(dir, child, &log)?;
+    let (code, signal) = match (status.code(), status.signal()) {
+        (Some(c), _) => (c, None),
+        (None, Some(s)) => (128 + s, Some(s)),
+        _ => (255, None),
+    };
+    write_exit(
+        dir,
+        ExitInfo {
+            exit_code: code,
+            finished_at: crate::host::now_secs(),
+            signal,
+            error: None,
+        },
+    )
+}
+
+/// Joins the container's `cgroups`, so the process starts in them; returns the cgroups
+/// the shim was in, to go back to once it has started, so the cgroups hold the container
+/// alone.
+fn join_cgroups(cgroups: &[PathBuf]) -> Vec<PathBuf> {
+    let home: Vec<PathBuf> = cgroups.iter().filter_map(|cg| own_cgroup(cg)).collect();
+    for cg in cgroups {
+        if let Err(e) = std::fs::write(cg.join("cgroup.procs"), std::process::id().to_string()) {
+            tracing::warn!(cgroup = %cg.display(), error = %e, "joining the cgroup failed");
+        }
+    }
+    home
+}
+
+/// The container's log file, opened to append to.
+fn open_log(path: &Path) -> std::io::Result<Arc<Mutex<File>>> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    let file = OpenOptions::new().create(true).append(true).open(path)?;
+    Ok(Arc::new(Mutex::new(file)))
+}
+
+/// Records the started `child` in `DIR/pid`, copies its output into `log` and waits
+/// for it to end; then ends what it left behind in its process group.
+fn supervise(
+    dir: &Path,
+    mut child: std::process::Child,
+    log: &Arc<Mutex<File>>,
+) -> std::io::Result<std::process::ExitStatus> {
+    let pid = child.id() as i32;
     let id = ProcessId {
         pid,
         start_ticks: start_ticks(pid).unwrap_or(0),
@@ -243,11 +275,11 @@ pub fn run(dir: &Path) -> std::io::Result<()> {
         &serde_json::to_vec(&id).unwrap_or_default(),
     )?;
     let out = child.stdout.take().map(|o| {
-        let log = log.clone();
+        let log = Arc::clone(log);
         std::thread::spawn(move || pump(o, "stdout", log))
     });
     let err = child.stderr.take().map(|e| {
-        let log = log.clone();
+        let log = Arc::clone(log);
         std::thread::spawn(move || pump(e, "stderr", log))
     });
     let status = child.wait()?;
@@ -259,17 +291,15 @@ pub fn run(dir: &Path) -> std::io::Result<()> {
     for t in [out, err].into_iter().flatten() {
         let _ = t.join();
     }
-    let (code, signal) = match (status.code(), status.signal()) {
-        (Some(c), _) => (c, None),
-        (None, Some(s)) => (128 + s, Some(s)),
-        _ => (255, None),
-    };
-    exit(ExitInfo {
-        exit_code: code,
-        finished_at: unix_now(),
-        signal,
-        error: None,
-    })
+    Ok(status)
+}
+
+/// Writes how the container ended to `DIR/exit.json`.
+fn write_exit(dir: &Path, info: ExitInfo) -> std::io::Result<()> {
+    write_atomic(
+        &dir.join("exit.json"),
+        &serde_json::to_vec(&info).unwrap_or_default(),
+    )
 }
 
 /// The cgroup this process is in, in the hierarchy of the container cgroup `cg`
@@ -294,4 +324,37 @@ pub(crate) fn path_of(env: &[(String, String)]) -> String {
         .find(|(k, _)| k == "PATH")
         .map(|(_, v)| v.clone())
         .unwrap_or_else(|| "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn start_errors_read_as_the_containers_error() {
+        let cases = [
+            (
+                StartError::Network {
+                    netns: "/run/netns/p".into(),
+                    source: nix::Error::EPERM,
+                },
+                "joining /run/netns/p: EPERM: Operation not permitted",
+            ),
+            (
+                StartError::Spawn(std::io::Error::from_raw_os_error(2)),
+                "starting the container's process: No such file or directory (os error 2)",
+            ),
+            (
+                StartError::Isolation("the container has no command".into()),
+                "the container has no command",
+            ),
+            (
+                std::io::Error::from_raw_os_error(2).into(),
+                "No such file or directory (os error 2)",
+            ),
+        ];
+        for (e, want) in cases {
+            assert_eq!(e.to_string(), want);
+        }
+    }
 }

@@ -17,14 +17,13 @@ use tonic::{Status, Streaming};
 
 use super::status;
 use crate::runtime::Sandbox;
-use crate::server::NodeAgentService;
 
 pub(crate) type OutputStream = ReceiverStream<Result<PortForwardOutput, Status>>;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub(crate) async fn open(
-    svc: &NodeAgentService,
+    rt: &std::sync::Arc<dyn crate::runtime::Runtime>,
     mut inbound: Streaming<PortForwardInput>,
 ) -> Result<OutputStream, Status> {
     let open = match inbound.message().await? {
@@ -46,9 +45,7 @@ pub(crate) async fn open(
                 open.port
             ))
         })?;
-    let sb = svc
-        .shared
-        .runtime
+    let sb = rt
         .list_pod_sandboxes()
         .await
         .map_err(status)?

@@ -16,7 +16,6 @@ use tonic::{Status, Streaming};
 use super::status;
 use crate::runtime::interactive::{Interactive, Reader, Terminal, Writer};
 use crate::runtime::{ContainerStatus, Error, Runtime, State};
-use crate::server::NodeAgentService;
 
 pub(crate) type OutputStream = ReceiverStream<Result<StreamOutput, Status>>;
 
@@ -25,7 +24,7 @@ const BUFFERED_EXEC_TIMEOUT: Duration = Duration::from_secs(4 * 3600);
 
 /// Reads the opening message, starts the process (or attaches) and returns its output.
 pub(crate) async fn open(
-    svc: &NodeAgentService,
+    rt: &Arc<dyn Runtime>,
     mut inbound: Streaming<StreamInput>,
 ) -> Result<OutputStream, Status> {
     let open = match inbound.message().await? {
@@ -38,9 +37,14 @@ pub(crate) async fn open(
             ))
         }
     };
-    let (c, _) = svc
-        .container(&open.namespace, &open.pod, &open.container, false)
-        .await?;
+    let (c, _) = super::container(
+        rt.as_ref(),
+        &open.namespace,
+        &open.pod,
+        &open.container,
+        false,
+    )
+    .await?;
     if c.state != State::Running {
         return Err(Status::failed_precondition(format!(
             "container {:?} in pod {:?} is not running",
@@ -48,8 +52,8 @@ pub(crate) async fn open(
         )));
     }
     let session = match open.kind() {
-        StreamKind::Exec => exec(svc.shared.runtime.clone(), &c, &open).await?,
-        StreamKind::Attach => super::attach::attach(svc.shared.runtime.clone(), &c, &open).await?,
+        StreamKind::Exec => exec(rt.clone(), &c, &open).await?,
+        StreamKind::Attach => super::attach::attach(rt.clone(), &c, &open).await?,
     };
     let (tx, rx) = mpsc::channel(16);
     tokio::spawn(run(session, inbound, tx));

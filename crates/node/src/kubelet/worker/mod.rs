@@ -5,12 +5,14 @@
 //! sync, written only when it changed.
 
 mod init;
+mod lifecycle;
 mod running;
 mod setup;
+pub mod status;
 mod terminated;
 mod terminating;
 
-use client::state::EventType;
+use client::state::{EventType, PodPhase};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -22,6 +24,8 @@ use tokio::sync::mpsc;
 use super::probe::Prober;
 use super::Shared;
 use crate::runtime::{ContainerConfig, ContainerStatus, Sandbox, State};
+use lifecycle::Move;
+pub use lifecycle::{Lifecycle, Phase};
 
 /// Why a container could not be started.
 #[derive(Debug)]
@@ -40,18 +44,6 @@ impl From<crate::runtime::Error> for StartError {
             e => StartError::Runtime(e.to_string()),
         }
     }
-}
-
-/// Where a pod is in its life on this node.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Phase {
-    Setup,
-    Init,
-    Running,
-    Terminating,
-    Terminated,
-    /// Cleaned up; the worker ends.
-    Done,
 }
 
 /// One container of the pod, across its restarts.
@@ -94,7 +86,7 @@ pub struct PodWorker {
     pub shared: Arc<Shared>,
     pub pod: Pod,
     pub uid: String,
-    pub phase: Phase,
+    pub life: Lifecycle,
     pub sandbox: Option<Sandbox>,
     pub volumes: BTreeMap<String, PathBuf>,
     pub runs: BTreeMap<String, Run>,
@@ -103,7 +95,7 @@ pub struct PodWorker {
     /// Unix seconds when the kubelet started the pod.
     pub started: Option<i64>,
     /// The phase the pod reached: Pending, Running, Succeeded, Failed.
-    pub pod_phase: &'static str,
+    pub pod_phase: PodPhase,
     pub grace_deadline: Option<Instant>,
     pub last_status: Option<serde_json::Value>,
 }
@@ -159,44 +151,40 @@ impl PodWorker {
         let Some(sb) = self.sandbox.clone() else {
             return Err(StartError::Runtime("no sandbox".into()));
         };
+        let cfg = self.container_config(c, &sb).await?;
+        let rt = self.shared.runtime.clone();
+        rt.pull_image(&cfg.image).await?;
+        let id = rt.create_container(&sb.id, &cfg).await?;
+        let started = rt.start_container(&id).await;
+        let st = rt.container_status(&id).await.ok();
+        self.track(c, id, st).await;
+        started?;
+        self.event(
+            EventType::Normal,
+            "Started",
+            format!("Started container {}", c.name),
+        );
+        Ok(())
+    }
+
+    /// What the runtime needs to create container `c` in sandbox `sb`: its mounts,
+    /// security, environment (expanded into its command and args) and limits.
+    async fn container_config(
+        &mut self,
+        c: &Container,
+        sb: &Sandbox,
+    ) -> Result<ContainerConfig, StartError> {
         let mounts =
             super::volume_mounts::mounts_for(c, &self.volumes).map_err(StartError::Config)?;
         let security = super::security_context::effective(&self.pod, c, &self.shared.cfg.data_dir);
-        let rt = self.shared.runtime.clone();
         let image = c.image.clone().unwrap_or_default();
         let image_uid = match security.run_as_non_root && security.run_as_user.is_none() {
-            true => rt.image_user(&image).await?,
+            true => self.shared.runtime.image_user(&image).await?,
             false => None,
         };
         super::security_context::verify_run_as_non_root(&self.pod, c, &security, image_uid)
             .map_err(StartError::Config)?;
-        let src = super::env::Sources {
-            client: &self.shared.client,
-            namespace: namespace(&self.pod),
-        };
-        // As the kubelet does, containers start only once the Services are known.
-        self.shared.services.wait_ready().await;
-        let links = self
-            .pod
-            .spec
-            .as_ref()
-            .and_then(|s| s.enable_service_links)
-            .unwrap_or(true);
-        let service_env = super::service_env::service_env(
-            &self.shared.services.list(),
-            namespace(&self.pod),
-            links,
-        );
-        let env = super::env::resolve(
-            &src,
-            &self.pod,
-            c,
-            &service_env,
-            &sb.ip,
-            &self.shared.cfg.node_ip,
-        )
-        .await
-        .map_err(StartError::Config)?;
+        let env = self.env(c, sb).await?;
         let vars: BTreeMap<String, String> = env.iter().cloned().collect();
         let expand = |v: &Option<Vec<String>>| -> Vec<String> {
             v.iter()
@@ -205,9 +193,8 @@ impl PodWorker {
                 .collect()
         };
         let limits = c.resources.as_ref().and_then(|r| r.limits.as_ref());
-        let run = self.runs.entry(c.name.clone()).or_default();
-        let attempt = run.restarts as u32;
-        let cfg = ContainerConfig {
+        let attempt = self.runs.entry(c.name.clone()).or_default().restarts as u32;
+        Ok(ContainerConfig {
             name: c.name.clone(),
             attempt,
             image,
@@ -230,16 +217,50 @@ impl PodWorker {
             security,
             stdin: c.stdin.unwrap_or(false),
             stdin_once: c.stdin_once.unwrap_or(false),
+        })
+    }
+
+    /// The environment of container `c`: the Services' discovery variables (once the
+    /// Services are known, as the kubelet waits for them), then its own.
+    async fn env(&self, c: &Container, sb: &Sandbox) -> Result<Vec<(String, String)>, StartError> {
+        let src = super::env::Sources {
+            client: &self.shared.client,
+            namespace: namespace(&self.pod),
         };
-        rt.pull_image(&cfg.image).await?;
-        let id = rt.create_container(&sb.id, &cfg).await?;
-        let started = rt.start_container(&id).await;
-        let st = rt.container_status(&id).await.ok();
+        self.shared.services.wait_ready().await;
+        let links = self
+            .pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.enable_service_links)
+            .unwrap_or(true);
+        let service_env = super::service_env::service_env(
+            &self.shared.services.list(),
+            namespace(&self.pod),
+            links,
+        );
+        super::env::resolve(
+            &src,
+            &self.pod,
+            c,
+            &service_env,
+            &sb.ip,
+            &self.shared.cfg.node_ip,
+        )
+        .await
+        .map_err(StartError::Config)
+    }
+
+    /// Takes container `id` (status `st`) as the current one of `c`, with fresh probes;
+    /// the previous one is kept for its status and logs, older ones are removed.
+    async fn track(&mut self, c: &Container, id: String, st: Option<ContainerStatus>) {
+        let rt = self.shared.runtime.clone();
         let run = self.runs.entry(c.name.clone()).or_default();
         if let Some(prev) = run.current.take().filter(|p| p.state == State::Exited) {
-            // Keep the previous container (for its status and logs), not older ones.
             if let Some(older) = run.last.replace(prev) {
-                let _ = rt.remove_container(&older.id).await;
+                if let Err(e) = rt.remove_container(&older.id).await {
+                    tracing::debug!(container = %older.id, error = %e, "removing an old container failed");
+                }
             }
         }
         run.id = Some(id);
@@ -252,13 +273,6 @@ impl PodWorker {
         run.liveness = prober(&c.liveness_probe, true);
         run.readiness = prober(&c.readiness_probe, false);
         run.startup = prober(&c.startup_probe, false);
-        started?;
-        self.event(
-            EventType::Normal,
-            "Started",
-            format!("Started container {}", c.name),
-        );
-        Ok(())
     }
 
     /// Records a container that could not be started: it waits with `reason`
@@ -279,9 +293,9 @@ impl PodWorker {
             return true;
         }
         if let (Some(d), Some(start)) = (self.spec().active_deadline_seconds, self.started) {
-            if super::now_secs() >= start + d
+            if crate::host::now_secs() >= start + d
                 && self.failure.is_none()
-                && matches!(self.phase, Phase::Init | Phase::Running)
+                && matches!(self.life.phase(), Phase::Init | Phase::Running)
             {
                 self.failure = Some((
                     "DeadlineExceeded".into(),
@@ -302,17 +316,18 @@ impl PodWorker {
 
     /// One step of the state machine.
     async fn step(&mut self) {
-        if self.must_stop() && matches!(self.phase, Phase::Setup | Phase::Init | Phase::Running) {
-            self.phase = Phase::Terminating;
+        if self.must_stop() {
+            self.life.stop();
         }
-        self.phase = match self.phase {
-            Phase::Setup => setup::step(self).await,
-            Phase::Init => init::step(self).await,
-            Phase::Running => running::step(self).await,
-            Phase::Terminating => terminating::step(self).await,
-            Phase::Terminated => terminated::step(self).await,
-            Phase::Done => Phase::Done,
+        let m = match self.life.phase() {
+            Phase::Setup => Move::Setup(setup::step(self).await),
+            Phase::Init => Move::Init(init::step(self).await),
+            Phase::Running => Move::Running(running::step(self).await),
+            Phase::Terminating => Move::Terminating(terminating::step(self).await),
+            Phase::Terminated => Move::Terminated(terminated::step(self).await),
+            Phase::Done => return,
         };
+        self.life.apply(m);
     }
 }
 
@@ -332,15 +347,13 @@ pub enum Update {
 pub async fn run(mut w: PodWorker, mut updates: mpsc::Receiver<Update>) {
     let tick = Duration::from_millis(w.shared.cfg.sync_interval_ms);
     loop {
-        let before = w.phase;
+        let before = w.life.phase();
         w.step().await;
-        if w.phase != Phase::Done {
-            super::status::sync(&mut w).await;
-        }
-        if w.phase == Phase::Done {
+        if w.life.phase() == Phase::Done {
             return;
         }
-        if w.phase != before {
+        status::sync(&mut w).await;
+        if w.life.phase() != before {
             // The pod moved on (phases only go forward): take the next step at once.
             continue;
         }
@@ -348,19 +361,16 @@ pub async fn run(mut w: PodWorker, mut updates: mpsc::Receiver<Update>) {
             Ok(Some(Update::Pod(p))) => w.pod = *p,
             Ok(Some(Update::Resync)) => w.last_status = None,
             Ok(Some(Update::Evict(msg))) => {
-                if matches!(w.phase, Phase::Setup | Phase::Init | Phase::Running) {
+                if w.life.stop() {
                     w.event(EventType::Warning, "Evicted", msg.clone());
                     w.failure = Some(("Evicted".into(), msg));
                     w.grace_deadline = Some(Instant::now());
-                    w.phase = Phase::Terminating;
                 }
             }
             Ok(Some(Update::Gone)) | Ok(None) => {
                 // Removed from the API: stop everything now.
                 w.grace_deadline = Some(Instant::now());
-                if !matches!(w.phase, Phase::Terminated | Phase::Done) {
-                    w.phase = Phase::Terminating;
-                }
+                w.life.stop();
                 w.pod.metadata.deletion_timestamp = w.pod.metadata.deletion_timestamp.clone().or(
                     Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
                         k8s_openapi::jiff::Timestamp::UNIX_EPOCH,

@@ -3,10 +3,11 @@
 //! between restarts, and probed. When no container will run again, the pod has finished:
 //! Succeeded if all exited 0, Failed otherwise.
 
-use client::state::EventType;
+use client::state::{EventType, PodPhase};
 use std::time::{Duration, Instant};
 
-use super::{Phase, PodWorker};
+use super::lifecycle::FromRunning;
+use super::PodWorker;
 
 /// The delay before restart number `n + 1`: none for the first, then `base · 2^(n-1)`,
 /// at most five minutes.
@@ -101,9 +102,9 @@ async fn probe(w: &mut PodWorker, name: &str) {
     }
 }
 
-pub async fn step(w: &mut PodWorker) -> Phase {
+pub async fn step(w: &mut PodWorker) -> FromRunning {
     w.observe().await;
-    w.pod_phase = "Running";
+    w.pod_phase = PodPhase::Running;
     let spec = w.spec();
     let policy = w.restart_policy();
     let (mut finished, mut failed) = (true, false);
@@ -148,10 +149,14 @@ pub async fn step(w: &mut PodWorker) -> Phase {
         }
     }
     if finished {
-        w.pod_phase = if failed { "Failed" } else { "Succeeded" };
-        return Phase::Terminated;
+        w.pod_phase = if failed {
+            PodPhase::Failed
+        } else {
+            PodPhase::Succeeded
+        };
+        return FromRunning::Finished;
     }
-    Phase::Running
+    FromRunning::Stay
 }
 
 #[cfg(test)]

@@ -3,14 +3,15 @@
 //! volume path that would leave its volume also holds every container in
 //! `CreateContainerConfigError`, naming the path.
 
-use super::{name, namespace, Phase, PodWorker};
+use super::lifecycle::FromSetup;
+use super::{name, namespace, PodWorker};
 use crate::kubelet::volumes::{VolumeCtx, VolumeError};
 use crate::runtime::SandboxConfig;
 use client::state::EventType;
 
-pub async fn step(w: &mut PodWorker) -> Phase {
+pub async fn step(w: &mut PodWorker) -> FromSetup {
     if w.started.is_none() {
-        w.started = Some(crate::kubelet::now_secs());
+        w.started = Some(crate::host::now_secs());
     }
     let rt = w.shared.runtime.clone();
     if w.sandbox.is_none() {
@@ -38,7 +39,7 @@ pub async fn step(w: &mut PodWorker) -> Phase {
                     "FailedCreatePodSandBox",
                     format!("Failed to create pod sandbox: {e}"),
                 );
-                return Phase::Setup;
+                return FromSetup::Stay;
             }
         }
     }
@@ -67,12 +68,12 @@ pub async fn step(w: &mut PodWorker) -> Phase {
                 if let VolumeError::UnsafePath { .. } = e {
                     hold_containers(w, Some(e.to_string()));
                 }
-                return Phase::Setup;
+                return FromSetup::Stay;
             }
         }
     }
     hold_containers(w, None);
-    Phase::Init
+    FromSetup::Ready
 }
 
 const CONFIG_ERROR: &str = "CreateContainerConfigError";

@@ -2,11 +2,13 @@
 //! conditions, container statuses (state, lastState, ready, restartCount), IPs and start
 //! time. Written only when it changed; condition times move only on a transition.
 
+use client::state::PodPhase;
 use client::{Api, PatchParams};
 use k8s_openapi::api::core::v1::{Container, Pod};
 use serde_json::{json, Value};
 
-use super::worker::{name, namespace, Phase, PodWorker, Run};
+use super::{name, namespace, PodWorker, Run};
+use crate::kubelet::qos::qos_class;
 use crate::runtime::{ContainerStatus, State};
 
 pub fn rfc3339(secs: i64) -> String {
@@ -104,7 +106,7 @@ pub fn build(w: &PodWorker) -> Value {
     let spec = w.spec();
     let rt = w.shared.runtime.name();
     let prev = w.last_status.as_ref();
-    let now = rfc3339(super::now_secs());
+    let now = rfc3339(crate::host::now_secs());
     let init_done = spec.init_containers.iter().flatten().all(|c| {
         w.runs
             .get(&c.name)
@@ -115,18 +117,10 @@ pub fn build(w: &PodWorker) -> Value {
         .containers
         .iter()
         .all(|c| w.runs.get(&c.name).is_some_and(Run::ready));
-    let stopping = matches!(
-        w.phase,
-        Phase::Terminating | Phase::Terminated | Phase::Done
-    );
-    let ready = all_ready && !stopping && w.pod_phase == "Running";
-    let phase = if w.sandbox.is_none() && w.pod_phase == "Pending" {
-        "Pending"
-    } else {
-        w.pod_phase
-    };
+    let stopping = !w.life.starting_or_running();
+    let ready = all_ready && !stopping && w.pod_phase == PodPhase::Running;
     let mut st = json!({
-        "phase": phase,
+        "phase": w.pod_phase.as_str(),
         "conditions": [
             condition(prev, "PodReadyToStartContainers", w.sandbox.is_some(), &now, None),
             condition(prev, "Initialized", init_done, &now, Some("ContainersNotInitialized")),
@@ -160,35 +154,6 @@ pub fn build(w: &PodWorker) -> Value {
         st["message"] = msg.clone().into();
     }
     st
-}
-
-/// Kubernetes' QoS class: Guaranteed (every container has equal cpu and memory requests
-/// and limits), BestEffort (nothing set), else Burstable.
-pub fn qos_class(spec: &k8s_openapi::api::core::v1::PodSpec) -> &'static str {
-    let all = spec
-        .containers
-        .iter()
-        .chain(spec.init_containers.iter().flatten());
-    let (mut any, mut guaranteed) = (false, true);
-    for c in all {
-        let r = c.resources.clone().unwrap_or_default();
-        let (req, lim) = (r.requests.unwrap_or_default(), r.limits.unwrap_or_default());
-        if !req.is_empty() || !lim.is_empty() {
-            any = true;
-        }
-        for res in ["cpu", "memory"] {
-            let l = lim.get(res);
-            let q = req.get(res).or(l);
-            if l.is_none() || q != l {
-                guaranteed = false;
-            }
-        }
-    }
-    match (any, guaranteed) {
-        (false, _) => "BestEffort",
-        (true, true) => "Guaranteed",
-        (true, false) => "Burstable",
-    }
 }
 
 /// Writes the status when it changed since the last write.

@@ -5,24 +5,25 @@
 use client::{Api, DeleteParams};
 use k8s_openapi::api::core::v1::Pod;
 
-use super::{name, namespace, Phase, PodWorker};
+use super::lifecycle::FromTerminated;
+use super::{name, namespace, PodWorker};
 use crate::kubelet::volumes::VolumeCtx;
 
-pub async fn step(w: &mut PodWorker) -> Phase {
+pub async fn step(w: &mut PodWorker) -> FromTerminated {
     w.observe().await;
     if w.pod.metadata.deletion_timestamp.is_none() {
-        return Phase::Terminated;
+        return FromTerminated::Stay;
     }
     let gone = w.shared.gone.lock().contains(&w.uid);
     if !gone {
         // The final status first, so watchers see how it ended.
-        crate::kubelet::status::sync(w).await;
+        super::status::sync(w).await;
     }
     if let Some(sb) = w.sandbox.take() {
         if let Err(e) = w.shared.runtime.remove_pod_sandbox(&sb.id).await {
             tracing::warn!(pod = %name(&w.pod), error = %e, "removing the sandbox failed");
             w.sandbox = Some(sb);
-            return Phase::Terminated;
+            return FromTerminated::Stay;
         }
     }
     VolumeCtx::cleanup(&w.pod_dir());
@@ -41,10 +42,10 @@ pub async fn step(w: &mut PodWorker) -> Phase {
             Err(e) if e.is_not_found() || e.is_conflict() => {}
             Err(e) => {
                 tracing::warn!(pod = %name(&w.pod), error = %e, "deleting the pod object failed");
-                return Phase::Terminated;
+                return FromTerminated::Stay;
             }
         }
     }
     w.shared.gone.lock().remove(&w.uid);
-    Phase::Done
+    FromTerminated::CleanedUp
 }

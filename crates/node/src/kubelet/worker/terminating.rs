@@ -1,12 +1,13 @@
 //! Terminating: each running container gets its preStop hook, then SIGTERM, then SIGKILL
 //! once the grace period (the deletion's, else `terminationGracePeriodSeconds`) is over.
 
-use client::state::EventType;
+use client::state::{EventType, PodPhase};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::{Container, LifecycleHandler};
 
-use super::{Phase, PodWorker};
+use super::lifecycle::Stopped;
+use super::PodWorker;
 use crate::runtime::Runtime;
 
 async fn pre_stop(
@@ -33,7 +34,7 @@ async fn pre_stop(
     }
 }
 
-pub async fn step(w: &mut PodWorker) -> Phase {
+pub async fn step(w: &mut PodWorker) -> Stopped {
     w.observe().await;
     let spec = w.spec();
     let grace = w
@@ -85,18 +86,18 @@ pub async fn step(w: &mut PodWorker) -> Phase {
     futures::future::join_all(stops).await;
     w.observe().await;
     if w.failure.is_some() {
-        w.pod_phase = "Failed";
-    } else if w.pod_phase != "Succeeded" {
+        w.pod_phase = PodPhase::Failed;
+    } else if w.pod_phase != PodPhase::Succeeded {
         // A pod stopped before it finished did not succeed.
         let all_zero = w
             .runs
             .values()
             .all(|r| r.exited().is_some_and(|s| s.exit_code == Some(0)));
         w.pod_phase = if all_zero && !w.runs.is_empty() {
-            "Succeeded"
+            PodPhase::Succeeded
         } else {
-            "Failed"
+            PodPhase::Failed
         };
     }
-    Phase::Terminated
+    Stopped
 }

@@ -59,8 +59,13 @@ impl Userspace {
 
     pub async fn sync(&mut self, table: &BTreeMap<String, ServicePort>) {
         let ips: BTreeSet<Ipv4Addr> = table.values().filter_map(|s| s.cluster_ip).collect();
-        if let Err(e) = self.addrs.sync(&ips).await {
-            tracing::warn!(error = %e, "proxy: ClusterIPs not all local");
+        if let Err(errs) = self.addrs.sync(&ips).await {
+            let error = errs
+                .iter()
+                .map(|e| e.to_string())
+                .collect::<Vec<_>>()
+                .join("; ");
+            tracing::warn!(%error, "proxy: ClusterIPs not all local");
         }
         // Each listener with the endpoints it spreads over: ClusterIP traffic over
         // `endpoints`, NodePort traffic over `external_endpoints`.

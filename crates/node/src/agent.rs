@@ -1,0 +1,103 @@
+//! The node agent as one future: it binds the agent API, registers the kubelet, gets the
+//! API its serving certificate, serves it, and runs the kubelet. Dropping the future
+//! stops every task it started.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use client::Client;
+use rkube_proto::api::node_agent_server::NodeAgentServer;
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+
+use crate::kubelet::{AgentTls, Kubelet, KubeletConfig};
+use crate::runtime::Runtime;
+use crate::server::{NodeAgentService, Verifier};
+use crate::{certs, Error};
+
+/// Runs the node agent until the kubelet's pod watch ends, or until the future is dropped.
+pub async fn run(
+    client: Client,
+    cfg: KubeletConfig,
+    runtime: Arc<dyn Runtime>,
+) -> crate::Result<()> {
+    std::fs::create_dir_all(&cfg.data_dir)
+        .map_err(|e| Error::io(format!("--data-dir {}", cfg.data_dir.display()), e))?;
+    let listener = TcpListener::bind(cfg.listen)
+        .await
+        .map_err(|e| Error::io(format!("--listen {}", cfg.listen), e))?;
+    let agent_port = listener
+        .local_addr()
+        .map_err(|e| Error::io("the agent API's address", e))?
+        .port();
+    let tls = cfg.tls.clone();
+    let serving = certs::CertSpec::serving(
+        &cfg.node_name,
+        vec![cfg.node_ip.clone()],
+        &cfg.data_dir.join("pki"),
+    );
+    // The node first: the serving certificate is approved only for a registered node.
+    let kubelet = Kubelet::register(client.clone(), cfg, runtime.clone(), agent_port).await?;
+    let mut tasks = JoinSet::new();
+    if let Some(t) = &tls {
+        tasks.spawn(certs::serve(
+            client.clone(),
+            t.served.clone(),
+            serving,
+            t.ca_pem.clone(),
+        ));
+        wait_serving(&t.served).await;
+    }
+    let verifier = Verifier::new(Arc::new(client), tls.is_some());
+    let service = NodeAgentService::new(runtime, verifier);
+    tasks.spawn(serve(listener, service, tls.as_ref())?);
+    Kubelet::run(kubelet).await
+}
+
+/// The agent API's server on `listener`: over TLS, asking for a client certificate from
+/// the cluster CA, when the node has a serving certificate; else plaintext.
+fn serve(
+    listener: TcpListener,
+    service: NodeAgentService,
+    tls: Option<&AgentTls>,
+) -> crate::Result<impl std::future::Future<Output = ()>> {
+    let server_cfg = match tls {
+        Some(t) => Some(
+            t.served
+                .server_config(&t.ca_pem, pki::ClientAuth::Required, &[b"h2"])
+                .map_err(|e| Error::invalid("the agent API's TLS", e))?,
+        ),
+        None => None,
+    };
+    Ok(async move {
+        let server = tonic::transport::Server::builder().add_service(NodeAgentServer::new(service));
+        let r = match server_cfg {
+            Some(cfg) => {
+                server
+                    .serve_with_incoming(pki::tls_incoming(listener, cfg))
+                    .await
+            }
+            None => {
+                let incoming = tonic::transport::server::TcpIncoming::from(listener);
+                server.serve_with_incoming(incoming).await
+            }
+        };
+        if let Err(e) = r {
+            tracing::error!(error = %e, "the agent API stopped");
+        }
+    })
+}
+
+/// Waits (a little) for the agent API's first serving certificate, so that logs and exec
+/// work by the time pods run.
+async fn wait_serving(served: &pki::ServedCert) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !served.is_set() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    if !served.is_set() {
+        tracing::warn!(
+            "no serving certificate yet: logs and exec fail until its request is signed"
+        );
+    }
+}
