@@ -9,6 +9,7 @@ use apiserver::server::ServingTls;
 use apiserver::tls::TlsFiles;
 use apiserver::{ApiServer, ApiServerConfig};
 use clap::{ArgAction, Args};
+use client::runtime::CancellationToken;
 
 use crate::security::{CredentialFiles, MemberPki};
 use crate::store_cmd::StoreArgs;
@@ -244,7 +245,51 @@ fn components_client(
     Ok(client::Client::new(cfg)?)
 }
 
+/// How long an in-process controller-manager may take to finish its reconciles on
+/// shutdown.
+const CONTROLLER_MANAGER_STOP: Duration = Duration::from_secs(10);
+
 pub async fn run(args: ApiServerArgs, components: Option<Components>) -> anyhow::Result<()> {
+    let (cfg, pki) = member_config(&args)?;
+    let tls = cfg.tls.is_some();
+    let server = ApiServer::start(cfg)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))
+        .context("starting the apiserver")?;
+    write_client_configs(&args, &server, tls, pki.as_ref())?;
+    let etcd = match args.store.client_listen {
+        Some(addr) => {
+            let l = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("--client-listen {addr}"))?;
+            let tls = pki.as_ref().map(|p| p.member.clone());
+            Some(server.serve_etcd(l, tls))
+        }
+        None => None,
+    };
+    let mut running = Running {
+        scheduler: tokio::task::JoinSet::new(),
+        controller_manager: tokio::task::JoinSet::new(),
+        cm_shutdown: CancellationToken::new(),
+    };
+    if let Some(c) = components {
+        running.start(&server, pki.as_ref(), c)?;
+    }
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => tracing::info!("interrupted; stopping"),
+        e = server.fatal() => crate::exit_on_fatal(&e),
+    }
+    running.stop().await;
+    if let Some(e) = etcd {
+        e.abort();
+    }
+    server.shutdown().await;
+    Ok(())
+}
+
+/// The apiserver's configuration from the flags, with the member's certificates when the
+/// cluster has a token.
+fn member_config(args: &ApiServerArgs) -> anyhow::Result<(ApiServerConfig, Option<MemberPki>)> {
     let mut cfg = args.config()?;
     let mut addrs = vec![args.listen, cfg.store.peer_listen];
     addrs.extend(args.store.client_listen);
@@ -259,57 +304,74 @@ pub async fn run(args: ApiServerArgs, components: Option<Components>) -> anyhow:
             cfg.tls = Some(ServingTls::Cluster(p.member.clone()));
         }
     }
-    let tls = cfg.tls.is_some();
-    let server = ApiServer::start(cfg)
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))
-        .context("starting the apiserver")?;
-    let admin = pki
-        .as_ref()
-        .map(crate::store_cmd::write_admin_files)
-        .transpose()?;
-    let text = client_config_text(&server, tls, admin.as_ref());
+    Ok((cfg, pki))
+}
+
+/// Writes the client configuration (with the admin credentials, on a secured cluster) to
+/// the data directory and to every `--write-client-config`.
+fn write_client_configs(
+    args: &ApiServerArgs,
+    server: &ApiServer,
+    tls: bool,
+    pki: Option<&MemberPki>,
+) -> anyhow::Result<()> {
+    let admin = pki.map(crate::store_cmd::write_admin_files).transpose()?;
+    let text = client_config_text(server, tls, admin.as_ref());
     let mut paths = vec![args.store.data_dir.join("client.yaml")];
     paths.extend(args.write_client_config.iter().cloned());
     for p in paths {
         pki::write_private(&p, text.as_bytes())
             .with_context(|| format!("writing {}", p.display()))?;
     }
-    let etcd = match args.store.client_listen {
-        Some(addr) => {
-            let l = tokio::net::TcpListener::bind(addr)
-                .await
-                .with_context(|| format!("--client-listen {addr}"))?;
-            let tls = pki.as_ref().map(|p| p.member.clone());
-            Some(server.serve_etcd(l, tls))
-        }
-        None => None,
-    };
-    let mut running = Vec::new();
-    if let Some(c) = components {
+    Ok(())
+}
+
+/// The components running inside the member; dropping it aborts them.
+struct Running {
+    scheduler: tokio::task::JoinSet<()>,
+    controller_manager: tokio::task::JoinSet<()>,
+    /// Cancelled to stop the controller-manager gracefully.
+    cm_shutdown: CancellationToken,
+}
+
+impl Running {
+    fn start(
+        &mut self,
+        server: &ApiServer,
+        pki: Option<&MemberPki>,
+        c: Components,
+    ) -> anyhow::Result<()> {
         let config = c.config.as_deref();
         if let Some(sched) = c.scheduler {
-            let client = components_client(&server, pki.as_ref(), config, "system:kube-scheduler")?;
-            running.push(tokio::spawn(crate::scheduler_cmd::run_with(client, sched)));
+            let client = components_client(server, pki, config, "system:kube-scheduler")?;
+            self.scheduler
+                .spawn(crate::scheduler_cmd::run_with(client, sched));
         }
         if let Some(mut cm) = c.controller_manager {
-            cm.signer = pki.as_ref().map(|p| c.cm_options.signer(p.ca.clone()));
+            cm.signer = pki.map(|p| c.cm_options.signer(p.ca.clone()));
             server.register_metrics(|r| cm.metrics.register(r));
             let user = "system:kube-controller-manager";
-            let client = components_client(&server, pki.as_ref(), config, user)?;
-            running.push(tokio::spawn(controllers::manager::run(client, cm)));
+            let client = components_client(server, pki, config, user)?;
+            let shutdown = self.cm_shutdown.clone();
+            self.controller_manager
+                .spawn(controllers::manager::run(client, cm, shutdown));
         }
+        Ok(())
     }
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => tracing::info!("interrupted; stopping"),
-        e = server.fatal() => crate::exit_on_fatal(&e),
+
+    /// The controllers finish the reconciles under way while the apiserver still serves
+    /// them; then everything stops.
+    async fn stop(mut self) {
+        self.cm_shutdown.cancel();
+        let cm = &mut self.controller_manager;
+        let stopped = async { while cm.join_next().await.is_some() {} };
+        if tokio::time::timeout(CONTROLLER_MANAGER_STOP, stopped)
+            .await
+            .is_err()
+        {
+            tracing::warn!("the controller-manager did not stop in time; stopping it at once");
+            self.controller_manager.shutdown().await;
+        }
+        self.scheduler.shutdown().await;
     }
-    for t in running {
-        t.abort();
-    }
-    if let Some(e) = etcd {
-        e.abort();
-    }
-    server.shutdown().await;
-    Ok(())
 }

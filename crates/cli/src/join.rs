@@ -168,32 +168,40 @@ pub async fn node_credentials(
     if from_file.is_some() && join.is_none() {
         anyhow::bail!("--token-file: not a join token (K10<CA sha256>::<id>.<secret>)");
     }
-    let Some(join) = join else {
-        let cfg = crate::ctl::resolve_client_config(
-            args.server.as_deref(),
-            args.config.as_deref(),
-            args.token.as_deref(),
-        )?;
-        let ca_pem = match (&cfg.ca_pem, &cfg.ca) {
-            (Some(p), _) => Some(p.clone()),
-            (None, Some(f)) => {
-                Some(std::fs::read_to_string(f).with_context(|| f.display().to_string())?)
-            }
-            (None, None) => None,
-        };
-        let tls = ca_pem.map(|ca_pem| node::kubelet::AgentTls {
-            ca_pem,
-            served: pki::ServedCert::new(),
-        });
-        return Ok(NodeCredentials {
-            client: Client::new(cfg)?,
-            tls,
-            renewal: None,
-        });
+    match join {
+        Some(join) => joined_credentials(args, join, name, data_dir).await,
+        None => configured_credentials(args),
+    }
+}
+
+/// The node's credentials from its client configuration, without a join token.
+fn configured_credentials(args: &crate::connect::ClientArgs) -> anyhow::Result<NodeCredentials> {
+    let cfg = crate::ctl::resolve_client_config(
+        args.server.as_deref(),
+        args.config.as_deref(),
+        args.token.as_deref(),
+    )?;
+    let ca_pem = match (&cfg.ca_pem, &cfg.ca) {
+        (Some(p), _) => Some(p.clone()),
+        (None, Some(f)) => {
+            Some(std::fs::read_to_string(f).with_context(|| f.display().to_string())?)
+        }
+        (None, None) => None,
     };
-    let servers: Vec<String> = args
-        .server
-        .as_deref()
+    let tls = ca_pem.map(|ca_pem| node::kubelet::AgentTls {
+        ca_pem,
+        served: pki::ServedCert::new(),
+    });
+    Ok(NodeCredentials {
+        client: Client::new(cfg)?,
+        tls,
+        renewal: None,
+    })
+}
+
+/// The apiserver URLs of `--server` (comma-separated; `https://` when no scheme is given).
+fn server_urls(server: Option<&str>) -> anyhow::Result<Vec<String>> {
+    Ok(server
         .context("--server: joining with a token needs the apiserver addresses")?
         .split(',')
         .map(str::trim)
@@ -202,7 +210,18 @@ pub async fn node_credentials(
             true => s.to_string(),
             false => format!("https://{s}"),
         })
-        .collect();
+        .collect())
+}
+
+/// Joins with `join` (or reuses the certificate stored under `data_dir`) and keeps the
+/// client certificate renewed.
+async fn joined_credentials(
+    args: &crate::connect::ClientArgs,
+    join: &str,
+    name: &str,
+    data_dir: &std::path::Path,
+) -> anyhow::Result<NodeCredentials> {
+    let servers = server_urls(args.server.as_deref())?;
     let dir = data_dir.join("pki");
     let (cfg, ca_pem) = node::certs::bootstrap(&servers, join, name, &dir)
         .await

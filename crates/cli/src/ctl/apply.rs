@@ -127,103 +127,142 @@ fn removals(last: &Value, new: &Value) -> Value {
 }
 
 pub async fn apply(ctx: &mut Ctx, args: &FileArgs, update: bool) -> anyhow::Result<()> {
-    for mut doc in documents(&args.files)? {
-        let api_version = doc["apiVersion"].as_str().unwrap_or("").to_string();
-        let kind = doc["kind"].as_str().unwrap_or("").to_string();
-        if api_version.is_empty() || kind.is_empty() {
-            bail!(
-                "a manifest lacks apiVersion or kind: {}",
-                doc["metadata"]["name"]
-            );
-        }
-        if ctx.by_kind(&api_version, &kind).is_err() {
-            // A CRD applied earlier in the same run registers its kind.
-            ctx.refresh().await?;
-        }
-        let r = ctx.by_kind(&api_version, &kind)?.clone();
-        let ns = if r.namespaced {
-            doc["metadata"]["namespace"]
-                .as_str()
-                .map(String::from)
-                .unwrap_or_else(|| ctx.namespace())
-        } else {
-            String::new()
-        };
-        let name = doc["metadata"]["name"].as_str().unwrap_or("").to_string();
-        let label = label(&r, &name);
-        let manifest = serde_json::to_string(&doc)?;
-        if update {
-            doc["metadata"]["annotations"][LAST_APPLIED] = manifest.clone().into();
-        }
-        let env = Object {
-            r#type: Some(type_ref(&r)),
-            namespace: ns.clone(),
-            name: name.clone(),
-            json: serde_json::to_vec(&doc)?.into(),
-            ..Default::default()
-        };
-        let existing = if update && !name.is_empty() {
-            match ctx
+    for doc in documents(&args.files)? {
+        apply_one(ctx, doc, update).await?;
+    }
+    Ok(())
+}
+
+/// Creates one manifest's object, or with `update` patches the live one if there is one.
+async fn apply_one(ctx: &mut Ctx, mut doc: Value, update: bool) -> anyhow::Result<()> {
+    let r = manifest_resource(ctx, &doc).await?;
+    let ns = if r.namespaced {
+        doc["metadata"]["namespace"]
+            .as_str()
+            .map(String::from)
+            .unwrap_or_else(|| ctx.namespace())
+    } else {
+        String::new()
+    };
+    let name = doc["metadata"]["name"].as_str().unwrap_or("").to_string();
+    let label = label(&r, &name);
+    let manifest = serde_json::to_string(&doc)?;
+    if update {
+        doc["metadata"]["annotations"][LAST_APPLIED] = manifest.clone().into();
+    }
+    let env = Object {
+        r#type: Some(type_ref(&r)),
+        namespace: ns.clone(),
+        name: name.clone(),
+        json: serde_json::to_vec(&doc)?.into(),
+        ..Default::default()
+    };
+    let existing = if update && !name.is_empty() {
+        live_object(ctx, &r, &ns, &name).await?
+    } else {
+        None
+    };
+    match existing {
+        None => {
+            let created = ctx
                 .client
-                .get(GetRequest {
-                    r#type: Some(type_ref(&r)),
-                    namespace: ns.clone(),
-                    name: name.clone(),
-                })
-                .await
-            {
-                Ok(o) => Some(o),
-                Err(e) if e.is_not_found() => None,
-                Err(e) => return Err(e.into()),
-            }
-        } else {
-            None
-        };
-        match existing {
-            None => {
-                let created = ctx
-                    .client
-                    .create(CreateRequest { object: Some(env) })
-                    .await?;
-                let label = if name.is_empty() {
-                    format!("{}{}", label, created.name)
-                } else {
-                    label
-                };
-                println!("{label} created");
-            }
-            Some(live) => {
-                let live: Value = serde_json::from_slice(&live.json)?;
-                let last: Value = live["metadata"]["annotations"][LAST_APPLIED]
-                    .as_str()
-                    .and_then(|s| serde_json::from_str(s).ok())
-                    .unwrap_or(json!({}));
-                let patch = removals(&last, &doc);
-                let out = ctx
-                    .client
-                    .patch(PatchRequest {
-                        r#type: Some(type_ref(&r)),
-                        namespace: ns,
-                        name,
-                        patch_type: if r.group.contains('.') && !r.group.ends_with("k8s.io") {
-                            PatchType::Merge
-                        } else {
-                            PatchType::Strategic
-                        } as i32,
-                        patch: serde_json::to_vec(&patch)?.into(),
-                        status: false,
-                    })
-                    .await?;
-                let changed = out.resource_version
-                    != live["metadata"]["resourceVersion"].as_str().unwrap_or("");
-                println!(
-                    "{label} {}",
-                    if changed { "configured" } else { "unchanged" }
-                );
-            }
+                .create(CreateRequest { object: Some(env) })
+                .await?;
+            let label = if name.is_empty() {
+                format!("{}{}", label, created.name)
+            } else {
+                label
+            };
+            println!("{label} created");
+        }
+        Some(live) => {
+            let changed = patch_live(ctx, &r, ns, name, &doc, &live).await?;
+            println!(
+                "{label} {}",
+                if changed { "configured" } else { "unchanged" }
+            );
         }
     }
     Ok(())
+}
+
+/// The resource a manifest's apiVersion and kind name, re-reading the API's resources
+/// once when the kind is unknown.
+async fn manifest_resource(ctx: &mut Ctx, doc: &Value) -> anyhow::Result<ApiResource> {
+    let api_version = doc["apiVersion"].as_str().unwrap_or("").to_string();
+    let kind = doc["kind"].as_str().unwrap_or("").to_string();
+    if api_version.is_empty() || kind.is_empty() {
+        bail!(
+            "a manifest lacks apiVersion or kind: {}",
+            doc["metadata"]["name"]
+        );
+    }
+    if ctx.by_kind(&api_version, &kind).is_err() {
+        // A CRD applied earlier in the same run registers its kind.
+        ctx.refresh().await?;
+    }
+    Ok(ctx.by_kind(&api_version, &kind)?.clone())
+}
+
+/// The object as it is in the cluster, or `None` when there is none.
+async fn live_object(
+    ctx: &Ctx,
+    r: &ApiResource,
+    ns: &str,
+    name: &str,
+) -> anyhow::Result<Option<Object>> {
+    let got = ctx
+        .client
+        .get(GetRequest {
+            r#type: Some(type_ref(r)),
+            namespace: ns.to_string(),
+            name: name.to_string(),
+        })
+        .await;
+    match got {
+        Ok(o) => Ok(Some(o)),
+        Err(e) if e.is_not_found() => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Custom resources take a JSON merge patch; built-in kinds a strategic merge patch.
+fn patch_type(r: &ApiResource) -> PatchType {
+    if r.group.contains('.') && !r.group.ends_with("k8s.io") {
+        PatchType::Merge
+    } else {
+        PatchType::Strategic
+    }
+}
+
+/// Patches `live` towards the manifest `doc`, dropping what the last applied
+/// configuration had and `doc` no longer has; whether that changed the object.
+async fn patch_live(
+    ctx: &Ctx,
+    r: &ApiResource,
+    ns: String,
+    name: String,
+    doc: &Value,
+    live: &Object,
+) -> anyhow::Result<bool> {
+    let live: Value = serde_json::from_slice(&live.json)?;
+    let last: Value = live["metadata"]["annotations"][LAST_APPLIED]
+        .as_str()
+        .and_then(|s| serde_json::from_str(s).ok())
+        .unwrap_or(json!({}));
+    let patch = removals(&last, doc);
+    let out = ctx
+        .client
+        .patch(PatchRequest {
+            r#type: Some(type_ref(r)),
+            namespace: ns,
+            name,
+            patch_type: patch_type(r) as i32,
+            patch: serde_json::to_vec(&patch)?.into(),
+            status: false,
+        })
+        .await?;
+    Ok(out.resource_version != live["metadata"]["resourceVersion"].as_str().unwrap_or(""))
 }
 
 pub async fn delete(ctx: &mut Ctx, args: &DeleteArgs) -> anyhow::Result<()> {

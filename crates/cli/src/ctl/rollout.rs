@@ -8,6 +8,7 @@ use clap::{Args, Subcommand};
 use client::{Api, PatchParams};
 use controllers::deployment::history::{self, HASH_LABEL};
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::core::v1::PodTemplateSpec;
 use serde_json::json;
 
 use super::Ctx;
@@ -96,93 +97,121 @@ pub async fn rollout(ctx: &Ctx, args: &RolloutArgs) -> anyhow::Result<()> {
     let api = Api::<Deployment>::namespaced(ctx.client.clone(), &ctx.namespace());
     match &args.command {
         RolloutCommand::Status { target, timeout } => {
-            let name = deployment_name(target)?;
-            let start = Instant::now();
-            let mut last = String::new();
-            loop {
-                let d = api.get(&name).await?;
-                let (done, msg) = status_message(&d)?;
-                if msg != last {
-                    println!("{msg}");
-                    last = msg;
-                }
-                if done {
-                    return Ok(());
-                }
-                if *timeout > 0 && start.elapsed() > Duration::from_secs(*timeout) {
-                    bail!("timed out waiting for the rollout of deployment {name:?}");
-                }
-                tokio::time::sleep(Duration::from_millis(500)).await;
-            }
+            wait_rolled_out(&api, &deployment_name(target)?, *timeout).await
         }
         RolloutCommand::History { target } => {
-            let name = deployment_name(target)?;
-            let d = api.get(&name).await?;
-            println!("deployment.apps/{name}");
-            println!("REVISION  CHANGE-CAUSE");
-            for rs in owned_replicasets(ctx, &d).await? {
-                let cause = rs
-                    .metadata
-                    .annotations
-                    .as_ref()
-                    .and_then(|a| a.get("kubernetes.io/change-cause"))
-                    .cloned()
-                    .unwrap_or_else(|| "<none>".into());
-                println!("{:<9} {cause}", history::revision(&rs));
-            }
-            Ok(())
+            print_history(ctx, &api, &deployment_name(target)?).await
         }
         RolloutCommand::Undo {
             target,
             to_revision,
-        } => {
-            let name = deployment_name(target)?;
-            let d = api.get(&name).await?;
-            let rss = owned_replicasets(ctx, &d).await?;
-            let current = rss.iter().map(history::revision).max().unwrap_or(0);
-            let wanted = if *to_revision > 0 {
-                *to_revision
-            } else {
-                rss.iter()
-                    .map(history::revision)
-                    .filter(|r| *r < current)
-                    .max()
-                    .context("no rollout history found")?
-            };
-            let rs = rss
-                .iter()
-                .find(|rs| history::revision(rs) == wanted)
-                .with_context(|| format!("unable to find the specified revision {wanted}"))?;
-            let mut template = rs
-                .spec
-                .template
-                .clone()
-                .context("the revision has no template")?;
-            if let Some(l) = template.metadata.as_mut().and_then(|m| m.labels.as_mut()) {
-                l.remove(HASH_LABEL);
-            }
-            let patch = json!([{"op": "replace", "path": "/spec/template",
-                "value": serde_json::to_value(&template)?}]);
-            api.patch(&name, PatchParams::Json, &patch).await?;
-            println!("deployment.apps/{name} rolled back (to revision {wanted})");
-            Ok(())
-        }
+        } => undo(ctx, &api, &deployment_name(target)?, *to_revision).await,
         RolloutCommand::Pause { target } | RolloutCommand::Resume { target } => {
             let name = deployment_name(target)?;
             let pause = matches!(args.command, RolloutCommand::Pause { .. });
-            api.patch(
-                &name,
-                PatchParams::Merge,
-                &json!({"spec": {"paused": pause}}),
-            )
-            .await?;
-            println!(
-                "deployment.apps/{name} {}",
-                if pause { "paused" } else { "resumed" }
-            );
-            Ok(())
+            set_paused(&api, &name, pause).await
         }
     }
+}
+
+/// `rollout status`: prints each new status line until the rollout is done; `timeout`
+/// seconds (0: none) bound the wait.
+async fn wait_rolled_out(api: &Api<Deployment>, name: &str, timeout: u64) -> anyhow::Result<()> {
+    let start = Instant::now();
+    let mut last = String::new();
+    loop {
+        let d = api.get(name).await?;
+        let (done, msg) = status_message(&d)?;
+        if msg != last {
+            println!("{msg}");
+            last = msg;
+        }
+        if done {
+            return Ok(());
+        }
+        if timeout > 0 && start.elapsed() > Duration::from_secs(timeout) {
+            bail!("timed out waiting for the rollout of deployment {name:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// `rollout history`: the revisions of the Deployment with their change causes.
+async fn print_history(ctx: &Ctx, api: &Api<Deployment>, name: &str) -> anyhow::Result<()> {
+    let d = api.get(name).await?;
+    println!("deployment.apps/{name}");
+    println!("REVISION  CHANGE-CAUSE");
+    for rs in owned_replicasets(ctx, &d).await? {
+        let cause = rs
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get("kubernetes.io/change-cause"))
+            .cloned()
+            .unwrap_or_else(|| "<none>".into());
+        println!("{:<9} {cause}", history::revision(&rs));
+    }
+    Ok(())
+}
+
+/// The revision to roll back to (`to_revision`, or the one before the current when 0)
+/// and its pod template, without the pod-template-hash label.
+fn rollback_target(rss: &[ReplicaSet], to_revision: i64) -> anyhow::Result<(i64, PodTemplateSpec)> {
+    let current = rss.iter().map(history::revision).max().unwrap_or(0);
+    let wanted = if to_revision > 0 {
+        to_revision
+    } else {
+        rss.iter()
+            .map(history::revision)
+            .filter(|r| *r < current)
+            .max()
+            .context("no rollout history found")?
+    };
+    let rs = rss
+        .iter()
+        .find(|rs| history::revision(rs) == wanted)
+        .with_context(|| format!("unable to find the specified revision {wanted}"))?;
+    let mut template = rs
+        .spec
+        .template
+        .clone()
+        .context("the revision has no template")?;
+    if let Some(l) = template.metadata.as_mut().and_then(|m| m.labels.as_mut()) {
+        l.remove(HASH_LABEL);
+    }
+    Ok((wanted, template))
+}
+
+/// `rollout undo`: puts the template of an earlier revision back.
+async fn undo(
+    ctx: &Ctx,
+    api: &Api<Deployment>,
+    name: &str,
+    to_revision: i64,
+) -> anyhow::Result<()> {
+    let d = api.get(name).await?;
+    let rss = owned_replicasets(ctx, &d).await?;
+    let (wanted, template) = rollback_target(&rss, to_revision)?;
+    let patch = json!([{"op": "replace", "path": "/spec/template",
+        "value": serde_json::to_value(&template)?}]);
+    api.patch(name, PatchParams::Json, &patch).await?;
+    println!("deployment.apps/{name} rolled back (to revision {wanted})");
+    Ok(())
+}
+
+/// `rollout pause` and `rollout resume`.
+async fn set_paused(api: &Api<Deployment>, name: &str, pause: bool) -> anyhow::Result<()> {
+    api.patch(
+        name,
+        PatchParams::Merge,
+        &json!({"spec": {"paused": pause}}),
+    )
+    .await?;
+    println!(
+        "deployment.apps/{name} {}",
+        if pause { "paused" } else { "resumed" }
+    );
+    Ok(())
 }
 
 /// Whether the rollout is done, and kubectl's words for where it stands.

@@ -7,10 +7,10 @@
 pub(crate) mod creds;
 mod kubeconfig;
 mod plan;
+mod wait;
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -19,6 +19,7 @@ use k8s_openapi::api::core::v1::Node;
 use tokio::sync::mpsc;
 
 use self::plan::{Proc, State};
+use self::wait::{wait_leader, wait_member_ok, wait_node_ready};
 
 #[derive(Args)]
 pub struct UpArgs {
@@ -107,47 +108,6 @@ fn spawn(
         let _ = tx.send(Exit { name, status });
     });
     Ok(())
-}
-
-/// The status line of one HTTPS GET.
-async fn https_status(
-    addr: std::net::SocketAddr,
-    path: &str,
-    tls: &Arc<pki::rustls::ClientConfig>,
-) -> Option<String> {
-    let out = pki::https_get(addr, path, tls.clone()).await.ok()?;
-    out.lines().next().map(str::to_string)
-}
-
-/// Polls `f` every 100 ms until it gives `Some`, for at most `limit`; fails early if a
-/// process exits meanwhile.
-async fn wait_for<T, F, Fut>(
-    what: &str,
-    limit: Duration,
-    exits: &mut mpsc::UnboundedReceiver<Exit>,
-    dir: &Path,
-    mut f: F,
-) -> anyhow::Result<T>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let start = Instant::now();
-    loop {
-        if let Some(v) = f().await {
-            return Ok(v);
-        }
-        if let Ok(e) = exits.try_recv() {
-            anyhow::bail!(
-                "{} exited ({}) while waiting for {what}; see {}",
-                e.name,
-                e.status,
-                log_path(dir, &e.name).display()
-            );
-        }
-        anyhow::ensure!(start.elapsed() < limit, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 fn send_signal(pid: u32, sig: &str) {
@@ -271,46 +231,38 @@ async fn bring_up(
     }
     plan::save(&dir, state)?;
     for m in &state.members {
-        let api = m.api.expect("members have an API address");
-        wait_for(
-            &format!("member {}", m.name),
-            Duration::from_secs(60),
-            exits,
-            &dir,
-            || async {
-                https_status(api, "/healthz", &tls)
-                    .await
-                    .filter(|s| s.contains(" 200"))
-            },
-        )
-        .await?;
+        let what = format!("member {}", m.name);
+        let api = wait_member_ok(m, "/healthz", &what, exits, &dir, &tls).await?;
         println!("member {} up (API {api})", m.name);
     }
     let client = client::Client::new(admin.clone())?;
-    let leader = wait_for("a leader", Duration::from_secs(60), exits, &dir, || async {
-        let r = client.members().await.ok()?;
-        r.members
-            .iter()
-            .find(|m| m.id == r.leader_id && r.leader_id != 0)
-            .map(|m| m.name.clone())
-    })
-    .await?;
+    let leader = wait_leader(&client, exits, &dir).await?;
     println!("cluster formed, leader {leader}");
     for m in &state.members {
-        let api = m.api.expect("members have an API address");
-        wait_for(
-            &format!("member {} ready", m.name),
-            Duration::from_secs(60),
-            exits,
-            &dir,
-            || async {
-                https_status(api, "/readyz", &tls)
-                    .await
-                    .filter(|s| s.contains(" 200"))
-            },
-        )
-        .await?;
+        let what = format!("member {} ready", m.name);
+        wait_member_ok(m, "/readyz", &what, exits, &dir, &tls).await?;
     }
+    let extra = write_client_config(a, &dir, &config)?;
+
+    write_kubeconfig(a, state, &admin, &ca_pem).await?;
+    creds::write_join_token(&dir, &client, &ca_pem).await?;
+    for n in state.nodes.iter_mut() {
+        spawn(&exe, &dir, n, tx)?;
+    }
+    plan::save(&dir, state)?;
+    let nodes = client::Api::<Node>::all(client.clone());
+    for n in &state.nodes {
+        wait_node_ready(&nodes, &n.name, exits, &dir).await?;
+        println!("node {} Ready", n.name);
+    }
+    let network = plan::pod_network(&a.pod_network, root)?;
+    print_up(state, &dir, extra.as_ref(), network, root, started);
+    Ok(())
+}
+
+/// Writes the admin's client configuration to `<dir>/config` and to `--write-config`
+/// (default ~/.rkube/config); the second path, if there is one.
+fn write_client_config(a: &UpArgs, dir: &Path, config: &str) -> anyhow::Result<Option<PathBuf>> {
     pki::write_private(&dir.join("config"), config.as_bytes())?;
     let extra = match &a.write_config {
         Some(p) => Some(p.clone()),
@@ -323,35 +275,19 @@ async fn bring_up(
         pki::write_private(p, config.as_bytes())
             .with_context(|| format!("writing {}", p.display()))?;
     }
+    Ok(extra)
+}
 
-    write_kubeconfig(a, state, &admin, &ca_pem).await?;
-    creds::write_join_token(&dir, &client, &ca_pem).await?;
-    for n in state.nodes.iter_mut() {
-        spawn(&exe, &dir, n, tx)?;
-    }
-    plan::save(&dir, state)?;
-    let nodes = client::Api::<Node>::all(client.clone());
-    for n in &state.nodes {
-        let nodes = &nodes;
-        wait_for(
-            &format!("node {} Ready", n.name),
-            Duration::from_secs(60),
-            exits,
-            &dir,
-            || async move {
-                let node = nodes.get(&n.name).await.ok()?;
-                let ready = node
-                    .status?
-                    .conditions?
-                    .into_iter()
-                    .any(|c| c.type_ == "Ready" && c.status == "True");
-                ready.then_some(())
-            },
-        )
-        .await?;
-        println!("node {} Ready", n.name);
-    }
-    let network = plan::pod_network(&a.pod_network, root)?;
+/// The report once the cluster is up: where its configuration and logs are, and what to
+/// try.
+fn print_up(
+    state: &State,
+    dir: &Path,
+    extra: Option<&PathBuf>,
+    network: &str,
+    root: bool,
+    started: Instant,
+) {
     println!(
         "rkube is up: {} members, {} nodes (pod network: {network}, proxy: userspace) in {:.1} s.",
         state.members.len(),
@@ -359,7 +295,7 @@ async fn bring_up(
         started.elapsed().as_secs_f64()
     );
     println!("  client config: {}", dir.join("config").display());
-    if let Some(p) = extra.as_ref().filter(|p| **p != dir.join("config")) {
+    if let Some(p) = extra.filter(|p| **p != dir.join("config")) {
         println!("                 {} (rkube ctl reads it)", p.display());
     }
     if !root {
@@ -370,8 +306,6 @@ async fn bring_up(
     println!("  logs:          {}", dir.join("logs").display());
     println!("Try:\n  rkube ctl get nodes\n  rkube ctl apply -f examples/web.yaml\n  rkube ctl get deploy,pods,svc");
     println!("Ctrl-C stops the cluster; `rkube up` brings it back; `rkube up --down` removes it.");
-
-    Ok(())
 }
 
 /// Stops the nodes (and with them their pods), then the members, and records that
@@ -444,7 +378,7 @@ async fn down(dir: &Path) -> anyhow::Result<()> {
             .args(["link", "del", &plan::bridge(dir, &n.name)])
             .output();
     }
-    node::kubelet::volumes::unmount_under(dir);
+    node::kubelet::unmount_under(dir);
     std::fs::remove_dir_all(dir).with_context(|| format!("removing {}", dir.display()))?;
     println!("removed {}", dir.display());
     Ok(())

@@ -112,56 +112,104 @@ pub fn pod_network(requested: &str, root: bool) -> anyhow::Result<&'static str> 
     }
 }
 
+/// The Service ClusterIP range unless `--service-cidr` names one: a loopback range when
+/// not root, so the userspace proxy needs no root.
+fn default_service_cidr(root: bool) -> String {
+    if root {
+        "10.96.0.0/16".into()
+    } else {
+        "127.96.0.0/16".into()
+    }
+}
+
+/// Member `n{i+1}`: an `rkube server` serving its API on `api`, one of the
+/// `initial` cluster.
+fn member_proc(a: &UpArgs, i: usize, api: SocketAddr, initial: &str, service_cidr: &str) -> Proc {
+    let dir = &a.dir;
+    let name = format!("n{}", i + 1);
+    let mut args = strings(&[
+        "server",
+        "--name",
+        &name,
+        "--data-dir",
+        &dir.join(&name).to_string_lossy(),
+        "--listen",
+        &api.to_string(),
+        "--initial-cluster",
+        initial,
+        "--cluster-cidr",
+        &a.cluster_cidr,
+        "--service-cluster-ip-range",
+        service_cidr,
+        "--token-file",
+        &super::creds::token_path(dir).to_string_lossy(),
+        "--encryption-provider-config",
+        &super::creds::encryption_config_path(dir).to_string_lossy(),
+    ]);
+    args.extend(a.server_args.iter().cloned());
+    Proc {
+        name,
+        role: "member".into(),
+        args,
+        api: Some(api),
+        pid: None,
+    }
+}
+
+/// Node `w{i}`: an `rkube node` joining the members at `servers`.
+fn node_proc(a: &UpArgs, i: usize, servers: &str, network: &str) -> Proc {
+    let dir = &a.dir;
+    let name = format!("w{i}");
+    let mut args = strings(&[
+        "node",
+        "--name",
+        &name,
+        "--server",
+        servers,
+        "--token-file",
+        &super::creds::join_token_path(dir).to_string_lossy(),
+        "--data-dir",
+        &dir.join(&name).to_string_lossy(),
+        "--listen",
+        "127.0.0.1:0",
+        "--runtime",
+        "process",
+        "--pod-network",
+        network,
+        "--cni-bridge",
+        &bridge(dir, &name),
+        "--proxy-mode",
+        "userspace",
+        "--stop-pods-on-exit",
+    ]);
+    args.extend(a.node_args.iter().cloned());
+    Proc {
+        name,
+        role: "node".into(),
+        args,
+        api: None,
+        pid: None,
+    }
+}
+
 /// The processes of a new cluster.
 pub fn plan(a: &UpArgs, root: bool) -> anyhow::Result<State> {
     anyhow::ensure!(a.members >= 1, "--members must be at least 1");
-    let dir = &a.dir;
     let addrs = member_addrs(a.base_port, a.members)?;
     let initial: Vec<String> = addrs
         .iter()
         .enumerate()
         .map(|(i, (_, peer))| format!("n{}={peer}", i + 1))
         .collect();
-    let service_cidr = a.service_cidr.clone().unwrap_or_else(|| {
-        if root {
-            "10.96.0.0/16".into()
-        } else {
-            "127.96.0.0/16".into()
-        }
-    });
+    let initial = initial.join(",");
+    let service_cidr = a
+        .service_cidr
+        .clone()
+        .unwrap_or_else(|| default_service_cidr(root));
     let members: Vec<Proc> = addrs
         .iter()
         .enumerate()
-        .map(|(i, (api, _))| {
-            let name = format!("n{}", i + 1);
-            let mut args = strings(&[
-                "server",
-                "--name",
-                &name,
-                "--data-dir",
-                &dir.join(&name).to_string_lossy(),
-                "--listen",
-                &api.to_string(),
-                "--initial-cluster",
-                &initial.join(","),
-                "--cluster-cidr",
-                &a.cluster_cidr,
-                "--service-cluster-ip-range",
-                &service_cidr,
-                "--token-file",
-                &super::creds::token_path(dir).to_string_lossy(),
-                "--encryption-provider-config",
-                &super::creds::encryption_config_path(dir).to_string_lossy(),
-            ]);
-            args.extend(a.server_args.iter().cloned());
-            Proc {
-                name,
-                role: "member".into(),
-                args,
-                api: Some(*api),
-                pid: None,
-            }
-        })
+        .map(|(i, (api, _))| member_proc(a, i, *api, &initial, &service_cidr))
         .collect();
     let network = pod_network(&a.pod_network, root)?;
     let servers = members
@@ -170,39 +218,7 @@ pub fn plan(a: &UpArgs, root: bool) -> anyhow::Result<State> {
         .collect::<Vec<_>>()
         .join(",");
     let nodes = (1..=a.nodes)
-        .map(|i| {
-            let name = format!("w{i}");
-            let mut args = strings(&[
-                "node",
-                "--name",
-                &name,
-                "--server",
-                &servers,
-                "--token-file",
-                &super::creds::join_token_path(dir).to_string_lossy(),
-                "--data-dir",
-                &dir.join(&name).to_string_lossy(),
-                "--listen",
-                "127.0.0.1:0",
-                "--runtime",
-                "process",
-                "--pod-network",
-                network,
-                "--cni-bridge",
-                &bridge(dir, &name),
-                "--proxy-mode",
-                "userspace",
-                "--stop-pods-on-exit",
-            ]);
-            args.extend(a.node_args.iter().cloned());
-            Proc {
-                name,
-                role: "node".into(),
-                args,
-                api: None,
-                pid: None,
-            }
-        })
+        .map(|i| node_proc(a, i, &servers, network))
         .collect();
     Ok(State {
         pid: None,

@@ -13,6 +13,7 @@ use client::Client;
 use futures::StreamExt;
 use parking_lot::Mutex;
 use rkube_proto::api::{CreateRequest, ListRequest, Object, TypeRef, WatchRequest};
+use rkube_tests::webhook_server::WebhookServer;
 use rkube_tests::{api_object, Cluster, Flavor};
 use serde_json::json;
 
@@ -49,11 +50,7 @@ struct Args {
 }
 
 /// `n` ValidatingWebhookConfigurations, each calling `hook` for every pod create.
-async fn register_webhooks(
-    admin: &Client,
-    hook: &rkube_tests::webhook_server::WebhookServer,
-    n: usize,
-) {
+async fn register_webhooks(admin: &Client, hook: &WebhookServer, n: usize) {
     use base64::Engine as _;
     let bundle = base64::engine::general_purpose::STANDARD.encode(&hook.ca_pem);
     for i in 0..n {
@@ -226,9 +223,8 @@ fn rss_mb(cluster: &Cluster) -> String {
         .join(" / ")
 }
 
-#[tokio::main]
-async fn main() {
-    let args = Args::parse();
+/// The cluster the flags ask for, announced.
+async fn start_cluster(args: &Args) -> Cluster {
     let extra: &[&str] = match args.authz.as_str() {
         "always-allow" => &["--authorization-mode=AlwaysAllow"],
         _ => &[],
@@ -243,34 +239,25 @@ async fn main() {
         if args.plaintext { "plaintext" } else { "TLS" },
         args.authz
     );
-    let mut cs = clients(&cluster);
-    for ns in ["bench", "fanout", "list"] {
-        cs[0]
-            .create(CreateRequest {
-                object: Some(namespace(ns)),
-            })
-            .await
-            .expect("create the namespace");
-    }
+    cluster
+}
+
+/// A webhook server that allows every admission review.
+async fn allow_all_webhook() -> WebhookServer {
     let allow: rkube_tests::webhook_server::Review = Arc::new(|_: &str, body: &[u8]| {
         let review: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
         json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
             "response": {"uid": review["request"]["uid"], "allowed": true}})
     });
-    let hook = rkube_tests::webhook_server::start(allow).await;
-    register_webhooks(&cs[0], &hook, args.webhooks).await;
-    println!("validating webhooks on pod creates: {}", args.webhooks);
-    if args.authz != "masters" && !args.plaintext {
-        cs = rbac_user(&cluster, &cs[0]).await;
-    }
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    println!("idle RSS per member (MB): {}", rss_mb(&cluster));
+    rkube_tests::webhook_server::start(allow).await
+}
 
-    let dur = Duration::from_secs(args.duration_secs);
+/// Rows of creates/s and latency, one per client count.
+async fn create_rows(cs: &[Client], args: &Args, dur: Duration) {
     println!("\n| clients | creates/s | p50 ms | p99 ms |\n|---|---|---|---|");
     for &n in &args.clients {
         let (count, el, mut lat) =
-            create_load(&cs, "bench", &format!("c{n}"), n, dur, None, None).await;
+            create_load(cs, "bench", &format!("c{n}"), n, dur, None, None).await;
         println!(
             "| {n} | {:.0} | {:.2} | {:.2} |",
             count as f64 / el.as_secs_f64(),
@@ -278,9 +265,13 @@ async fn main() {
             pct(&mut lat, 0.99)
         );
     }
+}
+
+/// Creates at `--rate` per second, spread over 64 workers.
+async fn fixed_rate(cs: &[Client], args: &Args, dur: Duration) {
     let workers = 64;
     let (count, el, mut lat) = create_load(
-        &cs,
+        cs,
         "bench",
         "rate",
         workers,
@@ -297,7 +288,10 @@ async fn main() {
         pct(&mut lat, 0.99),
         pct(&mut lat, 1.0)
     );
+}
 
+/// LIST latency and RSS with the `list` namespace filled to each of `--list-sizes`.
+async fn list_rows(cluster: &Cluster, cs: &[Client], args: &Args, dur: Duration) {
     println!(
         "\n| pods | LIST p50 ms (all pods, one namespace) | RSS per member MB |\n|---|---|---|"
     );
@@ -306,7 +300,7 @@ async fn main() {
         if have < size {
             let t = Instant::now();
             let (made, _, _) = create_load(
-                &cs,
+                cs,
                 "list",
                 &format!("fill{size}"),
                 64,
@@ -318,15 +312,21 @@ async fn main() {
             eprintln!("filled {made} pods in {:.1}s", t.elapsed().as_secs_f64());
         }
         let (n, p50) = list_latency(&cs[1], "list").await;
-        println!("| {n} | {p50:.0} | {} |", rss_mb(&cluster));
+        println!("| {n} | {p50:.0} | {} |", rss_mb(cluster));
     }
+}
 
-    // Watch fan-out: watchers spread over members and connections.
+/// `n` watchers of the `fanout` namespace, spread over members and connections; each
+/// sends the delay of every pod named in `sent`. Resolves once every watch is open.
+async fn start_watchers(
+    cluster: &Cluster,
+    n: usize,
+    sent: &Arc<Mutex<HashMap<String, Instant>>>,
+    tx: &tokio::sync::mpsc::UnboundedSender<Duration>,
+) {
     let watch_clients: Vec<Client> = (0..30).map(|i| cluster.api_client_of(i % 3)).collect();
-    let sent: Arc<Mutex<HashMap<String, Instant>>> = Default::default();
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Duration>();
     let mut ready = Vec::new();
-    for w in 0..args.watchers {
+    for w in 0..n {
         let c = watch_clients[w % watch_clients.len()].clone();
         let (sent, tx) = (sent.clone(), tx.clone());
         let (rtx, rrx) = tokio::sync::oneshot::channel();
@@ -357,6 +357,13 @@ async fn main() {
     for r in ready {
         let _ = r.await;
     }
+}
+
+/// Watch fan-out: `--fanout-events` creates, each delivered to `--watchers` watchers.
+async fn watch_fanout(cluster: &Cluster, cs: &[Client], args: &Args) {
+    let sent: Arc<Mutex<HashMap<String, Instant>>> = Default::default();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Duration>();
+    start_watchers(cluster, args.watchers, &sent, &tx).await;
     drop(tx);
     let t = Instant::now();
     for i in 0..args.fanout_events {
@@ -389,5 +396,34 @@ async fn main() {
         pct(&mut lat, 0.99),
         pct(&mut lat, 1.0)
     );
+}
+
+#[tokio::main]
+async fn main() {
+    let args = Args::parse();
+    let cluster = start_cluster(&args).await;
+    let mut cs = clients(&cluster);
+    for ns in ["bench", "fanout", "list"] {
+        cs[0]
+            .create(CreateRequest {
+                object: Some(namespace(ns)),
+            })
+            .await
+            .expect("create the namespace");
+    }
+    let hook = allow_all_webhook().await;
+    register_webhooks(&cs[0], &hook, args.webhooks).await;
+    println!("validating webhooks on pod creates: {}", args.webhooks);
+    if args.authz != "masters" && !args.plaintext {
+        cs = rbac_user(&cluster, &cs[0]).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    println!("idle RSS per member (MB): {}", rss_mb(&cluster));
+
+    let dur = Duration::from_secs(args.duration_secs);
+    create_rows(&cs, &args, dur).await;
+    fixed_rate(&cs, &args, dur).await;
+    list_rows(&cluster, &cs, &args, dur).await;
+    watch_fanout(&cluster, &cs, &args).await;
     println!("RSS per member after fan-out (MB): {}", rss_mb(&cluster));
 }

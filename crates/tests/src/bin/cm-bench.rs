@@ -92,7 +92,13 @@ async fn main() -> anyhow::Result<()> {
     let cm = Component::start(
         dir,
         "controller-manager",
-        &["controller-manager", "--config", &endpoints],
+        &[
+            "controller-manager",
+            "--config",
+            &endpoints,
+            "--secure-port",
+            "0",
+        ],
     );
     // Both hold their Lease before the clock starts.
     tokio::time::sleep(Duration::from_secs(3)).await;

@@ -214,11 +214,8 @@ fn median(mut v: Vec<Duration>) -> f64 {
     v[v.len() / 2].as_secs_f64() * 1000.0
 }
 
-#[tokio::main]
-async fn main() {
-    let args = Args::parse();
-    let cluster = Cluster::start(Flavor::Apiserver, 3, &[]).await;
-    let grpc: Vec<Client> = (0..3).map(|i| cluster.api_client_of(i)).collect();
+/// The `bench` and `list` namespaces, and one HTTP/2 connection per member.
+async fn set_up(cluster: &Cluster, grpc: &[Client]) -> Vec<SendRequest<Full<Bytes>>> {
     for ns in ["bench", "list"] {
         let v = json!({"metadata": {"name": ns}});
         grpc[0]
@@ -230,53 +227,75 @@ async fn main() {
     }
     let mut conns = Vec::new();
     for m in &cluster.members {
-        conns.push(h2(&cluster, m.client).await);
+        conns.push(h2(cluster, m.client).await);
     }
-    let grpc = Arc::new(Api::Grpc(grpc));
-    let rest = Arc::new(Api::Rest(conns));
-    let dur = Duration::from_secs(args.duration_secs);
-    let t = Instant::now();
-    let (made, _, _) = load(grpc.clone(), "list", "fill", 64, dur, Some(args.list_pods)).await;
-    eprintln!("filled {made} pods in {:.1}s", t.elapsed().as_secs_f64());
-    let Api::Grpc(cs) = &*grpc else { return };
-    let Api::Rest(conns) = &*rest else { return };
+    conns
+}
+
+/// Five runs of each way to list every pod: object counts, body sizes and durations.
+#[derive(Default)]
+struct ListRuns {
+    grpc: (usize, Vec<Duration>),
+    kubectl: (usize, Vec<Duration>),
+    rest_json: (usize, Vec<Duration>),
+    rest_table: (usize, Vec<Duration>),
+}
+
+/// Lists every pod five times by REST (JSON and Table), gRPC and kubectl, after one
+/// kubectl run to fill its discovery cache.
+async fn list_runs(
+    args: &Args,
+    cs: &[Client],
+    conns: &[SendRequest<Full<Bytes>>],
+    kc: &std::path::Path,
+    cache: &std::path::Path,
+) -> ListRuns {
     let table = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json";
-    let dir = tempfile::tempdir().expect("temp dir");
-    let kc = rkube_tests::kubectl::admin_kubeconfig(&cluster, dir.path());
-    let cache = dir.path().join("cache");
-    kubectl_get_all(&args.kubectl, &kc, &cache);
-    let (mut g, mut k, mut rj, mut rt) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    let (mut gn, mut kn, mut rjb, mut rtb) = (0, 0, 0, 0);
+    kubectl_get_all(&args.kubectl, kc, cache);
+    let mut runs = ListRuns::default();
     for _ in 0..5 {
         let (b, d) = rest_list(&conns[0], "application/json").await;
-        rjb = b;
-        rj.push(d);
+        runs.rest_json.0 = b;
+        runs.rest_json.1.push(d);
         let (b, d) = rest_list(&conns[0], table).await;
-        rtb = b;
-        rt.push(d);
+        runs.rest_table.0 = b;
+        runs.rest_table.1.push(d);
         let (c, d) = grpc_list(&cs[0], "").await;
-        gn = c;
-        g.push(d);
-        let (c, d) = kubectl_get_all(&args.kubectl, &kc, &cache);
-        kn = c;
-        k.push(d);
+        runs.grpc.0 = c;
+        runs.grpc.1.push(d);
+        let (c, d) = kubectl_get_all(&args.kubectl, kc, cache);
+        runs.kubectl.0 = c;
+        runs.kubectl.1.push(d);
     }
+    runs
+}
+
+/// The LIST table: object counts, body sizes, and the median of each way.
+fn print_list_runs(runs: ListRuns) {
+    let (gn, kn) = (runs.grpc.0, runs.kubectl.0);
     println!("\n| what | objects | median ms (5 runs) |\n|---|---|---|");
-    println!("| gRPC LIST of every pod | {gn} | {:.0} |", median(g));
+    println!(
+        "| gRPC LIST of every pod | {gn} | {:.0} |",
+        median(runs.grpc.1)
+    );
     println!(
         "| REST LIST, JSON ({} MB) | {gn} | {:.0} |",
-        rjb / 1_000_000,
-        median(rj)
+        runs.rest_json.0 / 1_000_000,
+        median(runs.rest_json.1)
     );
     println!(
         "| REST LIST, Table ({} MB) | {gn} | {:.0} |",
-        rtb / 1_000_000,
-        median(rt)
+        runs.rest_table.0 / 1_000_000,
+        median(runs.rest_table.1)
     );
     println!(
         "| `kubectl get pods -A` (Table, wall time) | {kn} | {:.0} |",
-        median(k)
+        median(runs.kubectl.1)
     );
+}
+
+/// Rows of pod creates/s and latency, alternating between gRPC and REST.
+async fn create_rows(args: &Args, grpc: &Arc<Api>, rest: &Arc<Api>, dur: Duration) {
     let n = args.clients;
     println!(
         "pod creates, {n} clients spread over 3 members, {}s per row, rows alternating\n",
@@ -284,7 +303,7 @@ async fn main() {
     );
     println!("| API | creates/s | p50 ms | p99 ms |\n|---|---|---|---|");
     for round in 0..args.rounds {
-        for (name, api) in [("gRPC", &grpc), ("REST", &rest)] {
+        for (name, api) in [("gRPC", grpc), ("REST", rest)] {
             let (count, el, mut lat) = load(
                 api.clone(),
                 "bench",
@@ -302,4 +321,25 @@ async fn main() {
             );
         }
     }
+}
+
+#[tokio::main]
+async fn main() {
+    let args = Args::parse();
+    let cluster = Cluster::start(Flavor::Apiserver, 3, &[]).await;
+    let grpc: Vec<Client> = (0..3).map(|i| cluster.api_client_of(i)).collect();
+    let conns = set_up(&cluster, &grpc).await;
+    let grpc = Arc::new(Api::Grpc(grpc));
+    let rest = Arc::new(Api::Rest(conns));
+    let dur = Duration::from_secs(args.duration_secs);
+    let t = Instant::now();
+    let (made, _, _) = load(grpc.clone(), "list", "fill", 64, dur, Some(args.list_pods)).await;
+    eprintln!("filled {made} pods in {:.1}s", t.elapsed().as_secs_f64());
+    let Api::Grpc(cs) = &*grpc else { return };
+    let Api::Rest(conns) = &*rest else { return };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let kc = rkube_tests::kubectl::admin_kubeconfig(&cluster, dir.path());
+    let cache = dir.path().join("cache");
+    print_list_runs(list_runs(&args, cs, conns, &kc, &cache).await);
+    create_rows(&args, &grpc, &rest, dur).await;
 }

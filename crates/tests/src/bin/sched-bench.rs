@@ -76,9 +76,8 @@ fn bench_pod(i: usize, anti: bool) -> Pod {
     pod(&format!("pod-{i}"), "100m", "128Mi", extra)
 }
 
-async fn run(s: &Scenario, args: &Args) -> anyhow::Result<()> {
-    let cluster = Cluster::start(Flavor::Apiserver, 3, &[]).await;
-    let clients: Vec<Client> = (0..3).map(|i| cluster.api_client_of(i)).collect();
+/// Creates the scenario's nodes and pods, spread over the members' clients.
+async fn set_up(s: &Scenario, args: &Args, clients: &[Client]) {
     let t = Instant::now();
     create_all(s.nodes, args.create_concurrency, |i| {
         let api = Api::<Node>::all(clients[i % 3].clone());
@@ -102,38 +101,120 @@ async fn run(s: &Scenario, args: &Args) -> anyhow::Result<()> {
         s.pods,
         t.elapsed().as_secs_f64()
     );
+}
 
-    // Count binds as the watch reports them.
-    let bound = Arc::new(AtomicUsize::new(0));
-    let times: Arc<Mutex<Vec<Instant>>> = Default::default();
-    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
-    let watch = {
-        let (bound, times) = (bound.clone(), times.clone());
-        let api = Api::<Pod>::all(cluster.api_client());
-        tokio::spawn(async move {
-            let mut stream = watcher(api, Default::default()).boxed();
-            let mut ready = Some(ready_tx);
-            let mut seen = std::collections::HashSet::new();
-            while let Some(ev) = stream.next().await {
-                match ev {
-                    Event::InitDone => {
-                        if let Some(r) = ready.take() {
-                            let _ = r.send(());
+/// Binds as a watch of every pod reports them: how many, and when each was seen.
+struct Binds {
+    bound: Arc<AtomicUsize>,
+    times: Arc<Mutex<Vec<Instant>>>,
+    watch: tokio::task::JoinHandle<()>,
+}
+
+impl Binds {
+    /// Starts the watch and waits for its initial list.
+    async fn watch(cluster: &Cluster) -> anyhow::Result<Binds> {
+        let bound = Arc::new(AtomicUsize::new(0));
+        let times: Arc<Mutex<Vec<Instant>>> = Default::default();
+        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+        let watch = {
+            let (bound, times) = (bound.clone(), times.clone());
+            let api = Api::<Pod>::all(cluster.api_client());
+            tokio::spawn(async move {
+                let mut stream = watcher(api, Default::default()).boxed();
+                let mut ready = Some(ready_tx);
+                let mut seen = std::collections::HashSet::new();
+                while let Some(ev) = stream.next().await {
+                    match ev {
+                        Event::InitDone => {
+                            if let Some(r) = ready.take() {
+                                let _ = r.send(());
+                            }
                         }
+                        Event::Apply(p) | Event::InitApply(p)
+                            if node_name(&p).is_some()
+                                && seen.insert(p.metadata.name.clone().unwrap_or_default()) =>
+                        {
+                            times.lock().push(Instant::now());
+                            bound.fetch_add(1, Ordering::Relaxed);
+                        }
+                        _ => {}
                     }
-                    Event::Apply(p) | Event::InitApply(p)
-                        if node_name(&p).is_some()
-                            && seen.insert(p.metadata.name.clone().unwrap_or_default()) =>
-                    {
-                        times.lock().push(Instant::now());
-                        bound.fetch_add(1, Ordering::Relaxed);
-                    }
-                    _ => {}
                 }
-            }
+            })
+        };
+        ready_rx.await?;
+        Ok(Binds {
+            bound,
+            times,
+            watch,
         })
+    }
+
+    /// Polls until `pods` pods are bound, for at most 600 s after `start`.
+    async fn wait_for(&self, pods: usize, start: Instant) -> anyhow::Result<()> {
+        let deadline = start + Duration::from_secs(600);
+        while self.bound.load(Ordering::Relaxed) < pods {
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "only {} of {} pods bound after 600 s",
+                self.bound.load(Ordering::Relaxed),
+                pods
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Ok(())
+    }
+
+    /// Stops the watch; the bind times it saw.
+    fn stop(&self) -> Vec<Instant> {
+        self.watch.abort();
+        self.times.lock().clone()
+    }
+}
+
+/// The table row of a scenario whose scheduler started at `start` and bound pods at
+/// `times`.
+fn report(s: &Scenario, times: &[Instant], start: Instant) -> String {
+    let first = times.iter().min().copied().unwrap_or(start);
+    let last = times.iter().max().copied().unwrap_or(start);
+    let steady = (s.pods - 1) as f64 / (last - first).as_secs_f64().max(1e-9);
+    let whole = s.pods as f64 / (last - start).as_secs_f64();
+    // Per-second throughput samples, as scheduler_perf reports them.
+    let mut per_sec = vec![0usize; (last - first).as_secs() as usize + 1];
+    for t in times {
+        per_sec[(*t - first).as_secs() as usize] += 1;
+    }
+    let full: Vec<usize> = if per_sec.len() > 2 {
+        per_sec[..per_sec.len() - 1].to_vec()
+    } else {
+        per_sec.clone()
     };
-    ready_rx.await?;
+    let mut sorted = full.clone();
+    sorted.sort_unstable();
+    // Fewer than two whole seconds give no meaningful samples.
+    let sample = |v: Option<&usize>| match v {
+        Some(v) if per_sec.len() > 2 => v.to_string(),
+        _ => "n/a".to_string(),
+    };
+    format!(
+        "| {} | {} | {} | {:.0} | {:.0} | {} | {} | {:.2} |",
+        s.nodes,
+        s.pods,
+        if s.anti { "anti-affinity" } else { "basic" },
+        steady,
+        whole,
+        sample(sorted.get(sorted.len() / 2)),
+        sample(sorted.first()),
+        (last - start).as_secs_f64(),
+    )
+}
+
+async fn run(s: &Scenario, args: &Args) -> anyhow::Result<()> {
+    let cluster = Cluster::start(Flavor::Apiserver, 3, &[]).await;
+    let clients: Vec<Client> = (0..3).map(|i| cluster.api_client_of(i)).collect();
+    set_up(s, args, &clients).await;
+
+    let binds = Binds::watch(&cluster).await?;
     let events = if args.scheduled_events {
         "true"
     } else {
@@ -151,50 +232,9 @@ async fn run(s: &Scenario, args: &Args) -> anyhow::Result<()> {
             events,
         ],
     );
-    let deadline = start + Duration::from_secs(600);
-    while bound.load(Ordering::Relaxed) < s.pods {
-        anyhow::ensure!(
-            Instant::now() < deadline,
-            "only {} of {} pods bound after 600 s",
-            bound.load(Ordering::Relaxed),
-            s.pods
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    watch.abort();
-    let times = times.lock().clone();
-    let first = times.iter().min().copied().unwrap_or(start);
-    let last = times.iter().max().copied().unwrap_or(start);
-    let steady = (s.pods - 1) as f64 / (last - first).as_secs_f64().max(1e-9);
-    let whole = s.pods as f64 / (last - start).as_secs_f64();
-    // Per-second throughput samples, as scheduler_perf reports them.
-    let mut per_sec = vec![0usize; (last - first).as_secs() as usize + 1];
-    for t in &times {
-        per_sec[(*t - first).as_secs() as usize] += 1;
-    }
-    let full: Vec<usize> = if per_sec.len() > 2 {
-        per_sec[..per_sec.len() - 1].to_vec()
-    } else {
-        per_sec.clone()
-    };
-    let mut sorted = full.clone();
-    sorted.sort_unstable();
-    // Fewer than two whole seconds give no meaningful samples.
-    let sample = |v: Option<&usize>| match v {
-        Some(v) if per_sec.len() > 2 => v.to_string(),
-        _ => "n/a".to_string(),
-    };
-    println!(
-        "| {} | {} | {} | {:.0} | {:.0} | {} | {} | {:.2} |",
-        s.nodes,
-        s.pods,
-        if s.anti { "anti-affinity" } else { "basic" },
-        steady,
-        whole,
-        sample(sorted.get(sorted.len() / 2)),
-        sample(sorted.first()),
-        (last - start).as_secs_f64(),
-    );
+    binds.wait_for(s.pods, start).await?;
+    let times = binds.stop();
+    println!("{}", report(s, &times, start));
     Ok(())
 }
 
