@@ -1,5 +1,6 @@
 //! How component commands find the apiserver: `--server`, `--config`, `--token`.
 
+use anyhow::Context;
 use std::path::PathBuf;
 
 use clap::Args;
@@ -20,11 +21,28 @@ pub struct ClientArgs {
 
 impl ClientArgs {
     pub fn client(&self) -> anyhow::Result<Client> {
-        let cfg = crate::ctl::resolve_client_config(
+        Ok(Client::new(self.config()?)?)
+    }
+
+    /// The client configuration these flags resolve to.
+    pub fn config(&self) -> anyhow::Result<client::ClientConfig> {
+        crate::ctl::resolve_client_config(
             self.server.as_deref(),
             self.config.as_deref(),
             self.token.as_deref(),
-        )?;
-        Ok(Client::new(cfg)?)
+        )
+    }
+
+    /// The PEM of the cluster CA the configuration trusts, if it names one.
+    pub fn ca_pem(&self) -> anyhow::Result<Option<String>> {
+        let cfg = self.config()?;
+        if let Some(pem) = cfg.ca_pem {
+            return Ok(Some(pem));
+        }
+        cfg.ca
+            .map(|p| {
+                std::fs::read_to_string(&p).with_context(|| format!("the CA file {}", p.display()))
+            })
+            .transpose()
     }
 }

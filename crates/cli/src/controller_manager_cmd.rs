@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{ArgAction, Args};
+use client::runtime::CancellationToken;
 use controllers::certificates::signing::Signer;
 use controllers::manager::{self, ManagerConfig};
 
@@ -18,6 +19,8 @@ pub struct ControllerManagerArgs {
     /// manager's `--cluster-signing-key-file`). Without it, requests stay unsigned.
     #[arg(long)]
     pub cluster_signing_token_file: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    pub secure: crate::secure_port::SecurePortArgs,
 }
 
 /// Controller-manager options, shared with `rkube server`.
@@ -123,9 +126,59 @@ pub async fn run(args: ControllerManagerArgs) -> anyhow::Result<()> {
         let ca = pki::ClusterCa::from_token(&pki::ClusterToken::parse(text.trim())?)?;
         cfg.signer = Some(args.options.signer(std::sync::Arc::new(ca)));
     }
+    let port = secure_port(&args, &client, &cfg.metrics).await?;
+    let shutdown = CancellationToken::new();
+    let running = async {
+        let served = async {
+            match port {
+                Some(p) => p.serve().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            () = manager::run(client, cfg, shutdown.clone()) => {}
+            () = served => {}
+        }
+    };
+    tokio::pin!(running);
     tokio::select! {
-        _ = manager::run(client, cfg) => {}
-        _ = tokio::signal::ctrl_c() => tracing::info!("interrupted; stopping"),
+        () = &mut running => return Ok(()),
+        () = crate::proxy_cmd::stop_signal() => {
+            tracing::info!("stopping: the controllers finish the reconciles under way");
+        }
+    }
+    shutdown.cancel();
+    tokio::select! {
+        () = running => {}
+        () = crate::proxy_cmd::stop_signal() => tracing::warn!("signalled again; stopping at once"),
     }
     Ok(())
+}
+
+/// The secure port with the controllers' metrics, unless `--secure-port 0`.
+async fn secure_port(
+    args: &ControllerManagerArgs,
+    client: &client::Client,
+    metrics: &client::runtime::Metrics,
+) -> anyhow::Result<Option<crate::secure_port::SecurePort>> {
+    let Some(ca_pem) = args.client.ca_pem()? else {
+        if args.secure.secure_port != 0 {
+            tracing::warn!("no cluster CA in the client configuration: --secure-port is off");
+        }
+        return Ok(None);
+    };
+    let mut registry = prometheus_client::registry::Registry::default();
+    metrics.register(&mut registry);
+    let port = crate::secure_port::SecurePort::bind(
+        &args.secure,
+        "kube-controller-manager",
+        &ca_pem,
+        client.clone(),
+        registry,
+    )
+    .await?;
+    if let Some(p) = &port {
+        tracing::info!("secure port listening on {}", p.local_addr()?);
+    }
+    Ok(port)
 }

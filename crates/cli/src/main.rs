@@ -11,6 +11,7 @@ mod join;
 mod node_cmd;
 mod proxy_cmd;
 mod scheduler_cmd;
+mod secure_port;
 mod security;
 mod store_cmd;
 mod up;

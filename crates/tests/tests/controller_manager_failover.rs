@@ -1,6 +1,8 @@
 //! Two `rkube controller-manager` processes on one Lease: kill -9 the active one in the
 //! middle of a rollout; the standby takes over and the rollout finishes with no extra pods.
+//! And a controller-manager's secure port: /metrics only for callers the apiserver authorizes.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use client::{Api, Client, ListParams, PatchParams};
@@ -45,12 +47,15 @@ async fn a_standby_finishes_the_rollout_without_extra_pods() {
     let mut managers: Vec<Component> = ["cm0", "cm1"]
         .iter()
         .map(|id| {
+            // Two managers on one host: the secure port (10257) is left to the test below.
             let mut args = vec![
                 "controller-manager",
                 "--config",
                 &endpoints,
                 "--cm-leader-elect-identity",
                 id,
+                "--secure-port",
+                "0",
             ];
             args.extend_from_slice(FAST_CM_LEASE);
             Component::start(cluster.dir.path(), id, &args)
@@ -105,4 +110,143 @@ async fn a_standby_finishes_the_rollout_without_extra_pods() {
     // Never more than replicas + maxSurge pods at once is not observable afterwards, but
     // the end state is exact: 10 pods, no leftovers, two ReplicaSets.
     assert_eq!(pods_of(&client).await.len(), 10);
+}
+
+/// What the secure port answered for one caller: the HTTP status line, or why the TLS
+/// handshake failed.
+async fn secure_get(
+    addr: SocketAddr,
+    path: &str,
+    server_cert: &str,
+    who: Option<&pki::Issued>,
+) -> String {
+    let identity = who.map(|i| (i.cert_pem.as_str(), i.key_pem.as_str()));
+    let tls = pki::client_config(server_cert, identity).unwrap();
+    match pki::https_get(addr, path, tls).await {
+        Ok(r) if r.is_empty() => "no response".into(),
+        Ok(r) => r,
+        Err(e) => format!("refused: {e}"),
+    }
+}
+
+/// Starts a controller-manager whose secure port listens on loopback, and returns it with
+/// the port's address. A port another process took between choosing and binding it makes
+/// the manager exit; then another port is tried.
+async fn manager_with_secure_port(
+    cluster: &Cluster,
+    config: &str,
+    cert_dir: &str,
+) -> (Component, SocketAddr) {
+    for attempt in 0..5 {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .unwrap()
+            .port()
+            .to_string();
+        let name = format!("cm-secure-{attempt}");
+        let mut cm = Component::start(
+            cluster.dir.path(),
+            &name,
+            &[
+                "controller-manager",
+                "--config",
+                config,
+                "--bind-address",
+                "127.0.0.1",
+                "--secure-port",
+                &port,
+                "--cert-dir",
+                cert_dir,
+                "--cm-leader-elect=false",
+            ],
+        );
+        let log = cluster.dir.path().join(format!("{name}.log"));
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while std::time::Instant::now() < deadline {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            if text.contains("secure port listening") {
+                return (cm, addr);
+            }
+            if !cm.running() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        cm.kill();
+    }
+    panic!("no controller-manager could bind a secure port");
+}
+
+/// The controller-manager's /metrics is read only by callers the apiserver authorizes;
+/// each attack below is turned away, and the health paths stay open.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_secure_port_serves_metrics_only_to_authorized_callers() {
+    let cluster = Cluster::start(Flavor::Apiserver, 1, &[]).await;
+    let config = cluster.config_for("cm", "system:kube-controller-manager", &[]);
+    let cert_dir = cluster.dir.path().join("cm-certs");
+    let (_cm, addr) = manager_with_secure_port(
+        &cluster,
+        config.to_str().unwrap(),
+        cert_dir.to_str().unwrap(),
+    )
+    .await;
+    let served = std::fs::read_to_string(cert_dir.join("kube-controller-manager.crt")).unwrap();
+    let pki = &cluster.pki;
+    let monitor = pki.issue(
+        "prometheus",
+        &["system:monitoring"],
+        pki::Usage::Client,
+        &[],
+    );
+    let nobody = pki.issue("eve", &[], pki::Usage::Client, &[]);
+    let foreign_dir = cluster.dir.path().join("foreign");
+    let foreign = rkube_tests::pki::TestPki::new(&foreign_dir);
+    let forged = foreign.issue("prometheus", &["system:masters"], pki::Usage::Client, &[]);
+
+    // An authorized caller reads the controllers' metrics, once they have reconciled.
+    let ok = secure_get(addr, "/metrics", &served, Some(&monitor)).await;
+    assert!(ok.starts_with("HTTP/1.1 200"), "{ok}");
+    eventually(
+        Duration::from_secs(30),
+        "the reconcile counts on /metrics",
+        || async {
+            let r = secure_get(addr, "/metrics", &served, Some(&monitor)).await;
+            r.contains("controller_runtime_reconcile_total{")
+                .then_some(())
+        },
+    )
+    .await;
+    // No certificate: the health paths answer, /metrics does not.
+    let anon = secure_get(addr, "/metrics", &served, None).await;
+    assert!(anon.starts_with("HTTP/1.1 401"), "{anon}");
+    assert!(!anon.contains("controller_runtime"), "{anon}");
+    let health = secure_get(addr, "/healthz", &served, None).await;
+    assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+    // A user the apiserver does not let read /metrics.
+    let denied = secure_get(addr, "/metrics", &served, Some(&nobody)).await;
+    assert!(denied.starts_with("HTTP/1.1 403"), "{denied}");
+    assert!(!denied.contains("controller_runtime"), "{denied}");
+    // A certificate from another CA, naming an administrator: no connection at all.
+    let forged = secure_get(addr, "/metrics", &served, Some(&forged)).await;
+    assert!(!forged.contains("HTTP/1.1"), "{forged}");
+    // Only GET.
+    let tls = pki::client_config(&served, Some((&monitor.cert_pem, &monitor.key_pem))).unwrap();
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut s = tokio_rustls::TlsConnector::from(tls)
+        .connect(
+            rustls::pki_types::ServerName::IpAddress(addr.ip().into()),
+            tcp,
+        )
+        .await
+        .unwrap();
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    s.write_all(
+        b"POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out).await;
+    assert!(String::from_utf8_lossy(&out).starts_with("HTTP/1.1 405"));
 }
