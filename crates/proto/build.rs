@@ -15,6 +15,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/raft.proto",
         "proto/api.proto",
         "proto/openapiv2.proto",
+        "proto/cloudprovider.proto",
     ];
     for f in files {
         println!("cargo:rerun-if-changed={f}");

@@ -4,6 +4,7 @@
 //! same binary.
 
 mod apiserver_cmd;
+mod cloud_cmd;
 mod connect;
 mod controller_manager_cmd;
 mod ctl;
@@ -41,6 +42,11 @@ enum Command {
     Scheduler(scheduler_cmd::SchedulerArgs),
     /// Run every controller (ReplicaSet, Deployment, Endpoints, ServiceAccount, …).
     ControllerManager(controller_manager_cmd::ControllerManagerArgs),
+    /// Run the loops that need a cloud provider (node initialization and lifecycle).
+    CloudControllerManager(cloud_cmd::CloudControllerManagerArgs),
+    /// Run a cloud provider plugin built into rkube.
+    #[command(subcommand)]
+    CloudProvider(cloud_cmd::ProviderCommand),
     /// Talk to a cluster, as kubectl does.
     Ctl(ctl::CtlArgs),
     /// Run a node agent: the kubelet with a container runtime.
@@ -123,6 +129,8 @@ fn main() -> anyhow::Result<()> {
         Command::Server(args) => rt.block_on(apiserver_cmd::run_server(*args)),
         Command::Scheduler(args) => rt.block_on(scheduler_cmd::run(args)),
         Command::ControllerManager(args) => rt.block_on(controller_manager_cmd::run(args)),
+        Command::CloudControllerManager(args) => rt.block_on(cloud_cmd::run(args)),
+        Command::CloudProvider(cmd) => rt.block_on(cloud_cmd::run_provider(cmd)),
         Command::Ctl(args) => rt.block_on(ctl::run(args)),
         Command::Node(args) => {
             let stop_pods = rt.block_on(node_cmd::run(&args))?;

@@ -58,6 +58,10 @@ pub struct NodeArgs {
     pub node_labels: String,
     #[arg(long, default_value_t = 110)]
     pub max_pods: i64,
+    /// `external`: a cloud-controller-manager initializes the Node, which registers with
+    /// the `node.cloudprovider.kubernetes.io/uninitialized` taint until it has.
+    #[arg(long, value_parser = ["external"])]
+    pub cloud_provider: Option<String>,
     #[arg(long, default_value_t = 10_000)]
     pub node_lease_renew_interval_ms: u64,
     #[arg(long, default_value_t = 10_000)]
@@ -162,6 +166,7 @@ pub async fn run(args: &NodeArgs) -> anyhow::Result<bool> {
     let _renewal = AbortOnDrop(creds.renewal);
     let mut cfg = KubeletConfig::new(&args.name, args.data_dir.clone(), &args.node_ip);
     cfg.labels = labels(&args.node_labels)?;
+    cfg.cloud_provider_external = args.cloud_provider.is_some();
     cfg.max_pods = args.max_pods;
     cfg.lease_renew_interval = Duration::from_millis(args.node_lease_renew_interval_ms.max(100));
     cfg.status_update_interval =

@@ -28,6 +28,7 @@ pub(crate) const CONTROLLERS: &[&str] = &[
     "endpoint-controller",
     "node-lifecycle-controller",
     "generic-garbage-collector",
+    "pod-garbage-collector",
     "job-controller",
     "cronjob-controller",
     "daemon-set-controller",

@@ -1,12 +1,14 @@
 //! The control-plane controllers of rkube: the scheduler, and the controller-manager's
 //! controllers (ReplicaSet, Deployment, Endpoints and EndpointSlice, ServiceAccount and
 //! token, HorizontalPodAutoscaler, node lifecycle, garbage collector, Job, CronJob, DaemonSet, namespace deletion,
-//! ResourceQuota usage, ClusterRole aggregation).
+//! ResourceQuota usage, ClusterRole aggregation), and the cloud-controller-manager's loops
+//! ([`cloud`]), which ask a cloud provider plugin.
 //!
 //! Everything here is a client of the apiserver and reaches it only through the `client`
 //! crate, over gRPC — this crate must never depend on `apiserver` or `raft-store`.
 
 pub mod certificates;
+pub mod cloud;
 pub(crate) mod clusterrole_aggregation;
 pub(crate) mod context;
 pub(crate) mod credentials;
@@ -21,6 +23,7 @@ pub(crate) mod job;
 pub mod manager;
 pub(crate) mod namespace;
 pub mod node_lifecycle;
+pub(crate) mod podgc;
 pub(crate) mod pods;
 pub(crate) mod replicaset;
 pub(crate) mod resource_quota;

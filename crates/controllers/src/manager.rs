@@ -138,6 +138,7 @@ async fn run_controllers(
         crate::endpoints::run(as_("endpoint-controller"), w),
         crate::node_lifecycle::run(as_("node-lifecycle-controller"), cfg.node_lifecycle.clone()),
         crate::garbage_collector::run(as_("generic-garbage-collector")),
+        crate::podgc::run(as_("pod-garbage-collector")),
         crate::job::run(as_("job-controller"), w, cfg.job.clone()),
         crate::cronjob::run(as_("cronjob-controller")),
         crate::daemonset::run(as_("daemon-set-controller"), w),

@@ -3,6 +3,8 @@
 //! - [`etcd`] (`etcdserverpb`) and [`mvccpb`]: the etcd v3 API, wire-compatible with etcd, so
 //!   etcdctl and etcd client libraries talk to rkube's store.
 //! - [`api`] (`rkube.api.v1`): the resource API of the apiserver, used by every client.
+//! - [`cloudprovider`] (`rkube.cloudprovider.v1`): what the cloud-controller-manager asks
+//!   of a cloud provider plugin (identity, instances, load balancers, routes, volumes).
 //! - [`raft`] (`rkube.raft.v1`): the transport between raft-store members and the request
 //!   type that raft-store replicates.
 //! - [`K8S_DESCRIPTORS`]: Kubernetes' own API messages (`k8s.io.api.*`, `k8s.io.apimachinery.*`,
@@ -45,6 +47,13 @@ pub mod rkube {
             tonic::include_proto!("rkube.api.v1");
         }
     }
+    /// `rkube.cloudprovider.*`
+    pub mod cloudprovider {
+        /// `rkube.cloudprovider.v1`: the protocol cloud provider plugins serve.
+        pub mod v1 {
+            tonic::include_proto!("rkube.cloudprovider.v1");
+        }
+    }
     /// `rkube.raft.*`
     pub mod raft {
         /// `rkube.raft.v1`: the member-to-member transport of raft-store.
@@ -57,6 +66,7 @@ pub mod rkube {
 pub use etcdserverpb as etcd;
 pub use openapi::v2 as openapi_v2;
 pub use rkube::api::v1 as api;
+pub use rkube::cloudprovider::v1 as cloudprovider;
 pub use rkube::raft::v1 as raft;
 
 /// The encoded `google.protobuf.FileDescriptorSet` of Kubernetes' `generated.proto` files

@@ -7,6 +7,7 @@
 
 pub mod chaos;
 pub mod clients;
+pub mod cloud_conformance;
 pub mod cluster;
 pub mod component;
 pub mod containerd;

@@ -177,6 +177,13 @@ fn endpoint_node_and_gc_roles() -> Roles {
                 &["get", "list", "watch", "update", "patch", "delete"],
             )],
         ),
+        (
+            "pod-garbage-collector",
+            vec![
+                rule(&[""], &["pods"], &["list", "watch", "delete"]),
+                rule(&[""], &["nodes"], &["get", "list", "watch"]),
+            ],
+        ),
     ]
 }
 

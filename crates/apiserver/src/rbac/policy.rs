@@ -163,6 +163,18 @@ fn component_roles() -> Vec<(&'static str, Vec<Value>)> {
                 leases.clone(),
             ],
         ),
+        // Initializes nodes from the cloud provider, and deletes those whose machine is
+        // gone.
+        (
+            "system:cloud-controller-manager",
+            vec![
+                rule(&["*"], &["*"], READ),
+                rule(&[""], &["nodes"], &["update", "patch", "delete"]),
+                rule(&[""], &["nodes/status"], &["update", "patch"]),
+                events.clone(),
+                leases.clone(),
+            ],
+        ),
         (
             "system:node-proxier",
             vec![
@@ -227,6 +239,11 @@ pub fn cluster_role_bindings() -> Vec<BootstrapBinding> {
             "system:kube-controller-manager",
             "system:kube-controller-manager",
             vec![("User", "system:kube-controller-manager")],
+        ),
+        (
+            "system:cloud-controller-manager",
+            "system:cloud-controller-manager",
+            vec![("User", "system:cloud-controller-manager")],
         ),
         (
             "system:node-proxier",

@@ -39,6 +39,9 @@ pub struct KubeletConfig {
     /// The node's address, reported as InternalIP and used as the host IP.
     pub node_ip: String,
     pub labels: BTreeMap<String, String>,
+    /// A cloud-controller-manager initializes the Node: it registers with the
+    /// `node.cloudprovider.kubernetes.io/uninitialized` taint.
+    pub cloud_provider_external: bool,
     pub max_pods: i64,
     /// How often the node's Lease is renewed.
     pub lease_renew_interval: Duration,
@@ -78,6 +81,7 @@ impl KubeletConfig {
             data_dir,
             node_ip: node_ip.into(),
             labels: BTreeMap::new(),
+            cloud_provider_external: false,
             max_pods: 110,
             lease_renew_interval: Duration::from_secs(10),
             lease_duration_seconds: 40,

@@ -49,6 +49,9 @@ pub fn status(shared: &Shared) -> Value {
     })
 }
 
+/// The taint of a node a cloud-controller-manager has yet to initialize.
+const UNINITIALIZED: &str = "node.cloudprovider.kubernetes.io/uninitialized";
+
 /// Creates the Node, or takes over an existing one of the same name (labels merged).
 pub async fn register(shared: &Shared) -> crate::Result<()> {
     let api = Api::<Node>::all(shared.client.clone());
@@ -61,8 +64,15 @@ pub async fn register(shared: &Shared) -> crate::Result<()> {
     for (k, v) in &shared.cfg.labels {
         labels[k] = v.clone().into();
     }
+    // As the kubelet's --register-with-taints: only when the Node is created.
+    let spec = match shared.cfg.cloud_provider_external {
+        true => {
+            json!({"taints": [{"key": UNINITIALIZED, "value": "true", "effect": "NoSchedule"}]})
+        }
+        false => json!({}),
+    };
     let node = json!({"apiVersion": "v1", "kind": "Node",
-        "metadata": {"name": name, "labels": labels}, "spec": {}});
+        "metadata": {"name": name, "labels": labels}, "spec": spec});
     let exists = api
         .get_opt(name)
         .await

@@ -1,0 +1,179 @@
+//! `rkube cloud-controller-manager`: the loops that need a cloud provider, a gRPC client
+//! of the apiserver and of a provider plugin. `rkube cloud-provider local`: the built-in
+//! provider, as a plugin process like any other.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{ArgAction, Args, Subcommand};
+use client::runtime::CancellationToken;
+use controllers::cloud::plugin::Address;
+use controllers::cloud::{self, CloudConfig};
+
+/// The environment variable that tells a plugin started with `--cloud-plugin-exec` where
+/// to listen.
+pub const PLUGIN_SOCKET_ENV: &str = "RKUBE_CLOUD_PLUGIN_SOCKET";
+/// The process id of the cloud-controller-manager that started a plugin: a built-in
+/// plugin stops when that process goes, even when it is killed.
+const PLUGIN_PARENT_ENV: &str = "RKUBE_CLOUD_PLUGIN_PARENT";
+
+#[derive(Args, Clone)]
+pub struct CloudControllerManagerArgs {
+    #[command(flatten)]
+    pub client: crate::connect::ClientArgs,
+    /// The provider plugin's socket: `unix:///run/rkube/provider.sock`.
+    #[arg(long, required_unless_present = "cloud_plugin_exec")]
+    pub cloud_plugin: Option<String>,
+    /// Start the provider plugin as a child process (restarted when it exits); it listens
+    /// on the socket named by RKUBE_CLOUD_PLUGIN_SOCKET.
+    #[arg(long, conflicts_with = "cloud_plugin")]
+    pub cloud_plugin_exec: Option<PathBuf>,
+    /// An argument of the plugin started with `--cloud-plugin-exec` (repeatable; it may
+    /// start with `-`).
+    #[arg(long, allow_hyphen_values = true)]
+    pub cloud_plugin_arg: Vec<String>,
+    /// Act only while holding the kube-system/cloud-controller-manager Lease.
+    #[arg(long, action = ArgAction::Set, default_value_t = true)]
+    pub leader_elect: bool,
+    /// This candidate's name in the Lease (default: host name and process id).
+    #[arg(long)]
+    pub leader_elect_identity: Option<String>,
+    #[arg(long, default_value_t = 15_000)]
+    pub leader_elect_lease_duration_ms: u64,
+    /// How often every node that is not Ready is looked up with the provider.
+    #[arg(long, default_value_t = 5_000)]
+    pub node_monitor_period_ms: u64,
+    /// Each call to the plugin has this long.
+    #[arg(long, default_value_t = 30_000)]
+    pub cloud_call_timeout_ms: u64,
+}
+
+#[derive(Subcommand, Clone)]
+pub enum ProviderCommand {
+    /// The built-in provider: instances from an inventory file.
+    Local(LocalArgs),
+}
+
+#[derive(Args, Clone)]
+pub struct LocalArgs {
+    /// The unix socket to listen on (default: RKUBE_CLOUD_PLUGIN_SOCKET).
+    #[arg(long, env = PLUGIN_SOCKET_ENV)]
+    pub socket: PathBuf,
+    /// The machines: YAML or JSON, read again at every call.
+    #[arg(long)]
+    pub inventory: PathBuf,
+}
+
+pub async fn run_provider(cmd: ProviderCommand) -> anyhow::Result<()> {
+    follow_parent()?;
+    match cmd {
+        ProviderCommand::Local(a) => {
+            cloud_local::serve(&a.socket, a.inventory, crate::proxy_cmd::stop_signal()).await?;
+            Ok(())
+        }
+    }
+}
+
+pub async fn run(args: CloudControllerManagerArgs) -> anyhow::Result<()> {
+    let client = args.client.client()?;
+    let plugin_dir = tempfile::Builder::new()
+        .prefix("rkube-cloud-plugin-")
+        .tempdir()
+        .context("a directory for the plugin's socket")?;
+    let (address, child) = match (&args.cloud_plugin, &args.cloud_plugin_exec) {
+        (Some(s), _) => (
+            Address::parse_unix(s)
+                .with_context(|| format!("--cloud-plugin {s:?}: not unix:///ABSOLUTE/PATH"))?,
+            None,
+        ),
+        (None, Some(exe)) => {
+            let socket = plugin_dir.path().join("provider.sock");
+            let sup = supervise(exe.clone(), args.cloud_plugin_arg.clone(), socket.clone());
+            (Address::Unix(socket), Some(sup))
+        }
+        (None, None) => anyhow::bail!("--cloud-plugin or --cloud-plugin-exec is required"),
+    };
+    let identity = args
+        .leader_elect_identity
+        .clone()
+        .unwrap_or_else(crate::scheduler_cmd::default_identity);
+    let mut cfg = CloudConfig::new(&identity, address);
+    match &mut cfg.leader_election {
+        Some(le) if args.leader_elect => {
+            le.lease_duration = Duration::from_millis(args.leader_elect_lease_duration_ms);
+        }
+        _ => cfg.leader_election = None,
+    }
+    cfg.node_monitor_period = Duration::from_millis(args.node_monitor_period_ms.max(100));
+    cfg.calls.timeout = Duration::from_millis(args.cloud_call_timeout_ms.max(100));
+    let shutdown = CancellationToken::new();
+    let plugin = async {
+        match child {
+            Some(c) => c.await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        r = cloud::run(client, cfg, shutdown.clone()) => r?,
+        () = plugin => {}
+        () = crate::proxy_cmd::stop_signal() => {
+            tracing::info!("stopping");
+            shutdown.cancel();
+        }
+    }
+    Ok(())
+}
+
+/// Runs the plugin `exe` with `args`, listening on `socket`, and starts it again whenever
+/// it exits (after a pause that doubles up to 30 s while it keeps failing fast). Dropping
+/// the future kills the plugin.
+async fn supervise(exe: PathBuf, args: Vec<String>, socket: PathBuf) {
+    let mut pause = Duration::from_millis(500);
+    loop {
+        let started = std::time::Instant::now();
+        match spawn(&exe, &args, &socket) {
+            Ok(mut child) => match child.wait().await {
+                Ok(st) => {
+                    tracing::warn!(plugin = %exe.display(), status = %st, "the cloud provider plugin exited; restarting it")
+                }
+                Err(e) => {
+                    tracing::warn!(plugin = %exe.display(), error = %e, "waiting for the cloud provider plugin failed")
+                }
+            },
+            Err(e) => {
+                tracing::error!(plugin = %exe.display(), error = %e, "starting the cloud provider plugin failed")
+            }
+        }
+        if started.elapsed() > Duration::from_secs(60) {
+            pause = Duration::from_millis(500);
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_secs(30));
+    }
+}
+
+/// A plugin started by a cloud-controller-manager is sent SIGTERM when it goes (and exits
+/// at once if it is gone already), so that no plugin outlives its manager.
+fn follow_parent() -> anyhow::Result<()> {
+    let Ok(parent) = std::env::var(PLUGIN_PARENT_ENV) else {
+        return Ok(());
+    };
+    rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::TERM))
+        .context("asking to be stopped with the cloud-controller-manager")?;
+    let ppid = rustix::process::getppid().map(|p| p.as_raw_nonzero().get().to_string());
+    if ppid.as_deref() != Some(parent.as_str()) {
+        anyhow::bail!("the cloud-controller-manager that started this plugin is gone");
+    }
+    Ok(())
+}
+
+fn spawn(exe: &Path, args: &[String], socket: &Path) -> std::io::Result<tokio::process::Child> {
+    tokio::process::Command::new(exe)
+        .args(args)
+        .env(PLUGIN_SOCKET_ENV, socket)
+        .env(PLUGIN_PARENT_ENV, std::process::id().to_string())
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+}

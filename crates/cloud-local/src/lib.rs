@@ -1,0 +1,77 @@
+//! The `local` cloud provider: a plugin process (`rkube cloud-provider local`) that gives
+//! ordinary machines what a cloud gives its nodes, through the same protocol as any other
+//! provider (`proto/cloudprovider.proto`).
+//!
+//! - **Instances** come from an [`inventory`] file an operator keeps: a machine removed
+//!   from it is gone, one marked `shutdown` is shut down.
+//!
+//! It listens on a unix socket only the owner may open (mode 0600), so who may call it is
+//! decided by the filesystem.
+
+pub mod inventory;
+mod services;
+
+use std::path::{Path, PathBuf};
+
+use rkube_proto::cloudprovider as cp;
+use tokio_stream::wrappers::UnixListenerStream;
+
+pub use services::Local;
+
+/// The provider's name.
+pub const NAME: &str = "local";
+
+/// Why the provider could not serve.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("serving: {0}")]
+    Transport(#[from] tonic::transport::Error),
+    #[error(transparent)]
+    Inventory(#[from] inventory::InventoryError),
+}
+
+fn io(what: impl std::fmt::Display) -> impl FnOnce(std::io::Error) -> ServeError {
+    move |source| ServeError::Io {
+        what: what.to_string(),
+        source,
+    }
+}
+
+/// Serves the provider on the unix socket `socket` (a stale socket file is replaced) until
+/// `stop` completes. `inventory` must parse now; later edits are read at every call.
+pub async fn serve(
+    socket: &Path,
+    inventory: PathBuf,
+    stop: impl std::future::Future<Output = ()>,
+) -> Result<(), ServeError> {
+    inventory::Inventory::read(&inventory)?;
+    if let Some(dir) = socket.parent() {
+        std::fs::create_dir_all(dir).map_err(io(dir.display()))?;
+    }
+    match std::fs::remove_file(socket) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io(socket.display())(e)),
+    }
+    let listener = tokio::net::UnixListener::bind(socket).map_err(io(socket.display()))?;
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o600))
+            .map_err(io(socket.display()))?;
+    }
+    tracing::info!(socket = %socket.display(), inventory = %inventory.display(), "local cloud provider serving");
+    let local = Local::new(inventory);
+    tonic::transport::Server::builder()
+        .add_service(cp::identity_server::IdentityServer::new(local.clone()))
+        .add_service(cp::instances_server::InstancesServer::new(local))
+        .serve_with_incoming_shutdown(UnixListenerStream::new(listener), stop)
+        .await?;
+    let _ = std::fs::remove_file(socket);
+    Ok(())
+}

@@ -1,0 +1,104 @@
+//! The cloud-controller-manager: the loops that need a cloud provider, which is a plugin
+//! process reached over gRPC ([`plugin`]; the protocol is `proto/cloudprovider.proto`).
+//! Leader-elected on the `kube-system/cloud-controller-manager` Lease.
+//!
+//! - [`node`]: initializes nodes registered with `--cloud-provider=external`;
+//! - [`lifecycle`]: deletes nodes whose machine is gone and taints shut-down ones.
+//!
+//! Each decides in [`plan`], as a pure function of the Node and the provider's answers.
+
+mod lifecycle;
+mod node;
+pub(crate) mod plan;
+pub mod plugin;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use client::leader::LeaderElectionConfig;
+use client::runtime::CancellationToken;
+use client::Client;
+use rkube_proto::cloudprovider as cp;
+
+use crate::context::Ctx;
+use plugin::{Address, CallPolicy, Plugin, PluginError};
+
+#[derive(Clone, Debug)]
+pub struct CloudConfig {
+    /// `None`: act at once, without a Lease.
+    pub leader_election: Option<LeaderElectionConfig>,
+    pub plugin: Address,
+    pub calls: CallPolicy,
+    /// How often every node's machine is looked up.
+    pub node_monitor_period: Duration,
+    pub metrics: client::runtime::Metrics,
+}
+
+impl CloudConfig {
+    pub fn new(identity: &str, plugin: Address) -> Self {
+        CloudConfig {
+            leader_election: Some(LeaderElectionConfig::new(
+                "kube-system",
+                "cloud-controller-manager",
+                identity,
+            )),
+            plugin,
+            calls: CallPolicy::default(),
+            node_monitor_period: Duration::from_secs(5),
+            metrics: Default::default(),
+        }
+    }
+}
+
+/// Why a cloud loop's step failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CloudError {
+    #[error(transparent)]
+    Api(#[from] client::Error),
+    #[error(transparent)]
+    Plugin(#[from] PluginError),
+}
+
+/// The provider, as the loops share it.
+pub(crate) struct Cloud {
+    pub plugin: Plugin,
+}
+
+/// Connects to the plugin, then runs the loops while holding the Lease, until `shutdown`
+/// is cancelled. Fails when the plugin cannot be reached or offers no Instances.
+pub async fn run(
+    client: Client,
+    cfg: CloudConfig,
+    shutdown: CancellationToken,
+) -> Result<(), PluginError> {
+    let plugin = Plugin::connect(&cfg.plugin, cfg.calls).await?;
+    plugin.require(cp::Capability::Instances, "Instances")?;
+    tracing::info!(provider = plugin.name(), version = %plugin.info.version, "cloud provider connected");
+    let cloud = Arc::new(Cloud { plugin });
+    let (client_ref, cfg_ref, shutdown_ref, cloud_ref) = (&client, &cfg, &shutdown, &cloud);
+    let leading = client::runtime::run_while_leading(
+        client.clone(),
+        cfg.leader_election.clone(),
+        move || async move {
+            let ctx: Arc<Ctx> = Ctx::start(
+                client_ref.clone(),
+                "cloud-controller-manager",
+                cfg_ref.metrics.clone(),
+                shutdown_ref.clone(),
+            );
+            if shutdown_ref
+                .run_until_cancelled(ctx.wait_ready())
+                .await
+                .is_none()
+            {
+                return;
+            }
+            tokio::join!(
+                node::run(ctx.clone(), cloud_ref.clone()),
+                lifecycle::run(ctx.clone(), cloud_ref.clone(), cfg_ref.node_monitor_period),
+            );
+        },
+    );
+    shutdown.run_until_cancelled(leading).await;
+    Ok(())
+}

@@ -1,0 +1,136 @@
+//! The conformance suite of cloud provider plugins: what every provider must answer, and
+//! answer the same when asked again (the controllers retry). A provider's test brings the
+//! plugin up with a fixture of three machines and runs the parts it offers.
+
+use controllers::cloud::plugin::{Address, CallPolicy, Plugin};
+use rkube_proto::cloudprovider as cp;
+use tonic::Code;
+
+/// The machines the fixture of a provider must have.
+pub struct InstancesFixture<'a> {
+    /// A running machine, with its node's name.
+    pub running: &'a str,
+    /// A machine that is shut down.
+    pub shutdown: &'a str,
+    /// A node whose machine does not exist.
+    pub gone: &'a str,
+}
+
+fn req(name: &str, provider_id: &str) -> cp::InstanceRequest {
+    cp::InstanceRequest {
+        node: Some(cp::Node {
+            name: name.into(),
+            provider_id: provider_id.into(),
+            ..Default::default()
+        }),
+    }
+}
+
+async fn exists(p: &Plugin, r: cp::InstanceRequest) -> Result<bool, Code> {
+    p.call("InstanceExists", r, |ch, r| async move {
+        cp::instances_client::InstancesClient::new(ch)
+            .instance_exists(r)
+            .await
+    })
+    .await
+    .map(|a| a.exists)
+    .map_err(code)
+}
+
+async fn shutdown(p: &Plugin, r: cp::InstanceRequest) -> Result<bool, Code> {
+    p.call("InstanceShutdown", r, |ch, r| async move {
+        cp::instances_client::InstancesClient::new(ch)
+            .instance_shutdown(r)
+            .await
+    })
+    .await
+    .map(|a| a.shutdown)
+    .map_err(code)
+}
+
+async fn metadata(
+    p: &Plugin,
+    r: cp::InstanceRequest,
+) -> Result<cp::InstanceMetadataResponse, Code> {
+    p.call("InstanceMetadata", r, |ch, r| async move {
+        cp::instances_client::InstancesClient::new(ch)
+            .instance_metadata(r)
+            .await
+    })
+    .await
+    .map_err(code)
+}
+
+fn code(e: controllers::cloud::plugin::PluginError) -> Code {
+    match e {
+        controllers::cloud::plugin::PluginError::Call { status, .. } => status.code(),
+        other => panic!("not a call error: {other}"),
+    }
+}
+
+/// Identity: a name, protocol version 1, ready, and the capabilities it claims.
+pub async fn identity(socket: &std::path::Path, capabilities: &[cp::Capability]) -> Plugin {
+    let p = Plugin::connect(&Address::Unix(socket.into()), CallPolicy::default())
+        .await
+        .unwrap_or_else(|e| panic!("connecting to the plugin: {e}"));
+    assert!(!p.info.name.is_empty(), "a provider has a name");
+    assert_eq!(
+        p.info.protocol_version,
+        cp::ProtocolVersion::ProtocolVersion1 as i32
+    );
+    for c in capabilities {
+        assert!(p.offers(*c), "{} offers {c:?}", p.info.name);
+    }
+    let probe = p
+        .call("Probe", cp::ProbeRequest {}, |ch, r| async move {
+            cp::identity_client::IdentityClient::new(ch).probe(r).await
+        })
+        .await
+        .unwrap();
+    assert!(probe.ready, "{} is ready", p.info.name);
+    p
+}
+
+/// Instances: existence, shutdown and metadata of the fixture's machines, each asked twice,
+/// by node name and by the providerID the provider gave.
+pub async fn instances(p: &Plugin, f: &InstancesFixture<'_>) {
+    for _ in 0..2 {
+        assert_eq!(
+            exists(p, req(f.running, "")).await,
+            Ok(true),
+            "{} exists",
+            f.running
+        );
+        assert_eq!(
+            exists(p, req(f.shutdown, "")).await,
+            Ok(true),
+            "{} exists",
+            f.shutdown
+        );
+        assert_eq!(
+            exists(p, req(f.gone, "")).await,
+            Ok(false),
+            "{} is gone",
+            f.gone
+        );
+        assert_eq!(shutdown(p, req(f.running, "")).await, Ok(false));
+        assert_eq!(shutdown(p, req(f.shutdown, "")).await, Ok(true));
+    }
+    let md = metadata(p, req(f.running, "")).await.unwrap();
+    assert!(!md.provider_id.is_empty(), "a providerID for {}", f.running);
+    assert_eq!(
+        metadata(p, req(f.running, "")).await.unwrap(),
+        md,
+        "the same answer twice"
+    );
+    // A node renamed but with its providerID is the same machine.
+    let by_id = metadata(p, req("renamed", &md.provider_id)).await.unwrap();
+    assert_eq!(by_id.provider_id, md.provider_id);
+    assert_eq!(exists(p, req("renamed", &md.provider_id)).await, Ok(true));
+    assert_eq!(
+        metadata(p, req(f.gone, "")).await.unwrap_err(),
+        Code::NotFound
+    );
+    let no_node = cp::InstanceRequest { node: None };
+    assert_eq!(exists(p, no_node).await.unwrap_err(), Code::InvalidArgument);
+}
