@@ -14,8 +14,9 @@ use controllers::cloud::{self, CloudConfig};
 /// The environment variable that tells a plugin started with `--cloud-plugin-exec` where
 /// to listen.
 pub const PLUGIN_SOCKET_ENV: &str = "RKUBE_CLOUD_PLUGIN_SOCKET";
-/// The process id of the cloud-controller-manager that started a plugin: a built-in
-/// plugin stops when that process goes, even when it is killed.
+/// Set for a plugin the cloud-controller-manager started. Its stdin is a pipe the manager
+/// holds open: a plugin must stop when its stdin reaches end of file, which happens however
+/// the manager ends, so that no plugin outlives it.
 const PLUGIN_PARENT_ENV: &str = "RKUBE_CLOUD_PLUGIN_PARENT";
 
 #[derive(Args, Clone)]
@@ -66,11 +67,32 @@ pub struct LocalArgs {
 }
 
 pub async fn run_provider(cmd: ProviderCommand) -> anyhow::Result<()> {
-    follow_parent()?;
+    let stop = async {
+        tokio::select! {
+            () = crate::proxy_cmd::stop_signal() => {}
+            () = parent_gone() => tracing::info!("the cloud-controller-manager is gone; stopping"),
+        }
+    };
     match cmd {
         ProviderCommand::Local(a) => {
-            cloud_local::serve(&a.socket, a.inventory, crate::proxy_cmd::stop_signal()).await?;
+            cloud_local::serve(&a.socket, a.inventory, stop).await?;
             Ok(())
+        }
+    }
+}
+
+/// Resolves when the cloud-controller-manager that started this plugin is gone (its pipe
+/// on stdin ends); never for a plugin started otherwise.
+async fn parent_gone() {
+    if std::env::var_os(PLUGIN_PARENT_ENV).is_none() {
+        return std::future::pending().await;
+    }
+    let mut stdin = tokio::io::stdin();
+    let mut buf = [0u8; 64];
+    loop {
+        match tokio::io::AsyncReadExt::read(&mut stdin, &mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
         }
     }
 }
@@ -133,14 +155,19 @@ async fn supervise(exe: PathBuf, args: Vec<String>, socket: PathBuf) {
     loop {
         let started = std::time::Instant::now();
         match spawn(&exe, &args, &socket) {
-            Ok(mut child) => match child.wait().await {
-                Ok(st) => {
-                    tracing::warn!(plugin = %exe.display(), status = %st, "the cloud provider plugin exited; restarting it")
+            Ok(mut child) => {
+                // Held open while the child runs (`wait` would close it), and closed when
+                // this process goes, however it goes.
+                let _stdin = child.stdin.take();
+                match child.wait().await {
+                    Ok(st) => {
+                        tracing::warn!(plugin = %exe.display(), status = %st, "the cloud provider plugin exited; restarting it")
+                    }
+                    Err(e) => {
+                        tracing::warn!(plugin = %exe.display(), error = %e, "waiting for the cloud provider plugin failed")
+                    }
                 }
-                Err(e) => {
-                    tracing::warn!(plugin = %exe.display(), error = %e, "waiting for the cloud provider plugin failed")
-                }
-            },
+            }
             Err(e) => {
                 tracing::error!(plugin = %exe.display(), error = %e, "starting the cloud provider plugin failed")
             }
@@ -153,27 +180,12 @@ async fn supervise(exe: PathBuf, args: Vec<String>, socket: PathBuf) {
     }
 }
 
-/// A plugin started by a cloud-controller-manager is sent SIGTERM when it goes (and exits
-/// at once if it is gone already), so that no plugin outlives its manager.
-fn follow_parent() -> anyhow::Result<()> {
-    let Ok(parent) = std::env::var(PLUGIN_PARENT_ENV) else {
-        return Ok(());
-    };
-    rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::TERM))
-        .context("asking to be stopped with the cloud-controller-manager")?;
-    let ppid = rustix::process::getppid().map(|p| p.as_raw_nonzero().get().to_string());
-    if ppid.as_deref() != Some(parent.as_str()) {
-        anyhow::bail!("the cloud-controller-manager that started this plugin is gone");
-    }
-    Ok(())
-}
-
 fn spawn(exe: &Path, args: &[String], socket: &Path) -> std::io::Result<tokio::process::Child> {
     tokio::process::Command::new(exe)
         .args(args)
         .env(PLUGIN_SOCKET_ENV, socket)
         .env(PLUGIN_PARENT_ENV, std::process::id().to_string())
-        .stdin(std::process::Stdio::null())
+        .stdin(std::process::Stdio::piped())
         .kill_on_drop(true)
         .spawn()
 }

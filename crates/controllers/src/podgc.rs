@@ -1,11 +1,13 @@
 //! Pod garbage collection, as Kubernetes' PodGC does for orphans: a pod bound to a node
 //! that no longer exists is deleted at once (grace period 0), since no kubelet will ever
-//! finish it; its controller then replaces it elsewhere. The API is asked before a delete,
+//! finish it; its controller then replaces it elsewhere. A node's deletion collects its
+//! pods at once, and a scan every 20 s finds the rest. The API is asked before a delete,
 //! so a node the informer has not seen yet is not taken for a gone one.
 
 use std::sync::Arc;
 
-use client::informer::Change;
+use std::time::Duration;
+
 use client::reflector::ObjectKey;
 use client::runtime::{backoff, Action};
 use client::{Api, DeleteParams};
@@ -26,70 +28,105 @@ pub(crate) fn orphaned(p: &Pod, node_exists: impl Fn(&str) -> bool) -> bool {
     bound_node(p).is_some_and(|n| !node_exists(n))
 }
 
+/// How often every pod is checked for a node that is gone (Kubernetes' PodGC period).
+const SCAN_PERIOD: Duration = Duration::from_secs(20);
+
 pub(crate) async fn run(ctx: Arc<Ctx>) {
-    let pods = ctx.pods.clone();
-    // A deleted node: every pod bound to it.
-    let pods_of_node = move |c: &Change<Node>| -> Vec<ObjectKey> {
-        let node = c.object().metadata.name.clone().unwrap_or_default();
-        pods.list()
-            .iter()
-            .filter(|p| bound_node(p) == Some(node.as_str()))
-            .map(|p| ObjectKey {
-                namespace: p.metadata.namespace.clone().unwrap_or_default(),
-                name: p.metadata.name.clone().unwrap_or_default(),
-            })
-            .collect()
+    // Keyed by node: a node's deletion collects its pods at once. Pods are not watched one
+    // by one (every pod change would be a reconcile); a periodic scan finds pods bound to
+    // a node this controller never saw.
+    let scan = async {
+        let mut tick = tokio::time::interval(SCAN_PERIOD);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                () = ctx.shutdown.cancelled() => return,
+            }
+            if let Err(e) = scan(&ctx).await {
+                tracing::warn!(error = %e, "collecting orphaned pods failed");
+            }
+        }
     };
-    ctx.controller("pod-garbage-collector", &ctx.pods)
-        .watches(ctx.nodes.clone(), pods_of_node)
-        .concurrency(2)
-        .run(
-            |key, ctx| async move { reconcile(&ctx, key).await },
-            backoff,
-            ctx.clone(),
-        )
-        .await
+    let by_node = ctx.controller("pod-garbage-collector", &ctx.nodes).run(
+        |key, ctx| async move { collect(&ctx, &key.name).await.map(|()| Action::AwaitChange) },
+        backoff,
+        ctx.clone(),
+    );
+    tokio::join!(scan, by_node);
 }
 
-async fn reconcile(ctx: &Ctx, key: ObjectKey) -> Result<Action, client::Error> {
-    let Some(pod) = ctx.pods.get(&key) else {
-        return Ok(Action::AwaitChange);
-    };
-    let known = |n: &str| {
-        ctx.nodes
-            .get(&ObjectKey {
-                namespace: String::new(),
-                name: n.to_string(),
-            })
+/// Every pod bound to a node the informer does not have.
+async fn scan(ctx: &Ctx) -> Result<(), client::Error> {
+    let known = |n: &str| ctx.nodes.get(&node_key(n)).is_some();
+    let mut gone: Vec<String> = ctx
+        .pods
+        .list()
+        .iter()
+        .filter(|p| orphaned(p, known))
+        .filter_map(|p| bound_node(p).map(str::to_string))
+        .collect();
+    gone.sort();
+    gone.dedup();
+    for node in gone {
+        collect(ctx, &node).await?;
+    }
+    Ok(())
+}
+
+fn node_key(name: &str) -> ObjectKey {
+    ObjectKey {
+        namespace: String::new(),
+        name: name.to_string(),
+    }
+}
+
+/// Deletes the pods bound to `node` if it is gone: the informer no longer has it, and
+/// neither has the API (the informer may be behind a node just created).
+async fn collect(ctx: &Ctx, node: &str) -> Result<(), client::Error> {
+    if ctx.nodes.get(&node_key(node)).is_some() {
+        return Ok(());
+    }
+    let pods: Vec<Arc<Pod>> = ctx
+        .pods
+        .list()
+        .into_iter()
+        .filter(|p| bound_node(p) == Some(node))
+        .collect();
+    if pods.is_empty()
+        || Api::<Node>::all(ctx.client.clone())
+            .get_opt(node)
+            .await?
             .is_some()
-    };
-    if !orphaned(&pod, known) {
-        return Ok(Action::AwaitChange);
-    }
-    let node = bound_node(&pod).unwrap_or_default().to_string();
-    if Api::<Node>::all(ctx.client.clone())
-        .get_opt(&node)
-        .await?
-        .is_some()
     {
-        // The informer is behind: the node exists.
-        return Ok(Action::AwaitChange);
+        return Ok(());
     }
+    for pod in pods {
+        delete(ctx, &pod, node).await?;
+    }
+    Ok(())
+}
+
+async fn delete(ctx: &Ctx, pod: &Pod, node: &str) -> Result<(), client::Error> {
+    let (ns, name) = (
+        pod.metadata.namespace.clone().unwrap_or_default(),
+        pod.metadata.name.clone().unwrap_or_default(),
+    );
     let dp = DeleteParams {
         grace_period_seconds: Some(0),
         precondition_uid: pod.metadata.uid.clone(),
         ..Default::default()
     };
-    match Api::<Pod>::namespaced(ctx.client.clone(), &key.namespace)
-        .delete_with(&key.name, &dp)
+    match Api::<Pod>::namespaced(ctx.client.clone(), &ns)
+        .delete_with(&name, &dp)
         .await
     {
-        Ok(_) => tracing::info!(pod = %key.name, namespace = %key.namespace, %node,
-            "deleted a pod whose node is gone"),
-        Err(e) if e.is_not_found() || e.is_conflict() => {}
-        Err(e) => return Err(e),
+        Ok(_) => {
+            tracing::info!(pod = %name, namespace = %ns, node, "deleted a pod whose node is gone");
+            Ok(())
+        }
+        Err(e) if e.is_not_found() || e.is_conflict() => Ok(()),
+        Err(e) => Err(e),
     }
-    Ok(Action::AwaitChange)
 }
 
 #[cfg(test)]

@@ -134,3 +134,84 @@ pub async fn instances(p: &Plugin, f: &InstancesFixture<'_>) {
     let no_node = cp::InstanceRequest { node: None };
     assert_eq!(exists(p, no_node).await.unwrap_err(), Code::InvalidArgument);
 }
+
+fn lb_request(uid: &str, name: &str) -> cp::LoadBalancerRequest {
+    cp::LoadBalancerRequest {
+        cluster_name: "conformance".into(),
+        service: Some(cp::Service {
+            namespace: "default".into(),
+            name: name.into(),
+            uid: uid.into(),
+            ports: vec![cp::ServicePort {
+                name: "http".into(),
+                protocol: "TCP".into(),
+                port: 80,
+                node_port: 30080,
+            }],
+            external_traffic_policy: "Cluster".into(),
+            ..Default::default()
+        }),
+        nodes: vec![cp::Node {
+            name: "n1".into(),
+            ready: true,
+            ..Default::default()
+        }],
+    }
+}
+
+async fn ensure(p: &Plugin, r: cp::LoadBalancerRequest) -> cp::LoadBalancerStatus {
+    p.call("EnsureLoadBalancer", r, |ch, r| async move {
+        cp::load_balancer_client::LoadBalancerClient::new(ch)
+            .ensure_load_balancer(r)
+            .await
+    })
+    .await
+    .unwrap()
+}
+
+async fn get(p: &Plugin, r: cp::LoadBalancerRequest) -> cp::GetLoadBalancerResponse {
+    p.call("GetLoadBalancer", r, |ch, r| async move {
+        cp::load_balancer_client::LoadBalancerClient::new(ch)
+            .get_load_balancer(r)
+            .await
+    })
+    .await
+    .unwrap()
+}
+
+async fn delete(p: &Plugin, r: cp::LoadBalancerRequest) {
+    p.call("EnsureLoadBalancerDeleted", r, |ch, r| async move {
+        cp::load_balancer_client::LoadBalancerClient::new(ch)
+            .ensure_load_balancer_deleted(r)
+            .await
+    })
+    .await
+    .unwrap();
+}
+
+/// LoadBalancer: a balancer per Service, the same address when ensured again, distinct
+/// addresses for distinct Services, and deletes that may be repeated.
+pub async fn load_balancer(p: &Plugin) {
+    let (a, b) = (lb_request("conf-a", "a"), lb_request("conf-b", "b"));
+    assert!(
+        !get(p, a.clone()).await.exists,
+        "no balancer before the first ensure"
+    );
+    let first = ensure(p, a.clone()).await;
+    assert!(!first.ingress.is_empty(), "an address for the balancer");
+    assert_eq!(
+        ensure(p, a.clone()).await,
+        first,
+        "the same address when ensured again"
+    );
+    let got = get(p, a.clone()).await;
+    assert!(got.exists);
+    assert_eq!(got.status, Some(first.clone()));
+    let other = ensure(p, b.clone()).await;
+    assert_ne!(other, first, "two Services, two addresses");
+    for r in [a.clone(), a.clone(), b.clone()] {
+        delete(p, r).await;
+    }
+    assert!(!get(p, a).await.exists, "deleted");
+    assert!(!get(p, b).await.exists, "deleted");
+}

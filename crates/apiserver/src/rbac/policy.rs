@@ -171,6 +171,11 @@ fn component_roles() -> Vec<(&'static str, Vec<Value>)> {
                 rule(&["*"], &["*"], READ),
                 rule(&[""], &["nodes"], &["update", "patch", "delete"]),
                 rule(&[""], &["nodes/status"], &["update", "patch"]),
+                rule(
+                    &[""],
+                    &["services", "services/status"],
+                    &["update", "patch"],
+                ),
                 events.clone(),
                 leases.clone(),
             ],

@@ -3,14 +3,19 @@
 //! Leader-elected on the `kube-system/cloud-controller-manager` Lease.
 //!
 //! - [`node`]: initializes nodes registered with `--cloud-provider=external`;
-//! - [`lifecycle`]: deletes nodes whose machine is gone and taints shut-down ones.
+//! - [`lifecycle`]: deletes nodes whose machine is gone and taints shut-down ones;
+//! - [`service`]: load balancers for `type: LoadBalancer` Services, when the provider
+//!   offers them.
 //!
-//! Each decides in [`plan`], as a pure function of the Node and the provider's answers.
+//! Each decides in [`plan`] or [`lb_plan`], as pure functions of the objects and the
+//! provider's answers.
 
+pub(crate) mod lb_plan;
 mod lifecycle;
 mod node;
 pub(crate) mod plan;
 pub mod plugin;
+mod service;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,6 +36,8 @@ pub struct CloudConfig {
     pub calls: CallPolicy,
     /// How often every node's machine is looked up.
     pub node_monitor_period: Duration,
+    /// The cluster's name, as providers tag their resources with it.
+    pub cluster_name: String,
     pub metrics: client::runtime::Metrics,
 }
 
@@ -45,6 +52,7 @@ impl CloudConfig {
             plugin,
             calls: CallPolicy::default(),
             node_monitor_period: Duration::from_secs(5),
+            cluster_name: "kubernetes".into(),
             metrics: Default::default(),
         }
     }
@@ -93,9 +101,16 @@ pub async fn run(
             {
                 return;
             }
+            let balancers = async {
+                if cloud_ref.plugin.offers(cp::Capability::LoadBalancer) {
+                    let name = cfg_ref.cluster_name.clone();
+                    service::run(ctx.clone(), cloud_ref.clone(), name).await
+                }
+            };
             tokio::join!(
                 node::run(ctx.clone(), cloud_ref.clone()),
                 lifecycle::run(ctx.clone(), cloud_ref.clone(), cfg_ref.node_monitor_period),
+                balancers,
             );
         },
     );
