@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""A cloud provider plugin for rkube, in Python: Instances and LoadBalancer against a JSON
-file, to show that any language that speaks gRPC can be a provider.
+"""A cloud provider plugin for rkube, in Python: Instances, LoadBalancer and Routes against a
+JSON file, to show that any language that speaks gRPC can be a provider.
 
     python -m grpc_tools.protoc -I crates/proto/proto --python_out=GEN \
         --grpc_python_out=GEN cloudprovider.proto
@@ -78,7 +78,8 @@ class Identity(rpc.IdentityServicer):
         return pb.GetPluginInfoResponse(
             name=NAME,
             version="0.1.0",
-            capabilities=[pb.CAPABILITY_INSTANCES, pb.CAPABILITY_LOAD_BALANCER],
+            capabilities=[pb.CAPABILITY_INSTANCES, pb.CAPABILITY_LOAD_BALANCER,
+                          pb.CAPABILITY_ROUTES],
             protocol_version=pb.PROTOCOL_VERSION_1,
         )
 
@@ -178,6 +179,42 @@ class LoadBalancer(rpc.LoadBalancerServicer):
         return pb.EnsureLoadBalancerDeletedResponse()
 
 
+class Routes(rpc.RoutesServicer):
+    """Routes are kept in the state file by name; the cluster name is part of the key."""
+
+    def __init__(self, state):
+        self.state = state
+
+    def ListRoutes(self, request, context):
+        with self.state.lock:
+            routes = self.state.read().get("routes", {}).get(request.cluster_name, {})
+        return pb.ListRoutesResponse(routes=[
+            pb.Route(name=name, target_node=r["node"], destination_cidr=r["cidr"])
+            for name, r in sorted(routes.items())
+        ])
+
+    def CreateRoute(self, request, context):
+        r = request.route
+        if not r.target_node or not r.destination_cidr:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                          "route.target_node and route.destination_cidr are required")
+        name = request.name_hint or f"{r.target_node}-{r.destination_cidr}"
+        with self.state.lock:
+            data = self.state.read()
+            routes = data.setdefault("routes", {}).setdefault(request.cluster_name, {})
+            routes[name] = {"node": r.target_node, "cidr": r.destination_cidr}
+            self.state.write(data)
+        return pb.CreateRouteResponse()
+
+    def DeleteRoute(self, request, context):
+        with self.state.lock:
+            data = self.state.read()
+            routes = data.get("routes", {}).get(request.cluster_name, {})
+            if routes.pop(request.route.name, None) is not None:
+                self.state.write(data)
+        return pb.DeleteRouteResponse()
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--socket", default=os.environ.get("RKUBE_CLOUD_PLUGIN_SOCKET"),
@@ -195,6 +232,7 @@ def main():
     rpc.add_IdentityServicer_to_server(Identity(), server)
     rpc.add_InstancesServicer_to_server(Instances(state), server)
     rpc.add_LoadBalancerServicer_to_server(LoadBalancer(state), server)
+    rpc.add_RoutesServicer_to_server(Routes(state), server)
     old = os.umask(0o077)
     server.add_insecure_port("unix://" + args.socket)
     server.start()

@@ -48,6 +48,14 @@ pub struct CloudControllerManagerArgs {
     /// Each call to the plugin has this long.
     #[arg(long, default_value_t = 30_000)]
     pub cloud_call_timeout_ms: u64,
+    /// Route every node's pod CIDR to the node (when the provider offers routes).
+    #[arg(long, action = ArgAction::Set, default_value_t = true)]
+    pub configure_cloud_routes: bool,
+    /// The pod network; routes inside it belong to the route loop.
+    #[arg(long, default_value = "10.244.0.0/16")]
+    pub cluster_cidr: String,
+    #[arg(long, default_value_t = 10_000)]
+    pub route_reconciliation_period_ms: u64,
 }
 
 #[derive(Subcommand, Clone)]
@@ -129,6 +137,13 @@ pub async fn run(args: CloudControllerManagerArgs) -> anyhow::Result<()> {
     }
     cfg.node_monitor_period = Duration::from_millis(args.node_monitor_period_ms.max(100));
     cfg.calls.timeout = Duration::from_millis(args.cloud_call_timeout_ms.max(100));
+    if args.configure_cloud_routes {
+        if !cloud::route_plan::within(&args.cluster_cidr, "0.0.0.0/0") {
+            anyhow::bail!("--cluster-cidr {:?}: not an IPv4 CIDR", args.cluster_cidr);
+        }
+        cfg.cluster_cidr = Some(args.cluster_cidr.clone());
+    }
+    cfg.route_period = Duration::from_millis(args.route_reconciliation_period_ms.max(100));
     let shutdown = CancellationToken::new();
     let plugin = async {
         match child {

@@ -215,3 +215,70 @@ pub async fn load_balancer(p: &Plugin) {
     assert!(!get(p, a).await.exists, "deleted");
     assert!(!get(p, b).await.exists, "deleted");
 }
+
+async fn routes(p: &Plugin, cluster: &str) -> Vec<cp::Route> {
+    let r = cp::ListRoutesRequest {
+        cluster_name: cluster.into(),
+    };
+    p.call("ListRoutes", r, |ch, r| async move {
+        cp::routes_client::RoutesClient::new(ch)
+            .list_routes(r)
+            .await
+    })
+    .await
+    .unwrap()
+    .routes
+}
+
+/// Routes: a created route is listed once however often it is created, under the cluster
+/// it was created for, and deletes may be repeated.
+pub async fn routes_suite(p: &Plugin) {
+    let route = cp::Route {
+        name: "conf-n1".into(),
+        target_node: "n1".into(),
+        destination_cidr: "10.250.1.0/24".into(),
+        ..Default::default()
+    };
+    let create = cp::CreateRouteRequest {
+        cluster_name: "conformance".into(),
+        name_hint: "conf-n1".into(),
+        route: Some(route.clone()),
+    };
+    for _ in 0..2 {
+        p.call("CreateRoute", create.clone(), |ch, r| async move {
+            cp::routes_client::RoutesClient::new(ch)
+                .create_route(r)
+                .await
+        })
+        .await
+        .unwrap();
+    }
+    let listed = routes(p, "conformance").await;
+    assert_eq!(
+        listed.len(),
+        1,
+        "one route however often created: {listed:?}"
+    );
+    assert_eq!(
+        (
+            listed[0].target_node.as_str(),
+            listed[0].destination_cidr.as_str()
+        ),
+        ("n1", "10.250.1.0/24")
+    );
+    assert!(routes(p, "another-cluster").await.is_empty());
+    let delete = cp::DeleteRouteRequest {
+        cluster_name: "conformance".into(),
+        route: Some(listed[0].clone()),
+    };
+    for _ in 0..2 {
+        p.call("DeleteRoute", delete.clone(), |ch, r| async move {
+            cp::routes_client::RoutesClient::new(ch)
+                .delete_route(r)
+                .await
+        })
+        .await
+        .unwrap();
+    }
+    assert!(routes(p, "conformance").await.is_empty());
+}

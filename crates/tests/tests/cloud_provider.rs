@@ -327,7 +327,11 @@ async fn a_python_provider_passes_the_suite() {
     .await;
     let p = cloud_conformance::identity(
         &socket,
-        &[cp::Capability::Instances, cp::Capability::LoadBalancer],
+        &[
+            cp::Capability::Instances,
+            cp::Capability::LoadBalancer,
+            cp::Capability::Routes,
+        ],
     )
     .await;
     assert_eq!(p.name(), "example-python");
@@ -406,6 +410,8 @@ async fn load_balancer_services_get_addresses_from_the_provider_and_give_them_ba
             state.to_str().unwrap(),
             "--leader-elect=false",
             "--node-monitor-period-ms",
+            "300",
+            "--route-reconciliation-period-ms",
             "300",
         ],
     );
@@ -494,4 +500,56 @@ async fn load_balancer_services_get_addresses_from_the_provider_and_give_them_ba
     )
     .await;
     assert_eq!(balancers(&state).len(), 1);
+
+    // Every node's pod CIDR is routed to it, and the node says its network is available;
+    // a node deleted loses its route.
+    let cidr_of = |n: &Node| n.spec.as_ref().and_then(|s| s.pod_cidr.clone());
+    let wanted = eventually(
+        Duration::from_secs(30),
+        "pod CIDRs for both nodes",
+        || async {
+            let (a, b) = (nodes.get("n1").await.ok()?, nodes.get("n2").await.ok()?);
+            Some(json!({"n1": cidr_of(&a)?, "n2": cidr_of(&b)?}))
+        },
+    )
+    .await;
+    eventually(
+        Duration::from_secs(30),
+        "a route to each node's pod CIDR",
+        || async { (routes_by_node(&state) == wanted).then_some(()) },
+    )
+    .await;
+    let n1 = nodes.get("n1").await.unwrap();
+    let available = n1
+        .status
+        .iter()
+        .flat_map(|s| s.conditions.iter().flatten())
+        .any(|c| {
+            c.type_ == "NetworkUnavailable"
+                && c.status == "False"
+                && c.reason.as_deref() == Some("RouteCreated")
+        });
+    assert!(available, "{:?}", n1.status);
+    nodes.delete("n2", None).await.unwrap();
+    eventually(Duration::from_secs(30), "n2's route gone", || async {
+        (routes_by_node(&state) == json!({"n1": wanted["n1"]})).then_some(())
+    })
+    .await;
+}
+
+/// The routes in the provider's state, as {node: cidr}.
+fn routes_by_node(state: &Path) -> serde_json::Value {
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(state).unwrap()).unwrap();
+    let mut out = serde_json::Map::new();
+    for r in v["routes"]["kubernetes"]
+        .as_object()
+        .into_iter()
+        .flat_map(|m| m.values())
+    {
+        out.insert(
+            r["node"].as_str().unwrap_or_default().to_string(),
+            r["cidr"].clone(),
+        );
+    }
+    serde_json::Value::Object(out)
 }

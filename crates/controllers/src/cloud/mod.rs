@@ -5,9 +5,11 @@
 //! - [`node`]: initializes nodes registered with `--cloud-provider=external`;
 //! - [`lifecycle`]: deletes nodes whose machine is gone and taints shut-down ones;
 //! - [`service`]: load balancers for `type: LoadBalancer` Services, when the provider
-//!   offers them.
+//!   offers them;
+//! - [`route`]: a route to every node's pod CIDR, when the provider offers routes and a
+//!   cluster CIDR is set.
 //!
-//! Each decides in [`plan`] or [`lb_plan`], as pure functions of the objects and the
+//! Each decides in [`plan`], [`lb_plan`] or [`route_plan`], as pure functions of the objects and the
 //! provider's answers.
 
 pub(crate) mod lb_plan;
@@ -15,6 +17,8 @@ mod lifecycle;
 mod node;
 pub(crate) mod plan;
 pub mod plugin;
+mod route;
+pub mod route_plan;
 mod service;
 
 use std::sync::Arc;
@@ -38,6 +42,11 @@ pub struct CloudConfig {
     pub node_monitor_period: Duration,
     /// The cluster's name, as providers tag their resources with it.
     pub cluster_name: String,
+    /// The pod network: with it (and a provider that offers routes), every node's pod
+    /// CIDR is routed to the node.
+    pub cluster_cidr: Option<String>,
+    /// How often the routes are reconciled.
+    pub route_period: Duration,
     pub metrics: client::runtime::Metrics,
 }
 
@@ -53,6 +62,8 @@ impl CloudConfig {
             calls: CallPolicy::default(),
             node_monitor_period: Duration::from_secs(5),
             cluster_name: "kubernetes".into(),
+            cluster_cidr: None,
+            route_period: Duration::from_secs(10),
             metrics: Default::default(),
         }
     }
@@ -107,10 +118,24 @@ pub async fn run(
                     service::run(ctx.clone(), cloud_ref.clone(), name).await
                 }
             };
+            let routes = async {
+                let Some(cidr) = cfg_ref.cluster_cidr.clone() else {
+                    return;
+                };
+                if cloud_ref.plugin.offers(cp::Capability::Routes) {
+                    let r = route::Routes {
+                        cluster_name: cfg_ref.cluster_name.clone(),
+                        cluster_cidr: cidr,
+                        period: cfg_ref.route_period,
+                    };
+                    route::run(ctx.clone(), cloud_ref.clone(), r).await
+                }
+            };
             tokio::join!(
                 node::run(ctx.clone(), cloud_ref.clone()),
                 lifecycle::run(ctx.clone(), cloud_ref.clone(), cfg_ref.node_monitor_period),
                 balancers,
+                routes,
             );
         },
     );
