@@ -105,45 +105,60 @@ fn user_roles() -> Vec<(&'static str, Vec<Value>)> {
     ]
 }
 
-/// The roles of the control plane's own components.
-fn component_roles() -> Vec<(&'static str, Vec<Value>)> {
-    let events = rule(
+/// Events, as every component writes them.
+fn events() -> Value {
+    rule(
         &["", "events.k8s.io"],
         &["events"],
         &["create", "update", "patch"],
-    );
-    let leases = rule(
+    )
+}
+
+/// Leases, as every leader-elected component keeps one.
+fn leases() -> Value {
+    rule(
         &["coordination.k8s.io"],
         &["leases"],
         &["get", "list", "watch", "create", "update", "patch"],
-    );
+    )
+}
+
+/// The roles of the control plane's own components.
+fn component_roles() -> Vec<(&'static str, Vec<Value>)> {
+    let mut roles = vec![(
+        "system:kube-scheduler",
+        vec![
+            rule(
+                &[""],
+                &[
+                    "pods",
+                    "nodes",
+                    "namespaces",
+                    "services",
+                    "replicationcontrollers",
+                    "persistentvolumeclaims",
+                    "persistentvolumes",
+                ],
+                READ,
+            ),
+            rule(&["apps"], &["replicasets", "statefulsets"], READ),
+            rule(&["policy"], &["poddisruptionbudgets"], READ),
+            rule(&["scheduling.k8s.io"], &["priorityclasses"], READ),
+            rule(&[""], &["pods/binding", "bindings"], &["create"]),
+            rule(&[""], &["pods/status"], &["update", "patch"]),
+            rule(&[""], &["pods"], &["delete"]),
+            events(),
+            leases(),
+        ],
+    )];
+    roles.extend(manager_roles());
+    roles.extend(node_roles());
+    roles
+}
+
+/// The controller-manager's and the cloud-controller-manager's roles.
+fn manager_roles() -> Vec<(&'static str, Vec<Value>)> {
     vec![
-        (
-            "system:kube-scheduler",
-            vec![
-                rule(
-                    &[""],
-                    &[
-                        "pods",
-                        "nodes",
-                        "namespaces",
-                        "services",
-                        "replicationcontrollers",
-                        "persistentvolumeclaims",
-                        "persistentvolumes",
-                    ],
-                    READ,
-                ),
-                rule(&["apps"], &["replicasets", "statefulsets"], READ),
-                rule(&["policy"], &["poddisruptionbudgets"], READ),
-                rule(&["scheduling.k8s.io"], &["priorityclasses"], READ),
-                rule(&[""], &["pods/binding", "bindings"], &["create"]),
-                rule(&[""], &["pods/status"], &["update", "patch"]),
-                rule(&[""], &["pods"], &["delete"]),
-                events.clone(),
-                leases.clone(),
-            ],
-        ),
         // The controller-manager itself only reads (its shared informers), keeps its
         // Lease, and makes its controllers' ServiceAccounts and tokens: each controller
         // writes under its own account (`controller_policy`).
@@ -159,8 +174,8 @@ fn component_roles() -> Vec<(&'static str, Vec<Value>)> {
                     &["subjectaccessreviews"],
                     &["create"],
                 ),
-                events.clone(),
-                leases.clone(),
+                events(),
+                leases(),
             ],
         ),
         // Initializes nodes from the cloud provider, and deletes those whose machine is
@@ -176,10 +191,16 @@ fn component_roles() -> Vec<(&'static str, Vec<Value>)> {
                     &["services", "services/status"],
                     &["update", "patch"],
                 ),
-                events.clone(),
-                leases.clone(),
+                events(),
+                leases(),
             ],
         ),
+    ]
+}
+
+/// The roles of what runs on nodes: the proxy, and the bootstrappers that join them.
+fn node_roles() -> Vec<(&'static str, Vec<Value>)> {
+    vec![
         (
             "system:node-proxier",
             vec![
@@ -188,7 +209,7 @@ fn component_roles() -> Vec<(&'static str, Vec<Value>)> {
                     &["services", "endpoints", "endpointslices", "nodes"],
                     READ,
                 ),
-                events,
+                events(),
             ],
         ),
         (

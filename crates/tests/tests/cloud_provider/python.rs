@@ -1,259 +1,19 @@
-//! The cloud-controller-manager with the built-in `local` provider as its plugin process:
-//! nodes registered with `--cloud-provider=external` take no pods until it initializes
-//! them; a node whose machine leaves the inventory is deleted and its pods are replaced on
-//! another node. And the provider conformance suite, run on the `local` provider.
+//! The example provider in Python (`examples/cloud-provider-python/`): the conformance
+//! suite, then load balancers and routes for a cluster, with its plugin process killed on
+//! the way.
 
 use std::path::Path;
 use std::time::Duration;
 
-use client::{Api, ListParams, PatchParams};
-use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Node, Pod};
+use client::{Api, PatchParams};
+use k8s_openapi::api::core::v1::{Node, Service};
 use rkube_proto::cloudprovider as cp;
 use rkube_tests::cloud_conformance::{self, InstancesFixture};
 use rkube_tests::component::Component;
 use rkube_tests::fake_kubelet::FakeKubelet;
 use rkube_tests::objects::fake_node;
-use rkube_tests::{eventually, rkube_bin, Cluster, Flavor, FAST_CM_LEASE, FAST_SCHEDULER_LEASE};
+use rkube_tests::{eventually, Cluster, Flavor, FAST_CM_LEASE, FAST_SCHEDULER_LEASE};
 use serde_json::json;
-
-const UNINITIALIZED: &str = "node.cloudprovider.kubernetes.io/uninitialized";
-
-fn write_inventory(path: &Path, machines: &[(&str, &str, &str)]) {
-    let machines: Vec<_> = machines
-        .iter()
-        .map(|(name, zone, state)| json!({"name": name, "zone": zone, "state": state}))
-        .collect();
-    let text = serde_json::to_string(&json!({"region": "home", "machines": machines})).unwrap();
-    // Written whole, then renamed: the provider never reads half a file.
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, text).unwrap();
-    std::fs::rename(&tmp, path).unwrap();
-}
-
-fn uninitialized_node(name: &str) -> Node {
-    fake_node(
-        name,
-        "8",
-        "16Gi",
-        json!({"spec": {"taints": [{"key": UNINITIALIZED, "value": "true", "effect": "NoSchedule"}]}}),
-    )
-}
-
-async fn pods_of(client: &client::Client) -> Vec<Pod> {
-    Api::<Pod>::namespaced(client.clone(), "default")
-        .list(&ListParams::default().labels("app=web"))
-        .await
-        .unwrap()
-        .items
-}
-
-fn node_of(p: &Pod) -> &str {
-    p.spec
-        .as_ref()
-        .and_then(|s| s.node_name.as_deref())
-        .unwrap_or_default()
-}
-
-fn unschedulable(p: &Pod) -> bool {
-    p.status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .into_iter()
-        .flatten()
-        .any(|c| {
-            c.type_ == "PodScheduled"
-                && c.status == "False"
-                && c.reason.as_deref() == Some("Unschedulable")
-        })
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn nodes_wait_for_the_cloud_and_go_with_their_machines() {
-    let cluster = Cluster::start(
-        Flavor::Server,
-        1,
-        &[FAST_SCHEDULER_LEASE, FAST_CM_LEASE].concat(),
-    )
-    .await;
-    let client = cluster.api_client();
-    let nodes = Api::<Node>::all(client.clone());
-    for n in ["n1", "n2"] {
-        nodes.create(&uninitialized_node(n)).await.unwrap();
-    }
-    let _k1 = FakeKubelet::start(client.clone(), &["n1"], Duration::from_millis(200));
-    let k2 = FakeKubelet::start(client.clone(), &["n2"], Duration::from_millis(200));
-    let d: Deployment = serde_json::from_value(json!({
-        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
-        "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "web"}},
-            "template": {"metadata": {"labels": {"app": "web"}},
-                "spec": {"containers": [{"name": "web", "image": "web:1"}]}}}}))
-    .unwrap();
-    Api::<Deployment>::namespaced(client.clone(), "default")
-        .create(&d)
-        .await
-        .unwrap();
-    // Uninitialized nodes take no pods.
-    eventually(
-        Duration::from_secs(30),
-        "the pods found unschedulable",
-        || async {
-            let pods = pods_of(&client).await;
-            (pods.len() == 2
-                && pods
-                    .iter()
-                    .all(|p| unschedulable(p) && node_of(p).is_empty()))
-            .then_some(())
-        },
-    )
-    .await;
-
-    let inventory = cluster.dir.path().join("inventory.json");
-    write_inventory(
-        &inventory,
-        &[("n1", "rack-1", "running"), ("n2", "rack-2", "running")],
-    );
-    let config = cluster.config_for("ccm", "system:cloud-controller-manager", &[]);
-    let rkube = rkube_bin();
-    let _ccm = Component::start(
-        cluster.dir.path(),
-        "ccm",
-        &[
-            "cloud-controller-manager",
-            "--config",
-            config.to_str().unwrap(),
-            "--cloud-plugin-exec",
-            rkube.to_str().unwrap(),
-            "--cloud-plugin-arg",
-            "cloud-provider",
-            "--cloud-plugin-arg",
-            "local",
-            "--cloud-plugin-arg",
-            "--inventory",
-            "--cloud-plugin-arg",
-            inventory.to_str().unwrap(),
-            "--leader-elect=false",
-            "--node-monitor-period-ms",
-            "300",
-        ],
-    );
-    eventually(
-        Duration::from_secs(30),
-        "both nodes initialized",
-        || async {
-            let all = nodes.list(&ListParams::default()).await.ok()?.items;
-            let done = all.iter().filter(|n| {
-                let name = n.metadata.name.clone().unwrap_or_default();
-                let spec = n.spec.clone().unwrap_or_default();
-                let labels = n.metadata.labels.clone().unwrap_or_default();
-                spec.provider_id.as_deref() == Some(format!("local://{name}").as_str())
-                    && labels
-                        .get("topology.kubernetes.io/region")
-                        .map(String::as_str)
-                        == Some("home")
-                    && labels
-                        .get("topology.kubernetes.io/zone")
-                        .is_some_and(|z| z.starts_with("rack-"))
-                    && labels
-                        .get("node.kubernetes.io/instance-type")
-                        .map(String::as_str)
-                        == Some("local")
-                    && !spec.taints.iter().flatten().any(|t| t.key == UNINITIALIZED)
-            });
-            (done.count() == 2).then_some(())
-        },
-    )
-    .await;
-    eventually(
-        Duration::from_secs(30),
-        "the pods scheduled once the nodes are",
-        || async {
-            let pods = pods_of(&client).await;
-            (pods.len() == 2 && pods.iter().all(|p| !node_of(p).is_empty())).then_some(())
-        },
-    )
-    .await;
-
-    // n2's machine is removed, and n2 stops reporting: it is deleted, and the pods that
-    // ran there are replaced on n1.
-    write_inventory(&inventory, &[("n1", "rack-1", "running")]);
-    drop(k2);
-    let not_ready = json!({"status": {"conditions": [{"type": "Ready", "status": "False",
-        "reason": "KubeletStopped", "lastHeartbeatTime": "2026-01-01T00:00:00Z"}]}});
-    nodes
-        .patch_status("n2", PatchParams::Strategic, &not_ready)
-        .await
-        .unwrap();
-    eventually(Duration::from_secs(30), "n2 deleted", || async {
-        nodes.get_opt("n2").await.ok()?.is_none().then_some(())
-    })
-    .await;
-    let n1 = nodes.get("n1").await.unwrap();
-    assert!(
-        n1.metadata.deletion_timestamp.is_none(),
-        "n1's machine is still there"
-    );
-    eventually(
-        Duration::from_secs(30),
-        "two web pods running on n1",
-        || async {
-            let pods = pods_of(&client).await;
-            let running = pods.iter().filter(|p| {
-                node_of(p) == "n1"
-                    && p.metadata.deletion_timestamp.is_none()
-                    && p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")
-            });
-            (running.count() == 2 && pods.iter().all(|p| node_of(p) != "n2")).then_some(())
-        },
-    )
-    .await;
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn the_local_provider_passes_the_conformance_suite() {
-    let dir = tempfile::tempdir().unwrap();
-    let inventory = dir.path().join("inventory.yaml");
-    write_inventory(
-        &inventory,
-        &[("m1", "a", "running"), ("m2", "b", "shutdown")],
-    );
-    let socket = dir.path().join("provider.sock");
-    let mut provider = Component::start(
-        dir.path(),
-        "local-provider",
-        &[
-            "cloud-provider",
-            "local",
-            "--socket",
-            socket.to_str().unwrap(),
-            "--inventory",
-            inventory.to_str().unwrap(),
-        ],
-    );
-    eventually(Duration::from_secs(30), "the provider's socket", || async {
-        socket.exists().then_some(())
-    })
-    .await;
-    let mode =
-        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&socket).unwrap().permissions());
-    assert_eq!(
-        mode & 0o077,
-        0,
-        "only its owner may open the socket: {mode:o}"
-    );
-    let p = cloud_conformance::identity(&socket, &[cp::Capability::Instances]).await;
-    assert_eq!(p.name(), "local");
-    cloud_conformance::instances(
-        &p,
-        &InstancesFixture {
-            running: "m1",
-            shutdown: "m2",
-            gone: "m3",
-        },
-    )
-    .await;
-    provider.stop(Duration::from_secs(5));
-}
 
 /// A process the test started, killed and reaped when dropped.
 struct Child(std::process::Child);
@@ -415,16 +175,15 @@ async fn load_balancer_services_get_addresses_from_the_provider_and_give_them_ba
             "300",
         ],
     );
-    let services =
-        Api::<k8s_openapi::api::core::v1::Service>::namespaced(client.clone(), "default");
-    let lb = |name: &str| -> k8s_openapi::api::core::v1::Service {
+    let services = Api::<Service>::namespaced(client.clone(), "default");
+    let lb = |name: &str| -> Service {
         serde_json::from_value(
             json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": name},
             "spec": {"type": "LoadBalancer", "selector": {"app": name}, "ports": [{"port": 80}]}}),
         )
         .unwrap()
     };
-    let ingress = |s: &k8s_openapi::api::core::v1::Service| -> Option<String> {
+    let ingress = |s: &Service| -> Option<String> {
         s.status
             .as_ref()?
             .load_balancer
