@@ -194,6 +194,10 @@ pub struct ServerArgs {
     pub scheduler: crate::scheduler_cmd::SchedulerOptions,
     #[command(flatten)]
     pub controller_manager: crate::controller_manager_cmd::ControllerManagerOptions,
+    /// With a provider plugin, the cloud-controller-manager runs in this process too (on
+    /// the controller-manager's Lease timings, cluster CIDR and node monitor period).
+    #[command(flatten)]
+    pub cloud: crate::cloud_cmd::PluginArgs,
 }
 
 /// The control-plane components `rkube server` runs beside its apiserver.
@@ -203,6 +207,8 @@ pub struct Components {
     pub cm_options: crate::controller_manager_cmd::ControllerManagerOptions,
     pub scheduler: Option<controllers::scheduler::SchedulerConfig>,
     pub controller_manager: Option<controllers::manager::ManagerConfig>,
+    /// The cloud provider plugin of an in-process cloud-controller-manager.
+    pub cloud: Option<crate::cloud_cmd::PluginArgs>,
 }
 
 pub async fn run_server(args: ServerArgs) -> anyhow::Result<()> {
@@ -212,6 +218,7 @@ pub async fn run_server(args: ServerArgs) -> anyhow::Result<()> {
         scheduler: (!args.disable_scheduler).then(|| args.scheduler.config()),
         controller_manager: (!args.disable_controller_manager)
             .then(|| args.controller_manager.config()),
+        cloud: args.cloud.is_set().then(|| args.cloud.clone()),
     };
     run(args.apiserver, Some(components)).await
 }
@@ -355,6 +362,22 @@ impl Running {
             let shutdown = self.cm_shutdown.clone();
             self.controller_manager
                 .spawn(controllers::manager::run(client, cm, shutdown));
+        }
+        if let Some(plugin) = c.cloud {
+            let mut provider = plugin.provider()?;
+            let cfg = crate::cloud_cmd::in_process_config(&c.cm_options, &provider)?;
+            let user = "system:cloud-controller-manager";
+            let client = components_client(server, pki, config, user)?;
+            let shutdown = self.cm_shutdown.clone();
+            // Stopped with the controller-manager; the plugin goes with the task.
+            self.controller_manager.spawn(async move {
+                tokio::select! {
+                    r = controllers::cloud::run(client, cfg, shutdown) => if let Err(e) = r {
+                        tracing::error!(error = %e, "the cloud-controller-manager stopped");
+                    },
+                    () = provider.supervise() => {}
+                }
+            });
         }
         Ok(())
     }

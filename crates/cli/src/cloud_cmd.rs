@@ -19,12 +19,11 @@ pub const PLUGIN_SOCKET_ENV: &str = "RKUBE_CLOUD_PLUGIN_SOCKET";
 /// the manager ends, so that no plugin outlives it.
 const PLUGIN_PARENT_ENV: &str = "RKUBE_CLOUD_PLUGIN_PARENT";
 
-#[derive(Args, Clone)]
-pub struct CloudControllerManagerArgs {
-    #[command(flatten)]
-    pub client: crate::connect::ClientArgs,
+/// Where the cloud provider plugin is, or how to start it.
+#[derive(Args, Clone, Default)]
+pub struct PluginArgs {
     /// The provider plugin's socket: `unix:///run/rkube/provider.sock`.
-    #[arg(long, required_unless_present = "cloud_plugin_exec")]
+    #[arg(long)]
     pub cloud_plugin: Option<String>,
     /// Start the provider plugin as a child process (restarted when it exits); it listens
     /// on the socket named by RKUBE_CLOUD_PLUGIN_SOCKET.
@@ -34,6 +33,66 @@ pub struct CloudControllerManagerArgs {
     /// start with `-`).
     #[arg(long, allow_hyphen_values = true)]
     pub cloud_plugin_arg: Vec<String>,
+}
+
+/// A plugin, reachable at `address`; one started by this process runs in `child` (which
+/// restarts it) and its socket lives in `dir`. Dropping it stops the plugin.
+pub struct Provider {
+    pub address: Address,
+    pub child: Option<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>>,
+    _dir: tempfile::TempDir,
+}
+
+impl PluginArgs {
+    pub fn is_set(&self) -> bool {
+        self.cloud_plugin.is_some() || self.cloud_plugin_exec.is_some()
+    }
+
+    /// The plugin these flags name; with `--cloud-plugin-exec`, its supervisor (to run).
+    pub fn provider(&self) -> anyhow::Result<Provider> {
+        let dir = tempfile::Builder::new()
+            .prefix("rkube-cloud-plugin-")
+            .tempdir()
+            .context("a directory for the plugin's socket")?;
+        let (address, child) = match (&self.cloud_plugin, &self.cloud_plugin_exec) {
+            (Some(s), _) => (
+                Address::parse_unix(s)
+                    .with_context(|| format!("--cloud-plugin {s:?}: not unix:///ABSOLUTE/PATH"))?,
+                None,
+            ),
+            (None, Some(exe)) => {
+                let socket = dir.path().join("provider.sock");
+                let sup = supervise(exe.clone(), self.cloud_plugin_arg.clone(), socket.clone());
+                let sup: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> =
+                    Box::pin(sup);
+                (Address::Unix(socket), Some(sup))
+            }
+            (None, None) => anyhow::bail!("--cloud-plugin or --cloud-plugin-exec is required"),
+        };
+        Ok(Provider {
+            address,
+            child,
+            _dir: dir,
+        })
+    }
+}
+
+impl Provider {
+    /// Runs the plugin's supervisor, if this process started the plugin; else never ends.
+    pub async fn supervise(&mut self) {
+        match self.child.as_mut() {
+            Some(c) => c.await,
+            None => std::future::pending().await,
+        }
+    }
+}
+
+#[derive(Args, Clone)]
+pub struct CloudControllerManagerArgs {
+    #[command(flatten)]
+    pub client: crate::connect::ClientArgs,
+    #[command(flatten)]
+    pub plugin: PluginArgs,
     /// Act only while holding the kube-system/cloud-controller-manager Lease.
     #[arg(long, action = ArgAction::Set, default_value_t = true)]
     pub leader_elect: bool,
@@ -105,30 +164,43 @@ async fn parent_gone() {
     }
 }
 
+/// The configuration of a cloud-controller-manager inside `rkube server`: the
+/// controller-manager's identity, Lease timings, node monitor period and cluster CIDR.
+pub fn in_process_config(
+    cm: &crate::controller_manager_cmd::ControllerManagerOptions,
+    provider: &Provider,
+) -> anyhow::Result<CloudConfig> {
+    let identity = cm
+        .cm_leader_elect_identity
+        .clone()
+        .unwrap_or_else(crate::scheduler_cmd::default_identity);
+    let mut cfg = CloudConfig::new(&identity, provider.address.clone());
+    match &mut cfg.leader_election {
+        Some(le) if cm.cm_leader_elect => {
+            le.lease_duration = Duration::from_millis(cm.cm_leader_elect_lease_duration_ms);
+            le.renew_deadline = Duration::from_millis(cm.cm_leader_elect_renew_deadline_ms);
+            le.retry_period = Duration::from_millis(cm.cm_leader_elect_retry_period_ms);
+        }
+        _ => cfg.leader_election = None,
+    }
+    cfg.node_monitor_period = Duration::from_millis(cm.node_monitor_period_ms.max(100));
+    if !cm.cluster_cidr.is_empty() {
+        if !cloud::route_plan::within(&cm.cluster_cidr, "0.0.0.0/0") {
+            anyhow::bail!("--cluster-cidr {:?}: not an IPv4 CIDR", cm.cluster_cidr);
+        }
+        cfg.cluster_cidr = Some(cm.cluster_cidr.clone());
+    }
+    Ok(cfg)
+}
+
 pub async fn run(args: CloudControllerManagerArgs) -> anyhow::Result<()> {
     let client = args.client.client()?;
-    let plugin_dir = tempfile::Builder::new()
-        .prefix("rkube-cloud-plugin-")
-        .tempdir()
-        .context("a directory for the plugin's socket")?;
-    let (address, child) = match (&args.cloud_plugin, &args.cloud_plugin_exec) {
-        (Some(s), _) => (
-            Address::parse_unix(s)
-                .with_context(|| format!("--cloud-plugin {s:?}: not unix:///ABSOLUTE/PATH"))?,
-            None,
-        ),
-        (None, Some(exe)) => {
-            let socket = plugin_dir.path().join("provider.sock");
-            let sup = supervise(exe.clone(), args.cloud_plugin_arg.clone(), socket.clone());
-            (Address::Unix(socket), Some(sup))
-        }
-        (None, None) => anyhow::bail!("--cloud-plugin or --cloud-plugin-exec is required"),
-    };
+    let mut provider = args.plugin.provider()?;
     let identity = args
         .leader_elect_identity
         .clone()
         .unwrap_or_else(crate::scheduler_cmd::default_identity);
-    let mut cfg = CloudConfig::new(&identity, address);
+    let mut cfg = CloudConfig::new(&identity, provider.address.clone());
     match &mut cfg.leader_election {
         Some(le) if args.leader_elect => {
             le.lease_duration = Duration::from_millis(args.leader_elect_lease_duration_ms);
@@ -145,15 +217,9 @@ pub async fn run(args: CloudControllerManagerArgs) -> anyhow::Result<()> {
     }
     cfg.route_period = Duration::from_millis(args.route_reconciliation_period_ms.max(100));
     let shutdown = CancellationToken::new();
-    let plugin = async {
-        match child {
-            Some(c) => c.await,
-            None => std::future::pending().await,
-        }
-    };
     tokio::select! {
         r = cloud::run(client, cfg, shutdown.clone()) => r?,
-        () = plugin => {}
+        () = provider.supervise() => {}
         () = crate::proxy_cmd::stop_signal() => {
             tracing::info!("stopping");
             shutdown.cancel();

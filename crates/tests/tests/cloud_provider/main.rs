@@ -258,3 +258,38 @@ async fn the_local_provider_passes_the_conformance_suite() {
     .await;
     provider.stop(Duration::from_secs(5));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_server_runs_the_cloud_controller_manager_in_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let inventory = dir.path().join("inventory.json");
+    write_inventory(&inventory, &[("n1", "rack-1", "running")]);
+    let rkube = rkube_bin();
+    let plugin = [
+        "--cloud-plugin-exec",
+        rkube.to_str().unwrap(),
+        "--cloud-plugin-arg",
+        "cloud-provider",
+        "--cloud-plugin-arg",
+        "local",
+        "--cloud-plugin-arg",
+        "--inventory",
+        "--cloud-plugin-arg",
+        inventory.to_str().unwrap(),
+    ];
+    let args = [FAST_SCHEDULER_LEASE, FAST_CM_LEASE, &plugin[..]].concat();
+    let cluster = Cluster::start(Flavor::Server, 1, &args).await;
+    let nodes = Api::<Node>::all(cluster.api_client());
+    nodes.create(&uninitialized_node("n1")).await.unwrap();
+    eventually(
+        Duration::from_secs(30),
+        "n1 initialized in-process",
+        || async {
+            let n = nodes.get("n1").await.ok()?;
+            let spec = n.spec.unwrap_or_default();
+            let tainted = spec.taints.iter().flatten().any(|t| t.key == UNINITIALIZED);
+            (spec.provider_id.as_deref() == Some("local://n1") && !tainted).then_some(())
+        },
+    )
+    .await;
+}
