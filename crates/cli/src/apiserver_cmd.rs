@@ -364,7 +364,7 @@ impl Running {
                 .spawn(controllers::manager::run(client, cm, shutdown));
         }
         if let Some(plugin) = c.cloud {
-            let mut provider = plugin.provider()?;
+            let mut provider = plugin.provider(None)?;
             let cfg = crate::cloud_cmd::in_process_config(&c.cm_options, &provider)?;
             let user = "system:cloud-controller-manager";
             let client = components_client(server, pki, config, user)?;

@@ -22,9 +22,14 @@ const PLUGIN_PARENT_ENV: &str = "RKUBE_CLOUD_PLUGIN_PARENT";
 /// Where the cloud provider plugin is, or how to start it.
 #[derive(Args, Clone, Default)]
 pub struct PluginArgs {
-    /// The provider plugin's socket: `unix:///run/rkube/provider.sock`.
+    /// The provider plugin's address: `unix:///run/rkube/provider.sock`, or
+    /// `https://HOST:PORT` (mutual TLS: this component's client certificate, and the
+    /// plugin's serving certificate checked against `--cloud-plugin-ca-file`, by default
+    /// the cluster CA).
     #[arg(long)]
     pub cloud_plugin: Option<String>,
+    #[arg(long)]
+    pub cloud_plugin_ca_file: Option<PathBuf>,
     /// Start the provider plugin as a child process (restarted when it exits); it listens
     /// on the socket named by RKUBE_CLOUD_PLUGIN_SOCKET.
     #[arg(long, conflicts_with = "cloud_plugin")]
@@ -49,15 +54,19 @@ impl PluginArgs {
     }
 
     /// The plugin these flags name; with `--cloud-plugin-exec`, its supervisor (to run).
-    pub fn provider(&self) -> anyhow::Result<Provider> {
+    /// An `https://` plugin is dialed with `client` (the CA and the client certificate and
+    /// key, as PEM).
+    pub fn provider(&self, client: Option<(String, String, String)>) -> anyhow::Result<Provider> {
         let dir = tempfile::Builder::new()
             .prefix("rkube-cloud-plugin-")
             .tempdir()
             .context("a directory for the plugin's socket")?;
         let (address, child) = match (&self.cloud_plugin, &self.cloud_plugin_exec) {
+            (Some(s), _) if s.starts_with("https://") => (self.tcp(s, client)?, None),
             (Some(s), _) => (
-                Address::parse_unix(s)
-                    .with_context(|| format!("--cloud-plugin {s:?}: not unix:///ABSOLUTE/PATH"))?,
+                Address::parse_unix(s).with_context(|| {
+                    format!("--cloud-plugin {s:?}: not unix:///ABSOLUTE/PATH nor https://HOST:PORT")
+                })?,
                 None,
             ),
             (None, Some(exe)) => {
@@ -74,6 +83,21 @@ impl PluginArgs {
             child,
             _dir: dir,
         })
+    }
+}
+
+impl PluginArgs {
+    fn tcp(&self, url: &str, client: Option<(String, String, String)>) -> anyhow::Result<Address> {
+        let Some((ca, cert, key)) = client else {
+            anyhow::bail!("--cloud-plugin {url}: mutual TLS needs a client certificate in the client configuration");
+        };
+        let ca = match &self.cloud_plugin_ca_file {
+            Some(f) => std::fs::read_to_string(f)
+                .with_context(|| format!("--cloud-plugin-ca-file {}", f.display()))?,
+            None => ca,
+        };
+        Address::tcp(url, &ca, &cert, &key)
+            .with_context(|| format!("--cloud-plugin {url}: not https://HOST:PORT"))
     }
 }
 
@@ -126,11 +150,52 @@ pub enum ProviderCommand {
 #[derive(Args, Clone)]
 pub struct LocalArgs {
     /// The unix socket to listen on (default: RKUBE_CLOUD_PLUGIN_SOCKET).
-    #[arg(long, env = PLUGIN_SOCKET_ENV)]
-    pub socket: PathBuf,
+    #[arg(long, env = PLUGIN_SOCKET_ENV, required_unless_present = "listen")]
+    pub socket: Option<PathBuf>,
+    /// Listen on TCP instead, with mutual TLS (`--tls-cert-file`, `--tls-private-key-file`,
+    /// `--client-ca-file`).
+    #[arg(long, conflicts_with = "socket", requires_all = ["tls_cert_file", "tls_private_key_file", "client_ca_file"])]
+    pub listen: Option<std::net::SocketAddr>,
+    #[arg(long)]
+    pub tls_cert_file: Option<PathBuf>,
+    #[arg(long)]
+    pub tls_private_key_file: Option<PathBuf>,
+    /// Callers need a client certificate from this CA.
+    #[arg(long)]
+    pub client_ca_file: Option<PathBuf>,
+    /// The users (certificate common names) that may call (repeatable).
+    #[arg(long, default_value = "system:cloud-controller-manager")]
+    pub allow_user: Vec<String>,
     /// The machines: YAML or JSON, read again at every call.
     #[arg(long)]
     pub inventory: PathBuf,
+}
+
+fn read(flag: &str, path: &Option<PathBuf>) -> anyhow::Result<String> {
+    let p = path
+        .as_ref()
+        .with_context(|| format!("{flag} is required with --listen"))?;
+    std::fs::read_to_string(p).with_context(|| format!("{flag} {}", p.display()))
+}
+
+async fn run_local(
+    a: LocalArgs,
+    stop: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let Some(addr) = a.listen else {
+        let socket = a.socket.context("--socket or --listen is required")?;
+        return Ok(cloud_local::serve(&socket, a.inventory, stop).await?);
+    };
+    let tls = cloud_local::TcpTls {
+        cert_pem: read("--tls-cert-file", &a.tls_cert_file)?,
+        key_pem: read("--tls-private-key-file", &a.tls_private_key_file)?,
+        client_ca_pem: read("--client-ca-file", &a.client_ca_file)?,
+        allowed_users: a.allow_user,
+    };
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("--listen {addr}"))?;
+    Ok(cloud_local::serve_tcp(listener, tls, a.inventory, stop).await?)
 }
 
 pub async fn run_provider(cmd: ProviderCommand) -> anyhow::Result<()> {
@@ -141,10 +206,7 @@ pub async fn run_provider(cmd: ProviderCommand) -> anyhow::Result<()> {
         }
     };
     match cmd {
-        ProviderCommand::Local(a) => {
-            cloud_local::serve(&a.socket, a.inventory, stop).await?;
-            Ok(())
-        }
+        ProviderCommand::Local(a) => run_local(a, stop).await,
     }
 }
 
@@ -195,7 +257,11 @@ pub fn in_process_config(
 
 pub async fn run(args: CloudControllerManagerArgs) -> anyhow::Result<()> {
     let client = args.client.client()?;
-    let mut provider = args.plugin.provider()?;
+    let client_tls = match (args.client.ca_pem()?, args.client.identity_pem()?) {
+        (Some(ca), Some((cert, key))) => Some((ca, cert, key)),
+        _ => None,
+    };
+    let mut provider = args.plugin.provider(client_tls)?;
     let identity = args
         .leader_elect_identity
         .clone()

@@ -33,6 +33,21 @@ impl ClientArgs {
         )
     }
 
+    /// The client certificate and key (PEM) the configuration presents, if any.
+    pub fn identity_pem(&self) -> anyhow::Result<Option<(String, String)>> {
+        let cfg = self.config()?;
+        let read = |pem: Option<String>, path: Option<PathBuf>, what: &str| match (pem, path) {
+            (Some(p), _) => Ok(Some(p)),
+            (None, Some(f)) => std::fs::read_to_string(&f)
+                .map(Some)
+                .with_context(|| format!("the client {what} {}", f.display())),
+            (None, None) => Ok(None),
+        };
+        let cert = read(cfg.cert_pem, cfg.cert, "certificate")?;
+        let key = read(cfg.key_pem, cfg.key, "key")?;
+        Ok(cert.zip(key))
+    }
+
     /// The PEM of the cluster CA the configuration trusts, if it names one.
     pub fn ca_pem(&self) -> anyhow::Result<Option<String>> {
         let cfg = self.config()?;

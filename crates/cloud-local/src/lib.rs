@@ -6,7 +6,8 @@
 //!   from it is gone, one marked `shutdown` is shut down.
 //!
 //! It listens on a unix socket only the owner may open (mode 0600), so who may call it is
-//! decided by the filesystem.
+//! decided by the filesystem; or on TCP with mutual TLS ([`serve_tcp`]), where a caller
+//! needs a client certificate from the CA it is given, naming a user it allows.
 
 pub mod inventory;
 mod services;
@@ -34,6 +35,8 @@ pub enum ServeError {
     Transport(#[from] tonic::transport::Error),
     #[error(transparent)]
     Inventory(#[from] inventory::InventoryError),
+    #[error("TLS: {0}")]
+    Tls(#[from] pki::Error),
 }
 
 fn io(what: impl std::fmt::Display) -> impl FnOnce(std::io::Error) -> ServeError {
@@ -73,5 +76,57 @@ pub async fn serve(
         .serve_with_incoming_shutdown(UnixListenerStream::new(listener), stop)
         .await?;
     let _ = std::fs::remove_file(socket);
+    Ok(())
+}
+
+/// TCP with mutual TLS: the provider's serving certificate, the CA its callers'
+/// certificates must come from, and the users (certificate common names) it answers.
+pub struct TcpTls {
+    pub cert_pem: String,
+    pub key_pem: String,
+    pub client_ca_pem: String,
+    pub allowed_users: Vec<String>,
+}
+
+/// Serves the provider on `listener` over mutual TLS until `stop` completes. A caller
+/// without a certificate from `tls.client_ca_pem` cannot connect; one whose certificate
+/// names a user not in `tls.allowed_users` gets PERMISSION_DENIED on every call.
+pub async fn serve_tcp(
+    listener: tokio::net::TcpListener,
+    tls: TcpTls,
+    inventory: PathBuf,
+    stop: impl std::future::Future<Output = ()>,
+) -> Result<(), ServeError> {
+    inventory::Inventory::read(&inventory)?;
+    let served = pki::ServedCert::new();
+    served.set(&tls.cert_pem, &tls.key_pem)?;
+    let cfg = served.server_config(&tls.client_ca_pem, pki::ClientAuth::Required, &[b"h2"])?;
+    let addr = listener.local_addr().map_err(io("the listener"))?;
+    tracing::info!("local cloud provider serving on {addr}");
+    let local = Local::new(inventory);
+    let allowed = std::sync::Arc::new(tls.allowed_users);
+    let check = move |req: tonic::Request<()>| -> Result<tonic::Request<()>, tonic::Status> {
+        let who = req.peer_certs().and_then(|c| pki::Identity::of(&c));
+        match who {
+            Some(id) if allowed.contains(&id.user) => Ok(req),
+            Some(id) => Err(tonic::Status::permission_denied(format!(
+                "{} may not call this cloud provider",
+                id.user
+            ))),
+            None => Err(tonic::Status::unauthenticated(
+                "a client certificate is required",
+            )),
+        }
+    };
+    tonic::transport::Server::builder()
+        .add_service(cp::identity_server::IdentityServer::with_interceptor(
+            local.clone(),
+            check.clone(),
+        ))
+        .add_service(cp::instances_server::InstancesServer::with_interceptor(
+            local, check,
+        ))
+        .serve_with_incoming_shutdown(pki::tls_incoming(listener, cfg), stop)
+        .await?;
     Ok(())
 }

@@ -70,7 +70,12 @@ fn code(e: controllers::cloud::plugin::PluginError) -> Code {
 
 /// Identity: a name, protocol version 1, ready, and the capabilities it claims.
 pub async fn identity(socket: &std::path::Path, capabilities: &[cp::Capability]) -> Plugin {
-    let p = Plugin::connect(&Address::Unix(socket.into()), CallPolicy::default())
+    identity_at(&Address::Unix(socket.into()), capabilities).await
+}
+
+/// [`identity`] of a plugin at any address.
+pub async fn identity_at(addr: &Address, capabilities: &[cp::Capability]) -> Plugin {
+    let p = Plugin::connect(addr, CallPolicy::default())
         .await
         .unwrap_or_else(|e| panic!("connecting to the plugin: {e}"));
     assert!(!p.info.name.is_empty(), "a provider has a name");

@@ -21,6 +21,22 @@ pub enum Address {
 }
 
 impl Address {
+    /// `https://HOST:PORT`, dialed with mutual TLS: the plugin's certificate is checked
+    /// against `ca_pem` for HOST, and `cert_pem`/`key_pem` is the caller's. `None` when
+    /// `url` is not of that form.
+    pub fn tcp(url: &str, ca_pem: &str, cert_pem: &str, key_pem: &str) -> Option<Address> {
+        let (host, port) = url.strip_prefix("https://")?.rsplit_once(':')?;
+        port.parse::<u16>().ok()?;
+        let tls = ClientTlsConfig::new()
+            .ca_certificate(tonic::transport::Certificate::from_pem(ca_pem))
+            .identity(tonic::transport::Identity::from_pem(cert_pem, key_pem))
+            .domain_name(host.trim_matches(['[', ']']));
+        Some(Address::Tcp {
+            url: url.to_string(),
+            tls,
+        })
+    }
+
     /// Parses `unix://PATH` (or a bare path); `https://` needs TLS settings, so it is
     /// built with [`Address::Tcp`].
     pub fn parse_unix(s: &str) -> Option<Address> {

@@ -293,3 +293,141 @@ async fn a_server_runs_the_cloud_controller_manager_in_process() {
     )
     .await;
 }
+
+/// The address a provider started with `--listen 127.0.0.1:0` logged.
+async fn logged_address(log: &Path) -> String {
+    eventually(
+        Duration::from_secs(30),
+        "the provider's address in its log",
+        || async {
+            let text = std::fs::read_to_string(log).ok()?;
+            let at = text.find("local cloud provider serving on ")?;
+            let rest = &text[at + "local cloud provider serving on ".len()..];
+            Some(rest.split_whitespace().next()?.to_string())
+        },
+    )
+    .await
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn over_tcp_the_local_provider_answers_only_the_cloud_controller_manager() {
+    use controllers::cloud::plugin::{Address, CallPolicy, Plugin, PluginError};
+    let cluster = Cluster::start(
+        Flavor::Server,
+        1,
+        &[FAST_SCHEDULER_LEASE, FAST_CM_LEASE].concat(),
+    )
+    .await;
+    let dir = cluster.dir.path();
+    let pki = &cluster.pki;
+    let inventory = dir.join("inventory.json");
+    write_inventory(
+        &inventory,
+        &[("n1", "rack-1", "running"), ("n2", "rack-2", "shutdown")],
+    );
+    let serving = pki.issue("local-provider", &[], pki::Usage::Server, &["127.0.0.1"]);
+    let cert = write(dir, "provider.crt", &serving.cert_pem);
+    let key = write(dir, "provider.key", &serving.key_pem);
+    let _provider = Component::start(
+        dir,
+        "provider",
+        &[
+            "cloud-provider",
+            "local",
+            "--listen",
+            "127.0.0.1:0",
+            "--tls-cert-file",
+            cert.to_str().unwrap(),
+            "--tls-private-key-file",
+            key.to_str().unwrap(),
+            "--client-ca-file",
+            pki.ca_file.to_str().unwrap(),
+            "--inventory",
+            inventory.to_str().unwrap(),
+        ],
+    );
+    let url = format!(
+        "https://{}",
+        logged_address(&dir.join("provider.log")).await
+    );
+    let ca = pki.ca.cert_pem().to_string();
+    let once = CallPolicy {
+        attempts: 1,
+        ..Default::default()
+    };
+    let code = |r: Result<Plugin, PluginError>| match r {
+        Ok(_) => "answered".to_string(),
+        Err(PluginError::Call { status, .. }) => format!("{:?}", status.code()),
+        Err(e) => e.to_string(),
+    };
+    // Another user of the cluster CA: connected, and refused.
+    let eve = pki.issue("eve", &["system:masters"], pki::Usage::Client, &[]);
+    let as_eve = Address::tcp(&url, &ca, &eve.cert_pem, &eve.key_pem).unwrap();
+    assert_eq!(
+        code(Plugin::connect(&as_eve, once).await),
+        "PermissionDenied"
+    );
+    // The manager's name on a certificate of another CA: no connection.
+    let foreign = rkube_tests::pki::TestPki::new(&dir.join("foreign"));
+    let forged = foreign.issue(
+        "system:cloud-controller-manager",
+        &[],
+        pki::Usage::Client,
+        &[],
+    );
+    let as_forger = Address::tcp(&url, &ca, &forged.cert_pem, &forged.key_pem).unwrap();
+    assert_ne!(code(Plugin::connect(&as_forger, once).await), "answered");
+    // No certificate at all: no connection.
+    let anonymous = Address::Tcp {
+        url: url.clone(),
+        tls: tonic::transport::ClientTlsConfig::new()
+            .ca_certificate(tonic::transport::Certificate::from_pem(&ca))
+            .domain_name("127.0.0.1"),
+    };
+    assert_ne!(code(Plugin::connect(&anonymous, once).await), "answered");
+    // The cloud-controller-manager: the suite passes, and it initializes a node over TCP.
+    let ccm = pki.issue(
+        "system:cloud-controller-manager",
+        &[],
+        pki::Usage::Client,
+        &[],
+    );
+    let as_ccm = Address::tcp(&url, &ca, &ccm.cert_pem, &ccm.key_pem).unwrap();
+    let p = cloud_conformance::identity_at(&as_ccm, &[cp::Capability::Instances]).await;
+    let fixture = InstancesFixture {
+        running: "n1",
+        shutdown: "n2",
+        gone: "n3",
+    };
+    cloud_conformance::instances(&p, &fixture).await;
+    let config = cluster.config_for("ccm", "system:cloud-controller-manager", &[]);
+    let _ccm = Component::start(
+        dir,
+        "ccm",
+        &[
+            "cloud-controller-manager",
+            "--config",
+            config.to_str().unwrap(),
+            "--cloud-plugin",
+            &url,
+            "--leader-elect=false",
+        ],
+    );
+    let nodes = Api::<Node>::all(cluster.api_client());
+    nodes.create(&uninitialized_node("n1")).await.unwrap();
+    eventually(
+        Duration::from_secs(30),
+        "n1 initialized over TCP",
+        || async {
+            let spec = nodes.get("n1").await.ok()?.spec.unwrap_or_default();
+            (spec.provider_id.as_deref() == Some("local://n1")).then_some(())
+        },
+    )
+    .await;
+}
