@@ -117,6 +117,8 @@ pub struct CloudControllerManagerArgs {
     pub client: crate::connect::ClientArgs,
     #[command(flatten)]
     pub plugin: PluginArgs,
+    #[command(flatten)]
+    pub secure: crate::secure_port::SecurePortArgs,
     /// Act only while holding the kube-system/cloud-controller-manager Lease.
     #[arg(long, action = ArgAction::Set, default_value_t = true)]
     pub leader_elect: bool,
@@ -282,10 +284,26 @@ pub async fn run(args: CloudControllerManagerArgs) -> anyhow::Result<()> {
         cfg.cluster_cidr = Some(args.cluster_cidr.clone());
     }
     cfg.route_period = Duration::from_millis(args.route_reconciliation_period_ms.max(100));
+    let port = crate::secure_port::start(
+        &args.secure,
+        10258,
+        "cloud-controller-manager",
+        &args.client,
+        &client,
+        &cfg.metrics,
+    )
+    .await?;
+    let served = async {
+        match port {
+            Some(p) => p.serve().await,
+            None => std::future::pending().await,
+        }
+    };
     let shutdown = CancellationToken::new();
     tokio::select! {
         r = cloud::run(client, cfg, shutdown.clone()) => r?,
         () = provider.supervise() => {}
+        () = served => {}
         () = crate::proxy_cmd::stop_signal() => {
             tracing::info!("stopping");
             shutdown.cancel();

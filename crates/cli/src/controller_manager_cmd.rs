@@ -126,7 +126,15 @@ pub async fn run(args: ControllerManagerArgs) -> anyhow::Result<()> {
         let ca = pki::ClusterCa::from_token(&pki::ClusterToken::parse(text.trim())?)?;
         cfg.signer = Some(args.options.signer(std::sync::Arc::new(ca)));
     }
-    let port = secure_port(&args, &client, &cfg.metrics).await?;
+    let port = crate::secure_port::start(
+        &args.secure,
+        10257,
+        "kube-controller-manager",
+        &args.client,
+        &client,
+        &cfg.metrics,
+    )
+    .await?;
     let shutdown = CancellationToken::new();
     let running = async {
         let served = async {
@@ -153,32 +161,4 @@ pub async fn run(args: ControllerManagerArgs) -> anyhow::Result<()> {
         () = crate::proxy_cmd::stop_signal() => tracing::warn!("signalled again; stopping at once"),
     }
     Ok(())
-}
-
-/// The secure port with the controllers' metrics, unless `--secure-port 0`.
-async fn secure_port(
-    args: &ControllerManagerArgs,
-    client: &client::Client,
-    metrics: &client::runtime::Metrics,
-) -> anyhow::Result<Option<crate::secure_port::SecurePort>> {
-    let Some(ca_pem) = args.client.ca_pem()? else {
-        if args.secure.secure_port != 0 {
-            tracing::warn!("no cluster CA in the client configuration: --secure-port is off");
-        }
-        return Ok(None);
-    };
-    let mut registry = prometheus_client::registry::Registry::default();
-    metrics.register(&mut registry);
-    let port = crate::secure_port::SecurePort::bind(
-        &args.secure,
-        "kube-controller-manager",
-        &ca_pem,
-        client.clone(),
-        registry,
-    )
-    .await?;
-    if let Some(p) = &port {
-        tracing::info!("secure port listening on {}", p.local_addr()?);
-    }
-    Ok(port)
 }

@@ -34,9 +34,10 @@ const DECISION_TTL: Duration = Duration::from_secs(10);
 
 #[derive(clap::Args, Clone, Debug)]
 pub struct SecurePortArgs {
-    /// The HTTPS port of /metrics and the health paths; 0 turns it off.
-    #[arg(long, default_value_t = 10257)]
-    pub secure_port: u16,
+    /// The HTTPS port of /metrics and the health paths (default: 10257 for the
+    /// controller-manager, 10258 for the cloud-controller-manager); 0 turns it off.
+    #[arg(long)]
+    pub secure_port: Option<u16>,
     /// The address the secure port listens on.
     #[arg(long, default_value = "0.0.0.0")]
     pub bind_address: IpAddr,
@@ -62,18 +63,19 @@ impl SecurePort {
     /// cluster CA that client certificates must come from.
     pub async fn bind(
         args: &SecurePortArgs,
+        port: u16,
         name: &str,
         ca_pem: &str,
         client: Client,
         registry: Registry,
     ) -> anyhow::Result<Option<SecurePort>> {
-        if args.secure_port == 0 {
+        if port == 0 {
             return Ok(None);
         }
-        let addr = SocketAddr::new(args.bind_address, args.secure_port);
+        let addr = SocketAddr::new(args.bind_address, port);
         let listener = tokio::net::TcpListener::bind(addr)
             .await
-            .with_context(|| format!("--secure-port {}", args.secure_port))?;
+            .with_context(|| format!("--secure-port {port}"))?;
         let (cert, key) = serving_cert(args, name)?;
         let served = pki::ServedCert::new();
         served.set(&cert, &key).context("the serving certificate")?;
@@ -278,4 +280,31 @@ async fn subject_access_review(
         .await?;
     let v: serde_json::Value = serde_json::from_slice(&o.json)?;
     Ok(v["status"]["allowed"].as_bool().unwrap_or(false))
+}
+
+/// The secure port of component `name` with its controllers' `metrics`, on `--secure-port`
+/// or `default_port`; `None` when turned off, or when the client configuration names no
+/// cluster CA to check callers against.
+pub async fn start(
+    args: &SecurePortArgs,
+    default_port: u16,
+    name: &str,
+    client_args: &crate::connect::ClientArgs,
+    client: &Client,
+    metrics: &client::runtime::Metrics,
+) -> anyhow::Result<Option<SecurePort>> {
+    let port = args.secure_port.unwrap_or(default_port);
+    let Some(ca_pem) = client_args.ca_pem()? else {
+        if port != 0 {
+            tracing::warn!("no cluster CA in the client configuration: --secure-port is off");
+        }
+        return Ok(None);
+    };
+    let mut registry = Registry::default();
+    metrics.register(&mut registry);
+    let bound = SecurePort::bind(args, port, name, &ca_pem, client.clone(), registry).await?;
+    if let Some(p) = &bound {
+        tracing::info!("secure port listening on {}", p.local_addr()?);
+    }
+    Ok(bound)
 }

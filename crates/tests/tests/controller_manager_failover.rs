@@ -129,55 +129,6 @@ async fn secure_get(
     }
 }
 
-/// Starts a controller-manager whose secure port listens on loopback, and returns it with
-/// the port's address. A port another process took between choosing and binding it makes
-/// the manager exit; then another port is tried.
-async fn manager_with_secure_port(
-    cluster: &Cluster,
-    config: &str,
-    cert_dir: &str,
-) -> (Component, SocketAddr) {
-    for attempt in 0..5 {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .unwrap()
-            .port()
-            .to_string();
-        let name = format!("cm-secure-{attempt}");
-        let mut cm = Component::start(
-            cluster.dir.path(),
-            &name,
-            &[
-                "controller-manager",
-                "--config",
-                config,
-                "--bind-address",
-                "127.0.0.1",
-                "--secure-port",
-                &port,
-                "--cert-dir",
-                cert_dir,
-                "--cm-leader-elect=false",
-            ],
-        );
-        let log = cluster.dir.path().join(format!("{name}.log"));
-        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-        let deadline = std::time::Instant::now() + Duration::from_secs(30);
-        while std::time::Instant::now() < deadline {
-            let text = std::fs::read_to_string(&log).unwrap_or_default();
-            if text.contains("secure port listening") {
-                return (cm, addr);
-            }
-            if !cm.running() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        cm.kill();
-    }
-    panic!("no controller-manager could bind a secure port");
-}
-
 /// The controller-manager's /metrics is read only by callers the apiserver authorizes;
 /// each attack below is turned away, and the health paths stay open.
 #[tokio::test(flavor = "multi_thread")]
@@ -185,10 +136,17 @@ async fn the_secure_port_serves_metrics_only_to_authorized_callers() {
     let cluster = Cluster::start(Flavor::Apiserver, 1, &[]).await;
     let config = cluster.config_for("cm", "system:kube-controller-manager", &[]);
     let cert_dir = cluster.dir.path().join("cm-certs");
-    let (_cm, addr) = manager_with_secure_port(
-        &cluster,
-        config.to_str().unwrap(),
-        cert_dir.to_str().unwrap(),
+    let (_cm, addr) = rkube_tests::component::start_with_secure_port(
+        cluster.dir.path(),
+        "cm-secure",
+        &[
+            "controller-manager",
+            "--config",
+            config.to_str().unwrap(),
+            "--cert-dir",
+            cert_dir.to_str().unwrap(),
+            "--cm-leader-elect=false",
+        ],
     )
     .await;
     let served = std::fs::read_to_string(cert_dir.join("kube-controller-manager.crt")).unwrap();

@@ -191,6 +191,12 @@ fn manager_roles() -> Vec<(&'static str, Vec<Value>)> {
                     &["services", "services/status"],
                     &["update", "patch"],
                 ),
+                // Whether a caller of its secure port may read what it asks for.
+                rule(
+                    &["authorization.k8s.io"],
+                    &["subjectaccessreviews"],
+                    &["create"],
+                ),
                 events(),
                 leases(),
             ],

@@ -137,6 +137,8 @@ async fn nodes_wait_for_the_cloud_and_go_with_their_machines() {
             "--cloud-plugin-arg",
             inventory.to_str().unwrap(),
             "--leader-elect=false",
+            "--secure-port",
+            "0",
             "--node-monitor-period-ms",
             "300",
         ],
@@ -407,7 +409,8 @@ async fn over_tcp_the_local_provider_answers_only_the_cloud_controller_manager()
     };
     cloud_conformance::instances(&p, &fixture).await;
     let config = cluster.config_for("ccm", "system:cloud-controller-manager", &[]);
-    let _ccm = Component::start(
+    let cert_dir = dir.join("ccm-certs");
+    let (_ccm, metrics_at) = rkube_tests::component::start_with_secure_port(
         dir,
         "ccm",
         &[
@@ -417,8 +420,11 @@ async fn over_tcp_the_local_provider_answers_only_the_cloud_controller_manager()
             "--cloud-plugin",
             &url,
             "--leader-elect=false",
+            "--cert-dir",
+            cert_dir.to_str().unwrap(),
         ],
-    );
+    )
+    .await;
     let nodes = Api::<Node>::all(cluster.api_client());
     nodes.create(&uninitialized_node("n1")).await.unwrap();
     eventually(
@@ -430,4 +436,28 @@ async fn over_tcp_the_local_provider_answers_only_the_cloud_controller_manager()
         },
     )
     .await;
+    // Its secure port: the cloud loops' metrics for a monitoring caller, 403 for another.
+    let served = std::fs::read_to_string(cert_dir.join("cloud-controller-manager.crt")).unwrap();
+    let monitor = pki.issue(
+        "prometheus",
+        &["system:monitoring"],
+        pki::Usage::Client,
+        &[],
+    );
+    let get = |who: pki::Issued| {
+        let served = served.clone();
+        async move {
+            let tls = pki::client_config(&served, Some((&who.cert_pem, &who.key_pem))).unwrap();
+            pki::https_get(metrics_at, "/metrics", tls)
+                .await
+                .unwrap_or_default()
+        }
+    };
+    let m = get(monitor).await;
+    assert!(
+        m.starts_with("HTTP/1.1 200") && m.contains("controller=\"cloud-node\""),
+        "{m}"
+    );
+    let denied = get(pki.issue("eve", &[], pki::Usage::Client, &[])).await;
+    assert!(denied.starts_with("HTTP/1.1 403"), "{denied}");
 }

@@ -169,6 +169,8 @@ async fn load_balancer_services_get_addresses_from_the_provider_and_give_them_ba
             "--cloud-plugin-arg",
             state.to_str().unwrap(),
             "--leader-elect=false",
+            "--secure-port",
+            "0",
             "--node-monitor-period-ms",
             "300",
             "--route-reconciliation-period-ms",
