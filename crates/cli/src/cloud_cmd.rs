@@ -171,6 +171,14 @@ pub struct LocalArgs {
     /// The machines: YAML or JSON, read again at every call.
     #[arg(long)]
     pub inventory: PathBuf,
+    /// Offer load balancers, with addresses from this range (e.g. 127.200.0.0/24; an
+    /// address outside 127.0.0.0/8 must be local to this machine).
+    #[arg(long)]
+    pub lb_pool: Option<cloud_local::balancer::Pool>,
+    /// Where the load balancers are kept, to serve them again after a restart (default:
+    /// `local-balancers.json` beside the inventory).
+    #[arg(long)]
+    pub lb_state: Option<PathBuf>,
 }
 
 fn read(flag: &str, path: &Option<PathBuf>) -> anyhow::Result<String> {
@@ -184,9 +192,19 @@ async fn run_local(
     a: LocalArgs,
     stop: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
+    let balancers = match a.lb_pool {
+        Some(pool) => {
+            let state = a
+                .lb_state
+                .clone()
+                .unwrap_or_else(|| a.inventory.with_file_name("local-balancers.json"));
+            Some(cloud_local::balancer::Balancers::restore(pool, state).await?)
+        }
+        None => None,
+    };
     let Some(addr) = a.listen else {
         let socket = a.socket.context("--socket or --listen is required")?;
-        return Ok(cloud_local::serve(&socket, a.inventory, stop).await?);
+        return Ok(cloud_local::serve(&socket, a.inventory, balancers, stop).await?);
     };
     let tls = cloud_local::TcpTls {
         cert_pem: read("--tls-cert-file", &a.tls_cert_file)?,
@@ -197,7 +215,7 @@ async fn run_local(
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("--listen {addr}"))?;
-    Ok(cloud_local::serve_tcp(listener, tls, a.inventory, stop).await?)
+    Ok(cloud_local::serve_tcp(listener, tls, a.inventory, balancers, stop).await?)
 }
 
 pub async fn run_provider(cmd: ProviderCommand) -> anyhow::Result<()> {

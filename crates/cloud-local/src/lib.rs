@@ -4,11 +4,14 @@
 //!
 //! - **Instances** come from an [`inventory`] file an operator keeps: a machine removed
 //!   from it is gone, one marked `shutdown` is shut down.
+//! - **LoadBalancer** (with an address pool): a TCP [`balancer`] per Service on the
+//!   provider's machine, forwarding to the nodes' NodePorts.
 //!
 //! It listens on a unix socket only the owner may open (mode 0600), so who may call it is
 //! decided by the filesystem; or on TCP with mutual TLS ([`serve_tcp`]), where a caller
 //! needs a client certificate from the CA it is given, naming a user it allows.
 
+pub mod balancer;
 pub mod inventory;
 mod services;
 
@@ -51,6 +54,7 @@ fn io(what: impl std::fmt::Display) -> impl FnOnce(std::io::Error) -> ServeError
 pub async fn serve(
     socket: &Path,
     inventory: PathBuf,
+    balancers: Option<balancer::Balancers>,
     stop: impl std::future::Future<Output = ()>,
 ) -> Result<(), ServeError> {
     inventory::Inventory::read(&inventory)?;
@@ -69,10 +73,14 @@ pub async fn serve(
             .map_err(io(socket.display()))?;
     }
     tracing::info!(socket = %socket.display(), inventory = %inventory.display(), "local cloud provider serving");
-    let local = Local::new(inventory);
+    let local = Local::new(inventory, balancers);
+    let lb = local
+        .offers_load_balancers()
+        .then(|| cp::load_balancer_server::LoadBalancerServer::new(local.clone()));
     tonic::transport::Server::builder()
         .add_service(cp::identity_server::IdentityServer::new(local.clone()))
         .add_service(cp::instances_server::InstancesServer::new(local))
+        .add_optional_service(lb)
         .serve_with_incoming_shutdown(UnixListenerStream::new(listener), stop)
         .await?;
     let _ = std::fs::remove_file(socket);
@@ -95,6 +103,7 @@ pub async fn serve_tcp(
     listener: tokio::net::TcpListener,
     tls: TcpTls,
     inventory: PathBuf,
+    balancers: Option<balancer::Balancers>,
     stop: impl std::future::Future<Output = ()>,
 ) -> Result<(), ServeError> {
     inventory::Inventory::read(&inventory)?;
@@ -103,7 +112,7 @@ pub async fn serve_tcp(
     let cfg = served.server_config(&tls.client_ca_pem, pki::ClientAuth::Required, &[b"h2"])?;
     let addr = listener.local_addr().map_err(io("the listener"))?;
     tracing::info!("local cloud provider serving on {addr}");
-    let local = Local::new(inventory);
+    let local = Local::new(inventory, balancers);
     let allowed = std::sync::Arc::new(tls.allowed_users);
     let check = move |req: tonic::Request<()>| -> Result<tonic::Request<()>, tonic::Status> {
         let who = req.peer_certs().and_then(|c| pki::Identity::of(&c));
@@ -124,8 +133,14 @@ pub async fn serve_tcp(
             check.clone(),
         ))
         .add_service(cp::instances_server::InstancesServer::with_interceptor(
-            local, check,
+            local.clone(),
+            check.clone(),
         ))
+        .add_optional_service(
+            local.offers_load_balancers().then(|| {
+                cp::load_balancer_server::LoadBalancerServer::with_interceptor(local, check)
+            }),
+        )
         .serve_with_incoming_shutdown(pki::tls_incoming(listener, cfg), stop)
         .await?;
     Ok(())

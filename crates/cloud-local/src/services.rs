@@ -7,19 +7,33 @@ use std::sync::Arc;
 use rkube_proto::cloudprovider as cp;
 use tonic::{Request, Response, Status};
 
+use crate::balancer::{BalancerError, Balancers, Spec};
 use crate::inventory::{Inventory, Machine, State, PROVIDER_ID_PREFIX};
 
-/// The provider: the inventory's path, read at every call.
+/// The provider: the inventory's path, read at every call, and the load balancers when it
+/// has an address pool.
 #[derive(Clone)]
 pub struct Local {
     inventory: Arc<PathBuf>,
+    balancers: Option<Arc<Balancers>>,
 }
 
 impl Local {
-    pub fn new(inventory: PathBuf) -> Self {
+    pub fn new(inventory: PathBuf, balancers: Option<Balancers>) -> Self {
         Local {
             inventory: Arc::new(inventory),
+            balancers: balancers.map(Arc::new),
         }
+    }
+
+    pub fn offers_load_balancers(&self) -> bool {
+        self.balancers.is_some()
+    }
+
+    fn balancers(&self) -> Result<&Balancers, Status> {
+        self.balancers
+            .as_deref()
+            .ok_or_else(|| Status::unimplemented("load balancers need --lb-pool"))
     }
 
     fn read(&self) -> Result<Inventory, Status> {
@@ -53,7 +67,14 @@ impl cp::identity_server::Identity for Local {
         Ok(Response::new(cp::GetPluginInfoResponse {
             name: crate::NAME.into(),
             version: env!("CARGO_PKG_VERSION").into(),
-            capabilities: vec![cp::Capability::Instances as i32],
+            capabilities: if self.balancers.is_some() {
+                vec![
+                    cp::Capability::Instances as i32,
+                    cp::Capability::LoadBalancer as i32,
+                ]
+            } else {
+                vec![cp::Capability::Instances as i32]
+            },
             protocol_version: cp::ProtocolVersion::ProtocolVersion1 as i32,
             load_balancer_class: String::new(),
         }))
@@ -129,5 +150,126 @@ fn metadata(m: &Machine, region: &str) -> cp::InstanceMetadataResponse {
         zone: or_local(&m.zone),
         region: or_local(region),
         additional_labels: m.labels.clone().into_iter().collect::<HashMap<_, _>>(),
+    }
+}
+
+/// The balancer a request asks for: TCP ports with their node ports, and the backends'
+/// InternalIPs.
+fn spec_of(
+    req: &cp::LoadBalancerRequest,
+) -> Result<(String, Option<std::net::Ipv4Addr>, Spec), Status> {
+    let svc = req
+        .service
+        .as_ref()
+        .ok_or_else(|| Status::invalid_argument("service: Required value"))?;
+    if svc.uid.is_empty() {
+        return Err(Status::invalid_argument("service.uid: Required value"));
+    }
+    let mut ports = Vec::new();
+    for p in &svc.ports {
+        if p.protocol != "TCP" {
+            return Err(Status::invalid_argument(format!(
+                "service.ports[{}].protocol: {} is not supported by the local provider (TCP only)",
+                p.name, p.protocol
+            )));
+        }
+        let (Ok(port), Ok(node_port)) = (u16::try_from(p.port), u16::try_from(p.node_port)) else {
+            return Err(Status::invalid_argument(format!(
+                "service.ports[{}]: port out of range",
+                p.name
+            )));
+        };
+        if node_port == 0 {
+            return Err(Status::invalid_argument(format!(
+                "service.ports[{}].nodePort: Required value",
+                p.name
+            )));
+        }
+        ports.push((port, node_port));
+    }
+    let backends = req
+        .nodes
+        .iter()
+        .filter_map(|n| n.addresses.iter().find(|a| a.r#type == "InternalIP"))
+        .filter_map(|a| a.address.parse().ok())
+        .map(|ip| std::net::SocketAddr::new(ip, 0))
+        .collect();
+    let wanted = match svc.load_balancer_ip.as_str() {
+        "" => None,
+        s => Some(s.parse().map_err(|_| {
+            Status::invalid_argument(format!(
+                "service.loadBalancerIP: {s:?} is not an IPv4 address"
+            ))
+        })?),
+    };
+    let spec = Spec {
+        service: format!("{}/{}", svc.namespace, svc.name),
+        ip: std::net::Ipv4Addr::UNSPECIFIED,
+        ports,
+        backends,
+        source_ranges: svc.load_balancer_source_ranges.clone(),
+    };
+    Ok((svc.uid.clone(), wanted, spec))
+}
+
+fn status_of(ip: std::net::Ipv4Addr) -> cp::LoadBalancerStatus {
+    cp::LoadBalancerStatus {
+        ingress: vec![cp::LoadBalancerIngress {
+            ip: ip.to_string(),
+            hostname: String::new(),
+        }],
+    }
+}
+
+fn to_status(e: BalancerError) -> Status {
+    match e {
+        BalancerError::Unavailable(_) => Status::failed_precondition(e.to_string()),
+        BalancerError::Exhausted => Status::resource_exhausted(e.to_string()),
+        BalancerError::Io { .. } => Status::internal(e.to_string()),
+    }
+}
+
+#[tonic::async_trait]
+impl cp::load_balancer_server::LoadBalancer for Local {
+    async fn get_load_balancer(
+        &self,
+        req: Request<cp::LoadBalancerRequest>,
+    ) -> Result<Response<cp::GetLoadBalancerResponse>, Status> {
+        let (uid, _, _) = spec_of(req.get_ref())?;
+        let ip = self.balancers()?.get(&uid);
+        Ok(Response::new(cp::GetLoadBalancerResponse {
+            exists: ip.is_some(),
+            status: ip.map(status_of),
+        }))
+    }
+
+    async fn ensure_load_balancer(
+        &self,
+        req: Request<cp::LoadBalancerRequest>,
+    ) -> Result<Response<cp::LoadBalancerStatus>, Status> {
+        let (uid, wanted, spec) = spec_of(req.get_ref())?;
+        let ip = self
+            .balancers()?
+            .ensure(&uid, wanted, spec)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(status_of(ip)))
+    }
+
+    async fn update_load_balancer(
+        &self,
+        req: Request<cp::LoadBalancerRequest>,
+    ) -> Result<Response<cp::UpdateLoadBalancerResponse>, Status> {
+        self.ensure_load_balancer(req).await?;
+        Ok(Response::new(cp::UpdateLoadBalancerResponse {}))
+    }
+
+    async fn ensure_load_balancer_deleted(
+        &self,
+        req: Request<cp::LoadBalancerRequest>,
+    ) -> Result<Response<cp::EnsureLoadBalancerDeletedResponse>, Status> {
+        let (uid, _, _) = spec_of(req.get_ref())?;
+        self.balancers()?.delete(&uid).map_err(to_status)?;
+        Ok(Response::new(cp::EnsureLoadBalancerDeletedResponse {}))
     }
 }

@@ -5,6 +5,7 @@
 //! (in `python.rs`) on the example provider written in Python, which also serves a cluster's
 //! load balancers and routes.
 
+mod local_lb;
 mod python;
 
 use std::path::Path;
@@ -234,6 +235,8 @@ async fn the_local_provider_passes_the_conformance_suite() {
             socket.to_str().unwrap(),
             "--inventory",
             inventory.to_str().unwrap(),
+            "--lb-pool",
+            "127.214.0.0/24",
         ],
     );
     eventually(Duration::from_secs(30), "the provider's socket", || async {
@@ -247,7 +250,11 @@ async fn the_local_provider_passes_the_conformance_suite() {
         0,
         "only its owner may open the socket: {mode:o}"
     );
-    let p = cloud_conformance::identity(&socket, &[cp::Capability::Instances]).await;
+    let p = cloud_conformance::identity(
+        &socket,
+        &[cp::Capability::Instances, cp::Capability::LoadBalancer],
+    )
+    .await;
     assert_eq!(p.name(), "local");
     cloud_conformance::instances(
         &p,
@@ -258,6 +265,7 @@ async fn the_local_provider_passes_the_conformance_suite() {
         },
     )
     .await;
+    cloud_conformance::load_balancer(&p).await;
     provider.stop(Duration::from_secs(5));
 }
 
