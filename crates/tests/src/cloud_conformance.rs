@@ -287,3 +287,74 @@ pub async fn routes_suite(p: &Plugin) {
     }
     assert!(routes(p, "conformance").await.is_empty());
 }
+
+/// `--cloud-plugin-exec` flags that start `plugin` with `args` (each passed with
+/// `--cloud-plugin-arg`), for `rkube cloud-controller-manager` or `rkube server`.
+pub fn plugin_flags(plugin: &std::path::Path, args: &[&str]) -> Vec<String> {
+    let mut out = vec![
+        "--cloud-plugin-exec".to_string(),
+        plugin.display().to_string(),
+    ];
+    for a in args {
+        out.extend(["--cloud-plugin-arg".to_string(), a.to_string()]);
+    }
+    out
+}
+
+/// [`plugin_flags`] for the built-in `local` provider with `inventory`, and `extra`
+/// arguments of it.
+pub fn local_provider_flags(inventory: &std::path::Path, extra: &[&str]) -> Vec<String> {
+    let inventory = inventory.display().to_string();
+    let mut args = vec!["cloud-provider", "local", "--inventory", &inventory];
+    args.extend(extra);
+    plugin_flags(&crate::rkube_bin(), &args)
+}
+
+/// Starts `rkube cloud-controller-manager` as `name` with the client configuration
+/// `config`, the `plugin` flags, no Lease and no secure port, and `extra` flags.
+pub fn start_manager(
+    log_dir: &std::path::Path,
+    name: &str,
+    config: &std::path::Path,
+    plugin: &[String],
+    extra: &[&str],
+) -> crate::component::Component {
+    let config = config.display().to_string();
+    let mut args: Vec<&str> = vec![
+        "cloud-controller-manager",
+        "--config",
+        &config,
+        "--leader-elect=false",
+        "--secure-port",
+        "0",
+    ];
+    args.extend(plugin.iter().map(String::as_str));
+    args.extend(extra);
+    crate::component::Component::start(log_dir, name, &args)
+}
+
+/// The pid of the process whose arguments `matches` accepts (argv[0] first), if any.
+pub fn find_pid(matches: impl Fn(&[String]) -> bool) -> Option<i32> {
+    std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
+        let pid: i32 = e.file_name().to_str()?.parse().ok()?;
+        let cmd = std::fs::read(e.path().join("cmdline")).ok()?;
+        let args: Vec<String> = cmd
+            .split(|b| *b == 0)
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
+        matches(&args).then_some(pid)
+    })
+}
+
+/// The first ingress IP of a LoadBalancer Service.
+pub fn ingress_ip(s: &k8s_openapi::api::core::v1::Service) -> Option<String> {
+    s.status
+        .as_ref()?
+        .load_balancer
+        .as_ref()?
+        .ingress
+        .as_ref()?
+        .first()?
+        .ip
+        .clone()
+}

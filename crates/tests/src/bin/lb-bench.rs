@@ -11,10 +11,9 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 use client::Api;
 use k8s_openapi::api::core::v1::{Node, Service};
-use rkube_tests::component::Component;
 use rkube_tests::fake_kubelet::FakeKubelet;
 use rkube_tests::objects::fake_node;
-use rkube_tests::{rkube_bin, Cluster, Flavor, FAST_CM_LEASE, FAST_SCHEDULER_LEASE};
+use rkube_tests::{Cluster, Flavor, FAST_CM_LEASE, FAST_SCHEDULER_LEASE};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -50,18 +49,6 @@ async fn reaches(addr: &str) -> bool {
     out == "ok\n"
 }
 
-fn ingress(s: &Service) -> Option<String> {
-    s.status
-        .as_ref()?
-        .load_balancer
-        .as_ref()?
-        .ingress
-        .as_ref()?
-        .first()?
-        .ip
-        .clone()
-}
-
 /// One Service: from its create call to the first request through its address.
 async fn one(services: &Api<Service>, name: &str) -> anyhow::Result<Duration> {
     let svc: Service = serde_json::from_value(json!({"apiVersion": "v1", "kind": "Service",
@@ -77,7 +64,7 @@ async fn one(services: &Api<Service>, name: &str) -> anyhow::Result<Duration> {
     let _backend = backend(port as u16).await?;
     let deadline = start + Duration::from_secs(60);
     while Instant::now() < deadline {
-        if let Some(ip) = ingress(&services.get(name).await?) {
+        if let Some(ip) = rkube_tests::cloud_conformance::ingress_ip(&services.get(name).await?) {
             if reaches(&format!("{ip}:80")).await {
                 return Ok(start.elapsed());
             }
@@ -113,29 +100,17 @@ async fn main() -> anyhow::Result<()> {
     let inventory = cluster.dir.path().join("inventory.json");
     std::fs::write(&inventory, r#"{"machines": [{"name": "n1"}]}"#)?;
     let config = cluster.config_for("ccm", "system:cloud-controller-manager", &[]);
-    let rkube = rkube_bin();
-    let plugin_args = [
-        "cloud-provider",
-        "local",
-        "--inventory",
-        inventory.to_str().unwrap_or_default(),
-        "--lb-pool",
-        "127.216.0.0/24",
-    ];
-    let mut ccm_args = vec![
-        "cloud-controller-manager",
-        "--config",
-        config.to_str().unwrap_or_default(),
-        "--cloud-plugin-exec",
-        rkube.to_str().unwrap_or_default(),
-        "--leader-elect=false",
-        "--secure-port",
-        "0",
-    ];
-    for a in &plugin_args {
-        ccm_args.extend(["--cloud-plugin-arg", a]);
-    }
-    let _ccm = Component::start(cluster.dir.path(), "ccm", &ccm_args);
+    let plugin = rkube_tests::cloud_conformance::local_provider_flags(
+        &inventory,
+        &["--lb-pool", "127.216.0.0/24"],
+    );
+    let _ccm = rkube_tests::cloud_conformance::start_manager(
+        cluster.dir.path(),
+        "ccm",
+        &config,
+        &plugin,
+        &[],
+    );
     let services = Api::<Service>::namespaced(client.clone(), "default");
     // Not timed: the manager's start (caches, the plugin) is not what is measured.
     one(&services, "warm-up").await?;

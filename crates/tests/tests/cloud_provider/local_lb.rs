@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use client::Api;
 use k8s_openapi::api::core::v1::{Node, Service};
-use rkube_tests::component::Component;
+use rkube_tests::cloud_conformance;
 use rkube_tests::fake_kubelet::FakeKubelet;
 use rkube_tests::objects::fake_node;
-use rkube_tests::{eventually, rkube_bin, Cluster, Flavor, FAST_CM_LEASE, FAST_SCHEDULER_LEASE};
+use rkube_tests::{eventually, Cluster, Flavor, FAST_CM_LEASE, FAST_SCHEDULER_LEASE};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -44,16 +44,9 @@ async fn read_from(addr: &str) -> String {
 /// whose arguments name it too).
 fn provider_pid(inventory: &Path) -> Option<i32> {
     let inventory = inventory.to_str()?;
-    std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
-        let pid: i32 = e.file_name().to_str()?.parse().ok()?;
-        let cmd = std::fs::read(e.path().join("cmdline")).ok()?;
-        let args: Vec<String> = cmd
-            .split(|b| *b == 0)
-            .map(|a| String::from_utf8_lossy(a).into_owned())
-            .collect();
-        (args.get(1).map(String::as_str) == Some("cloud-provider")
-            && args.iter().any(|a| a == inventory))
-        .then_some(pid)
+    cloud_conformance::find_pid(|args| {
+        args.get(1).map(String::as_str) == Some("cloud-provider")
+            && args.iter().any(|a| a == inventory)
     })
 }
 
@@ -64,18 +57,6 @@ fn lb(name: &str, extra: serde_json::Value) -> Service {
         spec.extend(more.clone());
     }
     serde_json::from_value(v).unwrap()
-}
-
-fn ingress(s: &Service) -> Option<String> {
-    s.status
-        .as_ref()?
-        .load_balancer
-        .as_ref()?
-        .ingress
-        .as_ref()?
-        .first()?
-        .ip
-        .clone()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -97,33 +78,8 @@ async fn the_local_provider_balances_to_node_ports() {
     let inventory = cluster.dir.path().join("inventory.json");
     std::fs::write(&inventory, r#"{"machines": [{"name": "n1"}]}"#).unwrap();
     let config = cluster.config_for("ccm", "system:cloud-controller-manager", &[]);
-    let rkube = rkube_bin();
-    let _ccm = Component::start(
-        cluster.dir.path(),
-        "ccm",
-        &[
-            "cloud-controller-manager",
-            "--config",
-            config.to_str().unwrap(),
-            "--cloud-plugin-exec",
-            rkube.to_str().unwrap(),
-            "--cloud-plugin-arg",
-            "cloud-provider",
-            "--cloud-plugin-arg",
-            "local",
-            "--cloud-plugin-arg",
-            "--inventory",
-            "--cloud-plugin-arg",
-            inventory.to_str().unwrap(),
-            "--cloud-plugin-arg",
-            "--lb-pool",
-            "--cloud-plugin-arg",
-            POOL,
-            "--leader-elect=false",
-            "--secure-port",
-            "0",
-        ],
-    );
+    let plugin = cloud_conformance::local_provider_flags(&inventory, &["--lb-pool", POOL]);
+    let _ccm = cloud_conformance::start_manager(cluster.dir.path(), "ccm", &config, &plugin, &[]);
     let services = Api::<Service>::namespaced(client.clone(), "default");
     services.create(&lb("web", json!({}))).await.unwrap();
     let web = services.get("web").await.unwrap();
@@ -132,7 +88,7 @@ async fn the_local_provider_balances_to_node_ports() {
         .unwrap();
     let _backend = backend(node_port as u16).await;
     let ip = eventually(Duration::from_secs(30), "an address for web", || async {
-        ingress(&services.get("web").await.ok()?)
+        cloud_conformance::ingress_ip(&services.get("web").await.ok()?)
     })
     .await;
     assert_eq!(ip, "127.213.0.1", "the first address of the pool");
@@ -155,7 +111,7 @@ async fn the_local_provider_balances_to_node_ports() {
     let private_ip = eventually(
         Duration::from_secs(30),
         "an address for private",
-        || async { ingress(&services.get("private").await.ok()?) },
+        || async { cloud_conformance::ingress_ip(&services.get("private").await.ok()?) },
     )
     .await;
     assert_ne!(private_ip, ip);

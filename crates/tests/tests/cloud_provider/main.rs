@@ -19,7 +19,7 @@ use rkube_tests::cloud_conformance::{self, InstancesFixture};
 use rkube_tests::component::Component;
 use rkube_tests::fake_kubelet::FakeKubelet;
 use rkube_tests::objects::fake_node;
-use rkube_tests::{eventually, rkube_bin, Cluster, Flavor, FAST_CM_LEASE, FAST_SCHEDULER_LEASE};
+use rkube_tests::{eventually, Cluster, Flavor, FAST_CM_LEASE, FAST_SCHEDULER_LEASE};
 use serde_json::json;
 
 const UNINITIALIZED: &str = "node.cloudprovider.kubernetes.io/uninitialized";
@@ -119,30 +119,12 @@ async fn nodes_wait_for_the_cloud_and_go_with_their_machines() {
         &[("n1", "rack-1", "running"), ("n2", "rack-2", "running")],
     );
     let config = cluster.config_for("ccm", "system:cloud-controller-manager", &[]);
-    let rkube = rkube_bin();
-    let _ccm = Component::start(
+    let _ccm = cloud_conformance::start_manager(
         cluster.dir.path(),
         "ccm",
-        &[
-            "cloud-controller-manager",
-            "--config",
-            config.to_str().unwrap(),
-            "--cloud-plugin-exec",
-            rkube.to_str().unwrap(),
-            "--cloud-plugin-arg",
-            "cloud-provider",
-            "--cloud-plugin-arg",
-            "local",
-            "--cloud-plugin-arg",
-            "--inventory",
-            "--cloud-plugin-arg",
-            inventory.to_str().unwrap(),
-            "--leader-elect=false",
-            "--secure-port",
-            "0",
-            "--node-monitor-period-ms",
-            "300",
-        ],
+        &config,
+        &cloud_conformance::local_provider_flags(&inventory, &[]),
+        &["--node-monitor-period-ms", "300"],
     );
     eventually(
         Duration::from_secs(30),
@@ -274,19 +256,8 @@ async fn a_server_runs_the_cloud_controller_manager_in_process() {
     let dir = tempfile::tempdir().unwrap();
     let inventory = dir.path().join("inventory.json");
     write_inventory(&inventory, &[("n1", "rack-1", "running")]);
-    let rkube = rkube_bin();
-    let plugin = [
-        "--cloud-plugin-exec",
-        rkube.to_str().unwrap(),
-        "--cloud-plugin-arg",
-        "cloud-provider",
-        "--cloud-plugin-arg",
-        "local",
-        "--cloud-plugin-arg",
-        "--inventory",
-        "--cloud-plugin-arg",
-        inventory.to_str().unwrap(),
-    ];
+    let plugin = cloud_conformance::local_provider_flags(&inventory, &[]);
+    let plugin: Vec<&str> = plugin.iter().map(String::as_str).collect();
     let args = [FAST_SCHEDULER_LEASE, FAST_CM_LEASE, &plugin[..]].concat();
     let cluster = Cluster::start(Flavor::Server, 1, &args).await;
     let nodes = Api::<Node>::all(cluster.api_client());

@@ -9,7 +9,6 @@ use client::{Api, PatchParams};
 use k8s_openapi::api::core::v1::{Node, Service};
 use rkube_proto::cloudprovider as cp;
 use rkube_tests::cloud_conformance::{self, InstancesFixture};
-use rkube_tests::component::Component;
 use rkube_tests::fake_kubelet::FakeKubelet;
 use rkube_tests::objects::fake_node;
 use rkube_tests::{eventually, Cluster, Flavor, FAST_CM_LEASE, FAST_SCHEDULER_LEASE};
@@ -112,15 +111,8 @@ async fn a_python_provider_passes_the_suite() {
 /// cloud-controller-manager whose arguments also name it.
 fn plugin_pid(state: &Path) -> Option<i32> {
     let state = state.to_str()?;
-    std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
-        let pid: i32 = e.file_name().to_str()?.parse().ok()?;
-        let cmd = std::fs::read(e.path().join("cmdline")).ok()?;
-        let args: Vec<String> = cmd
-            .split(|b| *b == 0)
-            .map(|a| String::from_utf8_lossy(a).into_owned())
-            .collect();
-        let python = args.first()?.contains("python");
-        (python && args.iter().any(|a| a == state)).then_some(pid)
+    cloud_conformance::find_pid(|args| {
+        args.first().is_some_and(|a| a.contains("python")) && args.iter().any(|a| a == state)
     })
 }
 
@@ -149,28 +141,22 @@ async fn load_balancer_services_get_addresses_from_the_provider_and_give_them_ba
     let config = cluster.config_for("ccm", "system:cloud-controller-manager", &[]);
     let python = rkube_tests::kubectl::python();
     let provider = example_dir().join("provider.py");
-    let _ccm = Component::start(
+    let plugin = cloud_conformance::plugin_flags(
+        &python,
+        &[
+            provider.to_str().unwrap(),
+            "--generated",
+            gen.to_str().unwrap(),
+            "--state",
+            state.to_str().unwrap(),
+        ],
+    );
+    let _ccm = cloud_conformance::start_manager(
         cluster.dir.path(),
         "ccm",
+        &config,
+        &plugin,
         &[
-            "cloud-controller-manager",
-            "--config",
-            config.to_str().unwrap(),
-            "--cloud-plugin-exec",
-            python.to_str().unwrap(),
-            "--cloud-plugin-arg",
-            provider.to_str().unwrap(),
-            "--cloud-plugin-arg",
-            "--generated",
-            "--cloud-plugin-arg",
-            gen.to_str().unwrap(),
-            "--cloud-plugin-arg",
-            "--state",
-            "--cloud-plugin-arg",
-            state.to_str().unwrap(),
-            "--leader-elect=false",
-            "--secure-port",
-            "0",
             "--node-monitor-period-ms",
             "300",
             "--route-reconciliation-period-ms",
@@ -185,20 +171,9 @@ async fn load_balancer_services_get_addresses_from_the_provider_and_give_them_ba
         )
         .unwrap()
     };
-    let ingress = |s: &Service| -> Option<String> {
-        s.status
-            .as_ref()?
-            .load_balancer
-            .as_ref()?
-            .ingress
-            .as_ref()?
-            .first()?
-            .ip
-            .clone()
-    };
     services.create(&lb("web")).await.unwrap();
     let web_ip = eventually(Duration::from_secs(30), "an address for web", || async {
-        ingress(&services.get("web").await.ok()?)
+        cloud_conformance::ingress_ip(&services.get("web").await.ok()?)
     })
     .await;
     assert!(web_ip.starts_with("198.51.100."), "{web_ip}");
@@ -238,7 +213,7 @@ async fn load_balancer_services_get_addresses_from_the_provider_and_give_them_ba
     let api_ip = eventually(
         Duration::from_secs(60),
         "an address for api after the plugin restarted",
-        || async { ingress(&services.get("api").await.ok()?) },
+        || async { cloud_conformance::ingress_ip(&services.get("api").await.ok()?) },
     )
     .await;
     assert_ne!(api_ip, web_ip);
