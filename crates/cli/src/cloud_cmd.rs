@@ -267,7 +267,7 @@ pub fn in_process_config(
     }
     cfg.node_monitor_period = Duration::from_millis(cm.node_monitor_period_ms.max(100));
     if !cm.cluster_cidr.is_empty() {
-        if !cloud::route_plan::within(&cm.cluster_cidr, "0.0.0.0/0") {
+        if controllers::node_lifecycle::parse_cidr(&cm.cluster_cidr).is_none() {
             anyhow::bail!("--cluster-cidr {:?}: not an IPv4 CIDR", cm.cluster_cidr);
         }
         cfg.cluster_cidr = Some(cm.cluster_cidr.clone());
@@ -296,7 +296,7 @@ pub async fn run(args: CloudControllerManagerArgs) -> anyhow::Result<()> {
     cfg.node_monitor_period = Duration::from_millis(args.node_monitor_period_ms.max(100));
     cfg.calls.timeout = Duration::from_millis(args.cloud_call_timeout_ms.max(100));
     if args.configure_cloud_routes {
-        if !cloud::route_plan::within(&args.cluster_cidr, "0.0.0.0/0") {
+        if controllers::node_lifecycle::parse_cidr(&args.cluster_cidr).is_none() {
             anyhow::bail!("--cluster-cidr {:?}: not an IPv4 CIDR", args.cluster_cidr);
         }
         cfg.cluster_cidr = Some(args.cluster_cidr.clone());

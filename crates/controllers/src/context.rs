@@ -145,6 +145,23 @@ impl Ctx {
             .graceful_shutdown_on(self.shutdown.clone())
     }
 
+    /// Runs `step` every `period` (the first at once) until the shutdown token is
+    /// cancelled: the loops that look at everything periodically rather than per change.
+    pub(crate) async fn every<F, Fut>(&self, period: std::time::Duration, mut step: F)
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = ()>,
+    {
+        let mut tick = tokio::time::interval(period);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                () = self.shutdown.cancelled() => return,
+            }
+            step().await;
+        }
+    }
+
     pub(crate) async fn wait_ready(&self) {
         self.pods.wait_ready().await;
         self.replicasets.wait_ready().await;

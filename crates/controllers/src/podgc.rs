@@ -35,18 +35,11 @@ pub(crate) async fn run(ctx: Arc<Ctx>) {
     // Keyed by node: a node's deletion collects its pods at once. Pods are not watched one
     // by one (every pod change would be a reconcile); a periodic scan finds pods bound to
     // a node this controller never saw.
-    let scan = async {
-        let mut tick = tokio::time::interval(SCAN_PERIOD);
-        loop {
-            tokio::select! {
-                _ = tick.tick() => {}
-                () = ctx.shutdown.cancelled() => return,
-            }
-            if let Err(e) = scan(&ctx).await {
-                tracing::warn!(error = %e, "collecting orphaned pods failed");
-            }
+    let scan = ctx.every(SCAN_PERIOD, || async {
+        if let Err(e) = scan(&ctx).await {
+            tracing::warn!(error = %e, "collecting orphaned pods failed");
         }
-    };
+    });
     let by_node = ctx.controller("pod-garbage-collector", &ctx.nodes).run(
         |key, ctx| async move { collect(&ctx, &key.name).await.map(|()| Action::AwaitChange) },
         backoff,

@@ -16,19 +16,15 @@ use super::{Cloud, CloudError};
 use crate::context::Ctx;
 
 pub(crate) async fn run(ctx: Arc<Ctx>, cloud: Arc<Cloud>, period: Duration) {
-    let mut tick = tokio::time::interval(period);
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            () = ctx.shutdown.cancelled() => return,
-        }
+    ctx.every(period, || async {
         for n in ctx.nodes.list() {
             if let Err(e) = check(&ctx, &cloud, &n).await {
                 let name = n.metadata.name.as_deref().unwrap_or_default();
                 tracing::warn!(node = name, error = %e, "checking a node's machine failed");
             }
         }
-    }
+    })
+    .await
 }
 
 /// What the provider says of the machine of a node that is not Ready.

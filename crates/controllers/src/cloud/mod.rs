@@ -18,7 +18,7 @@ mod node;
 pub(crate) mod plan;
 pub mod plugin;
 mod route;
-pub mod route_plan;
+pub(crate) mod route_plan;
 mod service;
 
 use std::sync::Arc;

@@ -106,12 +106,7 @@ pub fn to_proto(n: &Node) -> cp::Node {
 
 /// Ready condition True.
 pub fn is_ready(n: &Node) -> bool {
-    n.status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .into_iter()
-        .flatten()
-        .any(|c| c.type_ == "Ready" && c.status == "True")
+    crate::node_lifecycle::ready_condition(n).is_some_and(|c| c.status == "True")
 }
 
 /// What the node lifecycle loop does with a node.

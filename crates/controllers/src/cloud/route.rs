@@ -26,16 +26,12 @@ pub(crate) struct Routes {
 }
 
 pub(crate) async fn run(ctx: Arc<Ctx>, cloud: Arc<Cloud>, cfg: Routes) {
-    let mut tick = tokio::time::interval(cfg.period);
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            () = ctx.shutdown.cancelled() => return,
-        }
+    ctx.every(cfg.period, || async {
         if let Err(e) = sync(&ctx, &cloud, &cfg).await {
             tracing::warn!(error = %e, "reconciling routes failed");
         }
-    }
+    })
+    .await
 }
 
 fn node_route(n: &Node) -> NodeRoute {

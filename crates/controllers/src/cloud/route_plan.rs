@@ -2,7 +2,6 @@
 //! in the cluster CIDR that no node needs.
 
 use std::collections::BTreeSet;
-use std::net::Ipv4Addr;
 
 use rkube_proto::cloudprovider as cp;
 
@@ -27,10 +26,7 @@ pub fn name_hint(node: &str, cidr: &str) -> String {
 }
 
 fn parse(cidr: &str) -> Option<(u32, u8)> {
-    let (ip, bits) = cidr.split_once('/')?;
-    let ip: Ipv4Addr = ip.parse().ok()?;
-    let bits: u8 = bits.parse().ok()?;
-    (bits <= 32).then_some((u32::from(ip), bits))
+    crate::node_lifecycle::parse_cidr(cidr).map(|(ip, bits)| (u32::from(ip), bits))
 }
 
 /// Whether `inner` lies inside `outer` (both IPv4 CIDRs).

@@ -109,7 +109,7 @@ pub(crate) async fn run(ctx: Arc<Ctx>, cfg: NodeLifecycleConfig) {
         .await
 }
 
-fn ready_condition(n: &Node) -> Option<&k8s_openapi::api::core::v1::NodeCondition> {
+pub(crate) fn ready_condition(n: &Node) -> Option<&k8s_openapi::api::core::v1::NodeCondition> {
     n.status
         .as_ref()?
         .conditions
