@@ -406,46 +406,88 @@ impl Cluster {
         client::Client::new(cfg).expect("client")
     }
 
-    /// The index of the member every running member names as leader.
+    /// The index of the member every running member names as leader. Fails at once when a
+    /// member's process has exited, and after `timeout` with what each member answered;
+    /// both with the members' last log lines.
     pub async fn wait_leader(&self, timeout: Duration) -> usize {
-        eventually(
-            timeout,
-            "every running member to name the same leader",
-            || async {
-                let mut leader = None;
-                for (i, m) in self.members.iter().enumerate() {
-                    if m.child.is_none() {
-                        continue;
-                    }
-                    let mut c = self.clients(i).maintenance;
-                    let st = tokio::time::timeout(
-                        Duration::from_millis(500),
-                        c.status(StatusRequest {}),
-                    )
-                    .await
-                    .ok()?
-                    .ok()?
-                    .into_inner();
-                    if st.leader == 0 || leader.is_some_and(|l| l != st.leader) {
-                        return None;
-                    }
-                    leader = Some(st.leader);
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let answers = self.leader_answers().await;
+            if let Some(i) = self.agreed_leader(&answers) {
+                return i;
+            }
+            let exited = self.members.iter().any(|m| {
+                m.child
+                    .as_ref()
+                    .is_some_and(|c| crate::process::has_exited(c.id()))
+            });
+            assert!(
+                !exited && std::time::Instant::now() < deadline,
+                "{} waiting for every running member to name the same leader:\n{}",
+                if exited {
+                    "a member exited"
+                } else {
+                    "timed out"
+                },
+                self.leader_report(&answers)
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// What each running member says about the leader: (member id, leader id), or why it
+    /// did not answer.
+    async fn leader_answers(&self) -> Vec<Option<Result<(u64, u64), String>>> {
+        let mut answers = Vec::new();
+        for (i, m) in self.members.iter().enumerate() {
+            if m.child.is_none() {
+                answers.push(None);
+                continue;
+            }
+            let mut c = self.clients(i).maintenance;
+            let st =
+                tokio::time::timeout(Duration::from_millis(500), c.status(StatusRequest {})).await;
+            answers.push(Some(match st {
+                Ok(Ok(st)) => {
+                    let st = st.into_inner();
+                    Ok((st.header.map_or(0, |h| h.member_id), st.leader))
                 }
-                let leader = leader?;
-                for (i, m) in self.members.iter().enumerate() {
-                    if m.child.is_none() {
-                        continue;
-                    }
-                    let mut c = self.clients(i).maintenance;
-                    let st = c.status(StatusRequest {}).await.ok()?.into_inner();
-                    if st.header.map(|h| h.member_id) == Some(leader) {
-                        return Some(i);
-                    }
-                }
-                None
-            },
-        )
-        .await
+                Ok(Err(e)) => Err(e.message().to_string()),
+                Err(_) => Err("no status within 500 ms".into()),
+            }));
+        }
+        answers
+    }
+
+    /// The index of the leader, when every running member answered and names it.
+    fn agreed_leader(&self, answers: &[Option<Result<(u64, u64), String>>]) -> Option<usize> {
+        let mut leader = None;
+        for a in answers.iter().flatten() {
+            let (_, l) = a.as_ref().ok()?;
+            if *l == 0 || leader.is_some_and(|x| x != *l) {
+                return None;
+            }
+            leader = Some(*l);
+        }
+        let leader = leader?;
+        answers
+            .iter()
+            .position(|a| matches!(a, Some(Ok((id, _))) if *id == leader))
+    }
+
+    /// Each member's last answer and log lines, for a failure message.
+    fn leader_report(&self, answers: &[Option<Result<(u64, u64), String>>]) -> String {
+        let mut out = String::new();
+        for (m, a) in self.members.iter().zip(answers) {
+            let said = match a {
+                None => "not running".to_string(),
+                Some(Ok((id, leader))) => format!("member {id:x} names leader {leader:x}"),
+                Some(Err(e)) => format!("no answer: {e}"),
+            };
+            let tail = crate::process::log_tail(self.dir.path(), &m.name, 15);
+            out.push_str(&format!("--- {} ({}): {said}\n{tail}\n", m.name, m.client));
+        }
+        out
     }
 }
 

@@ -79,38 +79,30 @@ impl Drop for Component {
 }
 
 /// Starts `rkube <args…> --bind-address 127.0.0.1 --secure-port <a free port>` and waits
-/// until its log says its secure port listens. A port another process took between
-/// choosing and binding it makes the component exit; then another port is tried. Returns
-/// the component and the port's address.
+/// until its log says its secure port listens. Returns the component and the port's
+/// address.
 pub async fn start_with_secure_port(
     log_dir: &Path,
     name: &str,
     args: &[&str],
 ) -> (Component, std::net::SocketAddr) {
-    for attempt in 0..5 {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port()
-            .to_string();
-        let named = format!("{name}-{attempt}");
-        let mut all = args.to_vec();
-        all.extend(["--bind-address", "127.0.0.1", "--secure-port", &port]);
-        let mut c = Component::start(log_dir, &named, &all);
-        let log = log_dir.join(format!("{named}.log"));
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-        while std::time::Instant::now() < deadline {
-            let text = std::fs::read_to_string(&log).unwrap_or_default();
-            if text.contains("secure port listening") {
-                let addr = format!("127.0.0.1:{port}").parse().expect("an address");
-                return (c, addr);
-            }
-            if !c.running() {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    let addr = crate::free_addr();
+    let port = addr.port().to_string();
+    let mut all = args.to_vec();
+    all.extend(["--bind-address", "127.0.0.1", "--secure-port", &port]);
+    let mut c = Component::start(log_dir, name, &all);
+    let log = log_dir.join(format!("{name}.log"));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while std::time::Instant::now() < deadline {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if text.contains("secure port listening") {
+            return (c, addr);
         }
-        c.kill();
+        assert!(
+            c.running(),
+            "{name} exited before its secure port listened:\n{text}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    panic!("{name}: no secure port could be bound");
+    panic!("{name}: the secure port did not listen within 30 s");
 }

@@ -21,16 +21,18 @@ pub mod node_agent;
 pub mod objects;
 pub mod pki;
 pub mod pod_lifecycle;
+pub mod ports;
 pub mod process;
 pub mod service_proxy;
 pub mod up;
 pub mod webhook_server;
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 pub use cluster::{Clients, Cluster, Flavor};
+pub use ports::{free_addr, free_port};
 
 /// Scheduler leader election for tests: a 3 s Lease, so a takeover takes seconds.
 pub const FAST_SCHEDULER_LEASE: &[&str] = &[
@@ -130,12 +132,6 @@ pub fn client_config(access: &str) -> client::ClientConfig {
     } else {
         client::ClientConfig::from_servers(access)
     }
-}
-
-/// A loopback address with a port that was free a moment ago.
-pub fn free_addr() -> SocketAddr {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
-    l.local_addr().expect("local addr")
 }
 
 /// Polls `f` until it returns `Some`, failing with `what` after `timeout`.

@@ -52,3 +52,20 @@ pub fn open_log(dir: &Path, name: &str) -> File {
         .open(dir.join(format!("{name}.log")))
         .expect("log file")
 }
+
+/// Whether process `pid` has exited (a zombie not yet reaped, or gone).
+pub fn has_exited(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |s| {
+        // The state follows the command name, which is in parentheses.
+        s.rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_none_or(|state| state == "Z" || state == "X")
+    })
+}
+
+/// The last `n` lines of member `name`'s log in `dir`.
+pub fn log_tail(dir: &Path, name: &str, n: usize) -> String {
+    let text = std::fs::read_to_string(dir.join(format!("{name}.log"))).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}

@@ -61,12 +61,17 @@ fn strings(args: &[&str]) -> Vec<String> {
     args.iter().map(|s| s.to_string()).collect()
 }
 
-fn free_port() -> anyhow::Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
 /// The members' API and Raft addresses: BASE+10i and BASE+10i+1, or free ports for 0.
 fn member_addrs(base: u16, n: usize) -> anyhow::Result<Vec<(SocketAddr, SocketAddr)>> {
+    // Every free port is held until all are chosen: the kernel would otherwise hand a
+    // port just released to the next request, and two members could share it.
+    let mut held = Vec::new();
+    let mut free_port = || -> anyhow::Result<u16> {
+        let l = TcpListener::bind("127.0.0.1:0")?;
+        let port = l.local_addr()?.port();
+        held.push(l);
+        Ok(port)
+    };
     (0..n)
         .map(|i| {
             let (api, peer) = if base == 0 {
@@ -225,4 +230,27 @@ pub fn plan(a: &UpArgs, root: bool) -> anyhow::Result<State> {
         members,
         nodes,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn free_member_ports_are_all_different() {
+        let addrs = member_addrs(0, 200).unwrap();
+        let ports: std::collections::HashSet<u16> = addrs
+            .iter()
+            .flat_map(|(api, peer)| [api.port(), peer.port()])
+            .collect();
+        assert_eq!(ports.len(), 400);
+    }
+
+    #[test]
+    fn base_ports_step_by_ten() {
+        let addrs = member_addrs(7000, 3).unwrap();
+        assert_eq!(addrs[2].0.port(), 7020);
+        assert_eq!(addrs[2].1.port(), 7021);
+        assert!(member_addrs(65530, 3).is_err());
+    }
 }

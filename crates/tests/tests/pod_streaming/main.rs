@@ -17,6 +17,7 @@ use rkube_proto::api::stream_output::Output;
 use rkube_proto::api::*;
 use rkube_tests::containerd::{Containerd, IMAGE};
 use rkube_tests::fake_kubelet::cluster_with_nodes;
+use rkube_tests::free_port;
 use rkube_tests::netns::is_root;
 use rkube_tests::node_agent::NodeAgent;
 use rkube_tests::pod_lifecycle::{create, running, wait_pod};
@@ -102,14 +103,6 @@ async fn web_pod(client: &client::Client, dir: &str, port: u16) {
     )
     .await;
     wait_pod(client, "web", "web running", |p| running(p, "c")).await;
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 #[tokio::test(flavor = "multi_thread")]
