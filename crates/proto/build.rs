@@ -16,6 +16,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/api.proto",
         "proto/openapiv2.proto",
         "proto/cloudprovider.proto",
+        "proto/cloudlocal.proto",
     ];
     for f in files {
         println!("cargo:rerun-if-changed={f}");

@@ -147,6 +147,25 @@ pub struct CloudControllerManagerArgs {
 pub enum ProviderCommand {
     /// The built-in provider: instances from an inventory file.
     Local(LocalArgs),
+    /// The built-in provider's agent on every machine: installs the routes to the other
+    /// nodes' pod CIDRs, as the provider (`local --route-state … --listen …`) says.
+    LocalAgent(LocalAgentArgs),
+}
+
+#[derive(Args, Clone)]
+pub struct LocalAgentArgs {
+    /// The provider: https://HOST:PORT.
+    #[arg(long)]
+    pub provider: String,
+    /// The CA of the provider's serving certificate.
+    #[arg(long)]
+    pub ca_file: PathBuf,
+    /// This node's client certificate (system:node:<name>, group system:nodes), e.g. the
+    /// node agent's own.
+    #[arg(long)]
+    pub cert_file: PathBuf,
+    #[arg(long)]
+    pub key_file: PathBuf,
 }
 
 #[derive(Args, Clone)]
@@ -179,6 +198,9 @@ pub struct LocalArgs {
     /// `local-balancers.json` beside the inventory).
     #[arg(long)]
     pub lb_state: Option<PathBuf>,
+    /// Offer routes, kept in this file; every machine's `local-agent` installs them.
+    #[arg(long)]
+    pub route_state: Option<PathBuf>,
 }
 
 fn read(flag: &str, path: &Option<PathBuf>) -> anyhow::Result<String> {
@@ -202,9 +224,18 @@ async fn run_local(
         }
         None => None,
     };
+    let routes = match &a.route_state {
+        Some(state) => Some(
+            cloud_local::routes::Routes::restore(state.clone())
+                .with_context(|| format!("--route-state {}", state.display()))?,
+        ),
+        None => None,
+    };
+    let local = cloud_local::Local::new(a.inventory.clone(), balancers, routes)
+        .with_context(|| format!("--inventory {}", a.inventory.display()))?;
     let Some(addr) = a.listen else {
         let socket = a.socket.context("--socket or --listen is required")?;
-        return Ok(cloud_local::serve(&socket, a.inventory, balancers, stop).await?);
+        return Ok(cloud_local::serve(&socket, local, stop).await?);
     };
     let tls = cloud_local::TcpTls {
         cert_pem: read("--tls-cert-file", &a.tls_cert_file)?,
@@ -215,7 +246,23 @@ async fn run_local(
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("--listen {addr}"))?;
-    Ok(cloud_local::serve_tcp(listener, tls, a.inventory, balancers, stop).await?)
+    Ok(cloud_local::serve_tcp(listener, tls, local, stop).await?)
+}
+
+async fn run_local_agent(
+    a: LocalAgentArgs,
+    stop: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let file = |flag: &str, p: &Path| {
+        std::fs::read_to_string(p).with_context(|| format!("{flag} {}", p.display()))
+    };
+    let cfg = cloud_local::agent::AgentConfig {
+        provider: a.provider,
+        ca_pem: file("--ca-file", &a.ca_file)?,
+        cert_pem: file("--cert-file", &a.cert_file)?,
+        key_pem: file("--key-file", &a.key_file)?,
+    };
+    Ok(cloud_local::agent::run(cfg, stop).await?)
 }
 
 pub async fn run_provider(cmd: ProviderCommand) -> anyhow::Result<()> {
@@ -227,6 +274,7 @@ pub async fn run_provider(cmd: ProviderCommand) -> anyhow::Result<()> {
     };
     match cmd {
         ProviderCommand::Local(a) => run_local(a, stop).await,
+        ProviderCommand::LocalAgent(a) => run_local_agent(a, stop).await,
     }
 }
 

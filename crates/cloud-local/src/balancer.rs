@@ -221,7 +221,7 @@ async fn start(spec: Spec) -> Result<Running, BalancerError> {
 }
 
 /// `a.b.c.d/n` as (network, mask).
-fn cidr(s: &str) -> Option<(u32, u32)> {
+pub(crate) fn cidr(s: &str) -> Option<(u32, u32)> {
     let (ip, bits) = s.split_once('/')?;
     let ip: Ipv4Addr = ip.parse().ok()?;
     let bits: u32 = bits.parse().ok()?;

@@ -6,16 +6,22 @@
 //!   from it is gone, one marked `shutdown` is shut down.
 //! - **LoadBalancer** (with an address pool): a TCP [`balancer`] per Service on the
 //!   provider's machine, forwarding to the nodes' NodePorts.
+//! - **Routes** (with a route state file): the [`routes`] table, which every machine's
+//!   node [`agent`] installs as kernel routes, learning its part over the NodeAgent
+//!   service of the provider's TCP port.
 //!
 //! It listens on a unix socket only the owner may open (mode 0600), so who may call it is
 //! decided by the filesystem; or on TCP with mutual TLS ([`serve_tcp`]), where a caller
 //! needs a client certificate from the CA it is given, naming a user it allows.
 
+pub mod agent;
 pub mod balancer;
 pub mod inventory;
+mod route_services;
+pub mod routes;
 mod services;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use rkube_proto::cloudprovider as cp;
 use tokio_stream::wrappers::UnixListenerStream;
@@ -50,14 +56,12 @@ fn io(what: impl std::fmt::Display) -> impl FnOnce(std::io::Error) -> ServeError
 }
 
 /// Serves the provider on the unix socket `socket` (a stale socket file is replaced) until
-/// `stop` completes. `inventory` must parse now; later edits are read at every call.
+/// `stop` completes. Node agents are not served here: they reach the provider over TCP.
 pub async fn serve(
     socket: &Path,
-    inventory: PathBuf,
-    balancers: Option<balancer::Balancers>,
+    local: Local,
     stop: impl std::future::Future<Output = ()>,
 ) -> Result<(), ServeError> {
-    inventory::Inventory::read(&inventory)?;
     if let Some(dir) = socket.parent() {
         std::fs::create_dir_all(dir).map_err(io(dir.display()))?;
     }
@@ -72,15 +76,18 @@ pub async fn serve(
         std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o600))
             .map_err(io(socket.display()))?;
     }
-    tracing::info!(socket = %socket.display(), inventory = %inventory.display(), "local cloud provider serving");
-    let local = Local::new(inventory, balancers);
+    tracing::info!(socket = %socket.display(), "local cloud provider serving");
     let lb = local
         .offers_load_balancers()
         .then(|| cp::load_balancer_server::LoadBalancerServer::new(local.clone()));
+    let routes = local
+        .offers_routes()
+        .then(|| cp::routes_server::RoutesServer::new(local.clone()));
     tonic::transport::Server::builder()
         .add_service(cp::identity_server::IdentityServer::new(local.clone()))
         .add_service(cp::instances_server::InstancesServer::new(local))
         .add_optional_service(lb)
+        .add_optional_service(routes)
         .serve_with_incoming_shutdown(UnixListenerStream::new(listener), stop)
         .await?;
     let _ = std::fs::remove_file(socket);
@@ -98,21 +105,20 @@ pub struct TcpTls {
 
 /// Serves the provider on `listener` over mutual TLS until `stop` completes. A caller
 /// without a certificate from `tls.client_ca_pem` cannot connect; one whose certificate
-/// names a user not in `tls.allowed_users` gets PERMISSION_DENIED on every call.
+/// names a user not in `tls.allowed_users` gets PERMISSION_DENIED on every call of the
+/// cloud provider protocol. NodeAgent answers nodes only (`system:node:<name>` in
+/// `system:nodes`), each about its own machine.
 pub async fn serve_tcp(
     listener: tokio::net::TcpListener,
     tls: TcpTls,
-    inventory: PathBuf,
-    balancers: Option<balancer::Balancers>,
+    local: Local,
     stop: impl std::future::Future<Output = ()>,
 ) -> Result<(), ServeError> {
-    inventory::Inventory::read(&inventory)?;
     let served = pki::ServedCert::new();
     served.set(&tls.cert_pem, &tls.key_pem)?;
     let cfg = served.server_config(&tls.client_ca_pem, pki::ClientAuth::Required, &[b"h2"])?;
     let addr = listener.local_addr().map_err(io("the listener"))?;
     tracing::info!("local cloud provider serving on {addr}");
-    let local = Local::new(inventory, balancers);
     let allowed = std::sync::Arc::new(tls.allowed_users);
     let check = move |req: tonic::Request<()>| -> Result<tonic::Request<()>, tonic::Status> {
         let who = req.peer_certs().and_then(|c| pki::Identity::of(&c));
@@ -136,10 +142,19 @@ pub async fn serve_tcp(
             local.clone(),
             check.clone(),
         ))
+        .add_optional_service(local.offers_load_balancers().then(|| {
+            cp::load_balancer_server::LoadBalancerServer::with_interceptor(
+                local.clone(),
+                check.clone(),
+            )
+        }))
+        .add_optional_service(local.offers_routes().then(|| {
+            cp::routes_server::RoutesServer::with_interceptor(local.clone(), check)
+        }))
         .add_optional_service(
-            local.offers_load_balancers().then(|| {
-                cp::load_balancer_server::LoadBalancerServer::with_interceptor(local, check)
-            }),
+            local
+                .offers_routes()
+                .then(|| rkube_proto::cloudlocal::node_agent_server::NodeAgentServer::new(local)),
         )
         .serve_with_incoming_shutdown(pki::tls_incoming(listener, cfg), stop)
         .await?;

@@ -8,26 +8,46 @@ use rkube_proto::cloudprovider as cp;
 use tonic::{Request, Response, Status};
 
 use crate::balancer::{BalancerError, Balancers, Spec};
-use crate::inventory::{Inventory, Machine, State, PROVIDER_ID_PREFIX};
+use crate::inventory::{Inventory, InventoryError, Machine, State, PROVIDER_ID_PREFIX};
+use crate::routes::Routes;
 
-/// The provider: the inventory's path, read at every call, and the load balancers when it
-/// has an address pool.
+/// The provider: the inventory's path, read at every call, the load balancers when it
+/// has an address pool, and the route table when it offers routes.
 #[derive(Clone)]
 pub struct Local {
     inventory: Arc<PathBuf>,
     balancers: Option<Arc<Balancers>>,
+    routes: Option<Arc<Routes>>,
 }
 
 impl Local {
-    pub fn new(inventory: PathBuf, balancers: Option<Balancers>) -> Self {
-        Local {
+    /// The provider of the inventory `inventory`, which must parse now (later edits are
+    /// read at every call).
+    pub fn new(
+        inventory: PathBuf,
+        balancers: Option<Balancers>,
+        routes: Option<Routes>,
+    ) -> Result<Self, InventoryError> {
+        Inventory::read(&inventory)?;
+        Ok(Local {
             inventory: Arc::new(inventory),
             balancers: balancers.map(Arc::new),
-        }
+            routes: routes.map(Arc::new),
+        })
     }
 
     pub fn offers_load_balancers(&self) -> bool {
         self.balancers.is_some()
+    }
+
+    pub fn offers_routes(&self) -> bool {
+        self.routes.is_some()
+    }
+
+    pub(crate) fn routes(&self) -> Result<&Routes, Status> {
+        self.routes
+            .as_deref()
+            .ok_or_else(|| Status::unimplemented("routes need --route-state"))
     }
 
     fn balancers(&self) -> Result<&Balancers, Status> {
@@ -67,14 +87,16 @@ impl cp::identity_server::Identity for Local {
         Ok(Response::new(cp::GetPluginInfoResponse {
             name: crate::NAME.into(),
             version: env!("CARGO_PKG_VERSION").into(),
-            capabilities: if self.balancers.is_some() {
-                vec![
-                    cp::Capability::Instances as i32,
-                    cp::Capability::LoadBalancer as i32,
-                ]
-            } else {
-                vec![cp::Capability::Instances as i32]
-            },
+            capabilities: [
+                Some(cp::Capability::Instances),
+                self.offers_load_balancers()
+                    .then_some(cp::Capability::LoadBalancer),
+                self.offers_routes().then_some(cp::Capability::Routes),
+            ]
+            .into_iter()
+            .flatten()
+            .map(|c| c as i32)
+            .collect(),
             protocol_version: cp::ProtocolVersion::ProtocolVersion1 as i32,
             load_balancer_class: String::new(),
         }))

@@ -5,6 +5,8 @@
 //! - [`api`] (`rkube.api.v1`): the resource API of the apiserver, used by every client.
 //! - [`cloudprovider`] (`rkube.cloudprovider.v1`): what the cloud-controller-manager asks
 //!   of a cloud provider plugin (identity, instances, load balancers, routes, volumes).
+//! - [`cloudlocal`] (`rkube.cloudlocal.v1`): what the `local` provider tells the node
+//!   agents on its machines (their kernel routes).
 //! - [`raft`] (`rkube.raft.v1`): the transport between raft-store members and the request
 //!   type that raft-store replicates.
 //! - [`K8S_DESCRIPTORS`]: Kubernetes' own API messages (`k8s.io.api.*`, `k8s.io.apimachinery.*`,
@@ -54,6 +56,13 @@ pub mod rkube {
             tonic::include_proto!("rkube.cloudprovider.v1");
         }
     }
+    /// `rkube.cloudlocal.*`
+    pub mod cloudlocal {
+        /// `rkube.cloudlocal.v1`: the `local` provider's node agent protocol.
+        pub mod v1 {
+            tonic::include_proto!("rkube.cloudlocal.v1");
+        }
+    }
     /// `rkube.raft.*`
     pub mod raft {
         /// `rkube.raft.v1`: the member-to-member transport of raft-store.
@@ -66,6 +75,7 @@ pub mod rkube {
 pub use etcdserverpb as etcd;
 pub use openapi::v2 as openapi_v2;
 pub use rkube::api::v1 as api;
+pub use rkube::cloudlocal::v1 as cloudlocal;
 pub use rkube::cloudprovider::v1 as cloudprovider;
 pub use rkube::raft::v1 as raft;
 
