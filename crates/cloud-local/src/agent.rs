@@ -176,7 +176,9 @@ async fn ip(args: &[&str]) -> Result<String, AgentError> {
         .await
         .map_err(|e| fail(e.to_string()))?;
     if !out.status.success() {
-        return Err(fail(String::from_utf8_lossy(&out.stderr).trim().to_string()));
+        return Err(fail(
+            String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        ));
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
@@ -195,9 +197,15 @@ mod tests {
 
     #[test]
     fn only_ipv4_routes_reach_the_ip_command() {
-        let ok = wanted(&[route("10.244.1.0/24", "192.168.1.2"), route("10.9.9.9/32", "1.1.1.1")])
-            .unwrap();
-        assert_eq!(ok.get("10.244.1.0/24"), Some(&Ipv4Addr::new(192, 168, 1, 2)));
+        let ok = wanted(&[
+            route("10.244.1.0/24", "192.168.1.2"),
+            route("10.9.9.9/32", "1.1.1.1"),
+        ])
+        .unwrap();
+        assert_eq!(
+            ok.get("10.244.1.0/24"),
+            Some(&Ipv4Addr::new(192, 168, 1, 2))
+        );
         assert!(ok.contains_key("10.9.9.9"));
         for (dst, via) in [
             ("10.244.1.0/33", "1.1.1.1"),
@@ -207,7 +215,10 @@ mod tests {
             ("10.244.1.0/24", ""),
         ] {
             let e = wanted(&[route(dst, via)]).unwrap_err();
-            assert!(matches!(e, AgentError::Invalid { .. }), "{dst} via {via}: {e}");
+            assert!(
+                matches!(e, AgentError::Invalid { .. }),
+                "{dst} via {via}: {e}"
+            );
         }
     }
 }

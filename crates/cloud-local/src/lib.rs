@@ -148,9 +148,11 @@ pub async fn serve_tcp(
                 check.clone(),
             )
         }))
-        .add_optional_service(local.offers_routes().then(|| {
-            cp::routes_server::RoutesServer::with_interceptor(local.clone(), check)
-        }))
+        .add_optional_service(
+            local
+                .offers_routes()
+                .then(|| cp::routes_server::RoutesServer::with_interceptor(local.clone(), check)),
+        )
         .add_optional_service(
             local
                 .offers_routes()

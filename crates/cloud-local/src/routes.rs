@@ -85,7 +85,12 @@ impl Routes {
             return Err(invalid("route.target_node", "Required value"));
         }
         let stored = StoredRoute {
-            name: if route.name.is_empty() { name } else { &route.name }.to_string(),
+            name: if route.name.is_empty() {
+                name
+            } else {
+                &route.name
+            }
+            .to_string(),
             target_node: route.target_node.clone(),
             destination_cidr: cidr.clone(),
             gateway: gateway(&route.target_node_addresses),
@@ -207,16 +212,25 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let state = dir.path().join("routes.json");
         let routes = Routes::restore(state.clone()).unwrap();
-        routes.create("c", "c-a", &route("a", "10.244.1.0/24", "192.168.0.1")).unwrap();
-        routes.create("c", "c-b", &route("b", "10.244.2.7/24", "192.168.0.2")).unwrap();
+        routes
+            .create("c", "c-a", &route("a", "10.244.1.0/24", "192.168.0.1"))
+            .unwrap();
+        routes
+            .create("c", "c-b", &route("b", "10.244.2.7/24", "192.168.0.2"))
+            .unwrap();
         let mut rx = routes.subscribe();
         let for_a = for_node(&rx.borrow_and_update(), "a");
         assert_eq!(for_a.len(), 1);
         assert_eq!(
-            (for_a[0].destination_cidr.as_str(), for_a[0].gateway.as_str()),
+            (
+                for_a[0].destination_cidr.as_str(),
+                for_a[0].gateway.as_str()
+            ),
             ("10.244.2.0/24", "192.168.0.2")
         );
-        routes.delete("c", &route("b", "10.244.2.0/24", "")).unwrap();
+        routes
+            .delete("c", &route("b", "10.244.2.0/24", ""))
+            .unwrap();
         assert!(rx.has_changed().unwrap());
         assert!(for_node(&rx.borrow_and_update(), "a").is_empty());
         let again = Routes::restore(state).unwrap();
@@ -229,10 +243,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let routes = Routes::restore(dir.path().join("r.json")).unwrap();
         for cidr in ["10.0.0.0/33", "10.0.0.0", "nope/8", ""] {
-            let e = routes.create("c", "x", &route("a", cidr, "1.2.3.4")).unwrap_err();
+            let e = routes
+                .create("c", "x", &route("a", cidr, "1.2.3.4"))
+                .unwrap_err();
             assert!(e.to_string().starts_with("route.destination_cidr:"), "{e}");
         }
-        let e = routes.create("c", "x", &route("", "10.0.0.0/8", "1.2.3.4")).unwrap_err();
+        let e = routes
+            .create("c", "x", &route("", "10.0.0.0/8", "1.2.3.4"))
+            .unwrap_err();
         assert!(e.to_string().starts_with("route.target_node:"), "{e}");
         assert!(routes.list("c").is_empty());
     }

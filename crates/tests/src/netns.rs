@@ -40,7 +40,7 @@ pub struct NetCluster {
 }
 
 /// Runs a command that must succeed.
-fn run(cmd: &str, args: &[&str]) {
+pub(crate) fn run(cmd: &str, args: &[&str]) {
     let out = Command::new(cmd)
         .args(args)
         .output()
@@ -54,7 +54,7 @@ fn run(cmd: &str, args: &[&str]) {
 }
 
 /// Runs a command whose failure does not matter.
-fn quiet(cmd: &str, args: &[&str]) {
+pub(crate) fn quiet(cmd: &str, args: &[&str]) {
     let _ = Command::new(cmd)
         .args(args)
         .stdout(Stdio::null())

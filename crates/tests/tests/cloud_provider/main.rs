@@ -7,6 +7,7 @@
 
 mod local_lb;
 mod python;
+mod routes;
 
 use std::path::Path;
 use std::time::Duration;
@@ -219,6 +220,8 @@ async fn the_local_provider_passes_the_conformance_suite() {
             inventory.to_str().unwrap(),
             "--lb-pool",
             "127.214.0.0/24",
+            "--route-state",
+            dir.path().join("routes.json").to_str().unwrap(),
         ],
     );
     eventually(Duration::from_secs(30), "the provider's socket", || async {
@@ -234,7 +237,11 @@ async fn the_local_provider_passes_the_conformance_suite() {
     );
     let p = cloud_conformance::identity(
         &socket,
-        &[cp::Capability::Instances, cp::Capability::LoadBalancer],
+        &[
+            cp::Capability::Instances,
+            cp::Capability::LoadBalancer,
+            cp::Capability::Routes,
+        ],
     )
     .await;
     assert_eq!(p.name(), "local");
@@ -248,6 +255,7 @@ async fn the_local_provider_passes_the_conformance_suite() {
     )
     .await;
     cloud_conformance::load_balancer(&p).await;
+    cloud_conformance::routes_suite(&p).await;
     provider.stop(Duration::from_secs(5));
 }
 
