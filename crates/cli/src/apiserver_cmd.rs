@@ -252,6 +252,51 @@ fn components_client(
     Ok(client::Client::new(cfg)?)
 }
 
+/// The CA, client certificate and key (PEM) the in-process cloud-controller-manager
+/// dials an `https://` plugin with: `user`'s, signed by the member's CA.
+fn plugin_client_tls(
+    pki: Option<&MemberPki>,
+    user: &str,
+) -> anyhow::Result<Option<(String, String, String)>> {
+    let Some(pki) = pki else {
+        return Ok(None);
+    };
+    let file = user.rsplit(':').next().unwrap_or(user);
+    let creds = pki.client_files(file, user, &[], Duration::from_secs(365 * 24 * 3600))?;
+    let read = |p: &std::path::Path| {
+        std::fs::read_to_string(p).with_context(|| format!("{}", p.display()))
+    };
+    Ok(Some((
+        read(&creds.ca)?,
+        read(&creds.cert)?,
+        read(&creds.key)?,
+    )))
+}
+
+/// The in-process cloud-controller-manager until `shutdown`: a plugin that cannot be
+/// reached (not started yet, or down) is tried again with back-off, as a standalone
+/// manager would be restarted.
+async fn run_cloud(
+    client: client::Client,
+    cfg: controllers::cloud::CloudConfig,
+    shutdown: CancellationToken,
+) {
+    let mut backoff = Duration::from_secs(1);
+    loop {
+        match controllers::cloud::run(client.clone(), cfg.clone(), shutdown.clone()).await {
+            Ok(()) => return,
+            Err(e) => {
+                tracing::error!(error = %e, "the cloud-controller-manager stopped; trying again in {backoff:?}")
+            }
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(30));
+    }
+}
+
 /// How long an in-process controller-manager may take to finish its reconciles on
 /// shutdown.
 const CONTROLLER_MANAGER_STOP: Duration = Duration::from_secs(10);
@@ -364,17 +409,15 @@ impl Running {
                 .spawn(controllers::manager::run(client, cm, shutdown));
         }
         if let Some(plugin) = c.cloud {
-            let mut provider = plugin.provider(None)?;
-            let cfg = crate::cloud_cmd::in_process_config(&c.cm_options, &provider)?;
             let user = "system:cloud-controller-manager";
+            let mut provider = plugin.provider(plugin_client_tls(pki, user)?)?;
+            let cfg = crate::cloud_cmd::in_process_config(&c.cm_options, &provider)?;
             let client = components_client(server, pki, config, user)?;
             let shutdown = self.cm_shutdown.clone();
             // Stopped with the controller-manager; the plugin goes with the task.
             self.controller_manager.spawn(async move {
                 tokio::select! {
-                    r = controllers::cloud::run(client, cfg, shutdown) => if let Err(e) = r {
-                        tracing::error!(error = %e, "the cloud-controller-manager stopped");
-                    },
+                    () = run_cloud(client, cfg, shutdown) => {}
                     () = provider.supervise() => {}
                 }
             });

@@ -314,6 +314,7 @@ pub fn in_process_config(
         _ => cfg.leader_election = None,
     }
     cfg.node_monitor_period = Duration::from_millis(cm.node_monitor_period_ms.max(100));
+    cfg.route_period = Duration::from_millis(cm.route_reconciliation_period_ms.max(100));
     if !cm.cluster_cidr.is_empty() {
         if controllers::node_lifecycle::parse_cidr(&cm.cluster_cidr).is_none() {
             anyhow::bail!("--cluster-cidr {:?}: not an IPv4 CIDR", cm.cluster_cidr);

@@ -53,6 +53,10 @@ pub struct ControllerManagerOptions {
     /// Prefix length of each node's pod CIDR.
     #[arg(long, default_value_t = 24)]
     pub node_cidr_mask_size: u8,
+    /// How often the cloud-controller-manager run in a member (`rkube server
+    /// --cloud-plugin…`) compares the provider's routes with the nodes' pod CIDRs.
+    #[arg(long, default_value_t = 10_000)]
+    pub route_reconciliation_period_ms: u64,
     /// How often every HorizontalPodAutoscaler is synced.
     #[arg(long, default_value_t = 15_000)]
     pub horizontal_pod_autoscaler_sync_period_ms: u64,

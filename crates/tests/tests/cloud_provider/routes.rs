@@ -1,5 +1,6 @@
 //! Routes of the `local` provider across three machines (network namespaces on a bridge,
-//! each with a pod behind it): the cloud-controller-manager routes every node's pod CIDR,
+//! each with a pod behind it): the cloud-controller-manager, run in the member and dialing
+//! the provider over mutual TLS, routes every node's pod CIDR,
 //! each machine's node agent installs the routes to the other machines, and a pod on one
 //! machine reaches a pod on another by its pod IP. Who may watch routes, and who may
 //! change them, is attacked too.
@@ -14,10 +15,10 @@ use rkube_proto::cloudprovider as cp;
 use rkube_tests::component::Component;
 use rkube_tests::machines::Machines;
 use rkube_tests::objects::fake_node;
-use rkube_tests::{eventually, rkube_bin, Cluster, Flavor};
+use rkube_tests::{eventually, rkube_bin, Cluster, Flavor, FAST_CM_LEASE};
 use serde_json::json;
 
-use super::{logged_address, write, write_inventory};
+use super::{write, write_inventory};
 
 /// The routes the agent installed in `netns`, as "destination via gateway".
 fn agent_routes(netns: &str) -> Vec<String> {
@@ -43,7 +44,24 @@ fn get_from(netns: &str, url: &str) -> Result<String, String> {
 #[tokio::test(flavor = "multi_thread")]
 async fn machines_route_pod_traffic_through_the_local_providers_agents() {
     let mut machines = Machines::new(3);
-    let cluster = Cluster::start(Flavor::Server, 1, &[]).await;
+    let host = machines.host_ip.to_string();
+    // The manager runs in the member and dials the provider over mutual TLS with the
+    // member's own credentials; the provider starts after it, so the manager waits.
+    let listen = format!("{host}:{}", rkube_tests::free_port());
+    let url = format!("https://{listen}");
+    let periods = [
+        "--route-reconciliation-period-ms",
+        "300",
+        "--node-monitor-period-ms",
+        "300",
+    ];
+    let args = [
+        &["--cloud-plugin", url.as_str()][..],
+        &periods,
+        FAST_CM_LEASE,
+    ]
+    .concat();
+    let cluster = Cluster::start(Flavor::Server, 1, &args).await;
     let dir = cluster.dir.path();
     let pki = &cluster.pki;
     let inventory = dir.join("inventory.json");
@@ -55,12 +73,10 @@ async fn machines_route_pod_traffic_through_the_local_providers_agents() {
             ("m3", "c", "running"),
         ],
     );
-    let host = machines.host_ip.to_string();
     let serving = pki.issue("local-provider", &[], pki::Usage::Server, &[&host]);
     let cert = write(dir, "provider.crt", &serving.cert_pem);
     let key = write(dir, "provider.key", &serving.key_pem);
     let ca_file = pki.ca_file.to_str().unwrap().to_string();
-    let listen = format!("{host}:0");
     let route_state = dir.join("routes.json");
     let _provider = Component::start(
         dir,
@@ -81,10 +97,6 @@ async fn machines_route_pod_traffic_through_the_local_providers_agents() {
             "--route-state",
             route_state.to_str().unwrap(),
         ],
-    );
-    let url = format!(
-        "https://{}",
-        logged_address(&dir.join("provider.log")).await
     );
 
     // An agent per machine, each with its node's certificate.
@@ -116,19 +128,6 @@ async fn machines_route_pod_traffic_through_the_local_providers_agents() {
             ],
         );
     }
-    let config = cluster.config_for("ccm", "system:cloud-controller-manager", &[]);
-    let _ccm = rkube_tests::cloud_conformance::start_manager(
-        dir,
-        "ccm",
-        &config,
-        &["--cloud-plugin".to_string(), url.clone()],
-        &[
-            "--route-reconciliation-period-ms",
-            "300",
-            "--node-monitor-period-ms",
-            "300",
-        ],
-    );
     let nodes = Api::<Node>::all(cluster.api_client());
     for m in &machines.machines {
         let extra = json!({"spec": {"podCIDR": m.pod_cidr, "providerID": format!("local://{}", m.name)},
