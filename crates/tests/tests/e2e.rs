@@ -1,7 +1,8 @@
 //! End to end, on a cluster started by `rkube up` (three members, two worker nodes with the
 //! process runtime, pod networking and the userspace proxy), driven with `rkube ctl` and
 //! the examples in `examples/`:
-//! - the web example serves through its Service from every replica; the other examples
+//! - the web example serves through its Service from every replica, and through a
+//!   LoadBalancer address of the built-in cloud provider; the other examples
 //!   (Job, CronJob, ConfigMap/Secret pod, HPA, affinity) apply unchanged and work;
 //! - a rollout completes while the apiserver leader is kill -9'd twice, failing no request
 //!   beyond those in flight on terminated pods;
@@ -125,6 +126,36 @@ async fn web_pods(client: &Client) -> Vec<Pod> {
         .unwrap_or_default()
 }
 
+/// The cloud provider `rkube up` runs: the nodes were initialized by the
+/// cloud-controller-manager, and a LoadBalancer Service over the web pods gets a loopback
+/// address that reaches every one of them from the host, until it is deleted.
+async fn load_balancer(up: &UpCluster, client: &Client, pods: &[String]) {
+    let nodes = Api::<Node>::all(client.clone());
+    for w in ["w1", "w2"] {
+        let spec = nodes.get(w).await.unwrap().spec.unwrap_or_default();
+        assert_eq!(spec.provider_id, Some(format!("local://{w}")));
+    }
+    let services = Api::<Service>::namespaced(client.clone(), "default");
+    up.ctl(&["apply", "-f", &example("web-lb.yaml")]);
+    let ip = eventually(Duration::from_secs(60), "an address for web-lb", || async {
+        rkube_tests::cloud_conformance::ingress_ip(&services.get("web-lb").await.ok()?)
+    })
+    .await;
+    let addr: std::net::SocketAddr = format!("{ip}:8080").parse().unwrap();
+    assert!(addr.ip().is_loopback(), "{addr}");
+    wait_serving(addr, pods).await;
+    services.delete("web-lb", None).await.unwrap();
+    eventually(
+        Duration::from_secs(60),
+        "web-lb and its balancer gone",
+        || async {
+            let gone = services.get_opt("web-lb").await.ok()?.is_none();
+            (gone && get(addr, "/").await.is_err()).then_some(())
+        },
+    )
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_cluster_from_rkube_up_runs_the_examples_and_survives_failures() {
     assert!(is_root(), "pod networks and ClusterIPs need root");
@@ -185,6 +216,7 @@ async fn a_cluster_from_rkube_up_runs_the_examples_and_survives_failures() {
         .unwrap();
     let (cip, _) = rkube_tests::service_proxy::addrs(&svc, "127.0.0.1".parse().unwrap());
     wait_serving(cip, &pods).await;
+    load_balancer(&up, &client, &pods).await;
 
     // The other examples apply unchanged and work.
     for f in [

@@ -1,9 +1,11 @@
 //! `rkube up`: a whole local cluster in one command — control-plane members
-//! (`rkube server`) and worker nodes (`rkube node`, process runtime, userspace proxy), each
-//! its own process with its own data directory under `--dir`. It reports progress, writes
+//! (`rkube server`, each with the cloud-controller-manager), worker nodes (`rkube node`,
+//! process runtime, userspace proxy) and the built-in `local` cloud provider, each its own
+//! process with its own data directory under `--dir`. It reports progress, writes
 //! the client configuration, and stops everything (pods included) on Ctrl-C; started again
 //! in the same directory it brings the same cluster back. `rkube up --down` removes it.
 
+mod cloud;
 pub(crate) mod creds;
 mod kubeconfig;
 mod plan;
@@ -57,6 +59,15 @@ pub struct UpArgs {
     /// Where the kubeconfig's balancer listens (127.0.0.1); 0 picks a free port.
     #[arg(long, default_value_t = 6440)]
     pub balancer_port: u16,
+    /// The cloud provider: `local` (the built-in one, as a process of the cluster: nodes
+    /// are initialized by the cloud-controller-manager, and `type: LoadBalancer` Services
+    /// get loopback addresses) or `none`.
+    #[arg(long, default_value = "local")]
+    pub cloud_provider: String,
+    /// Load balancer addresses of the `local` provider (default: a /24 of 127.0.0.0/8 that
+    /// depends on --dir).
+    #[arg(long)]
+    pub lb_pool: Option<String>,
     /// An extra flag for every member, e.g. `--server-arg=--node-monitor-grace-period-ms=5000`.
     #[arg(long = "server-arg", allow_hyphen_values = true)]
     pub server_args: Vec<String>,
@@ -226,6 +237,12 @@ async fn bring_up(
         .transpose()?
         .context("the admin configuration names no CA")?;
     let tls = pki::client_config(&ca_pem, None)?;
+    if let Some(p) = state.provider.as_mut() {
+        cloud::write_inventory(&dir, &state.nodes)?;
+        spawn(&exe, &dir, p, tx)?;
+        cloud::wait_provider(&dir, p).await?;
+        println!("cloud provider up ({})", cloud::socket(&dir).display());
+    }
     for m in state.members.iter_mut() {
         spawn(&exe, &dir, m, tx)?;
     }
@@ -303,6 +320,13 @@ fn print_up(
         println!("  below 1024 need net.ipv4.ip_unprivileged_port_start=0; run it with sudo for");
         println!("  the whole cluster.");
     }
+    if let Some(p) = &state.provider {
+        let pool = p.args.iter().skip_while(|a| *a != "--lb-pool").nth(1);
+        println!(
+            "  load balancers: addresses from {} (cloud provider: local)",
+            pool.map_or("?", |s| s.as_str())
+        );
+    }
     println!("  logs:          {}", dir.join("logs").display());
     println!("Try:\n  rkube ctl get nodes\n  rkube ctl apply -f examples/web.yaml\n  rkube ctl get deploy,pods,svc");
     println!("Ctrl-C stops the cluster; `rkube up` brings it back; `rkube up --down` removes it.");
@@ -317,8 +341,10 @@ async fn stop_all(
 ) -> anyhow::Result<()> {
     stop_group(&state.nodes, exits, Duration::from_secs(20)).await;
     stop_group(&state.members, exits, Duration::from_secs(10)).await;
+    stop_group(state.provider.as_slice(), exits, Duration::from_secs(5)).await;
     state.pid = None;
-    for p in state.members.iter_mut().chain(state.nodes.iter_mut()) {
+    let all = state.members.iter_mut().chain(state.nodes.iter_mut());
+    for p in all.chain(state.provider.iter_mut()) {
         p.pid = None;
     }
     plan::save(dir, state)
@@ -365,7 +391,8 @@ async fn down(dir: &Path) -> anyhow::Result<()> {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
-    for p in state.members.iter().chain(state.nodes.iter()) {
+    let all = state.members.iter().chain(state.nodes.iter());
+    for p in all.chain(state.provider.iter()) {
         if let Some(pid) = p.pid.filter(|p| plan::alive(*p)) {
             send_signal(pid, "KILL");
         }

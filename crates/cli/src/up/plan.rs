@@ -27,6 +27,9 @@ pub struct State {
     pub pid: Option<u32>,
     pub members: Vec<Proc>,
     pub nodes: Vec<Proc>,
+    /// The cloud provider's process, if the cluster has one.
+    #[serde(default)]
+    pub provider: Option<Proc>,
 }
 
 pub fn state_path(dir: &Path) -> PathBuf {
@@ -128,8 +131,14 @@ fn default_service_cidr(root: bool) -> String {
 }
 
 /// Member `n{i+1}`: an `rkube server` serving its API on `api`, one of the
-/// `initial` cluster.
-fn member_proc(a: &UpArgs, i: usize, api: SocketAddr, initial: &str, service_cidr: &str) -> Proc {
+/// `initial` cluster, with `cloud` flags for its cloud-controller-manager.
+fn member_proc(
+    a: &UpArgs,
+    i: usize,
+    (api, initial): (SocketAddr, &str),
+    service_cidr: &str,
+    cloud: &[String],
+) -> Proc {
     let dir = &a.dir;
     let name = format!("n{}", i + 1);
     let mut args = strings(&[
@@ -151,6 +160,7 @@ fn member_proc(a: &UpArgs, i: usize, api: SocketAddr, initial: &str, service_cid
         "--encryption-provider-config",
         &super::creds::encryption_config_path(dir).to_string_lossy(),
     ]);
+    args.extend(cloud.iter().cloned());
     args.extend(a.server_args.iter().cloned());
     Proc {
         name,
@@ -161,8 +171,9 @@ fn member_proc(a: &UpArgs, i: usize, api: SocketAddr, initial: &str, service_cid
     }
 }
 
-/// Node `w{i}`: an `rkube node` joining the members at `servers`.
-fn node_proc(a: &UpArgs, i: usize, servers: &str, network: &str) -> Proc {
+/// Node `w{i}`: an `rkube node` joining the members at `servers`; initialized by the
+/// cloud-controller-manager when the cluster has a `cloud`.
+fn node_proc(a: &UpArgs, i: usize, servers: &str, network: &str, cloud: bool) -> Proc {
     let dir = &a.dir;
     let name = format!("w{i}");
     let mut args = strings(&[
@@ -187,6 +198,9 @@ fn node_proc(a: &UpArgs, i: usize, servers: &str, network: &str) -> Proc {
         "userspace",
         "--stop-pods-on-exit",
     ]);
+    if cloud {
+        args.extend(strings(&["--cloud-provider", "external"]));
+    }
     args.extend(a.node_args.iter().cloned());
     Proc {
         name,
@@ -211,10 +225,15 @@ pub fn plan(a: &UpArgs, root: bool) -> anyhow::Result<State> {
         .service_cidr
         .clone()
         .unwrap_or_else(|| default_service_cidr(root));
+    let provider = super::cloud::provider_proc(a)?;
+    let cloud = match provider {
+        Some(_) => super::cloud::member_flags(&a.dir),
+        None => Vec::new(),
+    };
     let members: Vec<Proc> = addrs
         .iter()
         .enumerate()
-        .map(|(i, (api, _))| member_proc(a, i, *api, &initial, &service_cidr))
+        .map(|(i, (api, _))| member_proc(a, i, (*api, &initial), &service_cidr, &cloud))
         .collect();
     let network = pod_network(&a.pod_network, root)?;
     let servers = members
@@ -223,12 +242,13 @@ pub fn plan(a: &UpArgs, root: bool) -> anyhow::Result<State> {
         .collect::<Vec<_>>()
         .join(",");
     let nodes = (1..=a.nodes)
-        .map(|i| node_proc(a, i, &servers, network))
+        .map(|i| node_proc(a, i, &servers, network, provider.is_some()))
         .collect();
     Ok(State {
         pid: None,
         members,
         nodes,
+        provider,
     })
 }
 

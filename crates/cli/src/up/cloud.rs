@@ -1,0 +1,109 @@
+//! The cloud of an `rkube up` cluster: the built-in `local` provider as one process of
+//! the cluster, on a unix socket in the cluster's directory, which the
+//! cloud-controller-manager in every member dials (only the one holding the Lease acts).
+//! Its inventory lists the cluster's nodes, and its load balancers take loopback
+//! addresses, so a `type: LoadBalancer` Service is reachable from the host.
+
+use std::path::{Path, PathBuf};
+
+use super::plan::Proc;
+use super::UpArgs;
+
+/// The provider's socket in the cluster at `dir`.
+pub fn socket(dir: &Path) -> PathBuf {
+    dir.join("provider.sock")
+}
+
+fn inventory(dir: &Path) -> PathBuf {
+    dir.join("inventory.yaml")
+}
+
+/// The load balancer pool: `--lb-pool`, or a /24 of 127.0.0.0/8 that depends on the
+/// cluster's directory, so clusters in other directories on the host take other
+/// addresses. It stays clear of 127.0.0.0/16 and of the non-root Service range
+/// (127.96.0.0/16).
+pub fn lb_pool(a: &UpArgs) -> String {
+    if let Some(p) = &a.lb_pool {
+        return p.clone();
+    }
+    let abs = std::fs::canonicalize(&a.dir).unwrap_or_else(|_| a.dir.clone());
+    let h = node::proxy::hash(&abs.to_string_lossy());
+    format!("127.{}.{}.0/24", 200 + h % 50, (h >> 8) % 256)
+}
+
+/// The provider's process, when the cluster has one (`--cloud-provider local`).
+pub fn provider_proc(a: &UpArgs) -> anyhow::Result<Option<Proc>> {
+    match a.cloud_provider.as_str() {
+        "none" => return Ok(None),
+        "local" => {}
+        other => anyhow::bail!("--cloud-provider {other:?}: supported values: \"local\", \"none\""),
+    }
+    let dir = &a.dir;
+    let path = |p: PathBuf| p.to_string_lossy().into_owned();
+    let args = [
+        "cloud-provider".to_string(),
+        "local".into(),
+        "--socket".into(),
+        path(socket(dir)),
+        "--inventory".into(),
+        path(inventory(dir)),
+        "--lb-pool".into(),
+        lb_pool(a),
+        "--lb-state".into(),
+        path(dir.join("load-balancers.json")),
+    ];
+    Ok(Some(Proc {
+        name: "cloud-provider".into(),
+        role: "provider".into(),
+        args: args.to_vec(),
+        api: None,
+        pid: None,
+    }))
+}
+
+/// The flags a member runs its cloud-controller-manager with.
+pub fn member_flags(dir: &Path) -> Vec<String> {
+    let socket = socket(dir);
+    vec![
+        "--cloud-plugin".into(),
+        format!("unix://{}", socket.to_string_lossy()),
+    ]
+}
+
+/// Writes the inventory: every node of the cluster is a running machine.
+pub fn write_inventory(dir: &Path, nodes: &[Proc]) -> anyhow::Result<()> {
+    let mut text = String::from("region: local\nmachines:\n");
+    for n in nodes {
+        text.push_str(&format!(
+            "  - name: {}\n    zone: {}\n    state: running\n",
+            n.name, n.name
+        ));
+    }
+    let path = inventory(dir);
+    let tmp = path.with_extension("yaml.tmp");
+    std::fs::write(&tmp, text)?;
+    std::fs::rename(&tmp, &path)?;
+    Ok(())
+}
+
+/// Waits until the provider listens on its socket; fails if it exits first.
+pub async fn wait_provider(dir: &Path, p: &Proc) -> anyhow::Result<()> {
+    let socket = socket(dir);
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    while tokio::net::UnixStream::connect(&socket).await.is_err() {
+        let log = super::log_path(dir, &p.name);
+        anyhow::ensure!(
+            p.pid.is_some_and(super::plan::alive),
+            "the cloud provider exited; see {}",
+            log.display()
+        );
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "the cloud provider does not listen on {} after 20 s; see {}",
+            socket.display(),
+            log.display()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    Ok(())
+}
