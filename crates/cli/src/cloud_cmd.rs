@@ -148,7 +148,8 @@ pub enum ProviderCommand {
     /// The built-in provider: instances from an inventory file.
     Local(LocalArgs),
     /// The built-in provider's agent on every machine: installs the routes to the other
-    /// nodes' pod CIDRs, as the provider (`local --route-state … --listen …`) says.
+    /// nodes' pod CIDRs (`local --route-state …`) and announces the load balancer
+    /// addresses its node holds (`local --lb-announce nodes`), as the provider says.
     LocalAgent(LocalAgentArgs),
 }
 
@@ -166,6 +167,10 @@ pub struct LocalAgentArgs {
     pub cert_file: PathBuf,
     #[arg(long)]
     pub key_file: PathBuf,
+    /// The interface load balancer addresses this node holds go on (default: the
+    /// interface of the route to each address).
+    #[arg(long)]
+    pub lb_interface: Option<String>,
 }
 
 #[derive(Args, Clone)]
@@ -198,6 +203,11 @@ pub struct LocalArgs {
     /// `local-balancers.json` beside the inventory).
     #[arg(long)]
     pub lb_state: Option<PathBuf>,
+    /// Who announces the load balancers' addresses: `provider` (this machine listens on
+    /// them all) or `nodes` (one node holds each, through its `local-agent`, and another
+    /// takes over when it goes).
+    #[arg(long, default_value = "provider")]
+    pub lb_announce: cloud_local::balancer::Announce,
     /// Offer routes, kept in this file; every machine's `local-agent` installs them.
     #[arg(long)]
     pub route_state: Option<PathBuf>,
@@ -220,7 +230,7 @@ async fn run_local(
                 .lb_state
                 .clone()
                 .unwrap_or_else(|| a.inventory.with_file_name("local-balancers.json"));
-            Some(cloud_local::balancer::Balancers::restore(pool, state).await?)
+            Some(cloud_local::balancer::Balancers::restore(pool, state, a.lb_announce).await?)
         }
         None => None,
     };
@@ -261,6 +271,7 @@ async fn run_local_agent(
         ca_pem: file("--ca-file", &a.ca_file)?,
         cert_pem: file("--cert-file", &a.cert_file)?,
         key_pem: file("--key-file", &a.key_file)?,
+        lb_interface: a.lb_interface,
     };
     Ok(cloud_local::agent::run(cfg, stop).await?)
 }

@@ -1,7 +1,8 @@
 //! The node agent of the `local` provider (`rkube cloud-provider local-agent`), one per
-//! machine: it watches the routes its node needs from the provider's NodeAgent service,
-//! with the node's own client certificate, and keeps the machine's kernel routes equal
-//! to them.
+//! machine: it watches what its node must do from the provider's NodeAgent service, with
+//! the node's own client certificate, and does it: the machine's kernel routes to the
+//! other nodes' pod CIDRs, and the load balancer addresses the node holds
+//! ([`crate::announce`]), which it gives up when it stops.
 //!
 //! The routes it installs carry their own routing protocol number ([`ROUTE_PROTO`]), so
 //! it finds and removes its own routes, and never touches anyone else's.
@@ -13,6 +14,8 @@ use std::time::Duration;
 use rkube_proto::cloudlocal as cl;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
 
+use crate::announce::Held;
+
 /// The `proto` of the routes the agent installs (`ip route … proto 82`).
 pub const ROUTE_PROTO: &str = "82";
 
@@ -23,6 +26,8 @@ pub struct AgentConfig {
     pub ca_pem: String,
     pub cert_pem: String,
     pub key_pem: String,
+    /// Where load balancer addresses go; default: the interface of the route to each.
+    pub lb_interface: Option<String>,
 }
 
 /// Why the agent stopped, or why a set of routes could not be installed.
@@ -40,27 +45,51 @@ pub enum AgentError {
     Ip { args: String, reason: String },
 }
 
-/// Watches the node's routes and installs them until `stop` completes; a lost
-/// connection is made again with back-off, and the routes stay meanwhile.
+/// Does what the provider says until `stop` completes; a lost connection is made again
+/// with back-off, and routes and addresses stay meanwhile. Held load balancer addresses
+/// are given up at the end.
 pub async fn run(
     cfg: AgentConfig,
     stop: impl std::future::Future<Output = ()>,
 ) -> Result<(), AgentError> {
     let channel = channel(&cfg)?;
-    let watch = async {
-        let mut backoff = Duration::from_millis(200);
-        loop {
-            match follow(channel.clone()).await {
-                Ok(()) => tracing::warn!("the provider ended the route watch"),
-                Err(e) => tracing::warn!(provider = %cfg.provider, "route watch: {e}"),
-            }
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(Duration::from_secs(10));
-        }
+    let held = tokio::sync::Mutex::new(Held::new(cfg.lb_interface.clone()));
+    let work = async {
+        tokio::join!(
+            keep(&cfg.provider, "routes", || follow_routes(channel.clone())),
+            keep(&cfg.provider, "load balancers", || {
+                follow_balancers(channel.clone(), &held)
+            }),
+        );
+        std::future::pending::<()>().await
     };
     tokio::select! {
-        () = watch => Ok(()),
-        () = stop => Ok(()),
+        () = work => {}
+        () = stop => {}
+    }
+    held.lock().await.release().await;
+    Ok(())
+}
+
+/// Runs the watch `follow` again whenever it ends, with back-off; stops for good when the
+/// provider does not offer `what`.
+async fn keep<F, Fut>(provider: &str, what: &str, mut follow: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<(), tonic::Status>>,
+{
+    let mut backoff = Duration::from_millis(200);
+    loop {
+        match follow().await {
+            Ok(()) => tracing::warn!("the provider ended the {what} watch"),
+            Err(s) if s.code() == tonic::Code::Unimplemented => {
+                tracing::info!("the provider offers no {what}: {}", s.message());
+                return;
+            }
+            Err(e) => tracing::warn!(%provider, "{what} watch: {e}"),
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(10));
     }
 }
 
@@ -85,7 +114,7 @@ fn channel(cfg: &AgentConfig) -> Result<Channel, AgentError> {
 }
 
 /// Follows one route watch: every table it sends is installed.
-async fn follow(channel: Channel) -> Result<(), tonic::Status> {
+async fn follow_routes(channel: Channel) -> Result<(), tonic::Status> {
     let mut client = cl::node_agent_client::NodeAgentClient::new(channel);
     let mut stream = client
         .watch_routes(cl::WatchRoutesRequest {})
@@ -95,6 +124,25 @@ async fn follow(channel: Channel) -> Result<(), tonic::Status> {
         match install(&table.routes).await {
             Ok(()) => tracing::info!(routes = table.routes.len(), "routes installed"),
             Err(e) => tracing::warn!("routes: {e}"),
+        }
+    }
+    Ok(())
+}
+
+/// Follows one balancer watch: the node announces what each message lists.
+async fn follow_balancers(
+    channel: Channel,
+    held: &tokio::sync::Mutex<Held>,
+) -> Result<(), tonic::Status> {
+    let mut client = cl::node_agent_client::NodeAgentClient::new(channel);
+    let mut stream = client
+        .watch_balancers(cl::WatchBalancersRequest {})
+        .await?
+        .into_inner();
+    while let Some(list) = stream.message().await? {
+        match held.lock().await.apply(&list.balancers).await {
+            Ok(()) => tracing::info!(balancers = list.balancers.len(), "load balancers held"),
+            Err(e) => tracing::warn!("load balancers: {e}"),
         }
     }
     Ok(())
@@ -165,7 +213,7 @@ async fn installed() -> Result<Vec<String>, AgentError> {
         .collect())
 }
 
-async fn ip(args: &[&str]) -> Result<String, AgentError> {
+pub(crate) async fn ip(args: &[&str]) -> Result<String, AgentError> {
     let fail = |reason: String| AgentError::Ip {
         args: args.join(" "),
         reason,

@@ -1,23 +1,24 @@
-//! The `local` provider's load balancers, on the machine the provider runs on: each
-//! Service gets an address from the pool (`--lb-pool`), and a TCP balancer listening there
-//! on the Service's ports forwards each connection to a backend node's NodePort, the next
-//! node when one does not answer. `loadBalancerSourceRanges` are enforced on the peer's
-//! address. The allocations and what each balancer forwards are kept in a state file, so
-//! a restarted provider serves them again before anyone asks.
+//! The `local` provider's load balancers: each Service gets an address from the pool
+//! (`--lb-pool`) and a balancer there on the Service's ports to the nodes' NodePorts
+//! ([`crate::listeners`]). The allocations and what each balancer forwards are kept in a
+//! state file, so a restarted provider serves them again before anyone asks.
 //!
-//! Addresses outside 127.0.0.0/8 must be local to the machine (for example added with
-//! `ip addr add`); the provider does not change the host's interfaces.
+//! Who announces an address ([`Announce`]):
+//! - **provider**: the provider's own machine listens on every address. Addresses outside
+//!   127.0.0.0/8 must be local to it (for example added with `ip addr add`).
+//! - **nodes**: one node holds each address, elected among the Service's backend nodes
+//!   (the holder keeps it while it stays a backend). Its node agent adds the address to
+//!   its interface, announces it with gratuitous ARP and runs the balancer; when the
+//!   holder is no longer a backend (not Ready, or gone), another node takes over.
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::time::Duration;
 
-use parking_lot::{Mutex, RwLock};
 use serde::{Deserialize, Serialize};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::task::JoinSet;
+use tokio::sync::watch;
+
+use crate::listeners::Listeners;
 
 /// An IPv4 range addresses are handed out from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -67,20 +68,41 @@ pub struct Spec {
     pub backends: Vec<SocketAddr>,
     /// CIDRs the clients must come from; empty: any.
     pub source_ranges: Vec<String>,
+    /// The backend nodes' names.
+    #[serde(default)]
+    pub nodes: Vec<String>,
+    /// The node that announces the address (with [`Announce::Nodes`]).
+    #[serde(default)]
+    pub holder: Option<String>,
 }
 
-/// A running balancer: its listeners, and the backends they share.
-struct Running {
-    spec: Spec,
-    backends: Arc<RwLock<Vec<SocketAddr>>>,
-    _listeners: JoinSet<()>,
+/// Who announces the balancers' addresses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Announce {
+    Provider,
+    Nodes,
+}
+
+impl std::str::FromStr for Announce {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Announce, String> {
+        match s {
+            "provider" => Ok(Announce::Provider),
+            "nodes" => Ok(Announce::Nodes),
+            _ => Err(format!("{s:?}: supported values: \"provider\", \"nodes\"")),
+        }
+    }
 }
 
 /// Every balancer, by Service uid.
 pub struct Balancers {
     pool: Pool,
     state: PathBuf,
-    running: Mutex<BTreeMap<String, Running>>,
+    announce: Announce,
+    specs: watch::Sender<BTreeMap<String, Spec>>,
+    /// The balancers this process listens for (with [`Announce::Provider`]); its lock
+    /// also orders changes.
+    listeners: tokio::sync::Mutex<Listeners>,
 }
 
 /// Why a balancer could not be made.
@@ -99,27 +121,44 @@ pub enum BalancerError {
 }
 
 impl Balancers {
-    /// The balancers of the state file `state` (started again), handing out `pool`.
-    pub async fn restore(pool: Pool, state: PathBuf) -> Result<Balancers, BalancerError> {
+    /// The balancers of the state file `state` (listening again, if this process
+    /// announces them), handing out `pool`.
+    pub async fn restore(
+        pool: Pool,
+        state: PathBuf,
+        announce: Announce,
+    ) -> Result<Balancers, BalancerError> {
         let saved: BTreeMap<String, Spec> = std::fs::read(&state)
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok())
             .unwrap_or_default();
-        let b = Balancers {
+        let mut listeners = Listeners::default();
+        if announce == Announce::Provider {
+            if let Some(e) = listeners.sync(&saved).await.into_iter().next() {
+                return Err(e);
+            }
+        }
+        Ok(Balancers {
             pool,
             state,
-            running: Mutex::new(BTreeMap::new()),
-        };
-        for (uid, spec) in saved {
-            let r = start(spec).await?;
-            b.running.lock().insert(uid, r);
-        }
-        Ok(b)
+            announce,
+            specs: watch::channel(saved).0,
+            listeners: tokio::sync::Mutex::new(listeners),
+        })
+    }
+
+    pub fn announce(&self) -> Announce {
+        self.announce
     }
 
     /// The address of the balancer of `uid`, if it has one.
     pub fn get(&self, uid: &str) -> Option<Ipv4Addr> {
-        self.running.lock().get(uid).map(|r| r.spec.ip)
+        self.specs.borrow().get(uid).map(|s| s.ip)
+    }
+
+    /// A receiver that sees every balancer now and after every change.
+    pub fn subscribe(&self) -> watch::Receiver<BTreeMap<String, Spec>> {
+        self.specs.subscribe()
     }
 
     /// Makes or updates the balancer of `uid`; `wanted` is the address asked for. Returns
@@ -130,47 +169,50 @@ impl Balancers {
         wanted: Option<Ipv4Addr>,
         mut spec: Spec,
     ) -> Result<Ipv4Addr, BalancerError> {
-        spec.ip = self.address(uid, wanted)?;
-        let unchanged_listeners = {
-            let mut running = self.running.lock();
-            match running.get_mut(uid) {
-                Some(r) if r.spec.ports == spec.ports && r.spec.ip == spec.ip => {
-                    *r.backends.write() = spec.backends.clone();
-                    r.spec = spec.clone();
-                    true
-                }
-                _ => false,
-            }
-        };
-        if !unchanged_listeners {
-            // The old listeners go first, so the new ones can bind the same ports.
-            self.running.lock().remove(uid);
-            let r = start(spec.clone()).await?;
-            self.running.lock().insert(uid.to_string(), r);
+        let mut listeners = self.listeners.lock().await;
+        let mut specs = self.specs.borrow().clone();
+        spec.ip = self.address(&specs, uid, wanted)?;
+        let old = specs.get(uid).cloned();
+        if self.announce == Announce::Nodes {
+            spec.holder = elect(old.as_ref().and_then(|s| s.holder.as_deref()), &spec.nodes);
         }
-        self.save()?;
+        if old.as_ref() == Some(&spec) {
+            return Ok(spec.ip);
+        }
+        if self.announce == Announce::Provider {
+            listeners.set(uid, &spec).await?;
+        }
+        specs.insert(uid.to_string(), spec.clone());
+        self.commit(specs)?;
         Ok(spec.ip)
     }
 
     /// Stops the balancer of `uid` and frees its address; nothing to do is not an error.
-    pub fn delete(&self, uid: &str) -> Result<(), BalancerError> {
-        if self.running.lock().remove(uid).is_some() {
-            self.save()?;
+    pub async fn delete(&self, uid: &str) -> Result<(), BalancerError> {
+        let mut listeners = self.listeners.lock().await;
+        listeners.remove(uid);
+        let mut specs = self.specs.borrow().clone();
+        if specs.remove(uid).is_some() {
+            self.commit(specs)?;
         }
         Ok(())
     }
 
-    fn address(&self, uid: &str, wanted: Option<Ipv4Addr>) -> Result<Ipv4Addr, BalancerError> {
-        let running = self.running.lock();
-        let taken = |ip: Ipv4Addr| running.iter().any(|(u, r)| u != uid && r.spec.ip == ip);
+    fn address(
+        &self,
+        specs: &BTreeMap<String, Spec>,
+        uid: &str,
+        wanted: Option<Ipv4Addr>,
+    ) -> Result<Ipv4Addr, BalancerError> {
+        let taken = |ip: Ipv4Addr| specs.iter().any(|(u, s)| u != uid && s.ip == ip);
         if let Some(ip) = wanted {
             return match self.pool.contains(ip) && !taken(ip) {
                 true => Ok(ip),
                 false => Err(BalancerError::Unavailable(ip)),
             };
         }
-        if let Some(r) = running.get(uid) {
-            return Ok(r.spec.ip);
+        if let Some(s) = specs.get(uid) {
+            return Ok(s.ip);
         }
         self.pool
             .addresses()
@@ -178,13 +220,8 @@ impl Balancers {
             .ok_or(BalancerError::Exhausted)
     }
 
-    fn save(&self) -> Result<(), BalancerError> {
-        let specs: BTreeMap<String, Spec> = self
-            .running
-            .lock()
-            .iter()
-            .map(|(u, r)| (u.clone(), r.spec.clone()))
-            .collect();
+    /// Saves `specs`, then publishes them.
+    fn commit(&self, specs: BTreeMap<String, Spec>) -> Result<(), BalancerError> {
         let io = |source| BalancerError::Io {
             what: self.state.display().to_string(),
             source,
@@ -192,97 +229,28 @@ impl Balancers {
         let tmp = self.state.with_extension("tmp");
         let text = serde_json::to_vec_pretty(&specs).unwrap_or_default();
         std::fs::write(&tmp, text).map_err(io)?;
-        std::fs::rename(&tmp, &self.state).map_err(io)
+        std::fs::rename(&tmp, &self.state).map_err(io)?;
+        self.specs.send_replace(specs);
+        Ok(())
     }
 }
 
-/// Binds the balancer's ports and starts forwarding.
-async fn start(spec: Spec) -> Result<Running, BalancerError> {
-    let backends = Arc::new(RwLock::new(spec.backends.clone()));
-    let ranges: Arc<Vec<(u32, u32)>> =
-        Arc::new(spec.source_ranges.iter().filter_map(|c| cidr(c)).collect());
-    let mut listeners = JoinSet::new();
-    for (port, node_port) in spec.ports.iter().copied() {
-        let addr = SocketAddr::new(IpAddr::V4(spec.ip), port);
-        let l = TcpListener::bind(addr)
-            .await
-            .map_err(|source| BalancerError::Io {
-                what: format!("balancer of {} on {addr}", spec.service),
-                source,
-            })?;
-        listeners.spawn(serve(l, node_port, backends.clone(), ranges.clone()));
-    }
-    tracing::info!(service = %spec.service, ip = %spec.ip, "load balancer serving");
-    Ok(Running {
-        spec,
-        backends,
-        _listeners: listeners,
-    })
-}
-
-/// `a.b.c.d/n` as (network, mask).
-pub(crate) fn cidr(s: &str) -> Option<(u32, u32)> {
-    let (ip, bits) = s.split_once('/')?;
-    let ip: Ipv4Addr = ip.parse().ok()?;
-    let bits: u32 = bits.parse().ok()?;
-    let mask = if bits == 0 {
-        0
-    } else {
-        u32::MAX.checked_shl(32 - bits.min(32))?
-    };
-    Some((u32::from(ip) & mask, mask))
-}
-
-/// Whether `peer` may connect: any peer when there are no ranges.
-pub fn allowed(peer: IpAddr, ranges: &[(u32, u32)]) -> bool {
-    match peer {
-        _ if ranges.is_empty() => true,
-        IpAddr::V4(ip) => ranges
-            .iter()
-            .any(|(net, mask)| u32::from(ip) & mask == *net),
-        IpAddr::V6(_) => false,
+/// The node that announces an address: the current holder while it is still one of
+/// `nodes`, else the first of them by name (none without nodes).
+pub fn elect(current: Option<&str>, nodes: &[String]) -> Option<String> {
+    match current {
+        Some(c) if nodes.iter().any(|n| n == c) => Some(c.to_string()),
+        _ => nodes.iter().min().cloned(),
     }
 }
 
-async fn serve(
-    l: TcpListener,
-    node_port: u16,
-    backends: Arc<RwLock<Vec<SocketAddr>>>,
-    ranges: Arc<Vec<(u32, u32)>>,
-) {
-    let mut connections = JoinSet::new();
-    let mut next = 0usize;
-    loop {
-        let Ok((client, peer)) = l.accept().await else {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            continue;
-        };
-        while connections.try_join_next().is_some() {}
-        if !allowed(peer.ip(), &ranges) {
-            tracing::debug!(%peer, "refused by loadBalancerSourceRanges");
-            continue;
-        }
-        let order: Vec<SocketAddr> = {
-            let b = backends.read();
-            (0..b.len()).map(|i| b[(next + i) % b.len()]).collect()
-        };
-        next = next.wrapping_add(1);
-        connections.spawn(forward(client, order, node_port));
-    }
-}
-
-/// Connects `client` to the first backend (at `node_port`) that answers.
-async fn forward(mut client: TcpStream, order: Vec<SocketAddr>, node_port: u16) {
-    for b in order {
-        let to = SocketAddr::new(b.ip(), node_port);
-        let Ok(Ok(mut upstream)) =
-            tokio::time::timeout(Duration::from_secs(2), TcpStream::connect(to)).await
-        else {
-            continue;
-        };
-        let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
-        return;
-    }
+/// The balancers node `node` holds.
+pub fn held_by(specs: &BTreeMap<String, Spec>, node: &str) -> BTreeMap<String, Spec> {
+    specs
+        .iter()
+        .filter(|(_, s)| s.holder.as_deref() == Some(node))
+        .map(|(u, s)| (u.clone(), s.clone()))
+        .collect()
 }
 
 #[cfg(test)]
@@ -307,14 +275,17 @@ mod tests {
     }
 
     #[test]
-    fn source_ranges() {
-        let r = vec![cidr("192.0.2.0/24").unwrap()];
-        assert!(allowed("192.0.2.9".parse().unwrap(), &r));
-        assert!(!allowed("198.51.100.1".parse().unwrap(), &r));
-        assert!(allowed("198.51.100.1".parse().unwrap(), &[]));
-        assert!(allowed(
-            "1.2.3.4".parse().unwrap(),
-            &[cidr("0.0.0.0/0").unwrap()]
-        ));
+    fn a_holder_keeps_its_address_while_it_is_a_backend() {
+        let nodes = |n: &[&str]| n.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(elect(None, &nodes(&["m2", "m1"])).as_deref(), Some("m1"));
+        assert_eq!(
+            elect(Some("m2"), &nodes(&["m1", "m2"])).as_deref(),
+            Some("m2")
+        );
+        assert_eq!(
+            elect(Some("m2"), &nodes(&["m3", "m1"])).as_deref(),
+            Some("m1")
+        );
+        assert_eq!(elect(Some("m2"), &[]), None);
     }
 }

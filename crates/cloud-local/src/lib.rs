@@ -4,8 +4,9 @@
 //!
 //! - **Instances** come from an [`inventory`] file an operator keeps: a machine removed
 //!   from it is gone, one marked `shutdown` is shut down.
-//! - **LoadBalancer** (with an address pool): a TCP [`balancer`] per Service on the
-//!   provider's machine, forwarding to the nodes' NodePorts.
+//! - **LoadBalancer** (with an address pool): a TCP [`balancer`] per Service, forwarding to
+//!   the nodes' NodePorts, on the provider's machine or on a node elected to hold its
+//!   address, whose [`agent`] announces it and moves it when that node goes.
 //! - **Routes** (with a route state file): the [`routes`] table, which every machine's
 //!   node [`agent`] installs as kernel routes, learning its part over the NodeAgent
 //!   service of the provider's TCP port.
@@ -15,8 +16,11 @@
 //! needs a client certificate from the CA it is given, naming a user it allows.
 
 pub mod agent;
+pub mod announce;
 pub mod balancer;
 pub mod inventory;
+pub mod listeners;
+mod node_agent;
 mod route_services;
 pub mod routes;
 mod services;
@@ -153,11 +157,7 @@ pub async fn serve_tcp(
                 .offers_routes()
                 .then(|| cp::routes_server::RoutesServer::with_interceptor(local.clone(), check)),
         )
-        .add_optional_service(
-            local
-                .offers_routes()
-                .then(|| rkube_proto::cloudlocal::node_agent_server::NodeAgentServer::new(local)),
-        )
+        .add_service(rkube_proto::cloudlocal::node_agent_server::NodeAgentServer::new(local))
         .serve_with_incoming_shutdown(pki::tls_incoming(listener, cfg), stop)
         .await?;
     Ok(())

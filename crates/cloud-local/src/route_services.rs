@@ -1,16 +1,10 @@
-//! The route services of the `local` provider: the cloud provider protocol's Routes, for
-//! the cloud-controller-manager, and NodeAgent, which tells each machine's node agent
-//! the kernel routes it must have.
+//! The cloud provider protocol's Routes, as the `local` provider serves them to the
+//! cloud-controller-manager.
 
-use std::pin::Pin;
-
-use rkube_proto::cloudlocal as cl;
 use rkube_proto::cloudprovider as cp;
-use tokio_stream::wrappers::WatchStream;
-use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
 
-use crate::routes::{for_node, RouteError, StoredRoute};
+use crate::routes::{RouteError, StoredRoute};
 use crate::services::Local;
 
 fn to_status(e: RouteError) -> Status {
@@ -75,45 +69,5 @@ impl cp::routes_server::Routes for Local {
             .delete(&r.cluster_name, &route)
             .map_err(to_status)?;
         Ok(Response::new(cp::DeleteRouteResponse {}))
-    }
-}
-
-/// The node a NodeAgent caller is: its certificate must name `system:node:<name>` in
-/// the group `system:nodes`.
-fn calling_node<T>(req: &Request<T>) -> Result<String, Status> {
-    let id = req
-        .peer_certs()
-        .and_then(|c| pki::Identity::of(&c))
-        .ok_or_else(|| Status::unauthenticated("a node's client certificate is required"))?;
-    match id.user.strip_prefix("system:node:") {
-        Some(node) if !node.is_empty() && id.groups.iter().any(|g| g == "system:nodes") => {
-            Ok(node.to_string())
-        }
-        _ => Err(Status::permission_denied(format!(
-            "{} is not a node (system:node:<name> in group system:nodes)",
-            id.user
-        ))),
-    }
-}
-
-type RouteStream = Pin<Box<dyn Stream<Item = Result<cl::HostRoutes, Status>> + Send>>;
-
-#[tonic::async_trait]
-impl cl::node_agent_server::NodeAgent for Local {
-    type WatchRoutesStream = RouteStream;
-
-    async fn watch_routes(
-        &self,
-        req: Request<cl::WatchRoutesRequest>,
-    ) -> Result<Response<RouteStream>, Status> {
-        let node = calling_node(&req)?;
-        let rx = self.routes()?.subscribe();
-        tracing::info!(%node, "a node agent watches its routes");
-        let stream = WatchStream::new(rx).map(move |table| {
-            Ok(cl::HostRoutes {
-                routes: for_node(&table, &node),
-            })
-        });
-        Ok(Response::new(Box::pin(stream)))
     }
 }

@@ -169,7 +169,7 @@ fn invalid(field: &'static str, reason: impl Into<String>) -> RouteError {
 fn checked_cidr(s: &str) -> Result<String, RouteError> {
     let field = "route.destination_cidr";
     let bits = s.split_once('/').and_then(|(_, b)| b.parse::<u32>().ok());
-    let (net, _) = crate::balancer::cidr(s)
+    let (net, _) = crate::listeners::cidr(s)
         .filter(|_| bits.is_some_and(|b| b <= 32))
         .ok_or_else(|| invalid(field, format!("{s:?}: not an IPv4 CIDR")))?;
     Ok(format!("{}/{}", Ipv4Addr::from(net), bits.unwrap_or(32)))

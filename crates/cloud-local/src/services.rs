@@ -50,6 +50,19 @@ impl Local {
             .ok_or_else(|| Status::unimplemented("routes need --route-state"))
     }
 
+    /// The balancers, for node agents: only when nodes announce the addresses.
+    pub(crate) fn node_held_balancers(
+        &self,
+    ) -> Result<tokio::sync::watch::Receiver<std::collections::BTreeMap<String, Spec>>, Status>
+    {
+        match self.balancers.as_deref() {
+            Some(b) if b.announce() == crate::balancer::Announce::Nodes => Ok(b.subscribe()),
+            _ => Err(Status::unimplemented(
+                "nodes announce no load balancers (--lb-pool with --lb-announce nodes)",
+            )),
+        }
+    }
+
     fn balancers(&self) -> Result<&Balancers, Status> {
         self.balancers
             .as_deref()
@@ -209,13 +222,15 @@ fn spec_of(
         }
         ports.push((port, node_port));
     }
-    let backends = req
+    let (nodes, backends) = req
         .nodes
         .iter()
-        .filter_map(|n| n.addresses.iter().find(|a| a.r#type == "InternalIP"))
-        .filter_map(|a| a.address.parse().ok())
-        .map(|ip| std::net::SocketAddr::new(ip, 0))
-        .collect();
+        .filter_map(|n| {
+            let a = n.addresses.iter().find(|a| a.r#type == "InternalIP")?;
+            let ip: std::net::IpAddr = a.address.parse().ok()?;
+            Some((n.name.clone(), std::net::SocketAddr::new(ip, 0)))
+        })
+        .unzip();
     let wanted = match svc.load_balancer_ip.as_str() {
         "" => None,
         s => Some(s.parse().map_err(|_| {
@@ -230,6 +245,8 @@ fn spec_of(
         ports,
         backends,
         source_ranges: svc.load_balancer_source_ranges.clone(),
+        nodes,
+        holder: None,
     };
     Ok((svc.uid.clone(), wanted, spec))
 }
@@ -291,7 +308,7 @@ impl cp::load_balancer_server::LoadBalancer for Local {
         req: Request<cp::LoadBalancerRequest>,
     ) -> Result<Response<cp::EnsureLoadBalancerDeletedResponse>, Status> {
         let (uid, _, _) = spec_of(req.get_ref())?;
-        self.balancers()?.delete(&uid).map_err(to_status)?;
+        self.balancers()?.delete(&uid).await.map_err(to_status)?;
         Ok(Response::new(cp::EnsureLoadBalancerDeletedResponse {}))
     }
 }

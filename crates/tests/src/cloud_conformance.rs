@@ -358,3 +358,24 @@ pub fn ingress_ip(s: &k8s_openapi::api::core::v1::Service) -> Option<String> {
         .ip
         .clone()
 }
+
+/// Writes a `local` provider inventory of `machines` (name, zone, state) to `path`,
+/// whole, then renamed: the provider never reads half a file.
+pub fn write_inventory(path: &std::path::Path, machines: &[(&str, &str, &str)]) {
+    let machines: Vec<_> = machines
+        .iter()
+        .map(|(name, zone, state)| serde_json::json!({"name": name, "zone": zone, "state": state}))
+        .collect();
+    let text = serde_json::to_string(&serde_json::json!({"region": "home", "machines": machines}))
+        .expect("an inventory");
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text).expect("write the inventory");
+    std::fs::rename(&tmp, path).expect("rename the inventory");
+}
+
+/// Writes `text` to `dir/name`; returns the path.
+pub fn write(dir: &std::path::Path, name: &str, text: &str) -> std::path::PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, text).expect("write a file");
+    p
+}

@@ -15,6 +15,7 @@ pub mod fake_kubelet;
 pub mod fault_proxy;
 pub mod kubectl;
 pub mod linearizability;
+pub mod local_cloud;
 pub mod machines;
 pub mod net;
 pub mod netns;

@@ -156,6 +156,19 @@ impl Machines {
         self.children.push(child);
     }
 
+    /// The machines that have `addr` (as a /32) on an interface.
+    pub fn holding(&self, addr: &str) -> Vec<usize> {
+        (0..self.machines.len())
+            .filter(|i| {
+                Machines::exec(
+                    &self.machines[*i].netns,
+                    &["ip", "-4", "-o", "addr", "show"],
+                )
+                .is_ok_and(|out| out.contains(&format!(" {addr}/32 ")))
+            })
+            .collect()
+    }
+
     /// Runs `args` in namespace `netns` and returns its output, or why it failed.
     pub fn exec(netns: &str, args: &[&str]) -> Result<String, String> {
         let out = Command::new("ip")

@@ -8,6 +8,7 @@
 mod local_lb;
 mod python;
 mod routes;
+mod vip;
 
 use std::path::Path;
 use std::time::Duration;
@@ -16,7 +17,7 @@ use client::{Api, ListParams, PatchParams};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use rkube_proto::cloudprovider as cp;
-use rkube_tests::cloud_conformance::{self, InstancesFixture};
+use rkube_tests::cloud_conformance::{self, write, write_inventory, InstancesFixture};
 use rkube_tests::component::Component;
 use rkube_tests::fake_kubelet::FakeKubelet;
 use rkube_tests::objects::fake_node;
@@ -24,18 +25,6 @@ use rkube_tests::{eventually, Cluster, Flavor, FAST_CM_LEASE, FAST_SCHEDULER_LEA
 use serde_json::json;
 
 const UNINITIALIZED: &str = "node.cloudprovider.kubernetes.io/uninitialized";
-
-fn write_inventory(path: &Path, machines: &[(&str, &str, &str)]) {
-    let machines: Vec<_> = machines
-        .iter()
-        .map(|(name, zone, state)| json!({"name": name, "zone": zone, "state": state}))
-        .collect();
-    let text = serde_json::to_string(&json!({"region": "home", "machines": machines})).unwrap();
-    // Written whole, then renamed: the provider never reads half a file.
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, text).unwrap();
-    std::fs::rename(&tmp, path).unwrap();
-}
 
 fn uninitialized_node(name: &str) -> Node {
     fake_node(
@@ -296,12 +285,6 @@ async fn logged_address(log: &Path) -> String {
         },
     )
     .await
-}
-
-fn write(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
-    let p = dir.join(name);
-    std::fs::write(&p, text).unwrap();
-    p
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -12,13 +12,10 @@ use controllers::cloud::plugin::Address;
 use k8s_openapi::api::core::v1::Node;
 use rkube_proto::cloudlocal as cl;
 use rkube_proto::cloudprovider as cp;
-use rkube_tests::component::Component;
+use rkube_tests::eventually;
 use rkube_tests::machines::Machines;
-use rkube_tests::objects::fake_node;
-use rkube_tests::{eventually, rkube_bin, Cluster, Flavor, FAST_CM_LEASE};
-use serde_json::json;
 
-use super::{write, write_inventory};
+use rkube_tests::local_cloud::LocalCloud;
 
 /// The routes the agent installed in `netns`, as "destination via gateway".
 fn agent_routes(netns: &str) -> Vec<String> {
@@ -44,99 +41,19 @@ fn get_from(netns: &str, url: &str) -> Result<String, String> {
 #[tokio::test(flavor = "multi_thread")]
 async fn machines_route_pod_traffic_through_the_local_providers_agents() {
     let mut machines = Machines::new(3);
-    let host = machines.host_ip.to_string();
-    // The manager runs in the member and dials the provider over mutual TLS with the
-    // member's own credentials; the provider starts after it, so the manager waits.
-    let listen = format!("{host}:{}", rkube_tests::free_port());
-    let url = format!("https://{listen}");
-    let periods = [
-        "--route-reconciliation-period-ms",
-        "300",
-        "--node-monitor-period-ms",
-        "300",
-    ];
-    let args = [
-        &["--cloud-plugin", url.as_str()][..],
-        &periods,
-        FAST_CM_LEASE,
-    ]
-    .concat();
-    let cluster = Cluster::start(Flavor::Server, 1, &args).await;
-    let dir = cluster.dir.path();
-    let pki = &cluster.pki;
-    let inventory = dir.join("inventory.json");
-    write_inventory(
-        &inventory,
-        &[
-            ("m1", "a", "running"),
-            ("m2", "b", "running"),
-            ("m3", "c", "running"),
-        ],
-    );
-    let serving = pki.issue("local-provider", &[], pki::Usage::Server, &[&host]);
-    let cert = write(dir, "provider.crt", &serving.cert_pem);
-    let key = write(dir, "provider.key", &serving.key_pem);
-    let ca_file = pki.ca_file.to_str().unwrap().to_string();
-    let route_state = dir.join("routes.json");
-    let _provider = Component::start(
-        dir,
-        "provider",
-        &[
-            "cloud-provider",
-            "local",
-            "--listen",
-            &listen,
-            "--tls-cert-file",
-            cert.to_str().unwrap(),
-            "--tls-private-key-file",
-            key.to_str().unwrap(),
-            "--client-ca-file",
-            &ca_file,
-            "--inventory",
-            inventory.to_str().unwrap(),
-            "--route-state",
-            route_state.to_str().unwrap(),
-        ],
-    );
-
-    // An agent per machine, each with its node's certificate.
-    for i in 0..3 {
-        let name = machines.machines[i].name.clone();
-        let creds = pki.issue_files(
-            &format!("agent-{name}"),
-            &format!("system:node:{name}"),
-            &["system:nodes"],
-        );
-        let netns = machines.machines[i].netns.clone();
-        let (cert, key) = (creds.cert.to_str().unwrap(), creds.key.to_str().unwrap());
-        machines.spawn(
-            &netns,
-            dir,
-            &format!("agent-{name}"),
-            &rkube_bin(),
-            &[
-                "cloud-provider",
-                "local-agent",
-                "--provider",
-                &url,
-                "--ca-file",
-                &ca_file,
-                "--cert-file",
-                cert,
-                "--key-file",
-                key,
-            ],
-        );
-    }
-    let nodes = Api::<Node>::all(cluster.api_client());
-    for m in &machines.machines {
-        let extra = json!({"spec": {"podCIDR": m.pod_cidr, "providerID": format!("local://{}", m.name)},
-            "status": {"addresses": [{"type": "InternalIP", "address": m.ip.to_string()}]}});
-        nodes
-            .create(&fake_node(&m.name, "4", "8Gi", extra))
-            .await
-            .unwrap();
-    }
+    let cloud = LocalCloud::start(
+        &mut machines,
+        &["--route-reconciliation-period-ms", "300"],
+        |dir| {
+            vec![
+                "--route-state".into(),
+                dir.join("routes.json").display().to_string(),
+            ]
+        },
+    )
+    .await;
+    let (url, pki, dir) = (&cloud.url, &cloud.cluster.pki, cloud.cluster.dir.path());
+    let nodes = Api::<Node>::all(cloud.cluster.api_client());
 
     // Each machine has a route to the other two pod CIDRs, via their machines.
     let want = |i: usize| -> Vec<String> {
@@ -183,7 +100,7 @@ async fn machines_route_pod_traffic_through_the_local_providers_agents() {
     .await;
     assert_eq!(code, "200");
 
-    attacks(&url, pki, dir).await;
+    attacks(url, pki, dir).await;
 
     // m3's node deleted: its route goes from the other machines, and m1 no longer reaches
     // m3's pod.
