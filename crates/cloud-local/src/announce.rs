@@ -114,20 +114,21 @@ fn spec_of(b: &cl::HeldBalancer) -> Result<Spec, AgentError> {
         what,
     };
     let ip: Ipv4Addr = b.ip.parse().map_err(|_| invalid("ip", &b.ip, "address"))?;
-    let ports = b
-        .ports
-        .iter()
-        .map(
-            |p| match (u16::try_from(p.port), u16::try_from(p.node_port)) {
-                (Ok(a), Ok(n)) if a != 0 && n != 0 => Ok((a, n)),
-                _ => Err(invalid(
-                    "ports",
-                    &format!("{}:{}", p.port, p.node_port),
-                    "port",
-                )),
-            },
-        )
-        .collect::<Result<_, _>>()?;
+    let (mut ports, mut udp_ports) = (Vec::new(), Vec::new());
+    for p in &b.ports {
+        let pair = match (u16::try_from(p.port), u16::try_from(p.node_port)) {
+            (Ok(a), Ok(n)) if a != 0 && n != 0 => (a, n),
+            _ => {
+                let value = format!("{}:{}", p.port, p.node_port);
+                return Err(invalid("ports", &value, "port"));
+            }
+        };
+        match p.protocol.as_str() {
+            "TCP" | "" => ports.push(pair),
+            "UDP" => udp_ports.push(pair),
+            other => return Err(invalid("ports.protocol", other, "protocol (TCP or UDP)")),
+        }
+    }
     let backends = b
         .backends
         .iter()
@@ -140,8 +141,16 @@ fn spec_of(b: &cl::HeldBalancer) -> Result<Spec, AgentError> {
         service: b.service.clone(),
         ip,
         ports,
+        udp_ports,
         backends,
         source_ranges: b.source_ranges.clone(),
+        health_check_port: u16::try_from(b.health_check_node_port).map_err(|_| {
+            invalid(
+                "health_check_node_port",
+                &b.health_check_node_port.to_string(),
+                "port",
+            )
+        })?,
         nodes: Vec::new(),
         holder: None,
     })
@@ -234,9 +243,11 @@ mod tests {
             ports: vec![cl::BalancerPort {
                 port,
                 node_port: 30080,
+                protocol: "TCP".into(),
             }],
             backends: vec![backend.into()],
             source_ranges: vec![],
+            health_check_node_port: 0,
         }
     }
 

@@ -65,9 +65,16 @@ pub struct Spec {
     pub ip: Ipv4Addr,
     /// (port, node port), TCP.
     pub ports: Vec<(u16, u16)>,
+    /// (port, node port), UDP.
+    #[serde(default)]
+    pub udp_ports: Vec<(u16, u16)>,
     pub backends: Vec<SocketAddr>,
     /// CIDRs the clients must come from; empty: any.
     pub source_ranges: Vec<String>,
+    /// With `externalTrafficPolicy: Local`: the port where a node answers 200 while it
+    /// has a local endpoint; only such nodes get traffic. 0: every backend does.
+    #[serde(default)]
+    pub health_check_port: u16,
     /// The backend nodes' names.
     #[serde(default)]
     pub nodes: Vec<String>,

@@ -18,12 +18,14 @@
 pub mod agent;
 pub mod announce;
 pub mod balancer;
+mod health;
 pub mod inventory;
 pub mod listeners;
 mod node_agent;
 mod route_services;
 pub mod routes;
 mod services;
+mod udp;
 
 use std::path::Path;
 

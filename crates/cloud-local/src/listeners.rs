@@ -1,7 +1,8 @@
 //! The listening side of the `local` provider's load balancers: for each balancer, a TCP
 //! listener per Service port on its address, forwarding each connection to a backend
-//! node's NodePort (the next node when one does not answer within 2 s), with
-//! `loadBalancerSourceRanges` enforced on the peer's address. The provider runs them on
+//! node's NodePort (the next node when one does not answer within 2 s), and a UDP socket
+//! per UDP port ([`crate::udp`]), with `loadBalancerSourceRanges` enforced on the peer's
+//! address. The provider runs them on
 //! its own machine, or a node agent on the machine that holds the address.
 
 use std::collections::BTreeMap;
@@ -15,9 +16,11 @@ use tokio::task::JoinSet;
 
 use crate::balancer::{BalancerError, Spec};
 
-/// A running balancer: its listeners, and the backends they share.
+/// A running balancer: its listeners, the backends it has, and those they use (the ones
+/// that pass the health check, with one).
 struct Running {
     spec: Spec,
+    all: Arc<RwLock<Vec<SocketAddr>>>,
     backends: Arc<RwLock<Vec<SocketAddr>>>,
     _listeners: JoinSet<()>,
 }
@@ -31,8 +34,15 @@ impl Listeners {
     /// another address or other ports mean new listeners.
     pub async fn set(&mut self, uid: &str, spec: &Spec) -> Result<(), BalancerError> {
         if let Some(r) = self.0.get_mut(uid) {
-            if r.spec.ports == spec.ports && r.spec.ip == spec.ip {
-                *r.backends.write() = spec.backends.clone();
+            let same = r.spec.ports == spec.ports
+                && r.spec.udp_ports == spec.udp_ports
+                && r.spec.ip == spec.ip
+                && r.spec.health_check_port == spec.health_check_port;
+            if same {
+                *r.all.write() = spec.backends.clone();
+                if spec.health_check_port == 0 {
+                    *r.backends.write() = spec.backends.clone();
+                }
                 r.spec = spec.clone();
                 return Ok(());
             }
@@ -64,6 +74,7 @@ impl Listeners {
 
 /// Binds the balancer's ports and starts forwarding.
 async fn start(spec: Spec) -> Result<Running, BalancerError> {
+    let all = Arc::new(RwLock::new(spec.backends.clone()));
     let backends = Arc::new(RwLock::new(spec.backends.clone()));
     let ranges: Arc<Vec<(u32, u32)>> =
         Arc::new(spec.source_ranges.iter().filter_map(|c| cidr(c)).collect());
@@ -78,9 +89,29 @@ async fn start(spec: Spec) -> Result<Running, BalancerError> {
             })?;
         listeners.spawn(serve(l, node_port, backends.clone(), ranges.clone()));
     }
+    for (port, node_port) in spec.udp_ports.iter().copied() {
+        let addr = SocketAddr::new(IpAddr::V4(spec.ip), port);
+        let sock = tokio::net::UdpSocket::bind(addr)
+            .await
+            .map_err(|source| BalancerError::Io {
+                what: format!("balancer of {} on {addr}/udp", spec.service),
+                source,
+            })?;
+        listeners.spawn(crate::udp::serve(
+            sock,
+            node_port,
+            backends.clone(),
+            ranges.clone(),
+        ));
+    }
+    if spec.health_check_port != 0 {
+        let port = spec.health_check_port;
+        listeners.spawn(crate::health::check(all.clone(), backends.clone(), port));
+    }
     tracing::info!(service = %spec.service, ip = %spec.ip, "load balancer serving");
     Ok(Running {
         spec,
+        all,
         backends,
         _listeners: listeners,
     })

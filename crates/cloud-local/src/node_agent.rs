@@ -40,16 +40,19 @@ fn held(uid: &str, s: &Spec) -> cl::HeldBalancer {
         uid: uid.to_string(),
         service: s.service.clone(),
         ip: s.ip.to_string(),
-        ports: s
-            .ports
-            .iter()
-            .map(|(port, node_port)| cl::BalancerPort {
-                port: u32::from(*port),
-                node_port: u32::from(*node_port),
+        ports: [("TCP", &s.ports), ("UDP", &s.udp_ports)]
+            .into_iter()
+            .flat_map(|(protocol, ports)| {
+                ports.iter().map(move |(port, node_port)| cl::BalancerPort {
+                    port: u32::from(*port),
+                    node_port: u32::from(*node_port),
+                    protocol: protocol.into(),
+                })
             })
             .collect(),
         backends: s.backends.iter().map(|b| b.ip().to_string()).collect(),
         source_ranges: s.source_ranges.clone(),
+        health_check_node_port: u32::from(s.health_check_port),
     }
 }
 

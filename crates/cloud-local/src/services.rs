@@ -200,14 +200,18 @@ fn spec_of(
     if svc.uid.is_empty() {
         return Err(Status::invalid_argument("service.uid: Required value"));
     }
-    let mut ports = Vec::new();
+    let (mut ports, mut udp_ports) = (Vec::new(), Vec::new());
     for p in &svc.ports {
-        if p.protocol != "TCP" {
-            return Err(Status::invalid_argument(format!(
-                "service.ports[{}].protocol: {} is not supported by the local provider (TCP only)",
-                p.name, p.protocol
-            )));
-        }
+        let into = match p.protocol.as_str() {
+            "TCP" | "" => &mut ports,
+            "UDP" => &mut udp_ports,
+            other => {
+                return Err(Status::invalid_argument(format!(
+                    "service.ports[{}].protocol: {other} is not supported by the local provider (TCP and UDP)",
+                    p.name
+                )))
+            }
+        };
         let (Ok(port), Ok(node_port)) = (u16::try_from(p.port), u16::try_from(p.node_port)) else {
             return Err(Status::invalid_argument(format!(
                 "service.ports[{}]: port out of range",
@@ -220,7 +224,7 @@ fn spec_of(
                 p.name
             )));
         }
-        ports.push((port, node_port));
+        into.push((port, node_port));
     }
     let (nodes, backends) = req
         .nodes
@@ -243,8 +247,13 @@ fn spec_of(
         service: format!("{}/{}", svc.namespace, svc.name),
         ip: std::net::Ipv4Addr::UNSPECIFIED,
         ports,
+        udp_ports,
         backends,
         source_ranges: svc.load_balancer_source_ranges.clone(),
+        health_check_port: match svc.external_traffic_policy.as_str() {
+            "Local" => u16::try_from(svc.health_check_node_port).unwrap_or(0),
+            _ => 0,
+        },
         nodes,
         holder: None,
     };

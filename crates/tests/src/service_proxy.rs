@@ -31,10 +31,12 @@ pub struct Setup {
     _fake: crate::fake_kubelet::FakeKubelet,
 }
 
-/// `n` picks this test's own pod and Service ranges and bridge; `loopback` puts the
-/// ClusterIPs in 127.0.0.0/8.
+/// `n` picks this test's own pod and Service ranges, NodePorts and bridge; `loopback` puts
+/// the ClusterIPs in 127.0.0.0/8. Their own NodePorts keep tests running side by side
+/// from listening on each other's ports on this one host.
 pub async fn start(mode: &str, node: &str, n: u32, loopback: bool) -> Setup {
     let pod_cidr = format!("10.{}.0.0/16", 100 + n);
+    let node_ports = format!("{}-{}", 30000 + 200 * n, 30199 + 200 * n);
     let svc_cidr = if loopback {
         format!("127.{}.0.0/24", 180 + n)
     } else {
@@ -49,6 +51,8 @@ pub async fn start(mode: &str, node: &str, n: u32, loopback: bool) -> Setup {
             &pod_cidr,
             "--service-cluster-ip-range",
             &svc_cidr,
+            "--service-node-port-range",
+            &node_ports,
         ],
     )
     .await;
@@ -255,11 +259,20 @@ pub async fn run(s: &Setup, echo: &str, node_ip: IpAddr, drain_ms: u64) {
     );
     drop(kept);
 
-    // Scaled to zero: connections are refused, through the ClusterIP and the NodePort.
+    let hc = local_load_balancer(&svcs, node_ip).await;
+
+    // Scaled to zero: connections are refused, through the ClusterIP and the NodePort,
+    // and the health check fails.
     Api::<Deployment>::namespaced(client.clone(), "default")
         .patch("web", PatchParams::Merge, &json!({"spec": {"replicas": 0}}))
         .await
         .unwrap();
+    eventually(
+        Duration::from_secs(60),
+        "a failing health check",
+        || async { health_check(hc).await.filter(|(status, _)| *status == 503) },
+    )
+    .await;
     for addr in [cip, nodeport] {
         eventually(
             Duration::from_secs(60),
@@ -273,4 +286,40 @@ pub async fn run(s: &Setup, echo: &str, node_ip: IpAddr, drain_ms: u64) {
         )
         .await;
     }
+}
+
+/// Makes `web` a Local LoadBalancer: the node answers its health check port with its
+/// three endpoints. Returns the health check port's address.
+async fn local_load_balancer(svcs: &Api<Service>, node_ip: IpAddr) -> SocketAddr {
+    let local = json!({"spec": {"type": "LoadBalancer", "externalTrafficPolicy": "Local"}});
+    let lb = svcs.patch("web", PatchParams::Merge, &local).await.unwrap();
+    let hc_port = lb
+        .spec
+        .and_then(|s| s.health_check_node_port)
+        .expect("a health check port");
+    let hc = SocketAddr::new(node_ip, u16::try_from(hc_port).unwrap());
+    let healthy = eventually(
+        Duration::from_secs(30),
+        "a passing health check",
+        || async { health_check(hc).await.filter(|(status, _)| *status == 200) },
+    )
+    .await;
+    assert!(healthy.1.contains(r#""localEndpoints":3"#), "{healthy:?}");
+    hc
+}
+
+/// `GET /healthz` on a health check node port: the status and the body.
+async fn health_check(addr: SocketAddr) -> Option<(u16, String)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.ok()?;
+    let req = format!("GET /healthz HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).await.ok()?;
+    let mut out = String::new();
+    tokio::time::timeout(Duration::from_secs(2), s.read_to_string(&mut out))
+        .await
+        .ok()?
+        .ok()?;
+    let status = out.split_whitespace().nth(1)?.parse().ok()?;
+    let body = out.split_once("\r\n\r\n")?.1.to_string();
+    Some((status, body))
 }

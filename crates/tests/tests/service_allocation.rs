@@ -260,3 +260,58 @@ async fn allocations_left_wrong_by_writes_around_the_apiserver_are_repaired() {
     .await;
     assert_eq!(get(ip_key).await.as_deref(), Some("default/a"), "untouched");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn local_load_balancers_get_a_health_check_port_of_their_own() {
+    let cluster = Cluster::start(Flavor::Apiserver, 1, &[]).await;
+    let api: Api<Service> = Api::namespaced(cluster.api_client(), "default");
+    let hc = |s: &Service| s.spec.as_ref().unwrap().health_check_node_port;
+    let local = json!({"type": "LoadBalancer", "externalTrafficPolicy": "Local"});
+    let lb = api.create(&service("lb", local.clone())).await.unwrap();
+    let port = hc(&lb).expect("a health check port");
+    assert!((30000..=32767).contains(&port), "{port}");
+    assert_ne!(Some(port), node_port(&lb));
+
+    // Another Service may not take it, as a NodePort or as its own health check port.
+    let taken = json!({"type": "NodePort", "ports": [{"port": 80, "nodePort": port}]});
+    let err = create_err(&api, service("np", taken.clone())).await;
+    assert!(err.contains("provided port is already allocated"), "{err}");
+    let mut same = local.clone();
+    same["healthCheckNodePort"] = port.into();
+    let err = create_err(&api, service("lb2", same)).await;
+    assert!(
+        err.contains("spec.healthCheckNodePort: Invalid value")
+            && err.contains("already allocated"),
+        "{err}"
+    );
+    // Not a Local LoadBalancer: no health check port.
+    let err = create_err(
+        &api,
+        service(
+            "np",
+            json!({"type": "NodePort", "healthCheckNodePort": 31999}),
+        ),
+    )
+    .await;
+    assert!(
+        err.contains("spec.healthCheckNodePort: Invalid value")
+            && err.contains("may only be set when"),
+        "{err}"
+    );
+
+    // Back to Cluster: the port is given back, and free for another Service.
+    let lb = api
+        .patch(
+            "lb",
+            PatchParams::Merge,
+            &json!({"spec": {"externalTrafficPolicy": "Cluster"}}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(hc(&lb), None);
+    let np = api
+        .create(&service("np", taken))
+        .await
+        .expect("the released port is free");
+    assert_eq!(node_port(&np), Some(port));
+}

@@ -124,7 +124,13 @@ fn wants_node_ports(svc: &Value) -> bool {
     matches!(service_type(svc), "NodePort" | "LoadBalancer")
 }
 
-/// What `svc` holds: its ClusterIP and NodePorts.
+/// A LoadBalancer that sends outside traffic only to nodes with a local endpoint needs a
+/// port where the nodes answer its health checks.
+fn wants_health_check_port(svc: &Value) -> bool {
+    service_type(svc) == "LoadBalancer" && svc["spec"]["externalTrafficPolicy"] == "Local"
+}
+
+/// What `svc` holds: its ClusterIP, and its NodePorts with the health check port.
 fn held(svc: &Value) -> (Option<Ipv4Addr>, BTreeSet<u16>) {
     let ip = svc["spec"]["clusterIP"]
         .as_str()
@@ -134,6 +140,7 @@ fn held(svc: &Value) -> (Option<Ipv4Addr>, BTreeSet<u16>) {
         .into_iter()
         .flatten()
         .filter_map(|p| p["nodePort"].as_u64())
+        .chain(svc["spec"]["healthCheckNodePort"].as_u64())
         .filter_map(|p| u16::try_from(p).ok())
         .collect();
     (ip, ports)
@@ -162,6 +169,17 @@ fn carry_over(old: &Value, new: &mut Value) {
     if new_ip.is_empty() && ty != "ExternalName" && old_ip.is_string() && old_ip != "" {
         new["spec"]["clusterIP"] = old_ip.clone();
         new["spec"]["clusterIPs"] = old["spec"]["clusterIPs"].clone();
+    }
+    let old_hc = &old["spec"]["healthCheckNodePort"];
+    if wants_health_check_port(new) {
+        if new["spec"]["healthCheckNodePort"].is_null() && old_hc.is_u64() {
+            new["spec"]["healthCheckNodePort"] = old_hc.clone();
+        }
+    } else if old_hc.is_u64() && new["spec"]["healthCheckNodePort"] == *old_hc {
+        // No longer needed: given back, as Kubernetes does.
+        if let Some(spec) = new["spec"].as_object_mut() {
+            spec.remove("healthCheckNodePort");
+        }
     }
     if !wants_node_ports(new) {
         return;
@@ -198,6 +216,8 @@ impl ServiceRanges {
         let mut errs = Vec::new();
         self.assign_ip(store, old_ip, new, &mut errs).await?;
         self.assign_node_ports(store, &old_ports, new, &mut errs)
+            .await?;
+        self.assign_health_check_port(store, &old_ports, new, &mut errs)
             .await?;
         if !errs.is_empty() {
             return Err(Error::invalid("Service", &name, errs));
@@ -318,6 +338,50 @@ impl ServiceRanges {
         }
         Ok(())
     }
+
+    /// `spec.healthCheckNodePort`: a NodePort of its own when the Service wants one, kept
+    /// while it does; refused when it does not.
+    async fn assign_health_check_port(
+        &self,
+        store: &Store,
+        old_ports: &BTreeSet<u16>,
+        svc: &mut Value,
+        errs: &mut Vec<FieldError>,
+    ) -> Result<()> {
+        let path = "spec.healthCheckNodePort";
+        let requested = svc["spec"]["healthCheckNodePort"].as_i64();
+        if !wants_health_check_port(svc) {
+            if let Some(n) = requested {
+                errs.push(FieldError::invalid(
+                    path,
+                    n,
+                    "may only be set when `type` is 'LoadBalancer' and `externalTrafficPolicy` is 'Local'",
+                ));
+            }
+            return Ok(());
+        }
+        let taken: Vec<(u16, String)> = svc["spec"]["ports"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|p| Some((u16::try_from(p["nodePort"].as_u64()?).ok()?, "TCP".into())))
+            .collect();
+        let port = match requested {
+            Some(n) if taken.iter().any(|(q, _)| i64::from(*q) == n) => {
+                Err(FieldError::duplicate(path, n.to_string()))
+            }
+            Some(n) => {
+                self.requested_node_port(store, n, path, "TCP", old_ports, &[])
+                    .await?
+            }
+            None => self.pick_node_port(store, &mut None, &taken, path).await?,
+        };
+        match port {
+            Ok(p) => svc["spec"]["healthCheckNodePort"] = p.into(),
+            Err(e) => errs.push(e),
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -357,6 +421,19 @@ mod tests {
         assert_eq!(new["spec"]["clusterIP"], "10.96.0.9");
         assert_eq!(new["spec"]["ports"][0]["nodePort"], 30080);
         assert!(new["spec"]["ports"][1]["nodePort"].is_null());
+        // A health check port is kept while the Service is a Local LoadBalancer, and
+        // given back when it no longer is.
+        let old_lb = json!({"spec": {"type": "LoadBalancer", "externalTrafficPolicy": "Local",
+            "healthCheckNodePort": 31000, "ports": [{"port": 80, "nodePort": 30080}]}});
+        let mut kept = json!({"spec": {"type": "LoadBalancer", "externalTrafficPolicy": "Local",
+            "ports": [{"port": 80}]}});
+        carry_over(&old_lb, &mut kept);
+        assert_eq!(kept["spec"]["healthCheckNodePort"], 31000);
+        let mut cluster = old_lb.clone();
+        cluster["spec"]["externalTrafficPolicy"] = "Cluster".into();
+        carry_over(&old_lb, &mut cluster);
+        assert!(cluster["spec"]["healthCheckNodePort"].is_null());
+        assert_eq!(held(&old_lb).1, BTreeSet::from([30080, 31000]));
         let side = release_all(&old);
         assert_eq!(
             side.release,

@@ -8,9 +8,11 @@
 //! - [`nftables`] (root): DNAT rules in the kernel, kept in sync incrementally.
 //!
 //! Either way the proxy rebuilds its [`table`] from the informers' state after every
-//! change (changes that arrive together are applied together), and hands it to the mode.
+//! change (changes that arrive together are applied together), and hands it to the mode
+//! and to the [`health`] check servers of Local LoadBalancers.
 
 pub mod addrs;
+pub mod health;
 pub mod nftables;
 pub mod table;
 pub mod userspace;
@@ -97,6 +99,7 @@ pub async fn run(
     }
     tracing::info!(node, ?mode, "service proxy running");
     let mut last: Option<BTreeMap<String, ServicePort>> = None;
+    let mut health = health::HealthChecks::default();
     loop {
         let svcs = services.list();
         let eps = slices.list();
@@ -108,6 +111,7 @@ pub async fn run(
         if last.as_ref() != Some(&t) {
             let started = std::time::Instant::now();
             backend.sync(&t).await;
+            health.sync(&t).await;
             let endpoints: usize = t.values().map(|s| s.endpoints.len()).sum();
             tracing::debug!(ports = t.len(), endpoints, took = ?started.elapsed(), "proxy synced");
             last = Some(t);

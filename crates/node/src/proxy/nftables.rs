@@ -332,6 +332,7 @@ mod tests {
             endpoints: eps.iter().map(|e| e.parse().unwrap()).collect(),
             external_endpoints: eps.iter().map(|e| e.parse().unwrap()).collect(),
             local_external: false,
+            health_check_node_port: None,
         }
     }
 

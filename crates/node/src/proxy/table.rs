@@ -54,6 +54,8 @@ pub struct ServicePort {
     /// `externalTrafficPolicy: Local` (`local_external`), else all of them.
     pub external_endpoints: Vec<SocketAddr>,
     pub local_external: bool,
+    /// The Service's `healthCheckNodePort` (a Local LoadBalancer's).
+    pub health_check_node_port: Option<u16>,
 }
 
 /// The table of node `node` for `services` and `slices`, keyed by [`ServicePort::name`].
@@ -117,6 +119,10 @@ fn service_ports(svc: &Service, by_service: &SlicesByService, node: &str) -> Vec
     let internal_local = spec.internal_traffic_policy.as_deref() == Some("Local");
     let local_external = node_port_type(spec.type_.as_deref())
         && spec.external_traffic_policy.as_deref() == Some("Local");
+    let health_check_node_port = spec
+        .health_check_node_port
+        .filter(|_| local_external)
+        .and_then(|p| u16::try_from(p).ok());
     let mut out = Vec::new();
     for p in spec.ports.iter().flatten() {
         let Some(protocol) = Protocol::parse(p.protocol.as_deref()) else {
@@ -142,6 +148,7 @@ fn service_ports(svc: &Service, by_service: &SlicesByService, node: &str) -> Vec
             endpoints: pick(&all, internal_local),
             external_endpoints: pick(&all, local_external),
             local_external,
+            health_check_node_port,
         });
     }
     out

@@ -68,6 +68,42 @@ fn pct(v: &mut [Duration], p: f64) -> Duration {
     v[((v.len() - 1) as f64 * p).round() as usize]
 }
 
+/// The LoadBalancer Service `web`, with a NodePort stand-in on every machine. Returns its
+/// address once it has one.
+async fn web_service(
+    services: &Api<Service>,
+    machines: &mut Machines,
+    dir: &std::path::Path,
+) -> anyhow::Result<String> {
+    let svc: Service = serde_json::from_value(json!({"apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": "web"},
+        "spec": {"type": "LoadBalancer", "selector": {"app": "web"}, "ports": [{"port": 80}]}}))?;
+    let created = services.create(&svc).await?;
+    let node_port = created
+        .spec
+        .and_then(|s| s.ports?.first()?.node_port)
+        .unwrap_or(0)
+        .to_string();
+    let py = std::path::PathBuf::from("python3");
+    for i in 0..machines.machines.len() {
+        let netns = machines.machines[i].netns.clone();
+        let args = ["-m", "http.server", &node_port];
+        machines.spawn(&netns, dir, &format!("nodeport-{i}"), &py, &args);
+    }
+    let end = Instant::now() + Duration::from_secs(30);
+    loop {
+        let s = services.get("web").await.ok();
+        if let Some(ip) = s
+            .as_ref()
+            .and_then(rkube_tests::cloud_conformance::ingress_ip)
+        {
+            return Ok(ip);
+        }
+        anyhow::ensure!(Instant::now() < end, "no address for web within 30 s");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
@@ -81,40 +117,7 @@ async fn main() -> anyhow::Result<()> {
     let beat = |n: &str| FakeKubelet::start(client.clone(), &[n], Duration::from_millis(100));
     let mut kubelets: Vec<Option<FakeKubelet>> = names.iter().map(|n| Some(beat(n))).collect();
     let services = Api::<Service>::namespaced(client.clone(), "default");
-    let svc: Service = serde_json::from_value(json!({"apiVersion": "v1", "kind": "Service",
-        "metadata": {"name": "web"},
-        "spec": {"type": "LoadBalancer", "selector": {"app": "web"}, "ports": [{"port": 80}]}}))?;
-    let created = services.create(&svc).await?;
-    let node_port = created
-        .spec
-        .and_then(|s| s.ports?.first()?.node_port)
-        .unwrap_or(0)
-        .to_string();
-    for i in 0..3 {
-        let netns = machines.machines[i].netns.clone();
-        let py = std::path::PathBuf::from("python3");
-        machines.spawn(
-            &netns,
-            &dir,
-            &format!("nodeport-{i}"),
-            &py,
-            &["-m", "http.server", &node_port],
-        );
-    }
-    let vip = {
-        let end = Instant::now() + Duration::from_secs(30);
-        loop {
-            let s = services.get("web").await.ok();
-            if let Some(ip) = s
-                .as_ref()
-                .and_then(rkube_tests::cloud_conformance::ingress_ip)
-            {
-                break ip;
-            }
-            anyhow::ensure!(Instant::now() < end, "no address for web within 30 s");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    };
+    let vip = web_service(&services, &mut machines, &dir).await?;
     let addr = format!("{vip}:80");
     until(Duration::from_secs(30), || ok(&addr)).await?;
     let nodes = Api::<Node>::all(client.clone());
