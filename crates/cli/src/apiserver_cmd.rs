@@ -401,6 +401,7 @@ impl Running {
         }
         if let Some(mut cm) = c.controller_manager {
             cm.signer = pki.map(|p| c.cm_options.signer(p.ca.clone()));
+            cm.root_ca = pki.map(|p| p.ca.cert_pem().to_string());
             server.register_metrics(|r| cm.metrics.register(r));
             let user = "system:kube-controller-manager";
             let client = components_client(server, pki, config, user)?;

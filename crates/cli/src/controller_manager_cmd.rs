@@ -124,6 +124,9 @@ impl ControllerManagerOptions {
 pub async fn run(args: ControllerManagerArgs) -> anyhow::Result<()> {
     let client = args.client.client()?;
     let mut cfg = args.options.config();
+    // The CA the controller-manager trusts the API server with is the one every
+    // namespace gets (kube-controller-manager's default for --root-ca-file).
+    cfg.root_ca = args.client.ca_pem()?;
     if let Some(f) = &args.cluster_signing_token_file {
         let text = std::fs::read_to_string(f)
             .with_context(|| format!("--cluster-signing-token-file {}", f.display()))?;

@@ -14,7 +14,8 @@ use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{
-    Namespace, Node, Pod, ReplicationController, ResourceQuota, Secret, Service, ServiceAccount,
+    ConfigMap, Namespace, Node, Pod, ReplicationController, ResourceQuota, Secret, Service,
+    ServiceAccount,
 };
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::rbac::v1::ClusterRole;
@@ -37,6 +38,7 @@ pub(crate) struct Ctx {
     pub namespaces: Arc<Informer<Namespace>>,
     pub service_accounts: Arc<Informer<ServiceAccount>>,
     pub secrets: Arc<Informer<Secret>>,
+    pub config_maps: Arc<Informer<ConfigMap>>,
     pub nodes: Arc<Informer<Node>>,
     pub endpoint_slices: Arc<Informer<EndpointSlice>>,
     pub jobs: Arc<Informer<Job>>,
@@ -74,6 +76,7 @@ impl Ctx {
             namespaces: all(&client),
             service_accounts: all(&client),
             secrets: all(&client),
+            config_maps: all(&client),
             nodes: all(&client),
             endpoint_slices: all(&client),
             jobs: all(&client),
@@ -108,6 +111,7 @@ impl Ctx {
             namespaces: self.namespaces.clone(),
             service_accounts: self.service_accounts.clone(),
             secrets: self.secrets.clone(),
+            config_maps: self.config_maps.clone(),
             nodes: self.nodes.clone(),
             endpoint_slices: self.endpoint_slices.clone(),
             jobs: self.jobs.clone(),

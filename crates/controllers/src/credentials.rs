@@ -37,6 +37,7 @@ pub(crate) const CONTROLLERS: &[&str] = &[
     "certificate-controller",
     "resourcequota-controller",
     "clusterrole-aggregation-controller",
+    "root-ca-cert-publisher",
 ];
 
 /// A token for `kube-system/<name>`, creating the ServiceAccount first when missing.

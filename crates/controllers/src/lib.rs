@@ -27,6 +27,7 @@ pub(crate) mod podgc;
 pub(crate) mod pods;
 pub(crate) mod replicaset;
 pub(crate) mod resource_quota;
+pub(crate) mod root_ca;
 pub mod scheduler;
 pub(crate) mod serviceaccount;
 pub(crate) mod token;

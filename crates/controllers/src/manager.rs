@@ -28,6 +28,9 @@ pub struct ManagerConfig {
     pub job: JobConfig,
     /// The CA `csrsigning` signs with; `None` leaves requests unsigned.
     pub signer: Option<crate::certificates::signing::Signer>,
+    /// The cluster CA (PEM) published in every namespace as `kube-root-ca.crt`; `None`
+    /// publishes nothing.
+    pub root_ca: Option<String>,
     /// Where every controller counts its reconciles and queue.
     pub metrics: client::runtime::Metrics,
 }
@@ -45,6 +48,7 @@ impl ManagerConfig {
             hpa: Default::default(),
             job: Default::default(),
             signer: None,
+            root_ca: None,
             metrics: Default::default(),
         }
     }
@@ -147,6 +151,12 @@ async fn run_controllers(
         crate::certificates::approving::run(as_("certificate-controller")),
         crate::resource_quota::run(as_("resourcequota-controller")),
         crate::clusterrole_aggregation::run(as_("clusterrole-aggregation-controller")),
+        async {
+            match cfg.root_ca.clone() {
+                Some(ca) => crate::root_ca::run(as_("root-ca-cert-publisher"), ca).await,
+                None => shutdown.cancelled().await,
+            }
+        },
         async {
             match cfg.signer.clone() {
                 Some(s) => {

@@ -237,3 +237,42 @@ async fn token_secrets_authenticate_on_every_member_and_die_with_their_account()
         .unwrap();
     assert_eq!(u["username"], "system:serviceaccount:default:robot");
 }
+
+/// The cluster CA as every namespace's `kube-root-ca.crt` ConfigMap: published in a new
+/// namespace, put back when changed or deleted.
+#[tokio::test(flavor = "multi_thread")]
+async fn every_namespace_gets_the_cluster_ca() {
+    use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
+    let (cluster, client, _kubelet) = cluster_with_nodes(1, &[]).await;
+    // Each member derives the CA certificate from the token: the same key, other bytes.
+    let ca = pki::ca_fingerprint(cluster.pki.ca.cert_pem()).unwrap();
+    let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": "shop"}})).unwrap();
+    Api::<Namespace>::all(client.clone())
+        .create(&ns)
+        .await
+        .unwrap();
+    let cms = Api::<ConfigMap>::namespaced(client.clone(), "shop");
+    let published = || async {
+        let cm = cms.get_opt("kube-root-ca.crt").await.ok()??;
+        (pki::ca_fingerprint(cm.data?.get("ca.crt")?).ok()? == ca).then_some(())
+    };
+    eventually(Duration::from_secs(30), "the CA in shop", published).await;
+    eventually(Duration::from_secs(30), "the CA in default", || async {
+        let cm = Api::<ConfigMap>::namespaced(client.clone(), "default")
+            .get_opt("kube-root-ca.crt")
+            .await
+            .ok()??;
+        (pki::ca_fingerprint(cm.data?.get("ca.crt")?).ok()? == ca).then_some(())
+    })
+    .await;
+
+    // A forged CA is put right.
+    let forged = json!({"data": {"ca.crt": "-----BEGIN CERTIFICATE-----\nforged\n"}});
+    cms.patch("kube-root-ca.crt", client::PatchParams::Merge, &forged)
+        .await
+        .unwrap();
+    eventually(Duration::from_secs(30), "the CA put back", published).await;
+    // A deleted one comes back.
+    cms.delete("kube-root-ca.crt", None).await.unwrap();
+    eventually(Duration::from_secs(30), "the CA published again", published).await;
+}

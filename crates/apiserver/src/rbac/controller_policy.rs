@@ -109,6 +109,13 @@ fn account_roles() -> Roles {
             vec![rule(&[""], &["serviceaccounts"], &["create"]), events()],
         ),
         (
+            "root-ca-cert-publisher",
+            vec![
+                rule(&[""], &["configmaps"], &["create", "update"]),
+                events(),
+            ],
+        ),
+        (
             "token-controller",
             vec![
                 rule(&[""], &["serviceaccounts"], READ),
