@@ -94,7 +94,7 @@ impl Held {
             Some(i) => i.clone(),
             None => route_dev(vip).await?,
         };
-        add(&dev, vip).await?;
+        add_address(&dev, vip).await?;
         Ok(dev)
     }
 
@@ -157,7 +157,7 @@ fn spec_of(b: &cl::HeldBalancer) -> Result<Spec, AgentError> {
 }
 
 /// Adds `vip` to `dev`.
-async fn add(dev: &str, vip: Ipv4Addr) -> Result<(), AgentError> {
+async fn add_address(dev: &str, vip: Ipv4Addr) -> Result<(), AgentError> {
     let addr = format!("{vip}/32");
     let label = format!("{dev}{LABEL}");
     let mut args = vec!["addr", "replace", &addr, "dev", dev];

@@ -233,10 +233,7 @@ impl Balancers {
             what: self.state.display().to_string(),
             source,
         };
-        let tmp = self.state.with_extension("tmp");
-        let text = serde_json::to_vec_pretty(&specs).unwrap_or_default();
-        std::fs::write(&tmp, text).map_err(io)?;
-        std::fs::rename(&tmp, &self.state).map_err(io)?;
+        crate::save_state(&self.state, &specs).map_err(io)?;
         self.specs.send_replace(specs);
         Ok(())
     }

@@ -48,10 +48,17 @@ pub enum ServeError {
     },
     #[error("serving: {0}")]
     Transport(#[from] tonic::transport::Error),
-    #[error(transparent)]
-    Inventory(#[from] inventory::InventoryError),
     #[error("TLS: {0}")]
     Tls(#[from] pki::Error),
+}
+
+/// Writes `value` as JSON to `path` whole, then renames it into place, so a restart never
+/// reads half a state file.
+pub(crate) fn save_state(path: &Path, value: &impl serde::Serialize) -> std::io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    let text = serde_json::to_vec_pretty(value).unwrap_or_default();
+    std::fs::write(&tmp, text)?;
+    std::fs::rename(&tmp, path)
 }
 
 fn io(what: impl std::fmt::Display) -> impl FnOnce(std::io::Error) -> ServeError {

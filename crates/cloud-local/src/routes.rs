@@ -132,10 +132,7 @@ impl Routes {
             what: self.state.display().to_string(),
             source,
         };
-        let tmp = self.state.with_extension("tmp");
-        let text = serde_json::to_vec_pretty(&table).unwrap_or_default();
-        std::fs::write(&tmp, text).map_err(io)?;
-        std::fs::rename(&tmp, &self.state).map_err(io)?;
+        crate::save_state(&self.state, &table).map_err(io)?;
         self.table.send_replace(table);
         Ok(())
     }
