@@ -45,7 +45,7 @@ pub struct PluginArgs {
 pub struct Provider {
     pub address: Address,
     pub child: Option<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>>,
-    _dir: tempfile::TempDir,
+    _dir: Option<tempfile::TempDir>,
 }
 
 impl PluginArgs {
@@ -57,10 +57,7 @@ impl PluginArgs {
     /// An `https://` plugin is dialed with `client` (the CA and the client certificate and
     /// key, as PEM).
     pub fn provider(&self, client: Option<(String, String, String)>) -> anyhow::Result<Provider> {
-        let dir = tempfile::Builder::new()
-            .prefix("rkube-cloud-plugin-")
-            .tempdir()
-            .context("a directory for the plugin's socket")?;
+        let mut dir = None;
         let (address, child) = match (&self.cloud_plugin, &self.cloud_plugin_exec) {
             (Some(s), _) if s.starts_with("https://") => (self.tcp(s, client)?, None),
             (Some(s), _) => (
@@ -70,7 +67,12 @@ impl PluginArgs {
                 None,
             ),
             (None, Some(exe)) => {
-                let socket = dir.path().join("provider.sock");
+                let d = tempfile::Builder::new()
+                    .prefix("rkube-cloud-plugin-")
+                    .tempdir()
+                    .context("a directory for the plugin's socket")?;
+                let socket = d.path().join("provider.sock");
+                dir = Some(d);
                 let sup = supervise(exe.clone(), self.cloud_plugin_arg.clone(), socket.clone());
                 let sup: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> =
                     Box::pin(sup);

@@ -85,25 +85,3 @@ pub fn write_inventory(dir: &Path, nodes: &[Proc]) -> anyhow::Result<()> {
     std::fs::rename(&tmp, &path)?;
     Ok(())
 }
-
-/// Waits until the provider listens on its socket; fails if it exits first.
-pub async fn wait_provider(dir: &Path, p: &Proc) -> anyhow::Result<()> {
-    let socket = socket(dir);
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
-    while tokio::net::UnixStream::connect(&socket).await.is_err() {
-        let log = super::log_path(dir, &p.name);
-        anyhow::ensure!(
-            p.pid.is_some_and(super::plan::alive),
-            "the cloud provider exited; see {}",
-            log.display()
-        );
-        anyhow::ensure!(
-            tokio::time::Instant::now() < deadline,
-            "the cloud provider does not listen on {} after 20 s; see {}",
-            socket.display(),
-            log.display()
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    Ok(())
-}

@@ -240,7 +240,7 @@ async fn bring_up(
     if let Some(p) = state.provider.as_mut() {
         cloud::write_inventory(&dir, &state.nodes)?;
         spawn(&exe, &dir, p, tx)?;
-        cloud::wait_provider(&dir, p).await?;
+        wait::wait_provider(&cloud::socket(&dir), exits, &dir).await?;
         println!("cloud provider up ({})", cloud::socket(&dir).display());
     }
     for m in state.members.iter_mut() {

@@ -53,6 +53,21 @@ where
     }
 }
 
+/// Waits until the cloud provider listens on `socket`; fails if a process exits first.
+/// (Its exit is learned from `exits`: a process just started may show no command line in
+/// /proc yet, so asking /proc whether it runs would be wrong.)
+pub(super) async fn wait_provider(
+    socket: &Path,
+    exits: &mut mpsc::UnboundedReceiver<Exit>,
+    dir: &Path,
+) -> anyhow::Result<()> {
+    let what = format!("the cloud provider to listen on {}", socket.display());
+    wait_for(&what, Duration::from_secs(20), exits, dir, || async {
+        tokio::net::UnixStream::connect(socket).await.ok().map(drop)
+    })
+    .await
+}
+
 /// Waits until member `m` answers 200 on `path`; its API address.
 pub(super) async fn wait_member_ok(
     m: &Proc,
