@@ -37,6 +37,7 @@ pub mod selector;
 pub mod server;
 pub mod services;
 pub mod storage;
+pub mod system_client;
 pub mod streaming;
 pub mod tls;
 pub mod tokens;

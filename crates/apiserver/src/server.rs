@@ -62,6 +62,13 @@ pub struct ApiServerConfig {
     /// `--audit-log-path`, `--audit-policy-file`, `--audit-log-maxsize`,
     /// `--audit-log-maxbackup`.
     pub audit: crate::audit::AuditConfig,
+    /// `--advertise-address`: where in-cluster clients reach this member's API (the
+    /// `kubernetes` Service's endpoint); default: the listen address, or the host's
+    /// address when listening on all.
+    pub advertise_address: Option<SocketAddr>,
+    /// `--endpoint-lease-ttl-seconds`: how long a stopped member stays an endpoint of the
+    /// `kubernetes` Service.
+    pub endpoint_lease_ttl: Duration,
 }
 
 impl ApiServerConfig {
@@ -85,6 +92,8 @@ impl ApiServerConfig {
             authorization_mode: vec!["Node".into(), "RBAC".into()],
             pod_security_default: crate::admission::Level::Baseline,
             audit: Default::default(),
+            advertise_address: None,
+            endpoint_lease_ttl: Duration::from_secs(15),
         }
     }
 }
@@ -103,6 +112,7 @@ pub enum ServingTls {
 pub struct ApiServer {
     api: Arc<Api>,
     pub local_addr: SocketAddr,
+    system: crate::services::kubernetes::SystemServices,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -134,6 +144,16 @@ impl ApiServer {
         let router = assemble::router(&cfg, &api, &tokens, agent_client);
         tasks.push(serve_api(listener, cfg.tls.as_ref(), router)?);
         tasks.push(tokio::spawn(bootstrap(api.clone())));
+        let system = crate::services::kubernetes::SystemServices {
+            member: api.store.name().to_string(),
+            advertise: advertise_address(cfg.advertise_address, local_addr),
+            cluster_ips: cfg.service_ranges.cluster_ips,
+            lease_ttl: cfg.endpoint_lease_ttl,
+        };
+        tasks.push(tokio::spawn(crate::services::kubernetes::run(
+            api.clone(),
+            system.clone(),
+        )));
         if api.rbac.is_some() {
             tasks.push(tokio::spawn(crate::rbac::policy::reconcile(api.clone())));
         }
@@ -153,6 +173,7 @@ impl ApiServer {
         Ok(ApiServer {
             api,
             local_addr,
+            system,
             tasks,
         })
     }
@@ -193,10 +214,35 @@ impl ApiServer {
     }
 
     pub async fn shutdown(self) {
+        // In-cluster clients stop being sent here before the API goes.
+        let leave = crate::services::kubernetes::remove_self(self.api.clone(), &self.system);
+        match tokio::time::timeout(Duration::from_secs(2), leave).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "leaving the kubernetes Service's endpoints"),
+            Err(_) => tracing::warn!("leaving the kubernetes Service's endpoints: timed out"),
+        }
         for t in &self.tasks {
             t.abort();
         }
         self.api.store.shutdown().await;
+    }
+}
+
+/// Where in-cluster clients reach this member: `configured`, else the listen address, or
+/// (listening on all addresses) the address the host sends from by default.
+fn advertise_address(configured: Option<SocketAddr>, local: SocketAddr) -> SocketAddr {
+    if let Some(a) = configured {
+        return a;
+    }
+    if !local.ip().is_unspecified() {
+        return local;
+    }
+    let outward = std::net::UdpSocket::bind("0.0.0.0:0")
+        .and_then(|s| s.connect("192.0.2.1:9").map(|_| s))
+        .and_then(|s| s.local_addr());
+    match outward {
+        Ok(a) => SocketAddr::new(a.ip(), local.port()),
+        Err(_) => SocketAddr::from(([127, 0, 0, 1], local.port())),
     }
 }
 

@@ -63,6 +63,17 @@ pub struct ApiServerArgs {
     /// range inside 127.0.0.0/8 lets the userspace proxy serve ClusterIPs without root.
     #[arg(long, default_value = "10.96.0.0/12")]
     pub service_cluster_ip_range: String,
+    /// The cluster's DNS domain, for the names in the serving certificate.
+    #[arg(long, default_value = "cluster.local")]
+    pub cluster_domain: String,
+    /// Where in-cluster clients reach this member's API, IP:PORT: the endpoint it gives
+    /// the `kubernetes` Service (default: the listen address, or the host's address when
+    /// listening on all).
+    #[arg(long)]
+    pub advertise_address: Option<std::net::SocketAddr>,
+    /// How long the `kubernetes` Service keeps a member that stopped renewing its lease.
+    #[arg(long, default_value_t = 15)]
+    pub endpoint_lease_ttl_seconds: u64,
     /// Where Service NodePorts come from, FIRST-LAST.
     #[arg(long, default_value = "30000-32767")]
     pub service_node_port_range: String,
@@ -137,6 +148,8 @@ impl ApiServerArgs {
         cfg.bookmark_interval = Duration::from_millis(self.bookmark_interval_ms.max(100));
         cfg.default_not_ready_toleration_seconds = self.default_not_ready_toleration_seconds;
         cfg.default_unreachable_toleration_seconds = self.default_unreachable_toleration_seconds;
+        cfg.advertise_address = self.advertise_address;
+        cfg.endpoint_lease_ttl = Duration::from_secs(self.endpoint_lease_ttl_seconds.max(1));
         cfg.service_allocation_repair_interval =
             Duration::from_millis(self.service_allocation_repair_interval_ms.max(100));
         cfg.service_ranges = apiserver::services::ServiceRanges {
@@ -345,10 +358,19 @@ fn member_config(args: &ApiServerArgs) -> anyhow::Result<(ApiServerConfig, Optio
     let mut cfg = args.config()?;
     let mut addrs = vec![args.listen, cfg.store.peer_listen];
     addrs.extend(args.store.client_listen);
+    // In-cluster clients reach the API as https://kubernetes.default.svc or at the
+    // Service's ClusterIP.
+    let mut names: Vec<String> = ["kubernetes", "kubernetes.default", "kubernetes.default.svc"]
+        .into_iter()
+        .map(String::from)
+        .collect();
+    names.push(format!("kubernetes.default.svc.{}", args.cluster_domain));
+    names.push(cfg.service_ranges.cluster_ips.first_usable().to_string());
+    names.extend(cfg.advertise_address.map(|a| a.ip().to_string()));
     let pki = args
         .store
         .security
-        .member(&args.store.name, &args.store.data_dir, &addrs)?;
+        .member(&args.store.name, &args.store.data_dir, &addrs, &names)?;
     if let Some(p) = &pki {
         cfg.store.tls = Some(p.member.clone());
         cfg.signing_key_wrap = Some(p.signing_key_wrap());

@@ -68,12 +68,14 @@ impl SecurityArgs {
     }
 
     /// Sets up the member's PKI under `<data_dir>/pki`, or `None` under
-    /// `--insecure-plaintext`. `addrs` are the addresses the member serves on.
+    /// `--insecure-plaintext`. `addrs` are the addresses the member serves on, `names`
+    /// more names its certificate carries.
     pub fn member(
         &self,
         name: &str,
         data_dir: &Path,
         addrs: &[SocketAddr],
+        names: &[String],
     ) -> anyhow::Result<Option<MemberPki>> {
         let Some(token) = self.token()? else {
             tracing::warn!("--insecure-plaintext: every port is plaintext and unauthenticated");
@@ -89,7 +91,7 @@ impl SecurityArgs {
             LeafSpec {
                 common_name: format!("system:rkube-member:{name}"),
                 organizations: vec![pki::MEMBERS_GROUP.into()],
-                sans: self.sans(addrs),
+                sans: self.sans(addrs, names),
                 usage: Usage::ServerAndClient,
                 validity: Duration::from_secs(self.cert_validity_secs.max(5)),
             },
@@ -105,7 +107,7 @@ impl SecurityArgs {
         }))
     }
 
-    fn sans(&self, addrs: &[SocketAddr]) -> Vec<String> {
+    fn sans(&self, addrs: &[SocketAddr], names: &[String]) -> Vec<String> {
         let mut sans: Vec<String> = vec![
             pki::MEMBER_SERVER_NAME.into(),
             "localhost".into(),
@@ -123,6 +125,7 @@ impl SecurityArgs {
                 .map(|ip| ip.to_string()),
         );
         sans.extend(self.tls_san.iter().cloned());
+        sans.extend(names.iter().cloned());
         sans.sort();
         sans.dedup();
         sans

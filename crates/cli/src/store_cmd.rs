@@ -115,6 +115,7 @@ pub async fn run(args: StoreArgs) -> anyhow::Result<()> {
         &args.name,
         &args.data_dir,
         &[client_listen, cfg.peer_listen],
+        &[],
     )?;
     if let Some(p) = &pki {
         cfg.tls = Some(p.member.clone());

@@ -28,7 +28,7 @@ impl ServiceRanges {
         let start = random_u32();
         let pick = (0..free)
             .map(|i| self.cluster_ips.nth_usable(start.wrapping_add(i)))
-            .find(|ip| !used.contains(&ip_key(*ip)));
+            .find(|ip| !self.cluster_ips.reserved(*ip) && !used.contains(&ip_key(*ip)));
         Ok(pick.ok_or_else(|| {
             FieldError::invalid(
                 "spec.clusterIPs",

@@ -9,6 +9,7 @@
 //! writes around the apiserver left wrong.
 
 mod allocate;
+pub mod kubernetes;
 pub mod repair;
 
 use std::collections::BTreeSet;
@@ -71,7 +72,20 @@ impl Cidr {
         let n = u32::from(ip);
         n > self.base && n < self.base + self.size() - 1
     }
-    fn nth_usable(&self, i: u32) -> Ipv4Addr {
+    /// The first address of the range: the `kubernetes` Service's.
+    pub fn first_usable(&self) -> Ipv4Addr {
+        self.nth_usable(0)
+    }
+    /// The tenth address, the cluster DNS Service's, when the range has one.
+    pub fn dns_ip(&self) -> Option<Ipv4Addr> {
+        (self.size() - 2 >= 10).then(|| self.nth_usable(9))
+    }
+    /// Addresses a Service gets only by asking for them: those of the `kubernetes` and
+    /// `kube-dns` Services, which their reconciler asks for by value.
+    fn reserved(&self, ip: Ipv4Addr) -> bool {
+        ip == self.first_usable() || Some(ip) == self.dns_ip()
+    }
+    pub(crate) fn nth_usable(&self, i: u32) -> Ipv4Addr {
         Ipv4Addr::from(self.base + 1 + i % (self.size() - 2))
     }
 }
