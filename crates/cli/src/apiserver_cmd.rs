@@ -341,7 +341,7 @@ pub async fn run(args: ApiServerArgs, components: Option<Components>) -> anyhow:
         running.start(&server, pki.as_ref(), c)?;
     }
     tokio::select! {
-        _ = tokio::signal::ctrl_c() => tracing::info!("interrupted; stopping"),
+        _ = crate::proxy_cmd::stop_signal() => tracing::info!("interrupted; stopping"),
         e = server.fatal() => crate::exit_on_fatal(&e),
     }
     running.stop().await;

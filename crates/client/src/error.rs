@@ -58,6 +58,10 @@ impl Error {
         self.code() == Code::NotFound
     }
 
+    pub fn is_forbidden(&self) -> bool {
+        self.code() == Code::PermissionDenied
+    }
+
     pub fn is_conflict(&self) -> bool {
         self.code() == Code::Aborted
     }

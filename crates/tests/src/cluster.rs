@@ -311,6 +311,10 @@ impl Cluster {
         std::fs::read_to_string(path).unwrap_or_default()
     }
 
+    pub fn pid(&self, i: usize) -> Option<u32> {
+        self.members[i].child.as_ref().map(Child::id)
+    }
+
     pub fn is_running(&self, i: usize) -> bool {
         self.members[i].child.is_some()
     }

@@ -96,7 +96,6 @@ pub(super) fn edit_rules() -> Vec<Value> {
             "pods/exec",
             "pods/eviction",
             "services",
-            "endpoints",
             "configmaps",
             "persistentvolumeclaims",
             "replicationcontrollers",
@@ -124,7 +123,8 @@ pub(super) fn edit_rules() -> Vec<Value> {
     r.push(rule(&["batch"], &["jobs", "cronjobs"], WRITE));
     r.push(rule(&["autoscaling"], &["horizontalpodautoscalers"], WRITE));
     r.push(rule(&["policy"], &["poddisruptionbudgets"], WRITE));
-    r.push(rule(&["discovery.k8s.io"], &["endpointslices"], WRITE));
+    // No writes to Endpoints or EndpointSlices (as Kubernetes since 1.22): whoever may
+    // write them can send a Service's traffic anywhere, the `kubernetes` Service's too.
     r
 }
 
