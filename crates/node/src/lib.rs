@@ -9,6 +9,7 @@
 
 pub mod agent;
 pub mod certs;
+pub mod dns;
 mod error;
 pub mod host;
 pub mod kubelet;
