@@ -43,7 +43,15 @@ pub trait Authenticator: Send + Sync {
 /// The token of an `authorization: Bearer …` header.
 pub fn bearer_token(md: &MetadataMap) -> Option<&str> {
     let h = md.get("authorization")?.to_str().ok()?;
-    h.strip_prefix("Bearer ").map(str::trim)
+    bearer(h)
+}
+
+/// The token of an `Authorization: Bearer TOKEN` value. The scheme is case-insensitive
+/// (RFC 7235): the Python client, for one, sends `bearer`.
+pub fn bearer(header: &str) -> Option<&str> {
+    let (scheme, token) = header.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
 /// Bearer tokens from a CSV file as kube-apiserver's `--token-auth-file`:
@@ -252,6 +260,16 @@ impl AuthzChain {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive() {
+        assert_eq!(bearer("Bearer abc"), Some("abc"));
+        assert_eq!(bearer("bearer abc "), Some("abc"));
+        assert_eq!(bearer("BEARER abc"), Some("abc"));
+        assert_eq!(bearer("Basic abc"), None);
+        assert_eq!(bearer("Bearer "), None);
+        assert_eq!(bearer("Bearerabc"), None);
+    }
 
     #[tokio::test]
     async fn token_file_and_chain() {

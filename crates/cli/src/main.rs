@@ -8,6 +8,7 @@ mod cloud_cmd;
 mod connect;
 mod controller_manager_cmd;
 mod ctl;
+mod dns_flags;
 mod join;
 mod node_cmd;
 mod proxy_cmd;

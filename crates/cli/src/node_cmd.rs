@@ -91,6 +91,8 @@ pub struct NodeArgs {
     pub metrics_interval_ms: u64,
     #[command(flatten)]
     pub proxy: crate::proxy_cmd::ProxyFlags,
+    #[command(flatten)]
+    pub dns: crate::dns_flags::DnsFlags,
     /// On SIGINT or SIGTERM, stop and remove every pod too (a kubelet otherwise leaves
     /// them running, to adopt them when it starts again). `rkube up` uses it.
     #[arg(long)]
@@ -180,6 +182,9 @@ pub async fn run(args: &NodeArgs) -> anyhow::Result<bool> {
     cfg.eviction_interval = Duration::from_millis(args.eviction_interval_ms.max(100));
     cfg.file_check_interval = Duration::from_millis(args.file_check_frequency_ms.max(100));
     cfg.tls = creds.tls;
+    cfg.cluster_dns = args.dns.cluster_dns.clone();
+    cfg.cluster_domain = args.dns.cluster_domain.clone();
+    cfg.dns_server = args.dns.server(&args.node_ip)?;
     let runtime = make_runtime(args).await?;
     let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
     let mut proxy = args.proxy.mode().map(|mode| {

@@ -9,6 +9,7 @@
 
 pub mod certificates;
 pub mod cloud;
+pub(crate) mod cluster_dns;
 pub(crate) mod clusterrole_aggregation;
 pub(crate) mod context;
 pub(crate) mod credentials;

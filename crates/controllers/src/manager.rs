@@ -140,6 +140,7 @@ async fn run_controllers(
         crate::serviceaccount::run(as_("service-account-controller")),
         crate::token::run(as_("token-controller")),
         crate::endpoints::run(as_("endpoint-controller"), w),
+        crate::cluster_dns::run(as_("endpoint-controller")),
         crate::node_lifecycle::run(as_("node-lifecycle-controller"), cfg.node_lifecycle.clone()),
         crate::garbage_collector::run(as_("generic-garbage-collector")),
         crate::podgc::run(as_("pod-garbage-collector")),

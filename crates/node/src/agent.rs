@@ -36,9 +36,24 @@ pub async fn run(
         vec![cfg.node_ip.clone()],
         &cfg.data_dir.join("pki"),
     );
+    let dns = match cfg.dns_server.clone() {
+        Some(d) => Some(crate::dns::DnsServer::bind(d).await?),
+        None => None,
+    };
+    let (node_ip, node_name) = (cfg.node_ip.clone(), cfg.node_name.clone());
     // The node first: the serving certificate is approved only for a registered node.
     let kubelet = Kubelet::register(client.clone(), cfg, runtime.clone(), agent_port).await?;
     let mut tasks = JoinSet::new();
+    if let Some(d) = dns {
+        let addr = advertised(d.local_addr()?, &node_ip);
+        announce_dns(&client, &node_name, addr).await?;
+        let c = client.clone();
+        tasks.spawn(async move {
+            if let Err(e) = d.run(c, std::future::pending()).await {
+                tracing::error!(error = %e, "cluster DNS stopped");
+            }
+        });
+    }
     if let Some(t) = &tls {
         tasks.spawn(certs::serve(
             client.clone(),
@@ -52,6 +67,31 @@ pub async fn run(
     let service = NodeAgentService::new(runtime, verifier);
     tasks.spawn(serve(listener, service, tls.as_ref())?);
     Kubelet::run(kubelet).await
+}
+
+/// Where pods reach the DNS server at `bound`: there, or at the node's IP when it listens
+/// on every address.
+fn advertised(bound: std::net::SocketAddr, node_ip: &str) -> std::net::SocketAddr {
+    match node_ip.parse() {
+        Ok(ip) if bound.ip().is_unspecified() => std::net::SocketAddr::new(ip, bound.port()),
+        _ => bound,
+    }
+}
+
+/// Names the node's DNS server on its Node, where the cluster DNS endpoints come from.
+async fn announce_dns(
+    client: &Client,
+    node: &str,
+    addr: std::net::SocketAddr,
+) -> crate::Result<()> {
+    let patch = serde_json::json!({"metadata": {"annotations": {
+        crate::dns::SERVER_ANNOTATION: addr.to_string()}}});
+    client::Api::<k8s_openapi::api::core::v1::Node>::all(client.clone())
+        .patch(node, client::PatchParams::Merge, &patch)
+        .await
+        .map_err(|e| Error::request(format!("announcing the DNS server on node {node}"), e))?;
+    tracing::info!(%addr, "cluster DNS announced");
+    Ok(())
 }
 
 /// The agent API's server on `listener`: over TLS, asking for a client certificate from

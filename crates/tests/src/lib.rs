@@ -11,6 +11,7 @@ pub mod cloud_conformance;
 pub mod cluster;
 pub mod component;
 pub mod containerd;
+pub mod dns;
 pub mod fake_kubelet;
 pub mod fault_proxy;
 pub mod kubectl;

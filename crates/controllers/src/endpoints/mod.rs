@@ -17,7 +17,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use crate::context::Ctx;
 use client::runtime::{backoff, Action};
 
-mod plan;
+pub(crate) mod plan;
 
 use plan::Member;
 

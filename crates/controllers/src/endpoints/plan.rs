@@ -43,6 +43,8 @@ pub(crate) struct Member {
     ip: String,
     ready: bool,
     ports: Vec<(Option<String>, i32, String)>,
+    /// The pod's `hostname`, when its `subdomain` is this Service: its DNS name under it.
+    hostname: Option<String>,
 }
 
 /// The pods of `pods` (the Service's namespace) that the Service selects, by address.
@@ -50,6 +52,7 @@ pub(crate) fn members(svc: &Service, pods: &[Arc<Pod>]) -> Vec<Member> {
     let spec = svc.spec.clone().unwrap_or_default();
     let selector = spec.selector.clone().unwrap_or_default();
     let publish_not_ready = spec.publish_not_ready_addresses == Some(true);
+    let svc_name = svc.metadata.name.as_deref();
     let mut out: Vec<Member> = pods
         .iter()
         .filter(|p| {
@@ -78,7 +81,12 @@ pub(crate) fn members(svc: &Service, pods: &[Arc<Pod>]) -> Vec<Member> {
                     ))
                 })
                 .collect();
+            let pod_spec = p.spec.as_ref();
+            let hostname = pod_spec
+                .filter(|s| s.subdomain.is_some() && s.subdomain.as_deref() == svc_name)
+                .and_then(|s| s.hostname.clone());
             Some(Member {
+                hostname,
                 ready: publish_not_ready || pods::is_ready(p),
                 ip,
                 ports,
@@ -123,6 +131,7 @@ pub(crate) fn subsets(ms: &[Member]) -> Vec<EndpointSubset> {
             });
         let addr = EndpointAddress {
             ip: m.ip.clone(),
+            hostname: m.hostname.clone(),
             node_name: m.pod.spec.as_ref().and_then(|s| s.node_name.clone()),
             target_ref: Some(target_ref(&m.pod)),
             ..Default::default()
@@ -194,6 +203,7 @@ fn endpoint(m: &Member) -> Endpoint {
         }),
         node_name: m.pod.spec.as_ref().and_then(|s| s.node_name.clone()),
         target_ref: Some(target_ref(&m.pod)),
+        hostname: m.hostname.clone(),
         ..Default::default()
     }
 }

@@ -149,3 +149,38 @@ fn slice_changes_create_replace_and_delete() {
     assert_eq!(c.replace[0].metadata.resource_version.as_deref(), Some("7"));
     assert_eq!(c.delete, ["web-1"]);
 }
+
+#[test]
+fn pods_whose_subdomain_is_the_service_carry_their_hostname() {
+    let named = |name: &str, ip: &str, subdomain: &str| {
+        let mut p = (*pod(name, ip, "web", "rp")).clone();
+        let spec = p.spec.as_mut().unwrap();
+        spec.hostname = Some(name.to_string());
+        spec.subdomain = Some(subdomain.to_string());
+        Arc::new(p)
+    };
+    let pods = vec![
+        named("web-0", "10.0.0.1", "web"),
+        named("other-0", "10.0.0.2", "other"),
+        pod("plain", "10.0.0.3", "web", "rp"),
+    ];
+    let s = svc(json!({}));
+    let ms = members(&s, &pods);
+    let slice = &slices(&s, &ms)[0];
+    let hosts: Vec<(String, Option<String>)> = slice
+        .endpoints
+        .iter()
+        .flatten()
+        .map(|e| (e.addresses[0].clone(), e.hostname.clone()))
+        .collect();
+    assert_eq!(
+        hosts,
+        [
+            ("10.0.0.1".to_string(), Some("web-0".to_string())),
+            ("10.0.0.2".to_string(), None),
+            ("10.0.0.3".to_string(), None)
+        ]
+    );
+    let addrs = subsets(&ms)[0].addresses.clone().unwrap();
+    assert_eq!(addrs[0].hostname.as_deref(), Some("web-0"));
+}

@@ -14,7 +14,7 @@
 use k8s_openapi::api::core::v1::Pod;
 
 /// What a pod's resolver is told.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct DnsSettings {
     pub servers: Vec<String>,
     pub searches: Vec<String>,

@@ -2,6 +2,7 @@
 //! the pods bound to it from a watch ([`source`]) and runs each through a pod worker
 //! ([`worker`]) on a [`crate::runtime::Runtime`].
 
+mod dns;
 mod env;
 mod eviction;
 mod heartbeat;
@@ -66,6 +67,13 @@ pub struct KubeletConfig {
     /// only callers with a certificate from the cluster CA. `None`: plaintext, each call
     /// carrying a token the apiserver signed (clusters under `--insecure-plaintext`).
     pub tls: Option<AgentTls>,
+    /// The resolver pods are given (`--cluster-dns`); `None`: the kube-dns Service's
+    /// ClusterIP.
+    pub cluster_dns: Option<String>,
+    /// The cluster's DNS domain (`--cluster-domain`).
+    pub cluster_domain: String,
+    /// The node's DNS server, when it runs one.
+    pub dns_server: Option<crate::dns::DnsConfig>,
 }
 
 #[derive(Clone, Debug)]
@@ -95,6 +103,9 @@ impl KubeletConfig {
             eviction: Default::default(),
             eviction_interval: Duration::from_secs(10),
             tls: None,
+            cluster_dns: None,
+            cluster_domain: "cluster.local".into(),
+            dns_server: None,
         }
     }
 }
@@ -115,6 +126,8 @@ struct Shared {
     pod_cidr: Mutex<Option<String>>,
     /// Every Service, for the discovery variables of containers.
     services: Arc<client::informer::Informer<k8s_openapi::api::core::v1::Service>>,
+    /// The host's resolver settings (/etc/resolv.conf), for pods that get them.
+    host_dns: crate::dns::resolv_conf::DnsSettings,
 }
 
 /// Hands the node's pod CIDR to the runtime when it is new.
@@ -175,6 +188,9 @@ impl Kubelet {
             gone: Mutex::new(HashSet::new()),
             pod_cidr: Mutex::new(None),
             services,
+            host_dns: crate::dns::resolv_conf::DnsSettings::parse(
+                &std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
+            ),
             cfg,
         });
         register::register(&shared).await?;

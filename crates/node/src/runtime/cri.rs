@@ -91,6 +91,7 @@ impl CriRuntime {
                 log_dir: PathBuf::from(ann.get(ANN_LOG_DIR).cloned().unwrap_or_default()),
                 labels: labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
                 security: Default::default(),
+                dns: None,
             },
             ip,
             ready,

@@ -28,6 +28,11 @@ pub fn sandbox_config(cfg: &SandboxConfig) -> cri::PodSandboxConfig {
             attempt: 0,
         }),
         hostname: cfg.name.clone(),
+        dns_config: cfg.dns.as_ref().map(|d| cri::DnsConfig {
+            servers: d.servers.clone(),
+            searches: d.searches.clone(),
+            options: d.options.clone(),
+        }),
         log_directory: cfg.log_dir.to_string_lossy().to_string(),
         labels: cfg
             .labels

@@ -61,6 +61,9 @@ pub struct SandboxConfig {
     /// The pod-level security context (CRI's sandbox security context).
     #[serde(default)]
     pub security: SecurityConfig,
+    /// The pod's resolver settings, when they are not the host's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dns: Option<crate::dns::resolv_conf::DnsSettings>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]

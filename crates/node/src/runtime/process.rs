@@ -18,6 +18,9 @@ use super::shim::{ExitInfo, ProcessId, ShimSpec};
 use super::*;
 use crate::host::now_secs;
 
+/// The pod's resolv.conf in its sandbox directory, bind-mounted at /etc/resolv.conf.
+const RESOLV_CONF: &str = "resolv.conf";
+
 /// One container as recorded on disk.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 struct Record {
@@ -112,6 +115,25 @@ impl ProcessRuntime {
         self.root.join("sandboxes").join(id)
     }
 
+    /// The container's mounts: its volumes, and the pod's resolv.conf when it has one.
+    fn mounts_of(&self, sandbox_id: &str, cfg: &ContainerConfig) -> Vec<Mount> {
+        let mut mounts = cfg.mounts.clone();
+        let resolv = self.sandbox_dir(sandbox_id).join(RESOLV_CONF);
+        if resolv.exists()
+            && !mounts
+                .iter()
+                .any(|m| m.container_path == "/etc/resolv.conf")
+        {
+            mounts.push(Mount {
+                host_path: resolv,
+                container_path: "/etc/resolv.conf".into(),
+                read_only: true,
+                volume_root: None,
+            });
+        }
+        mounts
+    }
+
     fn container_dir(&self, id: &str) -> PathBuf {
         self.root.join("containers").join(id)
     }
@@ -181,6 +203,9 @@ impl Runtime for ProcessRuntime {
                     return Err(e);
                 }
             }
+        }
+        if let Some(dns) = cfg.dns.as_ref().filter(|_| self.root_user) {
+            std::fs::write(self.sandbox_dir(&id).join(RESOLV_CONF), dns.render())?;
         }
         write_json(&self.sandbox_dir(&id).join("sandbox.json"), &sb)?;
         Ok(sb)
@@ -287,7 +312,7 @@ impl Runtime for ProcessRuntime {
             env: cfg.env.clone(),
             working_dir: cfg.working_dir.clone(),
             mounts: if self.root_user {
-                cfg.mounts.clone()
+                self.mounts_of(&rec.sandbox_id, cfg)
             } else {
                 vec![]
             },

@@ -30,6 +30,7 @@ pub async fn step(w: &mut PodWorker) -> FromSetup {
                 .join(format!("{ns}_{n}_{}", w.uid)),
             labels: w.pod.metadata.labels.clone().unwrap_or_default(),
             security: crate::kubelet::security_context::sandbox(&w.pod),
+            dns: w.shared.pod_dns(&w.pod),
         };
         match rt.run_pod_sandbox(&cfg).await {
             Ok(sb) => w.sandbox = Some(sb),

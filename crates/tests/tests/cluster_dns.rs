@@ -1,0 +1,371 @@
+//! Cluster DNS from inside a pod (process runtime, own network, userspace proxy), and the
+//! `kubernetes` Service used by an in-cluster client: Service, headless, SRV, pod and
+//! ExternalName records; a name outside the cluster forwarded to a resolver the test runs;
+//! NXDOMAIN once a Service is deleted; the pod's resolv.conf. Attacks: a zone transfer and
+//! a query from a network the server does not serve are REFUSED. Needs root.
+
+use std::time::{Duration, Instant};
+
+use client::{Api, Client};
+use hickory_server::proto::op::ResponseCode;
+use hickory_server::proto::rr::RecordType;
+use k8s_openapi::api::core::v1::{Node, Pod, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use rkube_tests::dns::{query, Upstream, OUTSIDE_IP};
+use rkube_tests::machines::Machines;
+use rkube_tests::node_agent::NodeAgent;
+use rkube_tests::pod_lifecycle::ctl;
+use rkube_tests::{eventually, Cluster};
+use serde_json::json;
+
+const NS: &str = "shop";
+const SVC_CIDR: &str = "10.187.0.0/24";
+
+async fn create<K>(client: &Client, ns: &str, v: serde_json::Value) -> K
+where
+    K: client::ApiObject<Scope = k8s_openapi::NamespaceResourceScope>,
+{
+    let obj: K = serde_json::from_value(v).unwrap();
+    Api::<K>::namespaced(client.clone(), ns)
+        .create(&obj)
+        .await
+        .expect("create")
+}
+
+fn sleeper(name: &str, extra: serde_json::Value) -> serde_json::Value {
+    let mut v = json!({"metadata": {"name": name, "labels": {"app": "web"}},
+        "spec": {"nodeName": "dns-w1", "terminationGracePeriodSeconds": 1,
+            "containers": [{"name": "c", "image": "busybox",
+                "command": ["/bin/busybox", "sleep", "3600"]}]}});
+    rkube_tests::objects::merge(&mut v, extra);
+    v
+}
+
+/// Waits until `nslookup ARGS` in the client pod prints every one of `want`.
+async fn resolves(cluster: &Cluster, args: &[&str], want: &[&str]) -> String {
+    let mut cmd = vec!["/bin/busybox", "nslookup"];
+    cmd.extend_from_slice(args);
+    shows(&cluster.api_access(), "client", &cmd, want).await
+}
+
+/// Waits until `cmd` in the client pod prints every one of `want`.
+async fn shows(access: &str, pod: &str, cmd: &[&str], want: &[&str]) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let out = tokio::task::block_in_place(|| in_pod_output(access, pod, cmd));
+        if want.iter().all(|w| out.contains(w)) {
+            return out;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{cmd:?} never showed {want:?}; last: {out}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// `cmd` run in `pod`: what it printed, whether it failed or not.
+fn in_pod_output(access: &str, pod: &str, cmd: &[&str]) -> String {
+    let mut args = vec!["exec", "-n", NS, pod, "--"];
+    args.extend_from_slice(cmd);
+    let out = ctl(access, &args);
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+struct Setup {
+    cluster: Cluster,
+    client: Client,
+    node: NodeAgent,
+    _fake: rkube_tests::fake_kubelet::FakeKubelet,
+    upstream: Upstream,
+}
+
+async fn start() -> Setup {
+    let upstream = Upstream::start().await;
+    let (cluster, client, fake) = rkube_tests::fake_kubelet::cluster_with_nodes_and(
+        3,
+        &[],
+        &[
+            "--cluster-cidr",
+            "10.117.0.0/16",
+            "--service-cluster-ip-range",
+            SVC_CIDR,
+            "--service-node-port-range",
+            "31800-31999",
+            "--endpoint-lease-ttl-seconds",
+            "3",
+        ],
+    )
+    .await;
+    let bridge = format!("rkd{}", std::process::id() % 100_000);
+    let up = upstream.addr.to_string();
+    let node = NodeAgent::start(
+        &cluster.node_access("dns-w1"),
+        "dns-w1",
+        &[
+            "--pod-network",
+            "cni",
+            "--cni-bridge",
+            &bridge,
+            "--proxy-mode",
+            "userspace",
+            "--dns-listen",
+            "0.0.0.0:0",
+            "--dns-upstream",
+            &up,
+            "--dns-allow",
+            "10.117.0.0/16",
+        ],
+    );
+    node.wait_ready(&client).await;
+    Setup {
+        cluster,
+        client,
+        node,
+        _fake: fake,
+        upstream,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pods_resolve_cluster_names_and_reach_the_api() {
+    if !rkube_tests::netns::is_root() {
+        panic!("cluster DNS pods need their own network: run as root");
+    }
+    let mut s = start().await;
+    let (cluster, client) = (&s.cluster, &s.client.clone());
+    // Privileged: the Python client pod runs the host's Python, which lies in a directory
+    // an unprivileged pod of the process runtime does not see.
+    let ns: k8s_openapi::api::core::v1::Namespace = serde_json::from_value(json!({"metadata": {
+        "name": NS, "labels": {"pod-security.kubernetes.io/enforce": "privileged"}}}))
+    .unwrap();
+    Api::all(client.clone()).create(&ns).await.unwrap();
+    create::<Service>(
+        client,
+        NS,
+        json!({"metadata": {"name": "db"},
+        "spec": {"ports": [{"name": "pg", "port": 5432}]}}),
+    )
+    .await;
+    create::<Service>(
+        client,
+        NS,
+        json!({"metadata": {"name": "web"},
+        "spec": {"clusterIP": "None", "selector": {"app": "web"},
+            "ports": [{"name": "http", "port": 8080}]}}),
+    )
+    .await;
+    create::<Service>(
+        client,
+        NS,
+        json!({"metadata": {"name": "ext"},
+        "spec": {"type": "ExternalName", "externalName": "outside.example"}}),
+    )
+    .await;
+    let rb = json!({"metadata": {"name": "default-view"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "view"},
+        "subjects": [{"kind": "ServiceAccount", "name": "default", "namespace": NS}]});
+    create::<k8s_openapi::api::rbac::v1::RoleBinding>(client, NS, rb).await;
+    for name in ["web-0", "web-1"] {
+        let v = sleeper(
+            name,
+            json!({"spec": {"hostname": name, "subdomain": "web"}}),
+        );
+        create::<Pod>(client, NS, v).await;
+    }
+    create::<Pod>(
+        client,
+        NS,
+        sleeper("client", json!({"metadata": {"labels": {"app": "client"}}})),
+    )
+    .await;
+    let privileged = json!({"metadata": {"labels": {"app": "py"}},
+        "spec": {"containers": [{"name": "c", "image": "busybox",
+            "command": ["/bin/busybox", "sleep", "3600"],
+            "securityContext": {"privileged": true}}]}});
+    create::<Pod>(client, NS, sleeper("py", privileged)).await;
+    let pods = Api::<Pod>::namespaced(client.clone(), NS);
+    let mut ips = Vec::new();
+    for name in ["web-0", "web-1", "client", "py"] {
+        let p = eventually(
+            Duration::from_secs(60),
+            &format!("{name} Ready"),
+            || async {
+                pods.get(name)
+                    .await
+                    .ok()
+                    .filter(rkube_tests::objects::pod_ready)
+            },
+        )
+        .await;
+        ips.push(p.status.unwrap().pod_ip.unwrap());
+    }
+    let db_ip = Api::<Service>::namespaced(client.clone(), NS)
+        .get("db")
+        .await
+        .unwrap()
+        .spec
+        .unwrap()
+        .cluster_ip
+        .unwrap();
+
+    let conf = in_pod_output(
+        &cluster.api_access(),
+        "client",
+        &["/bin/busybox", "cat", "/etc/resolv.conf"],
+    );
+    assert!(conf.contains("nameserver 10.187.0.10"), "{conf}");
+    assert!(
+        conf.contains("search shop.svc.cluster.local svc.cluster.local cluster.local"),
+        "{conf}"
+    );
+    assert!(conf.contains("options ndots:5"), "{conf}");
+
+    resolves(cluster, &["db.shop.svc.cluster.local"], &[&db_ip]).await;
+    resolves(cluster, &["db"], &[&db_ip]).await;
+    resolves(cluster, &["kubernetes.default"], &["10.187.0.1"]).await;
+    resolves(cluster, &["web"], &[&ips[0], &ips[1]]).await;
+    resolves(cluster, &["web-1.web.shop.svc.cluster.local"], &[&ips[1]]).await;
+    resolves(
+        cluster,
+        &["-type=srv", "_pg._tcp.db.shop.svc.cluster.local"],
+        &["5432", "db.shop.svc.cluster.local"],
+    )
+    .await;
+    let dashed = ips[0].replace('.', "-");
+    resolves(
+        cluster,
+        &[&format!("{dashed}.shop.pod.cluster.local")],
+        &[&ips[0]],
+    )
+    .await;
+    resolves(
+        cluster,
+        &["ext.shop.svc.cluster.local"],
+        &["outside.example", OUTSIDE_IP],
+    )
+    .await;
+    resolves(cluster, &["outside.example"], &[OUTSIDE_IP]).await;
+
+    // A deleted Service's name is gone.
+    Api::<Service>::namespaced(client.clone(), NS)
+        .delete("db", None)
+        .await
+        .unwrap();
+    let deleted = Instant::now();
+    resolves(cluster, &["db.shop.svc.cluster.local"], &["NXDOMAIN"]).await;
+    eprintln!("NXDOMAIN {:?} after the delete", deleted.elapsed());
+
+    attacks(&s).await;
+    in_cluster_client(&mut s).await;
+}
+
+/// The address of the node's DNS server, from its Node.
+async fn dns_server(client: &Client) -> std::net::SocketAddr {
+    let n = Api::<Node>::all(client.clone())
+        .get("dns-w1")
+        .await
+        .unwrap();
+    n.metadata.annotations.unwrap()["dns.rkube.io/server"]
+        .parse()
+        .unwrap()
+}
+
+/// A Python client inside the pod, configured only by what Kubernetes gives a pod (the
+/// Service variables, the token and the CA), lists pods through `kubernetes.default.svc`;
+/// with a member killed, it still does.
+async fn in_cluster_client(s: &mut Setup) {
+    let Ok(python) = std::env::var("RKUBE_PYTHON") else {
+        panic!("RKUBE_PYTHON names the Python with the kubernetes client (.ci/run sets it)");
+    };
+    let script = "from kubernetes import client, config\n\
+        c = client.Configuration(); config.load_incluster_config(client_configuration=c)\n\
+        c.host = 'https://kubernetes.default.svc'\n\
+        try:\n    pods = client.CoreV1Api(client.ApiClient(c)).list_namespaced_pod('shop')\n\
+        except client.exceptions.ApiException as e:\n    print('status', e.status, e.body); raise\n\
+        print('pods:', sorted(p.metadata.name for p in pods.items))";
+    let cmd = [python.as_str(), "-c", script];
+    let want = ["pods:", "'client'", "'web-0'"];
+    shows(&s.cluster.api_access(), "py", &cmd, &want).await;
+    s.cluster.kill(0);
+    let killed = s.cluster.members[0].client.port().to_string();
+    let slices = Api::<EndpointSlice>::namespaced(s.cluster.api_client_of(1), "default");
+    eventually(
+        Duration::from_secs(30),
+        "the killed member out of kubernetes",
+        || async {
+            let l = slices.list(&Default::default()).await.ok()?;
+            let ports: Vec<String> = l
+                .items
+                .iter()
+                .filter(|s| {
+                    s.metadata
+                        .name
+                        .as_deref()
+                        .is_some_and(|n| n.starts_with("kubernetes"))
+                })
+                .flat_map(|s| s.ports.iter().flatten().filter_map(|p| p.port))
+                .map(|p| p.to_string())
+                .collect();
+            (!ports.is_empty() && !ports.contains(&killed)).then_some(())
+        },
+    )
+    .await;
+    // Members 2 and 3 are still reachable through the client's flags.
+    let access = s.cluster.api_access();
+    shows(&access, "py", &cmd, &want).await;
+}
+
+async fn attacks(s: &Setup) {
+    let server = dns_server(&s.client).await;
+    // From the node itself (allowed): answers, but no zone transfer.
+    let (code, answers) = query(
+        server,
+        "kubernetes.default.svc.cluster.local.",
+        RecordType::A,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (code, answers),
+        (ResponseCode::NoError, vec!["10.187.0.1".to_string()])
+    );
+    let (code, _) = query(server, "cluster.local.", RecordType::AXFR)
+        .await
+        .unwrap();
+    assert_eq!(code, ResponseCode::Refused);
+    // From a network it does not serve: REFUSED, for cluster names and for recursion.
+    let m = Machines::new(1);
+    let at = format!("{}:{}", m.host_ip, server.port());
+    for name in ["kubernetes.default.svc.cluster.local", "outside.example"] {
+        let out = std::process::Command::new("ip")
+            .args(["netns", "exec", &m.machines[0].netns])
+            .args(["/bin/busybox", "nslookup", name, &at])
+            .output()
+            .unwrap();
+        let out = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            out.contains("REFUSED"),
+            "{name} from {}: {out}",
+            m.machines[0].ip
+        );
+        assert!(
+            !out.contains("10.187.0.1") && !out.contains(OUTSIDE_IP),
+            "{out}"
+        );
+    }
+    let _ = &s.upstream;
+    let _ = &s.node;
+    let slices = Api::<EndpointSlice>::namespaced(s.client.clone(), "kube-system");
+    let dns = slices.get("kube-dns").await.unwrap();
+    let ep = &dns.endpoints.unwrap()[0];
+    assert_eq!(ep.node_name.as_deref(), Some("dns-w1"));
+}
