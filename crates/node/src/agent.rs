@@ -46,9 +46,9 @@ pub async fn run(
     let mut tasks = JoinSet::new();
     if let Some(d) = dns {
         let addr = advertised(d.local_addr()?, &node_ip);
-        announce_dns(&client, &node_name, addr).await?;
         let c = client.clone();
         tasks.spawn(async move {
+            announce_dns(&c, &node_name, addr).await;
             if let Err(e) = d.run(c, std::future::pending()).await {
                 tracing::error!(error = %e, "cluster DNS stopped");
             }
@@ -78,20 +78,19 @@ fn advertised(bound: std::net::SocketAddr, node_ip: &str) -> std::net::SocketAdd
     }
 }
 
-/// Names the node's DNS server on its Node, where the cluster DNS endpoints come from.
-async fn announce_dns(
-    client: &Client,
-    node: &str,
-    addr: std::net::SocketAddr,
-) -> crate::Result<()> {
+/// Names the node's DNS server on its Node, where the cluster DNS endpoints come from;
+/// tries again until the apiserver takes it.
+async fn announce_dns(client: &Client, node: &str, addr: std::net::SocketAddr) {
     let patch = serde_json::json!({"metadata": {"annotations": {
         crate::dns::SERVER_ANNOTATION: addr.to_string()}}});
-    client::Api::<k8s_openapi::api::core::v1::Node>::all(client.clone())
-        .patch(node, client::PatchParams::Merge, &patch)
-        .await
-        .map_err(|e| Error::request(format!("announcing the DNS server on node {node}"), e))?;
+    let nodes = client::Api::<k8s_openapi::api::core::v1::Node>::all(client.clone());
+    let mut wait = Duration::from_millis(200);
+    while let Err(e) = nodes.patch(node, client::PatchParams::Merge, &patch).await {
+        tracing::warn!(error = %e, "announcing the cluster DNS server on the Node; trying again");
+        tokio::time::sleep(wait).await;
+        wait = (wait * 2).min(Duration::from_secs(10));
+    }
     tracing::info!(%addr, "cluster DNS announced");
-    Ok(())
 }
 
 /// The agent API's server on `listener`: over TLS, asking for a client certificate from
