@@ -50,6 +50,10 @@ pub struct NodeArgs {
     /// The node's pod bridge.
     #[arg(long, default_value = "rkube0")]
     pub cni_bridge: String,
+    /// The cluster's pod CIDR: pod traffic to any other address leaves with the node's
+    /// address (one masquerade rule per node).
+    #[arg(long, default_value = "10.244.0.0/16")]
+    pub cluster_cidr: String,
     /// The node's IP: its InternalIP and the host IP of its pods.
     #[arg(long, default_value = "127.0.0.1")]
     pub node_ip: String,
@@ -114,6 +118,7 @@ pub async fn stop_pods(args: &NodeArgs, grace: Duration) -> anyhow::Result<()> {
         let _ = runtime.remove_pod_sandbox(&sb.id).await;
     });
     futures::future::join_all(stops).await;
+    node::runtime::egress::remove(&args.data_dir.join("runtime"));
     tracing::info!(pods = sandboxes.len(), "pods stopped");
     Ok(())
 }
@@ -139,12 +144,15 @@ async fn make_runtime(args: &NodeArgs) -> anyhow::Result<Arc<dyn node::runtime::
             if args.pod_network == "cni" && cni.is_none() {
                 tracing::warn!(dir = %args.cni_bin_dir.display(), "no CNI bridge plugin; pods use the host network");
             }
-            Arc::new(ProcessRuntime::new(
-                args.data_dir.join("runtime"),
-                exe,
-                args.node_ip.clone(),
-                cni,
-            )?)
+            Arc::new(
+                ProcessRuntime::new(
+                    args.data_dir.join("runtime"),
+                    exe,
+                    args.node_ip.clone(),
+                    cni,
+                )?
+                .with_cluster_cidr(&args.cluster_cidr),
+            )
         }
         RuntimeKind::Cri => Arc::new(
             node::runtime::cri::CriRuntime::connect(&args.cri_socket, &args.node_ip).await?,

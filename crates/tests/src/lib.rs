@@ -9,6 +9,7 @@ pub mod chaos;
 pub mod clients;
 pub mod cloud_conformance;
 pub mod cluster;
+pub mod cluster_dns;
 pub mod component;
 pub mod containerd;
 pub mod dns;

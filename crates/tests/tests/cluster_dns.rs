@@ -1,8 +1,9 @@
 //! Cluster DNS from inside a pod (process runtime, own network, userspace proxy), and the
 //! `kubernetes` Service used by an in-cluster client: Service, headless, SRV, pod and
 //! ExternalName records; a name outside the cluster forwarded to a resolver the test runs;
-//! NXDOMAIN once a Service is deleted; the pod's resolv.conf. Attacks: a zone transfer and
-//! a query from a network the server does not serve are REFUSED. Needs root.
+//! NXDOMAIN once a Service is deleted; the pod's resolv.conf; a server outside the
+//! cluster reached through the node's masquerade rule. Attacks: a zone transfer and a
+//! query from a network the server does not serve are REFUSED. Needs root.
 
 use std::time::{Duration, Instant};
 
@@ -11,125 +12,11 @@ use hickory_server::proto::op::ResponseCode;
 use hickory_server::proto::rr::RecordType;
 use k8s_openapi::api::core::v1::{Node, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
-use rkube_tests::dns::{query, Upstream, OUTSIDE_IP};
+use rkube_tests::cluster_dns::{create, in_pod_output, resolves, shows, sleeper, start, Setup, NS};
+use rkube_tests::dns::{query, OUTSIDE_IP};
+use rkube_tests::eventually;
 use rkube_tests::machines::Machines;
-use rkube_tests::node_agent::NodeAgent;
-use rkube_tests::pod_lifecycle::ctl;
-use rkube_tests::{eventually, Cluster};
 use serde_json::json;
-
-const NS: &str = "shop";
-const SVC_CIDR: &str = "10.187.0.0/24";
-
-async fn create<K>(client: &Client, ns: &str, v: serde_json::Value) -> K
-where
-    K: client::ApiObject<Scope = k8s_openapi::NamespaceResourceScope>,
-{
-    let obj: K = serde_json::from_value(v).unwrap();
-    Api::<K>::namespaced(client.clone(), ns)
-        .create(&obj)
-        .await
-        .expect("create")
-}
-
-fn sleeper(name: &str, extra: serde_json::Value) -> serde_json::Value {
-    let mut v = json!({"metadata": {"name": name, "labels": {"app": "web"}},
-        "spec": {"nodeName": "dns-w1", "terminationGracePeriodSeconds": 1,
-            "containers": [{"name": "c", "image": "busybox",
-                "command": ["/bin/busybox", "sleep", "3600"]}]}});
-    rkube_tests::objects::merge(&mut v, extra);
-    v
-}
-
-/// Waits until `nslookup ARGS` in the client pod prints every one of `want`.
-async fn resolves(cluster: &Cluster, args: &[&str], want: &[&str]) -> String {
-    let mut cmd = vec!["/bin/busybox", "nslookup"];
-    cmd.extend_from_slice(args);
-    shows(&cluster.api_access(), "client", &cmd, want).await
-}
-
-/// Waits until `cmd` in the client pod prints every one of `want`.
-async fn shows(access: &str, pod: &str, cmd: &[&str], want: &[&str]) -> String {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let out = tokio::task::block_in_place(|| in_pod_output(access, pod, cmd));
-        if want.iter().all(|w| out.contains(w)) {
-            return out;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{cmd:?} never showed {want:?}; last: {out}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
-/// `cmd` run in `pod`: what it printed, whether it failed or not.
-fn in_pod_output(access: &str, pod: &str, cmd: &[&str]) -> String {
-    let mut args = vec!["exec", "-n", NS, pod, "--"];
-    args.extend_from_slice(cmd);
-    let out = ctl(access, &args);
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-struct Setup {
-    cluster: Cluster,
-    client: Client,
-    node: NodeAgent,
-    _fake: rkube_tests::fake_kubelet::FakeKubelet,
-    upstream: Upstream,
-}
-
-async fn start() -> Setup {
-    let upstream = Upstream::start().await;
-    let (cluster, client, fake) = rkube_tests::fake_kubelet::cluster_with_nodes_and(
-        3,
-        &[],
-        &[
-            "--cluster-cidr",
-            "10.117.0.0/16",
-            "--service-cluster-ip-range",
-            SVC_CIDR,
-            "--service-node-port-range",
-            "31800-31999",
-            "--endpoint-lease-ttl-seconds",
-            "3",
-        ],
-    )
-    .await;
-    let bridge = format!("rkd{}", std::process::id() % 100_000);
-    let up = upstream.addr.to_string();
-    let node = NodeAgent::start(
-        &cluster.node_access("dns-w1"),
-        "dns-w1",
-        &[
-            "--pod-network",
-            "cni",
-            "--cni-bridge",
-            &bridge,
-            "--proxy-mode",
-            "userspace",
-            "--dns-listen",
-            "0.0.0.0:0",
-            "--dns-upstream",
-            &up,
-            "--dns-allow",
-            "10.117.0.0/16",
-        ],
-    );
-    node.wait_ready(&client).await;
-    Setup {
-        cluster,
-        client,
-        node,
-        _fake: fake,
-        upstream,
-    }
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn pods_resolve_cluster_names_and_reach_the_api() {
@@ -320,6 +207,36 @@ async fn in_cluster_client(s: &mut Setup) {
     shows(&access, "py", &cmd, &want).await;
 }
 
+/// A pod reaches a server outside the cluster (a machine that has no route to the pods):
+/// its traffic leaves with the node's address.
+async fn egress(s: &Setup, m: &mut Machines) {
+    let www = tempfile::tempdir().unwrap();
+    std::fs::write(www.path().join("index.html"), "hello from outside").unwrap();
+    let netns = m.machines[0].netns.clone();
+    let root = www.path().to_string_lossy().to_string();
+    let busybox = std::path::Path::new("/bin/busybox");
+    m.spawn(
+        &netns,
+        www.path(),
+        "httpd",
+        busybox,
+        &["httpd", "-f", "-p", "8080", "-h", &root],
+    );
+    // busybox's wget crashes on this host; nc sends the request.
+    let get = format!(
+        "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | /bin/busybox nc -w 2 {} 8080",
+        m.machines[0].ip
+    );
+    let cmd = ["/bin/busybox", "sh", "-c", &get];
+    shows(
+        &s.cluster.api_access(),
+        "client",
+        &cmd,
+        &["hello from outside"],
+    )
+    .await;
+}
+
 async fn attacks(s: &Setup) {
     let server = dns_server(&s.client).await;
     // From the node itself (allowed): answers, but no zone transfer.
@@ -339,7 +256,7 @@ async fn attacks(s: &Setup) {
         .unwrap();
     assert_eq!(code, ResponseCode::Refused);
     // From a network it does not serve: REFUSED, for cluster names and for recursion.
-    let m = Machines::new(1);
+    let mut m = Machines::new(1);
     let at = format!("{}:{}", m.host_ip, server.port());
     for name in ["kubernetes.default.svc.cluster.local", "outside.example"] {
         let out = std::process::Command::new("ip")
@@ -362,6 +279,7 @@ async fn attacks(s: &Setup) {
             "{out}"
         );
     }
+    egress(s, &mut m).await;
     let _ = &s.upstream;
     let _ = &s.node;
     let slices = Api::<EndpointSlice>::namespaced(s.client.clone(), "kube-system");

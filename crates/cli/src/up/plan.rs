@@ -194,6 +194,8 @@ fn node_proc(a: &UpArgs, i: usize, servers: &str, network: &str, cloud: bool) ->
         network,
         "--cni-bridge",
         &bridge(dir, &name),
+        "--cluster-cidr",
+        &a.cluster_cidr,
         "--proxy-mode",
         "userspace",
         "--stop-pods-on-exit",

@@ -114,8 +114,10 @@ pub fn del(cfg: &CniConfig, id: &str, name: &str) {
 }
 
 /// Deletes the network namespaces of the pods a process runtime rooted at `root` created,
-/// without the plugins: for a node that is gone for good (killed, then removed).
+/// without the plugins, and the node's egress rule: for a node that is gone for good
+/// (killed, then removed).
 pub fn remove_pod_networks(root: &Path) {
+    super::egress::remove(root);
     for e in std::fs::read_dir(root.join("sandboxes"))
         .into_iter()
         .flatten()

@@ -8,6 +8,7 @@ pub mod cni;
 pub mod cri;
 mod cri_convert;
 mod cri_stream;
+pub mod egress;
 pub mod interactive;
 mod isolation;
 pub mod process;

@@ -42,6 +42,8 @@ pub struct ProcessRuntime {
     /// Pod networking: the plugins and bridge, and the pod CIDR once the node has one.
     cni: Option<CniConfig>,
     pod_cidr: parking_lot::Mutex<Option<String>>,
+    /// The cluster's pod CIDR: pod traffic to anywhere else is masqueraded ([`egress`]).
+    cluster_cidr: Option<String>,
 }
 
 fn read_json<T: serde::de::DeserializeOwned>(p: &Path) -> Option<T> {
@@ -96,7 +98,27 @@ impl ProcessRuntime {
             root_user,
             cni,
             pod_cidr: parking_lot::Mutex::new(last_cidr),
+            cluster_cidr: None,
         })
+    }
+
+    /// Masquerades pod traffic that leaves `cluster_cidr` (with pod networking).
+    pub fn with_cluster_cidr(mut self, cluster_cidr: &str) -> Self {
+        self.cluster_cidr = Some(cluster_cidr.to_string());
+        self.masquerade();
+        self
+    }
+
+    /// The egress rule for the node's pod CIDR, when pods have networks of their own.
+    fn masquerade(&self) {
+        let (Some(cni), Some(cluster), Some(pods)) =
+            (&self.cni, &self.cluster_cidr, self.pod_cidr.lock().clone())
+        else {
+            return;
+        };
+        if let Err(e) = super::egress::ensure(&self.root, &cni.bridge, &pods, cluster) {
+            tracing::warn!(error = %e, "pod egress: the masquerade rule is not in place");
+        }
     }
 
     /// The network to put pods on, once the node's pod CIDR is known.
@@ -503,6 +525,7 @@ impl Runtime for ProcessRuntime {
     async fn update_pod_cidr(&self, cidr: &str) -> Result<()> {
         *self.pod_cidr.lock() = Some(cidr.to_string());
         std::fs::write(self.root.join("pod-cidr"), cidr)?;
+        tokio::task::block_in_place(|| self.masquerade());
         Ok(())
     }
 
