@@ -100,6 +100,7 @@ fn abort_on_raft_panic() {
 }
 
 fn main() -> anyhow::Result<()> {
+    up::exit_with_parent();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()

@@ -118,7 +118,14 @@ pub async fn stop_pods(args: &NodeArgs, grace: Duration) -> anyhow::Result<()> {
         let _ = runtime.remove_pod_sandbox(&sb.id).await;
     });
     futures::future::join_all(stops).await;
+    // The node is going away: its pods' volumes and network go too.
+    node::kubelet::unmount_under(&args.data_dir.join("pods"));
     node::runtime::egress::remove(&args.data_dir.join("runtime"));
+    if matches!(args.runtime, RuntimeKind::Process) && args.pod_network == "cni" {
+        let _ = std::process::Command::new("ip")
+            .args(["link", "del", &args.cni_bridge])
+            .output();
+    }
     tracing::info!(pods = sandboxes.len(), "pods stopped");
     Ok(())
 }

@@ -143,7 +143,7 @@ impl UpCluster {
     }
 
     /// The member's current pid: the one the test started, else the one `rkube up` did.
-    fn pid(&self, name: &str) -> Option<u32> {
+    pub fn pid(&self, name: &str) -> Option<u32> {
         if let Some((_, c)) = self.restarted.iter().find(|(n, _)| n == name) {
             return Some(c.id());
         }
@@ -159,6 +159,26 @@ impl UpCluster {
             .output()
             .expect("run rkube ctl");
         crate::pod_lifecycle::ctl_ok(args, out)
+    }
+
+    /// kill -9 of `rkube up` itself; its exit status.
+    pub fn kill_up(&mut self) -> Option<std::process::ExitStatus> {
+        let mut up = self.up.take()?;
+        let _ = up.kill();
+        up.wait().ok()
+    }
+
+    /// The pids `up.json` names, with their names: members, nodes and the provider.
+    pub fn pids(&self) -> Vec<(String, u32)> {
+        let s = self.state();
+        s["members"]
+            .as_array()
+            .into_iter()
+            .chain(s["nodes"].as_array())
+            .flatten()
+            .chain(s.get("provider").filter(|p| !p.is_null()))
+            .filter_map(|p| Some((p["name"].as_str()?.to_string(), p["pid"].as_u64()? as u32)))
+            .collect()
     }
 
     /// kill -9 of process `name` (a member or a node agent).

@@ -185,6 +185,8 @@ async fn a_cluster_from_rkube_up_runs_the_examples_and_survives_failures() {
         .collect();
     extra.extend(node_args(&fast_node));
     extra.extend(node_args(&["--eviction-hard="]));
+    // The test kills members and a worker and starts them itself.
+    extra.extend(["--restart".to_string(), "never".to_string()]);
     let mut up = UpCluster::start(&extra);
     assert!(up
         .output

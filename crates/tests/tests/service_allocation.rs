@@ -76,11 +76,12 @@ async fn cluster_ips_and_node_ports_are_allocated_once_and_released() {
     }
     let want: BTreeSet<String> = (2..=6).map(|i| format!("10.100.0.{i}")).collect();
     assert_eq!(ips, want, "each usable address but the first exactly once");
-    let kubernetes = rkube_tests::eventually(Duration::from_secs(20), "the kubernetes Service", || {
-        let api = api.clone();
-        async move { api.get_opt("kubernetes").await.ok().flatten() }
-    })
-    .await;
+    let kubernetes =
+        rkube_tests::eventually(Duration::from_secs(20), "the kubernetes Service", || {
+            let api = api.clone();
+            async move { api.get_opt("kubernetes").await.ok().flatten() }
+        })
+        .await;
     assert_eq!(cluster_ip(&kubernetes), "10.100.0.1");
 
     let full = create_err(&api, service("s6", json!({}))).await;

@@ -6,9 +6,12 @@
 //! in the same directory it brings the same cluster back. `rkube up --down` removes it.
 
 mod cloud;
+mod conflicts;
 pub(crate) mod creds;
 mod kubeconfig;
 mod plan;
+mod status;
+mod supervise;
 mod wait;
 
 use std::path::{Path, PathBuf};
@@ -42,11 +45,12 @@ pub struct UpArgs {
     /// installed, else the host network), `cni` or `host`.
     #[arg(long, default_value = "auto")]
     pub pod_network: String,
-    /// Pod IPs; every node gets a /24 of it.
-    #[arg(long, default_value = "10.244.0.0/16")]
-    pub cluster_cidr: String,
-    /// Service ClusterIPs (default 10.96.0.0/16 as root; 127.96.0.0/16 otherwise, so the
-    /// userspace proxy needs no root).
+    /// Pod IPs; every node gets a /24 of it (default: 10.244.0.0/16, or the next /16 the
+    /// host does not route yet).
+    #[arg(long)]
+    pub cluster_cidr: Option<String>,
+    /// Service ClusterIPs (default 10.96.0.0/16 as root, 127.96.0.0/16 otherwise, so the
+    /// userspace proxy needs no root; or the next /16 the host does not use yet).
     #[arg(long)]
     pub service_cidr: Option<String>,
     /// Also write the client configuration here (default: ~/.rkube/config).
@@ -77,6 +81,13 @@ pub struct UpArgs {
     /// Stop the cluster in --dir (if it runs) and remove the directory.
     #[arg(long)]
     pub down: bool,
+    /// `always`: a member, node or provider that exits is started again, with back-off;
+    /// `never`: it is reported, and left for you (or a test) to start.
+    #[arg(long, value_parser = ["always", "never"], default_value = "always")]
+    pub restart: String,
+    /// Print the members (with the leader), nodes and their health, and exit.
+    #[arg(long, conflicts_with = "down")]
+    pub status: bool,
 }
 
 /// What a child process reports when it exits.
@@ -99,14 +110,17 @@ fn spawn(
         .create(true)
         .append(true)
         .open(log_path(dir, &p.name))?;
-    let mut child = tokio::process::Command::new(exe)
-        .args(&p.args)
+    let mut cmd = tokio::process::Command::new(exe);
+    cmd.args(&p.args)
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log)
         // Its own process group: Ctrl-C reaches `rkube up` alone, which stops the
         // processes in order.
         .process_group(0)
+        // It stops (SIGTERM) when `rkube up` dies, even by SIGKILL: see `exit_with_parent`.
+        .env(PARENT_ENV, std::process::id().to_string());
+    let mut child = cmd
         .spawn()
         .with_context(|| format!("starting {}", p.name))?;
     p.pid = child.id();
@@ -121,6 +135,32 @@ fn spawn(
     Ok(())
 }
 
+/// Names the `rkube up` a process was started by.
+const PARENT_ENV: &str = "RKUBE_UP_PARENT";
+
+/// In a process `rkube up` started: asks the kernel for SIGTERM when `rkube up` dies, on
+/// which members, nodes (stopping their pods and networks) and the provider stop cleanly;
+/// and exits at once if it died already. Run first thing, before any thread exists.
+pub fn exit_with_parent() {
+    let parent = std::env::var(PARENT_ENV)
+        .ok()
+        .and_then(|p| p.parse::<u32>().ok());
+    // Not for this process's own children (a node's shims): their parent is not `rkube up`.
+    std::env::remove_var(PARENT_ENV);
+    let Some(parent) = parent else {
+        return;
+    };
+    let term = rustix::process::Signal::TERM;
+    if let Err(e) = rustix::process::set_parent_process_death_signal(Some(term)) {
+        eprintln!("rkube: cannot follow rkube up (pid {parent}): {e}");
+    }
+    let now = rustix::process::getppid().map(|p| p.as_raw_nonzero().get() as u32);
+    if now != Some(parent) {
+        eprintln!("rkube: rkube up (pid {parent}) is gone; not starting");
+        std::process::exit(1);
+    }
+}
+
 fn send_signal(pid: u32, sig: &str) {
     let _ = std::process::Command::new("kill")
         .args([&format!("-{sig}"), &pid.to_string()])
@@ -130,6 +170,9 @@ fn send_signal(pid: u32, sig: &str) {
 pub async fn run(a: UpArgs) -> anyhow::Result<()> {
     if a.down {
         return down(&a.dir).await;
+    }
+    if a.status {
+        return status::print(&a.dir).await;
     }
     let started = Instant::now();
     let root = rustix::process::geteuid().is_root();
@@ -162,14 +205,7 @@ pub async fn run(a: UpArgs) -> anyhow::Result<()> {
         stop_all(&dir, &mut state, &mut exits).await?;
         return Err(e);
     }
-    loop {
-        tokio::select! {
-            _ = crate::proxy_cmd::stop_signal() => break,
-            Some(e) = exits.recv() => {
-                println!("{} exited ({}); see {}", e.name, e.status, log_path(&dir, &e.name).display());
-            }
-        }
-    }
+    supervise::run(&dir, &mut state, &tx, &mut exits, a.restart == "always").await?;
     println!("stopping: nodes (and their pods), then members");
     stop_all(&dir, &mut state, &mut exits).await?;
     println!("stopped; `rkube up` brings it back, `rkube up --down` removes it");

@@ -120,14 +120,44 @@ pub fn pod_network(requested: &str, root: bool) -> anyhow::Result<&'static str> 
     }
 }
 
-/// The Service ClusterIP range unless `--service-cidr` names one: a loopback range when
-/// not root, so the userspace proxy needs no root.
-fn default_service_cidr(root: bool) -> String {
-    if root {
-        "10.96.0.0/16".into()
+/// The pod and Service ranges: as named, or the first of the defaults the host does not
+/// use yet (10.244.0.0/16 onwards for pods; 10.96.0.0/16 onwards for Services as root,
+/// else a loopback range, so the userspace proxy needs no root).
+fn ranges(a: &UpArgs, root: bool) -> anyhow::Result<(String, String)> {
+    let host = super::conflicts::host_networks();
+    let pods: Vec<String> = (244..252).map(|i| format!("10.{i}.0.0/16")).collect();
+    let cluster =
+        super::conflicts::pick("--cluster-cidr", a.cluster_cidr.as_deref(), &pods, &host)?;
+    let services: Vec<String> = if root {
+        (96..104).map(|i| format!("10.{i}.0.0/16")).collect()
     } else {
-        "127.96.0.0/16".into()
+        (96..104).map(|i| format!("127.{i}.0.0/16")).collect()
+    };
+    let service = super::conflicts::pick(
+        "--service-cidr",
+        a.service_cidr.as_deref(),
+        &services,
+        &host,
+    )?;
+    Ok((cluster, service))
+}
+
+/// With fixed ports, each must be free: the members' and the kubeconfig balancer's.
+fn check_ports(a: &UpArgs, addrs: &[(SocketAddr, SocketAddr)]) -> anyhow::Result<()> {
+    if a.base_port == 0 {
+        return Ok(());
     }
+    let mut ports = Vec::new();
+    for (i, (api, peer)) in addrs.iter().enumerate() {
+        ports.push((*api, format!("member n{}'s API", i + 1)));
+        ports.push((*peer, format!("member n{}'s Raft port", i + 1)));
+    }
+    let balancer = SocketAddr::from(([127, 0, 0, 1], a.balancer_port));
+    ports.push((
+        balancer,
+        "the kubeconfig's balancer (--balancer-port)".into(),
+    ));
+    super::conflicts::ports_free(&ports)
 }
 
 /// Member `n{i+1}`: an `rkube server` serving its API on `api`, one of the
@@ -136,7 +166,7 @@ fn member_proc(
     a: &UpArgs,
     i: usize,
     (api, initial): (SocketAddr, &str),
-    service_cidr: &str,
+    (cluster_cidr, service_cidr): (&str, &str),
     cloud: &[String],
 ) -> Proc {
     let dir = &a.dir;
@@ -152,7 +182,7 @@ fn member_proc(
         "--initial-cluster",
         initial,
         "--cluster-cidr",
-        &a.cluster_cidr,
+        cluster_cidr,
         "--service-cluster-ip-range",
         service_cidr,
         "--token-file",
@@ -173,7 +203,13 @@ fn member_proc(
 
 /// Node `w{i}`: an `rkube node` joining the members at `servers`; initialized by the
 /// cloud-controller-manager when the cluster has a `cloud`.
-fn node_proc(a: &UpArgs, i: usize, servers: &str, network: &str, cloud: bool) -> Proc {
+fn node_proc(
+    a: &UpArgs,
+    i: usize,
+    (servers, cluster_cidr): (&str, &str),
+    network: &str,
+    cloud: bool,
+) -> Proc {
     let dir = &a.dir;
     let name = format!("w{i}");
     let mut args = strings(&[
@@ -195,7 +231,7 @@ fn node_proc(a: &UpArgs, i: usize, servers: &str, network: &str, cloud: bool) ->
         "--cni-bridge",
         &bridge(dir, &name),
         "--cluster-cidr",
-        &a.cluster_cidr,
+        cluster_cidr,
         "--proxy-mode",
         "userspace",
         "--stop-pods-on-exit",
@@ -223,10 +259,8 @@ pub fn plan(a: &UpArgs, root: bool) -> anyhow::Result<State> {
         .map(|(i, (_, peer))| format!("n{}={peer}", i + 1))
         .collect();
     let initial = initial.join(",");
-    let service_cidr = a
-        .service_cidr
-        .clone()
-        .unwrap_or_else(|| default_service_cidr(root));
+    check_ports(a, &addrs)?;
+    let (cluster_cidr, service_cidr) = ranges(a, root)?;
     let provider = super::cloud::provider_proc(a)?;
     let cloud = match provider {
         Some(_) => super::cloud::member_flags(&a.dir),
@@ -235,7 +269,15 @@ pub fn plan(a: &UpArgs, root: bool) -> anyhow::Result<State> {
     let members: Vec<Proc> = addrs
         .iter()
         .enumerate()
-        .map(|(i, (api, _))| member_proc(a, i, (*api, &initial), &service_cidr, &cloud))
+        .map(|(i, (api, _))| {
+            member_proc(
+                a,
+                i,
+                (*api, &initial),
+                (&cluster_cidr, &service_cidr),
+                &cloud,
+            )
+        })
         .collect();
     let network = pod_network(&a.pod_network, root)?;
     let servers = members
@@ -244,7 +286,7 @@ pub fn plan(a: &UpArgs, root: bool) -> anyhow::Result<State> {
         .collect::<Vec<_>>()
         .join(",");
     let nodes = (1..=a.nodes)
-        .map(|i| node_proc(a, i, &servers, network, provider.is_some()))
+        .map(|i| node_proc(a, i, (&servers, &cluster_cidr), network, provider.is_some()))
         .collect();
     Ok(State {
         pid: None,
