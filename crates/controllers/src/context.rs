@@ -8,14 +8,16 @@ use client::informer::Informer;
 use client::metrics::PodMetrics;
 use client::runtime::{CancellationToken, Controller, Key, Metrics};
 use client::{Api, ApiObject, Client};
-use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet};
+use k8s_openapi::api::apps::v1::{
+    ControllerRevision, DaemonSet, Deployment, ReplicaSet, StatefulSet,
+};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{
-    ConfigMap, Namespace, Node, Pod, ReplicationController, ResourceQuota, Secret, Service,
-    ServiceAccount,
+    ConfigMap, Namespace, Node, PersistentVolumeClaim, Pod, ReplicationController, ResourceQuota,
+    Secret, Service, ServiceAccount,
 };
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::rbac::v1::ClusterRole;
@@ -44,6 +46,9 @@ pub(crate) struct Ctx {
     pub jobs: Arc<Informer<Job>>,
     pub cronjobs: Arc<Informer<CronJob>>,
     pub daemonsets: Arc<Informer<DaemonSet>>,
+    pub statefulsets: Arc<Informer<StatefulSet>>,
+    pub controller_revisions: Arc<Informer<ControllerRevision>>,
+    pub pvcs: Arc<Informer<PersistentVolumeClaim>>,
     pub node_leases: Arc<Informer<Lease>>,
     pub hpas: Arc<Informer<HorizontalPodAutoscaler>>,
     pub pod_metrics: Arc<Informer<PodMetrics>>,
@@ -82,6 +87,9 @@ impl Ctx {
             jobs: all(&client),
             cronjobs: all(&client),
             daemonsets: all(&client),
+            statefulsets: all(&client),
+            controller_revisions: all(&client),
+            pvcs: all(&client),
             hpas: all(&client),
             pod_metrics: all(&client),
             csrs: all(&client),
@@ -117,6 +125,9 @@ impl Ctx {
             jobs: self.jobs.clone(),
             cronjobs: self.cronjobs.clone(),
             daemonsets: self.daemonsets.clone(),
+            statefulsets: self.statefulsets.clone(),
+            controller_revisions: self.controller_revisions.clone(),
+            pvcs: self.pvcs.clone(),
             node_leases: self.node_leases.clone(),
             hpas: self.hpas.clone(),
             pod_metrics: self.pod_metrics.clone(),
@@ -180,6 +191,9 @@ impl Ctx {
         self.jobs.wait_ready().await;
         self.cronjobs.wait_ready().await;
         self.daemonsets.wait_ready().await;
+        self.statefulsets.wait_ready().await;
+        self.controller_revisions.wait_ready().await;
+        self.pvcs.wait_ready().await;
         self.node_leases.wait_ready().await;
         self.hpas.wait_ready().await;
         self.pod_metrics.wait_ready().await;

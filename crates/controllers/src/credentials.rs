@@ -32,6 +32,7 @@ pub(crate) const CONTROLLERS: &[&str] = &[
     "job-controller",
     "cronjob-controller",
     "daemon-set-controller",
+    "statefulset-controller",
     "namespace-controller",
     "horizontal-pod-autoscaler",
     "certificate-controller",

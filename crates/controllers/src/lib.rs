@@ -1,6 +1,6 @@
 //! The control-plane controllers of rkube: the scheduler, and the controller-manager's
 //! controllers (ReplicaSet, Deployment, Endpoints and EndpointSlice, ServiceAccount and
-//! token, HorizontalPodAutoscaler, node lifecycle, garbage collector, Job, CronJob, DaemonSet, namespace deletion,
+//! token, HorizontalPodAutoscaler, node lifecycle, garbage collector, Job, CronJob, DaemonSet, StatefulSet, namespace deletion,
 //! ResourceQuota usage, ClusterRole aggregation), and the cloud-controller-manager's loops
 //! ([`cloud`]), which ask a cloud provider plugin.
 //!
@@ -31,4 +31,5 @@ pub(crate) mod resource_quota;
 pub(crate) mod root_ca;
 pub mod scheduler;
 pub(crate) mod serviceaccount;
+pub mod statefulset;
 pub(crate) mod token;

@@ -147,6 +147,7 @@ async fn run_controllers(
         crate::job::run(as_("job-controller"), w, cfg.job.clone()),
         crate::cronjob::run(as_("cronjob-controller")),
         crate::daemonset::run(as_("daemon-set-controller"), w),
+        crate::statefulset::run(as_("statefulset-controller"), w),
         crate::namespace::run(as_("namespace-controller")),
         crate::hpa::run(as_("horizontal-pod-autoscaler"), cfg.hpa.clone()),
         crate::certificates::approving::run(as_("certificate-controller")),

@@ -55,6 +55,7 @@ pub fn controller_roles() -> Vec<(&'static str, Vec<Value>)> {
         account_roles(),
         endpoint_node_and_gc_roles(),
         batch_and_daemon_roles(),
+        stateful_set_roles(),
         namespace_and_scaling_roles(),
         certificate_quota_and_rbac_roles(),
     ]
@@ -238,6 +239,29 @@ fn batch_and_daemon_roles() -> Roles {
             .concat(),
         ),
     ]
+}
+
+/// StatefulSets: their pods, the claims made from their templates, and their revision
+/// history.
+fn stateful_set_roles() -> Roles {
+    const ALL: &[&str] = &[
+        "get", "list", "watch", "create", "update", "patch", "delete",
+    ];
+    vec![(
+        "statefulset-controller",
+        vec![
+            rule(&["apps"], &["statefulsets"], READ),
+            rule(
+                &["apps"],
+                &["statefulsets/status", "statefulsets/finalizers"],
+                UPDATE,
+            ),
+            rule(&[""], &["pods"], ALL),
+            rule(&[""], &["persistentvolumeclaims"], ALL),
+            rule(&["apps"], &["controllerrevisions"], ALL),
+            events(),
+        ],
+    )]
 }
 
 /// Namespace deletion and horizontal pod autoscaling.

@@ -1,5 +1,6 @@
 //! What each node may read: the Secrets, ConfigMaps, PersistentVolumeClaims and service
-//! accounts that pods bound to it reference, kept from the watch cache's pods.
+//! accounts that pods bound to it reference, kept from the watch cache's pods; and the
+//! PersistentVolumes those claims are bound to, kept from its claims.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -10,6 +11,7 @@ use serde_json::Value;
 use crate::cache::{Cached, EventKind, Msg, WatchCache};
 
 const PODS: &str = "/registry/core/pods/";
+const CLAIMS: &str = "/registry/core/persistentvolumeclaims/";
 
 /// A kind of object a pod can reference.
 #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
@@ -28,6 +30,9 @@ struct Graph {
     pods: HashMap<String, (String, Vec<Edge>)>,
     /// (node, reference) → how many of its pods hold it.
     count: HashMap<(String, Edge), usize>,
+    /// Per claim key: the revision it was seen at, and the claim edge with the volume it
+    /// is bound to.
+    claims: HashMap<String, (i64, Edge, String)>,
 }
 
 /// Every object `pod` references, in namespace `ns`.
@@ -109,6 +114,33 @@ impl Graph {
     }
 }
 
+impl Graph {
+    /// Takes in a claim's binding, unless a later revision of it is known (events the
+    /// subscription replays after the claims were listed).
+    fn put_claim(&mut self, c: &Cached) {
+        if self
+            .claims
+            .get(&c.key)
+            .is_some_and(|(rv, _, _)| *rv >= c.rv)
+        {
+            return;
+        }
+        let volume = serde_json::from_slice::<Value>(&c.json)
+            .ok()
+            .and_then(|v| v["spec"]["volumeName"].as_str().map(str::to_string))
+            .unwrap_or_default();
+        let edge = (Ref::Claim, c.namespace.clone(), c.name.clone());
+        self.claims.insert(c.key.clone(), (c.rv, edge, volume));
+    }
+
+    /// Forgets a claim deleted at revision `at`, unless it was seen again later.
+    fn remove_claim(&mut self, key: &str, at: i64) {
+        if self.claims.get(key).is_some_and(|(rv, _, _)| *rv < at) {
+            self.claims.remove(key);
+        }
+    }
+}
+
 /// The one field of a pod that says whether it is in the graph.
 #[derive(serde::Deserialize)]
 struct Bound {
@@ -135,6 +167,15 @@ impl NodeGraph {
             .contains_key(&(node.to_string(), (r, ns.to_string(), name.to_string())))
     }
 
+    /// Whether a pod bound to `node` uses a claim bound to PersistentVolume `volume`.
+    pub fn uses_volume(&self, node: &str, volume: &str) -> bool {
+        let g = self.0.read();
+        g.claims
+            .values()
+            .filter(|(_, _, v)| !v.is_empty() && v == volume)
+            .any(|(_, edge, _)| g.count.contains_key(&(node.to_string(), edge.clone())))
+    }
+
     /// The node pod `ns/name` is bound to.
     pub fn node_of(&self, ns: &str, name: &str) -> Option<String> {
         self.0
@@ -144,19 +185,29 @@ impl NodeGraph {
             .map(|(n, _)| n.clone())
     }
 
-    /// Takes in a pod as it is now.
+    /// Takes in a pod or a claim as it is now.
     #[cfg(test)]
     pub(crate) fn observe(&self, c: &Cached) {
-        self.0.write().put(c);
+        if c.key.starts_with(CLAIMS) {
+            self.0.write().put_claim(c);
+        } else {
+            self.0.write().put(c);
+        }
     }
 
     pub async fn run(self: Arc<Self>, cache: Arc<WatchCache>) {
         loop {
             let (mut sub, items) = cache.snapshot(PODS);
+            // Listed after subscribing: the events replayed from before the list are
+            // older than what it holds, and `put_claim` skips them.
+            let (_, claims) = cache.list(CLAIMS, None);
             {
                 let mut g = Graph::default();
                 for c in &items {
                     g.put(c);
+                }
+                for c in &claims {
+                    g.put_claim(c);
                 }
                 *self.0.write() = g;
             }
@@ -167,6 +218,13 @@ impl NodeGraph {
                         match e.kind {
                             EventKind::Deleted => g.remove(&e.obj.key),
                             _ => g.put(&e.obj),
+                        }
+                    }
+                    Ok(Msg::Event(e)) if e.obj.key.starts_with(CLAIMS) => {
+                        let mut g = self.0.write();
+                        match e.kind {
+                            EventKind::Deleted => g.remove_claim(&e.obj.key, e.rv),
+                            _ => g.put_claim(&e.obj),
                         }
                     }
                     Ok(_) => {}

@@ -1,6 +1,6 @@
 //! The Node authorizer: what a node's identity (`system:node:<name>` in `system:nodes`)
 //! may do, decided from the objects its pods use. It reads only the Secrets, ConfigMaps,
-//! claims and service-account tokens of pods bound to it, writes only its own Node, Lease
+//! claims (and the volumes they are bound to) and service-account tokens of pods bound to it, writes only its own Node, Lease
 //! and pods, and reads what every node needs (services, endpoints, nodes, its pods).
 
 use std::sync::Arc;
@@ -35,6 +35,9 @@ impl NodeAuthorizer {
             ("", "secrets", "") => uses(Ref::Secret),
             ("", "configmaps", "") => uses(Ref::ConfigMap),
             ("", "persistentvolumeclaims", "") => uses(Ref::Claim),
+            ("", "persistentvolumes", "") => {
+                a.verb == "get" && self.graph.uses_volume(node, a.name)
+            }
             ("", "serviceaccounts", "token") => {
                 a.verb == "create"
                     && self

@@ -339,3 +339,44 @@ fn a_node_reaches_only_what_its_pods_use_and_writes_only_its_own() {
         assert_eq!(got, want, "{} {verb} {res}/{sub} {ns}/{name}", u.name);
     }
 }
+
+#[test]
+fn a_node_reads_the_volumes_bound_to_the_claims_its_pods_use() {
+    let graph = Arc::new(NodeGraph::default());
+    let claim = |name: &str, volume: &str, rv: i64| {
+        let mut c = cached(
+            &format!("/registry/core/persistentvolumeclaims/ns/{name}"),
+            "ns",
+            name,
+            json!({"spec": {"volumeName": volume}}),
+        );
+        Arc::get_mut(&mut c).unwrap().rv = rv;
+        c
+    };
+    graph.observe(&cached(
+        "/registry/core/pods/ns/p1",
+        "ns",
+        "p1",
+        json!({"spec": {"nodeName": "w1",
+        "volumes": [{"persistentVolumeClaim": {"claimName": "data"}}]}}),
+    ));
+    graph.observe(&claim("data", "pv-1", 5));
+    graph.observe(&claim("other", "pv-2", 5));
+    // An older revision of the claim, replayed after it was listed, changes nothing.
+    graph.observe(&claim("data", "", 3));
+    let authz = NodeAuthorizer { graph };
+    let w1 = user("system:node:w1", &["system:nodes"]);
+    let w2 = user("system:node:w2", &["system:nodes"]);
+    let cases = [
+        (&w1, "get", "pv-1", true),
+        (&w1, "get", "pv-2", false),
+        (&w1, "list", "", false),
+        (&w1, "delete", "pv-1", false),
+        (&w2, "get", "pv-1", false),
+    ];
+    for (u, verb, name, want) in cases {
+        let got = authz.authorize(&attrs(u, verb, "", "persistentvolumes", "", "", name))
+            == Decision::Allow;
+        assert_eq!(got, want, "{} {verb} persistentvolumes/{name}", u.name);
+    }
+}

@@ -8,6 +8,7 @@ mod cluster;
 mod get;
 mod logs;
 mod rollout;
+mod rollout_sets;
 mod top;
 
 use std::path::PathBuf;
@@ -57,9 +58,9 @@ enum CtlCommand {
     Cluster(cluster::ClusterArgs),
     /// The kinds the server serves.
     ApiResources,
-    /// Manage the rollout of a Deployment.
+    /// Manage the rollout of a Deployment, StatefulSet or DaemonSet.
     Rollout(rollout::RolloutArgs),
-    /// Set the replica count of a Deployment or ReplicaSet.
+    /// Set the replica count of a Deployment, ReplicaSet or StatefulSet.
     Scale(rollout::ScaleArgs),
     /// Inspect authentication: `auth whoami`.
     Auth(auth::AuthArgs),

@@ -1,5 +1,6 @@
-//! `rkube ctl rollout status|history|undo|pause|resume` and `rkube ctl scale`, as kubectl
-//! has them for Deployments.
+//! `rkube ctl rollout status|history|undo|restart|pause|resume` and `rkube ctl scale`, as
+//! kubectl has them: for Deployments, StatefulSets (their part in [`super::rollout_sets`])
+//! and, for status and restart, DaemonSets.
 
 use std::time::{Duration, Instant};
 
@@ -7,10 +8,11 @@ use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
 use client::{Api, PatchParams};
 use controllers::deployment::history::{self, HASH_LABEL};
-use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::core::v1::PodTemplateSpec;
 use serde_json::json;
 
+use super::rollout_sets;
 use super::Ctx;
 
 #[derive(Args)]
@@ -23,13 +25,13 @@ pub struct RolloutArgs {
 enum RolloutCommand {
     /// Wait until the rollout finishes (or fails).
     Status {
-        /// `deployment/NAME`, `deploy/NAME` or `deployment NAME`.
+        /// `deployment/NAME`, `statefulset/NAME`, `daemonset/NAME` or `KIND NAME`.
         target: Vec<String>,
         /// Give up after this many seconds (0: wait forever).
         #[arg(long, default_value_t = 0)]
         timeout: u64,
     },
-    /// The revisions of a Deployment.
+    /// The revisions of a Deployment or StatefulSet.
     History { target: Vec<String> },
     /// Roll back to the previous revision, or to --to-revision.
     Undo {
@@ -37,6 +39,8 @@ enum RolloutCommand {
         #[arg(long, default_value_t = 0)]
         to_revision: i64,
     },
+    /// Replace every pod, by stamping the pod template with the time.
+    Restart { target: Vec<String> },
     /// Stop rolling out template changes.
     Pause { target: Vec<String> },
     /// Roll out template changes again.
@@ -45,20 +49,39 @@ enum RolloutCommand {
 
 #[derive(Args)]
 pub struct ScaleArgs {
-    /// `deployment/NAME`, `rs/NAME`, or `deployment NAME`.
+    /// `deployment/NAME`, `rs/NAME`, `sts/NAME`, or `deployment NAME`.
     target: Vec<String>,
     #[arg(long)]
     replicas: i32,
 }
 
+/// What a rollout command works on.
+enum Target {
+    Deployment(String),
+    StatefulSet(String),
+    DaemonSet(String),
+}
+
+impl Target {
+    fn parse(target: &[String]) -> anyhow::Result<Target> {
+        let (kind, name) = split_target(target)?;
+        let kind = kind.strip_suffix(".apps").unwrap_or(&kind);
+        Ok(match kind {
+            "deployment" | "deployments" | "deploy" => Target::Deployment(name),
+            "statefulset" | "statefulsets" | "sts" => Target::StatefulSet(name),
+            "daemonset" | "daemonsets" | "ds" => Target::DaemonSet(name),
+            other => {
+                bail!("rollout works on deployments, statefulsets and daemonsets, not {other:?}")
+            }
+        })
+    }
+}
+
 /// The Deployment a target names.
 fn deployment_name(target: &[String]) -> anyhow::Result<String> {
-    let (kind, name) = split_target(target)?;
-    match kind.as_str() {
-        "deployment" | "deployments" | "deploy" | "deployment.apps" | "deployments.apps" => {
-            Ok(name)
-        }
-        other => bail!("rollout works on deployments, not {other:?}"),
+    match Target::parse(target)? {
+        Target::Deployment(name) => Ok(name),
+        _ => bail!("this works on deployments only"),
     }
 }
 
@@ -97,15 +120,24 @@ pub async fn rollout(ctx: &Ctx, args: &RolloutArgs) -> anyhow::Result<()> {
     let api = Api::<Deployment>::namespaced(ctx.client.clone(), &ctx.namespace());
     match &args.command {
         RolloutCommand::Status { target, timeout } => {
-            wait_rolled_out(&api, &deployment_name(target)?, *timeout).await
+            wait_rolled_out(ctx, Target::parse(target)?, *timeout).await
         }
-        RolloutCommand::History { target } => {
-            print_history(ctx, &api, &deployment_name(target)?).await
-        }
+        RolloutCommand::History { target } => match Target::parse(target)? {
+            Target::Deployment(name) => print_history(ctx, &api, &name).await,
+            Target::StatefulSet(name) => rollout_sets::statefulset_history(ctx, &name).await,
+            Target::DaemonSet(_) => bail!("rollout history works on deployments and statefulsets"),
+        },
         RolloutCommand::Undo {
             target,
             to_revision,
-        } => undo(ctx, &api, &deployment_name(target)?, *to_revision).await,
+        } => match Target::parse(target)? {
+            Target::Deployment(name) => undo(ctx, &api, &name, *to_revision).await,
+            Target::StatefulSet(name) => {
+                rollout_sets::statefulset_undo(ctx, &name, *to_revision).await
+            }
+            Target::DaemonSet(_) => bail!("rollout undo works on deployments and statefulsets"),
+        },
+        RolloutCommand::Restart { target } => restart(ctx, Target::parse(target)?).await,
         RolloutCommand::Pause { target } | RolloutCommand::Resume { target } => {
             let name = deployment_name(target)?;
             let pause = matches!(args.command, RolloutCommand::Pause { .. });
@@ -114,14 +146,29 @@ pub async fn rollout(ctx: &Ctx, args: &RolloutArgs) -> anyhow::Result<()> {
     }
 }
 
+/// Whether the rollout `target` names is done, and kubectl's words for where it stands.
+async fn rollout_status(ctx: &Ctx, target: &Target) -> anyhow::Result<(bool, String)> {
+    let (c, ns) = (ctx.client.clone(), ctx.namespace());
+    match target {
+        Target::Deployment(name) => {
+            status_message(&Api::<Deployment>::namespaced(c, &ns).get(name).await?)
+        }
+        Target::StatefulSet(name) => rollout_sets::statefulset_status(
+            &Api::<StatefulSet>::namespaced(c, &ns).get(name).await?,
+        ),
+        Target::DaemonSet(name) => {
+            rollout_sets::daemonset_status(&Api::<DaemonSet>::namespaced(c, &ns).get(name).await?)
+        }
+    }
+}
+
 /// `rollout status`: prints each new status line until the rollout is done; `timeout`
 /// seconds (0: none) bound the wait.
-async fn wait_rolled_out(api: &Api<Deployment>, name: &str, timeout: u64) -> anyhow::Result<()> {
+async fn wait_rolled_out(ctx: &Ctx, target: Target, timeout: u64) -> anyhow::Result<()> {
     let start = Instant::now();
     let mut last = String::new();
     loop {
-        let d = api.get(name).await?;
-        let (done, msg) = status_message(&d)?;
+        let (done, msg) = rollout_status(ctx, &target).await?;
         if msg != last {
             println!("{msg}");
             last = msg;
@@ -130,7 +177,7 @@ async fn wait_rolled_out(api: &Api<Deployment>, name: &str, timeout: u64) -> any
             return Ok(());
         }
         if timeout > 0 && start.elapsed() > Duration::from_secs(timeout) {
-            bail!("timed out waiting for the rollout of deployment {name:?}");
+            bail!("timed out waiting for the rollout to finish");
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
@@ -196,6 +243,43 @@ async fn undo(
         "value": serde_json::to_value(&template)?}]);
     api.patch(name, PatchParams::Json, &patch).await?;
     println!("deployment.apps/{name} rolled back (to revision {wanted})");
+    Ok(())
+}
+
+/// `rollout restart`: a new template annotation, so that every pod is replaced as in a
+/// rollout.
+async fn restart(ctx: &Ctx, target: Target) -> anyhow::Result<()> {
+    let (c, ns) = (ctx.client.clone(), ctx.namespace());
+    let now = client::events::now();
+    // RFC 3339 to the second, as kubectl writes it.
+    let at = k8s_openapi::jiff::Timestamp::from_second(now.as_second())
+        .unwrap_or(now)
+        .to_string();
+    let patch = json!({"spec": {"template": {"metadata": {"annotations": {
+        "kubectl.kubernetes.io/restartedAt": at}}}}});
+    let name = match target {
+        Target::Deployment(name) => {
+            let api = Api::<Deployment>::namespaced(c, &ns);
+            if api.get(&name).await?.spec.paused == Some(true) {
+                bail!("can't restart paused deployment (run rollout resume first)");
+            }
+            api.patch(&name, PatchParams::Merge, &patch).await?;
+            format!("deployment.apps/{name}")
+        }
+        Target::StatefulSet(name) => {
+            Api::<StatefulSet>::namespaced(c, &ns)
+                .patch(&name, PatchParams::Merge, &patch)
+                .await?;
+            format!("statefulset.apps/{name}")
+        }
+        Target::DaemonSet(name) => {
+            Api::<DaemonSet>::namespaced(c, &ns)
+                .patch(&name, PatchParams::Merge, &patch)
+                .await?;
+            format!("daemonset.apps/{name}")
+        }
+    };
+    println!("{name} restarted");
     Ok(())
 }
 
@@ -265,7 +349,13 @@ pub async fn scale(ctx: &Ctx, args: &ScaleArgs) -> anyhow::Result<()> {
                 .await?;
             println!("replicaset.apps/{name} scaled");
         }
-        other => bail!("scale works on deployments and replicasets, not {other:?}"),
+        "statefulset" | "statefulsets" | "sts" => {
+            Api::<StatefulSet>::namespaced(ctx.client.clone(), &ns)
+                .patch(&name, PatchParams::Merge, &patch)
+                .await?;
+            println!("statefulset.apps/{name} scaled");
+        }
+        other => bail!("scale works on deployments, replicasets and statefulsets, not {other:?}"),
     }
     Ok(())
 }

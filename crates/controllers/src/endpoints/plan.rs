@@ -134,7 +134,6 @@ pub(crate) fn subsets(ms: &[Member]) -> Vec<EndpointSubset> {
             hostname: m.hostname.clone(),
             node_name: m.pod.spec.as_ref().and_then(|s| s.node_name.clone()),
             target_ref: Some(target_ref(&m.pod)),
-            ..Default::default()
         };
         let list = if m.ready {
             s.addresses.get_or_insert_with(Vec::new)

@@ -9,7 +9,8 @@
 //!   every dependent, then loses the finalizer.
 //!
 //! Dependents and owners are the kinds the shared informers hold (pods, ReplicaSets,
-//! Deployments, Services, EndpointSlices). An owner missing from the informers is looked
+//! Deployments, Services, EndpointSlices, StatefulSets with their ControllerRevisions and
+//! PersistentVolumeClaims). An owner missing from the informers is looked
 //! up live before anything is deleted, so a lagging watch never deletes a dependent of an
 //! owner that exists.
 
@@ -20,8 +21,8 @@ use std::sync::Arc;
 use client::informer::{Change, Informer};
 use client::reflector::ObjectKey;
 use client::{Api, ApiObject, DeleteParams, PatchParams};
-use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
-use k8s_openapi::api::core::v1::{Pod, Service};
+use k8s_openapi::api::apps::v1::{ControllerRevision, Deployment, ReplicaSet, StatefulSet};
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use parking_lot::Mutex;
@@ -55,6 +56,9 @@ const KINDS: &[&str] = &[
     "Deployment",
     "Service",
     "EndpointSlice",
+    "StatefulSet",
+    "ControllerRevision",
+    "PersistentVolumeClaim",
 ];
 
 fn kind_of(name: &str) -> Option<&'static str> {
@@ -71,6 +75,9 @@ fn meta_of(ctx: &Ctx, k: &GcKey) -> Option<ObjectMeta> {
         "Deployment" => get(&ctx.deployments, &k.key),
         "Service" => get(&ctx.services, &k.key),
         "EndpointSlice" => get(&ctx.endpoint_slices, &k.key),
+        "StatefulSet" => get(&ctx.statefulsets, &k.key),
+        "ControllerRevision" => get(&ctx.controller_revisions, &k.key),
+        "PersistentVolumeClaim" => get(&ctx.pvcs, &k.key),
         _ => None,
     }
 }
@@ -169,6 +176,9 @@ pub(crate) async fn run(ctx: Arc<Ctx>) {
             .chain(of("Deployment", c.deployments.keys()))
             .chain(of("Service", c.services.keys()))
             .chain(of("EndpointSlice", c.endpoint_slices.keys()))
+            .chain(of("StatefulSet", c.statefulsets.keys()))
+            .chain(of("ControllerRevision", c.controller_revisions.keys()))
+            .chain(of("PersistentVolumeClaim", c.pvcs.keys()))
             .collect()
     };
     macro_rules! source {
@@ -186,6 +196,15 @@ pub(crate) async fn run(ctx: Arc<Ctx>) {
             ctx.endpoint_slices.clone(),
             source!(endpoint_slices, "EndpointSlice"),
         )
+        .watches(
+            ctx.statefulsets.clone(),
+            source!(statefulsets, "StatefulSet"),
+        )
+        .watches(
+            ctx.controller_revisions.clone(),
+            source!(controller_revisions, "ControllerRevision"),
+        )
+        .watches(ctx.pvcs.clone(), source!(pvcs, "PersistentVolumeClaim"))
         .concurrency(2)
         .run(
             move |key, ctx| {
@@ -265,6 +284,18 @@ macro_rules! with_api {
             }
             "EndpointSlice" => {
                 let $api = Api::<EndpointSlice>::namespaced(c, ns);
+                $call.await.map(|_| ())
+            }
+            "StatefulSet" => {
+                let $api = Api::<StatefulSet>::namespaced(c, ns);
+                $call.await.map(|_| ())
+            }
+            "ControllerRevision" => {
+                let $api = Api::<ControllerRevision>::namespaced(c, ns);
+                $call.await.map(|_| ())
+            }
+            "PersistentVolumeClaim" => {
+                let $api = Api::<PersistentVolumeClaim>::namespaced(c, ns);
                 $call.await.map(|_| ())
             }
             _ => Ok(()),

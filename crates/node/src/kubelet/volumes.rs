@@ -1,6 +1,7 @@
 //! Pod volumes on the node: emptyDir (tmpfs for `medium: Memory` when root), hostPath,
-//! configMap, secret, downwardAPI and projected (with ServiceAccount tokens from a
-//! TokenRequest bound to the pod). Each lives under the pod's directory and is mounted into
+//! configMap, secret, downwardAPI, projected (with ServiceAccount tokens from a
+//! TokenRequest bound to the pod), and persistentVolumeClaim when the claim is bound to a
+//! hostPath or local PersistentVolume (the kinds a node reaches without a volume plugin). Each lives under the pod's directory and is mounted into
 //! containers by the runtime. Every file name a pod or its sources give (`items[].path`,
 //! data keys, `subPath`) stays inside its volume ([`crate::runtime::beneath`]); with an
 //! fsGroup, the volumes the kubelet makes belong to that group.
@@ -11,7 +12,8 @@ use std::path::{Path, PathBuf};
 
 use client::{Api, Client};
 use k8s_openapi::api::core::v1::{
-    ConfigMap, DownwardAPIVolumeFile, KeyToPath, Pod, Secret, Volume, VolumeProjection,
+    ConfigMap, DownwardAPIVolumeFile, HostPathVolumeSource, KeyToPath, PersistentVolume,
+    PersistentVolumeClaim, Pod, Secret, Volume, VolumeProjection,
 };
 use rkube_proto::api::CreateTokenRequest;
 use serde_json::json;
@@ -127,6 +129,50 @@ impl VolumeCtx<'_> {
                 .collect()),
             None if optional => Ok(BTreeMap::new()),
             None => Err(format!("secret {name:?} not found")),
+        }
+    }
+
+    /// Where the volume bound to claim `name` is on this node: a hostPath or local
+    /// PersistentVolume's directory. An unbound claim waits for its binding.
+    async fn claim_path(&self, name: &str) -> Result<PathBuf, String> {
+        let claim = Api::<PersistentVolumeClaim>::namespaced(self.client.clone(), self.ns())
+            .get_opt(name)
+            .await
+            .map_err(|e| format!("persistentvolumeclaim {name:?}: {e}"))?
+            .ok_or_else(|| format!("persistentvolumeclaim {name:?} not found"))?;
+        let volume = claim
+            .spec
+            .as_ref()
+            .and_then(|s| s.volume_name.clone())
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| format!("persistentvolumeclaim {name:?} is not bound"))?;
+        let pv = Api::<PersistentVolume>::all(self.client.clone())
+            .get_opt(&volume)
+            .await
+            .map_err(|e| format!("persistentvolume {volume:?}: {e}"))?
+            .ok_or_else(|| format!("persistentvolume {volume:?} not found"))?;
+        let spec = pv.spec.unwrap_or_default();
+        // Only the claim the volume is bound to may use it: a claim naming someone
+        // else's volume gets nothing (as the kubelet checks the volume's claimRef).
+        let bound_to_this = spec.claim_ref.as_ref().is_some_and(|r| {
+            r.namespace.as_deref() == Some(self.ns())
+                && r.name.as_deref() == Some(name)
+                && (r.uid.is_none() || r.uid == claim.metadata.uid)
+        });
+        if !bound_to_this {
+            return Err(format!(
+                "persistentvolume {volume:?} is not bound to persistentvolumeclaim {name:?}"
+            ));
+        }
+        if let Some(hp) = &spec.host_path {
+            return host_path(hp);
+        }
+        match spec.local {
+            Some(l) if Path::new(&l.path).is_dir() => Ok(PathBuf::from(l.path)),
+            Some(l) => Err(format!("local volume {:?} is not a directory", l.path)),
+            None => Err(format!(
+                "persistentvolume {volume:?}: only hostPath and local volumes are supported"
+            )),
         }
     }
 
@@ -257,19 +303,10 @@ impl VolumeCtx<'_> {
     async fn files(&self, v: &Volume) -> Result<(PathBuf, Option<Files>, bool), String> {
         let dir = self.pod_dir.join("volumes").join(&v.name);
         if let Some(hp) = &v.host_path {
-            let p = PathBuf::from(&hp.path);
-            match hp.type_.as_deref() {
-                Some("DirectoryOrCreate") => std::fs::create_dir_all(&p)
-                    .map_err(|e| format!("hostPath {:?}: {e}", hp.path))?,
-                Some("Directory") if !p.is_dir() => {
-                    return Err(format!("hostPath {:?} is not a directory", hp.path))
-                }
-                Some("File") if !p.is_file() => {
-                    return Err(format!("hostPath {:?} is not a file", hp.path))
-                }
-                _ => {}
-            }
-            return Ok((p, None, false));
+            return Ok((host_path(hp)?, None, false));
+        }
+        if let Some(c) = &v.persistent_volume_claim {
+            return Ok((self.claim_path(&c.claim_name).await?, None, false));
         }
         let fresh = !dir.exists();
         std::fs::create_dir_all(&dir).map_err(|e| format!("volume {:?}: {e}", v.name))?;
@@ -320,7 +357,7 @@ impl VolumeCtx<'_> {
             .await?
         } else {
             return Err(format!(
-                "volume {:?}: only emptyDir, hostPath, configMap, secret, downwardAPI and projected volumes are supported",
+                "volume {:?}: only emptyDir, hostPath, configMap, secret, downwardAPI, projected and persistentVolumeClaim volumes are supported",
                 v.name
             ));
         };
@@ -364,6 +401,24 @@ impl VolumeCtx<'_> {
 
 /// Room for the files of one secret or projected volume in memory.
 const SECRET_TMPFS_BYTES: u64 = 16 << 20;
+
+/// A hostPath's directory or file, checked (or made) as its `type` says.
+fn host_path(hp: &HostPathVolumeSource) -> Result<PathBuf, String> {
+    let p = PathBuf::from(&hp.path);
+    match hp.type_.as_deref() {
+        Some("DirectoryOrCreate") => {
+            std::fs::create_dir_all(&p).map_err(|e| format!("hostPath {:?}: {e}", hp.path))?
+        }
+        Some("Directory") if !p.is_dir() => {
+            return Err(format!("hostPath {:?} is not a directory", hp.path))
+        }
+        Some("File") if !p.is_file() => {
+            return Err(format!("hostPath {:?} is not a file", hp.path))
+        }
+        _ => {}
+    }
+    Ok(p)
+}
 
 /// Writes the files of a volume, replacing what was there, so an update shows whole;
 /// never outside `dir`, whatever links were planted in it.
