@@ -16,11 +16,12 @@ use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{
-    ConfigMap, Namespace, Node, PersistentVolumeClaim, Pod, ReplicationController, ResourceQuota,
-    Secret, Service, ServiceAccount,
+    ConfigMap, Namespace, Node, PersistentVolume, PersistentVolumeClaim, Pod,
+    ReplicationController, ResourceQuota, Secret, Service, ServiceAccount,
 };
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::rbac::v1::ClusterRole;
+use k8s_openapi::api::storage::v1::StorageClass;
 
 use crate::events::Recorder;
 
@@ -49,6 +50,8 @@ pub(crate) struct Ctx {
     pub statefulsets: Arc<Informer<StatefulSet>>,
     pub controller_revisions: Arc<Informer<ControllerRevision>>,
     pub pvcs: Arc<Informer<PersistentVolumeClaim>>,
+    pub pvs: Arc<Informer<PersistentVolume>>,
+    pub storage_classes: Arc<Informer<StorageClass>>,
     pub node_leases: Arc<Informer<Lease>>,
     pub hpas: Arc<Informer<HorizontalPodAutoscaler>>,
     pub pod_metrics: Arc<Informer<PodMetrics>>,
@@ -90,6 +93,8 @@ impl Ctx {
             statefulsets: all(&client),
             controller_revisions: all(&client),
             pvcs: all(&client),
+            pvs: all(&client),
+            storage_classes: all(&client),
             hpas: all(&client),
             pod_metrics: all(&client),
             csrs: all(&client),
@@ -128,6 +133,8 @@ impl Ctx {
             statefulsets: self.statefulsets.clone(),
             controller_revisions: self.controller_revisions.clone(),
             pvcs: self.pvcs.clone(),
+            pvs: self.pvs.clone(),
+            storage_classes: self.storage_classes.clone(),
             node_leases: self.node_leases.clone(),
             hpas: self.hpas.clone(),
             pod_metrics: self.pod_metrics.clone(),
@@ -194,6 +201,8 @@ impl Ctx {
         self.statefulsets.wait_ready().await;
         self.controller_revisions.wait_ready().await;
         self.pvcs.wait_ready().await;
+        self.pvs.wait_ready().await;
+        self.storage_classes.wait_ready().await;
         self.node_leases.wait_ready().await;
         self.hpas.wait_ready().await;
         self.pod_metrics.wait_ready().await;

@@ -39,6 +39,8 @@ pub(crate) const CONTROLLERS: &[&str] = &[
     "resourcequota-controller",
     "clusterrole-aggregation-controller",
     "root-ca-cert-publisher",
+    "persistent-volume-binder",
+    "local-path-provisioner",
 ];
 
 /// A token for `kube-system/<name>`, creating the ServiceAccount first when missing.

@@ -1,6 +1,7 @@
 //! The control-plane controllers of rkube: the scheduler, and the controller-manager's
 //! controllers (ReplicaSet, Deployment, Endpoints and EndpointSlice, ServiceAccount and
-//! token, HorizontalPodAutoscaler, node lifecycle, garbage collector, Job, CronJob, DaemonSet, StatefulSet, namespace deletion,
+//! token, HorizontalPodAutoscaler, node lifecycle, garbage collector, Job, CronJob, DaemonSet, StatefulSet, PersistentVolume binding and
+//! the `rkube.io/local-path` provisioner, namespace deletion,
 //! ResourceQuota usage, ClusterRole aggregation), and the cloud-controller-manager's loops
 //! ([`cloud`]), which ask a cloud provider plugin.
 //!
@@ -33,3 +34,4 @@ pub mod scheduler;
 pub(crate) mod serviceaccount;
 pub mod statefulset;
 pub(crate) mod token;
+pub(crate) mod volume;

@@ -148,6 +148,8 @@ async fn run_controllers(
         crate::cronjob::run(as_("cronjob-controller")),
         crate::daemonset::run(as_("daemon-set-controller"), w),
         crate::statefulset::run(as_("statefulset-controller"), w),
+        crate::volume::run(as_("persistent-volume-binder")),
+        crate::volume::local_path::run(as_("local-path-provisioner")),
         crate::namespace::run(as_("namespace-controller")),
         crate::hpa::run(as_("horizontal-pod-autoscaler"), cfg.hpa.clone()),
         crate::certificates::approving::run(as_("certificate-controller")),

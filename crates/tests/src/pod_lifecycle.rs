@@ -86,6 +86,17 @@ fn text(b: &[u8]) -> String {
 /// pods through a hostPath volume.
 pub async fn run(client: &Client, servers: &str, node: &str, image: &str, mnt: &str, flags: &Path) {
     allow_privileged(client, "default").await;
+    // The cluster DNS Service, which the apiserver makes at start: pods are told its address.
+    let dns = Api::<k8s_openapi::api::core::v1::Service>::namespaced(client.clone(), "kube-system");
+    let dns_ip = crate::eventually(Duration::from_secs(30), "the kube-dns Service", || async {
+        dns.get_opt("kube-dns")
+            .await
+            .ok()
+            .flatten()?
+            .spec?
+            .cluster_ip
+    })
+    .await;
     let m = |p: &str| format!("{mnt}/{p}");
     let flags_vol = json!({"name": "flags", "hostPath": {"path": flags.to_string_lossy(), "type": "Directory"}});
     let flags_mount = json!({"name": "flags", "mountPath": m("flags")});
@@ -274,6 +285,19 @@ pub async fn run(client: &Client, servers: &str, node: &str, image: &str, mnt: &
     assert_eq!(text(&out.stdout), "hi\n");
     assert_eq!(text(&out.stderr), "oops\n");
     assert_eq!(out.status.code(), Some(3));
+    // dnsPolicy ClusterFirst (the default): the pod's resolver is the cluster DNS.
+    let read = ["/bin/sh", "-c", "cat /etc/resolv.conf"];
+    let out = ctl(
+        servers,
+        &[&["exec", "probed", "-c", "flappy", "--"][..], &read].concat(),
+    );
+    let conf = text(&out.stdout);
+    assert!(conf.contains(&format!("nameserver {dns_ip}\n")), "{conf}");
+    assert!(
+        conf.contains("search default.svc.cluster.local svc.cluster.local cluster.local"),
+        "{conf}"
+    );
+    assert!(conf.contains("options ndots:5"), "{conf}");
 
     // downwardAPI volume, envFrom with a prefix, a startup probe, a preStop hook that runs
     // before the container is stopped, and a tcpSocket readiness probe (on a port of this

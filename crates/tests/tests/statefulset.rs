@@ -6,11 +6,9 @@
 //! 2 replaces web-2 alone; `rkube ctl rollout status|history|undo|restart` work on it;
 //! deleted with `whenDeleted: Delete`, the set takes its pods, revisions and claims along.
 //!
-//! rkube has no PersistentVolume binder yet (a claim stays Pending, and the scheduler does
-//! not place a pod whose claim is unbound), so the test provides the volumes and plays the
-//! binder: one hostPath PersistentVolume per ordinal, pre-bound to its claim by `claimRef`,
-//! and a task that completes the binding (`spec.volumeName`, both phases Bound) when the
-//! controller creates the claim. The node agent mounts the bound volume's directory.
+//! The test provides the volumes: one hostPath PersistentVolume per ordinal, pre-bound to
+//! its claim by `claimRef`; the controller-manager's PersistentVolume binder binds each
+//! claim the set makes to it, and the node agent mounts the bound volume's directory.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -110,55 +108,6 @@ async fn volumes(client: &Client, dir: &Path, n: usize) {
         .unwrap();
         pvs.create(&pv).await.expect("create a PersistentVolume");
     }
-}
-
-/// Completes the binding of every claim a PersistentVolume is pre-bound to, as the
-/// PersistentVolume controller would: the claim's `volumeName`, then both phases Bound.
-fn bind_claims(client: &Client) -> Task {
-    let (claims, pvs) = (
-        Api::<PersistentVolumeClaim>::namespaced(client.clone(), NS),
-        Api::<PersistentVolume>::all(client.clone()),
-    );
-    let mut events = watcher(claims.clone(), Default::default()).boxed();
-    Task(tokio::spawn(async move {
-        while let Some(ev) = events.next().await {
-            let (Event::Apply(c) | Event::InitApply(c)) = ev else {
-                continue;
-            };
-            let name = c.metadata.name.clone().unwrap_or_default();
-            let bound = c
-                .spec
-                .as_ref()
-                .and_then(|s| s.volume_name.as_ref())
-                .is_some();
-            let Ok(list) = pvs.list(&Default::default()).await else {
-                continue;
-            };
-            let claimed_by = |pv: &PersistentVolume| {
-                let r = pv.spec.as_ref().and_then(|s| s.claim_ref.as_ref());
-                r.is_some_and(|r| {
-                    r.name.as_deref() == Some(name.as_str()) && r.namespace.as_deref() == Some(NS)
-                })
-            };
-            let Some(pv) = list.items.into_iter().find(claimed_by) else {
-                continue;
-            };
-            let pv_name = pv.metadata.name.clone().unwrap_or_default();
-            if !bound {
-                let patch = json!({"spec": {"volumeName": pv_name}});
-                let _ = claims.patch(&name, PatchParams::Merge, &patch).await;
-                let status = json!({"status": {"phase": "Bound", "accessModes": ["ReadWriteOnce"],
-                    "capacity": {"storage": "1Gi"}}});
-                let _ = claims
-                    .patch_status(&name, PatchParams::Merge, &status)
-                    .await;
-                let status = json!({"status": {"phase": "Bound"}});
-                let _ = pvs
-                    .patch_status(&pv_name, PatchParams::Merge, &status)
-                    .await;
-            }
-        }
-    }))
 }
 
 fn web(mnt: &Path) -> StatefulSet {
@@ -263,7 +212,6 @@ async fn scenario() {
     node.wait_ready(&client).await;
     let (storage, mnt): (PathBuf, PathBuf) = (tmp.path().join("pv"), tmp.path().join("mnt"));
     volumes(&client, &storage, 3).await;
-    let _binder = bind_claims(&client);
     let (_recorder, seen) = record_pods(&client).await;
     let sets = Api::<StatefulSet>::namespaced(client.clone(), NS);
     let pods = Api::<Pod>::namespaced(client.clone(), NS);

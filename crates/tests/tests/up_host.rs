@@ -183,6 +183,26 @@ async fn killed_members_come_back_and_a_killed_rkube_up_leaves_nothing() {
     })
     .await;
 
+    // `rkube up --status`: the members with the leader, and the nodes.
+    let status = Command::new(rkube_bin())
+        .args(["up", "--status", "--dir"])
+        .arg(up.cluster_dir())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert!(status.status.success(), "{text}");
+    assert!(text.contains("rkube up: running"), "{text}");
+    assert!(text.contains("members (leader: n1)"), "{text}");
+    assert!(text.contains(&format!("running (pid {new})")), "{text}");
+    let w1 = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("w1"))
+        .unwrap_or("");
+    assert!(
+        w1.contains("running (pid") && w1.ends_with(" Ready"),
+        "{text}"
+    );
+
     // kill -9 of `rkube up`: its children stop, and take their pods and networks along.
     let pids = up.pids();
     let containers = up.node_containers("w1");

@@ -2,7 +2,7 @@
 
 use k8s_openapi::api::{
     admissionregistration, apps, authentication, authorization, autoscaling, batch, certificates,
-    coordination, core, discovery, policy, rbac, scheduling,
+    coordination, core, discovery, policy, rbac, scheduling, storage,
 };
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1 as apiextensions;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1 as meta;
@@ -90,6 +90,7 @@ named! {
     admissionregistration::v1::ValidatingWebhookConfiguration => "io.k8s.api.admissionregistration.v1.ValidatingWebhookConfiguration",
     admissionregistration::v1::MutatingWebhookConfiguration => "io.k8s.api.admissionregistration.v1.MutatingWebhookConfiguration",
     scheduling::v1::PriorityClass => "io.k8s.api.scheduling.v1.PriorityClass",
+    storage::v1::StorageClass => "io.k8s.api.storage.v1.StorageClass",
     apiextensions::CustomResourceDefinition => "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinition",
 }
 
@@ -108,7 +109,7 @@ roots! {
     authorization::v1::LocalSubjectAccessReview,
     admissionregistration::v1::ValidatingWebhookConfiguration,
     admissionregistration::v1::MutatingWebhookConfiguration, scheduling::v1::PriorityClass,
-    apiextensions::CustomResourceDefinition,
+    storage::v1::StorageClass, apiextensions::CustomResourceDefinition,
 }
 
 pub(super) fn generate() -> Definitions {

@@ -56,6 +56,7 @@ pub fn controller_roles() -> Vec<(&'static str, Vec<Value>)> {
         endpoint_node_and_gc_roles(),
         batch_and_daemon_roles(),
         stateful_set_roles(),
+        volume_roles(),
         namespace_and_scaling_roles(),
         certificate_quota_and_rbac_roles(),
     ]
@@ -262,6 +263,46 @@ fn stateful_set_roles() -> Roles {
             events(),
         ],
     )]
+}
+
+/// The PersistentVolume binder (binds claims to volumes, releases and deletes volumes whose
+/// claims are gone) and the `rkube.io/local-path` provisioner (makes volumes for claims).
+fn volume_roles() -> Roles {
+    const BIND: &[&str] = &["get", "list", "watch", "update", "patch", "delete"];
+    vec![
+        (
+            "persistent-volume-binder",
+            vec![
+                rule(
+                    &[""],
+                    &["persistentvolumes", "persistentvolumeclaims"],
+                    BIND,
+                ),
+                rule(
+                    &[""],
+                    &["persistentvolumes/status", "persistentvolumeclaims/status"],
+                    UPDATE,
+                ),
+                rule(&["storage.k8s.io"], &["storageclasses"], READ),
+                rule(&[""], &["pods", "nodes"], READ),
+                events(),
+            ],
+        ),
+        (
+            "local-path-provisioner",
+            vec![
+                rule(
+                    &[""],
+                    &["persistentvolumes"],
+                    &["get", "list", "watch", "create", "delete"],
+                ),
+                rule(&[""], &["persistentvolumeclaims"], READ),
+                rule(&["storage.k8s.io"], &["storageclasses"], READ),
+                rule(&[""], &["nodes"], READ),
+                events(),
+            ],
+        ),
+    ]
 }
 
 /// Namespace deletion and horizontal pod autoscaling.

@@ -144,6 +144,9 @@ fn component_roles() -> Vec<(&'static str, Vec<Value>)> {
             rule(&["apps"], &["replicasets", "statefulsets"], READ),
             rule(&["policy"], &["poddisruptionbudgets"], READ),
             rule(&["scheduling.k8s.io"], &["priorityclasses"], READ),
+            rule(&["storage.k8s.io"], &["storageclasses"], READ),
+            // The selected-node annotation on a WaitForFirstConsumer claim.
+            rule(&[""], &["persistentvolumeclaims"], &["update", "patch"]),
             rule(&[""], &["pods/binding", "bindings"], &["create"]),
             rule(&[""], &["pods/status"], &["update", "patch"]),
             rule(&[""], &["pods"], &["delete"]),

@@ -2,7 +2,7 @@
 
 use k8s_openapi::api::{
     admissionregistration, apps, authorization, autoscaling, batch, certificates, coordination,
-    core, discovery, policy, rbac, scheduling,
+    core, discovery, policy, rbac, scheduling, storage,
 };
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1 as apiextensions;
 use serde::de::DeserializeOwned;
@@ -260,6 +260,7 @@ fn other_group_types() -> Vec<ResourceType> {
         t::<admissionregistration::v1::ValidatingWebhookConfiguration>(cluster(&[], false)),
         t::<admissionregistration::v1::MutatingWebhookConfiguration>(cluster(&[], false)),
         t::<scheduling::v1::PriorityClass>(cluster(&["pc"], false)),
+        t::<storage::v1::StorageClass>(cluster(&["sc"], false)),
         t::<apiextensions::CustomResourceDefinition>(cluster(&["crd", "crds"], true)),
     ]
 }

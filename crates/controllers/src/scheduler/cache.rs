@@ -11,6 +11,7 @@ use std::sync::Arc;
 use client::reflector::ObjectKey;
 use k8s_openapi::api::core::v1::{Node, PersistentVolume, PersistentVolumeClaim};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::api::storage::v1::StorageClass;
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 use super::node_info::NodeInfo;
@@ -59,6 +60,7 @@ pub(crate) struct Cache {
     pub namespaces: HashMap<String, Labels>,
     pub pvcs: HashMap<ObjectKey, Arc<PersistentVolumeClaim>>,
     pub pvs: HashMap<String, Arc<PersistentVolume>>,
+    pub storage_classes: HashMap<String, Arc<StorageClass>>,
     pub pdbs: HashMap<ObjectKey, Arc<PodDisruptionBudget>>,
 }
 

@@ -1,6 +1,6 @@
 //! Feeds the cache and the queue from watches: pods (pending ones to the queue, assigned
 //! ones to the cache), nodes, and the small kinds plugins read (namespaces, PVCs, PVs,
-//! PriorityClasses).
+//! PriorityClasses, StorageClasses).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -12,6 +12,7 @@ use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Namespace, Node, PersistentVolume, PersistentVolumeClaim, Pod};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::scheduling::v1::PriorityClass;
+use k8s_openapi::api::storage::v1::StorageClass;
 use parking_lot::Mutex;
 use tokio::sync::watch;
 
@@ -248,6 +249,16 @@ pub(crate) fn apply_pv(s: &Shared, pv: PersistentVolume, deleted: bool) {
         c.pvs.remove(&name);
     } else {
         c.pvs.insert(name, Arc::new(pv));
+    }
+}
+
+pub(crate) fn apply_storage_class(s: &Shared, sc: StorageClass, deleted: bool) {
+    let name = sc.metadata.name.clone().unwrap_or_default();
+    let mut c = s.cache.lock();
+    if deleted {
+        c.storage_classes.remove(&name);
+    } else {
+        c.storage_classes.insert(name, Arc::new(sc));
     }
 }
 

@@ -32,6 +32,7 @@ use client::Client;
 use k8s_openapi::api::core::v1::{Namespace, PersistentVolume, PersistentVolumeClaim};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::scheduling::v1::PriorityClass;
+use k8s_openapi::api::storage::v1::StorageClass;
 use parking_lot::Mutex;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
@@ -145,6 +146,12 @@ fn start_watches(
         client.clone(),
         tx,
         informer::apply_pv,
+    ));
+    let (tx, _) = ready_flag();
+    tasks.spawn(shared.clone().run_mirror::<StorageClass>(
+        client.clone(),
+        tx,
+        informer::apply_storage_class,
     ));
     let (tx, _) = ready_flag();
     tasks.spawn(shared.clone().run_mirror::<PodDisruptionBudget>(

@@ -6,9 +6,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use client::Client;
+use client::reflector::ObjectKey;
+use client::{Api, Client, PatchParams};
 use futures::StreamExt;
+use k8s_openapi::api::core::v1::PersistentVolumeClaim;
 use rkube_proto::api::BindRequest;
+use serde_json::json;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
@@ -18,6 +21,7 @@ use super::pod_info::PodInfo;
 use super::preemption::{self, Candidate};
 use super::queue::QueuedPod;
 use super::recorder::Recorder;
+use crate::volume::plan::SELECTED_NODE;
 
 /// Counters a running scheduler keeps; read by `rkube scheduler` logs and tests.
 #[derive(Debug, Default)]
@@ -109,7 +113,15 @@ pub(crate) async fn run_binder(
                     node_name: b.node.clone(),
                     uid: p.uid.clone(),
                 };
-                match client.bind(req).await {
+                let delayed = {
+                    let c = shared.cache.lock();
+                    super::plugins::volume_binding::delayed_claims(&p, &c)
+                };
+                let bound = match select_node(&client, &delayed, &b.node).await {
+                    Ok(()) => client.bind(req).await.map(drop),
+                    Err(e) => Err(e),
+                };
+                match bound {
                     Ok(_) => {
                         shared.queue.done(&p.key);
                         stats.scheduled.fetch_add(1, Ordering::Relaxed);
@@ -150,6 +162,17 @@ pub(crate) async fn run_binder(
             }
         })
         .await;
+}
+
+/// Annotates the pod's WaitForFirstConsumer claims with the node it is bound to, so that
+/// the binder or the provisioner give them a volume reachable from there.
+async fn select_node(client: &Client, claims: &[ObjectKey], node: &str) -> client::Result<()> {
+    for key in claims {
+        let api = Api::<PersistentVolumeClaim>::namespaced(client.clone(), &key.namespace);
+        let patch = json!({"metadata": {"annotations": {SELECTED_NODE: node}}});
+        api.patch(&key.name, PatchParams::Merge, &patch).await?;
+    }
+    Ok(())
 }
 
 /// Moves back-off and long-unschedulable pods to the active heap, once a second.

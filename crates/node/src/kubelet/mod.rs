@@ -6,6 +6,7 @@ mod dns;
 mod env;
 mod eviction;
 mod heartbeat;
+mod local_path;
 mod probe;
 mod qos;
 mod register;

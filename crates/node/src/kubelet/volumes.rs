@@ -1,7 +1,9 @@
 //! Pod volumes on the node: emptyDir (tmpfs for `medium: Memory` when root), hostPath,
 //! configMap, secret, downwardAPI, projected (with ServiceAccount tokens from a
 //! TokenRequest bound to the pod), and persistentVolumeClaim when the claim is bound to a
-//! hostPath or local PersistentVolume (the kinds a node reaches without a volume plugin). Each lives under the pod's directory and is mounted into
+//! hostPath or local PersistentVolume (the kinds a node reaches without a volume plugin;
+//! a `rkube.io/local-path` volume's directory is made here). Each lives under the pod's
+//! directory and is mounted into
 //! containers by the runtime. Every file name a pod or its sources give (`items[].path`,
 //! data keys, `subPath`) stays inside its volume ([`crate::runtime::beneath`]); with an
 //! fsGroup, the volumes the kubelet makes belong to that group.
@@ -17,6 +19,8 @@ use k8s_openapi::api::core::v1::{
 };
 use rkube_proto::api::CreateTokenRequest;
 use serde_json::json;
+
+use super::local_path;
 
 use super::env::field_ref;
 use crate::runtime::beneath::{self, PathError};
@@ -167,7 +171,15 @@ impl VolumeCtx<'_> {
         if let Some(hp) = &spec.host_path {
             return host_path(hp);
         }
+        let provisioned = pv
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(local_path::PROVISIONED_BY));
         match spec.local {
+            Some(l) if provisioned.is_some_and(|p| p == local_path::PROVISIONER) => {
+                local_path::dir(&l.path)
+            }
             Some(l) if Path::new(&l.path).is_dir() => Ok(PathBuf::from(l.path)),
             Some(l) => Err(format!("local volume {:?} is not a directory", l.path)),
             None => Err(format!(

@@ -149,14 +149,30 @@ pub fn nothing_lost(acked: &[(u32, u64)], history: &[Seen]) -> Result<(), String
     }
 }
 
-/// A watcher's events: strictly increasing revisions (one event per revision here), and
-/// exactly the committed history from its start revision on.
+/// A watcher's events: revisions never going back, no event twice (a transaction's events
+/// share its revision, each for another key: the apiserver writes a Service and its
+/// address's allocation key in one), and exactly the committed history from its start
+/// revision on.
 pub fn watch_complete(name: &str, seen: &[Seen], history: &[Seen]) -> Result<(), String> {
-    for w in seen.windows(2) {
-        if w[1].0 <= w[0].0 {
+    let mut keys_at_revision: HashSet<&[u8]> = HashSet::new();
+    for (i, s) in seen.iter().enumerate() {
+        let prev = i.checked_sub(1).map(|p| &seen[p]);
+        if let Some(p) = prev {
+            if s.0 < p.0 {
+                return Err(format!(
+                    "{name}: revision {} came after {} (out of order)",
+                    s.0, p.0
+                ));
+            }
+            if s.0 != p.0 {
+                keys_at_revision.clear();
+            }
+        }
+        if !keys_at_revision.insert(&s.1) {
             return Err(format!(
-                "{name}: revision {} came after {} (duplicate or out of order)",
-                w[1].0, w[0].0
+                "{name}: revision {} came twice for key {:?} (duplicate)",
+                s.0,
+                String::from_utf8_lossy(&s.1)
             ));
         }
     }
@@ -230,5 +246,33 @@ pub async fn identical_state(members: &[String], revision: i64) -> Result<(), St
         Ok(())
     } else {
         Err(format!("members differ at revision {revision}: {hashes:?}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev(rev: i64, key: &str) -> Seen {
+        (rev, Bytes::from(key.to_string()), Bytes::from_static(b"v"))
+    }
+
+    #[test]
+    fn a_transactions_events_share_a_revision_but_none_repeats_or_goes_back() {
+        let history = vec![
+            ev(5, "/a"),
+            ev(6, "/registry/s"),
+            ev(6, "/rkube/ip"),
+            ev(7, "/a"),
+        ];
+        assert_eq!(watch_complete("w", &history, &history), Ok(()));
+        let twice = vec![ev(5, "/a"), ev(6, "/registry/s"), ev(6, "/registry/s")];
+        let e = watch_complete("w", &twice, &history).unwrap_err();
+        assert!(e.contains("revision 6 came twice"), "{e}");
+        let back = vec![ev(6, "/registry/s"), ev(5, "/a")];
+        let e = watch_complete("w", &back, &history).unwrap_err();
+        assert!(e.contains("revision 5 came after 6"), "{e}");
+        let missing = vec![ev(5, "/a"), ev(6, "/registry/s"), ev(7, "/a")];
+        assert!(watch_complete("w", &missing, &history).is_err());
     }
 }

@@ -1,24 +1,42 @@
 //! VolumeBinding (data locality): a pod's PersistentVolumeClaims must exist and be bound,
 //! and a bound PersistentVolume with node affinity (a local volume) pins the pod to the
-//! nodes that volume is reachable from.
+//! nodes that volume is reachable from. An unbound claim of a WaitForFirstConsumer class
+//! waits for the pod instead: the pod goes to a node some Available volume that fits the
+//! claim is reachable from (or any node when the class has a provisioner), and at bind
+//! time the claim is annotated with that node ([`delayed_claims`]) for the binder and the
+//! provisioner to finish.
+
+use std::sync::Arc;
 
 use client::reflector::ObjectKey;
-use k8s_openapi::api::core::v1::NodeSelector;
+use client::selectors::term_matches;
+use k8s_openapi::api::core::v1::{NodeSelector, PersistentVolume, PersistentVolumeClaim};
 
 use crate::scheduler::cache::Cache;
 use crate::scheduler::framework::{CycleState, FilterPlugin, Plugin, PreFilterPlugin, Status};
 use crate::scheduler::node_info::NodeInfo;
 use crate::scheduler::pod_info::PodInfo;
-use client::selectors::term_matches;
+use crate::volume::plan::{self as volumes, WAIT_FOR_FIRST_CONSUMER};
 
 pub(crate) const NAME: &str = "VolumeBinding";
 pub(crate) const CONFLICT_REASON: &str = "node(s) had volume node affinity conflict";
 pub(crate) const UNBOUND_REASON: &str = "pod has unbound immediate PersistentVolumeClaims";
+pub(crate) const NO_VOLUME_REASON: &str =
+    "node(s) didn't find available persistent volumes to bind";
+/// A class whose volumes are made by hand only.
+const NO_PROVISIONER: &str = "kubernetes.io/no-provisioner";
 
 pub(crate) struct VolumeBinding;
 
-/// The node affinity of every bound volume the pod uses.
-struct Volumes(Vec<NodeSelector>);
+/// An unbound claim that waits for its first pod: the volumes that could take it, and
+/// whether its class can provision one on any node instead.
+struct Delayed {
+    candidates: Vec<Arc<PersistentVolume>>,
+    provisions: bool,
+}
+
+/// The node affinity of every bound volume the pod uses, and its delayed claims.
+struct Volumes(Vec<NodeSelector>, Vec<Delayed>);
 
 impl Plugin for VolumeBinding {
     fn name(&self) -> &'static str {
@@ -26,20 +44,56 @@ impl Plugin for VolumeBinding {
     }
 }
 
+fn claim_names(pod: &PodInfo) -> Vec<&str> {
+    pod.spec()
+        .volumes
+        .iter()
+        .flatten()
+        .filter_map(|v| v.persistent_volume_claim.as_ref())
+        .map(|c| c.claim_name.as_str())
+        .collect()
+}
+
+fn is_unbound(pvc: &PersistentVolumeClaim) -> bool {
+    pvc.spec
+        .as_ref()
+        .and_then(|s| s.volume_name.as_deref())
+        .unwrap_or("")
+        .is_empty()
+}
+
+/// The provisioner of the claim's class when that class is WaitForFirstConsumer.
+fn delayed_provisioner<'a>(pvc: &PersistentVolumeClaim, cache: &'a Cache) -> Option<&'a str> {
+    let class = cache.storage_classes.get(volumes::claim_class(pvc))?;
+    (class.volume_binding_mode.as_deref() == Some(WAIT_FOR_FIRST_CONSUMER))
+        .then_some(class.provisioner.as_str())
+}
+
+/// The pod's unbound WaitForFirstConsumer claims without a selected node yet: the ones the
+/// binder annotates with `volume.kubernetes.io/selected-node` before it binds the pod.
+pub(crate) fn delayed_claims(pod: &PodInfo, cache: &Cache) -> Vec<ObjectKey> {
+    claim_names(pod)
+        .into_iter()
+        .map(|name| ObjectKey {
+            namespace: pod.namespace.clone(),
+            name: name.to_string(),
+        })
+        .filter(|key| {
+            cache
+                .pvcs
+                .get(key)
+                .is_some_and(|pvc| is_unbound(pvc) && delayed_provisioner(pvc, cache).is_some())
+        })
+        .collect()
+}
+
 impl PreFilterPlugin for VolumeBinding {
     fn pre_filter(&self, state: &mut CycleState, pod: &PodInfo, cache: &Cache) -> Status {
-        let claims: Vec<&str> = pod
-            .spec()
-            .volumes
-            .iter()
-            .flatten()
-            .filter_map(|v| v.persistent_volume_claim.as_ref())
-            .map(|c| c.claim_name.as_str())
-            .collect();
+        let claims = claim_names(pod);
         if claims.is_empty() {
             return Status::skip();
         }
-        let mut affinities = Vec::new();
+        let (mut affinities, mut delayed) = (Vec::new(), Vec::new());
         for claim in claims {
             let key = ObjectKey {
                 namespace: pod.namespace.clone(),
@@ -50,14 +104,28 @@ impl PreFilterPlugin for VolumeBinding {
                     "persistentvolumeclaim \"{claim}\" not found"
                 ));
             };
+            if is_unbound(pvc) {
+                let Some(provisioner) = delayed_provisioner(pvc, cache) else {
+                    return Status::unresolvable(UNBOUND_REASON);
+                };
+                let candidates = cache
+                    .pvs
+                    .values()
+                    .filter(|v| v.spec.as_ref().is_some_and(|s| s.claim_ref.is_none()))
+                    .filter(|v| volumes::fits(v, pvc))
+                    .cloned()
+                    .collect();
+                delayed.push(Delayed {
+                    candidates,
+                    provisions: !provisioner.is_empty() && provisioner != NO_PROVISIONER,
+                });
+                continue;
+            }
             let volume = pvc
                 .spec
                 .as_ref()
                 .and_then(|s| s.volume_name.as_deref())
                 .unwrap_or("");
-            if volume.is_empty() {
-                return Status::unresolvable(UNBOUND_REASON);
-            }
             let Some(pv) = cache.pvs.get(volume) else {
                 return Status::unresolvable(format!("persistentvolume \"{volume}\" not found"));
             };
@@ -70,14 +138,14 @@ impl PreFilterPlugin for VolumeBinding {
                 affinities.push(required);
             }
         }
-        state.write(NAME, Volumes(affinities));
+        state.write(NAME, Volumes(affinities, delayed));
         Status::success()
     }
 }
 
 impl FilterPlugin for VolumeBinding {
     fn filter(&self, state: &CycleState, _: &PodInfo, node: &NodeInfo) -> Status {
-        let Some(Volumes(affinities)) = state.read::<Volumes>(NAME) else {
+        let Some(Volumes(affinities, delayed)) = state.read::<Volumes>(NAME) else {
             return Status::success();
         };
         let reachable = affinities.iter().all(|sel| {
@@ -85,10 +153,19 @@ impl FilterPlugin for VolumeBinding {
                 .iter()
                 .any(|t| term_matches(t, &node.name, &node.labels))
         });
-        if reachable {
+        if !reachable {
+            return Status::unresolvable(CONFLICT_REASON);
+        }
+        let bindable = delayed.iter().all(|d| {
+            d.provisions
+                || d.candidates
+                    .iter()
+                    .any(|v| volumes::reachable_from(v, &node.name, &node.labels))
+        });
+        if bindable {
             Status::success()
         } else {
-            Status::unresolvable(CONFLICT_REASON)
+            Status::unschedulable(NO_VOLUME_REASON)
         }
     }
 }
@@ -163,5 +240,72 @@ mod tests {
                 "{claim}: {got:?}"
             );
         }
+    }
+
+    #[test]
+    fn wait_for_first_consumer_claims_go_where_a_volume_can_be() {
+        let mut c = cache(
+            vec![
+                node("n1", "1", "1Gi", json!({})),
+                node("n2", "1", "1Gi", json!({})),
+            ],
+            vec![],
+        );
+        for (class, provisioner) in [
+            ("static", NO_PROVISIONER),
+            ("dynamic", "rkube.io/local-path"),
+        ] {
+            c.storage_classes.insert(
+                class.into(),
+                Arc::new(
+                    serde_json::from_value(json!({
+                "metadata": {"name": class}, "provisioner": provisioner,
+                "volumeBindingMode": WAIT_FOR_FIRST_CONSUMER}))
+                    .unwrap(),
+                ),
+            );
+            let key = ObjectKey {
+                namespace: "default".into(),
+                name: class.into(),
+            };
+            c.pvcs.insert(
+                key,
+                Arc::new(
+                    serde_json::from_value(json!({
+                "metadata": {"name": class, "namespace": "default"},
+                "spec": {"storageClassName": class, "accessModes": ["ReadWriteOnce"],
+                    "resources": {"requests": {"storage": "1Gi"}}}}))
+                    .unwrap(),
+                ),
+            );
+        }
+        c.pvs.insert("on-n2".into(), Arc::new(serde_json::from_value(json!({
+            "metadata": {"name": "on-n2"},
+            "spec": {"storageClassName": "static", "capacity": {"storage": "1Gi"},
+                "accessModes": ["ReadWriteOnce"], "local": {"path": "/data"},
+                "nodeAffinity": {"required": {"nodeSelectorTerms": [{"matchExpressions": [
+                    {"key": "kubernetes.io/hostname", "operator": "In", "values": ["n2"]}]}]}}}
+        })).unwrap()));
+        let profile = Profile {
+            pre_filter: vec![Box::new(VolumeBinding)],
+            filter: vec![Box::new(VolumeBinding)],
+            ..Default::default()
+        };
+        let with_claim = |claim: &str| {
+            pod(
+                "p",
+                json!({}),
+                json!({"containers": [],
+                "volumes": [{"name": "v", "persistentVolumeClaim": {"claimName": claim}}]}),
+            )
+        };
+        let got = filter_all(&profile, &c, &with_claim("static"));
+        assert_eq!(got[0].1.reasons, vec![NO_VOLUME_REASON], "{got:?}");
+        assert!(got[1].1.is_success(), "{got:?}");
+        let got = filter_all(&profile, &c, &with_claim("dynamic"));
+        assert!(got.iter().all(|(_, s)| s.is_success()), "{got:?}");
+        let delayed = delayed_claims(&with_claim("dynamic"), &c);
+        assert_eq!(delayed.len(), 1);
+        assert_eq!(delayed[0].name, "dynamic");
     }
 }
