@@ -3,7 +3,9 @@
 //! 5Gi one, nor the 1Gi one of another class); a WaitForFirstConsumer claim of the built-in
 //! `rkube.io/local-path` class stays Pending until a pod uses it, then gets a volume on the
 //! pod's node, which the pod writes to (the file is on disk under the class's
-//! `parameters.path`); deleting the claim with reclaim policy Delete removes the volume.
+//! `parameters.path`); deleting the claim with reclaim policy Delete removes the volume and
+//! its directory. Attacks: another node may not read the volume, and its own node may
+//! change nothing of it but its finalizer.
 //!
 //! Every path the test hands out is under its temporary directory.
 
@@ -13,10 +15,10 @@ use std::time::Duration;
 use client::{Api, Client};
 use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim, Pod};
 use k8s_openapi::api::storage::v1::StorageClass;
-use rkube_tests::eventually;
 use rkube_tests::fake_kubelet::cluster_with_nodes;
 use rkube_tests::netns::is_root;
 use rkube_tests::node_agent::NodeAgent;
+use rkube_tests::{eventually, Cluster};
 use serde_json::json;
 
 const NS: &str = "default";
@@ -36,7 +38,7 @@ async fn scenario() {
     let node = NodeAgent::start(&cluster.node_access("w1"), "w1", &[]);
     node.wait_ready(&client).await;
     static_volumes_bind_by_size_and_class(&client, tmp.path()).await;
-    local_path_follows_the_pod(&client, tmp.path()).await;
+    local_path_follows_the_pod(&cluster, &client, tmp.path()).await;
 }
 
 fn pv(name: &str, size: &str, class: &str, dir: &Path) -> PersistentVolume {
@@ -140,7 +142,31 @@ fn writer(claim: &str, mnt: &Path) -> Pod {
     .unwrap()
 }
 
-async fn local_path_follows_the_pod(client: &Client, dir: &Path) {
+/// A client with node `name`'s identity.
+fn node_client(cluster: &Cluster, name: &str) -> Client {
+    let text = std::fs::read_to_string(cluster.node_access(name)).unwrap();
+    Client::new(client::ClientConfig::parse(&text).unwrap()).unwrap()
+}
+
+/// Another node may not read a local-path volume; its own node may change nothing of it
+/// but its finalizer.
+async fn node_attacks(cluster: &Cluster, volume: &str) {
+    let other = Api::<PersistentVolume>::all(node_client(cluster, "w2"));
+    let e = other.get(volume).await.unwrap_err();
+    assert!(e.is_forbidden(), "another node read the volume: {e}");
+    let own = Api::<PersistentVolume>::all(node_client(cluster, "w1"));
+    let mut pv = own.get(volume).await.expect("its node reads the volume");
+    if let Some(l) = pv.spec.as_mut().and_then(|s| s.local.as_mut()) {
+        l.path = "/etc".into();
+    }
+    let e = own.replace(&pv).await.unwrap_err();
+    assert!(
+        e.is_forbidden() && e.to_string().contains("not its spec"),
+        "the node moved its volume: {e}"
+    );
+}
+
+async fn local_path_follows_the_pod(cluster: &Cluster, client: &Client, dir: &Path) {
     let base = dir.join("local-path");
     let classes = Api::<StorageClass>::all(client.clone());
     let class: StorageClass = serde_json::from_value(json!({
@@ -202,7 +228,17 @@ async fn local_path_follows_the_pod(client: &Client, dir: &Path) {
         },
     )
     .await;
-    // Reclaim Delete: the claim's volume goes with it.
+    // The node holds the volume until it removes the directory.
+    let v = pvs.get(&volume).await.unwrap();
+    let finalizers = v.metadata.finalizers.unwrap_or_default();
+    assert!(
+        finalizers
+            .iter()
+            .any(|f| f == "rkube.io/local-path-directory"),
+        "{finalizers:?}"
+    );
+    node_attacks(cluster, &volume).await;
+    // Reclaim Delete: the claim's volume goes with it, and so does its directory.
     pods.delete("writer", Some(0)).await.unwrap();
     eventually(Duration::from_secs(60), "writer gone", || async {
         pods.get_opt("writer").await.ok()?.is_none().then_some(())
@@ -213,4 +249,5 @@ async fn local_path_follows_the_pod(client: &Client, dir: &Path) {
         pvs.get_opt(&volume).await.ok()?.is_none().then_some(())
     })
     .await;
+    assert!(!path.exists(), "{} is left on the node", path.display());
 }

@@ -1,6 +1,7 @@
 //! `rkube up` on a shared host: a default pod range the host already routes is left for
 //! the next free one (and a named one that collides is refused, naming the route); two
-//! clusters run side by side, each with pods in its own range; a member killed is started
+//! clusters started at once run side by side, each with its own pod, Service and NodePort
+//! ranges; a member killed is started
 //! again; and `kill -9` of `rkube up` leaves no process, pod network, bridge, nftables
 //! table or mount behind. A binary of its own: it adds a host route while it runs.
 
@@ -46,12 +47,22 @@ fn one_node() -> Vec<String> {
         .to_vec()
 }
 
-/// The pod range `rkube up` gave its nodes.
+/// The value of `flag` that `rkube up` gave its first member.
+fn member_flag(up: &UpCluster, flag: &str) -> String {
+    let s = up.state();
+    let args = s["members"][0]["args"].as_array().unwrap();
+    let i = args.iter().position(|a| a == flag).unwrap();
+    args[i + 1].as_str().unwrap().to_string()
+}
+
+/// The pod range `rkube up` gave its members and nodes.
 fn cluster_cidr(up: &UpCluster) -> String {
     let s = up.state();
     let args = s["nodes"][0]["args"].as_array().unwrap();
     let i = args.iter().position(|a| a == "--cluster-cidr").unwrap();
-    args[i + 1].as_str().unwrap().to_string()
+    let cidr = args[i + 1].as_str().unwrap().to_string();
+    assert_eq!(member_flag(up, "--cluster-cidr"), cidr);
+    cidr
 }
 
 /// Runs a pod on the cluster; its IP.
@@ -118,21 +129,26 @@ async fn routed_ranges_are_left_alone_and_two_clusters_run_side_by_side() {
     assert!(!out.status.success(), "{err}");
     assert!(
         err.contains(
-            "--cluster-cidr 10.244.0.0/16 collides with the host's \"blackhole 10.244.0.0/16"
+            "--cluster-cidr 10.244.0.0/16 collides with the host's route \"blackhole 10.244.0.0/16"
         ),
         "{err}"
     );
-    // By default, the next free range; a second cluster takes yet another.
-    // The host shows a cluster's range once a node's bridge exists, which its first pod
-    // makes: the second cluster starts after the first runs one.
+    // By default, the next free ranges. Two clusters started at the same time take
+    // different ones, although neither has a bridge, a ClusterIP address or a NodePort on
+    // the host yet: each `rkube up` records what it holds.
+    let second = std::thread::spawn(|| UpCluster::start(&one_node()));
     let a = UpCluster::start(&one_node());
-    let ca = cluster_cidr(&a);
+    let b = second.join().unwrap();
+    let (ca, cb) = (cluster_cidr(&a), cluster_cidr(&b));
     assert_ne!(ca, "10.244.0.0/16");
+    assert_ne!(cb, "10.244.0.0/16");
+    assert_ne!(ca, cb);
+    for flag in ["--service-cluster-ip-range", "--service-node-port-range"] {
+        let (fa, fb) = (member_flag(&a, flag), member_flag(&b, flag));
+        assert_ne!(fa, fb, "both clusters have {flag} {fa}");
+    }
     let ipa = pod_ip(&a).await;
     assert!(ipa.starts_with(&prefix(&ca)), "{ipa} in {ca}");
-    let b = UpCluster::start(&one_node());
-    let cb = cluster_cidr(&b);
-    assert_ne!(ca, cb);
     let ipb = pod_ip(&b).await;
     assert!(ipb.starts_with(&prefix(&cb)), "{ipb} in {cb}");
 }
@@ -290,4 +306,17 @@ async fn killed_members_come_back_and_a_killed_rkube_up_leaves_nothing() {
         "everything gone {:?} after kill -9 of rkube up",
         killed.elapsed()
     );
+    // The ranges it held on the host are given up by `rkube up --down` (which dropping
+    // the cluster runs).
+    let dir = up.cluster_dir().to_string_lossy().to_string();
+    drop(up);
+    let claims = std::env::temp_dir().join("rkube-up");
+    let held: Vec<_> = std::fs::read_dir(&claims)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| std::fs::read_to_string(e.path()).is_ok_and(|c| c.contains(&dir)))
+        .map(|e| e.path())
+        .collect();
+    assert!(held.is_empty(), "claims left for {dir}: {held:?}");
 }

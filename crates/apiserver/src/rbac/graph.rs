@@ -1,6 +1,7 @@
 //! What each node may read: the Secrets, ConfigMaps, PersistentVolumeClaims and service
-//! accounts that pods bound to it reference, kept from the watch cache's pods; and the
-//! PersistentVolumes those claims are bound to, kept from its claims.
+//! accounts that pods bound to it reference, kept from the watch cache's pods; the
+//! PersistentVolumes those claims are bound to, kept from its claims; and the
+//! `rkube.io/local-path` volumes that live on it, whose directories it removes.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -12,6 +13,9 @@ use crate::cache::{Cached, EventKind, Msg, WatchCache};
 
 const PODS: &str = "/registry/core/pods/";
 const CLAIMS: &str = "/registry/core/persistentvolumeclaims/";
+const VOLUMES: &str = "/registry/core/persistentvolumes/";
+/// The provisioner whose volumes live on one node, which removes their directories.
+pub const LOCAL_PATH: &str = "rkube.io/local-path";
 
 /// A kind of object a pod can reference.
 #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
@@ -33,6 +37,8 @@ struct Graph {
     /// Per claim key: the revision it was seen at, and the claim edge with the volume it
     /// is bound to.
     claims: HashMap<String, (i64, Edge, String)>,
+    /// Per `rkube.io/local-path` volume name: the revision it was seen at, and its node.
+    local_volumes: HashMap<String, (i64, String)>,
 }
 
 /// Every object `pod` references, in namespace `ns`.
@@ -141,6 +147,58 @@ impl Graph {
     }
 }
 
+impl Graph {
+    /// Takes in a volume: its node if it is a `rkube.io/local-path` one.
+    fn put_volume(&mut self, c: &Cached) {
+        if self
+            .local_volumes
+            .get(&c.name)
+            .is_some_and(|(rv, _)| *rv >= c.rv)
+        {
+            return;
+        }
+        match local_node(&c.json) {
+            Some(node) => {
+                self.local_volumes.insert(c.name.clone(), (c.rv, node));
+            }
+            None => {
+                self.local_volumes.remove(&c.name);
+            }
+        }
+    }
+
+    /// Forgets a volume deleted at revision `at`, unless it was seen again later.
+    fn remove_volume(&mut self, name: &str, at: i64) {
+        if self.local_volumes.get(name).is_some_and(|(rv, _)| *rv < at) {
+            self.local_volumes.remove(name);
+        }
+    }
+}
+
+/// The node of a `rkube.io/local-path` volume: the one node its affinity requires.
+fn local_node(json: &[u8]) -> Option<String> {
+    let v: Value = serde_json::from_slice(json).ok()?;
+    if v["metadata"]["annotations"]["pv.kubernetes.io/provisioned-by"] != LOCAL_PATH {
+        return None;
+    }
+    let [term] = v["spec"]["nodeAffinity"]["required"]["nodeSelectorTerms"]
+        .as_array()?
+        .as_slice()
+    else {
+        return None;
+    };
+    let [e] = term["matchExpressions"].as_array()?.as_slice() else {
+        return None;
+    };
+    if e["key"] != "kubernetes.io/hostname" || e["operator"] != "In" {
+        return None;
+    }
+    let [node] = e["values"].as_array()?.as_slice() else {
+        return None;
+    };
+    node.as_str().filter(|n| !n.is_empty()).map(str::to_string)
+}
+
 /// The one field of a pod that says whether it is in the graph.
 #[derive(serde::Deserialize)]
 struct Bound {
@@ -176,6 +234,15 @@ impl NodeGraph {
             .any(|(_, edge, _)| g.count.contains_key(&(node.to_string(), edge.clone())))
     }
 
+    /// Whether `volume` is a `rkube.io/local-path` volume living on `node`.
+    pub fn local_volume_on(&self, node: &str, volume: &str) -> bool {
+        self.0
+            .read()
+            .local_volumes
+            .get(volume)
+            .is_some_and(|(_, n)| n == node)
+    }
+
     /// The node pod `ns/name` is bound to.
     pub fn node_of(&self, ns: &str, name: &str) -> Option<String> {
         self.0
@@ -190,6 +257,8 @@ impl NodeGraph {
     pub(crate) fn observe(&self, c: &Cached) {
         if c.key.starts_with(CLAIMS) {
             self.0.write().put_claim(c);
+        } else if c.key.starts_with(VOLUMES) {
+            self.0.write().put_volume(c);
         } else {
             self.0.write().put(c);
         }
@@ -201,6 +270,7 @@ impl NodeGraph {
             // Listed after subscribing: the events replayed from before the list are
             // older than what it holds, and `put_claim` skips them.
             let (_, claims) = cache.list(CLAIMS, None);
+            let (_, volumes) = cache.list(VOLUMES, None);
             {
                 let mut g = Graph::default();
                 for c in &items {
@@ -208,6 +278,9 @@ impl NodeGraph {
                 }
                 for c in &claims {
                     g.put_claim(c);
+                }
+                for c in &volumes {
+                    g.put_volume(c);
                 }
                 *self.0.write() = g;
             }
@@ -225,6 +298,13 @@ impl NodeGraph {
                         match e.kind {
                             EventKind::Deleted => g.remove_claim(&e.obj.key, e.rv),
                             _ => g.put_claim(&e.obj),
+                        }
+                    }
+                    Ok(Msg::Event(e)) if e.obj.key.starts_with(VOLUMES) => {
+                        let mut g = self.0.write();
+                        match e.kind {
+                            EventKind::Deleted => g.remove_volume(&e.obj.name, e.rv),
+                            _ => g.put_volume(&e.obj),
                         }
                     }
                     Ok(_) => {}
@@ -253,5 +333,24 @@ mod tests {
         for n in ["sa", "pull", "vol", "cm", "data", "proj", "env", "from"] {
             assert!(names.contains(&n.to_string()), "{n} in {names:?}");
         }
+    }
+
+    #[test]
+    fn a_local_path_volume_is_its_one_nodes() {
+        let pv = |ann: &str, nodes: serde_json::Value| {
+            serde_json::to_vec(&json!({
+                "metadata": {"name": "pvc-1", "annotations": {"pv.kubernetes.io/provisioned-by": ann}},
+                "spec": {"nodeAffinity": {"required": {"nodeSelectorTerms": [{"matchExpressions": [
+                    {"key": "kubernetes.io/hostname", "operator": "In", "values": nodes}]}]}}}
+            }))
+            .unwrap()
+        };
+        assert_eq!(
+            local_node(&pv(LOCAL_PATH, json!(["w1"]))).as_deref(),
+            Some("w1")
+        );
+        assert_eq!(local_node(&pv("example.com/nfs", json!(["w1"]))), None);
+        assert_eq!(local_node(&pv(LOCAL_PATH, json!(["w1", "w2"]))), None);
+        assert_eq!(local_node(&pv(LOCAL_PATH, json!([]))), None);
     }
 }

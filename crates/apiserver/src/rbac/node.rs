@@ -1,7 +1,9 @@
 //! The Node authorizer: what a node's identity (`system:node:<name>` in `system:nodes`)
 //! may do, decided from the objects its pods use. It reads only the Secrets, ConfigMaps,
-//! claims (and the volumes they are bound to) and service-account tokens of pods bound to it, writes only its own Node, Lease
-//! and pods, and reads what every node needs (services, endpoints, nodes, its pods).
+//! claims (and the volumes they are bound to) and service-account tokens of pods bound to
+//! it, writes only its own Node, Lease and pods (and the finalizer of the
+//! `rkube.io/local-path` volumes that live on it), and reads what every node needs
+//! (services, endpoints, nodes, its pods).
 
 use std::sync::Arc;
 
@@ -36,7 +38,11 @@ impl NodeAuthorizer {
             ("", "configmaps", "") => uses(Ref::ConfigMap),
             ("", "persistentvolumeclaims", "") => uses(Ref::Claim),
             ("", "persistentvolumes", "") => {
-                a.verb == "get" && self.graph.uses_volume(node, a.name)
+                (a.verb == "get" && self.graph.uses_volume(node, a.name))
+                    // Its own local-path volumes, to remove their directories and then
+                    // their finalizer (NodeRestriction allows no other change).
+                    || (matches!(a.verb, "get" | "update")
+                        && self.graph.local_volume_on(node, a.name))
             }
             ("", "serviceaccounts", "token") => {
                 a.verb == "create"

@@ -3,9 +3,11 @@
 //!
 //! - the pod range must not overlap a route of the host (another cluster's node bridges,
 //!   a bridge left by a killed one, a VPN), nor the Service range an address or route of
-//!   the host (another cluster's ClusterIPs on `lo`). Unless named by a flag, the first
+//!   the host (another cluster's ClusterIPs on `lo`); neither may overlap the ranges
+//!   another running `rkube up` cluster holds ([`super::claims`]). Unless named by a flag, the first
 //!   free one of a few ranges is taken; a named one that collides stops `rkube up` with
 //!   a message naming the collision and the way out.
+//! - the NodePort range must not overlap another `rkube up` cluster's.
 //! - fixed ports (`--base-port`, `--balancer-port`) must be free.
 
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
@@ -38,7 +40,8 @@ fn overlaps(a: Net, b: Net) -> bool {
     a.0 & mask == b.0 & mask
 }
 
-/// The host's IPv4 routes and addresses (not the default route), each with its line.
+/// The host's IPv4 routes and addresses (not the default route), each described by its
+/// line.
 pub fn host_networks() -> Vec<(String, String)> {
     let run = |args: &[&str]| {
         Command::new("ip")
@@ -50,7 +53,10 @@ pub fn host_networks() -> Vec<(String, String)> {
     let mut out = Vec::new();
     for line in run(&["-4", "-o", "route", "show"]).lines() {
         if let Some(dst) = route_destination(line) {
-            out.push((dst.to_string(), line.trim().to_string()));
+            out.push((
+                dst.to_string(),
+                format!("the host's route {:?}", line.trim()),
+            ));
         }
     }
     for line in run(&["-4", "-o", "addr", "show"]).lines() {
@@ -59,7 +65,10 @@ pub fn host_networks() -> Vec<(String, String)> {
             let ip = addr.split('/').next().unwrap_or(addr);
             // Loopback's own 127.0.0.1/8 is no other cluster's.
             if ip != "127.0.0.1" {
-                out.push((format!("{ip}/32"), line.trim().to_string()));
+                out.push((
+                    format!("{ip}/32"),
+                    format!("the host's address {:?}", line.trim()),
+                ));
             }
         }
     }
@@ -91,8 +100,8 @@ fn route_destination(line: &str) -> Option<&str> {
     (dst != "default").then_some(dst)
 }
 
-/// The first host network `cidr` overlaps, if any.
-fn collision<'a>(cidr: &str, host: &'a [(String, String)]) -> Option<&'a str> {
+/// What the first network of `host` that `cidr` overlaps is, if any.
+pub fn collision<'a>(cidr: &str, host: &'a [(String, String)]) -> Option<&'a str> {
     let net = parse_net(cidr)?;
     host.iter()
         .find(|(n, _)| parse_net(n).is_some_and(|h| overlaps(net, h)))
@@ -111,10 +120,9 @@ pub fn pick(
         anyhow::ensure!(parse_net(r).is_some(), "{flag} {r:?}: not an IPv4 CIDR");
         if let Some(line) = collision(r, host) {
             anyhow::bail!(
-                "{flag} {r} collides with the host's {line:?}: its addresses would not be \
-                 reachable. Pick another range ({flag} …), or remove that route if an earlier \
-                 cluster left it (`rkube up --down --dir <its directory>`, or `ip link del` its \
-                 bridge)"
+                "{flag} {r} collides with {line}: its addresses would not be reachable. Pick \
+                 another range ({flag} …), or remove that route if an earlier cluster left it \
+                 (`rkube up --down --dir <its directory>`, or `ip link del` its bridge)"
             );
         }
         return Ok(r.to_string());
@@ -132,6 +140,62 @@ pub fn pick(
     anyhow::bail!(
         "{flag}: every range from {first} to {last} is in use on this host; name one with {flag}"
     )
+}
+
+/// The NodePort ranges `rkube up` chooses from: Kubernetes' default first, then ranges
+/// below it (above it lie the host's ephemeral ports).
+pub const NODE_PORTS: &[&str] = &[
+    "30000-32767",
+    "29000-29999",
+    "28000-28999",
+    "27000-27999",
+    "26000-26999",
+    "25000-25999",
+];
+
+pub fn parse_ports(s: &str) -> Option<(u16, u16)> {
+    let (a, b) = s.split_once('-')?;
+    let (a, b) = (a.trim().parse().ok()?, b.trim().parse().ok()?);
+    (a <= b).then_some((a, b))
+}
+
+/// The NodePort range: `requested` unless another cluster holds part of it (an error
+/// naming it), or the first of [`NODE_PORTS`] no other cluster holds. `held` are the
+/// other clusters' ranges, each with who holds it.
+pub fn pick_ports(requested: Option<&str>, held: &[(String, String)]) -> anyhow::Result<String> {
+    const FLAG: &str = "--service-node-port-range";
+    let taken = |r: (u16, u16)| {
+        held.iter()
+            .find(|(h, _)| parse_ports(h).is_some_and(|(first, last)| r.0 <= last && first <= r.1))
+    };
+    if let Some(r) = requested {
+        let Some(range) = parse_ports(r) else {
+            anyhow::bail!("{FLAG} {r:?}: not a range like 30000-32767");
+        };
+        if let Some((h, who)) = taken(range) {
+            anyhow::bail!("{FLAG} {r} overlaps {h}, the NodePorts of {who}; pick another");
+        }
+        return Ok(r.to_string());
+    }
+    let free = NODE_PORTS
+        .iter()
+        .find(|c| parse_ports(c).is_some_and(|r| taken(r).is_none()));
+    match free {
+        Some(c) => {
+            if *c != NODE_PORTS[0] {
+                println!(
+                    "{FLAG}: {} is in use on this host; taking {c}",
+                    NODE_PORTS[0]
+                );
+            }
+            Ok(c.to_string())
+        }
+        None => anyhow::bail!(
+            "{FLAG}: every range from {} to {} is held by another cluster; name one with {FLAG}",
+            NODE_PORTS[0],
+            NODE_PORTS[NODE_PORTS.len() - 1]
+        ),
+    }
 }
 
 /// Fails naming the first of `ports` (each with what it is for) that something holds.
@@ -154,7 +218,7 @@ mod tests {
 
     fn host(nets: &[&str]) -> Vec<(String, String)> {
         nets.iter()
-            .map(|n| (n.to_string(), format!("{n} dev x")))
+            .map(|n| (n.to_string(), format!("the host's route \"{n} dev x\"")))
             .collect()
     }
 
@@ -214,7 +278,7 @@ mod tests {
             .to_string();
         assert!(
             e.contains(
-                "--cluster-cidr 10.244.0.0/16 collides with the host's \"10.244.0.0/24 dev x\""
+                "--cluster-cidr 10.244.0.0/16 collides with the host's route \"10.244.0.0/24 dev x\""
             ),
             "{e}"
         );
@@ -242,5 +306,37 @@ mod tests {
             "{e}"
         );
         drop(l);
+    }
+
+    #[test]
+    fn node_ports_another_cluster_holds_are_left_to_it() {
+        let held = |r: &str| vec![(r.to_string(), "the cluster in /a (pid 1)".to_string())];
+        assert_eq!(pick_ports(None, &[]).unwrap(), "30000-32767");
+        assert_eq!(
+            pick_ports(None, &held("30000-32767")).unwrap(),
+            "29000-29999"
+        );
+        assert_eq!(
+            pick_ports(None, &held("29500-30100")).unwrap(),
+            "28000-28999"
+        );
+        let e = pick_ports(Some("32000-32100"), &held("30000-32767"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("32000-32100 overlaps 30000-32767, the NodePorts of the cluster in /a"),
+            "{e}"
+        );
+        assert_eq!(
+            pick_ports(Some("40000-40010"), &held("30000-32767")).unwrap(),
+            "40000-40010"
+        );
+        let e = pick_ports(Some("9-1"), &[]).unwrap_err().to_string();
+        assert!(e.contains("\"9-1\": not a range"), "{e}");
+        let all: Vec<(String, String)> = held("1-65535");
+        assert!(pick_ports(None, &all)
+            .unwrap_err()
+            .to_string()
+            .contains("every range"));
     }
 }

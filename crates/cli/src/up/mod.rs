@@ -5,6 +5,7 @@
 //! the client configuration, and stops everything (pods included) on Ctrl-C; started again
 //! in the same directory it brings the same cluster back. `rkube up --down` removes it.
 
+mod claims;
 mod cloud;
 mod conflicts;
 pub(crate) mod creds;
@@ -53,6 +54,10 @@ pub struct UpArgs {
     /// userspace proxy needs no root; or the next /16 the host does not use yet).
     #[arg(long)]
     pub service_cidr: Option<String>,
+    /// NodePorts (default 30000-32767, or a range below it that no other `rkube up`
+    /// cluster on this host holds).
+    #[arg(long)]
+    pub service_node_port_range: Option<String>,
     /// Also write the client configuration here (default: ~/.rkube/config).
     #[arg(long)]
     pub write_config: Option<PathBuf>,
@@ -191,14 +196,21 @@ pub async fn run(a: UpArgs) -> anyhow::Result<()> {
             dir.display()
         );
     }
+    // Ranges are chosen and claimed under the host's lock, so two `rkube up` never pick
+    // the same; the claim lasts until this returns.
+    let registry = claims::Registry::lock()?;
+    let others = registry.others(&std::path::absolute(&dir)?);
     let mut state = match previous {
         Some(s) if s.members.len() == a.members && s.nodes.len() == a.nodes => {
             println!("bringing back the cluster in {}", dir.display());
+            claims::still_free(&s.claim(&dir, 0), &others)?;
             s
         }
-        _ => plan::plan(&a, root)?,
+        _ => plan::plan(&a, root, &others)?,
     };
     state.pid = Some(std::process::id());
+    let _claim = registry.hold(&state.claim(&dir, std::process::id()))?;
+    drop(registry);
     let (tx, mut exits) = mpsc::unbounded_channel();
 
     if let Err(e) = bring_up(&a, &mut state, root, started, &tx, &mut exits).await {
@@ -442,6 +454,7 @@ async fn down(dir: &Path) -> anyhow::Result<()> {
             .output();
     }
     node::kubelet::unmount_under(dir);
+    claims::Registry::lock()?.forget(dir);
     std::fs::remove_dir_all(dir).with_context(|| format!("removing {}", dir.display()))?;
     println!("removed {}", dir.display());
     Ok(())

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::claims::Claim;
 use super::UpArgs;
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -30,6 +31,27 @@ pub struct State {
     /// The cloud provider's process, if the cluster has one.
     #[serde(default)]
     pub provider: Option<Proc>,
+}
+
+impl State {
+    /// The value of `flag` in the first member's command line.
+    pub fn member_flag(&self, flag: &str) -> Option<&str> {
+        let args = &self.members.first()?.args;
+        let i = args.iter().position(|a| a == flag)?;
+        args.get(i + 1).map(String::as_str)
+    }
+
+    /// What the cluster holds on the host while `rkube up` (`pid`) runs it from `dir`.
+    pub fn claim(&self, dir: &Path, pid: u32) -> Claim {
+        let flag = |f: &str, default: &str| self.member_flag(f).unwrap_or(default).to_string();
+        Claim {
+            dir: std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf()),
+            pid,
+            cluster_cidr: flag("--cluster-cidr", ""),
+            service_cidr: flag("--service-cluster-ip-range", ""),
+            node_ports: flag("--service-node-port-range", "30000-32767"),
+        }
+    }
 }
 
 pub fn state_path(dir: &Path) -> PathBuf {
@@ -93,7 +115,7 @@ fn member_addrs(base: u16, n: usize) -> anyhow::Result<Vec<(SocketAddr, SocketAd
 }
 
 /// A short tag of the cluster directory, for host-wide names (bridges).
-fn tag(dir: &Path) -> String {
+pub(super) fn tag(dir: &Path) -> String {
     let abs = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
     format!(
         "{:06x}",
@@ -120,11 +142,13 @@ pub fn pod_network(requested: &str, root: bool) -> anyhow::Result<&'static str> 
     }
 }
 
-/// The pod and Service ranges: as named, or the first of the defaults the host does not
-/// use yet (10.244.0.0/16 onwards for pods; 10.96.0.0/16 onwards for Services as root,
-/// else a loopback range, so the userspace proxy needs no root).
-fn ranges(a: &UpArgs, root: bool) -> anyhow::Result<(String, String)> {
-    let host = super::conflicts::host_networks();
+/// The pod and Service ranges and the NodePorts: as named, or the first of the defaults
+/// that neither the host nor another running `rkube up` cluster uses yet (10.244.0.0/16
+/// onwards for pods; 10.96.0.0/16 onwards for Services as root, else a loopback range, so
+/// the userspace proxy needs no root).
+fn ranges(a: &UpArgs, root: bool, others: &[Claim]) -> anyhow::Result<Ranges> {
+    let mut host = super::conflicts::host_networks();
+    host.extend(super::claims::networks(others));
     let pods: Vec<String> = (244..252).map(|i| format!("10.{i}.0.0/16")).collect();
     let cluster =
         super::conflicts::pick("--cluster-cidr", a.cluster_cidr.as_deref(), &pods, &host)?;
@@ -139,7 +163,23 @@ fn ranges(a: &UpArgs, root: bool) -> anyhow::Result<(String, String)> {
         &services,
         &host,
     )?;
-    Ok((cluster, service))
+    let held: Vec<(String, String)> = others
+        .iter()
+        .map(|c| (c.node_ports.clone(), c.holder()))
+        .collect();
+    let node_ports = super::conflicts::pick_ports(a.service_node_port_range.as_deref(), &held)?;
+    Ok(Ranges {
+        cluster,
+        service,
+        node_ports,
+    })
+}
+
+/// The address ranges and ports of a cluster.
+struct Ranges {
+    cluster: String,
+    service: String,
+    node_ports: String,
 }
 
 /// With fixed ports, each must be free: the members' and the kubeconfig balancer's.
@@ -166,7 +206,7 @@ fn member_proc(
     a: &UpArgs,
     i: usize,
     (api, initial): (SocketAddr, &str),
-    (cluster_cidr, service_cidr): (&str, &str),
+    ranges: &Ranges,
     cloud: &[String],
 ) -> Proc {
     let dir = &a.dir;
@@ -182,9 +222,11 @@ fn member_proc(
         "--initial-cluster",
         initial,
         "--cluster-cidr",
-        cluster_cidr,
+        &ranges.cluster,
         "--service-cluster-ip-range",
-        service_cidr,
+        &ranges.service,
+        "--service-node-port-range",
+        &ranges.node_ports,
         "--token-file",
         &super::creds::token_path(dir).to_string_lossy(),
         "--encryption-provider-config",
@@ -250,7 +292,7 @@ fn node_proc(
 }
 
 /// The processes of a new cluster.
-pub fn plan(a: &UpArgs, root: bool) -> anyhow::Result<State> {
+pub fn plan(a: &UpArgs, root: bool, others: &[Claim]) -> anyhow::Result<State> {
     anyhow::ensure!(a.members >= 1, "--members must be at least 1");
     let addrs = member_addrs(a.base_port, a.members)?;
     let initial: Vec<String> = addrs
@@ -260,7 +302,7 @@ pub fn plan(a: &UpArgs, root: bool) -> anyhow::Result<State> {
         .collect();
     let initial = initial.join(",");
     check_ports(a, &addrs)?;
-    let (cluster_cidr, service_cidr) = ranges(a, root)?;
+    let ranges = ranges(a, root, others)?;
     let provider = super::cloud::provider_proc(a)?;
     let cloud = match provider {
         Some(_) => super::cloud::member_flags(&a.dir),
@@ -269,15 +311,7 @@ pub fn plan(a: &UpArgs, root: bool) -> anyhow::Result<State> {
     let members: Vec<Proc> = addrs
         .iter()
         .enumerate()
-        .map(|(i, (api, _))| {
-            member_proc(
-                a,
-                i,
-                (*api, &initial),
-                (&cluster_cidr, &service_cidr),
-                &cloud,
-            )
-        })
+        .map(|(i, (api, _))| member_proc(a, i, (*api, &initial), &ranges, &cloud))
         .collect();
     let network = pod_network(&a.pod_network, root)?;
     let servers = members
@@ -286,7 +320,15 @@ pub fn plan(a: &UpArgs, root: bool) -> anyhow::Result<State> {
         .collect::<Vec<_>>()
         .join(",");
     let nodes = (1..=a.nodes)
-        .map(|i| node_proc(a, i, (&servers, &cluster_cidr), network, provider.is_some()))
+        .map(|i| {
+            node_proc(
+                a,
+                i,
+                (&servers, &ranges.cluster),
+                network,
+                provider.is_some(),
+            )
+        })
         .collect();
     Ok(State {
         pid: None,

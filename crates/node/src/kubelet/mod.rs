@@ -200,6 +200,10 @@ impl Kubelet {
         let mut tasks = JoinSet::new();
         tasks.spawn(heartbeat::run(shared.clone()));
         tasks.spawn(usage::run(shared.clone()));
+        tasks.spawn(local_path::run(
+            shared.client.clone(),
+            shared.cfg.data_dir.clone(),
+        ));
         Ok(Kubelet { shared, tasks })
     }
 

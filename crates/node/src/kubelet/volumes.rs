@@ -48,6 +48,8 @@ pub struct VolumeCtx<'a> {
     pub client: &'a Client,
     pub pod: &'a Pod,
     pub pod_dir: &'a Path,
+    /// The kubelet's data directory.
+    pub data_dir: &'a Path,
     pub root: bool,
 }
 
@@ -155,7 +157,7 @@ impl VolumeCtx<'_> {
             .await
             .map_err(|e| format!("persistentvolume {volume:?}: {e}"))?
             .ok_or_else(|| format!("persistentvolume {volume:?} not found"))?;
-        let spec = pv.spec.unwrap_or_default();
+        let spec = pv.spec.clone().unwrap_or_default();
         // Only the claim the volume is bound to may use it: a claim naming someone
         // else's volume gets nothing (as the kubelet checks the volume's claimRef).
         let bound_to_this = spec.claim_ref.as_ref().is_some_and(|r| {
@@ -178,7 +180,7 @@ impl VolumeCtx<'_> {
             .and_then(|a| a.get(local_path::PROVISIONED_BY));
         match spec.local {
             Some(l) if provisioned.is_some_and(|p| p == local_path::PROVISIONER) => {
-                local_path::dir(&l.path)
+                local_path::dir(self.client, self.data_dir, &pv, &l.path).await
             }
             Some(l) if Path::new(&l.path).is_dir() => Ok(PathBuf::from(l.path)),
             Some(l) => Err(format!("local volume {:?} is not a directory", l.path)),

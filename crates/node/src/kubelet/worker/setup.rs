@@ -54,6 +54,7 @@ pub async fn step(w: &mut PodWorker) -> FromSetup {
             client: &w.shared.client,
             pod: &w.pod,
             pod_dir: &pod_dir,
+            data_dir: &w.shared.cfg.data_dir,
             root: w.shared.root,
         };
         match vctx.prepare(v).await {
