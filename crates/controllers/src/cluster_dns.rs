@@ -56,20 +56,7 @@ async fn reconcile(ctx: &Ctx, key: ObjectKey) -> Result<Action, client::Error> {
         .items;
     let nodes = ctx.nodes.list();
     let want = plan(&nodes.iter().map(|n| n.as_ref()).collect::<Vec<_>>());
-    let changes = slice_changes(want, &existing);
-    for s in &changes.create {
-        api.create(s).await?;
-    }
-    for s in &changes.replace {
-        api.replace(s).await?;
-    }
-    for n in &changes.delete {
-        match api.delete(n, None).await {
-            Ok(_) => {}
-            Err(e) if e.is_not_found() => {}
-            Err(e) => return Err(e),
-        }
-    }
+    slice_changes(want, &existing).apply(&api).await?;
     Ok(Action::AwaitChange)
 }
 

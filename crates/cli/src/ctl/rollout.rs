@@ -10,6 +10,7 @@ use client::{Api, PatchParams};
 use controllers::deployment::history::{self, HASH_LABEL};
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::core::v1::PodTemplateSpec;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde_json::json;
 
 use super::rollout_sets;
@@ -186,19 +187,29 @@ async fn wait_rolled_out(ctx: &Ctx, target: Target, timeout: u64) -> anyhow::Res
 /// `rollout history`: the revisions of the Deployment with their change causes.
 async fn print_history(ctx: &Ctx, api: &Api<Deployment>, name: &str) -> anyhow::Result<()> {
     let d = api.get(name).await?;
-    println!("deployment.apps/{name}");
+    let rss = owned_replicasets(ctx, &d).await?;
+    print_revisions(
+        &format!("deployment.apps/{name}"),
+        rss.iter().map(|rs| (history::revision(rs), &rs.metadata)),
+    );
+    Ok(())
+}
+
+/// `rollout history`'s table: each revision with its change cause.
+pub(super) fn print_revisions<'a>(
+    what: &str,
+    revisions: impl IntoIterator<Item = (i64, &'a ObjectMeta)>,
+) {
+    println!("{what}");
     println!("REVISION  CHANGE-CAUSE");
-    for rs in owned_replicasets(ctx, &d).await? {
-        let cause = rs
-            .metadata
+    for (n, meta) in revisions {
+        let cause = meta
             .annotations
             .as_ref()
             .and_then(|a| a.get("kubernetes.io/change-cause"))
-            .cloned()
-            .unwrap_or_else(|| "<none>".into());
-        println!("{:<9} {cause}", history::revision(&rs));
+            .map_or("<none>", String::as_str);
+        println!("{n:<9} {cause}");
     }
-    Ok(())
 }
 
 /// The revision to roll back to (`to_revision`, or the one before the current when 0)

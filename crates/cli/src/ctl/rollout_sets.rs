@@ -110,18 +110,11 @@ pub async fn statefulset_history(ctx: &Ctx, name: &str) -> anyhow::Result<()> {
     let s = Api::<StatefulSet>::namespaced(ctx.client.clone(), &ctx.namespace())
         .get(name)
         .await?;
-    println!("statefulset.apps/{name}");
-    println!("REVISION  CHANGE-CAUSE");
-    for r in revisions(ctx, &s).await? {
-        let cause = r
-            .metadata
-            .annotations
-            .as_ref()
-            .and_then(|a| a.get("kubernetes.io/change-cause"))
-            .cloned()
-            .unwrap_or_else(|| "<none>".into());
-        println!("{:<9} {cause}", number(&r));
-    }
+    let revs = revisions(ctx, &s).await?;
+    super::rollout::print_revisions(
+        &format!("statefulset.apps/{name}"),
+        revs.iter().map(|r| (number(r), &r.metadata)),
+    );
     Ok(())
 }
 

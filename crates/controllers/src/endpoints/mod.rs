@@ -109,19 +109,28 @@ async fn sync_slices(
         .list(&client::ListParams::default().labels(&selector))
         .await?
         .items;
-    let changes = plan::slice_changes(plan::slices(svc, ms), &existing);
-    for s in &changes.create {
-        api.create(s).await?;
-    }
-    for s in &changes.replace {
-        api.replace(s).await?;
-    }
-    for n in &changes.delete {
-        match api.delete(n, None).await {
-            Ok(_) => {}
-            Err(e) if e.is_not_found() => {}
-            Err(e) => return Err(e),
+    plan::slice_changes(plan::slices(svc, ms), &existing)
+        .apply(&api)
+        .await
+}
+
+impl plan::SliceChanges {
+    /// Creates, replaces and deletes the slices through `api` (a slice already gone is
+    /// deleted).
+    pub(crate) async fn apply(&self, api: &Api<EndpointSlice>) -> Result<(), client::Error> {
+        for s in &self.create {
+            api.create(s).await?;
         }
+        for s in &self.replace {
+            api.replace(s).await?;
+        }
+        for n in &self.delete {
+            match api.delete(n, None).await {
+                Ok(_) => {}
+                Err(e) if e.is_not_found() => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
     }
-    Ok(())
 }

@@ -18,8 +18,7 @@ use super::shim::{ExitInfo, ProcessId, ShimSpec};
 use super::*;
 use crate::host::now_secs;
 
-/// The pod's resolv.conf in its sandbox directory, bind-mounted at /etc/resolv.conf.
-const RESOLV_CONF: &str = "resolv.conf";
+mod network;
 
 /// One container as recorded on disk.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -102,58 +101,8 @@ impl ProcessRuntime {
         })
     }
 
-    /// Masquerades pod traffic that leaves `cluster_cidr` (with pod networking).
-    pub fn with_cluster_cidr(mut self, cluster_cidr: &str) -> Self {
-        self.cluster_cidr = Some(cluster_cidr.to_string());
-        self.masquerade();
-        self
-    }
-
-    /// The egress rule for the node's pod CIDR, when pods have networks of their own.
-    fn masquerade(&self) {
-        let (Some(cni), Some(cluster), Some(pods)) =
-            (&self.cni, &self.cluster_cidr, self.pod_cidr.lock().clone())
-        else {
-            return;
-        };
-        if let Err(e) = super::egress::ensure(&self.root, &cni.bridge, &pods, cluster) {
-            tracing::warn!(error = %e, "pod egress: the masquerade rule is not in place");
-        }
-    }
-
-    /// The network to put pods on, once the node's pod CIDR is known.
-    fn network(&self) -> Option<CniConfig> {
-        let cidr = self.pod_cidr.lock().clone()?;
-        self.cni.clone().map(|c| CniConfig { subnet: cidr, ..c })
-    }
-
-    fn netns_of(&self, sandbox_id: &str) -> Option<PathBuf> {
-        read_json::<Sandbox>(&self.sandbox_dir(sandbox_id).join("sandbox.json"))?
-            .netns
-            .map(|n| super::cni::netns_path(&n))
-    }
-
     fn sandbox_dir(&self, id: &str) -> PathBuf {
         self.root.join("sandboxes").join(id)
-    }
-
-    /// The container's mounts: its volumes, and the pod's resolv.conf when it has one.
-    fn mounts_of(&self, sandbox_id: &str, cfg: &ContainerConfig) -> Vec<Mount> {
-        let mut mounts = cfg.mounts.clone();
-        let resolv = self.sandbox_dir(sandbox_id).join(RESOLV_CONF);
-        if resolv.exists()
-            && !mounts
-                .iter()
-                .any(|m| m.container_path == "/etc/resolv.conf")
-        {
-            mounts.push(Mount {
-                host_path: resolv,
-                container_path: "/etc/resolv.conf".into(),
-                read_only: true,
-                volume_root: None,
-            });
-        }
-        mounts
     }
 
     fn container_dir(&self, id: &str) -> PathBuf {
@@ -227,7 +176,10 @@ impl Runtime for ProcessRuntime {
             }
         }
         if let Some(dns) = cfg.dns.as_ref().filter(|_| self.root_user) {
-            std::fs::write(self.sandbox_dir(&id).join(RESOLV_CONF), dns.render())?;
+            std::fs::write(
+                self.sandbox_dir(&id).join(network::RESOLV_CONF),
+                dns.render(),
+            )?;
         }
         write_json(&self.sandbox_dir(&id).join("sandbox.json"), &sb)?;
         Ok(sb)
