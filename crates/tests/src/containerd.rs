@@ -16,6 +16,7 @@ pub struct Containerd {
     child: Option<Child>,
     dir: tempfile::TempDir,
     bridge: String,
+    subnet: String,
 }
 
 static NEXT: AtomicU32 = AtomicU32::new(0);
@@ -60,13 +61,15 @@ impl Containerd {
         eprintln!("containerd data and logs in {}", d.display());
         let n = (std::process::id() % 200) as u8 + NEXT.fetch_add(1, Ordering::Relaxed) as u8;
         let bridge = format!("rkbcri{n}");
+        let subnet = format!("10.89.{n}.0/24");
         std::fs::create_dir_all(d.join("net.d")).unwrap();
         std::fs::write(
             d.join("net.d/10-rkube.conflist"),
             format!(
                 r#"{{"cniVersion": "1.0.0", "name": "rkube-test", "plugins": [
  {{"type": "bridge", "bridge": "{bridge}", "isGateway": true, "ipMasq": false,
-  "ipam": {{"type": "host-local", "ranges": [[{{"subnet": "10.89.{n}.0/24"}}]], "dataDir": "{ipam}"}}}},
+  "ipam": {{"type": "host-local", "ranges": [[{{"subnet": "{subnet}"}}]],
+   "routes": [{{"dst": "0.0.0.0/0"}}], "dataDir": "{ipam}"}}}},
  {{"type": "loopback"}}]}}"#,
                 ipam = d.join("ipam").display()
             ),
@@ -115,6 +118,7 @@ state = "{state}"
             child: Some(child),
             dir,
             bridge,
+            subnet,
         };
         let sock = c.socket();
         let start = Instant::now();
@@ -159,6 +163,11 @@ state = "{state}"
 
     pub fn socket(&self) -> PathBuf {
         self.dir.path().join("containerd.sock")
+    }
+
+    /// The network its pods get addresses from (its CNI bridge's).
+    pub fn pod_subnet(&self) -> &str {
+        &self.subnet
     }
 
     /// Pids of the processes whose command line names this containerd's socket (its

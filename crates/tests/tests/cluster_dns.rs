@@ -1,162 +1,71 @@
-//! Cluster DNS from inside a pod (process runtime, own network, userspace proxy), and the
-//! `kubernetes` Service used by an in-cluster client: Service, headless, SRV, pod and
-//! ExternalName records; a name outside the cluster forwarded to a resolver the test runs;
-//! NXDOMAIN once a Service is deleted; the pod's resolv.conf; a server outside the
-//! cluster reached through the node's masquerade rule. Attacks: a zone transfer and a
-//! query from a network the server does not serve are REFUSED. Needs root.
+//! Cluster DNS from inside pods, on both runtimes (the process runtime with its own pod
+//! network, and containerd over CRI; userspace proxy either way): Service, headless, SRV,
+//! per-pod, pod and ExternalName records; a name outside the cluster forwarded to a
+//! resolver the test runs; NXDOMAIN once a Service is deleted; the pod's resolv.conf. On
+//! the process runtime also the `kubernetes` Service used by an in-cluster client, and a
+//! server outside the cluster reached through the node's masquerade rule. Attacks: a zone
+//! transfer and a query from a network the server does not serve are REFUSED. Needs root.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use client::{Api, Client};
 use hickory_server::proto::op::ResponseCode;
 use hickory_server::proto::rr::RecordType;
-use k8s_openapi::api::core::v1::{Node, Pod, Service};
+use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
-use rkube_tests::cluster_dns::{create, in_pod_output, resolves, shows, sleeper, start, Setup, NS};
+use rkube_tests::cluster_dns::{
+    check_lookups, create, create_names, shows, start, start_on, PodRuntime, Setup, NS,
+};
+use rkube_tests::containerd::Containerd;
 use rkube_tests::dns::{query, OUTSIDE_IP};
 use rkube_tests::eventually;
 use rkube_tests::machines::Machines;
+use rkube_tests::netns::is_root;
+use rkube_tests::pod_lifecycle::allow_privileged;
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn pods_resolve_cluster_names_and_reach_the_api() {
-    if !rkube_tests::netns::is_root() {
-        panic!("cluster DNS pods need their own network: run as root");
-    }
+    assert!(
+        is_root(),
+        "cluster DNS pods need their own network: run as root"
+    );
     let mut s = start().await;
-    let (cluster, client) = (&s.cluster, &s.client.clone());
+    let client = &s.client.clone();
+    create_names(&s).await;
     // Privileged: the Python client pod runs the host's Python, which lies in a directory
     // an unprivileged pod of the process runtime does not see.
-    let ns: k8s_openapi::api::core::v1::Namespace = serde_json::from_value(json!({"metadata": {
-        "name": NS, "labels": {"pod-security.kubernetes.io/enforce": "privileged"}}}))
-    .unwrap();
-    Api::all(client.clone()).create(&ns).await.unwrap();
-    create::<Service>(
-        client,
-        NS,
-        json!({"metadata": {"name": "db"},
-        "spec": {"ports": [{"name": "pg", "port": 5432}]}}),
-    )
-    .await;
-    create::<Service>(
-        client,
-        NS,
-        json!({"metadata": {"name": "web"},
-        "spec": {"clusterIP": "None", "selector": {"app": "web"},
-            "ports": [{"name": "http", "port": 8080}]}}),
-    )
-    .await;
-    create::<Service>(
-        client,
-        NS,
-        json!({"metadata": {"name": "ext"},
-        "spec": {"type": "ExternalName", "externalName": "outside.example"}}),
-    )
-    .await;
+    allow_privileged(client, NS).await;
     let rb = json!({"metadata": {"name": "default-view"},
         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "view"},
         "subjects": [{"kind": "ServiceAccount", "name": "default", "namespace": NS}]});
     create::<k8s_openapi::api::rbac::v1::RoleBinding>(client, NS, rb).await;
-    for name in ["web-0", "web-1"] {
-        let v = sleeper(
-            name,
-            json!({"spec": {"hostname": name, "subdomain": "web"}}),
-        );
-        create::<Pod>(client, NS, v).await;
-    }
-    create::<Pod>(
-        client,
-        NS,
-        sleeper("client", json!({"metadata": {"labels": {"app": "client"}}})),
-    )
-    .await;
     let privileged = json!({"metadata": {"labels": {"app": "py"}},
         "spec": {"containers": [{"name": "c", "image": "busybox",
             "command": ["/bin/busybox", "sleep", "3600"],
             "securityContext": {"privileged": true}}]}});
-    create::<Pod>(client, NS, sleeper("py", privileged)).await;
-    let pods = Api::<Pod>::namespaced(client.clone(), NS);
-    let mut ips = Vec::new();
-    for name in ["web-0", "web-1", "client", "py"] {
-        let p = eventually(
-            Duration::from_secs(60),
-            &format!("{name} Ready"),
-            || async {
-                pods.get(name)
-                    .await
-                    .ok()
-                    .filter(rkube_tests::objects::pod_ready)
-            },
-        )
-        .await;
-        ips.push(p.status.unwrap().pod_ip.unwrap());
-    }
-    let db_ip = Api::<Service>::namespaced(client.clone(), NS)
-        .get("db")
-        .await
-        .unwrap()
-        .spec
-        .unwrap()
-        .cluster_ip
-        .unwrap();
+    create::<Pod>(client, NS, s.sleeper("py", privileged)).await;
 
-    let conf = in_pod_output(
-        &cluster.api_access(),
-        "client",
-        &["/bin/busybox", "cat", "/etc/resolv.conf"],
-    );
-    assert!(conf.contains("nameserver 10.187.0.10"), "{conf}");
-    assert!(
-        conf.contains("search shop.svc.cluster.local svc.cluster.local cluster.local"),
-        "{conf}"
-    );
-    assert!(conf.contains("options ndots:5"), "{conf}");
-
-    resolves(cluster, &["db.shop.svc.cluster.local"], &[&db_ip]).await;
-    resolves(cluster, &["db"], &[&db_ip]).await;
-    resolves(cluster, &["kubernetes.default"], &["10.187.0.1"]).await;
-    resolves(cluster, &["web"], &[&ips[0], &ips[1]]).await;
-    resolves(cluster, &["web-1.web.shop.svc.cluster.local"], &[&ips[1]]).await;
-    resolves(
-        cluster,
-        &["-type=srv", "_pg._tcp.db.shop.svc.cluster.local"],
-        &["5432", "db.shop.svc.cluster.local"],
-    )
-    .await;
-    let dashed = ips[0].replace('.', "-");
-    resolves(
-        cluster,
-        &[&format!("{dashed}.shop.pod.cluster.local")],
-        &[&ips[0]],
-    )
-    .await;
-    resolves(
-        cluster,
-        &["ext.shop.svc.cluster.local"],
-        &["outside.example", OUTSIDE_IP],
-    )
-    .await;
-    resolves(cluster, &["outside.example"], &[OUTSIDE_IP]).await;
-
-    // A deleted Service's name is gone.
-    Api::<Service>::namespaced(client.clone(), NS)
-        .delete("db", None)
-        .await
-        .unwrap();
-    let deleted = Instant::now();
-    resolves(cluster, &["db.shop.svc.cluster.local"], &["NXDOMAIN"]).await;
-    eprintln!("NXDOMAIN {:?} after the delete", deleted.elapsed());
-
+    check_lookups(&s).await;
+    s.ready_ip("py").await;
     attacks(&s).await;
     in_cluster_client(&mut s).await;
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn pods_on_containerd_resolve_cluster_names() {
+    assert!(is_root(), "containerd needs root");
+    // Dropped after the node agent, so the agent cannot start containers on the way out.
+    let containerd = Containerd::start();
+    // The lookups check that the pods' addresses come from containerd's CNI bridge.
+    let s = start_on(PodRuntime::cri(&containerd)).await;
+    create_names(&s).await;
+    check_lookups(&s).await;
+}
+
 /// The address of the node's DNS server, from its Node.
-async fn dns_server(client: &Client) -> std::net::SocketAddr {
-    let n = Api::<Node>::all(client.clone())
-        .get("dns-w1")
-        .await
-        .unwrap();
+async fn dns_server(client: &Client, node: &str) -> std::net::SocketAddr {
+    let n = Api::<Node>::all(client.clone()).get(node).await.unwrap();
     n.metadata.annotations.unwrap()["dns.rkube.io/server"]
         .parse()
         .unwrap()
@@ -238,7 +147,7 @@ async fn egress(s: &Setup, m: &mut Machines) {
 }
 
 async fn attacks(s: &Setup) {
-    let server = dns_server(&s.client).await;
+    let server = dns_server(&s.client, s.runtime.node).await;
     // From the node itself (allowed): answers, but no zone transfer.
     let (code, answers) = query(
         server,
@@ -249,7 +158,7 @@ async fn attacks(s: &Setup) {
     .unwrap();
     assert_eq!(
         (code, answers),
-        (ResponseCode::NoError, vec!["10.187.0.1".to_string()])
+        (ResponseCode::NoError, vec![s.runtime.service_ip(1)])
     );
     let (code, _) = query(server, "cluster.local.", RecordType::AXFR)
         .await
@@ -275,7 +184,7 @@ async fn attacks(s: &Setup) {
             m.machines[0].ip
         );
         assert!(
-            !out.contains("10.187.0.1") && !out.contains(OUTSIDE_IP),
+            !out.contains(&s.runtime.service_ip(1)) && !out.contains(OUTSIDE_IP),
             "{out}"
         );
     }
@@ -285,5 +194,5 @@ async fn attacks(s: &Setup) {
     let slices = Api::<EndpointSlice>::namespaced(s.client.clone(), "kube-system");
     let dns = slices.get("kube-dns").await.unwrap();
     let ep = &dns.endpoints.unwrap()[0];
-    assert_eq!(ep.node_name.as_deref(), Some("dns-w1"));
+    assert_eq!(ep.node_name.as_deref(), Some(s.runtime.node));
 }

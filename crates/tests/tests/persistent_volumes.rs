@@ -5,7 +5,8 @@
 //! pod's node, which the pod writes to (the file is on disk under the class's
 //! `parameters.path`); deleting the claim with reclaim policy Delete removes the volume and
 //! its directory. Attacks: another node may not read the volume, and its own node may
-//! change nothing of it but its finalizer.
+//! change nothing of it but its finalizer; a claim naming a volume bound to another claim
+//! gets nothing mounted.
 //!
 //! Every path the test hands out is under its temporary directory.
 
@@ -38,6 +39,7 @@ async fn scenario() {
     let node = NodeAgent::start(&cluster.node_access("w1"), "w1", &[]);
     node.wait_ready(&client).await;
     static_volumes_bind_by_size_and_class(&client, tmp.path()).await;
+    a_claim_cannot_take_another_claims_volume(&client, tmp.path()).await;
     local_path_follows_the_pod(&cluster, &client, tmp.path()).await;
 }
 
@@ -127,6 +129,56 @@ async fn static_volumes_bind_by_size_and_class(client: &Client, dir: &Path) {
         let got = pvs.get(v).await.unwrap();
         assert!(got.spec.unwrap().claim_ref.is_none(), "{v} stays free");
     }
+}
+
+/// Attack: a claim that names a volume bound to another claim (`small`, Released by claim
+/// `one`) gets nothing, even in a pod bound straight to the node: the kubelet checks the
+/// volume's claimRef.
+async fn a_claim_cannot_take_another_claims_volume(client: &Client, dir: &Path) {
+    std::fs::create_dir_all(dir.join("small")).unwrap();
+    std::fs::write(dir.join("small").join("secret"), "one's data").unwrap();
+    let claims = Api::<PersistentVolumeClaim>::namespaced(client.clone(), NS);
+    let mut thief = claim("thief", "1Gi", "manual");
+    thief.spec.as_mut().unwrap().volume_name = Some("small".into());
+    claims.create(&thief).await.unwrap();
+    let mut pod = writer("thief", &dir.join("thief"));
+    pod.metadata.name = Some("thief".into());
+    pod.spec.as_mut().unwrap().node_name = Some("w1".into());
+    let pods = Api::<Pod>::namespaced(client.clone(), NS);
+    pods.create(&pod).await.unwrap();
+    let events = Api::<k8s_openapi::api::core::v1::Event>::namespaced(client.clone(), NS);
+    let refused = eventually(Duration::from_secs(60), "the mount refused", || async {
+        let list = events.list(&Default::default()).await.ok()?;
+        list.items.into_iter().find_map(|e| {
+            let msg = e.message.unwrap_or_default();
+            (e.involved_object.name.as_deref() == Some("thief")
+                && e.reason.as_deref() == Some("FailedMount"))
+            .then_some(msg)
+        })
+    })
+    .await;
+    assert!(
+        refused
+            .contains("persistentvolume \"small\" is not bound to persistentvolumeclaim \"thief\""),
+        "{refused}"
+    );
+    let p = pods.get("thief").await.unwrap();
+    let started = p
+        .status
+        .and_then(|s| s.container_statuses)
+        .unwrap_or_default();
+    assert!(
+        started
+            .iter()
+            .all(|c| c.state.as_ref().and_then(|s| s.running.as_ref()).is_none()),
+        "the thief runs: {started:?}"
+    );
+    pods.delete("thief", Some(0)).await.unwrap();
+    claims.delete("thief", None).await.unwrap();
+    eventually(Duration::from_secs(60), "thief gone", || async {
+        pods.get_opt("thief").await.ok()?.is_none().then_some(())
+    })
+    .await;
 }
 
 fn writer(claim: &str, mnt: &Path) -> Pod {

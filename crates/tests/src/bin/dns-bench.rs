@@ -17,7 +17,7 @@ use client::Api;
 use hickory_server::proto::op::{Message, MessageType, OpCode, Query};
 use hickory_server::proto::rr::{Name, RecordType};
 use k8s_openapi::api::core::v1::{Node, Pod, Service};
-use rkube_tests::cluster_dns::{create, in_pod_output, sleeper, start, NS};
+use rkube_tests::cluster_dns::{create, in_pod_output, start, NS};
 use serde_json::json;
 
 #[derive(Parser)]
@@ -146,7 +146,7 @@ async fn prepare(s: &rkube_tests::cluster_dns::Setup) -> SocketAddr {
     // process runtime do not see.
     let bench = json!({"spec": {"containers": [{"name": "c", "image": "busybox",
         "command": ["/bin/busybox", "sleep", "3600"], "securityContext": {"privileged": true}}]}});
-    create::<Pod>(client, NS, sleeper("bench", bench)).await;
+    create::<Pod>(client, NS, s.sleeper("bench", bench)).await;
     let pods = Api::<Pod>::namespaced(client.clone(), NS);
     rkube_tests::eventually(Duration::from_secs(60), "the bench pod Ready", || async {
         pods.get("bench")
@@ -156,7 +156,7 @@ async fn prepare(s: &rkube_tests::cluster_dns::Setup) -> SocketAddr {
     })
     .await;
     let node = Api::<Node>::all(client.clone())
-        .get("dns-w1")
+        .get(s.runtime.node)
         .await
         .unwrap();
     let port: u16 = node.metadata.annotations.unwrap()["dns.rkube.io/server"]
@@ -182,7 +182,7 @@ async fn orchestrate(a: &Args) {
     let mut rows: Vec<(&str, SocketAddr, &str)> = vec![
         (
             "cluster DNS via kube-dns ClusterIP (userspace proxy)",
-            "10.187.0.10:53".parse().unwrap(),
+            format!("{}:53", s.runtime.service_ip(10)).parse().unwrap(),
             cluster_name,
         ),
         (
