@@ -23,6 +23,10 @@ pub enum Error {
     /// The request was not served in time. Retryable.
     #[error("etcdserver: request timed out")]
     Timeout,
+    /// A write was proposed, and leadership changed before its outcome was known: it may
+    /// or may not have been applied (etcd's answer in the same case).
+    #[error("etcdserver: request timed out, possibly due to previous leader failure")]
+    Unknown,
     /// The cluster configuration rejected a membership change. Not retryable as is.
     #[error("etcdserver: {0}")]
     Membership(String),
@@ -54,7 +58,7 @@ impl Error {
             Error::Compacted { .. } | Error::FutureRevision => Code::OutOfRange,
             Error::LeaseNotFound => Code::NotFound,
             Error::NoLeader(_) | Error::Stopped => Code::Unavailable,
-            Error::Timeout => Code::Unavailable,
+            Error::Timeout | Error::Unknown => Code::Unavailable,
             Error::Membership(_) => Code::FailedPrecondition,
             Error::Storage(_) => Code::Internal,
             Error::Remote(s) => s.code(),

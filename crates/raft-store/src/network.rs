@@ -27,10 +27,15 @@ use tonic::transport::{Channel, Endpoint};
 use crate::codec::{decode, encode};
 use crate::types::{Member, NodeId, TypeConfig};
 
-/// Connections to peers, shared by every Raft replication stream and by request forwarding.
+/// Connections to peers. Raft's replication streams and votes have connections of their
+/// own, made (and driven) on the Raft runtime, so that forwarded requests — large batches,
+/// on the main runtime — never queue a heartbeat behind them.
 #[derive(Clone, Default)]
 pub struct Peers {
+    /// For forwarded requests.
     channels: Arc<Mutex<Channels>>,
+    /// For Raft's own messages.
+    raft: Arc<Mutex<Channels>>,
     /// Where to dial a member instead of its advertised address (a proxy or NAT between).
     dial: Arc<HashMap<String, String>>,
     /// This member's certificate; `None` only under `--insecure-peer-plaintext`.
@@ -56,6 +61,7 @@ impl Peers {
     ) -> Self {
         Peers {
             channels: Default::default(),
+            raft: Default::default(),
             dial: Arc::new(dial),
             tls,
             max_message,
@@ -65,7 +71,11 @@ impl Peers {
     /// A client of the peer service at `addr` (`host:port`); connects lazily and reconnects
     /// by itself. After a certificate renewal, new connections present the new one.
     pub fn client(&self, addr: &str) -> RaftPeerClient<Channel> {
-        let mut map = self.channels.lock();
+        self.client_in(&self.channels, addr)
+    }
+
+    fn client_in(&self, channels: &Mutex<Channels>, addr: &str) -> RaftPeerClient<Channel> {
+        let mut map = channels.lock();
         let generation = self.tls.as_ref().map_or(0, |t| t.generation());
         if map.generation != generation {
             map.by_addr.clear();
@@ -121,7 +131,7 @@ impl RaftNetworkFactory<TypeConfig> for Peers {
     async fn new_client(&mut self, target: NodeId, node: &Member) -> PeerNetwork {
         PeerNetwork {
             target,
-            client: self.client(&node.peer_addr),
+            client: self.client_in(&self.raft, &node.peer_addr),
             max_message: self.max_message,
         }
     }

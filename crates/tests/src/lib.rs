@@ -6,6 +6,7 @@
 //! binary was built into (`cargo build --bin rkube` first).
 
 pub mod chaos;
+pub mod check_perf;
 pub mod clients;
 pub mod cloud_conformance;
 pub mod cluster;

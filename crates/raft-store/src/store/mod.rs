@@ -10,6 +10,7 @@ mod kv;
 mod lease;
 mod peer;
 mod propose;
+mod raft_runtime;
 mod read_index;
 mod setup;
 
@@ -21,7 +22,6 @@ use std::time::Duration;
 
 use openraft::error::RaftError;
 use rocksdb::{ColumnFamilyDescriptor, Options, DB};
-use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tonic::Status;
 
@@ -157,6 +157,10 @@ pub(crate) struct Inner {
     proposer: propose::Proposer,
     reads: read_index::ReadBatcher,
     tasks: parking_lot::Mutex<Vec<JoinHandle<()>>>,
+    /// Where client-facing work runs (the runtime that opened the store).
+    pub(crate) main: tokio::runtime::Handle,
+    /// Where Raft runs; last, so it is dropped after everything that uses it.
+    raft_rt: raft_runtime::RaftRuntime,
 }
 
 /// One member of the replicated store. Cheap to clone.
@@ -197,8 +201,14 @@ impl Store {
             cfg.tls.clone(),
             cfg.max_peer_message_bytes,
         );
-        let raft = Raft::new(id, Arc::new(raft_cfg), peers.clone(), log, sm)
+        // Raft's tasks are spawned by `Raft::new`, so it runs on the Raft runtime.
+        let raft_rt = raft_runtime::RaftRuntime::start(&cfg.name)?;
+        let factory = peers.clone();
+        let raft = raft_rt
+            .handle()
+            .spawn(async move { Raft::new(id, Arc::new(raft_cfg), factory, log, sm).await })
             .await
+            .map_err(|e| Error::Storage(format!("starting Raft: {e}")))?
             .map_err(|e| Error::Storage(e.to_string()))?;
 
         let store = Store {
@@ -213,13 +223,15 @@ impl Store {
                 proposer: Default::default(),
                 reads: Default::default(),
                 tasks: Default::default(),
+                main: tokio::runtime::Handle::current(),
+                raft_rt,
             }),
         };
 
-        let listener = TcpListener::bind(cfg.peer_listen)
-            .await
+        let listener = std::net::TcpListener::bind(cfg.peer_listen)
+            .and_then(|l| l.set_nonblocking(true).map(|()| l))
             .map_err(|e| Error::invalid("peer-listen", format!("{}: {e}", cfg.peer_listen)))?;
-        let server = peer::serve(store.clone(), listener)?;
+        let server = peer::serve(store.clone(), listener, store.inner.raft_rt.handle())?;
         store.inner.tasks.lock().push(server);
         if let Some(t) = &cfg.tls {
             store.inner.tasks.lock().push(t.spawn_renewal());
@@ -307,19 +319,30 @@ impl Store {
         }
     }
 
-    /// Waits until a leader other than `old` is known (the old one could not be reached).
+    /// Waits until a leader other than `old` (of `term`) is known — another member, or
+    /// `old` again in a later term — since `old` could not take a request. After twice the
+    /// election timeout without a change, returns the leader known then, to try it again.
     pub(crate) async fn wait_for_new_leader(
         &self,
         old: NodeId,
+        term: u64,
         deadline: tokio::time::Instant,
     ) -> Result<NodeId> {
         let mut rx = self.inner.raft.metrics();
+        let patience = tokio::time::Instant::now() + self.inner.cfg.election_timeout * 2;
         loop {
-            if let Some(l) = rx.borrow_and_update().current_leader.filter(|l| *l != old) {
+            let (leader, now_term) = {
+                let m = rx.borrow_and_update();
+                (m.current_leader, m.current_term)
+            };
+            if let Some(l) = leader.filter(|l| *l != old || now_term > term) {
                 return Ok(l);
             }
-            match tokio::time::timeout_at(deadline, rx.changed()).await {
-                Err(_) => return Err(Error::NoLeader(None)),
+            match tokio::time::timeout_at(deadline.min(patience), rx.changed()).await {
+                Err(_) if tokio::time::Instant::now() >= deadline => {
+                    return Err(Error::NoLeader(None))
+                }
+                Err(_) => return leader.ok_or(Error::NoLeader(None)),
                 Ok(Err(_)) => return Err(Error::Stopped),
                 Ok(Ok(())) => {}
             }
@@ -338,6 +361,7 @@ impl Store {
         let deadline = tokio::time::Instant::now() + self.inner.cfg.request_timeout;
         let mut leader = self.wait_for_leader(self.inner.cfg.request_timeout).await?;
         loop {
+            let term = self.term();
             let node = self.leader_member(leader).ok_or(Error::NoLeader(None))?;
             let res =
                 tokio::time::timeout_at(deadline, call(self.inner.peers.client(&node.peer_addr)))
@@ -346,7 +370,7 @@ impl Store {
             match res {
                 Ok(r) => return Ok(r.into_inner()),
                 Err(s) if not_delivered(&s) || s.message() == NOT_LEADER => {
-                    leader = self.wait_for_new_leader(leader, deadline).await?;
+                    leader = self.wait_for_new_leader(leader, term, deadline).await?;
                 }
                 Err(s) => return Err(forward_error(s, &node)),
             }

@@ -30,32 +30,52 @@ pub(crate) struct PeerService {
     pub store: Store,
 }
 
-/// Serves the peer port: mutual TLS with member certificates when the member has one.
-pub(crate) fn serve(store: Store, listener: TcpListener) -> Result<JoinHandle<()>> {
+/// Serves the peer port on `rt` (the Raft runtime): mutual TLS with member certificates
+/// when the member has one.
+pub(crate) fn serve(
+    store: Store,
+    listener: std::net::TcpListener,
+    rt: tokio::runtime::Handle,
+) -> Result<JoinHandle<()>> {
     let max = store.inner.cfg.max_peer_message_bytes;
-    let tls = store.inner.cfg.tls.clone();
+    let tls = match &store.inner.cfg.tls {
+        Some(cert) => Some(
+            cert.server_config(pki::ClientAuth::Required, &[b"h2"])
+                .map_err(|e| Error::invalid("peer TLS", e.to_string()))?,
+        ),
+        None => {
+            tracing::warn!("the peer port is plaintext and unauthenticated (--insecure-plaintext)");
+            None
+        }
+    };
     let svc = RaftPeerServer::new(PeerService { store })
         .max_decoding_message_size(max)
         .max_encoding_message_size(max);
     let svc = tonic::service::interceptor::InterceptedService::new(svc, only_members);
-    let mut builder = tonic::transport::Server::builder().tcp_nodelay(true);
-    let router = builder.add_service(svc);
-    let serving: futures::future::BoxFuture<'static, _> = match tls {
-        Some(cert) => {
-            let cfg = cert
-                .server_config(pki::ClientAuth::Required, &[b"h2"])
-                .map_err(|e| Error::invalid("peer TLS", e.to_string()))?;
-            Box::pin(router.serve_with_incoming(pki::tls_incoming(listener, cfg)))
-        }
-        None => {
-            tracing::warn!("the peer port is plaintext and unauthenticated (--insecure-plaintext)");
-            let incoming =
-                tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
-            Box::pin(router.serve_with_incoming(incoming))
-        }
-    };
-    Ok(tokio::spawn(async move {
-        if let Err(e) = serving.await {
+    Ok(rt.spawn(async move {
+        // Registered with the Raft runtime's reactor, which drives its connections.
+        let listener = match TcpListener::from_std(listener) {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::error!(error = %e, "peer listener");
+                return;
+            }
+        };
+        let mut builder = tonic::transport::Server::builder().tcp_nodelay(true);
+        let router = builder.add_service(svc);
+        let served = match tls {
+            Some(cfg) => {
+                router
+                    .serve_with_incoming(pki::tls_incoming(listener, cfg))
+                    .await
+            }
+            None => {
+                let incoming =
+                    tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+                router.serve_with_incoming(incoming).await
+            }
+        };
+        if let Err(e) = served {
             tracing::error!(error = %e, "peer listener stopped");
         }
     }))
@@ -96,6 +116,25 @@ impl PeerService {
     }
 }
 
+impl PeerService {
+    /// Runs `work` on the member's main runtime: requests forwarded by other members are
+    /// client work, kept off the Raft runtime that serves this port.
+    async fn on_main<T, F, Fut>(&self, work: F) -> Result<T, Status>
+    where
+        F: FnOnce(Store) -> Fut,
+        Fut: std::future::Future<Output = Result<T, Status>> + Send + 'static,
+        T: Send + 'static,
+    {
+        let task = work(self.store.clone());
+        self.store
+            .inner
+            .main
+            .spawn(task)
+            .await
+            .map_err(|e| Status::internal(format!("forwarded request: {e}")))?
+    }
+}
+
 fn bad_payload(e: postcard::Error) -> Status {
     Status::invalid_argument(format!("payload: {e}"))
 }
@@ -132,23 +171,34 @@ impl RaftPeer for PeerService {
         &self,
         req: Request<StoreBatch>,
     ) -> Result<Response<StoreBatchResponse>, Status> {
-        match self.store.propose_forwarded(req.into_inner()).await {
-            Ok(r) => Ok(Response::new(r)),
-            // Not proposed here: the sender may safely retry with the new leader.
-            Err(crate::Error::NoLeader(_)) => Err(Status::unavailable(super::NOT_LEADER)),
-            Err(e) => Err(e.into()),
+        // Not the leader: refused at once, not queued behind this member's own writes.
+        if !self.store.is_leader() {
+            return Err(Status::unavailable(super::NOT_LEADER));
         }
+        let batch = req.into_inner();
+        self.on_main(|store| async move {
+            match store.propose_forwarded(batch).await {
+                Ok(r) => Ok(Response::new(r)),
+                // Not proposed here: the sender may safely retry with the new leader.
+                Err(crate::Error::NoLeader(_)) => Err(Status::unavailable(super::NOT_LEADER)),
+                Err(e) => Err(e.into()),
+            }
+        })
+        .await
     }
 
     async fn read_index(
         &self,
         _: Request<ReadIndexRequest>,
     ) -> Result<Response<ReadIndexResponse>, Status> {
-        match self.store.read_index().await {
-            Ok(index) => Ok(Response::new(ReadIndexResponse { index })),
-            Err(crate::Error::NoLeader(_)) => Err(Status::unavailable(super::NOT_LEADER)),
-            Err(e) => Err(e.into()),
-        }
+        self.on_main(|store| async move {
+            match store.read_index().await {
+                Ok(index) => Ok(Response::new(ReadIndexResponse { index })),
+                Err(crate::Error::NoLeader(_)) => Err(Status::unavailable(super::NOT_LEADER)),
+                Err(e) => Err(e.into()),
+            }
+        })
+        .await
     }
 
     async fn lease_keep_alive(
@@ -158,9 +208,9 @@ impl RaftPeer for PeerService {
         if !self.store.is_leader() {
             return Err(Status::unavailable(super::NOT_LEADER));
         }
-        Ok(Response::new(
-            self.store.lease_keep_alive(req.into_inner().id).await?,
-        ))
+        let arg = req.into_inner().id;
+        self.on_main(|store| async move { Ok(Response::new(store.lease_keep_alive(arg).await?)) })
+            .await
     }
 
     async fn lease_time_to_live(
@@ -170,9 +220,9 @@ impl RaftPeer for PeerService {
         if !self.store.is_leader() {
             return Err(Status::unavailable(super::NOT_LEADER));
         }
-        Ok(Response::new(
-            self.store.lease_time_to_live(req.into_inner()).await?,
-        ))
+        let arg = req.into_inner();
+        self.on_main(|store| async move { Ok(Response::new(store.lease_time_to_live(arg).await?)) })
+            .await
     }
 
     async fn member_add(
@@ -182,9 +232,9 @@ impl RaftPeer for PeerService {
         if !self.store.is_leader() {
             return Err(Status::unavailable(super::NOT_LEADER));
         }
-        Ok(Response::new(
-            self.store.member_add(req.into_inner()).await?,
-        ))
+        let arg = req.into_inner();
+        self.on_main(|store| async move { Ok(Response::new(store.member_add(arg).await?)) })
+            .await
     }
 
     async fn member_remove(
@@ -194,9 +244,9 @@ impl RaftPeer for PeerService {
         if !self.store.is_leader() {
             return Err(Status::unavailable(super::NOT_LEADER));
         }
-        Ok(Response::new(
-            self.store.member_remove(req.into_inner()).await?,
-        ))
+        let arg = req.into_inner();
+        self.on_main(|store| async move { Ok(Response::new(store.member_remove(arg).await?)) })
+            .await
     }
 
     async fn member_promote(
@@ -206,8 +256,8 @@ impl RaftPeer for PeerService {
         if !self.store.is_leader() {
             return Err(Status::unavailable(super::NOT_LEADER));
         }
-        Ok(Response::new(
-            self.store.member_promote(req.into_inner()).await?,
-        ))
+        let arg = req.into_inner();
+        self.on_main(|store| async move { Ok(Response::new(store.member_promote(arg).await?)) })
+            .await
     }
 }

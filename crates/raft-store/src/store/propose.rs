@@ -1,11 +1,20 @@
-//! Proposing writes: concurrent writes are batched into one Raft entry, with a few entries
-//! in flight at once.
+//! Proposing writes: concurrent writes are batched into one Raft entry.
 //!
-//! A write joins the queue; up to [`MAX_IN_FLIGHT`] proposers each take everything queued
-//! (up to [`MAX_BATCH_BYTES`]) and propose it as one entry — on a follower, forward it to
-//! the leader as one RPC. Writes that arrive while entries are in flight form the next
-//! batch, so one fsync and one replication round serve many clients, while a lone client
-//! still has its write proposed at once.
+//! A member has two queues, each drained by at most one driver task at a time, which takes
+//! everything queued (up to [`MAX_BATCH_BYTES`]) as one batch:
+//!
+//! - the **local** queue is proposed on this member (`client_write`): batches other members
+//!   forwarded here, and this member's own writes while it leads;
+//! - the **forward** queue holds this member's own writes while another member leads, and
+//!   sends each batch to the leader as one RPC.
+//!
+//! Writes that arrive while a batch is in flight form the next one, so one fsync and one
+//! replication round serve many clients. No driver ever waits on another member's
+//! driver: a proposal that fails because leadership moved hands its own writes to the
+//! forward queue instead of forwarding them itself, so two members that each forward to
+//! the other at a leader change cannot wait on each other. A proposal whose leader loses
+//! leadership is answered once the new leader commits or drops it, or after a grace of
+//! an election timeout, as [`Error::Unknown`].
 
 use openraft::error::{ClientWriteError, RaftError};
 use parking_lot::Mutex;
@@ -18,11 +27,8 @@ use tonic::Status;
 
 use super::{forward_error, not_delivered, Store, NOT_LEADER};
 use crate::error::{Error, Result};
-use crate::types::Request;
+use crate::types::{ClientWriteResult, Request};
 
-/// Entries this member has proposed and not yet seen applied, at most. One keeps batches
-/// large: the members' fsyncs share a disk, and fewer, larger ones serve more writes.
-const MAX_IN_FLIGHT: usize = 1;
 /// A batch is closed once it holds this many bytes (a single larger unit still goes alone).
 const MAX_BATCH_BYTES: usize = 1 << 20;
 
@@ -34,10 +40,51 @@ struct Unit {
     tx: oneshot::Sender<Result<StoreBatchResponse>>,
 }
 
+/// Queued units, and whether a driver drains them.
+#[derive(Default)]
+struct Queue(Mutex<(bool, Vec<Unit>)>);
+
+impl Queue {
+    /// Queues `u`; true when no driver runs, and the caller must start one.
+    fn push(&self, u: Unit) -> bool {
+        let mut q = self.0.lock();
+        q.1.push(u);
+        !std::mem::replace(&mut q.0, true)
+    }
+
+    /// The next batch of units, or `None` (and the driver ends) when nothing is queued.
+    fn take(&self) -> Option<Vec<Unit>> {
+        let mut q = self.0.lock();
+        if q.1.is_empty() {
+            q.0 = false;
+            return None;
+        }
+        let mut bytes = 0;
+        let n =
+            q.1.iter()
+                .take_while(|u| {
+                    bytes += u.requests.iter().map(|r| r.encoded_len()).sum::<usize>();
+                    bytes <= MAX_BATCH_BYTES
+                })
+                .count()
+                .max(1);
+        Some(q.1.drain(..n).collect())
+    }
+}
+
 #[derive(Default)]
 pub(crate) struct Proposer {
-    /// Running proposers and the queued units.
-    state: Mutex<(usize, Vec<Unit>)>,
+    local: Queue,
+    forward: Queue,
+}
+
+fn batch_of(units: &[Unit]) -> StoreBatch {
+    StoreBatch {
+        requests: units
+            .iter()
+            .flat_map(|u| u.requests.iter().cloned())
+            .collect(),
+    }
 }
 
 impl Store {
@@ -68,82 +115,57 @@ impl Store {
         local: bool,
     ) -> Result<StoreBatchResponse> {
         let (tx, rx) = oneshot::channel();
-        let start = {
-            let mut st = self.inner.proposer.state.lock();
-            st.1.push(Unit {
-                requests,
-                local,
-                tx,
-            });
-            let start = st.0 < MAX_IN_FLIGHT;
-            if start {
-                st.0 += 1;
-            }
-            start
+        let unit = Unit {
+            requests,
+            local,
+            tx,
         };
-        if start {
-            let store = self.clone();
-            tokio::spawn(async move { store.drive_proposals().await });
-        }
+        self.queue(unit, !local && !self.is_leader());
         rx.await.map_err(|_| Error::Stopped)?
     }
 
-    async fn drive_proposals(&self) {
-        loop {
-            let units: Vec<Unit> = {
-                let mut st = self.inner.proposer.state.lock();
-                if st.1.is_empty() {
-                    st.0 -= 1;
-                    return;
+    /// Puts `unit` on the forward or the local queue, starting its driver if none runs.
+    fn queue(&self, unit: Unit, forward: bool) {
+        let p = &self.inner.proposer;
+        let queue = if forward { &p.forward } else { &p.local };
+        if queue.push(unit) {
+            let store = self.clone();
+            tokio::spawn(async move {
+                if forward {
+                    store.drive_forward().await
+                } else {
+                    store.drive_local().await
                 }
-                let mut bytes = 0;
-                let n =
-                    st.1.iter()
-                        .take_while(|u| {
-                            bytes += u.requests.iter().map(|r| r.encoded_len()).sum::<usize>();
-                            bytes <= MAX_BATCH_BYTES
-                        })
-                        .count()
-                        .max(1);
-                st.1.drain(..n).collect()
-            };
-            let batch = StoreBatch {
-                requests: units
-                    .iter()
-                    .flat_map(|u| u.requests.iter().cloned())
-                    .collect(),
-            };
-            // A follower with only its own writes sends them straight to the leader.
-            let forward_only = !self.is_leader() && units.iter().all(|u| !u.local);
-            let res = if forward_only {
-                Err(Error::NoLeader(None))
-            } else {
-                self.propose_local(batch).await
-            };
-            match res {
+            });
+        }
+    }
+
+    /// Proposes the local queue's batches on this member.
+    async fn drive_local(&self) {
+        while let Some(units) = self.inner.proposer.local.take() {
+            match self.propose_local(batch_of(&units)).await {
                 Ok(resp) => deliver(units, resp),
                 Err(Error::NoLeader(_)) => {
                     // Not the leader: forwarded units go back to their sender, this member's
-                    // own writes go to the leader.
-                    let (local, own): (Vec<Unit>, Vec<Unit>) =
-                        units.into_iter().partition(|u| u.local);
-                    for u in local {
-                        let _ = u.tx.send(Err(Error::NoLeader(None)));
-                    }
-                    if own.is_empty() {
-                        continue;
-                    }
-                    let batch = StoreBatch {
-                        requests: own
-                            .iter()
-                            .flat_map(|u| u.requests.iter().cloned())
-                            .collect(),
-                    };
-                    match self.propose(batch).await {
-                        Ok(resp) => deliver(own, resp),
-                        Err(e) => fail(own, e),
+                    // own writes to the forward queue.
+                    for u in units {
+                        if u.local {
+                            let _ = u.tx.send(Err(Error::NoLeader(None)));
+                        } else {
+                            self.queue(u, true);
+                        }
                     }
                 }
+                Err(e) => fail(units, e),
+            }
+        }
+    }
+
+    /// Sends the forward queue's batches to the leader.
+    async fn drive_forward(&self) {
+        while let Some(units) = self.inner.proposer.forward.take() {
+            match self.propose(batch_of(&units)).await {
+                Ok(resp) => deliver(units, resp),
                 Err(e) => fail(units, e),
             }
         }
@@ -165,13 +187,14 @@ impl Store {
                         leader_node: Some(node),
                     },
                 ))),
-                None => self.inner.raft.client_write(Request(batch.clone())).await,
+                None => self.client_write(batch.clone()).await?,
             };
             match res {
                 Ok(resp) => return Ok(resp.data.0),
                 Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
                     if let (Some(lid), Some(node)) = (f.leader_id, f.leader_node) {
                         if lid != self.inner.id {
+                            let term = self.term();
                             let mut c = self.inner.peers.client(&node.peer_addr);
                             let res = tokio::time::timeout_at(deadline, c.forward(batch.clone()))
                                 .await
@@ -193,7 +216,7 @@ impl Store {
                                 }
                                 // Never proposed: safe to send again once a new leader is known.
                                 Err(s) if not_delivered(&s) || s.message() == NOT_LEADER => {
-                                    self.wait_for_new_leader(lid, deadline).await?;
+                                    self.wait_for_new_leader(lid, term, deadline).await?;
                                     continue;
                                 }
                                 Err(s) => return Err(forward_error(s, &node)),
@@ -215,10 +238,42 @@ impl Store {
         }
     }
 
+    /// `client_write`, answered with [`Error::Unknown`] when this member stops leading and
+    /// no answer comes within a grace of an election timeout (a deposed leader answers once
+    /// the new leader commits or drops the entry; cut off from it, it would wait), or when
+    /// the request timeout passes.
+    async fn client_write(&self, batch: StoreBatch) -> Result<ClientWriteResult> {
+        let cfg = &self.inner.cfg;
+        let grace = cfg.election_timeout * 3 / 2 + cfg.heartbeat_interval * 2;
+        let deadline = tokio::time::Instant::now() + cfg.request_timeout;
+        let write = self.inner.raft.client_write(Request(batch));
+        tokio::pin!(write);
+        let mut metrics = self.inner.raft.metrics();
+        let term = metrics.borrow().current_term;
+        let id = self.inner.id;
+        let mut deposed: Option<tokio::time::Instant> = None;
+        loop {
+            let until = deposed.map_or(deadline, |d| d.min(deadline));
+            tokio::select! {
+                r = &mut write => return Ok(r),
+                changed = metrics.changed(), if deposed.is_none() => {
+                    if changed.is_err() {
+                        return Err(Error::Stopped);
+                    }
+                    let m = metrics.borrow_and_update();
+                    if m.current_term != term || m.current_leader != Some(id) {
+                        deposed = Some(tokio::time::Instant::now() + grace);
+                    }
+                }
+                _ = tokio::time::sleep_until(until) => return Err(Error::Unknown),
+            }
+        }
+    }
+
     /// Proposes an entry on this member, or fails with [`Error::NoLeader`] when it is not
     /// the leader.
     pub(crate) async fn propose_local(&self, batch: StoreBatch) -> Result<StoreBatchResponse> {
-        match self.inner.raft.client_write(Request(batch)).await {
+        match self.client_write(batch).await? {
             Ok(resp) => Ok(resp.data.0),
             Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
                 Err(Error::NoLeader(f.leader_node.map(|n| n.to_string())))

@@ -3,6 +3,9 @@
 //! measured numbers with the rkube/etcd ratio for each row.
 //!
 //! `cargo build --release --bin rkube && cargo run --release -p rkube-tests --bin store-bench`
+//!
+//! With `--check-perf-runs N`, instead: N runs of etcd's own `etcdctl check perf` on each
+//! cluster, with the elections each run caused.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -40,6 +43,13 @@ struct Args {
         default_value = "rkube,rkube-plaintext,etcd"
     )]
     only: Vec<String>,
+    /// Instead of the rows: this many runs of `etcdctl check perf` per flavor
+    /// (`rkube`, `etcd`), each on the same cluster, with the elections during each.
+    #[arg(long, default_value_t = 0)]
+    check_perf_runs: usize,
+    /// The `check perf` workload: s, m, l or xl.
+    #[arg(long, default_value = "l")]
+    check_perf_load: String,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -282,9 +292,39 @@ fn ratio(a: f64, b: f64) -> String {
     }
 }
 
+/// `etcdctl check perf` runs, back to back on one cluster per flavor, a line each.
+async fn check_perf(args: &Args) {
+    println!("| store | run | verdict | writes/s | slowest ms | stddev ms | elections | errors |");
+    println!("|---|---|---|---|---|---|---|---|");
+    for (flavor, name) in [(Flavor::Rkube, "rkube"), (Flavor::Etcd, "etcd")] {
+        if !args.only.iter().any(|f| f == name) {
+            continue;
+        }
+        let c = Cluster::start(flavor, 3, &[]).await;
+        c.wait_leader(Duration::from_secs(30)).await;
+        for i in 1..=args.check_perf_runs {
+            let r = rkube_tests::check_perf::run(&c, &args.check_perf_load).await;
+            let num = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.0}"));
+            println!(
+                "| {name} | {i} | {} | {} | {} | {} | {} | {} |",
+                if r.passed { "PASS" } else { "FAIL" },
+                num(r.writes_per_sec),
+                num(r.slowest_ms),
+                num(r.stddev_ms),
+                r.elections,
+                r.errors.join("; "),
+            );
+        }
+    }
+}
+
 #[tokio::main]
 async fn main() {
     let args = Args::parse();
+    if args.check_perf_runs > 0 {
+        check_perf(&args).await;
+        return;
+    }
     let mut rows = Vec::new();
     if args.only.iter().any(|f| f == "rkube") {
         run_flavor(Flavor::Rkube, false, &args, &mut rows).await;
