@@ -213,6 +213,11 @@ pub struct LocalArgs {
     /// Offer routes, kept in this file; every machine's `local-agent` installs them.
     #[arg(long)]
     pub route_state: Option<PathBuf>,
+    /// Offer volumes, kept under this directory: sparse files attached as loop devices
+    /// (StorageClass parameter `type: block`, the default) or directories (`type:
+    /// directory`). It must be on the nodes' machine.
+    #[arg(long)]
+    pub volume_pool: Option<PathBuf>,
 }
 
 fn read(flag: &str, path: &Option<PathBuf>) -> anyhow::Result<String> {
@@ -243,17 +248,48 @@ async fn run_local(
         ),
         None => None,
     };
-    let local = cloud_local::Local::new(a.inventory.clone(), balancers, routes)
+    let mut local = cloud_local::Local::new(a.inventory.clone(), balancers, routes)
         .with_context(|| format!("--inventory {}", a.inventory.display()))?;
-    let Some(addr) = a.listen else {
-        let socket = a.socket.context("--socket or --listen is required")?;
-        return Ok(cloud_local::serve(&socket, local, stop).await?);
-    };
-    let tls = cloud_local::TcpTls {
+    if let Some(pool) = &a.volume_pool {
+        let pool = cloud_local::volumes::Pool::open(pool.clone())
+            .with_context(|| format!("--volume-pool {}", pool.display()))?;
+        local = local.with_volumes(pool);
+    }
+    let tls = tls_of(&a)?;
+    let served = serve_local(a.listen, a.socket.clone(), tls, local, stop).await;
+    // Stopping: the volumes' loop devices go with the provider that set them up.
+    if let Some(pool) = &a.volume_pool {
+        for dev in cloud_local::volumes::release_pool(pool) {
+            tracing::info!(device = %dev, "loop device detached");
+        }
+    }
+    served
+}
+
+/// The TLS of `--listen`, when given.
+fn tls_of(a: &LocalArgs) -> anyhow::Result<Option<cloud_local::TcpTls>> {
+    if a.listen.is_none() {
+        return Ok(None);
+    }
+    Ok(Some(cloud_local::TcpTls {
         cert_pem: read("--tls-cert-file", &a.tls_cert_file)?,
         key_pem: read("--tls-private-key-file", &a.tls_private_key_file)?,
         client_ca_pem: read("--client-ca-file", &a.client_ca_file)?,
-        allowed_users: a.allow_user,
+        allowed_users: a.allow_user.clone(),
+    }))
+}
+
+/// Serves the provider on `--listen` (TCP with `tls`) or on `--socket`.
+async fn serve_local(
+    listen: Option<std::net::SocketAddr>,
+    socket: Option<PathBuf>,
+    tls: Option<cloud_local::TcpTls>,
+    local: cloud_local::Local,
+    stop: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let (Some(addr), Some(tls)) = (listen, tls) else {
+        let socket = socket.context("--socket or --listen is required")?;
+        return Ok(cloud_local::serve(&socket, local, stop).await?);
     };
     let listener = tokio::net::TcpListener::bind(addr)
         .await

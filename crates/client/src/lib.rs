@@ -7,7 +7,8 @@
 //!   many controllers, with a broadcast of changes;
 //! - [`runtime`]: the controller runtime (`reconcile → Action`, error policy, per-key
 //!   back-off, expectations, leader gating, metrics); [`leader`]: Lease-based leader
-//!   election.
+//!   election;
+//! - [`storage`]: the VolumeAttachment names the volume loop and the kubelet share.
 //!
 //! It holds no server code and depends on no rkube crate but `rkube-proto`.
 
@@ -24,6 +25,7 @@ pub mod reflector;
 pub mod runtime;
 pub mod selectors;
 pub mod state;
+pub mod storage;
 pub mod watcher;
 
 pub use api::{Api, ApiObject, DeleteParams, ListParams, ObjectList, PatchParams};

@@ -10,6 +10,8 @@
 //! - **Routes** (with a route state file): the [`routes`] table, which every machine's
 //!   node [`agent`] installs as kernel routes, learning its part over the NodeAgent
 //!   service of the provider's TCP port.
+//! - **Volumes** (with a volume pool): sparse files attached as loop devices, or
+//!   directories, each on one node ([`volumes`]).
 //!
 //! It listens on a unix socket only the owner may open (mode 0600), so who may call it is
 //! decided by the filesystem; or on TCP with mutual TLS ([`serve_tcp`]), where a caller
@@ -26,6 +28,8 @@ mod route_services;
 pub mod routes;
 mod services;
 mod udp;
+mod volume_services;
+pub mod volumes;
 
 use std::path::Path;
 
@@ -96,11 +100,15 @@ pub async fn serve(
     let routes = local
         .offers_routes()
         .then(|| cp::routes_server::RoutesServer::new(local.clone()));
+    let volumes = local
+        .offers_volumes()
+        .then(|| cp::volumes_server::VolumesServer::new(local.clone()));
     tonic::transport::Server::builder()
         .add_service(cp::identity_server::IdentityServer::new(local.clone()))
         .add_service(cp::instances_server::InstancesServer::new(local))
         .add_optional_service(lb)
         .add_optional_service(routes)
+        .add_optional_service(volumes)
         .serve_with_incoming_shutdown(UnixListenerStream::new(listener), stop)
         .await?;
     let _ = std::fs::remove_file(socket);
@@ -161,10 +169,13 @@ pub async fn serve_tcp(
                 check.clone(),
             )
         }))
+        .add_optional_service(local.offers_routes().then(|| {
+            cp::routes_server::RoutesServer::with_interceptor(local.clone(), check.clone())
+        }))
         .add_optional_service(
             local
-                .offers_routes()
-                .then(|| cp::routes_server::RoutesServer::with_interceptor(local.clone(), check)),
+                .offers_volumes()
+                .then(|| cp::volumes_server::VolumesServer::with_interceptor(local.clone(), check)),
         )
         .add_service(rkube_proto::cloudlocal::node_agent_server::NodeAgentServer::new(local))
         .serve_with_incoming_shutdown(pki::tls_incoming(listener, cfg), stop)

@@ -10,14 +10,17 @@ use tonic::{Request, Response, Status};
 use crate::balancer::{BalancerError, Balancers, Spec};
 use crate::inventory::{Inventory, InventoryError, Machine, State, PROVIDER_ID_PREFIX};
 use crate::routes::Routes;
+use crate::volumes::Pool;
 
 /// The provider: the inventory's path, read at every call, the load balancers when it
-/// has an address pool, and the route table when it offers routes.
+/// has an address pool, the route table when it offers routes, and the volume pool when
+/// it offers volumes.
 #[derive(Clone)]
 pub struct Local {
     inventory: Arc<PathBuf>,
     balancers: Option<Arc<Balancers>>,
     routes: Option<Arc<Routes>>,
+    volumes: Option<Arc<Pool>>,
 }
 
 impl Local {
@@ -33,7 +36,24 @@ impl Local {
             inventory: Arc::new(inventory),
             balancers: balancers.map(Arc::new),
             routes: routes.map(Arc::new),
+            volumes: None,
         })
+    }
+
+    /// The provider, offering volumes from `pool` too.
+    pub fn with_volumes(mut self, pool: Pool) -> Self {
+        self.volumes = Some(Arc::new(pool));
+        self
+    }
+
+    pub fn offers_volumes(&self) -> bool {
+        self.volumes.is_some()
+    }
+
+    pub(crate) fn volumes(&self) -> Result<&Pool, Status> {
+        self.volumes
+            .as_deref()
+            .ok_or_else(|| Status::unimplemented("volumes need --volume-pool"))
     }
 
     pub fn offers_load_balancers(&self) -> bool {
@@ -105,6 +125,7 @@ impl cp::identity_server::Identity for Local {
                 self.offers_load_balancers()
                     .then_some(cp::Capability::LoadBalancer),
                 self.offers_routes().then_some(cp::Capability::Routes),
+                self.offers_volumes().then_some(cp::Capability::Volumes),
             ]
             .into_iter()
             .flatten()

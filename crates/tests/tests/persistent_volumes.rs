@@ -8,6 +8,8 @@
 //! change nothing of it but its finalizer; a claim naming a volume bound to another claim
 //! gets nothing mounted.
 //!
+//! A claim that names no class gets the default one.
+//!
 //! Every path the test hands out is under its temporary directory.
 
 use std::path::Path;
@@ -222,17 +224,23 @@ async fn local_path_follows_the_pod(cluster: &Cluster, client: &Client, dir: &Pa
     let base = dir.join("local-path");
     let classes = Api::<StorageClass>::all(client.clone());
     let class: StorageClass = serde_json::from_value(json!({
-        "metadata": {"name": "local"}, "provisioner": "rkube.io/local-path",
+        "metadata": {"name": "local",
+            "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}},
+        "provisioner": "rkube.io/local-path",
         "volumeBindingMode": "WaitForFirstConsumer", "reclaimPolicy": "Delete",
         "parameters": {"path": base}
     }))
     .unwrap();
     classes.create(&class).await.expect("create a StorageClass");
     let claims = Api::<PersistentVolumeClaim>::namespaced(client.clone(), NS);
-    claims
-        .create(&claim("data", "100Mi", "local"))
-        .await
-        .unwrap();
+    // No class named: the default one is given (DefaultStorageClass admission).
+    let mut unnamed = claim("data", "100Mi", "local");
+    unnamed.spec.as_mut().unwrap().storage_class_name = None;
+    let made = claims.create(&unnamed).await.unwrap();
+    assert_eq!(
+        made.spec.unwrap().storage_class_name.as_deref(),
+        Some("local")
+    );
     // Nothing uses it yet: no volume is made for it.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let c = claims.get("data").await.unwrap();

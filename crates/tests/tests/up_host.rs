@@ -1,7 +1,7 @@
 //! `rkube up` on a shared host: a default pod range the host already routes is left for
 //! the next free one (and a named one that collides is refused, naming the route); two
 //! clusters started at once run side by side, each with its own pod, Service and NodePort
-//! ranges; a member killed is started
+//! ranges, and a claim that names no class gets a volume of the default StorageClass; a member killed is started
 //! again; and `kill -9` of `rkube up` leaves no process, pod network, bridge, nftables
 //! table or mount behind. A binary of its own: it adds a host route while it runs.
 
@@ -151,6 +151,47 @@ async fn routed_ranges_are_left_alone_and_two_clusters_run_side_by_side() {
     assert!(ipa.starts_with(&prefix(&ca)), "{ipa} in {ca}");
     let ipb = pod_ip(&b).await;
     assert!(ipb.starts_with(&prefix(&cb)), "{ipb} in {cb}");
+    default_class_volume(&a).await;
+    let pool = a.cluster_dir().join("volumes");
+    drop(a);
+    let loops = Command::new("losetup").arg("-a").output().unwrap();
+    let loops = String::from_utf8_lossy(&loops.stdout).to_string();
+    assert!(
+        !loops.contains(&pool.to_string_lossy().to_string()),
+        "loop devices left after the cluster stopped: {loops}"
+    );
+}
+
+/// A claim that names no class gets the cluster's default StorageClass (the `local`
+/// provider's), and a pod writes to its volume.
+async fn default_class_volume(up: &UpCluster) {
+    let claims = Api::<k8s_openapi::api::core::v1::PersistentVolumeClaim>::namespaced(
+        up.client(),
+        "default",
+    );
+    let claim = serde_json::from_value(json!({"metadata": {"name": "data"},
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "20Mi"}}}}))
+    .unwrap();
+    let made = claims.create(&claim).await.unwrap();
+    assert_eq!(
+        made.spec.unwrap().storage_class_name.as_deref(),
+        Some("local")
+    );
+    let pods = Api::<Pod>::namespaced(up.client(), "default");
+    let pod: Pod = serde_json::from_value(json!({"metadata": {"name": "writer"},
+        "spec": {"containers": [{"name": "c", "image": "busybox",
+            "command": ["/bin/busybox", "sh", "-c", "echo hi > /data/f && exec /bin/busybox sleep 3600"],
+            "volumeMounts": [{"name": "d", "mountPath": "/data"}]}],
+            "volumes": [{"name": "d", "persistentVolumeClaim": {"claimName": "data"}}]}}))
+    .unwrap();
+    pods.create(&pod).await.unwrap();
+    eventually(Duration::from_secs(90), "the writer Ready", || async {
+        let p = pods.get("writer").await.ok()?;
+        rkube_tests::objects::pod_ready(&p).then_some(())
+    })
+    .await;
+    let out = up.ctl(&["exec", "writer", "--", "/bin/busybox", "cat", "/data/f"]);
+    assert_eq!(out.trim(), "hi");
 }
 
 fn alive(pid: u32) -> bool {

@@ -91,6 +91,7 @@ named! {
     admissionregistration::v1::MutatingWebhookConfiguration => "io.k8s.api.admissionregistration.v1.MutatingWebhookConfiguration",
     scheduling::v1::PriorityClass => "io.k8s.api.scheduling.v1.PriorityClass",
     storage::v1::StorageClass => "io.k8s.api.storage.v1.StorageClass",
+    storage::v1::VolumeAttachment => "io.k8s.api.storage.v1.VolumeAttachment",
     apiextensions::CustomResourceDefinition => "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinition",
 }
 
@@ -109,7 +110,8 @@ roots! {
     authorization::v1::LocalSubjectAccessReview,
     admissionregistration::v1::ValidatingWebhookConfiguration,
     admissionregistration::v1::MutatingWebhookConfiguration, scheduling::v1::PriorityClass,
-    storage::v1::StorageClass, apiextensions::CustomResourceDefinition,
+    storage::v1::StorageClass, storage::v1::VolumeAttachment,
+    apiextensions::CustomResourceDefinition,
 }
 
 pub(super) fn generate() -> Definitions {

@@ -1,6 +1,7 @@
 //! Admission: the mutating and validating stages of the request pipeline, each a trait
 //! with a chain of plugins, one plugin per file.
 
+mod default_storage_class;
 mod defaults;
 mod limit_ranger;
 mod namespace_lifecycle;
@@ -15,6 +16,7 @@ use std::cell::RefCell;
 use async_trait::async_trait;
 use serde_json::Value;
 
+pub use default_storage_class::DefaultStorageClass;
 pub use defaults::Defaults;
 pub use limit_ranger::LimitRanger;
 pub use namespace_lifecycle::NamespaceLifecycle;

@@ -9,6 +9,7 @@ pub mod graph;
 pub mod impersonation;
 pub mod index;
 pub mod node;
+pub mod node_attachments;
 pub mod node_restriction;
 pub mod policy;
 pub mod review;
@@ -36,6 +37,8 @@ pub struct Authorization {
     pub index: Option<Arc<index::SharedIndex>>,
     /// Kept current by [`graph::NodeGraph::run`] when the Node authorizer is on.
     pub graph: Option<Arc<graph::NodeGraph>>,
+    /// Kept current by [`node_attachments::AttachmentIndex::run`] with the Node authorizer.
+    pub attachments: Option<Arc<node_attachments::AttachmentIndex>>,
 }
 
 impl Authorization {
@@ -47,6 +50,12 @@ impl Authorization {
                 "Node" => {
                     let g = Arc::new(graph::NodeGraph::default());
                     a.chain.push(Box::new(NodeAuthorizer { graph: g.clone() }));
+                    let ix = Arc::new(node_attachments::AttachmentIndex::default());
+                    a.chain
+                        .push(Box::new(node_attachments::NodeAttachmentAuthorizer {
+                            index: ix.clone(),
+                        }));
+                    a.attachments = Some(ix);
                     a.admission
                         .push(Box::new(node_restriction::NodeRestriction));
                     a.graph = Some(g);

@@ -182,7 +182,7 @@ fn manager_roles() -> Vec<(&'static str, Vec<Value>)> {
             ],
         ),
         // Initializes nodes from the cloud provider, and deletes those whose machine is
-        // gone.
+        // gone; keeps Services' load balancers and provisions and attaches volumes.
         (
             "system:cloud-controller-manager",
             vec![
@@ -192,6 +192,23 @@ fn manager_roles() -> Vec<(&'static str, Vec<Value>)> {
                 rule(
                     &[""],
                     &["services", "services/status"],
+                    &["update", "patch"],
+                ),
+                // The volume loop: the volumes it provisions (with their finalizer) and
+                // their attachments to nodes.
+                rule(
+                    &[""],
+                    &["persistentvolumes"],
+                    &["create", "update", "patch", "delete"],
+                ),
+                rule(
+                    &["storage.k8s.io"],
+                    &["volumeattachments"],
+                    &["create", "update", "patch", "delete"],
+                ),
+                rule(
+                    &["storage.k8s.io"],
+                    &["volumeattachments/status"],
                     &["update", "patch"],
                 ),
                 // Whether a caller of its secure port may read what it asks for.

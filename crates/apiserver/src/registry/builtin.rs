@@ -261,6 +261,7 @@ fn other_group_types() -> Vec<ResourceType> {
         t::<admissionregistration::v1::MutatingWebhookConfiguration>(cluster(&[], false)),
         t::<scheduling::v1::PriorityClass>(cluster(&["pc"], false)),
         t::<storage::v1::StorageClass>(cluster(&["sc"], false)),
+        t::<storage::v1::VolumeAttachment>(cluster(&[], true)),
         t::<apiextensions::CustomResourceDefinition>(cluster(&["crd", "crds"], true)),
     ]
 }

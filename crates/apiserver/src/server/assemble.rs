@@ -70,6 +70,9 @@ pub(super) async fn api(
     if let Some(g) = &authz.graph {
         tasks.push(tokio::spawn(g.clone().run(cache.clone())));
     }
+    if let Some(ix) = &authz.attachments {
+        tasks.push(tokio::spawn(ix.clone().run(cache.clone())));
+    }
     let tokens = Tokens::new(cache.clone(), store.clone(), cfg.signing_key_wrap);
     authenticators.push(Box::new(BootstrapTokens {
         cache: cache.clone(),
@@ -121,6 +124,9 @@ fn admission(
             Box::new(Priority {
                 cache: cache.clone(),
                 store: store.clone(),
+            }),
+            Box::new(crate::admission::DefaultStorageClass {
+                cache: cache.clone(),
             }),
             Box::new(CertificateSigning),
             Box::new(crate::admission::MutatingWebhooks::new(cache.clone())),

@@ -2,9 +2,13 @@
 //! the cluster, on a unix socket in the cluster's directory, which the
 //! cloud-controller-manager in every member dials (only the one holding the Lease acts).
 //! Its inventory lists the cluster's nodes, and its load balancers take loopback
-//! addresses, so a `type: LoadBalancer` Service is reachable from the host.
+//! addresses, so a `type: LoadBalancer` Service is reachable from the host. As root, its
+//! volumes (files under `<dir>/volumes`, attached as loop devices) back the cluster's
+//! default StorageClass, `local`.
 
 use std::path::{Path, PathBuf};
+
+use k8s_openapi::api::storage::v1::StorageClass;
 
 use super::plan::Proc;
 use super::UpArgs;
@@ -51,6 +55,8 @@ pub fn provider_proc(a: &UpArgs) -> anyhow::Result<Option<Proc>> {
         lb_pool(a),
         "--lb-state".into(),
         path(dir.join("load-balancers.json")),
+        "--volume-pool".into(),
+        path(volume_pool(dir)),
     ];
     Ok(Some(Proc {
         name: "cloud-provider".into(),
@@ -59,6 +65,32 @@ pub fn provider_proc(a: &UpArgs) -> anyhow::Result<Option<Proc>> {
         api: None,
         pid: None,
     }))
+}
+
+/// Where the provider keeps the cluster's volumes.
+pub fn volume_pool(dir: &Path) -> PathBuf {
+    dir.join("volumes")
+}
+
+/// The cluster's default StorageClass: volumes of the `local` provider (a file on the
+/// pod's node, attached as a loop device), made when the first pod that uses a claim is
+/// scheduled, deleted with the claim. An existing one is left as it is.
+pub async fn default_storage_class(client: &client::Client) -> anyhow::Result<()> {
+    let class: StorageClass = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "local",
+            "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}},
+        "provisioner": "local",
+        "volumeBindingMode": "WaitForFirstConsumer",
+        "reclaimPolicy": "Delete",
+    }))?;
+    match client::Api::<StorageClass>::all(client.clone())
+        .create(&class)
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.is_already_exists() => Ok(()),
+        Err(e) => Err(anyhow::anyhow!("creating the default StorageClass: {e}")),
+    }
 }
 
 /// The flags a member runs its cloud-controller-manager with.

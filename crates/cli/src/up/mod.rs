@@ -320,6 +320,10 @@ async fn bring_up(
         wait_node_ready(&nodes, &n.name, exits, &dir).await?;
         println!("node {} Ready", n.name);
     }
+    // Pods mount volumes only as root.
+    if state.provider.is_some() && root {
+        cloud::default_storage_class(&client).await?;
+    }
     let network = plan::pod_network(&a.pod_network, root)?;
     print_up(state, &dir, extra.as_ref(), network, root, started);
     Ok(())
@@ -454,6 +458,7 @@ async fn down(dir: &Path) -> anyhow::Result<()> {
             .output();
     }
     node::kubelet::unmount_under(dir);
+    cloud_local::volumes::release_pool(&cloud::volume_pool(dir));
     claims::Registry::lock()?.forget(dir);
     std::fs::remove_dir_all(dir).with_context(|| format!("removing {}", dir.display()))?;
     println!("removed {}", dir.display());

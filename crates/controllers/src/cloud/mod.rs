@@ -7,11 +7,15 @@
 //! - [`service`]: load balancers for `type: LoadBalancer` Services, when the provider
 //!   offers them;
 //! - [`route`]: a route to every node's pod CIDR, when the provider offers routes and a
-//!   cluster CIDR is set.
+//!   cluster CIDR is set;
+//! - [`volume`] and [`attach`]: volumes for claims of StorageClasses whose `provisioner`
+//!   is the provider's name, and their VolumeAttachments to the nodes of the pods that use
+//!   them, when the provider offers volumes.
 //!
-//! Each decides in [`plan`], [`lb_plan`] or [`route_plan`], as pure functions of the objects and the
-//! provider's answers.
+//! Each decides in [`plan`], [`lb_plan`], [`route_plan`] or [`volume_plan`], as pure
+//! functions of the objects and the provider's answers.
 
+mod attach;
 pub(crate) mod lb_plan;
 mod lifecycle;
 mod node;
@@ -20,6 +24,8 @@ pub mod plugin;
 mod route;
 pub(crate) mod route_plan;
 mod service;
+mod volume;
+pub(crate) mod volume_plan;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -131,7 +137,13 @@ pub async fn run(
                     route::run(ctx.clone(), cloud_ref.clone(), r).await
                 }
             };
+            let volumes = async {
+                if cloud_ref.plugin.offers(cp::Capability::Volumes) {
+                    run_volumes(ctx.clone(), cloud_ref.clone()).await
+                }
+            };
             tokio::join!(
+                volumes,
                 node::run(ctx.clone(), cloud_ref.clone()),
                 lifecycle::run(ctx.clone(), cloud_ref.clone(), cfg_ref.node_monitor_period),
                 balancers,
@@ -141,4 +153,27 @@ pub async fn run(
     );
     shutdown.run_until_cancelled(leading).await;
     Ok(())
+}
+
+/// The provisioner, the reclaimer and the attacher, with their own VolumeAttachment
+/// informer (the controller-manager's shared context has none).
+async fn run_volumes(ctx: Arc<Ctx>, cloud: Arc<Cloud>) {
+    let attachments = client::informer::Informer::start(
+        client::Api::<k8s_openapi::api::storage::v1::VolumeAttachment>::all(ctx.client.clone()),
+        Default::default(),
+    );
+    if ctx
+        .shutdown
+        .run_until_cancelled(attachments.wait_ready())
+        .await
+        .is_none()
+    {
+        return;
+    }
+    let this = Arc::new(volume::VolumeLoop {
+        ctx,
+        cloud,
+        attachments,
+    });
+    tokio::join!(volume::run(this.clone()), attach::run(this));
 }

@@ -110,7 +110,7 @@ async fn sync_slices(
         .await?
         .items;
     plan::slice_changes(plan::slices(svc, ms), &existing)
-        .apply(&api)
+        .apply(api)
         .await
 }
 

@@ -2,6 +2,7 @@
 //! the pods bound to it from a watch ([`source`]) and runs each through a pod worker
 //! ([`worker`]) on a [`crate::runtime::Runtime`].
 
+mod attached;
 mod dns;
 mod env;
 mod eviction;

@@ -139,7 +139,8 @@ impl VolumeCtx<'_> {
     }
 
     /// Where the volume bound to claim `name` is on this node: a hostPath or local
-    /// PersistentVolume's directory. An unbound claim waits for its binding.
+    /// PersistentVolume's directory, or a provider's volume attached here and mounted
+    /// ([`super::attached`]). An unbound claim waits for its binding.
     async fn claim_path(&self, name: &str) -> Result<PathBuf, String> {
         let claim = Api::<PersistentVolumeClaim>::namespaced(self.client.clone(), self.ns())
             .get_opt(name)
@@ -172,6 +173,12 @@ impl VolumeCtx<'_> {
         }
         if let Some(hp) = &spec.host_path {
             return host_path(hp);
+        }
+        if let Some(csi) = &spec.csi {
+            let node = self.pod.spec.as_ref().and_then(|s| s.node_name.as_deref());
+            let target = self.pod_dir.join("volumes").join(format!("csi-{volume}"));
+            let node = node.ok_or("the pod is not bound to a node")?;
+            return super::attached::mount(self.client, node, &volume, csi, &target).await;
         }
         let provisioned = pv
             .metadata
@@ -461,7 +468,7 @@ fn write_files(dir: &Path, files: &Files) -> Result<(), PathError> {
     Ok(())
 }
 
-fn is_mountpoint(p: &Path) -> bool {
+pub(super) fn is_mountpoint(p: &Path) -> bool {
     let Ok(text) = std::fs::read_to_string("/proc/self/mountinfo") else {
         return false;
     };

@@ -3,12 +3,14 @@
 //! them; a node whose machine leaves the inventory is deleted and its pods are replaced on
 //! another node. And the provider conformance suite, run on the `local` provider and
 //! (in `python.rs`) on the example provider written in Python, which also serves a cluster's
-//! load balancers and routes.
+//! load balancers and routes. `volumes.rs`: the volume loop with the `local` provider's
+//! loop-device volumes on a real node agent.
 
 mod local_lb;
 mod python;
 mod routes;
 mod vip;
+mod volumes;
 
 use std::path::Path;
 use std::time::Duration;
