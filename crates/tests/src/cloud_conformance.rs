@@ -379,3 +379,120 @@ pub fn write(dir: &std::path::Path, name: &str, text: &str) -> std::path::PathBu
     std::fs::write(&p, text).expect("write a file");
     p
 }
+
+/// What the volumes part of the suite asks a provider for.
+pub struct VolumesFixture<'a> {
+    /// A node whose machine can hold volumes, with its providerID.
+    pub node: &'a str,
+    pub provider_id: &'a str,
+    /// StorageClass parameters for the provider.
+    pub parameters: &'a [(&'a str, &'a str)],
+}
+
+async fn volumes_call<R, T, F, Fut>(p: &Plugin, what: &'static str, r: R, f: F) -> Result<T, Code>
+where
+    R: Clone + Send + 'static,
+    F: Fn(cp::volumes_client::VolumesClient<tonic::transport::Channel>, tonic::Request<R>) -> Fut
+        + Clone
+        + Send
+        + 'static,
+    Fut: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>> + Send,
+    T: Send + 'static,
+{
+    p.call(what, r, move |ch, r| {
+        let f = f.clone();
+        async move { f(cp::volumes_client::VolumesClient::new(ch), r).await }
+    })
+    .await
+    .map_err(code)
+}
+
+/// Volumes: a volume is created once however often it is asked for by the same name, on
+/// the node preferred, with at least the size asked; attach answers the same publish
+/// context twice; detach and delete may be repeated; a request without a name is refused.
+pub async fn volumes_suite(p: &Plugin, f: &VolumesFixture<'_>) {
+    let topology = cp::Topology {
+        segments: [("kubernetes.io/hostname".to_string(), f.node.to_string())].into(),
+    };
+    let create = cp::CreateVolumeRequest {
+        name: "pvc-conformance".into(),
+        capacity_range: Some(cp::CapacityRange {
+            required_bytes: 16 << 20,
+            limit_bytes: 0,
+        }),
+        parameters: f
+            .parameters
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        accessibility_requirements: Some(cp::TopologyRequirement {
+            requisite: vec![topology.clone()],
+            preferred: vec![topology.clone()],
+        }),
+        volume_mode: "Filesystem".into(),
+    };
+    let mut made = Vec::new();
+    for _ in 0..2 {
+        let v = volumes_call(p, "CreateVolume", create.clone(), |mut c, r| async move {
+            c.create_volume(r).await
+        })
+        .await
+        .unwrap()
+        .volume
+        .expect("CreateVolume answers a volume");
+        made.push(v);
+    }
+    assert_eq!(
+        made[0].volume_id, made[1].volume_id,
+        "the same volume twice"
+    );
+    assert!(!made[0].volume_id.is_empty());
+    assert!(made[0].accessible_topology.contains(&topology), "{made:?}");
+    let attach = cp::AttachRequest {
+        volume_id: made[0].volume_id.clone(),
+        node_id: f.provider_id.into(),
+        readonly: false,
+        volume_context: made[0].volume_context.clone(),
+    };
+    let mut contexts = Vec::new();
+    for _ in 0..2 {
+        let a = volumes_call(p, "Attach", attach.clone(), |mut c, r| async move {
+            c.attach(r).await
+        })
+        .await
+        .unwrap();
+        contexts.push(a.publish_context);
+    }
+    assert!(!contexts[0].is_empty(), "attach says where the volume is");
+    assert_eq!(contexts[0], contexts[1], "the same attachment twice");
+    let detach = cp::DetachRequest {
+        volume_id: made[0].volume_id.clone(),
+        node_id: f.provider_id.into(),
+    };
+    let delete = cp::DeleteVolumeRequest {
+        volume_id: made[0].volume_id.clone(),
+    };
+    for _ in 0..2 {
+        volumes_call(p, "Detach", detach.clone(), |mut c, r| async move {
+            c.detach(r).await
+        })
+        .await
+        .unwrap();
+    }
+    for _ in 0..2 {
+        volumes_call(p, "DeleteVolume", delete.clone(), |mut c, r| async move {
+            c.delete_volume(r).await
+        })
+        .await
+        .unwrap();
+    }
+    let unnamed = cp::CreateVolumeRequest {
+        name: String::new(),
+        ..create
+    };
+    let refused = volumes_call(p, "CreateVolume", unnamed, |mut c, r| async move {
+        c.create_volume(r).await
+    })
+    .await;
+    assert_eq!(refused.unwrap_err(), Code::InvalidArgument);
+}

@@ -74,7 +74,10 @@ fn pct(sorted: &[Duration], p: f64) -> f64 {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    anyhow::ensure!(rkube_tests::netns::is_root(), "pods mount volumes only as root");
+    anyhow::ensure!(
+        rkube_tests::netns::is_root(),
+        "pods mount volumes only as root"
+    );
     let up = UpCluster::start(&["--members", "1", "--nodes", "1"].map(String::from));
     let client = up.client();
     let local_path: StorageClass = serde_json::from_value(json!({

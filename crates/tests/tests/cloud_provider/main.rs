@@ -213,6 +213,8 @@ async fn the_local_provider_passes_the_conformance_suite() {
             "127.214.0.0/24",
             "--route-state",
             dir.path().join("routes.json").to_str().unwrap(),
+            "--volume-pool",
+            dir.path().join("volumes").to_str().unwrap(),
         ],
     );
     eventually(Duration::from_secs(30), "the provider's socket", || async {
@@ -232,6 +234,7 @@ async fn the_local_provider_passes_the_conformance_suite() {
             cp::Capability::Instances,
             cp::Capability::LoadBalancer,
             cp::Capability::Routes,
+            cp::Capability::Volumes,
         ],
     )
     .await;
@@ -247,6 +250,15 @@ async fn the_local_provider_passes_the_conformance_suite() {
     .await;
     cloud_conformance::load_balancer(&p).await;
     cloud_conformance::routes_suite(&p).await;
+    cloud_conformance::volumes_suite(
+        &p,
+        &cloud_conformance::VolumesFixture {
+            node: "m1",
+            provider_id: "local://m1",
+            parameters: &[("type", "directory")],
+        },
+    )
+    .await;
     provider.stop(Duration::from_secs(5));
 }
 
