@@ -142,7 +142,19 @@ fn apply_request(txn: &mut WriteTxn<'_>, op: &Option<Op>) -> Result<Res, crate::
 }
 
 impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
+    /// Built on a blocking thread: reading the whole store must not hold up the Raft
+    /// runtime's heartbeats.
     async fn build_snapshot(&mut self) -> Result<Snapshot, StorageError> {
+        let me = self.clone();
+        tokio::task::spawn_blocking(move || me.snapshot_now())
+            .await
+            .map_err(storage_err)?
+    }
+}
+
+impl StateMachine {
+    /// A snapshot of the applied state, written to the snapshot file.
+    fn snapshot_now(&self) -> Result<Snapshot, StorageError> {
         let (snap, applied, membership) = {
             // The read lock keeps an apply from running between the RocksDB snapshot and
             // the applied state it is labelled with.
