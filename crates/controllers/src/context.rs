@@ -65,6 +65,21 @@ fn all<K: ApiObject>(client: &Client) -> Arc<Informer<K>> {
 }
 
 impl Ctx {
+    /// The names of the nodes whose Ready condition is True, sorted.
+    pub(crate) fn ready_node_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .nodes
+            .list()
+            .iter()
+            .filter(|n| {
+                crate::node_lifecycle::ready_condition(n).is_some_and(|c| c.status == "True")
+            })
+            .filter_map(|n| n.metadata.name.clone())
+            .collect();
+        names.sort();
+        names
+    }
+
     /// Starts every informer; they stop when the context is dropped.
     pub(crate) fn start(
         client: Client,

@@ -12,7 +12,7 @@ use client::informer::{Change, Informer};
 use client::reflector::ObjectKey;
 use client::runtime::{backoff, Action};
 use client::Api;
-use k8s_openapi::api::core::v1::{Node, PersistentVolume};
+use k8s_openapi::api::core::v1::PersistentVolume;
 use k8s_openapi::api::storage::v1::VolumeAttachment;
 use rkube_proto::cloudprovider as cp;
 
@@ -31,13 +31,6 @@ fn cluster_key(name: &str) -> ObjectKey {
         namespace: String::new(),
         name: name.to_string(),
     }
-}
-
-fn is_ready(n: &Node) -> bool {
-    n.status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
 }
 
 /// Runs the provisioner and the reclaimer until shutdown.
@@ -111,14 +104,7 @@ impl VolumeLoop {
             .as_ref()
             .and_then(|a| a.get(crate::volume::plan::SELECTED_NODE))
             .map(|n| self.topology_of(n));
-        let mut names: Vec<String> = ctx
-            .nodes
-            .list()
-            .iter()
-            .filter(|n| is_ready(n))
-            .filter_map(|n| n.metadata.name.clone())
-            .collect();
-        names.sort();
+        let names = ctx.ready_node_names();
         let ready: Vec<cp::Topology> = names.iter().map(|n| self.topology_of(n)).collect();
         let provider = self.provider();
         let Some(req) =

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use client::reflector::ObjectKey;
 use client::runtime::{backoff, Action};
 use client::Api;
-use k8s_openapi::api::core::v1::{Node, PersistentVolume, PersistentVolumeClaim};
+use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim};
 use k8s_openapi::api::storage::v1::StorageClass;
 use serde_json::json;
 
@@ -44,13 +44,6 @@ pub(crate) async fn run(ctx: Arc<Ctx>) {
         .await
 }
 
-fn is_ready(n: &Node) -> bool {
-    n.status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
-}
-
 async fn reconcile(ctx: &Ctx, key: ObjectKey) -> Result<Action, Error> {
     let Some(claim) = ctx.pvcs.get(&key) else {
         return Ok(Action::AwaitChange);
@@ -60,14 +53,7 @@ async fn reconcile(ctx: &Ctx, key: ObjectKey) -> Result<Action, Error> {
     };
     let volumes = ctx.pvs.list();
     let refs: Vec<&PersistentVolume> = volumes.iter().map(|v| v.as_ref()).collect();
-    let mut ready: Vec<String> = ctx
-        .nodes
-        .list()
-        .iter()
-        .filter(|n| is_ready(n))
-        .filter_map(|n| n.metadata.name.clone())
-        .collect();
-    ready.sort();
+    let ready = ctx.ready_node_names();
     let Some(pv) = plan(&claim, &class, &refs, &ready) else {
         return Ok(Action::AwaitChange);
     };
