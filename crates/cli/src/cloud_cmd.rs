@@ -67,9 +67,7 @@ impl PluginArgs {
                 None,
             ),
             (None, Some(exe)) => {
-                let d = tempfile::Builder::new()
-                    .prefix("rkube-cloud-plugin-")
-                    .tempdir()
+                let d = plugin_dir(&std::env::temp_dir())
                     .context("a directory for the plugin's socket")?;
                 let socket = d.path().join("provider.sock");
                 dir = Some(d);
@@ -85,6 +83,33 @@ impl PluginArgs {
             child,
             _dir: dir,
         })
+    }
+}
+
+const PLUGIN_DIR_PREFIX: &str = "rkube-cloud-plugin-";
+
+/// A directory under `tmp` for the socket of a plugin this process starts, named with its
+/// pid; the directories of processes that are gone (killed before they could remove
+/// theirs) are removed first.
+fn plugin_dir(tmp: &Path) -> std::io::Result<tempfile::TempDir> {
+    remove_orphans(tmp);
+    tempfile::Builder::new()
+        .prefix(&format!("{PLUGIN_DIR_PREFIX}{}-", std::process::id()))
+        .tempdir_in(tmp)
+}
+
+fn remove_orphans(tmp: &Path) {
+    for e in std::fs::read_dir(tmp).into_iter().flatten().flatten() {
+        let name = e.file_name().to_string_lossy().to_string();
+        let pid = name
+            .strip_prefix(PLUGIN_DIR_PREFIX)
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|p| p.parse::<u32>().ok());
+        if let Some(pid) = pid {
+            if !Path::new(&format!("/proc/{pid}")).exists() {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
     }
 }
 
@@ -469,4 +494,36 @@ fn spawn(exe: &Path, args: &[String], socket: &Path) -> std::io::Result<tokio::p
         .stdin(std::process::Stdio::piped())
         .kill_on_drop(true)
         .spawn()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plugin_directories_of_processes_that_are_gone_are_removed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let gone = tmp
+            .path()
+            .join(format!("{PLUGIN_DIR_PREFIX}{}-abc", u32::MAX - 1));
+        let other = tmp.path().join("rkube-cloud-plugin-unrelated");
+        std::fs::create_dir_all(&gone).unwrap();
+        std::fs::create_dir_all(&other).unwrap();
+        let mine = plugin_dir(tmp.path()).unwrap();
+        assert!(!gone.exists(), "a dead process's directory is removed");
+        assert!(
+            other.exists(),
+            "a directory not named with a pid is left alone"
+        );
+        let name = mine
+            .path()
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .to_string();
+        assert!(name.starts_with(&format!("{PLUGIN_DIR_PREFIX}{}-", std::process::id())));
+        let again = plugin_dir(tmp.path()).unwrap();
+        assert!(mine.path().exists(), "a live process's directory stays");
+        drop((mine, again));
+    }
 }
