@@ -238,3 +238,28 @@ pub(crate) fn type_of(r: &rkube_proto::api::ApiResource) -> rkube_proto::api::Ty
         kind: r.kind.clone(),
     }
 }
+
+/// A failed call to the apiserver, naming what was asked: the error controllers wrap.
+#[derive(Debug, thiserror::Error)]
+#[error("{verb} {kind} {name}: {source}")]
+pub(crate) struct ApiError {
+    pub verb: &'static str,
+    pub kind: &'static str,
+    pub name: String,
+    #[source]
+    pub source: client::Error,
+}
+
+/// Turns a client error of `verb` on the `K` named `name` into an [`ApiError`].
+pub(crate) fn api_error<K: client::ApiObject>(
+    verb: &'static str,
+    name: &str,
+) -> impl FnOnce(client::Error) -> ApiError {
+    let name = name.to_string();
+    move |source| ApiError {
+        verb,
+        kind: K::KIND,
+        name,
+        source,
+    }
+}

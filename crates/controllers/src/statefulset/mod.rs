@@ -30,7 +30,7 @@ use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
 use serde_json::json;
 
 use self::plan::{Plan, World};
-use crate::context::Ctx;
+use crate::context::{api_error, ApiError, Ctx};
 use crate::pods::controller_ref;
 use crate::replicaset::set_controller;
 
@@ -38,28 +38,12 @@ use crate::replicaset::set_controller;
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum Error {
     /// A call to the apiserver failed.
-    #[error("{verb} {kind} {name}: {source}")]
-    Api {
-        verb: &'static str,
-        kind: &'static str,
-        name: String,
-        #[source]
-        source: client::Error,
-    },
+    #[error(transparent)]
+    Api(#[from] ApiError),
     /// The name the set's template hashes to is taken by a revision of another template;
     /// the collision count is raised, so the next pass hashes to another name.
     #[error("ControllerRevision {name} holds another template")]
     RevisionCollision { name: String },
-}
-
-fn api_error<K: ApiObject>(verb: &'static str, name: &str) -> impl FnOnce(client::Error) -> Error {
-    let name = name.to_string();
-    move |source| Error::Api {
-        verb,
-        kind: K::KIND,
-        name,
-        source,
-    }
 }
 
 pub(crate) async fn run(ctx: Arc<Ctx>, workers: usize) {
@@ -181,7 +165,9 @@ impl Act<'_> {
         for p in &claims.release {
             let name = p.metadata.name.as_deref().unwrap_or_default();
             match set_controller(&api, p, None, &owner.uid).await {
-                Err(e) if !e.is_not_found() => return Err(api_error::<Pod>("release", name)(e)),
+                Err(e) if !e.is_not_found() => {
+                    return Err(api_error::<Pod>("release", name)(e).into())
+                }
                 _ => {}
             }
         }
@@ -191,7 +177,7 @@ impl Act<'_> {
             match set_controller(&api, &p, Some(&owner), &owner.uid).await {
                 Ok(()) => owned.push(p),
                 Err(e) if e.is_not_found() || e.is_conflict() => {}
-                Err(e) => return Err(api_error::<Pod>("adopt", &name)(e)),
+                Err(e) => return Err(api_error::<Pod>("adopt", &name)(e).into()),
             }
         }
         Ok(owned)
@@ -204,7 +190,7 @@ impl Act<'_> {
             match api.create(r).await {
                 Ok(_) => {}
                 Err(e) if e.is_already_exists() => self.existing_revision(&api, r).await?,
-                Err(e) => return Err(api_error::<ControllerRevision>("create", &name)(e)),
+                Err(e) => return Err(api_error::<ControllerRevision>("create", &name)(e).into()),
             }
         }
         if let Some((name, number)) = &plan.renumber_revision {
@@ -265,7 +251,7 @@ impl Act<'_> {
                 "resourceVersion": o.resource_version}});
             match api.patch(&o.name, PatchParams::Merge, &patch).await {
                 Err(e) if !(e.is_conflict() || e.is_not_found()) => {
-                    return Err(api_error::<PersistentVolumeClaim>("update", &o.name)(e))
+                    return Err(api_error::<PersistentVolumeClaim>("update", &o.name)(e).into())
                 }
                 _ => {}
             }
@@ -289,7 +275,9 @@ impl Act<'_> {
         for r in &plan.relabel_pods {
             let patch = json!({"metadata": {"labels": r.labels}});
             match api.patch(&r.name, PatchParams::Merge, &patch).await {
-                Err(e) if !e.is_not_found() => return Err(api_error::<Pod>("relabel", &r.name)(e)),
+                Err(e) if !e.is_not_found() => {
+                    return Err(api_error::<Pod>("relabel", &r.name)(e).into())
+                }
                 _ => {}
             }
         }
@@ -326,7 +314,7 @@ impl Act<'_> {
                             self.set_name()
                         ),
                     );
-                    return Err(api_error::<Pod>("delete", &d.name)(e));
+                    return Err(api_error::<Pod>("delete", &d.name)(e).into());
                 }
             }
         }
@@ -350,7 +338,7 @@ impl Act<'_> {
                 let message =
                     format!("create {what} {name} in StatefulSet {set} failed error: {e}");
                 self.event(EventType::Warning, "FailedCreate", message);
-                Err(api_error::<K>("create", name)(e))
+                Err(api_error::<K>("create", name)(e).into())
             }
         }
     }
@@ -368,14 +356,14 @@ impl Act<'_> {
                     self.event(EventType::Normal, "SuccessfulDelete", message);
                 }
                 Err(e) if e.is_not_found() => {}
-                Err(e) => return Err(api_error::<PersistentVolumeClaim>("delete", name)(e)),
+                Err(e) => return Err(api_error::<PersistentVolumeClaim>("delete", name)(e).into()),
             }
         }
         let revisions = self.api::<ControllerRevision>();
         for name in &plan.delete_revisions {
             match revisions.delete(name, None).await {
                 Err(e) if !e.is_not_found() => {
-                    return Err(api_error::<ControllerRevision>("delete", name)(e))
+                    return Err(api_error::<ControllerRevision>("delete", name)(e).into())
                 }
                 _ => {}
             }
@@ -396,10 +384,9 @@ impl Act<'_> {
             )
             .await
         {
-            Err(e) if !e.is_not_found() => Err(api_error::<StatefulSet>(
-                "update status of",
-                self.set_name(),
-            )(e)),
+            Err(e) if !e.is_not_found() => {
+                Err(api_error::<StatefulSet>("update status of", self.set_name())(e).into())
+            }
             _ => Ok(()),
         }
     }

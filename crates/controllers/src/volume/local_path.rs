@@ -17,7 +17,8 @@ use k8s_openapi::api::storage::v1::StorageClass;
 use serde_json::json;
 
 use super::plan::{self, ClaimPlan, ClaimWorld};
-use super::{api_error, class_of, Error};
+use super::{class_of, Error};
+use crate::context::api_error;
 use crate::context::Ctx;
 
 pub(crate) const PROVISIONER: &str = "rkube.io/local-path";
@@ -64,7 +65,7 @@ async fn reconcile(ctx: &Ctx, key: ObjectKey) -> Result<Action, Error> {
     {
         Ok(_) => Ok(Action::AwaitChange),
         Err(e) if e.is_already_exists() => Ok(Action::AwaitChange),
-        Err(e) => Err(api_error::<PersistentVolume>("create", &name)(e)),
+        Err(e) => Err(api_error::<PersistentVolume>("create", &name)(e).into()),
     }
 }
 

@@ -16,35 +16,20 @@ use std::sync::Arc;
 use client::informer::Change;
 use client::reflector::ObjectKey;
 use client::runtime::{backoff, Action};
-use client::{Api, ApiObject};
+use client::Api;
 use k8s_openapi::api::core::v1::{ObjectReference, PersistentVolume, PersistentVolumeClaim};
 use k8s_openapi::api::storage::v1::StorageClass;
 
 use self::plan::{ClaimPlan, ClaimWorld, VolumePhase, VolumePlan};
-use crate::context::Ctx;
+use crate::context::{api_error, ApiError, Ctx};
 
 /// Why a reconcile failed. Every failure is retried with back-off; a Conflict on the
 /// volume's claimRef means another claim won it.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum Error {
-    #[error("{verb} {kind} {name}: {source}")]
-    Api {
-        verb: &'static str,
-        kind: &'static str,
-        name: String,
-        #[source]
-        source: client::Error,
-    },
-}
-
-fn api_error<K: ApiObject>(verb: &'static str, name: &str) -> impl FnOnce(client::Error) -> Error {
-    let name = name.to_string();
-    move |source| Error::Api {
-        verb,
-        kind: K::KIND,
-        name,
-        source,
-    }
+    /// A call to the apiserver failed.
+    #[error(transparent)]
+    Api(#[from] ApiError),
 }
 
 /// The claim binder and the volume reclaimer, until shutdown.
@@ -262,14 +247,16 @@ async fn reconcile_volume(ctx: &Ctx, key: ObjectKey) -> Result<Action, Error> {
             v.status.get_or_insert_with(Default::default).phase = Some(p.as_str().into());
             match pvs.replace_status(&v).await {
                 Err(e) if !e.is_not_found() => {
-                    return Err(api_error::<PersistentVolume>("update status of", &key.name)(e))
+                    return Err(
+                        api_error::<PersistentVolume>("update status of", &key.name)(e).into(),
+                    )
                 }
                 _ => {}
             }
         }
         VolumePlan::Delete => match pvs.delete(&key.name, None).await {
             Err(e) if !e.is_not_found() => {
-                return Err(api_error::<PersistentVolume>("delete", &key.name)(e))
+                return Err(api_error::<PersistentVolume>("delete", &key.name)(e).into())
             }
             _ => {}
         },

@@ -3,6 +3,7 @@
 //! ([`worker`]) on a [`crate::runtime::Runtime`].
 
 mod attached;
+mod claims;
 mod dns;
 mod env;
 mod eviction;

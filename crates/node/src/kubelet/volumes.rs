@@ -1,10 +1,7 @@
 //! Pod volumes on the node: emptyDir (tmpfs for `medium: Memory` when root), hostPath,
 //! configMap, secret, downwardAPI, projected (with ServiceAccount tokens from a
-//! TokenRequest bound to the pod), and persistentVolumeClaim when the claim is bound to a
-//! hostPath or local PersistentVolume (the kinds a node reaches without a volume plugin;
-//! a `rkube.io/local-path` volume's directory is made here). Each lives under the pod's
-//! directory and is mounted into
-//! containers by the runtime. Every file name a pod or its sources give (`items[].path`,
+//! TokenRequest bound to the pod), and persistentVolumeClaim ([`super::claims`]). Each
+//! lives under the pod's directory and is mounted into containers by the runtime. Every file name a pod or its sources give (`items[].path`,
 //! data keys, `subPath`) stays inside its volume ([`crate::runtime::beneath`]); with an
 //! fsGroup, the volumes the kubelet makes belong to that group.
 
@@ -14,13 +11,11 @@ use std::path::{Path, PathBuf};
 
 use client::{Api, Client};
 use k8s_openapi::api::core::v1::{
-    ConfigMap, DownwardAPIVolumeFile, HostPathVolumeSource, KeyToPath, PersistentVolume,
-    PersistentVolumeClaim, Pod, Secret, Volume, VolumeProjection,
+    ConfigMap, DownwardAPIVolumeFile, HostPathVolumeSource, KeyToPath, Pod, Secret, Volume,
+    VolumeProjection,
 };
 use rkube_proto::api::CreateTokenRequest;
 use serde_json::json;
-
-use super::local_path;
 
 use super::env::field_ref;
 use crate::runtime::beneath::{self, PathError};
@@ -88,7 +83,7 @@ fn items(
 }
 
 impl VolumeCtx<'_> {
-    fn ns(&self) -> &str {
+    pub(super) fn ns(&self) -> &str {
         self.pod.metadata.namespace.as_deref().unwrap_or("default")
     }
 
@@ -135,65 +130,6 @@ impl VolumeCtx<'_> {
                 .collect()),
             None if optional => Ok(BTreeMap::new()),
             None => Err(format!("secret {name:?} not found")),
-        }
-    }
-
-    /// Where the volume bound to claim `name` is on this node: a hostPath or local
-    /// PersistentVolume's directory, or a provider's volume attached here and mounted
-    /// ([`super::attached`]). An unbound claim waits for its binding.
-    async fn claim_path(&self, name: &str) -> Result<PathBuf, String> {
-        let claim = Api::<PersistentVolumeClaim>::namespaced(self.client.clone(), self.ns())
-            .get_opt(name)
-            .await
-            .map_err(|e| format!("persistentvolumeclaim {name:?}: {e}"))?
-            .ok_or_else(|| format!("persistentvolumeclaim {name:?} not found"))?;
-        let volume = claim
-            .spec
-            .as_ref()
-            .and_then(|s| s.volume_name.clone())
-            .filter(|v| !v.is_empty())
-            .ok_or_else(|| format!("persistentvolumeclaim {name:?} is not bound"))?;
-        let pv = Api::<PersistentVolume>::all(self.client.clone())
-            .get_opt(&volume)
-            .await
-            .map_err(|e| format!("persistentvolume {volume:?}: {e}"))?
-            .ok_or_else(|| format!("persistentvolume {volume:?} not found"))?;
-        let spec = pv.spec.clone().unwrap_or_default();
-        // Only the claim the volume is bound to may use it: a claim naming someone
-        // else's volume gets nothing (as the kubelet checks the volume's claimRef).
-        let bound_to_this = spec.claim_ref.as_ref().is_some_and(|r| {
-            r.namespace.as_deref() == Some(self.ns())
-                && r.name.as_deref() == Some(name)
-                && (r.uid.is_none() || r.uid == claim.metadata.uid)
-        });
-        if !bound_to_this {
-            return Err(format!(
-                "persistentvolume {volume:?} is not bound to persistentvolumeclaim {name:?}"
-            ));
-        }
-        if let Some(hp) = &spec.host_path {
-            return host_path(hp);
-        }
-        if let Some(csi) = &spec.csi {
-            let node = self.pod.spec.as_ref().and_then(|s| s.node_name.as_deref());
-            let target = self.pod_dir.join("volumes").join(format!("csi-{volume}"));
-            let node = node.ok_or("the pod is not bound to a node")?;
-            return super::attached::mount(self.client, node, &volume, csi, &target).await;
-        }
-        let provisioned = pv
-            .metadata
-            .annotations
-            .as_ref()
-            .and_then(|a| a.get(local_path::PROVISIONED_BY));
-        match spec.local {
-            Some(l) if provisioned.is_some_and(|p| p == local_path::PROVISIONER) => {
-                local_path::dir(self.client, self.data_dir, &pv, &l.path).await
-            }
-            Some(l) if Path::new(&l.path).is_dir() => Ok(PathBuf::from(l.path)),
-            Some(l) => Err(format!("local volume {:?} is not a directory", l.path)),
-            None => Err(format!(
-                "persistentvolume {volume:?}: only hostPath and local volumes are supported"
-            )),
         }
     }
 
@@ -424,7 +360,7 @@ impl VolumeCtx<'_> {
 const SECRET_TMPFS_BYTES: u64 = 16 << 20;
 
 /// A hostPath's directory or file, checked (or made) as its `type` says.
-fn host_path(hp: &HostPathVolumeSource) -> Result<PathBuf, String> {
+pub(super) fn host_path(hp: &HostPathVolumeSource) -> Result<PathBuf, String> {
     let p = PathBuf::from(&hp.path);
     match hp.type_.as_deref() {
         Some("DirectoryOrCreate") => {
